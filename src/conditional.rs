@@ -1,0 +1,230 @@
+//! Conditional requests (RFC 9110 §13): `If-Match`, `If-Unmodified-Since`, `If-None-Match`,
+//! `If-Modified-Since` in the order of §13.2.2, and `If-Range`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderName, header};
+
+use crate::storage::ObjectMeta;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Serve the representation; `honour_range` is false when `If-Range` did not match.
+    Proceed { honour_range: bool },
+    /// 304 Not Modified.
+    NotModified,
+    /// 412 Precondition Failed.
+    Failed,
+}
+
+/// Evaluates the preconditions of a GET or HEAD against the object's validators.
+pub fn evaluate(headers: &HeaderMap, meta: &ObjectMeta) -> Outcome {
+    let modified = seconds(meta.last_modified);
+    if let Some(tags) = joined(headers, &header::IF_MATCH) {
+        if !matches(&tags, &meta.etag, Comparison::Strong) {
+            return Outcome::Failed;
+        }
+    } else if let Some(since) = date(headers, &header::IF_UNMODIFIED_SINCE) {
+        if modified > since {
+            return Outcome::Failed;
+        }
+    }
+    if let Some(tags) = joined(headers, &header::IF_NONE_MATCH) {
+        if matches(&tags, &meta.etag, Comparison::Weak) {
+            return Outcome::NotModified;
+        }
+    } else if let Some(since) = date(headers, &header::IF_MODIFIED_SINCE) {
+        if modified <= since {
+            return Outcome::NotModified;
+        }
+    }
+    Outcome::Proceed {
+        honour_range: if_range_holds(headers, meta),
+    }
+}
+
+/// `If-Range` (§13.1.5): an entity tag must match strongly; a date must equal last-modified.
+fn if_range_holds(headers: &HeaderMap, meta: &ObjectMeta) -> bool {
+    let Some(value) = headers.get(header::IF_RANGE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let value = value.trim();
+    if value.starts_with('"') || value.starts_with("W/") {
+        return matches(value, &meta.etag, Comparison::Strong) && value != "*";
+    }
+    httpdate::parse_http_date(value).is_ok_and(|d| d == seconds(meta.last_modified))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Comparison {
+    Strong,
+    Weak,
+}
+
+/// All field lines of a header joined with commas, as lists are defined to combine.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut values = headers.get_all(name).iter().peekable();
+    values.peek()?;
+    Some(
+        values
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+fn date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
+    let value = headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(value.trim()).ok()
+}
+
+/// HTTP dates have whole seconds; compare at that precision.
+fn seconds(t: SystemTime) -> SystemTime {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Does the list (`*` or entity-tags) match `current`?
+fn matches(list: &str, current: &str, comparison: Comparison) -> bool {
+    if list.trim() == "*" {
+        return true;
+    }
+    let (current_weak, current_tag) = split_weak(current);
+    if comparison == Comparison::Strong && current_weak {
+        return false;
+    }
+    EntityTags(list)
+        .any(|(weak, tag)| tag == current_tag && (comparison == Comparison::Weak || !weak))
+}
+
+fn split_weak(tag: &str) -> (bool, &str) {
+    match tag.strip_prefix("W/") {
+        Some(rest) => (true, rest),
+        None => (false, tag),
+    }
+}
+
+/// Iterates `[W/]"opaque"` tags of a comma-separated list; stops at the first malformed one.
+struct EntityTags<'a>(&'a str);
+
+impl<'a> Iterator for EntityTags<'a> {
+    type Item = (bool, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self
+            .0
+            .trim_start_matches(|c: char| c == ',' || c == ' ' || c == '\t');
+        let (weak, rest) = split_weak(rest);
+        let body = rest.strip_prefix('"')?;
+        let close = body.find('"')?;
+        let tag = &rest[..close + 2];
+        self.0 = &body[close + 1..];
+        Some((weak, tag))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            len: 10,
+            etag: "\"abc\"".into(),
+            last_modified: UNIX_EPOCH + Duration::from_millis(1_700_000_000_500),
+        }
+    }
+
+    fn eval(pairs: &[(HeaderName, &str)]) -> Outcome {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        evaluate(&headers, &meta())
+    }
+
+    const LM: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
+    const BEFORE: &str = "Tue, 14 Nov 2023 22:13:19 GMT";
+    const PROCEED: Outcome = Outcome::Proceed { honour_range: true };
+
+    #[test]
+    fn entity_tag_lists() {
+        assert!(matches("\"x\", \"abc\"", "\"abc\"", Comparison::Strong));
+        assert!(matches("W/\"abc\"", "\"abc\"", Comparison::Weak));
+        assert!(!matches("W/\"abc\"", "\"abc\"", Comparison::Strong));
+        assert!(matches("\"a,b\", \"abc\"", "\"abc\"", Comparison::Strong));
+        assert!(!matches("abc", "\"abc\"", Comparison::Weak));
+        assert!(matches(" * ", "\"abc\"", Comparison::Strong));
+    }
+
+    #[test]
+    fn if_none_match_and_if_modified_since() {
+        use header::*;
+        assert_eq!(eval(&[(IF_NONE_MATCH, "\"abc\"")]), Outcome::NotModified);
+        assert_eq!(eval(&[(IF_NONE_MATCH, "W/\"abc\"")]), Outcome::NotModified);
+        assert_eq!(eval(&[(IF_NONE_MATCH, "*")]), Outcome::NotModified);
+        assert_eq!(
+            eval(&[(IF_NONE_MATCH, "\"x\""), (IF_NONE_MATCH, "\"abc\"")]),
+            Outcome::NotModified
+        );
+        assert_eq!(eval(&[(IF_NONE_MATCH, "\"x\"")]), PROCEED);
+        assert_eq!(eval(&[(IF_MODIFIED_SINCE, LM)]), Outcome::NotModified);
+        assert_eq!(eval(&[(IF_MODIFIED_SINCE, BEFORE)]), PROCEED);
+        assert_eq!(eval(&[(IF_MODIFIED_SINCE, "not a date")]), PROCEED);
+        // If-None-Match takes precedence: a non-matching tag ignores If-Modified-Since.
+        assert_eq!(
+            eval(&[(IF_NONE_MATCH, "\"x\""), (IF_MODIFIED_SINCE, LM)]),
+            PROCEED
+        );
+    }
+
+    #[test]
+    fn if_match_and_if_unmodified_since() {
+        use header::*;
+        assert_eq!(eval(&[(IF_MATCH, "\"abc\"")]), PROCEED);
+        assert_eq!(eval(&[(IF_MATCH, "*")]), PROCEED);
+        assert_eq!(eval(&[(IF_MATCH, "\"x\"")]), Outcome::Failed);
+        assert_eq!(
+            eval(&[(IF_MATCH, "W/\"abc\"")]),
+            Outcome::Failed,
+            "If-Match is strong"
+        );
+        assert_eq!(eval(&[(IF_UNMODIFIED_SINCE, BEFORE)]), Outcome::Failed);
+        assert_eq!(eval(&[(IF_UNMODIFIED_SINCE, LM)]), PROCEED);
+        // If-Match takes precedence over If-Unmodified-Since.
+        assert_eq!(
+            eval(&[(IF_MATCH, "\"abc\""), (IF_UNMODIFIED_SINCE, BEFORE)]),
+            PROCEED
+        );
+        // A failed If-Match wins over a matching If-None-Match.
+        assert_eq!(
+            eval(&[(IF_MATCH, "\"x\""), (IF_NONE_MATCH, "\"abc\"")]),
+            Outcome::Failed
+        );
+    }
+
+    #[test]
+    fn if_range() {
+        use header::*;
+        assert_eq!(eval(&[(IF_RANGE, "\"abc\"")]), PROCEED);
+        assert_eq!(eval(&[(IF_RANGE, LM)]), PROCEED);
+        let ignore = Outcome::Proceed {
+            honour_range: false,
+        };
+        assert_eq!(eval(&[(IF_RANGE, "\"x\"")]), ignore);
+        assert_eq!(
+            eval(&[(IF_RANGE, "W/\"abc\"")]),
+            ignore,
+            "weak tags never match If-Range"
+        );
+        assert_eq!(eval(&[(IF_RANGE, BEFORE)]), ignore);
+        assert_eq!(eval(&[(IF_RANGE, "garbage")]), ignore);
+    }
+}

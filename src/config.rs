@@ -1,0 +1,428 @@
+//! Configuration: defaults, then a TOML file, then `IMAGE_GATEWAY_*` environment variables
+//! (`__` separates nesting levels), validated once at start-up into typed values.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::units::{ByteSize, HumanDuration};
+
+/// Environment variables with this prefix override the file (`IMAGE_GATEWAY_STORAGE__S3__BUCKET`).
+pub const ENV_PREFIX: &str = "IMAGE_GATEWAY_";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP listener binds.
+    pub listen: SocketAddr,
+    /// Base of the URLs we hand out (`upload_url`); defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    pub storage: StorageConfig,
+    pub upload: UploadConfig,
+    pub server: ServerConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub backend: Backend,
+    /// Longest we wait for storage to start answering (and between two body chunks).
+    pub timeout: HumanDuration,
+    pub fs: FsConfig,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Fs,
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FsConfig {
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// `http(s)://host:port` of MinIO or any S3; empty means AWS's own endpoint for `region`.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    /// Prepended to every object name to make its key (e.g. `images/`).
+    pub prefix: String,
+    pub force_path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    pub max_bytes: ByteSize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// A client must send its whole request head within this time.
+    pub header_read_timeout: HumanDuration,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub drain_timeout: HumanDuration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `Cache-Control` on image responses.
+    pub cache_control: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            storage: StorageConfig::default(),
+            upload: UploadConfig::default(),
+            server: ServerConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Fs,
+            timeout: HumanDuration(Duration::from_secs(10)),
+            fs: FsConfig::default(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("./data"),
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            prefix: String::new(),
+            force_path_style: true,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: ByteSize(25 << 20),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HumanDuration(Duration::from_secs(10)),
+            drain_timeout: HumanDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        // Names are random and never reused, so a stored image never changes under its URL.
+        Self {
+            cache_control: "public, max-age=31536000, immutable".into(),
+        }
+    }
+}
+
+/// A configuration problem, as one line naming the key; the process exits 64 with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn key(key: &str, problem: impl fmt::Display) -> Self {
+        Self(format!("invalid configuration: `{key}`: {problem}"))
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (which must exist when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "invalid configuration: file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
+        Self::from_figment(figment)
+    }
+
+    /// Extracts and validates a config from any figment (tests build their own).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|errors| {
+            let first = errors.into_iter().next();
+            match first {
+                Some(e) if !e.path.is_empty() => ConfigError::key(&e.path.join("."), &e.kind),
+                Some(e) => ConfigError(format!("invalid configuration: {}", e.kind)),
+                None => ConfigError("invalid configuration".into()),
+            }
+        })?;
+        config.validated()
+    }
+
+    fn validated(mut self) -> Result<Self, ConfigError> {
+        let public_url = match self.public_url.take() {
+            Some(url) => {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                check_http_url(&url).map_err(|e| ConfigError::key("public_url", e))?;
+                url
+            }
+            None => format!("http://{}", self.listen),
+        };
+        self.public_url = Some(public_url);
+        if self.storage.timeout.0.is_zero() {
+            return Err(ConfigError::key(
+                "storage.timeout",
+                "must be greater than zero",
+            ));
+        }
+        if self.upload.max_bytes.0 == 0 {
+            return Err(ConfigError::key(
+                "upload.max_bytes",
+                "must be greater than zero",
+            ));
+        }
+        if self.server.header_read_timeout.0.is_zero() {
+            return Err(ConfigError::key(
+                "server.header_read_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if http::HeaderValue::from_str(&self.http.cache_control).is_err() {
+            return Err(ConfigError::key(
+                "http.cache_control",
+                "is not a valid header value",
+            ));
+        }
+        if self.storage.backend == Backend::S3 {
+            let s3 = &self.storage.s3;
+            if s3.bucket.trim().is_empty() {
+                return Err(ConfigError::key(
+                    "storage.s3.bucket",
+                    "is required when storage.backend = \"s3\"",
+                ));
+            }
+            if let Some(endpoint) = &s3.endpoint {
+                check_http_url(endpoint).map_err(|e| ConfigError::key("storage.s3.endpoint", e))?;
+            }
+            if s3.prefix.starts_with('/') {
+                return Err(ConfigError::key(
+                    "storage.s3.prefix",
+                    "must not start with '/'",
+                ));
+            }
+            if s3.access_key_id.as_deref().is_none_or(str::is_empty) {
+                return Err(ConfigError::key(
+                    "storage.s3.access_key_id",
+                    "is required when storage.backend = \"s3\"",
+                ));
+            }
+            if s3
+                .secret_access_key
+                .as_ref()
+                .is_none_or(|s| s.expose().is_empty())
+            {
+                return Err(ConfigError::key(
+                    "storage.s3.secret_access_key",
+                    "is required when storage.backend = \"s3\"",
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The validated base URL, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        self.public_url.as_deref().unwrap_or_default()
+    }
+
+    /// The effective configuration as TOML, secrets redacted (for `check-config`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("`{url}` has no host"));
+    }
+    if http::Uri::try_from(url).is_err() {
+        return Err(format!("`{url}` is not a valid URL"));
+    }
+    Ok(())
+}
+
+/// A secret string. SECURITY: it never appears in `Debug`, logs or serialized config.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn defaults_are_usable() {
+        let config = load("").unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(config.storage.backend, Backend::Fs);
+        assert_eq!(config.storage.timeout.0, Duration::from_secs(10));
+        assert_eq!(config.upload.max_bytes.0, 25 << 20);
+        assert!(config.storage.s3.force_path_style);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = load("[storage]\ntimeout = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storage.timeout`"), "{err}");
+        let err = load("[storage]\nbackend = \"ftp\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storage.backend`"), "{err}");
+        let err = load("[upload]\nmax_bytes = \"lots\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`upload.max_bytes`"), "{err}");
+        let err = load("[storage]\nbackend = \"s3\"").unwrap_err().to_string();
+        assert!(err.contains("`storage.s3.bucket`"), "{err}");
+        let err = load("public_url = \"ftp://x\"").unwrap_err().to_string();
+        assert!(err.contains("`public_url`"), "{err}");
+        let err = load("[storage]\ntimeot = \"5s\"").unwrap_err().to_string();
+        assert!(err.contains("timeot"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IMAGE_GATEWAY_STORAGE__S3__BUCKET", "images");
+            jail.set_env("IMAGE_GATEWAY_STORAGE__BACKEND", "s3");
+            jail.set_env("IMAGE_GATEWAY_UPLOAD__MAX_BYTES", "1MiB");
+            jail.set_env("IMAGE_GATEWAY_STORAGE__S3__ACCESS_KEY_ID", "GK0123456789");
+            jail.set_env("IMAGE_GATEWAY_STORAGE__S3__SECRET_ACCESS_KEY", "s3cr3t");
+            jail.set_env("IMAGE_GATEWAY_CONFIG", "ignored.toml");
+            jail.create_file(
+                "gw.toml",
+                "[storage]\ntimeout = \"3s\"\n[storage.s3]\nbucket = \"file\"",
+            )?;
+            let config = Config::load(Some(Path::new("gw.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.storage.s3.bucket, "images");
+            assert_eq!(config.storage.backend, Backend::S3);
+            assert_eq!(config.storage.timeout.0, Duration::from_secs(3));
+            assert_eq!(config.upload.max_bytes.0, 1 << 20);
+            assert_eq!(
+                config
+                    .storage
+                    .s3
+                    .secret_access_key
+                    .as_ref()
+                    .map(Secret::expose),
+                Some("s3cr3t")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let config = Config::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(
+                "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"GKid\"\nsecret_access_key = \"hunter2\"",
+            )),
+        )
+        .unwrap();
+        assert_eq!(
+            config
+                .storage
+                .s3
+                .secret_access_key
+                .as_ref()
+                .unwrap()
+                .expose(),
+            "hunter2"
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!config.to_redacted_toml().contains("hunter2"));
+        assert!(config.to_redacted_toml().contains("[redacted]"));
+    }
+}

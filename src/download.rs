@@ -1,0 +1,124 @@
+//! `GET|HEAD /v1/image/download/{object_name}`: validators, conditionals, ranges, streaming.
+
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+
+use crate::{
+    app::App,
+    body::{self, Body, ObjectBody},
+    conditional::{self, Outcome},
+    error::ApiError,
+    object_name::{ImageFormat, ObjectName},
+    range::{self, RangeRequest},
+    storage::{ByteRange, ObjectMeta},
+};
+
+/// SECURITY: an SVG renders inline but can never run script, load anything or submit forms
+/// in our origin.
+const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
+
+pub async fn handle(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    encoded_name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let name = ObjectName::parse_encoded(encoded_name).map_err(ApiError::InvalidObjectName)?;
+    let storage = app.storage();
+    let meta = storage.head(&name).await?;
+
+    let honour_range = match conditional::evaluate(headers, &meta) {
+        Outcome::Failed => return Err(ApiError::PreconditionFailed),
+        Outcome::NotModified => return Ok(not_modified(app, &meta)),
+        Outcome::Proceed { honour_range } => honour_range,
+    };
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = match range_header {
+        Some(value) if honour_range => range::parse(value, meta.len),
+        _ => RangeRequest::Whole,
+    };
+    let range = match range {
+        RangeRequest::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { len: meta.len }),
+        RangeRequest::Partial(r) => Some(r),
+        RangeRequest::Whole => None,
+    };
+
+    if method == Method::HEAD {
+        return Ok(object_response(app, &name, &meta, range, body::empty()));
+    }
+
+    let got = storage.get(&name, range).await?;
+    // Build from what `get` saw: if the object was replaced since `head`, the headers still
+    // describe exactly the bytes we send.
+    let range = range.map(|_| got.range);
+    let len = match range {
+        Some(r) => r.byte_count(),
+        None => got.meta.len,
+    };
+    let body = ObjectBody::new(got.body, len).boxed();
+    Ok(object_response(app, &name, &got.meta, range, body))
+}
+
+/// Headers of a 200 or 206 (and of the HEAD equivalent).
+fn object_response(
+    app: &App,
+    name: &ObjectName,
+    meta: &ObjectMeta,
+    range: Option<ByteRange>,
+    body: Body,
+) -> Response<Body> {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    validators(app, meta, headers);
+    let format = name.format();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::try_from(format!("inline; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if format == ImageFormat::Svg {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(SVG_CSP),
+        );
+    }
+    match range {
+        Some(r) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(r.byte_count()));
+            if let Ok(value) =
+                HeaderValue::try_from(format!("bytes {}-{}/{}", r.start, r.end, meta.len))
+            {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+        None => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len));
+        }
+    }
+    response
+}
+
+/// Headers shared by 200, 206 and 304.
+fn validators(app: &App, meta: &ObjectMeta, headers: &mut HeaderMap) {
+    if let Ok(etag) = HeaderValue::from_str(&meta.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(date) = HeaderValue::try_from(httpdate::fmt_http_date(meta.last_modified)) {
+        headers.insert(header::LAST_MODIFIED, date);
+    }
+    headers.insert(header::CACHE_CONTROL, app.cache_control().clone());
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+fn not_modified(app: &App, meta: &ObjectMeta) -> Response<Body> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    validators(app, meta, response.headers_mut());
+    response
+}

@@ -1,0 +1,145 @@
+//! The HTTP layer's one error enum: every client-visible failure, and the single place where
+//! each one is given its status code, headers and JSON `{"detail": "..."}` body.
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::{
+    body::{self, Body},
+    object_name::{NAME_FORMAT, NameError},
+    storage::StorageError,
+};
+
+/// Seconds a client should wait before retrying after a storage outage.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid object name: {0}; a valid name is {NAME_FORMAT}")]
+    InvalidObjectName(NameError),
+    #[error("image not found")]
+    ObjectNotFound,
+    #[error("no such endpoint")]
+    RouteNotFound,
+    #[error("method not allowed; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("range not satisfiable: the image is {len} bytes long")]
+    RangeNotSatisfiable { len: u64 },
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("the request body is empty; send the image bytes as the body")]
+    EmptyBody,
+    #[error("the image is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// The reason is logged, never sent: it may name internal hosts.
+    #[error("storage is temporarily unavailable; retry later")]
+    StorageUnavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound => Self::ObjectNotFound,
+            StorageError::Unavailable(reason) => Self::StorageUnavailable(reason),
+            StorageError::Other(reason) => Self::Internal(reason),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidObjectName(_) | Self::EmptyBody | Self::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::ObjectNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The full response. 412 has an empty body (it answers a conditional request, like 304).
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        match &self {
+            Self::StorageUnavailable(reason) | Self::Internal(reason) => {
+                tracing::warn!(status = status.as_u16(), reason = %reason, "request failed");
+            }
+            other => tracing::debug!(status = status.as_u16(), error = %other, "request refused"),
+        }
+        let mut response = if matches!(self, Self::PreconditionFailed) {
+            Response::new(body::empty())
+        } else {
+            let json = serde_json::json!({ "detail": self.to_string() }).to_string();
+            let mut r = Response::new(body::full(json));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        };
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::RangeNotSatisfiable { len } => {
+                if let Ok(value) = HeaderValue::try_from(format!("bytes */{len}")) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
+            }
+            Self::StorageUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            Self::PayloadTooLarge { .. } => {
+                // The unread rest of the body makes the connection unusable.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_headers() {
+        let r = ApiError::StorageUnavailable("db down at 10.0.0.1".into()).into_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let r = ApiError::RangeNotSatisfiable { len: 42 }.into_response();
+        assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */42");
+        let r = ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
+        assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
+        assert_eq!(ApiError::from(StorageError::NotFound).status(), 404);
+        assert_eq!(
+            ApiError::from(StorageError::Other("x".into())).status(),
+            500
+        );
+    }
+
+    #[test]
+    fn internal_reasons_are_not_sent() {
+        let text = ApiError::StorageUnavailable("db down at 10.0.0.1".into()).to_string();
+        assert!(!text.contains("10.0.0.1"));
+    }
+}

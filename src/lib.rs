@@ -1,0 +1,72 @@
+//! image-gateway: streams stored images at `GET /v1/image/download/{object_name}` from
+//! S3/MinIO or a local folder, over a raw hyper 1.x server.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod access_log;
+pub mod app;
+pub mod body;
+pub mod cli;
+pub mod conditional;
+pub mod config;
+pub mod download;
+pub mod error;
+pub mod object_name;
+pub mod range;
+pub mod routes;
+pub mod server;
+pub mod sniff;
+pub mod storage;
+pub mod telemetry;
+pub mod units;
+pub mod upload;
+
+use std::{future::Future, sync::Arc};
+
+use tokio::net::TcpListener;
+
+pub use app::App;
+pub use config::Config;
+
+/// Exit status for a bad configuration (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Builds storage from `config` and serves on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), storage::StorageError> {
+    let storage = storage::from_config(&config.storage).await?;
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        backend = storage.backend(),
+        "image-gateway serving"
+    );
+    server::serve(Arc::new(App::new(config, storage)), listener, shutdown).await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,100 @@
+//! The typed route table: method and path are parsed once into a [`Route`].
+
+use http::Method;
+
+use crate::error::ApiError;
+
+pub const DOWNLOAD_PREFIX: &str = "/v1/image/download/";
+pub const UPLOAD_PATH: &str = "/v1/image/upload";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `GET|HEAD /v1/image/download/{object_name}`; the segment is still percent-encoded
+    /// and unvalidated (the handler answers 400 for a bad name).
+    Download { encoded_name: &'a str },
+    /// `POST /v1/image/upload`
+    Upload,
+    /// `GET|HEAD /livez`
+    Livez,
+    /// `GET|HEAD /readyz`
+    Readyz,
+}
+
+impl<'a> Route<'a> {
+    /// Matches a path; `None` is a 404.
+    pub fn parse(path: &'a str) -> Option<Self> {
+        if let Some(encoded_name) = path.strip_prefix(DOWNLOAD_PREFIX) {
+            return Some(Self::Download { encoded_name });
+        }
+        match path {
+            UPLOAD_PATH => Some(Self::Upload),
+            "/livez" => Some(Self::Livez),
+            "/readyz" => Some(Self::Readyz),
+            _ => None,
+        }
+    }
+
+    /// A bounded label for logs and metrics (never the raw path).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Download { .. } => "download",
+            Self::Upload => "upload",
+            Self::Livez => "livez",
+            Self::Readyz => "readyz",
+        }
+    }
+
+    /// The methods this route answers, as sent in `Allow`.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Self::Upload => "POST",
+            _ => "GET, HEAD",
+        }
+    }
+
+    /// 405 unless `method` is one this route answers.
+    pub fn check_method(&self, method: &Method) -> Result<(), ApiError> {
+        let allowed = match self {
+            Self::Upload => method == Method::POST,
+            _ => method == Method::GET || method == Method::HEAD,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::MethodNotAllowed {
+                allow: self.allow(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths() {
+        assert_eq!(
+            Route::parse("/v1/image/download/abc.png"),
+            Some(Route::Download {
+                encoded_name: "abc.png"
+            })
+        );
+        assert_eq!(
+            Route::parse("/v1/image/download/"),
+            Some(Route::Download { encoded_name: "" })
+        );
+        assert_eq!(Route::parse("/v1/image/upload"), Some(Route::Upload));
+        assert_eq!(Route::parse("/v1/image/upload/"), None);
+        assert_eq!(Route::parse("/v1/image/download"), None);
+        assert_eq!(Route::parse("/"), None);
+    }
+
+    #[test]
+    fn methods() {
+        let download = Route::Download { encoded_name: "x" };
+        assert!(download.check_method(&Method::HEAD).is_ok());
+        assert!(download.check_method(&Method::DELETE).is_err());
+        assert!(Route::Upload.check_method(&Method::GET).is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! The `s3` backend: aws-sdk-s3 against MinIO, Garage or any S3, path-style by default.
+//!
+//! SECURITY: only the key (prefix + validated name) and, for ranges, a `Range` we computed
+//! ourselves are sent; no client header is ever forwarded to S3.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::{
+    Client,
+    config::{
+        BehaviorVersion, Credentials, Region, http::HttpResponse, retry::RetryConfig,
+        timeout::TimeoutConfig,
+    },
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    primitives::ByteStream as SdkByteStream,
+};
+use bytes::Bytes;
+
+use super::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError};
+use crate::{config::S3Config, object_name::ObjectName};
+
+pub struct S3Storage {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Storage {
+    /// Builds the client; nothing is sent until the first request.
+    pub async fn new(config: &S3Config, timeout: Duration) -> Self {
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .force_path_style(config.force_path_style)
+            .timeout_config(TimeoutConfig::builder().connect_timeout(timeout).build())
+            // One quick retry for a dropped pooled connection; the storage timeout bounds the rest.
+            .retry_config(RetryConfig::standard().with_max_attempts(2));
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            builder = builder.credentials_provider(Credentials::new(
+                id,
+                secret.expose(),
+                None,
+                None,
+                "image-gateway-config",
+            ));
+        }
+        Self {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+            prefix: config.prefix.clone(),
+        }
+    }
+
+    fn key(&self, name: &ObjectName) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+}
+
+/// Sorts SDK failures into NotFound / Unavailable / Other.
+fn classify<E>(err: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            return StorageError::Unavailable(DisplayErrorContext(&err).to_string());
+        }
+        SdkError::ServiceError(service) => service.raw().status().as_u16(),
+        _ => return StorageError::Other(DisplayErrorContext(&err).to_string()),
+    };
+    match (status, err.code()) {
+        (_, Some("NoSuchBucket")) => {
+            StorageError::Unavailable("the configured bucket does not exist".into())
+        }
+        (404, _) => StorageError::NotFound,
+        (401 | 403, _) => {
+            StorageError::Unavailable(format!("storage refused our credentials ({status})"))
+        }
+        (500.., _) | (429, _) => StorageError::Unavailable(format!("storage answered {status}")),
+        _ => StorageError::Other(format!(
+            "storage answered {status}: {}",
+            DisplayErrorContext(&err)
+        )),
+    }
+}
+
+fn to_system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
+    t.and_then(|t| SystemTime::try_from(*t).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// S3 ETags are already quoted; make sure ours always are.
+fn quoted(etag: Option<&str>) -> String {
+    match etag {
+        Some(e) if e.starts_with('"') || e.starts_with("W/") => e.to_owned(),
+        Some(e) => format!("\"{e}\""),
+        None => "\"\"".to_owned(),
+    }
+}
+
+/// The total length from `Content-Range: bytes a-b/total`.
+fn total_from_content_range(value: &str) -> Option<u64> {
+    value.rsplit_once('/')?.1.parse().ok()
+}
+
+fn body_stream(body: SdkByteStream) -> super::ByteStream {
+    Box::pin(futures_util::stream::unfold(body, |mut body| async move {
+        let chunk = body.next().await?;
+        let chunk: Result<Bytes, StorageError> = chunk.map_err(|e| {
+            StorageError::Unavailable(format!("storage body failed: {}", DisplayErrorContext(&e)))
+        });
+        Some((chunk, body))
+    }))
+}
+
+#[async_trait::async_trait]
+impl Storage for S3Storage {
+    fn backend(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(ObjectMeta {
+            len: out.content_length().unwrap_or(0).max(0) as u64,
+            etag: quoted(out.e_tag()),
+            last_modified: to_system_time(out.last_modified()),
+        })
+    }
+
+    async fn get(
+        &self,
+        name: &ObjectName,
+        range: Option<ByteRange>,
+    ) -> Result<GetResult, StorageError> {
+        let mut request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(name));
+        if let Some(r) = range {
+            request = request.range(format!("bytes={}-{}", r.start, r.end));
+        }
+        let out = request.send().await.map_err(classify)?;
+        let served = out.content_length().unwrap_or(0).max(0) as u64;
+        let len = match (range, out.content_range()) {
+            (Some(_), Some(content_range)) => {
+                total_from_content_range(content_range).ok_or_else(|| {
+                    StorageError::Other(format!("unexpected Content-Range {content_range}"))
+                })?
+            }
+            _ => served,
+        };
+        let range = range.unwrap_or(ByteRange {
+            start: 0,
+            end: len.saturating_sub(1),
+        });
+        Ok(GetResult {
+            meta: ObjectMeta {
+                len,
+                etag: quoted(out.e_tag()),
+                last_modified: to_system_time(out.last_modified()),
+            },
+            range,
+            body: body_stream(out.body),
+        })
+    }
+
+    async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .content_type(name.format().content_type())
+            .body(SdkByteStream::from(data))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match classify(e) {
+                StorageError::NotFound => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list(
+        &self,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StorageError> {
+        let limit = limit.clamp(1, 1000);
+        let mut request = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .max_keys(limit as i32);
+        if !self.prefix.is_empty() {
+            request = request.prefix(&self.prefix);
+        }
+        if let Some(after) = start_after {
+            request = request.start_after(format!("{}{after}", self.prefix));
+        }
+        let out = request.send().await.map_err(classify)?;
+        let objects: Vec<ListedObject> = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                let key = o.key()?.strip_prefix(&self.prefix)?.to_owned();
+                Some(ListedObject {
+                    key,
+                    len: o.size().unwrap_or(0).max(0) as u64,
+                    last_modified: to_system_time(o.last_modified()),
+                })
+            })
+            .collect();
+        let next_start_after = if out.is_truncated().unwrap_or(false) {
+            out.contents()
+                .last()
+                .and_then(|o| o.key())
+                .and_then(|k| k.strip_prefix(&self.prefix))
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        Ok(ListPage {
+            objects,
+            next_start_after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_total() {
+        assert_eq!(total_from_content_range("bytes 0-9/100"), Some(100));
+        assert_eq!(total_from_content_range("bytes 0-9/*"), None);
+        assert_eq!(quoted(Some("abc")), "\"abc\"");
+        assert_eq!(quoted(Some("\"abc\"")), "\"abc\"");
+    }
+}
