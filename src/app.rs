@@ -28,6 +28,7 @@ pub struct App {
     storage: Arc<dyn Storage>,
     access: AccessControl,
     cache_control: HeaderValue,
+    public_url: String,
     shutting_down: AtomicBool,
 }
 
@@ -36,7 +37,12 @@ impl App {
         // Validated when the config was loaded; the fallback only guards hand-built configs.
         let cache_control = HeaderValue::try_from(config.http.cache_control.as_str())
             .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
+        let public_url = match &config.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", config.listen),
+        };
         Self {
+            public_url,
             config,
             storage,
             access: AccessControl::default(),
@@ -53,6 +59,11 @@ impl App {
         self.storage.as_ref()
     }
 
+    /// Base of the URLs we hand out, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     pub fn cache_control(&self) -> &HeaderValue {
         &self.cache_control
     }
@@ -60,6 +71,10 @@ impl App {
     /// From now on `/readyz` answers 503, so load balancers stop sending traffic.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Answers one request; never fails (errors become responses).

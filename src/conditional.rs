@@ -117,9 +117,7 @@ impl<'a> Iterator for EntityTags<'a> {
     type Item = (bool, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = self
-            .0
-            .trim_start_matches(|c: char| c == ',' || c == ' ' || c == '\t');
+        let rest = self.0.trim_start_matches([',', ' ', '\t']);
         let (weak, rest) = split_weak(rest);
         let body = rest.strip_prefix('"')?;
         let close = body.find('"')?;

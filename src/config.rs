@@ -275,11 +275,6 @@ impl Config {
         Ok(self)
     }
 
-    /// The validated base URL, without a trailing slash.
-    pub fn public_url(&self) -> &str {
-        self.public_url.as_deref().unwrap_or_default()
-    }
-
     /// The effective configuration as TOML, secrets redacted (for `check-config`).
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self)
@@ -342,7 +337,7 @@ mod tests {
     fn defaults_are_usable() {
         let config = load("").unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(config.public_url.as_deref(), Some("http://127.0.0.1:8080"));
         assert_eq!(config.storage.backend, Backend::Fs);
         assert_eq!(config.storage.timeout.0, Duration::from_secs(10));
         assert_eq!(config.upload.max_bytes.0, 25 << 20);
@@ -373,6 +368,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn environment_overrides_nested_keys() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("IMAGE_GATEWAY_STORAGE__S3__BUCKET", "images");

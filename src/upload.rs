@@ -31,7 +31,7 @@ pub async fn handle(
     app.storage().put(&name, bytes).await?;
     tracing::info!(object = %name, format = format.name(), size, "stored upload");
 
-    let url = format!("{}{DOWNLOAD_PREFIX}{name}", app.config().public_url());
+    let url = format!("{}{DOWNLOAD_PREFIX}{name}", app.public_url());
     let json = serde_json::json!({
         "object_name": name.as_str(),
         "upload_url": url,

@@ -1,0 +1,197 @@
+//! The storage conformance suite: every backend must pass every test here.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use image_gateway::{
+    object_name::{ImageFormat, ObjectName},
+    storage::{ByteRange, GetResult, StorageError},
+};
+
+use crate::support::{Backend, Fixture, pattern, within};
+
+async fn collect(got: GetResult) -> Vec<u8> {
+    let chunks: Vec<Bytes> = within("read body", got.body.try_collect()).await.unwrap();
+    chunks.concat()
+}
+
+async fn put_head_get_round_trip(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let data = pattern(300_000);
+    let before = SystemTime::now() - Duration::from_secs(5);
+    let name = fx.put(ImageFormat::Png, data.clone()).await;
+
+    let meta = within("head", fx.storage.head(&name)).await.unwrap();
+    assert_eq!(meta.len, 300_000);
+    assert!(
+        meta.etag.starts_with('"') && meta.etag.ends_with('"') && meta.etag.len() > 2,
+        "{}",
+        meta.etag
+    );
+    assert!(
+        meta.last_modified >= before
+            && meta.last_modified <= SystemTime::now() + Duration::from_secs(5)
+    );
+
+    let got = within("get", fx.storage.get(&name, None)).await.unwrap();
+    assert_eq!(got.meta, meta, "get and head agree");
+    assert_eq!(
+        got.range,
+        ByteRange {
+            start: 0,
+            end: 299_999
+        }
+    );
+    assert_eq!(collect(got).await, data);
+
+    let again = within("head", fx.storage.head(&name)).await.unwrap();
+    assert_eq!(again.etag, meta.etag, "ETag is stable");
+}
+
+async fn get_range_reads_only_the_range(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let data = pattern(1_000_000);
+    let name = fx.put(ImageFormat::Jpeg, data.clone()).await;
+    for (start, end) in [(0, 0), (10, 19), (999_000, 999_999), (123_456, 654_321)] {
+        let got = within(
+            "get range",
+            fx.storage.get(&name, Some(ByteRange { start, end })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.meta.len, 1_000_000, "meta carries the whole length");
+        assert_eq!(got.range, ByteRange { start, end });
+        assert_eq!(collect(got).await, &data[start as usize..=end as usize]);
+    }
+}
+
+async fn missing_objects_are_not_found(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let name = ObjectName::generate(ImageFormat::Gif);
+    assert!(matches!(
+        within("head", fx.storage.head(&name)).await,
+        Err(StorageError::NotFound)
+    ));
+    assert!(matches!(
+        within("get", fx.storage.get(&name, None)).await,
+        Err(StorageError::NotFound)
+    ));
+    within("delete missing", fx.storage.delete(&name))
+        .await
+        .expect("deleting a missing object is fine");
+}
+
+async fn empty_objects(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let name = fx.put(ImageFormat::Svg, Bytes::new()).await;
+    let meta = within("head", fx.storage.head(&name)).await.unwrap();
+    assert_eq!(meta.len, 0);
+    let got = within("get", fx.storage.get(&name, None)).await.unwrap();
+    assert!(collect(got).await.is_empty());
+}
+
+async fn put_replaces_and_delete_removes(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let name = fx.put(ImageFormat::Webp, pattern(1000)).await;
+    let first = within("head", fx.storage.head(&name)).await.unwrap();
+    // A different length guarantees a different ETag on every backend.
+    within("put", fx.storage.put(&name, Bytes::from(pattern(2000))))
+        .await
+        .unwrap();
+    let second = within("head", fx.storage.head(&name)).await.unwrap();
+    assert_eq!(second.len, 2000);
+    assert_ne!(first.etag, second.etag, "a new version has a new ETag");
+    within("delete", fx.storage.delete(&name)).await.unwrap();
+    assert!(matches!(
+        within("head", fx.storage.head(&name)).await,
+        Err(StorageError::NotFound)
+    ));
+}
+
+async fn list_pages_in_key_order(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let mut stored = std::collections::BTreeMap::new();
+    for i in 0..7 {
+        let name = fx.put(ImageFormat::Png, pattern(100 + i)).await;
+        stored.insert(name.to_string(), 100 + i as u64);
+    }
+    let names: Vec<String> = stored.keys().cloned().collect();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = within("list", fx.storage.list(after.as_deref(), 3))
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.objects.len() <= 3);
+        for o in &page.objects {
+            assert!(o.last_modified > SystemTime::UNIX_EPOCH);
+            assert_eq!(
+                Some(&o.len),
+                stored.get(&o.key),
+                "listed with its size: {}",
+                o.key
+            );
+        }
+        seen.extend(page.objects.into_iter().map(|o| o.key));
+        match page.next_start_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "listing does not terminate");
+    }
+    assert_eq!(seen, names, "every object once, in key order");
+    assert!(pages >= 3, "7 objects in pages of 3 take at least 3 pages");
+}
+
+async fn puts_are_atomic_for_readers(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let old = pattern(200_000);
+    let new: Vec<u8> = old.iter().map(|b| b.wrapping_add(1)).collect();
+    let name = fx.put(ImageFormat::Bmp, old.clone()).await;
+    let writer = {
+        let storage = fx.storage.clone();
+        let (name, new) = (name.clone(), Bytes::from(new.clone()));
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                storage.put(&name, new.clone()).await.unwrap();
+            }
+        })
+    };
+    for _ in 0..20 {
+        let got = within("get", fx.storage.get(&name, None)).await.unwrap();
+        let body = collect(got).await;
+        assert!(
+            body == old || body == new,
+            "a reader saw a half-written object ({} bytes)",
+            body.len()
+        );
+    }
+    within("writer", writer).await.unwrap();
+}
+
+crate::on_both_backends!(
+    put_head_get_round_trip,
+    get_range_reads_only_the_range,
+    missing_objects_are_not_found,
+    empty_objects,
+    put_replaces_and_delete_removes,
+    list_pages_in_key_order,
+    puts_are_atomic_for_readers,
+);
+
+/// The fs backend never lists its own temporary files and lists sizes exactly.
+#[tokio::test]
+async fn fs_list_skips_temporary_files_and_reports_sizes() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let name = fx.put(ImageFormat::Png, pattern(1234)).await;
+    let root = fx.config.storage.fs.root.clone();
+    std::fs::write(root.join(format!(".{name}.abc.tmp")), b"partial").unwrap();
+    std::fs::create_dir(root.join("subdir")).unwrap();
+    let page = within("list", fx.storage.list(None, 100)).await.unwrap();
+    assert_eq!(page.objects.len(), 1);
+    assert_eq!(page.objects[0].key, name.to_string());
+    assert_eq!(page.objects[0].len, 1234);
+}

@@ -1,0 +1,288 @@
+//! Server behaviour that does not depend on the backend: h2c, aborted bodies, timeouts,
+//! slow storage, header-read timeout, graceful shutdown, and real storage going away.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use image_gateway::{
+    object_name::{ImageFormat, ObjectName},
+    storage::{ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError, TimeoutStorage},
+};
+use reqwest::header;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{Backend, Fixture, Garage, TestServer, client, pattern, raw_request, within};
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let data = pattern(100_000);
+    let name = fx.put(ImageFormat::Png, data.clone()).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let response = within(
+        "h2 get",
+        h2.get(server.download_url(&name))
+            .header(header::RANGE, "bytes=10-19")
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 206);
+    assert_eq!(
+        &within("body", response.bytes()).await.unwrap()[..],
+        &data[10..20]
+    );
+}
+
+/// After the headers are out, a storage failure must abort the response: the fs file is cut
+/// short under a running 64 MiB download, and the client sees an error, not a short body.
+#[tokio::test]
+async fn truncated_storage_aborts_the_response() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, pattern(64 << 20)).await;
+    let response = within("get", client().get(server.download_url(&name)).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut received = 0usize;
+    while received < 1 << 20 {
+        received += within("chunk", stream.next()).await.unwrap().unwrap().len();
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(fx.config.storage.fs.root.join(name.as_str()))
+        .unwrap();
+    file.set_len(2 << 20).unwrap();
+    let mut failed = false;
+    while let Some(chunk) = within("chunk", stream.next()).await {
+        match chunk {
+            Ok(c) => received += c.len(),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        failed,
+        "the client must see an error, got a clean body of {received} bytes"
+    );
+    assert!(received < 64 << 20);
+}
+
+/// A storage double whose calls take `delay`, and whose bodies send one chunk then stall.
+struct Sluggish {
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl Storage for Sluggish {
+    fn backend(&self) -> &'static str {
+        "sluggish"
+    }
+    async fn head(&self, _: &ObjectName) -> Result<ObjectMeta, StorageError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(ObjectMeta {
+            len: 1000,
+            etag: "\"s\"".into(),
+            last_modified: std::time::SystemTime::UNIX_EPOCH,
+        })
+    }
+    async fn get(
+        &self,
+        name: &ObjectName,
+        _: Option<ByteRange>,
+    ) -> Result<GetResult, StorageError> {
+        let meta = self.head(name).await?;
+        let body = futures_util::stream::iter([Ok(Bytes::from(vec![1u8; 100]))])
+            .chain(futures_util::stream::pending());
+        Ok(GetResult {
+            meta,
+            range: ByteRange { start: 0, end: 999 },
+            body: Box::pin(body),
+        })
+    }
+    async fn put(&self, _: &ObjectName, _: Bytes) -> Result<(), StorageError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
+    async fn delete(&self, _: &ObjectName) -> Result<(), StorageError> {
+        Ok(())
+    }
+    async fn list(&self, _: Option<&str>, _: usize) -> Result<ListPage, StorageError> {
+        Ok(ListPage::default())
+    }
+}
+
+#[tokio::test]
+async fn slow_storage_is_503_and_stalled_bodies_abort() {
+    let timeout = Duration::from_millis(300);
+    let slow: Arc<dyn Storage> = Arc::new(TimeoutStorage::new(
+        Arc::new(Sluggish {
+            delay: Duration::from_secs(30),
+        }),
+        timeout,
+    ));
+    let server = TestServer::start_with(image_gateway::Config::default(), slow).await;
+    let response = raw_request(
+        server.addr,
+        "GET",
+        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
+        &[],
+    )
+    .await;
+    assert_eq!(response.status, 503);
+    assert_eq!(response.header("retry-after"), Some("5"));
+    drop(server);
+
+    let stalling: Arc<dyn Storage> = Arc::new(TimeoutStorage::new(
+        Arc::new(Sluggish {
+            delay: Duration::ZERO,
+        }),
+        timeout,
+    ));
+    let server = TestServer::start_with(image_gateway::Config::default(), stalling).await;
+    let response = within(
+        "get",
+        client()
+            .get(server.url("/v1/image/download/0123456789abcdef0123456789abcdef.png"))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = within("stalled body", response.bytes()).await;
+    assert!(
+        body.is_err(),
+        "a stalled body ends in an error, not a hang or a short success"
+    );
+}
+
+#[tokio::test]
+async fn header_read_timeout_closes_slow_clients() {
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.server.header_read_timeout =
+            image_gateway::units::HumanDuration(Duration::from_millis(300))
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A well-behaved client is still served meanwhile.
+    let ok = within("livez", client().get(server.url("/livez")).send())
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the server closed the connection of a client that never finished its headers"
+    );
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "the incomplete request was not served"
+    );
+}
+
+/// Shutdown: readiness drops, new connections are refused, and an in-flight download
+/// finishes completely before `serve` returns.
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight_downloads() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let mut server = TestServer::start(&fx).await;
+    let data = pattern(32 << 20);
+    let name = fx.put(ImageFormat::Png, data.clone()).await;
+    let response = within("get", client().get(server.download_url(&name)).send())
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    let mut received = Vec::new();
+    received.extend_from_slice(&within("first chunk", stream.next()).await.unwrap().unwrap());
+
+    let app = server.app.clone();
+    let addr = server.addr;
+    let stopped = server.begin_stop();
+    within("readiness drops", async {
+        while !app.is_shutting_down() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "the listener is closed during the drain");
+    while let Some(chunk) = within("chunk", stream.next()).await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(
+        received == data,
+        "the in-flight download completed byte-exact"
+    );
+    within("serve returns", stopped).await.unwrap();
+}
+
+/// Garage killed: a download in flight aborts visibly, new requests get 503 + Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garage_killed_mid_download() {
+    let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let mut config = garage.config();
+    let seeding = image_gateway::storage::from_config(&config.storage)
+        .await
+        .unwrap();
+    let name = ObjectName::generate(ImageFormat::Png);
+    within("put", seeding.put(&name, Bytes::from(pattern(64 << 20))))
+        .await
+        .unwrap();
+    config.storage.timeout = image_gateway::units::HumanDuration(Duration::from_secs(2));
+    let storage = image_gateway::storage::from_config(&config.storage)
+        .await
+        .unwrap();
+    let server = TestServer::start_with(config, storage).await;
+
+    let response = within("get", client().get(server.download_url(&name)).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut received = 0usize;
+    while received < 1 << 20 {
+        received += within("chunk", stream.next()).await.unwrap().unwrap().len();
+    }
+    tokio::task::spawn_blocking(move || garage.kill())
+        .await
+        .unwrap();
+    let mut failed = false;
+    while let Some(chunk) = within("rest", stream.next()).await {
+        match chunk {
+            Ok(c) => received += c.len(),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        failed,
+        "aborted visibly, not a clean short body ({received} bytes)"
+    );
+    let response = raw_request(
+        server.addr,
+        "GET",
+        &format!("/v1/image/download/{name}"),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status, 503);
+    assert_eq!(response.header("retry-after"), Some("5"));
+}

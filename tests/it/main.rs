@@ -1,0 +1,10 @@
+//! The one integration test binary: the real server on ephemeral ports, a real Garage S3
+//! server shared by all tests (each under its own key prefix), and real HTTP clients.
+
+mod support;
+
+mod cli;
+mod conformance;
+mod download;
+mod lifecycle;
+mod upload;

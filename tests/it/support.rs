@@ -1,0 +1,564 @@
+//! Test support: a real Garage S3 server, the real gateway on an ephemeral port, clients,
+//! and a storage wrapper that counts what the gateway asks of storage.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener as StdListener, TcpStream},
+    path::PathBuf,
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use image_gateway::{
+    App, Config,
+    config::Backend as BackendKind,
+    object_name::{ImageFormat, ObjectName},
+    storage::{self, ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError},
+    units::HumanDuration,
+};
+use tempfile::TempDir;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// Every await in a test is bounded by this.
+pub const AWAIT_LIMIT: Duration = Duration::from_secs(60);
+
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(AWAIT_LIMIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {AWAIT_LIMIT:?}: {what}"))
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn hex(n: usize) -> String {
+    let mut s = String::new();
+    while s.len() < n {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(n);
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Garage
+
+fn garage_bin() -> PathBuf {
+    let path = std::env::var_os("IG_GARAGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("IG_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                        .join(".cache/image-gateway")
+                });
+            cache.join("garage/bin/garage")
+        });
+    assert!(
+        path.is_file(),
+        "Garage is not installed at {}: run `bash scripts/install-garage.sh` \
+         (the README's test command, scripts/test.sh, does it for you)",
+        path.display()
+    );
+    path
+}
+
+/// A real single-node Garage S3 server on free loopback ports, stopped when dropped or when
+/// the test process exits (a shell wrapper kills it as soon as our end of its stdin closes).
+pub struct Garage {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+    control: Mutex<Option<(Child, ChildStdin)>>,
+    _dir: TempDir,
+}
+
+impl Garage {
+    /// One Garage for the whole test binary; tests keep apart by key prefix.
+    pub fn shared() -> &'static Garage {
+        static SHARED: OnceLock<Garage> = OnceLock::new();
+        SHARED.get_or_init(Garage::start)
+    }
+
+    /// A Garage of one's own (for tests that stop it).
+    pub fn start() -> Garage {
+        let bin = garage_bin();
+        let dir = tempfile::tempdir().unwrap();
+        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"lmdb\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
+                 [s3_api]\ns3_region = \"us-east-1\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
+                 [admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+                d = dir.path().display(),
+                secret = hex(64),
+            ),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let access_key = format!("GK{}", hex(24));
+        let secret_key = hex(64);
+        let script = "\"$0\" -c \"$1\" server --single-node --default-bucket >\"$2\" 2>&1 & child=$!; \
+                      read -r _; kill -9 $child 2>/dev/null; wait $child 2>/dev/null";
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .arg(&bin)
+            .arg(&config)
+            .arg(dir.path().join("garage.log"))
+            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key)
+            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_key)
+            .env("GARAGE_DEFAULT_BUCKET", "images")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start garage");
+        let stdin = child.stdin.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http_ok(admin, "/health") {
+            assert!(
+                Instant::now() < deadline,
+                "Garage did not become healthy within 30s; log:\n{}",
+                std::fs::read_to_string(dir.path().join("garage.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Garage {
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            access_key,
+            secret_key,
+            bucket: "images".into(),
+            control: Mutex::new(Some((child, stdin))),
+            _dir: dir,
+        }
+    }
+
+    /// Kills the server (SIGKILL) and waits until it is gone.
+    pub fn kill(&self) {
+        if let Some((mut child, stdin)) = self.control.lock().unwrap().take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+
+    /// A gateway configuration for this Garage, isolated under its own key prefix.
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.storage.backend = BackendKind::S3;
+        let s3 = &mut config.storage.s3;
+        s3.endpoint = Some(self.endpoint.clone());
+        s3.bucket = self.bucket.clone();
+        s3.prefix = format!("t{}/", hex(12));
+        s3.access_key_id = Some(self.access_key.clone());
+        s3.secret_access_key = Some(image_gateway::config::Secret::new(self.secret_key.clone()));
+        config
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A blocking `GET` that reports whether the answer was 200.
+fn http_ok(port: u16, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Fs,
+    S3,
+}
+
+/// A configured, empty storage of one kind, plus what keeps it alive.
+pub struct Fixture {
+    pub config: Config,
+    pub storage: Arc<dyn Storage>,
+    _dir: Option<TempDir>,
+}
+
+impl Fixture {
+    pub async fn new(backend: Backend) -> Fixture {
+        Self::with(backend, |_| {}).await
+    }
+
+    pub async fn with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Fixture {
+        let (mut config, dir) = match backend {
+            Backend::Fs => {
+                let dir = tempfile::tempdir().unwrap();
+                let mut config = Config::default();
+                config.storage.fs.root = dir.path().join("images");
+                (config, Some(dir))
+            }
+            Backend::S3 => {
+                let garage = tokio::task::spawn_blocking(Garage::shared).await.unwrap();
+                (garage.config(), None)
+            }
+        };
+        config.storage.timeout = HumanDuration(Duration::from_secs(5));
+        adjust(&mut config);
+        let storage = within("build storage", storage::from_config(&config.storage))
+            .await
+            .unwrap();
+        Fixture {
+            config,
+            storage,
+            _dir: dir,
+        }
+    }
+
+    /// Stores `data` directly (not through HTTP) and returns its name.
+    pub async fn put(&self, format: ImageFormat, data: impl Into<Bytes>) -> ObjectName {
+        let name = ObjectName::generate(format);
+        within("put", self.storage.put(&name, data.into()))
+            .await
+            .unwrap();
+        name
+    }
+}
+
+/// The sample image of each format (real files made with Pillow), with the extension used.
+pub fn samples() -> Vec<(ImageFormat, &'static str, &'static [u8])> {
+    vec![
+        (
+            ImageFormat::Png,
+            "image/png",
+            include_bytes!("../fixtures/sample.png"),
+        ),
+        (
+            ImageFormat::Jpeg,
+            "image/jpeg",
+            include_bytes!("../fixtures/sample.jpg"),
+        ),
+        (
+            ImageFormat::Webp,
+            "image/webp",
+            include_bytes!("../fixtures/sample.webp"),
+        ),
+        (
+            ImageFormat::Gif,
+            "image/gif",
+            include_bytes!("../fixtures/sample.gif"),
+        ),
+        (
+            ImageFormat::Bmp,
+            "image/bmp",
+            include_bytes!("../fixtures/sample.bmp"),
+        ),
+        (
+            ImageFormat::Tiff,
+            "image/tiff",
+            include_bytes!("../fixtures/sample.tiff"),
+        ),
+        (
+            ImageFormat::Svg,
+            "image/svg+xml",
+            include_bytes!("../fixtures/sample.svg"),
+        ),
+    ]
+}
+
+/// Deterministic, non-repeating-looking bytes.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9E37_79B9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub app: Arc<App>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(fixture: &Fixture) -> TestServer {
+        Self::start_with(fixture.config.clone(), fixture.storage.clone()).await
+    }
+
+    pub async fn start_with(mut config: Config, storage: Arc<dyn Storage>) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        config.public_url = Some(format!("http://{addr}"));
+        let app = Arc::new(App::new(config, storage));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(image_gateway::server::serve(app.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        let server = TestServer {
+            addr,
+            base: format!("http://{addr}"),
+            app,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        let client = client();
+        within("server ready", async {
+            loop {
+                if let Ok(r) = client.get(self.url("/readyz")).send().await {
+                    if r.status() == 200 {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn download_url(&self, name: &impl std::fmt::Display) -> String {
+        self.url(&format!("/v1/image/download/{name}"))
+    }
+
+    /// Signals shutdown and hands back the task to await later.
+    pub fn begin_stop(&mut self) -> JoinHandle<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().expect("server running")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(AWAIT_LIMIT)
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// A response read off a raw socket: for request targets a URL library would normalise.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn detail(&self) -> String {
+        let json: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        });
+        json["detail"]
+            .as_str()
+            .expect("a string `detail`")
+            .to_owned()
+    }
+}
+
+/// Sends `METHOD target HTTP/1.1` exactly as given and reads the whole answer.
+pub async fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within("raw request", async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut request =
+            format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete response head");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        RawResponse {
+            status,
+            headers,
+            body: raw[split + 4..].to_vec(),
+        }
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage instrumentation
+
+/// Counts calls and body bytes pulled from the wrapped storage.
+pub struct Counting {
+    inner: Arc<dyn Storage>,
+    calls: AtomicU64,
+    pulled: Arc<AtomicU64>,
+}
+
+impl Counting {
+    pub fn new(inner: Arc<dyn Storage>) -> Arc<Counting> {
+        Arc::new(Counting {
+            inner,
+            calls: AtomicU64::new(0),
+            pulled: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn pulled(&self) -> u64 {
+        self.pulled.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for Counting {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.head(name).await
+    }
+
+    async fn get(
+        &self,
+        name: &ObjectName,
+        range: Option<ByteRange>,
+    ) -> Result<GetResult, StorageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut got = self.inner.get(name, range).await?;
+        let pulled = self.pulled.clone();
+        got.body = Box::pin(got.body.inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                pulled.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+        }));
+        Ok(got)
+    }
+
+    async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(name, data).await
+    }
+
+    async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(name).await
+    }
+
+    async fn list(
+        &self,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StorageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.list(start_after, limit).await
+    }
+}
+
+/// Runs each named `async fn name(backend: Backend)` once per backend, as `fs::name` and `s3::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Fs).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::S3).await
+                }
+            )*
+        }
+    };
+}
