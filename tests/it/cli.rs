@@ -1,6 +1,9 @@
 //! The binary itself: `check-config` and start-up failures.
 
-use std::process::Command;
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 fn gateway() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_image-gateway"));
@@ -73,4 +76,72 @@ fn bad_values_exit_64_with_one_line_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gw.toml"));
+}
+
+/// A blocking `GET` over a fresh connection: the status and the body.
+fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let status = std::str::from_utf8(&raw[9..12]).ok()?.parse().ok()?;
+    Some((status, raw[split + 4..].to_vec()))
+}
+
+/// `image-gateway` with no arguments serves `./data` on the default backend, and exits 0 on SIGTERM.
+#[test]
+fn serve_uses_the_local_folder_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let mut child = gateway()
+        .current_dir(dir.path())
+        .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(port, "/livez").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let name = "0123456789abcdef0123456789abcdef.gif";
+    std::fs::write(dir.path().join("data").join(name), b"GIF89a-bytes").unwrap();
+    assert_eq!(
+        get(port, &format!("/v1/image/download/{name}")),
+        Some((200, b"GIF89a-bytes".to_vec()))
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "exit 0 after a graceful shutdown");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(
+        log.contains("\"route\":\"download\""),
+        "one JSON access line per request: {log}"
+    );
+    assert!(log.contains("drained"), "{log}");
 }
