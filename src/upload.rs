@@ -1,8 +1,10 @@
 //! `POST /v1/image/upload`: raw image bytes in, a stored object and its URL out.
 
-use bytes::Bytes;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::{
@@ -70,7 +72,11 @@ fn declared_format(headers: &HeaderMap) -> Result<ImageFormat, ApiError> {
 
 /// Reads at most `limit` bytes; a larger declared length is refused before reading anything,
 /// a chunked body as soon as it passes the limit.
-async fn read_capped(headers: &HeaderMap, body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
+async fn read_capped(
+    headers: &HeaderMap,
+    mut body: Incoming,
+    limit: u64,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -78,23 +84,38 @@ async fn read_capped(headers: &HeaderMap, body: Incoming, limit: u64) -> Result<
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    if declared == Some(0) {
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if (buffer.len() + data.len()) as u64 > limit {
+            discard_rest(body).await;
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        buffer.extend_from_slice(&data);
+    }
+    if buffer.is_empty() {
         return Err(ApiError::EmptyBody);
     }
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    let collected = Limited::new(body, limit_usize)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<LengthLimitError>() {
-                ApiError::PayloadTooLarge { limit }
-            } else {
-                ApiError::BadRequest(format!("could not read the request body: {e}"))
+    Ok(buffer.freeze())
+}
+
+/// Reads and drops a little more of an oversized body, so that a client still sending it
+/// gets to read our 413 instead of a broken pipe or a reset; bounded in bytes and time.
+async fn discard_rest(mut body: Incoming) {
+    const DISCARD_BYTES: usize = 4 << 20;
+    const DISCARD_TIME: Duration = Duration::from_secs(2);
+    let _ = tokio::time::timeout(DISCARD_TIME, async {
+        let mut discarded = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            discarded += frame.data_ref().map_or(0, Bytes::len);
+            if discarded > DISCARD_BYTES {
+                break;
             }
-        })?;
-    let bytes = collected.to_bytes();
-    if bytes.is_empty() {
-        return Err(ApiError::EmptyBody);
-    }
-    Ok(bytes)
+        }
+    })
+    .await;
 }

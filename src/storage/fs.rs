@@ -153,13 +153,11 @@ impl Storage for FsStorage {
     }
 
     async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
-        match tokio::fs::remove_file(self.path(name)).await {
+        let result = match tokio::fs::remove_file(self.path(name)).await {
             Ok(()) => Ok(()),
-            Err(e) => match self.io_error(e).await {
-                StorageError::NotFound => Ok(()),
-                other => Err(other),
-            },
-        }
+            Err(e) => Err(self.io_error(e).await),
+        };
+        StorageError::ignore_not_found(result)
     }
 
     async fn list(

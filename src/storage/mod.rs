@@ -88,6 +88,14 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Deleting what is already gone succeeds: maps `NotFound` to `Ok`.
+    pub fn ignore_not_found(result: Result<(), StorageError>) -> Result<(), StorageError> {
+        match result {
+            Err(StorageError::NotFound) => Ok(()),
+            other => other,
+        }
+    }
+
     /// A short label for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

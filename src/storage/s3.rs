@@ -190,20 +190,14 @@ impl Storage for S3Storage {
     }
 
     async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
-        match self
+        let result = self
             .client
             .delete_object()
             .bucket(&self.bucket)
             .key(self.key(name))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match classify(e) {
-                StorageError::NotFound => Ok(()),
-                other => Err(other),
-            },
-        }
+            .await;
+        StorageError::ignore_not_found(result.map(|_| ()).map_err(classify))
     }
 
     async fn list(

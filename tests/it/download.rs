@@ -4,7 +4,8 @@ use image_gateway::object_name::ImageFormat;
 use reqwest::{StatusCode, header};
 
 use crate::support::{
-    Backend, Counting, Fixture, TestServer, client, pattern, raw_request, samples, within,
+    Backend, BodyReader, Counting, Fixture, TestServer, client, pattern, raw_request, samples,
+    within,
 };
 
 async fn serves_every_format_with_its_headers(backend: Backend) {
@@ -437,7 +438,6 @@ async fn methods_and_unknown_paths(backend: Backend) {
 /// 64 MiB is streamed: after the client has read only its first MiB, storage has been read
 /// far less than the whole object (bounded by socket buffers and one chunk).
 async fn large_objects_stream_without_buffering(backend: Backend) {
-    use futures_util::StreamExt;
     const SIZE: usize = 64 << 20;
     let fx = Fixture::new(backend).await;
     let data = pattern(SIZE);
@@ -449,11 +449,8 @@ async fn large_objects_stream_without_buffering(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.content_length(), Some(SIZE as u64));
-    let mut stream = response.bytes_stream();
-    let mut received = Vec::with_capacity(SIZE);
-    while received.len() < 1 << 20 {
-        received.extend_from_slice(&within("chunk", stream.next()).await.unwrap().unwrap());
-    }
+    let mut body = BodyReader::new(response);
+    body.read_at_least(1 << 20).await;
     // Give the server every chance to run ahead if it were buffering.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let pulled = counting.pulled();
@@ -461,9 +458,8 @@ async fn large_objects_stream_without_buffering(backend: Backend) {
         pulled < (SIZE as u64) / 2,
         "storage read {pulled} bytes while the client had read 1 MiB"
     );
-    while let Some(chunk) = within("chunk", stream.next()).await {
-        received.extend_from_slice(&chunk.unwrap());
-    }
+    body.finish().await.expect("the download completes");
+    let received = body.received;
     assert_eq!(received.len(), SIZE);
     assert!(received == data, "the 64 MiB body is byte-exact");
 }

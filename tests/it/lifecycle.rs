@@ -12,7 +12,9 @@ use image_gateway::{
 use reqwest::header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Backend, Fixture, Garage, TestServer, client, pattern, raw_request, within};
+use crate::support::{
+    Backend, BodyReader, Fixture, Garage, TestServer, client, pattern, raw_request, within,
+};
 
 #[tokio::test]
 async fn h2c_prior_knowledge_is_served() {
@@ -52,28 +54,17 @@ async fn truncated_storage_aborts_the_response() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
-    let mut received = 0usize;
-    while received < 1 << 20 {
-        received += within("chunk", stream.next()).await.unwrap().unwrap().len();
-    }
+    let mut body = BodyReader::new(response);
+    body.read_at_least(1 << 20).await;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(fx.config.storage.fs.root.join(name.as_str()))
         .unwrap();
     file.set_len(2 << 20).unwrap();
-    let mut failed = false;
-    while let Some(chunk) = within("chunk", stream.next()).await {
-        match chunk {
-            Ok(c) => received += c.len(),
-            Err(_) => {
-                failed = true;
-                break;
-            }
-        }
-    }
+    let outcome = body.finish().await;
+    let received = body.received.len();
     assert!(
-        failed,
+        outcome.is_err(),
         "the client must see an error, got a clean body of {received} bytes"
     );
     assert!(received < 64 << 20);
@@ -207,9 +198,8 @@ async fn graceful_shutdown_drains_in_flight_downloads() {
     let response = within("get", client().get(server.download_url(&name)).send())
         .await
         .unwrap();
-    let mut stream = response.bytes_stream();
-    let mut received = Vec::new();
-    received.extend_from_slice(&within("first chunk", stream.next()).await.unwrap().unwrap());
+    let mut body = BodyReader::new(response);
+    body.read_at_least(1).await;
 
     let app = server.app.clone();
     let addr = server.addr;
@@ -222,11 +212,11 @@ async fn graceful_shutdown_drains_in_flight_downloads() {
     .await;
     let refused = tokio::net::TcpStream::connect(addr).await;
     assert!(refused.is_err(), "the listener is closed during the drain");
-    while let Some(chunk) = within("chunk", stream.next()).await {
-        received.extend_from_slice(&chunk.unwrap());
-    }
+    body.finish()
+        .await
+        .expect("the in-flight download completes");
     assert!(
-        received == data,
+        body.received == data,
         "the in-flight download completed byte-exact"
     );
     within("serve returns", stopped).await.unwrap();
@@ -254,27 +244,16 @@ async fn garage_killed_mid_download() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
-    let mut received = 0usize;
-    while received < 1 << 20 {
-        received += within("chunk", stream.next()).await.unwrap().unwrap().len();
-    }
+    let mut body = BodyReader::new(response);
+    body.read_at_least(1 << 20).await;
     tokio::task::spawn_blocking(move || garage.kill())
         .await
         .unwrap();
-    let mut failed = false;
-    while let Some(chunk) = within("rest", stream.next()).await {
-        match chunk {
-            Ok(c) => received += c.len(),
-            Err(_) => {
-                failed = true;
-                break;
-            }
-        }
-    }
+    let outcome = body.finish().await;
     assert!(
-        failed,
-        "aborted visibly, not a clean short body ({received} bytes)"
+        outcome.is_err(),
+        "aborted visibly, not a clean short body ({} bytes)",
+        body.received.len()
     );
     let response = raw_request(
         server.addr,

@@ -389,6 +389,39 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A response body read the way a client that pauses and resumes reads it.
+pub struct BodyReader {
+    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    pub received: Vec<u8>,
+}
+
+impl BodyReader {
+    pub fn new(response: reqwest::Response) -> BodyReader {
+        BodyReader {
+            stream: Box::pin(response.bytes_stream()),
+            received: Vec::new(),
+        }
+    }
+
+    /// Reads until at least `n` bytes have arrived; the transfer must not fail meanwhile.
+    pub async fn read_at_least(&mut self, n: usize) {
+        while self.received.len() < n {
+            let chunk = within("body chunk", self.stream.next())
+                .await
+                .expect("body ended early");
+            self.received.extend_from_slice(&chunk.expect("body chunk"));
+        }
+    }
+
+    /// Reads to the end: `Ok` if the body completed, `Err` if the transfer failed.
+    pub async fn finish(&mut self) -> Result<(), reqwest::Error> {
+        while let Some(chunk) = within("body chunk", self.stream.next()).await {
+            self.received.extend_from_slice(&chunk?);
+        }
+        Ok(())
+    }
+}
+
 /// A response read off a raw socket: for request targets a URL library would normalise.
 #[derive(Debug)]
 pub struct RawResponse {
