@@ -1,54 +1,90 @@
-//! The application: shared state and the request dispatcher (route → access → handler).
+//! The application: shared state and the request pipeline
+//! (route → CORS preflight → method → access → rate limit → handler → CORS, rate headers, log).
 
 use std::{
+    net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Weak,
         atomic::{AtomicBool, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
 use hyper::body::Incoming;
 
 use crate::{
-    access::AccessControl,
     access_log::LoggedBody,
+    auth::{self, AccessControl, Caller, Need},
     body::{self, Body},
+    client_ip::TrustedProxies,
     config::Config,
+    cors::Cors,
     download,
     error::ApiError,
+    object_name::ObjectName,
+    ratelimit::{RateLimits, RateStatus},
     routes::Route,
     storage::Storage,
     upload,
 };
 
+/// The public API description, served at `/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../docs/openapi.yaml");
+
+/// How often rate-limit state of idle clients is dropped.
+const RATE_LIMIT_SWEEP: Duration = Duration::from_secs(60);
+
 pub struct App {
     config: Config,
     storage: Arc<dyn Storage>,
     access: AccessControl,
+    rate_limits: Option<RateLimits>,
+    proxies: TrustedProxies,
+    cors: Cors,
     cache_control: HeaderValue,
     public_url: String,
     shutting_down: AtomicBool,
 }
 
 impl App {
-    pub fn new(config: Config, storage: Arc<dyn Storage>) -> Self {
-        // Validated when the config was loaded; the fallback only guards hand-built configs.
+    /// Builds the app and starts its background tasks (key-file reload, rate-limit sweep),
+    /// which end when the app is dropped.
+    pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<Arc<App>, String> {
+        let (access, publisher) = AccessControl::new(&config.auth)?;
+        let proxies = TrustedProxies::parse(&config.server.trusted_proxies)
+            .map_err(|e| format!("server.trusted_proxies: {e}"))?;
         let cache_control = HeaderValue::try_from(config.http.cache_control.as_str())
-            .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
+            .map_err(|_| "http.cache_control: not a valid header value".to_string())?;
         let public_url = match &config.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", config.listen),
         };
-        Self {
-            public_url,
-            config,
-            storage,
-            access: AccessControl::default(),
+        let app = Arc::new(App {
+            rate_limits: RateLimits::new(
+                config.rate_limit.requests_per_minute,
+                config.rate_limit.burst,
+            ),
+            cors: Cors::new(&config.cors.allowed_origins),
+            proxies,
+            access,
             cache_control,
+            public_url,
+            storage,
             shutting_down: AtomicBool::new(false),
+            config,
+        });
+        if let Some(path) = app.config.auth.api_keys_file.clone() {
+            tokio::spawn(auth::watch_key_file(
+                path,
+                Arc::new(app.config.auth.clone()),
+                publisher,
+            ));
         }
+        if app.rate_limits.is_some() {
+            tokio::spawn(sweep_rate_limits(Arc::downgrade(&app)));
+        }
+        Ok(app)
     }
 
     pub fn config(&self) -> &Config {
@@ -57,6 +93,10 @@ impl App {
 
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    pub fn access(&self) -> &AccessControl {
+        &self.access
     }
 
     /// Base of the URLs we hand out, without a trailing slash.
@@ -77,17 +117,22 @@ impl App {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Answers one request; never fails (errors become responses).
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+    /// Answers one request from `peer`; never fails (errors become responses).
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let start = Instant::now();
         let (parts, body) = request.into_parts();
         let route = Route::parse(parts.uri.path());
         let route_name = route.as_ref().map_or("not_found", Route::name);
+        let mut rate = None;
         let result = match route {
             None => Err(ApiError::RouteNotFound),
-            Some(route) => self.dispatch(route, &parts, body).await,
+            Some(route) => self.dispatch(route, &parts, body, peer, &mut rate).await,
         };
-        let response = result.unwrap_or_else(ApiError::into_response);
+        let mut response = result.unwrap_or_else(ApiError::into_response);
+        if let Some(status) = rate {
+            status.apply(response.headers_mut());
+        }
+        self.cors.decorate(&parts.headers, response.headers_mut());
         let status = response.status().as_u16();
         response.map(|inner| {
             let logged = LoggedBody::new(inner, parts.method.clone(), route_name, status, start);
@@ -98,22 +143,83 @@ impl App {
     async fn dispatch(
         &self,
         route: Route<'_>,
-        parts: &http::request::Parts,
+        parts: &Parts,
         body: Incoming,
+        peer: SocketAddr,
+        rate: &mut Option<RateStatus>,
     ) -> Result<Response<Body>, ApiError> {
+        if let Some(preflight) = self.cors.preflight(&parts.method, &route, &parts.headers) {
+            return Ok(preflight);
+        }
         route.check_method(&parts.method)?;
-        self.access.authorize(&route, &parts.headers)?;
         match route {
             Route::Download { encoded_name } => {
-                download::handle(self, &parts.method, &parts.headers, encoded_name).await
+                let name =
+                    ObjectName::parse_encoded(encoded_name).map_err(ApiError::InvalidObjectName)?;
+                let need = Need::Download {
+                    name: &name,
+                    query: parts.uri.query(),
+                };
+                let caller = self.access.authorize(need, &parts.headers)?;
+                self.limit(&caller, peer, parts, rate)?;
+                download::handle(self, &parts.method, &parts.headers, &name).await
             }
-            Route::Upload => upload::handle(self, &parts.headers, body).await,
+            Route::Upload => {
+                let caller = self.access.authorize(Need::Upload, &parts.headers)?;
+                self.limit(&caller, peer, parts, rate)?;
+                upload::handle(self, &parts.headers, body).await
+            }
             Route::Livez => Ok(status_json(StatusCode::OK, "alive")),
-            Route::Readyz if self.shutting_down.load(Ordering::SeqCst) => Ok(status_json(
+            Route::Readyz if self.is_shutting_down() => Ok(status_json(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting down",
             )),
             Route::Readyz => Ok(status_json(StatusCode::OK, "ready")),
+            Route::OpenApi => {
+                let mut response = Response::new(body::full(OPENAPI));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/yaml"),
+                );
+                Ok(response)
+            }
+        }
+    }
+
+    /// Counts the request against its caller's budget: the API key, else the client address.
+    fn limit(
+        &self,
+        caller: &Caller,
+        peer: SocketAddr,
+        parts: &Parts,
+        rate: &mut Option<RateStatus>,
+    ) -> Result<(), ApiError> {
+        let Some(limits) = &self.rate_limits else {
+            return Ok(());
+        };
+        let client = match caller {
+            Caller::Key(holder) => format!("key:{}", holder.id),
+            Caller::Anonymous | Caller::SignedUrl => {
+                format!("ip:{}", self.proxies.client_ip(peer.ip(), &parts.headers))
+            }
+        };
+        let status = limits.check(&client);
+        let refused = status.retry_after.is_some();
+        *rate = Some(status);
+        if refused {
+            Err(ApiError::RateLimited)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+async fn sweep_rate_limits(app: Weak<App>) {
+    loop {
+        tokio::time::sleep(RATE_LIMIT_SWEEP).await;
+        let Some(app) = app.upgrade() else { return };
+        if let Some(limits) = &app.rate_limits {
+            limits.forget_idle();
         }
     }
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::units::HumanDuration;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "image-gateway",
@@ -19,10 +21,24 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve,
     /// Load and validate the configuration, print it with secrets redacted, and exit.
     CheckConfig,
+    /// Print a signed, expiring download URL (needs `auth.url_signing_key`).
+    Sign {
+        /// The object name, e.g. a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6.png
+        object_name: String,
+        /// How long the URL stays valid (default: `auth.signed_url_ttl`), e.g. "1h".
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<HumanDuration>,
+    },
+}
+
+fn parse_ttl(text: &str) -> Result<HumanDuration, String> {
+    humantime::parse_duration(text)
+        .map(HumanDuration)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. \"1h\""))
 }

@@ -30,6 +30,9 @@ pub struct Config {
     pub upload: UploadConfig,
     pub server: ServerConfig,
     pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
+    pub cors: CorsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +76,48 @@ pub struct S3Config {
 #[serde(default, deny_unknown_fields)]
 pub struct UploadConfig {
     pub max_bytes: ByteSize,
+    /// Raster images declaring more pixels (width × height) than this are refused.
+    pub max_pixels: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Anyone may download and upload (the local quick start).
+    None,
+    /// Requests need an `X-API-Key` (or, for downloads, a signed URL).
+    ApiKey,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// Entries `read:KEY`, `write:KEY` or `KEY` (read).
+    pub api_keys: Vec<Secret>,
+    /// A file of such entries, one per line; reloaded when it changes.
+    pub api_keys_file: Option<PathBuf>,
+    /// HMAC keys for signed URLs: the first signs, all verify. A string or a list.
+    #[serde(deserialize_with = "one_or_many")]
+    pub url_signing_key: Vec<Secret>,
+    /// Validity of the `signed_url` in upload responses (and the `sign` command's default).
+    pub signed_url_ttl: HumanDuration,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained rate per API key (per client IP without keys); 0 turns limits off.
+    pub requests_per_minute: u32,
+    /// Requests allowed at once; 0 means one minute's worth.
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins (`https://app.example`) allowed to call the API from a browser; `*` for any.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +127,8 @@ pub struct ServerConfig {
     pub header_read_timeout: HumanDuration,
     /// On shutdown, in-flight requests get this long to finish.
     pub drain_timeout: HumanDuration,
+    /// Proxies (addresses or networks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +147,9 @@ impl Default for Config {
             upload: UploadConfig::default(),
             server: ServerConfig::default(),
             http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -141,6 +191,7 @@ impl Default for UploadConfig {
     fn default() -> Self {
         Self {
             max_bytes: ByteSize(25 << 20),
+            max_pixels: 100_000_000,
         }
     }
 }
@@ -150,8 +201,35 @@ impl Default for ServerConfig {
         Self {
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
             drain_timeout: HumanDuration(Duration::from_secs(30)),
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::None,
+            api_keys: Vec::new(),
+            api_keys_file: None,
+            url_signing_key: Vec::new(),
+            signed_url_ttl: HumanDuration(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// Accepts `"key"` or `["key1", "key2"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Secret),
+        Many(Vec<Secret>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 impl Default for HttpConfig {
@@ -236,6 +314,36 @@ impl Config {
             return Err(ConfigError::key(
                 "http.cache_control",
                 "is not a valid header value",
+            ));
+        }
+        if self.upload.max_pixels == 0 {
+            return Err(ConfigError::key(
+                "upload.max_pixels",
+                "must be greater than zero",
+            ));
+        }
+        crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| ConfigError::key("server.trusted_proxies", e))?;
+        let auth = &self.auth;
+        crate::auth::keys::KeySet::parse(auth.api_keys.iter().map(Secret::expose))
+            .map_err(|e| ConfigError::key("auth.api_keys", e))?;
+        if auth.mode == AuthMode::ApiKey && auth.api_keys.is_empty() && auth.api_keys_file.is_none()
+        {
+            return Err(ConfigError::key(
+                "auth.api_keys",
+                "auth.mode = \"api_key\" needs auth.api_keys or auth.api_keys_file",
+            ));
+        }
+        if auth.url_signing_key.iter().any(|k| k.expose().len() < 16) {
+            return Err(ConfigError::key(
+                "auth.url_signing_key",
+                "each key must be at least 16 characters",
+            ));
+        }
+        if auth.signed_url_ttl.0.as_secs() == 0 {
+            return Err(ConfigError::key(
+                "auth.signed_url_ttl",
+                "must be at least one second",
             ));
         }
         if self.storage.backend == Backend::S3 {

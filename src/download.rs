@@ -20,11 +20,10 @@ pub async fn handle(
     app: &App,
     method: &Method,
     headers: &HeaderMap,
-    encoded_name: &str,
+    name: &ObjectName,
 ) -> Result<Response<Body>, ApiError> {
-    let name = ObjectName::parse_encoded(encoded_name).map_err(ApiError::InvalidObjectName)?;
     let storage = app.storage();
-    let meta = storage.head(&name).await?;
+    let meta = storage.head(name).await?;
 
     let honour_range = match conditional::evaluate(headers, &meta) {
         Outcome::Failed => return Err(ApiError::PreconditionFailed),
@@ -43,10 +42,10 @@ pub async fn handle(
     };
 
     if method == Method::HEAD {
-        return Ok(object_response(app, &name, &meta, range, body::empty()));
+        return Ok(object_response(app, name, &meta, range, body::empty()));
     }
 
-    let got = storage.get(&name, range).await?;
+    let got = storage.get(name, range).await?;
     // Build from what `get` saw: if the object was replaced since `head`, the headers still
     // describe exactly the bytes we send.
     let range = range.map(|_| got.range);
@@ -55,7 +54,7 @@ pub async fn handle(
         None => got.meta.len,
     };
     let body = ObjectBody::new(got.body, len).boxed();
-    Ok(object_response(app, &name, &got.meta, range, body))
+    Ok(object_response(app, name, &got.meta, range, body))
 }
 
 /// Headers of a 200 or 206 (and of the HEAD equivalent).

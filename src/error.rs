@@ -33,6 +33,15 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
+    ImageTooLarge(String),
+    #[error("Invalid or missing API key")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    /// The `X-RateLimit-*` and `Retry-After` headers are added by the dispatcher.
+    #[error("Rate limit exceeded. Please try again later.")]
+    RateLimited,
+    #[error("{0}")]
     BadRequest(String),
     /// The reason is logged, never sent: it may name internal hosts.
     #[error("storage is temporarily unavailable; retry later")]
@@ -61,7 +70,10 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::ImageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,6 +118,14 @@ impl ApiError {
             }
             Self::StorageUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            Self::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "ApiKey realm=\"image-gateway\", header=\"X-API-Key\"",
+                    ),
+                );
             }
             Self::PayloadTooLarge { .. } => {
                 // The unread rest of the body makes the connection unusable.

@@ -2,26 +2,30 @@
 //! S3/MinIO or a local folder, over a raw hyper 1.x server.
 #![forbid(unsafe_code)]
 
-pub mod access;
 pub mod access_log;
 pub mod app;
+pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod client_ip;
 pub mod conditional;
 pub mod config;
+pub mod cors;
 pub mod download;
 pub mod error;
 pub mod object_name;
 pub mod range;
+pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod sniff;
 pub mod storage;
+pub mod svg;
 pub mod telemetry;
 pub mod units;
 pub mod upload;
 
-use std::{future::Future, sync::Arc};
+use std::future::Future;
 
 use tokio::net::TcpListener;
 
@@ -31,19 +35,30 @@ pub use config::Config;
 /// Exit status for a bad configuration (EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration problem found at start (e.g. an unreadable key file): exit 64.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+}
+
 /// Builds storage from `config` and serves on `listener` until `shutdown` resolves.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), storage::StorageError> {
+) -> Result<(), StartError> {
     let storage = storage::from_config(&config.storage).await?;
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         backend = storage.backend(),
         "image-gateway serving"
     );
-    server::serve(Arc::new(App::new(config, storage)), listener, shutdown).await;
+    let app = App::start(config, storage).map_err(StartError::Config)?;
+    server::serve(app, listener, shutdown).await;
     Ok(())
 }
 

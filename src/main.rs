@@ -5,8 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use image_gateway::{
-    Config, EXIT_CONFIG,
+    Config, EXIT_CONFIG, StartError,
+    auth::signing::UrlSigner,
     cli::{Cli, Command},
+    object_name::{NAME_FORMAT, ObjectName},
+    routes::DOWNLOAD_PREFIX,
+    units::HumanDuration,
 };
 
 #[tokio::main]
@@ -26,7 +30,27 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(config).await,
+        Command::Sign { object_name, ttl } => sign(&config, &object_name, ttl),
     }
+}
+
+/// Prints a signed download URL for `object_name`.
+fn sign(config: &Config, object_name: &str, ttl: Option<HumanDuration>) -> ExitCode {
+    let name = match ObjectName::parse(object_name) {
+        Ok(name) => name,
+        Err(e) => {
+            eprintln!("invalid object name: {e}; a valid name is {NAME_FORMAT}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let Some(signer) = UrlSigner::new(&config.auth.url_signing_key) else {
+        eprintln!("invalid configuration: `auth.url_signing_key` is not set; signing needs it");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    };
+    let ttl = ttl.unwrap_or(config.auth.signed_url_ttl).0;
+    let base = config.public_url.as_deref().unwrap_or_default();
+    println!("{base}{DOWNLOAD_PREFIX}{name}?{}", signer.query(&name, ttl));
+    ExitCode::SUCCESS
 }
 
 async fn serve(config: Config) -> ExitCode {
@@ -39,6 +63,10 @@ async fn serve(config: Config) -> ExitCode {
     };
     match image_gateway::run(config, listener, image_gateway::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ StartError::Config(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG as u8)
+        }
         Err(e) => {
             eprintln!("cannot start: {e}");
             ExitCode::from(69)

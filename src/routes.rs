@@ -18,6 +18,8 @@ pub enum Route<'a> {
     Livez,
     /// `GET|HEAD /readyz`
     Readyz,
+    /// `GET|HEAD /openapi.yaml`
+    OpenApi,
 }
 
 impl<'a> Route<'a> {
@@ -30,6 +32,7 @@ impl<'a> Route<'a> {
             UPLOAD_PATH => Some(Self::Upload),
             "/livez" => Some(Self::Livez),
             "/readyz" => Some(Self::Readyz),
+            "/openapi.yaml" => Some(Self::OpenApi),
             _ => None,
         }
     }
@@ -41,6 +44,7 @@ impl<'a> Route<'a> {
             Self::Upload => "upload",
             Self::Livez => "livez",
             Self::Readyz => "readyz",
+            Self::OpenApi => "openapi",
         }
     }
 

@@ -1,16 +1,51 @@
-//! Upload checks: the bytes must really be the format the client declared.
+//! Upload checks: the bytes must really be the format the client declared, and a raster
+//! image's declared dimensions must stay under `upload.max_pixels`.
 //!
-//! Raster formats are recognised by their signature and the first header structure; SVG must
-//! be well-formed XML (UTF-8, no DTD) whose root element is `<svg>`.
+//! Raster formats are recognised by their signature and first header structure; dimensions are
+//! read from the header only (never decoded), so a decompression bomb is refused before any
+//! pixel exists. SVG rules live in [`crate::svg`].
 
-use crate::object_name::ImageFormat;
+use crate::{object_name::ImageFormat, svg};
 
-/// SECURITY: an upper bound on XML nodes, so a pathological SVG cannot exhaust memory.
-const SVG_MAX_NODES: u32 = 1_000_000;
+/// Why an upload's bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The bytes are not the declared format (415).
+    NotThatFormat(String),
+    /// Width × height is over the limit (413).
+    TooManyPixels(String),
+}
 
-/// `Ok` when `bytes` is plausibly a `format` image; otherwise why not, for the client.
-pub fn check(format: ImageFormat, bytes: &[u8]) -> Result<(), String> {
-    let ok = match format {
+/// `Ok` when `bytes` is a plausible `format` image of at most `max_pixels` pixels.
+pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<(), Rejection> {
+    if format == ImageFormat::Svg {
+        return svg::check(bytes).map_err(Rejection::NotThatFormat);
+    }
+    if !signature_matches(format, bytes) {
+        return Err(Rejection::NotThatFormat(format!(
+            "the body is not a {} image although Content-Type says {}",
+            format.name(),
+            format.content_type()
+        )));
+    }
+    let size = imagesize::blob_size(bytes).map_err(|_| {
+        Rejection::NotThatFormat(format!(
+            "the {} header is truncated or has no dimensions",
+            format.name()
+        ))
+    })?;
+    let pixels = (size.width as u64).saturating_mul(size.height as u64);
+    if pixels > max_pixels {
+        return Err(Rejection::TooManyPixels(format!(
+            "the image declares {}×{} = {pixels} pixels, over the limit of {max_pixels}",
+            size.width, size.height
+        )));
+    }
+    Ok(())
+}
+
+fn signature_matches(format: ImageFormat, bytes: &[u8]) -> bool {
+    match format {
         ImageFormat::Png => {
             bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16) == Some(b"IHDR")
         }
@@ -32,66 +67,52 @@ pub fn check(format: ImageFormat, bytes: &[u8]) -> Result<(), String> {
         ImageFormat::Tiff => [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
             .iter()
             .any(|sig| bytes.starts_with(*sig)),
-        ImageFormat::Svg => return check_svg(bytes),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "the body is not a {} image although Content-Type says {}",
-            format.name(),
-            format.content_type()
-        ))
+        ImageFormat::Svg => false,
     }
-}
-
-fn check_svg(bytes: &[u8]) -> Result<(), String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|_| "the SVG is not UTF-8 text".to_string())?;
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: SVG_MAX_NODES,
-        ..Default::default()
-    };
-    let doc = roxmltree::Document::parse_with_options(text, options)
-        .map_err(|e| format!("the SVG is not well-formed XML: {e}"))?;
-    let root = doc.root_element().tag_name();
-    if root.name() != "svg"
-        || root
-            .namespace()
-            .is_some_and(|ns| ns != "http://www.w3.org/2000/svg")
-    {
-        return Err("the XML document's root element is not <svg>".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SAMPLES: [(ImageFormat, &[u8]); 7] = [
+        (
+            ImageFormat::Png,
+            include_bytes!("../tests/fixtures/sample.png"),
+        ),
+        (
+            ImageFormat::Jpeg,
+            include_bytes!("../tests/fixtures/sample.jpg"),
+        ),
+        (
+            ImageFormat::Webp,
+            include_bytes!("../tests/fixtures/sample.webp"),
+        ),
+        (
+            ImageFormat::Gif,
+            include_bytes!("../tests/fixtures/sample.gif"),
+        ),
+        (
+            ImageFormat::Bmp,
+            include_bytes!("../tests/fixtures/sample.bmp"),
+        ),
+        (
+            ImageFormat::Tiff,
+            include_bytes!("../tests/fixtures/sample.tiff"),
+        ),
+        (
+            ImageFormat::Svg,
+            include_bytes!("../tests/fixtures/sample.svg"),
+        ),
+    ];
+
     #[test]
-    fn recognises_signatures() {
-        let mut bmp = b"BM".to_vec();
-        bmp.extend([0; 12]);
-        bmp.extend(40u32.to_le_bytes());
-        let cases: [(ImageFormat, &[u8]); 7] = [
-            (ImageFormat::Png, b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR"),
-            (ImageFormat::Jpeg, &[0xFF, 0xD8, 0xFF, 0xE0]),
-            (ImageFormat::Gif, b"GIF89a\x01\0"),
-            (ImageFormat::Webp, b"RIFF\x1a\0\0\0WEBPVP8L"),
-            (ImageFormat::Bmp, &bmp),
-            (ImageFormat::Tiff, b"MM\0*\0\0\0\x08"),
-            (
-                ImageFormat::Svg,
-                b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
-            ),
-        ];
-        for (format, bytes) in cases {
-            assert_eq!(check(format, bytes), Ok(()), "{format:?}");
+    fn each_sample_is_its_own_format_only() {
+        for (format, bytes) in SAMPLES {
+            assert_eq!(check(format, bytes, 1000), Ok(()), "{format:?}");
             for other in ImageFormat::ALL.into_iter().filter(|f| *f != format) {
                 assert!(
-                    check(other, bytes).is_err(),
+                    check(other, bytes, 1000).is_err(),
                     "{format:?} accepted as {other:?}"
                 );
             }
@@ -99,27 +120,40 @@ mod tests {
     }
 
     #[test]
-    fn svg_rules() {
+    fn dimensions_come_from_the_header() {
+        // The samples are 24×16 = 384 pixels.
+        for (format, bytes) in SAMPLES.into_iter().filter(|(f, _)| *f != ImageFormat::Svg) {
+            assert_eq!(check(format, bytes, 384), Ok(()), "{format:?}");
+            assert!(
+                matches!(check(format, bytes, 383), Err(Rejection::TooManyPixels(ref m)) if m.contains("24×16")),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_header_is_refused_without_decoding() {
+        // A PNG header claiming 100000×100000 pixels followed by nothing at all.
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend(100_000u32.to_be_bytes());
+        png.extend(100_000u32.to_be_bytes());
+        png.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let err = check(ImageFormat::Png, &png, 100_000_000).unwrap_err();
         assert!(
-            check(
-                ImageFormat::Svg,
-                b"\xEF\xBB\xBF<?xml version=\"1.0\"?><svg/>"
-            )
-            .is_ok()
+            matches!(err, Rejection::TooManyPixels(ref m) if m.contains("10000000000")),
+            "{err:?}"
         );
-        assert!(
-            check(ImageFormat::Svg, b"<svg>")
-                .unwrap_err()
-                .contains("well-formed")
-        );
-        assert!(
-            check(ImageFormat::Svg, b"<html/>")
-                .unwrap_err()
-                .contains("root")
-        );
-        assert!(check(ImageFormat::Svg, b"<svg xmlns=\"urn:x\"/>").is_err());
-        let bomb = b"<!DOCTYPE svg [<!ENTITY a \"aaaa\">]><svg>&a;</svg>";
-        assert!(check(ImageFormat::Svg, bomb).is_err(), "DTDs are refused");
-        assert!(check(ImageFormat::Svg, b"\xff\xfe<svg/>").is_err());
+    }
+
+    #[test]
+    fn truncated_headers_are_refused() {
+        assert!(matches!(
+            check(ImageFormat::Png, b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 1000),
+            Err(Rejection::NotThatFormat(_))
+        ));
+        assert!(matches!(
+            check(ImageFormat::Jpeg, &[0xFF, 0xD8, 0xFF, 0xE0], 1000),
+            Err(Rejection::NotThatFormat(_))
+        ));
     }
 }

@@ -13,7 +13,7 @@ use crate::{
     error::ApiError,
     object_name::{ImageFormat, ObjectName},
     routes::DOWNLOAD_PREFIX,
-    sniff,
+    sniff::{self, Rejection},
 };
 
 const SUPPORTED: &str =
@@ -26,7 +26,12 @@ pub async fn handle(
 ) -> Result<Response<Body>, ApiError> {
     let format = declared_format(headers)?;
     let bytes = read_capped(headers, body, app.config().upload.max_bytes.0).await?;
-    sniff::check(format, &bytes).map_err(ApiError::UnsupportedMediaType)?;
+    sniff::check(format, &bytes, app.config().upload.max_pixels).map_err(|rejection| {
+        match rejection {
+            Rejection::NotThatFormat(why) => ApiError::UnsupportedMediaType(why),
+            Rejection::TooManyPixels(why) => ApiError::ImageTooLarge(why),
+        }
+    })?;
 
     let name = ObjectName::generate(format);
     let size = bytes.len();
@@ -34,12 +39,16 @@ pub async fn handle(
     tracing::info!(object = %name, format = format.name(), size, "stored upload");
 
     let url = format!("{}{DOWNLOAD_PREFIX}{name}", app.public_url());
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "object_name": name.as_str(),
         "upload_url": url,
         "content_type": format.content_type(),
         "size": size,
     });
+    if let Some(signer) = app.access().signer() {
+        let query = signer.query(&name, app.config().auth.signed_url_ttl.0);
+        json["signed_url"] = serde_json::Value::String(format!("{url}?{query}"));
+    }
     let mut response = Response::new(body::full(json.to_string()));
     *response.status_mut() = StatusCode::CREATED;
     let h = response.headers_mut();

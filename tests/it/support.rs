@@ -325,7 +325,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.public_url = Some(format!("http://{addr}"));
-        let app = Arc::new(App::new(config, storage));
+        let app = App::start(config, storage).expect("a valid app configuration");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(image_gateway::server::serve(app.clone(), listener, async {
             let _ = rx.await;

@@ -1,0 +1,231 @@
+//! API keys: parsed once into SHA-256 digests with a scope, looked up in constant time.
+//!
+//! A key entry is `read:KEY`, `write:KEY`, or a bare `KEY` (scope `read`: the least privilege).
+//! `write` allows uploads and downloads; `read` allows downloads. SECURITY: only digests are
+//! kept in memory, and a presented key is compared with every stored digest through
+//! [`subtle::ConstantTimeEq`], without early exit, so timing tells nothing about any key.
+
+use std::{fmt, sync::Arc};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::watch;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Download.
+    Read,
+    /// Upload and download.
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        }
+    }
+}
+
+type KeyDigest = [u8; 32];
+
+/// The digest of a key (also its identity for rate limits; never the key itself).
+pub fn digest(key: &str) -> KeyDigest {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// SECURITY: the only comparison of key material; its time does not depend on the bytes.
+fn constant_time_eq(a: &KeyDigest, b: &KeyDigest) -> bool {
+    bool::from(a.ct_eq(b))
+}
+
+/// An immutable set of keys; swap a whole new set in through [`KeyStore`].
+#[derive(Clone, Default)]
+pub struct KeySet {
+    entries: Vec<(KeyDigest, Scope)>,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeySet({} keys)", self.entries.len())
+    }
+}
+
+/// An accepted key: its scope, and a short, non-reversible id for rate limits and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub scope: Scope,
+    pub id: String,
+}
+
+impl KeySet {
+    /// Parses entries (`read:KEY`, `write:KEY`, `KEY`); blank lines and `#` comments are skipped.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<KeySet, String> {
+        let mut set = KeySet::default();
+        for (index, raw) in entries.into_iter().enumerate() {
+            let entry = raw.trim();
+            if entry.is_empty() || entry.starts_with('#') {
+                continue;
+            }
+            let (scope, key) = match entry.split_once(':') {
+                Some(("read", key)) => (Scope::Read, key),
+                Some(("write", key)) => (Scope::Write, key),
+                _ => (Scope::Read, entry),
+            };
+            if key.len() < 16 {
+                // SECURITY: the message names the entry's position, never its value.
+                return Err(format!(
+                    "API key #{} is shorter than 16 characters",
+                    index + 1
+                ));
+            }
+            set.entries.push((digest(key), scope));
+        }
+        Ok(set)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The holder of `presented`, if it is one of ours. Every entry is compared, in constant time.
+    pub fn find(&self, presented: &str) -> Option<Holder> {
+        self.find_with(presented, constant_time_eq)
+    }
+
+    /// `find` with the comparison injected, so a test can watch every comparison made.
+    fn find_with(
+        &self,
+        presented: &str,
+        eq: impl Fn(&KeyDigest, &KeyDigest) -> bool,
+    ) -> Option<Holder> {
+        let wanted = digest(presented);
+        let mut found: Option<Scope> = None;
+        // No early exit: every entry costs the same whether or not an earlier one matched.
+        for (stored, scope) in &self.entries {
+            if eq(stored, &wanted) {
+                found = Some(found.map_or(*scope, |s| s.max(*scope)));
+            }
+        }
+        found.map(|scope| Holder {
+            scope,
+            id: hex::encode(&wanted[..8]),
+        })
+    }
+
+    /// Merges two sets (config keys plus file keys).
+    pub fn union(&self, other: &KeySet) -> KeySet {
+        let mut entries = self.entries.clone();
+        entries.extend_from_slice(&other.entries);
+        KeySet { entries }
+    }
+}
+
+/// The current key set, swappable at runtime (file reloads now, a Kubernetes Secret later).
+#[derive(Clone)]
+pub struct KeyStore {
+    current: watch::Receiver<Arc<KeySet>>,
+}
+
+/// Publishes new key sets to a [`KeyStore`].
+pub struct KeyPublisher {
+    sender: watch::Sender<Arc<KeySet>>,
+}
+
+impl KeyStore {
+    pub fn new(initial: KeySet) -> (KeyStore, KeyPublisher) {
+        let (sender, current) = watch::channel(Arc::new(initial));
+        (KeyStore { current }, KeyPublisher { sender })
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        self.current.borrow().clone()
+    }
+}
+
+impl KeyPublisher {
+    pub fn publish(&self, keys: KeySet) {
+        self.sender.send_replace(Arc::new(keys));
+    }
+
+    /// True once no [`KeyStore`] reads the keys any more.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READER: &str = "reader-key-0123456789";
+    const WRITER: &str = "writer-key-0123456789";
+
+    #[test]
+    fn scopes_and_lookup() {
+        let set = KeySet::parse([
+            "# comment",
+            "",
+            READER,
+            &format!("write:{WRITER}"),
+            "read:another-key-0123456789",
+        ])
+        .unwrap();
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.find(READER).unwrap().scope, Scope::Read);
+        assert_eq!(set.find(WRITER).unwrap().scope, Scope::Write);
+        assert_eq!(
+            set.find("another-key-0123456789").unwrap().scope,
+            Scope::Read
+        );
+        assert!(set.find("reader-key-012345678").is_none());
+        assert!(set.find("").is_none());
+        assert!(
+            set.find(&format!("write:{WRITER}")).is_none(),
+            "the scope prefix is not part of the key"
+        );
+        let id = set.find(READER).unwrap().id;
+        assert_eq!(id.len(), 16);
+        assert!(!READER.contains(&id), "the id is a digest, not the key");
+    }
+
+    #[test]
+    fn short_keys_are_refused_without_echoing_them() {
+        let err = KeySet::parse(["write:tiny"]).unwrap_err();
+        assert!(err.contains("#1") && !err.contains("tiny"), "{err}");
+    }
+
+    #[test]
+    fn lookup_compares_every_digest_in_constant_time() {
+        let set = KeySet::parse([READER, WRITER, "read:third-key-0123456789"]).unwrap();
+        let compared = std::cell::Cell::new(0);
+        let watched = |a: &KeyDigest, b: &KeyDigest| {
+            compared.set(compared.get() + 1);
+            constant_time_eq(a, b)
+        };
+        // The match is the first entry, yet all three are compared.
+        assert_eq!(set.find_with(READER, watched).unwrap().scope, Scope::Read);
+        assert_eq!(compared.get(), 3);
+        assert!(set.find_with("unknown-key-0123456789", watched).is_none());
+        assert_eq!(compared.get(), 6);
+        // And the comparison itself is subtle's constant-time equality.
+        let (a, b) = (digest(READER), digest(WRITER));
+        assert!(constant_time_eq(&a, &a) && !constant_time_eq(&a, &b));
+        assert_eq!(constant_time_eq(&a, &b), bool::from(a.ct_eq(&b)));
+    }
+
+    #[test]
+    fn store_swaps_sets() {
+        let (store, publisher) = KeyStore::new(KeySet::parse([READER]).unwrap());
+        assert!(store.current().find(READER).is_some());
+        publisher.publish(KeySet::parse([WRITER]).unwrap());
+        assert!(store.current().find(READER).is_none());
+        assert!(store.current().find(WRITER).is_some());
+    }
+}

@@ -1,0 +1,162 @@
+//! Access control: every download and upload passes [`AccessControl::authorize`] before its
+//! handler runs. API keys (`X-API-Key`) with scopes, and signed expiring download URLs.
+
+pub mod keys;
+pub mod signing;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use http::HeaderMap;
+
+use crate::{
+    config::{AuthConfig, AuthMode, Secret},
+    error::ApiError,
+    object_name::ObjectName,
+};
+use keys::{Holder, KeyPublisher, KeySet, KeyStore, Scope};
+use signing::{SignatureError, SignedParams, UrlSigner, unix_now};
+
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// How often the API-key file is checked for changes.
+const KEY_FILE_POLL: Duration = Duration::from_secs(2);
+
+/// What a request asks to do.
+pub enum Need<'a> {
+    Download {
+        name: &'a ObjectName,
+        query: Option<&'a str>,
+    },
+    Upload,
+}
+
+/// Who is asking, once allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// `auth.mode = none`.
+    Anonymous,
+    /// A valid API key with the needed scope.
+    Key(Holder),
+    /// A download through a valid signed URL.
+    SignedUrl,
+}
+
+pub struct AccessControl {
+    mode: AuthMode,
+    keys: KeyStore,
+    signer: Option<UrlSigner>,
+}
+
+impl AccessControl {
+    /// Builds access control from configuration, reading the key file once; the returned
+    /// publisher (with [`watch_key_file`]) swaps in new key sets later.
+    pub fn new(config: &AuthConfig) -> Result<(AccessControl, KeyPublisher), String> {
+        let inline = inline_keys(config)?;
+        let initial = match &config.api_keys_file {
+            Some(path) => inline.union(&read_key_file(path)?),
+            None => inline,
+        };
+        let (keys, publisher) = KeyStore::new(initial);
+        let access = AccessControl {
+            mode: config.mode,
+            keys,
+            signer: UrlSigner::new(&config.url_signing_key),
+        };
+        Ok((access, publisher))
+    }
+
+    pub fn signer(&self) -> Option<&UrlSigner> {
+        self.signer.as_ref()
+    }
+
+    pub fn authorize(&self, need: Need<'_>, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        if let Need::Download { name, query } = need {
+            let params = SignedParams::from_query(query).map_err(signature_error)?;
+            if let Some(params) = params {
+                let signer = self
+                    .signer
+                    .as_ref()
+                    .ok_or(signature_error(SignatureError::Invalid))?;
+                signer
+                    .verify(name, &params, unix_now())
+                    .map_err(signature_error)?;
+                return Ok(Caller::SignedUrl);
+            }
+        }
+        if self.mode == AuthMode::None {
+            return Ok(Caller::Anonymous);
+        }
+        let mut presented = headers.get_all(API_KEY_HEADER).iter();
+        let key = match (presented.next(), presented.next()) {
+            (Some(value), None) => value.to_str().map_err(|_| ApiError::Unauthorized)?,
+            _ => return Err(ApiError::Unauthorized),
+        };
+        let holder = self
+            .keys
+            .current()
+            .find(key.trim())
+            .ok_or(ApiError::Unauthorized)?;
+        let needed = match need {
+            Need::Download { .. } => Scope::Read,
+            Need::Upload => Scope::Write,
+        };
+        if holder.scope < needed {
+            return Err(ApiError::Forbidden(format!(
+                "this API key has the {} scope; this request needs {}",
+                holder.scope.as_str(),
+                needed.as_str()
+            )));
+        }
+        Ok(Caller::Key(holder))
+    }
+}
+
+fn signature_error(e: SignatureError) -> ApiError {
+    ApiError::Forbidden(e.to_string())
+}
+
+fn inline_keys(config: &AuthConfig) -> Result<KeySet, String> {
+    KeySet::parse(config.api_keys.iter().map(Secret::expose))
+        .map_err(|e| format!("auth.api_keys: {e}"))
+}
+
+/// SECURITY: errors name the file and the line number, never a line's content.
+fn read_key_file(path: &Path) -> Result<KeySet, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("auth.api_keys_file: cannot read {}: {e}", path.display()))?;
+    KeySet::parse(text.lines()).map_err(|e| format!("auth.api_keys_file {}: {e}", path.display()))
+}
+
+fn file_version(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Reloads the key file when it changes (polled), publishing config keys plus file keys.
+/// A file that vanishes or fails to parse keeps the last good set, with a warning.
+/// Ends when every reader of the key store is gone.
+pub async fn watch_key_file(path: PathBuf, config: Arc<AuthConfig>, publisher: KeyPublisher) {
+    let mut seen = file_version(&path);
+    loop {
+        tokio::time::sleep(KEY_FILE_POLL).await;
+        if publisher.is_closed() {
+            return;
+        }
+        let version = file_version(&path);
+        if version == seen {
+            continue;
+        }
+        seen = version;
+        match inline_keys(&config).and_then(|inline| Ok(inline.union(&read_key_file(&path)?))) {
+            Ok(keys) => {
+                tracing::info!(file = %path.display(), keys = keys.len(), "reloaded API keys");
+                publisher.publish(keys);
+            }
+            Err(e) => tracing::warn!(error = %e, "keeping the previous API keys"),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Signed, expiring download URLs: `?expires=<unix>&signature=<hex HMAC-SHA256>`.
+//!
+//! The MAC covers `GET`, the download path of the validated object name and the expiry, one
+//! per line. HEAD verifies as GET (it is GET without a body). Signing uses the first key;
+//! verification accepts any configured key, so keys rotate by putting the new one first.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::{config::Secret, object_name::ObjectName, routes::DOWNLOAD_PREFIX};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why a signed URL was refused (all 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("URL expired")]
+    Expired,
+    #[error("invalid URL signature")]
+    Invalid,
+    #[error(
+        "a signed URL needs exactly one `expires` (Unix time) and one `signature` (hex) parameter"
+    )]
+    Malformed,
+}
+
+/// The `expires` and `signature` query parameters, when a request carries them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedParams {
+    pub expires: u64,
+    pub signature: Vec<u8>,
+}
+
+impl SignedParams {
+    /// `Ok(None)` when the query has neither parameter; `Malformed` when it has one, twice,
+    /// or unparsable.
+    pub fn from_query(query: Option<&str>) -> Result<Option<SignedParams>, SignatureError> {
+        let (mut expires, mut signature) = (None, None);
+        for pair in query.unwrap_or_default().split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match name {
+                "expires" => &mut expires,
+                "signature" => &mut signature,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(SignatureError::Malformed);
+            }
+        }
+        match (expires, signature) {
+            (None, None) => Ok(None),
+            (Some(expires), Some(signature)) => Ok(Some(SignedParams {
+                expires: expires.parse().map_err(|_| SignatureError::Malformed)?,
+                signature: hex::decode(signature).map_err(|_| SignatureError::Malformed)?,
+            })),
+            _ => Err(SignatureError::Malformed),
+        }
+    }
+}
+
+pub struct UrlSigner {
+    keys: Vec<Secret>,
+}
+
+impl UrlSigner {
+    /// `None` when no key is configured.
+    pub fn new(keys: &[Secret]) -> Option<UrlSigner> {
+        (!keys.is_empty()).then(|| UrlSigner {
+            keys: keys.to_vec(),
+        })
+    }
+
+    fn mac(key: &Secret, name: &ObjectName, expires: u64) -> HmacSha256 {
+        // HMAC takes keys of any length, so this cannot fail.
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(key.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(format!("GET\n{DOWNLOAD_PREFIX}{name}\n{expires}").as_bytes());
+        mac
+    }
+
+    /// The hex signature of a download of `name` valid until `expires` (Unix seconds).
+    pub fn sign(&self, name: &ObjectName, expires: u64) -> String {
+        hex::encode(
+            Self::mac(&self.keys[0], name, expires)
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    /// The query string (`expires=…&signature=…`) of a URL valid for `ttl` from now.
+    pub fn query(&self, name: &ObjectName, ttl: Duration) -> String {
+        let expires = unix_now().saturating_add(ttl.as_secs().max(1));
+        format!("expires={expires}&signature={}", self.sign(name, expires))
+    }
+
+    /// Checks the signature first (in constant time, against every key), then the expiry,
+    /// so "URL expired" is only ever said of a URL we really signed.
+    pub fn verify(
+        &self,
+        name: &ObjectName,
+        params: &SignedParams,
+        now: u64,
+    ) -> Result<(), SignatureError> {
+        let genuine = self.keys.iter().any(|key| {
+            Self::mac(key, name, params.expires)
+                .verify_slice(&params.signature)
+                .is_ok()
+        });
+        if !genuine {
+            return Err(SignatureError::Invalid);
+        }
+        if params.expires < now {
+            return Err(SignatureError::Expired);
+        }
+        Ok(())
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name() -> ObjectName {
+        ObjectName::parse("a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6.png").unwrap()
+    }
+
+    fn params(query: &str) -> SignedParams {
+        SignedParams::from_query(Some(query)).unwrap().unwrap()
+    }
+
+    #[test]
+    fn sign_and_verify() {
+        let signer = UrlSigner::new(&[Secret::new("k1-0123456789abcdef")]).unwrap();
+        let query = signer.query(&name(), Duration::from_secs(3600));
+        let p = params(&query);
+        assert!(p.expires >= unix_now() + 3599);
+        assert_eq!(signer.verify(&name(), &p, unix_now()), Ok(()));
+        assert_eq!(
+            signer.verify(&name(), &p, p.expires + 1),
+            Err(SignatureError::Expired)
+        );
+        let other = ObjectName::parse("a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6.jpg").unwrap();
+        assert_eq!(
+            signer.verify(&other, &p, unix_now()),
+            Err(SignatureError::Invalid)
+        );
+        let mut tampered = p.clone();
+        tampered.expires += 1;
+        assert_eq!(
+            signer.verify(&name(), &tampered, unix_now()),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
+    fn rotation_verifies_with_every_key_and_signs_with_the_first() {
+        let old = UrlSigner::new(&[Secret::new("old-key")]).unwrap();
+        let rotated = UrlSigner::new(&[Secret::new("new-key"), Secret::new("old-key")]).unwrap();
+        let from_old = params(&old.query(&name(), Duration::from_secs(60)));
+        assert_eq!(rotated.verify(&name(), &from_old, unix_now()), Ok(()));
+        let from_new = params(&rotated.query(&name(), Duration::from_secs(60)));
+        assert_eq!(
+            old.verify(&name(), &from_new, unix_now()),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
+    fn query_parsing() {
+        assert_eq!(SignedParams::from_query(None), Ok(None));
+        assert_eq!(SignedParams::from_query(Some("x=1")), Ok(None));
+        for bad in [
+            "expires=1",
+            "signature=ab",
+            "expires=x&signature=ab",
+            "expires=1&signature=zz",
+            "expires=1&expires=2&signature=ab",
+        ] {
+            assert_eq!(
+                SignedParams::from_query(Some(bad)),
+                Err(SignatureError::Malformed),
+                "{bad}"
+            );
+        }
+        assert_eq!(params("v=2&signature=abcd&expires=5").expires, 5);
+    }
+}

@@ -1,0 +1,214 @@
+//! SVG uploads: well-formed UTF-8 XML without a DTD, an `<svg>` root, and nothing active.
+//!
+//! SECURITY: we reject (never rewrite) an SVG that contains script, event-handler attributes,
+//! `foreignObject` or other embedding elements, `javascript:` URLs, animations that set links
+//! or handlers, external references (`href` other than `#fragment` or an embedded raster
+//! `data:` image, `url()` to anything but `#fragment`, `@import`, `xml-stylesheet`). A stored SVG
+//! is therefore inert even when served from an origin without our CSP. Rejecting keeps the
+//! bytes we store exactly the bytes we were given.
+
+use roxmltree::{Document, Node, NodeType, ParsingOptions};
+
+/// SECURITY: an upper bound on XML nodes, so a pathological SVG cannot exhaust memory.
+const MAX_NODES: u32 = 1_000_000;
+
+const SVG_NS: &str = "http://www.w3.org/2000/svg";
+
+/// Elements that run script or embed other documents.
+const FORBIDDEN_ELEMENTS: [&str; 7] = [
+    "script",
+    "foreignobject",
+    "iframe",
+    "embed",
+    "object",
+    "handler",
+    "listener",
+];
+
+/// Raster images an SVG may embed inline.
+const INLINE_IMAGES: [&str; 4] = [
+    "data:image/png",
+    "data:image/jpeg",
+    "data:image/gif",
+    "data:image/webp",
+];
+
+/// `Ok` when `bytes` is a well-formed, inert SVG; otherwise why not, for the client.
+pub fn check(bytes: &[u8]) -> Result<(), String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|_| "the SVG is not UTF-8 text".to_string())?;
+    let options = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_NODES,
+        ..Default::default()
+    };
+    let doc = Document::parse_with_options(text, options)
+        .map_err(|e| format!("the SVG is not well-formed XML: {e}"))?;
+    let root = doc.root_element().tag_name();
+    if root.name() != "svg" || root.namespace().is_some_and(|ns| ns != SVG_NS) {
+        return Err("the XML document's root element is not <svg>".into());
+    }
+    doc.descendants()
+        .try_for_each(check_node)
+        .map_err(|why| format!("the SVG is not inert: {why}"))
+}
+
+fn check_node(node: Node<'_, '_>) -> Result<(), String> {
+    match node.node_type() {
+        NodeType::PI => match node.pi() {
+            Some(pi) if pi.target.eq_ignore_ascii_case("xml-stylesheet") => {
+                Err("it references an external style sheet".into())
+            }
+            _ => Ok(()),
+        },
+        NodeType::Text
+            if node
+                .parent_element()
+                .is_some_and(|p| p.tag_name().name().eq_ignore_ascii_case("style")) =>
+        {
+            check_css(node.text().unwrap_or_default())
+        }
+        NodeType::Element => check_element(node),
+        _ => Ok(()),
+    }
+}
+
+fn check_element(node: Node<'_, '_>) -> Result<(), String> {
+    let name = node.tag_name().name().to_ascii_lowercase();
+    if FORBIDDEN_ELEMENTS.contains(&name.as_str()) {
+        return Err(format!(
+            "it contains a <{}> element",
+            node.tag_name().name()
+        ));
+    }
+    for attribute in node.attributes() {
+        let attr = attribute.name().to_ascii_lowercase();
+        let value = attribute.value();
+        if attr.starts_with("on") {
+            return Err(format!(
+                "it has an event-handler attribute `{}`",
+                attribute.name()
+            ));
+        }
+        if compact(value).contains("javascript:") {
+            return Err(format!(
+                "attribute `{}` holds a javascript: URL",
+                attribute.name()
+            ));
+        }
+        if attr == "href" && !(value.trim_start().starts_with('#') || is_inline_image(value)) {
+            return Err(format!(
+                "<{}> references an external resource",
+                node.tag_name().name()
+            ));
+        }
+        if attr == "style" || compact(value).contains("url(") {
+            check_css(value)?;
+        }
+        // <set attributeName="href" to="javascript:..."> and friends.
+        if attr == "attributename" {
+            let target = compact(value);
+            if target.starts_with("on") || target.ends_with("href") {
+                return Err("an animation changes a link or an event handler".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// CSS in a `<style>` element or attribute: only `url(#fragment)`, never `@import`.
+fn check_css(css: &str) -> Result<(), String> {
+    let css = compact(css);
+    if css.contains("@import") {
+        return Err("its CSS imports an external style sheet".into());
+    }
+    let mut rest = css.as_str();
+    while let Some(at) = rest.find("url(") {
+        rest = &rest[at + 4..];
+        let target = rest.trim_start_matches(['"', '\'']);
+        if !target.starts_with('#') {
+            return Err("its CSS references an external resource with url()".into());
+        }
+    }
+    Ok(())
+}
+
+fn is_inline_image(value: &str) -> bool {
+    let value = compact(value);
+    INLINE_IMAGES.iter().any(|prefix| value.starts_with(prefix))
+}
+
+/// Lowercase without whitespace or escapes' padding, so `java script:` or `URL (` cannot hide.
+fn compact(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svg(inner: &str) -> String {
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\">{inner}</svg>"
+        )
+    }
+
+    #[test]
+    fn accepts_plain_drawings() {
+        for inner in [
+            "<rect width=\"10\" height=\"10\" fill=\"red\"/>",
+            "<defs><linearGradient id=\"g\"/></defs><rect fill=\"url(#g)\" style=\"fill: url('#g')\"/>",
+            "<use href=\"#shape\"/><use xlink:href=\"#shape\"/>",
+            "<image href=\"data:image/png;base64,iVBORw0KGgo=\"/>",
+            "<style>rect { fill: blue; }</style>",
+            "<animate attributeName=\"opacity\" from=\"0\" to=\"1\" dur=\"1s\"/>",
+            "<a href=\"#top\"><text>hello</text></a>",
+        ] {
+            assert_eq!(check(svg(inner).as_bytes()), Ok(()), "{inner}");
+        }
+        assert!(check(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><svg/>").is_ok());
+    }
+
+    #[test]
+    fn refuses_active_or_external_content() {
+        for inner in [
+            "<script>alert(1)</script>",
+            "<SCRIPT>alert(1)</SCRIPT>",
+            "<rect onload=\"alert(1)\"/>",
+            "<rect ONCLICK=\"alert(1)\"/>",
+            "<foreignObject><div xmlns=\"http://www.w3.org/1999/xhtml\"/></foreignObject>",
+            "<iframe src=\"x\"/>",
+            "<a href=\"javascript:alert(1)\"><text>x</text></a>",
+            "<a xlink:href=\"java\tscript:alert(1)\"><text>x</text></a>",
+            "<image href=\"https://evil.example/track.png\"/>",
+            "<use xlink:href=\"other.svg#x\"/>",
+            "<image href=\"data:image/svg+xml;base64,PHN2Zz4=\"/>",
+            "<rect style=\"fill: url(https://evil.example/x)\"/>",
+            "<rect fill=\"URL( 'http://evil.example/x' )\"/>",
+            "<style>@import url(#x); rect { fill: red }</style>",
+            "<style>rect { background: url(//evil.example/x) }</style>",
+            "<set attributeName=\"href\" to=\"javascript:alert(1)\"/>",
+            "<animate attributeName=\"xlink:href\" values=\"x\"/>",
+            "<set attributeName=\"onclick\" to=\"alert(1)\"/>",
+        ] {
+            let err = check(svg(inner).as_bytes()).unwrap_err();
+            assert!(err.contains("not inert"), "{inner}: {err}");
+        }
+        let pi = "<?xml-stylesheet href=\"https://evil.example/x.css\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+        assert!(check(pi.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn refuses_malformed_documents() {
+        assert!(check(b"<svg>").unwrap_err().contains("well-formed"));
+        assert!(check(b"<html/>").unwrap_err().contains("root"));
+        assert!(check(b"<svg xmlns=\"urn:x\"/>").is_err());
+        let entities = b"<!DOCTYPE svg [<!ENTITY a \"aaaa\">]><svg>&a;</svg>";
+        assert!(check(entities).is_err(), "DTDs are refused");
+        assert!(check(b"\xff\xfe<svg/>").is_err());
+    }
+}
