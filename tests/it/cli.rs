@@ -145,3 +145,54 @@ fn serve_uses_the_local_folder_and_exits_cleanly_on_sigterm() {
     );
     assert!(log.contains("drained"), "{log}");
 }
+
+/// `image-gateway sign` prints a URL that the server (same config) accepts without a key.
+#[tokio::test]
+async fn sign_prints_a_working_url() {
+    use image_gateway::{config::Secret, object_name::ImageFormat};
+    let key = "signing-key-for-the-cli-0123";
+    let fx = crate::support::Fixture::with(crate::support::Backend::Fs, |c| {
+        c.auth.mode = image_gateway::config::AuthMode::ApiKey;
+        c.auth.api_keys = vec![Secret::new("reader-0123456789abcdef")];
+        c.auth.url_signing_key = vec![Secret::new(key)];
+    })
+    .await;
+    let server = crate::support::TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, crate::support::pattern(10)).await;
+    let out = gateway()
+        .args(["sign", name.as_str(), "--ttl", "10m"])
+        .env("IMAGE_GATEWAY_AUTH__URL_SIGNING_KEY", key)
+        .env("IMAGE_GATEWAY_PUBLIC_URL", &server.base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(url.starts_with(&server.download_url(&name)), "{url}");
+    let response = crate::support::within("signed get", crate::support::client().get(&url).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let unsigned = crate::support::within(
+        "unsigned get",
+        crate::support::client()
+            .get(server.download_url(&name))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unsigned.status(), 401);
+
+    let bad = gateway()
+        .args(["sign", "nope.png"])
+        .env("IMAGE_GATEWAY_AUTH__URL_SIGNING_KEY", key)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(64));
+    let unconfigured = gateway().args(["sign", name.as_str()]).output().unwrap();
+    assert_eq!(unconfigured.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&unconfigured.stderr).contains("auth.url_signing_key"));
+}

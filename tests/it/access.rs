@@ -1,0 +1,432 @@
+//! Access control against the real server, on both backends: API keys and scopes, the key
+//! file's reload, signed URLs, rate limits, CORS, and the safer-upload checks.
+
+use std::time::Duration;
+
+use image_gateway::{
+    Config,
+    auth::signing::{UrlSigner, unix_now},
+    config::{AuthMode, Secret},
+    object_name::ImageFormat,
+};
+use reqwest::{StatusCode, header};
+
+use crate::support::{Backend, Fixture, TestServer, client, pattern, raw_request, within};
+
+const READER: &str = "reader-0123456789abcdef";
+const WRITER: &str = "writer-0123456789abcdef";
+const SIGNING_KEY: &str = "signing-key-0123456789abcdef";
+const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
+
+fn with_keys(config: &mut Config) {
+    config.auth.mode = AuthMode::ApiKey;
+    config.auth.api_keys = vec![Secret::new(READER), Secret::new(format!("write:{WRITER}"))];
+    config.auth.url_signing_key = vec![Secret::new(SIGNING_KEY)];
+}
+
+async fn upload(
+    server: &TestServer,
+    key: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = client()
+        .post(server.url("/v1/image/upload"))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body);
+    if let Some(key) = key {
+        request = request.header("X-API-Key", key);
+    }
+    within("upload", request.send()).await.unwrap()
+}
+
+async fn detail(response: reqwest::Response) -> String {
+    let json: serde_json::Value = within("json", response.json()).await.unwrap();
+    json["detail"].as_str().expect("a detail").to_owned()
+}
+
+async fn api_keys_and_scopes(backend: Backend) {
+    let fx = Fixture::with(backend, with_keys).await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let target = format!("/v1/image/download/{name}");
+
+    for headers in [
+        vec![],
+        vec![("X-API-Key", "wrong-0123456789abcdef")],
+        vec![("X-API-Key", READER), ("X-API-Key", READER)],
+    ] {
+        let response = raw_request(server.addr, "GET", &target, &headers).await;
+        assert_eq!(response.status, 401, "{headers:?}");
+        assert_eq!(response.detail(), "Invalid or missing API key");
+        assert_eq!(
+            response.header("www-authenticate"),
+            Some("ApiKey realm=\"image-gateway\", header=\"X-API-Key\"")
+        );
+    }
+    for key in [READER, WRITER] {
+        let response = raw_request(server.addr, "GET", &target, &[("X-API-Key", key)]).await;
+        assert_eq!(response.status, 200, "{key}");
+        assert_eq!(response.body, PNG);
+    }
+    let refused = upload(&server, Some(READER), "image/png", PNG.to_vec()).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(detail(refused).await.contains("read scope"));
+    assert_eq!(
+        upload(&server, None, "image/png", PNG.to_vec())
+            .await
+            .status(),
+        401
+    );
+    let stored = upload(&server, Some(WRITER), "image/png", PNG.to_vec()).await;
+    assert_eq!(stored.status(), 201);
+    // Probes stay open; a bad name is refused before any key check, without storage.
+    assert_eq!(
+        raw_request(server.addr, "GET", "/readyz", &[]).await.status,
+        200
+    );
+    assert_eq!(
+        raw_request(server.addr, "GET", "/v1/image/download/nope.png", &[])
+            .await
+            .status,
+        400
+    );
+}
+
+async fn signed_urls(backend: Backend) {
+    let fx = Fixture::with(backend, with_keys).await;
+    let server = TestServer::start(&fx).await;
+    let response = upload(&server, Some(WRITER), "image/png", PNG.to_vec()).await;
+    assert_eq!(response.status(), 201);
+    let json: serde_json::Value = within("json", response.json()).await.unwrap();
+    let name = image_gateway::object_name::ObjectName::parse(json["object_name"].as_str().unwrap())
+        .unwrap();
+    let signed_url = json["signed_url"]
+        .as_str()
+        .expect("signed_url when signing is configured");
+    let ttl = fx.config.auth.signed_url_ttl.0.as_secs();
+    let query = signed_url.split_once('?').unwrap().1;
+    let expires: u64 = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("expires="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(expires >= unix_now() + ttl - 5 && expires <= unix_now() + ttl + 5);
+
+    // No key needed: an <img src> or a CDN can fetch it, with GET or HEAD.
+    let got = within("signed get", client().get(signed_url).send())
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(&within("body", got.bytes()).await.unwrap()[..], PNG);
+    let path = signed_url.strip_prefix(&server.base).unwrap();
+    assert_eq!(
+        raw_request(server.addr, "HEAD", path, &[]).await.status,
+        200
+    );
+
+    let signer = UrlSigner::new(&[Secret::new(SIGNING_KEY)]).unwrap();
+    let past = unix_now() - 10;
+    let expired = format!(
+        "/v1/image/download/{name}?expires={past}&signature={}",
+        signer.sign(&name, past)
+    );
+    let response = raw_request(server.addr, "GET", &expired, &[]).await;
+    assert_eq!(
+        (response.status, response.detail().as_str()),
+        (403, "URL expired")
+    );
+
+    let other = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let future = unix_now() + 60;
+    let forged = UrlSigner::new(&[Secret::new("another-key-0123456789")]).unwrap();
+    for target in [
+        format!("/v1/image/download/{other}?{query}"),
+        format!(
+            "/v1/image/download/{name}?expires={future}&signature={}",
+            forged.sign(&name, future)
+        ),
+        format!(
+            "/v1/image/download/{name}?expires={}&signature={}",
+            future + 1,
+            signer.sign(&name, future)
+        ),
+        format!("/v1/image/download/{name}?expires={future}&signature=zz"),
+        format!("/v1/image/download/{name}?expires={future}"),
+    ] {
+        let response = raw_request(server.addr, "GET", &target, &[]).await;
+        assert_eq!(response.status, 403, "{target}");
+        assert!(
+            response.detail().contains("signature") || response.detail().contains("signed URL"),
+            "{target}"
+        );
+    }
+}
+
+async fn rate_limits_per_key_and_client(backend: Backend) {
+    let fx = Fixture::with(backend, |c| {
+        with_keys(c);
+        c.rate_limit.requests_per_minute = 60;
+        c.rate_limit.burst = 3;
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Gif, pattern(100)).await;
+    let target = format!("/v1/image/download/{name}");
+    let before = unix_now();
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let response = raw_request(server.addr, "GET", &target, &[("X-API-Key", READER)]).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("x-ratelimit-limit"), Some("3"));
+        let reset: u64 = response
+            .header("x-ratelimit-reset")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            reset >= before && reset <= unix_now() + 4,
+            "Unix time: {reset}"
+        );
+        remaining.push(response.header("x-ratelimit-remaining").unwrap().to_owned());
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let refused = raw_request(server.addr, "GET", &target, &[("X-API-Key", READER)]).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(
+        refused.detail(),
+        "Rate limit exceeded. Please try again later."
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
+    assert!(refused.header("x-ratelimit-reset").is_some());
+    // Another key has its own budget; errors inside the budget carry the headers too.
+    let other = raw_request(
+        server.addr,
+        "GET",
+        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
+        &[("X-API-Key", WRITER)],
+    )
+    .await;
+    assert_eq!(other.status, 404);
+    assert_eq!(other.header("x-ratelimit-remaining"), Some("2"));
+}
+
+#[tokio::test]
+async fn rate_limits_per_client_address_trust_only_configured_proxies() {
+    for (trusted, separate_buckets) in [(vec![], false), (vec!["127.0.0.0/8".to_string()], true)] {
+        let fx = Fixture::with(Backend::Fs, |c| {
+            c.rate_limit.requests_per_minute = 1;
+            c.rate_limit.burst = 1;
+            c.server.trusted_proxies = trusted.clone();
+        })
+        .await;
+        let server = TestServer::start(&fx).await;
+        let name = fx.put(ImageFormat::Png, pattern(10)).await;
+        let target = format!("/v1/image/download/{name}");
+        let first = raw_request(
+            server.addr,
+            "GET",
+            &target,
+            &[("X-Forwarded-For", "198.51.100.1")],
+        )
+        .await;
+        assert_eq!(first.status, 200);
+        let second = raw_request(
+            server.addr,
+            "GET",
+            &target,
+            &[("X-Forwarded-For", "198.51.100.2")],
+        )
+        .await;
+        assert_eq!(
+            second.status == 200,
+            separate_buckets,
+            "trusted proxies {trusted:?}"
+        );
+    }
+}
+
+async fn cors(backend: Backend) {
+    let fx = Fixture::with(backend, |c| {
+        with_keys(c);
+        c.cors.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let name = fx
+        .put(
+            ImageFormat::Webp,
+            include_bytes!("../fixtures/sample.webp").to_vec(),
+        )
+        .await;
+    let target = format!("/v1/image/download/{name}");
+    let preflight = [
+        ("Origin", "https://app.example"),
+        ("Access-Control-Request-Method", "GET"),
+        ("Access-Control-Request-Headers", "x-api-key, range"),
+    ];
+    let response = raw_request(server.addr, "OPTIONS", &target, &preflight).await;
+    assert_eq!(response.status, 204);
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        response.header("access-control-allow-methods"),
+        Some("GET, HEAD")
+    );
+    let allowed = response
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("x-api-key") && allowed.contains("range"));
+    let upload_preflight =
+        raw_request(server.addr, "OPTIONS", "/v1/image/upload", &preflight).await;
+    assert_eq!(
+        upload_preflight.header("access-control-allow-methods"),
+        Some("POST")
+    );
+    let evil = [
+        ("Origin", "https://evil.example"),
+        ("Access-Control-Request-Method", "GET"),
+    ];
+    let response = raw_request(server.addr, "OPTIONS", &target, &evil).await;
+    assert_eq!(response.status, 403);
+    assert!(response.header("access-control-allow-origin").is_none());
+
+    for (key, status) in [(READER, 200), ("wrong-0123456789abcdef", 401)] {
+        let response = raw_request(
+            server.addr,
+            "GET",
+            &target,
+            &[("Origin", "https://app.example"), ("X-API-Key", key)],
+        )
+        .await;
+        assert_eq!(response.status, status);
+        assert_eq!(
+            response.header("access-control-allow-origin"),
+            Some("https://app.example"),
+            "{status}"
+        );
+        let exposed = response.header("access-control-expose-headers").unwrap();
+        for name in [
+            "Content-Length",
+            "Content-Range",
+            "ETag",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+        ] {
+            assert!(exposed.contains(name), "exposes {name}");
+        }
+        assert!(response.header("vary").unwrap().contains("Origin"));
+    }
+    let response = raw_request(
+        server.addr,
+        "GET",
+        &target,
+        &[("Origin", "https://evil.example"), ("X-API-Key", READER)],
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert!(response.header("access-control-allow-origin").is_none());
+}
+
+async fn safer_uploads(backend: Backend) {
+    let fx = Fixture::with(backend, |c| c.upload.max_pixels = 383).await;
+    let server = TestServer::start(&fx).await;
+    // The 24×16 sample is 384 pixels: one too many.
+    let response = upload(&server, None, "image/png", PNG.to_vec()).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(detail(response).await.contains("24×16"));
+    let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bomb.extend(65_535u32.to_be_bytes());
+    bomb.extend(65_535u32.to_be_bytes());
+    bomb.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(upload(&server, None, "image/png", bomb).await.status(), 413);
+    let script =
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(document.cookie)</script></svg>";
+    let response = upload(&server, None, "image/svg+xml", script.to_vec()).await;
+    assert_eq!(response.status(), 415);
+    assert!(detail(response).await.contains("<script>"));
+    let handler = b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>";
+    assert_eq!(
+        upload(&server, None, "image/svg+xml", handler.to_vec())
+            .await
+            .status(),
+        415
+    );
+    let inert = include_bytes!("../fixtures/sample.svg").to_vec();
+    assert_eq!(
+        upload(&server, None, "image/svg+xml", inert).await.status(),
+        201
+    );
+    let page = within("list", fx.storage.list(None, 10)).await.unwrap();
+    assert_eq!(page.objects.len(), 1, "only the inert SVG was stored");
+}
+
+crate::on_both_backends!(
+    api_keys_and_scopes,
+    signed_urls,
+    rate_limits_per_key_and_client,
+    cors,
+    safer_uploads
+);
+
+#[tokio::test]
+async fn key_file_changes_apply_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("# readers\n{READER}\n")).unwrap();
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys_file = Some(keys.clone());
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, pattern(10)).await;
+    let target = format!("/v1/image/download/{name}");
+    let status = |key: &'static str| {
+        let target = target.clone();
+        let addr = server.addr;
+        async move {
+            raw_request(addr, "GET", &target, &[("X-API-Key", key)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(status(READER).await, 200);
+    assert_eq!(status(WRITER).await, 401);
+    std::fs::write(&keys, format!("write:{WRITER}\n")).unwrap();
+    within("the new key set is picked up", async {
+        while status(WRITER).await != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        status(READER).await,
+        401,
+        "a key removed from the file is revoked"
+    );
+    // A broken file keeps the last good keys.
+    std::fs::write(&keys, "write:short\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(status(WRITER).await, 200);
+}
+
+#[tokio::test]
+async fn openapi_document_is_served() {
+    let fx = Fixture::with(Backend::Fs, with_keys).await;
+    let server = TestServer::start(&fx).await;
+    let response = within("openapi", client().get(server.url("/openapi.yaml")).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/yaml");
+    let text = within("body", response.text()).await.unwrap();
+    assert_eq!(text, include_str!("../../docs/openapi.yaml"));
+    assert!(text.starts_with("openapi: 3.1"));
+}
