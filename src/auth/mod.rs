@@ -73,10 +73,13 @@ impl AccessControl {
         self.signer.as_ref()
     }
 
+    /// Malformed signed-URL parameters are always refused. Then a request with an API key is
+    /// judged by its key; a download without one may be judged by its signed URL; with
+    /// `auth.mode = none` everything else is allowed.
     pub fn authorize(&self, need: Need<'_>, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        if let Need::Download { name, query } = need {
-            let params = SignedParams::from_query(query).map_err(signature_error)?;
-            if let Some(params) = params {
+        if let Need::Download { name, query } = &need {
+            let params = SignedParams::from_query(*query).map_err(signature_error)?;
+            if let (Some(params), false) = (params, headers.contains_key(API_KEY_HEADER)) {
                 let signer = self
                     .signer
                     .as_ref()

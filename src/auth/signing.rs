@@ -13,6 +13,12 @@ use crate::{config::Secret, object_name::ObjectName, routes::DOWNLOAD_PREFIX};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The last second of year 9999: later expiry times are malformed, not merely far off.
+const MAX_EXPIRES: u64 = 253_402_300_799;
+
+/// Bytes in an HMAC-SHA256 signature (64 hex characters).
+const SIGNATURE_LEN: usize = 32;
+
 /// Why a signed URL was refused (all 403).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
@@ -52,8 +58,15 @@ impl SignedParams {
         match (expires, signature) {
             (None, None) => Ok(None),
             (Some(expires), Some(signature)) => Ok(Some(SignedParams {
-                expires: expires.parse().map_err(|_| SignatureError::Malformed)?,
-                signature: hex::decode(signature).map_err(|_| SignatureError::Malformed)?,
+                expires: expires
+                    .parse()
+                    .ok()
+                    .filter(|e| *e <= MAX_EXPIRES)
+                    .ok_or(SignatureError::Malformed)?,
+                signature: hex::decode(signature)
+                    .ok()
+                    .filter(|s| s.len() == SIGNATURE_LEN)
+                    .ok_or(SignatureError::Malformed)?,
             })),
             _ => Err(SignatureError::Malformed),
         }
@@ -191,6 +204,11 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(params("v=2&signature=abcd&expires=5").expires, 5);
+        let sig = "ab".repeat(32);
+        assert_eq!(params(&format!("v=2&signature={sig}&expires=5")).expires, 5);
+        assert!(
+            SignedParams::from_query(Some("expires=1&signature=abcd")).is_err(),
+            "too short"
+        );
     }
 }

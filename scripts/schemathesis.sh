@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs schemathesis (PyPI, installed once into the cache) against the real server, started
+# here with the fs backend and API keys on, to keep docs/openapi.yaml true.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
+VERSION=4.32.5
+VENV="$IG_CACHE/venv"
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$VERSION"; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "schemathesis==$VERSION"
+fi
+
+cargo build --locked -q
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+key="schemathesis-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+IMAGE_GATEWAY_LISTEN="127.0.0.1:$port" \
+IMAGE_GATEWAY_STORAGE__FS__ROOT="$work/data" \
+IMAGE_GATEWAY_AUTH__MODE=api_key \
+IMAGE_GATEWAY_AUTH__API_KEYS="[\"write:$key\"]" \
+IMAGE_GATEWAY_AUTH__URL_SIGNING_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(16))')" \
+RUST_LOG=warn "$CARGO_TARGET_DIR/debug/image-gateway" >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+base="http://127.0.0.1:$port"
+for _ in $(seq 100); do curl -fs "$base/readyz" >/dev/null && break; sleep 0.1; done
+
+name="$(curl -fs -X POST --data-binary @tests/fixtures/sample.png -H 'Content-Type: image/png' \
+  -H "X-API-Key: $key" "$base/v1/image/upload" | python3 -c 'import json,sys; print(json.load(sys.stdin)["object_name"])')"
+IG_ST_API_KEY="$key" IG_ST_OBJECT_NAME="$name" \
+  "$VENV/bin/schemathesis" --config-file tests/schemathesis/schemathesis.toml run "$base/openapi.yaml" \
+  --no-color "$@"
