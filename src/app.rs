@@ -42,7 +42,7 @@ pub struct App {
     rate_limits: Option<RateLimits>,
     proxies: TrustedProxies,
     cors: Cors,
-    cache_control: HeaderValue,
+    cache_control: Option<HeaderValue>,
     public_url: String,
     shutting_down: AtomicBool,
 }
@@ -54,8 +54,13 @@ impl App {
         let (access, publisher) = AccessControl::new(&config.auth)?;
         let proxies = TrustedProxies::parse(&config.server.trusted_proxies)
             .map_err(|e| format!("server.trusted_proxies: {e}"))?;
-        let cache_control = HeaderValue::try_from(config.http.cache_control.as_str())
-            .map_err(|_| "http.cache_control: not a valid header value".to_string())?;
+        let cache_control = match &config.http.cache_control {
+            Some(value) => Some(
+                HeaderValue::try_from(value.as_str())
+                    .map_err(|_| "http.cache_control: not a valid header value".to_string())?,
+            ),
+            None => None,
+        };
         let public_url = match &config.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", config.listen),
@@ -104,8 +109,22 @@ impl App {
         &self.public_url
     }
 
-    pub fn cache_control(&self) -> &HeaderValue {
-        &self.cache_control
+    /// `Cache-Control` for an image sent to `caller` (see `http.cache_control`).
+    pub fn cache_control(&self, caller: &Caller) -> HeaderValue {
+        if let Some(configured) = &self.cache_control {
+            return configured.clone();
+        }
+        match caller {
+            Caller::Anonymous => HeaderValue::from_static("public, max-age=31536000, immutable"),
+            // SECURITY: a shared cache must not hand a key-protected image to anyone else.
+            Caller::Key(_) => HeaderValue::from_static("private, max-age=31536000, immutable"),
+            // Cacheable by URL (the URL is the credential), but not past its expiry.
+            Caller::SignedUrl { expires } => {
+                let left = expires.saturating_sub(crate::auth::signing::unix_now());
+                HeaderValue::try_from(format!("public, max-age={left}, immutable"))
+                    .unwrap_or(HeaderValue::from_static("no-cache"))
+            }
+        }
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending traffic.
@@ -162,7 +181,8 @@ impl App {
                 };
                 let caller = self.access.authorize(need, &parts.headers)?;
                 self.limit(&caller, peer, parts, rate)?;
-                download::handle(self, &parts.method, &parts.headers, &name).await
+                let cache_control = self.cache_control(&caller);
+                download::handle(self, &parts.method, &parts.headers, &name, cache_control).await
             }
             Route::Upload => {
                 let caller = self.access.authorize(Need::Upload, &parts.headers)?;
@@ -199,7 +219,7 @@ impl App {
         };
         let client = match caller {
             Caller::Key(holder) => format!("key:{}", holder.id),
-            Caller::Anonymous | Caller::SignedUrl => {
+            Caller::Anonymous | Caller::SignedUrl { .. } => {
                 format!("ip:{}", self.proxies.client_ip(peer.ip(), &parts.headers))
             }
         };

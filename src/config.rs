@@ -131,11 +131,13 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// `Cache-Control` on image responses.
-    pub cache_control: String,
+    /// `Cache-Control` on image responses. Unset, it follows the access: `public` for open
+    /// access, `private` for key-authenticated downloads, and for signed URLs `public` but
+    /// never beyond the URL's expiry; always `immutable` (names are never reused).
+    pub cache_control: Option<String>,
 }
 
 impl Default for Config {
@@ -232,15 +234,6 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D:
     })
 }
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        // Names are random and never reused, so a stored image never changes under its URL.
-        Self {
-            cache_control: "public, max-age=31536000, immutable".into(),
-        }
-    }
-}
-
 /// A configuration problem, as one line naming the key; the process exits 64 with it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -310,7 +303,9 @@ impl Config {
                 "must be greater than zero",
             ));
         }
-        if http::HeaderValue::from_str(&self.http.cache_control).is_err() {
+        if let Some(value) = &self.http.cache_control
+            && http::HeaderValue::from_str(value).is_err()
+        {
             return Err(ConfigError::key(
                 "http.cache_control",
                 "is not a valid header value",

@@ -21,13 +21,15 @@ pub async fn handle(
     method: &Method,
     headers: &HeaderMap,
     name: &ObjectName,
+    cache_control: HeaderValue,
 ) -> Result<Response<Body>, ApiError> {
+    let validators = Validators { cache_control };
     let storage = app.storage();
     let meta = storage.head(name).await?;
 
     let honour_range = match conditional::evaluate(headers, &meta) {
         Outcome::Failed => return Err(ApiError::PreconditionFailed),
-        Outcome::NotModified => return Ok(not_modified(app, &meta)),
+        Outcome::NotModified => return Ok(validators.not_modified(&meta)),
         Outcome::Proceed { honour_range } => honour_range,
     };
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
@@ -42,7 +44,7 @@ pub async fn handle(
     };
 
     if method == Method::HEAD {
-        return Ok(object_response(app, name, &meta, range, body::empty()));
+        return Ok(validators.object_response(name, &meta, range, body::empty()));
     }
 
     let got = storage.get(name, range).await?;
@@ -54,70 +56,77 @@ pub async fn handle(
         None => got.meta.len,
     };
     let body = ObjectBody::new(got.body, len).boxed();
-    Ok(object_response(app, name, &got.meta, range, body))
+    Ok(validators.object_response(name, &got.meta, range, body))
 }
 
-/// Headers of a 200 or 206 (and of the HEAD equivalent).
-fn object_response(
-    app: &App,
-    name: &ObjectName,
-    meta: &ObjectMeta,
-    range: Option<ByteRange>,
-    body: Body,
-) -> Response<Body> {
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    validators(app, meta, headers);
-    let format = name.format();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    if let Ok(value) = HeaderValue::try_from(format!("inline; filename=\"{name}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if format == ImageFormat::Svg {
+/// The response headers that depend on the caller (caching) and the object (validators).
+struct Validators {
+    cache_control: HeaderValue,
+}
+
+impl Validators {
+    /// Headers of a 200 or 206 (and of the HEAD equivalent).
+    fn object_response(
+        &self,
+        name: &ObjectName,
+        meta: &ObjectMeta,
+        range: Option<ByteRange>,
+        body: Body,
+    ) -> Response<Body> {
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        self.apply(meta, headers);
+        let format = name.format();
         headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(SVG_CSP),
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        if let Ok(value) = HeaderValue::try_from(format!("inline; filename=\"{name}\"")) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if format == ImageFormat::Svg {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(SVG_CSP),
+            );
+        }
+        match range {
+            Some(r) => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(r.byte_count()));
+                if let Ok(value) =
+                    HeaderValue::try_from(format!("bytes {}-{}/{}", r.start, r.end, meta.len))
+                {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
+                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            }
+            None => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len));
+            }
+        }
+        response
+    }
+
+    /// Headers shared by 200, 206 and 304.
+    fn apply(&self, meta: &ObjectMeta, headers: &mut HeaderMap) {
+        if let Ok(etag) = HeaderValue::from_str(&meta.etag) {
+            headers.insert(header::ETAG, etag);
+        }
+        if let Ok(date) = HeaderValue::try_from(httpdate::fmt_http_date(meta.last_modified)) {
+            headers.insert(header::LAST_MODIFIED, date);
+        }
+        headers.insert(header::CACHE_CONTROL, self.cache_control.clone());
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
         );
     }
-    match range {
-        Some(r) => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(r.byte_count()));
-            if let Ok(value) =
-                HeaderValue::try_from(format!("bytes {}-{}/{}", r.start, r.end, meta.len))
-            {
-                headers.insert(header::CONTENT_RANGE, value);
-            }
-            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        }
-        None => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len));
-        }
-    }
-    response
-}
 
-/// Headers shared by 200, 206 and 304.
-fn validators(app: &App, meta: &ObjectMeta, headers: &mut HeaderMap) {
-    if let Ok(etag) = HeaderValue::from_str(&meta.etag) {
-        headers.insert(header::ETAG, etag);
+    fn not_modified(&self, meta: &ObjectMeta) -> Response<Body> {
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        self.apply(meta, response.headers_mut());
+        response
     }
-    if let Ok(date) = HeaderValue::try_from(httpdate::fmt_http_date(meta.last_modified)) {
-        headers.insert(header::LAST_MODIFIED, date);
-    }
-    headers.insert(header::CACHE_CONTROL, app.cache_control().clone());
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-}
-
-fn not_modified(app: &App, meta: &ObjectMeta) -> Response<Body> {
-    let mut response = Response::new(body::empty());
-    *response.status_mut() = StatusCode::NOT_MODIFIED;
-    validators(app, meta, response.headers_mut());
-    response
 }

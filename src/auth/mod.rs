@@ -41,8 +41,8 @@ pub enum Caller {
     Anonymous,
     /// A valid API key with the needed scope.
     Key(Holder),
-    /// A download through a valid signed URL.
-    SignedUrl,
+    /// A download through a valid signed URL, good until `expires` (Unix seconds).
+    SignedUrl { expires: u64 },
 }
 
 pub struct AccessControl {
@@ -87,7 +87,9 @@ impl AccessControl {
                 signer
                     .verify(name, &params, unix_now())
                     .map_err(signature_error)?;
-                return Ok(Caller::SignedUrl);
+                return Ok(Caller::SignedUrl {
+                    expires: params.expires,
+                });
             }
         }
         if self.mode == AuthMode::None {

@@ -367,7 +367,69 @@ async fn safer_uploads(backend: Backend) {
     assert_eq!(page.objects.len(), 1, "only the inert SVG was stored");
 }
 
+async fn cache_control_follows_the_access(backend: Backend) {
+    let fx = Fixture::with(backend, with_keys).await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let keyed = raw_request(
+        server.addr,
+        "GET",
+        &format!("/v1/image/download/{name}"),
+        &[("X-API-Key", READER)],
+    )
+    .await;
+    assert_eq!(
+        keyed.header("cache-control"),
+        Some("private, max-age=31536000, immutable")
+    );
+    let signer = UrlSigner::new(&[Secret::new(SIGNING_KEY)]).unwrap();
+    let expires = unix_now() + 600;
+    let target = format!(
+        "/v1/image/download/{name}?expires={expires}&signature={}",
+        signer.sign(&name, expires)
+    );
+    let signed = raw_request(server.addr, "GET", &target, &[]).await;
+    let value = signed.header("cache-control").unwrap();
+    let max_age: u64 = value
+        .strip_prefix("public, max-age=")
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (595..=600).contains(&max_age),
+        "never cached past the URL's expiry: {value}"
+    );
+    let not_modified = raw_request(server.addr, "GET", &target, &[("If-None-Match", "*")]).await;
+    assert_eq!(not_modified.status, 304);
+    assert!(
+        not_modified
+            .header("cache-control")
+            .unwrap()
+            .starts_with("public, max-age=")
+    );
+
+    let fx = Fixture::with(backend, |c| {
+        with_keys(c);
+        c.http.cache_control = Some("no-store".into());
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let configured = raw_request(
+        server.addr,
+        "GET",
+        &format!("/v1/image/download/{name}"),
+        &[("X-API-Key", READER)],
+    )
+    .await;
+    assert_eq!(configured.header("cache-control"), Some("no-store"));
+}
+
 crate::on_both_backends!(
+    cache_control_follows_the_access,
     api_keys_and_scopes,
     signed_urls,
     rate_limits_per_key_and_client,
