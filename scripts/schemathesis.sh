@@ -17,6 +17,7 @@ work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 key="schemathesis-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 IMAGE_GATEWAY_LISTEN="127.0.0.1:$port" \
+IMAGE_GATEWAY_ADMIN_LISTEN=127.0.0.1:0 \
 IMAGE_GATEWAY_STORAGE__FS__ROOT="$work/data" \
 IMAGE_GATEWAY_AUTH__MODE=api_key \
 IMAGE_GATEWAY_AUTH__API_KEYS="[\"write:$key\"]" \

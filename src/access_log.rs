@@ -1,8 +1,10 @@
-//! One log line per request, written when the response body is finished or dropped, so the
-//! line carries the bytes really sent and says whether the download completed or was aborted.
+//! The end of every request: one access-log line and the request's metrics, recorded when the
+//! response body is finished or dropped, so they carry the bytes really sent and say whether
+//! the download completed, failed (storage) or was aborted (client gone).
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
@@ -11,61 +13,137 @@ use bytes::Bytes;
 use http::Method;
 use http_body::{Frame, SizeHint};
 
-use crate::body::{Body, BoxError};
+use crate::{
+    body::{Body, BoxError},
+    metrics::Metrics,
+};
 
-/// Wraps a response body and logs the request when the body ends or is dropped.
+/// Counts a request in `http_requests_in_flight` from its first moment until this is dropped,
+/// whichever way the request ends.
+pub struct InFlight {
+    metrics: Arc<Metrics>,
+}
+
+impl InFlight {
+    pub fn new(metrics: &Arc<Metrics>) -> InFlight {
+        metrics.http_in_flight.inc();
+        InFlight {
+            metrics: metrics.clone(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.metrics.http_in_flight.dec();
+    }
+}
+
+/// What is known about a request once its response head is ready.
+pub struct RequestInfo {
+    pub method: Method,
+    pub route: &'static str,
+    pub status: u16,
+    pub start: Instant,
+    pub span: tracing::Span,
+}
+
+/// Wraps a response body; logs and counts the request when the body ends or is dropped.
 pub struct LoggedBody {
     inner: Body,
     entry: Entry,
 }
 
 struct Entry {
-    method: Method,
-    route: &'static str,
-    status: u16,
-    start: Instant,
+    info: RequestInfo,
     bytes: u64,
-    outcome: &'static str,
+    outcome: Outcome,
+    in_flight: InFlight,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Complete,
+    /// The body was dropped before its end: the client went away.
+    Aborted,
+    /// The body failed (storage broke mid-stream) and the response was aborted.
+    Failed,
 }
 
 impl LoggedBody {
-    pub fn new(
-        inner: Body,
-        method: Method,
-        route: &'static str,
-        status: u16,
-        start: Instant,
-    ) -> Self {
+    pub fn new(inner: Body, info: RequestInfo, in_flight: InFlight) -> Self {
         let outcome = if http_body::Body::is_end_stream(&inner) {
-            "complete"
+            Outcome::Complete
         } else {
-            "aborted"
+            Outcome::Aborted
         };
         Self {
             inner,
             entry: Entry {
-                method,
-                route,
-                status,
-                start,
+                info,
                 bytes: 0,
                 outcome,
+                in_flight,
             },
         }
     }
 }
 
+/// A bounded `method` label.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 impl Drop for Entry {
     fn drop(&mut self) {
-        let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let info = &self.info;
+        let elapsed = info.start.elapsed();
+        let metrics = &self.in_flight.metrics;
+        let method = method_label(&info.method);
+        metrics
+            .http_requests
+            .with_label_values(&[info.route, method, &info.status.to_string()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[info.route, method])
+            .observe(elapsed.as_secs_f64());
+        metrics
+            .http_body_bytes
+            .with_label_values(&[info.route])
+            .inc_by(self.bytes);
+        let outcome = match self.outcome {
+            Outcome::Complete => "complete",
+            Outcome::Aborted => {
+                metrics.http_aborted.with_label_values(&["client_gone"]).inc();
+                "aborted"
+            }
+            Outcome::Failed => {
+                metrics.http_aborted.with_label_values(&["storage_failed"]).inc();
+                "failed"
+            }
+        };
+        info.span.record("http.response.status_code", info.status);
+        let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        let _entered = info.span.enter();
         tracing::info!(
             target: "access",
-            method = %self.method,
-            route = self.route,
-            status = self.status,
+            method = %info.method,
+            route = info.route,
+            status = info.status,
             bytes = self.bytes,
-            duration_ms = (duration_ms * 1000.0).round() / 1000.0,
-            outcome = self.outcome,
+            duration_ms,
+            outcome,
+            trace_id = %crate::telemetry::trace_id(&info.span),
         );
     }
 }
@@ -74,10 +152,7 @@ impl http_body::Body for LoggedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
@@ -86,14 +161,14 @@ impl http_body::Body for LoggedBody {
                     this.entry.bytes += data.len() as u64;
                 }
                 if this.inner.is_end_stream() {
-                    this.entry.outcome = "complete";
+                    this.entry.outcome = Outcome::Complete;
                 }
             }
             Poll::Ready(Some(Err(e))) => {
-                tracing::warn!(route = this.entry.route, error = %e, "response body failed; aborting the response");
-                this.entry.outcome = "failed";
+                tracing::warn!(route = this.entry.info.route, error = %e, "response body failed; aborting the response");
+                this.entry.outcome = Outcome::Failed;
             }
-            Poll::Ready(None) => this.entry.outcome = "complete",
+            Poll::Ready(None) => this.entry.outcome = Outcome::Complete,
             Poll::Pending => {}
         }
         polled

@@ -3,18 +3,16 @@
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc, Weak,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
-use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header, request::Parts};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use crate::{
-    access_log::LoggedBody,
+    access_log::{InFlight, LoggedBody, RequestInfo},
     auth::{self, AccessControl, Caller, Need},
     body::{self, Body},
     client_ip::TrustedProxies,
@@ -22,12 +20,17 @@ use crate::{
     cors::Cors,
     download,
     error::ApiError,
+    health::{CHECK_INTERVAL, Health},
+    metrics::Metrics,
     object_name::ObjectName,
     ratelimit::{RateLimits, RateStatus},
     routes::Route,
-    storage::Storage,
-    upload,
+    storage::{InstrumentedStorage, Storage},
+    telemetry, upload,
 };
+
+/// Longest `url.path` put on a span (invalid names can be kilobytes long).
+const MAX_TRACED_PATH: usize = 256;
 
 /// The public API description, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../docs/openapi.yaml");
@@ -38,19 +41,22 @@ const RATE_LIMIT_SWEEP: Duration = Duration::from_secs(60);
 pub struct App {
     config: Config,
     storage: Arc<dyn Storage>,
+    metrics: Arc<Metrics>,
+    health: Health,
     access: AccessControl,
     rate_limits: Option<RateLimits>,
     proxies: TrustedProxies,
     cors: Cors,
     cache_control: Option<HeaderValue>,
     public_url: String,
-    shutting_down: AtomicBool,
 }
 
 impl App {
-    /// Builds the app and starts its background tasks (key-file reload, rate-limit sweep),
-    /// which end when the app is dropped.
+    /// Builds the app and starts its background tasks (storage checks for readiness, key-file
+    /// reload, rate-limit sweep), which end when the app is dropped.
     pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<Arc<App>, String> {
+        let metrics = Arc::new(Metrics::new());
+        let storage: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(storage, metrics.clone()));
         let (access, publisher) = AccessControl::new(&config.auth)?;
         let proxies = TrustedProxies::parse(&config.server.trusted_proxies)
             .map_err(|e| format!("server.trusted_proxies: {e}"))?;
@@ -66,25 +72,20 @@ impl App {
             None => format!("http://{}", config.listen),
         };
         let app = Arc::new(App {
-            rate_limits: RateLimits::new(
-                config.rate_limit.requests_per_minute,
-                config.rate_limit.burst,
-            ),
+            rate_limits: RateLimits::new(config.rate_limit.requests_per_minute, config.rate_limit.burst),
             cors: Cors::new(&config.cors.allowed_origins),
             proxies,
             access,
             cache_control,
             public_url,
             storage,
-            shutting_down: AtomicBool::new(false),
+            metrics,
+            health: Health::new(true),
             config,
         });
+        tokio::spawn(watch_storage(Arc::downgrade(&app)));
         if let Some(path) = app.config.auth.api_keys_file.clone() {
-            tokio::spawn(auth::watch_key_file(
-                path,
-                Arc::new(app.config.auth.clone()),
-                publisher,
-            ));
+            tokio::spawn(auth::watch_key_file(path, Arc::new(app.config.auth.clone()), publisher));
         }
         if app.rate_limits.is_some() {
             tokio::spawn(sweep_rate_limits(Arc::downgrade(&app)));
@@ -127,36 +128,97 @@ impl App {
         }
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     /// From now on `/readyz` answers 503, so load balancers stop sending traffic.
     pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        self.health.begin_shutdown();
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
+        self.health.is_shutting_down()
+    }
+
+    /// The admin listener: `/metrics`, `/livez`, `/readyz`; not logged, not counted.
+    pub async fn handle_admin(&self, request: Request<Incoming>) -> Response<Body> {
+        let path = request.uri().path();
+        let get = request.method() == Method::GET || request.method() == Method::HEAD;
+        let result = match path {
+            "/metrics" | "/livez" | "/readyz" if !get => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
+            "/metrics" => {
+                let mut response = Response::new(body::full(self.metrics.render()));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                Ok(response)
+            }
+            "/livez" => Ok(status_json(StatusCode::OK, "alive")),
+            "/readyz" => Ok(self.readiness()),
+            _ => Err(ApiError::RouteNotFound),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+
+    fn readiness(&self) -> Response<Body> {
+        match self.health.readiness() {
+            Ok(()) => status_json(StatusCode::OK, "ready"),
+            Err(why) => status_json(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}")),
+        }
     }
 
     /// Answers one request from `peer`; never fails (errors become responses).
     pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let start = Instant::now();
+        let in_flight = InFlight::new(&self.metrics);
         let (parts, body) = request.into_parts();
         let route = Route::parse(parts.uri.path());
         let route_name = route.as_ref().map_or("not_found", Route::name);
+        let template = route.as_ref().map_or("", Route::template);
+        let path: String = parts.uri.path().chars().take(MAX_TRACED_PATH).collect();
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %if template.is_empty() { parts.method.to_string() } else { format!("{} {template}", parts.method) },
+            otel.kind = "server",
+            http.request.method = %parts.method,
+            http.route = template,
+            url.path = %path,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        telemetry::set_remote_parent(&span, &parts.headers);
         let mut rate = None;
         let result = match route {
             None => Err(ApiError::RouteNotFound),
-            Some(route) => self.dispatch(route, &parts, body, peer, &mut rate).await,
+            Some(route) => {
+                self.dispatch(route, &parts, body, peer, &mut rate)
+                    .instrument(span.clone())
+                    .await
+            }
         };
-        let mut response = result.unwrap_or_else(ApiError::into_response);
+        let mut response = span.in_scope(|| result.unwrap_or_else(ApiError::into_response));
         if let Some(status) = rate {
             status.apply(response.headers_mut());
         }
         self.cors.decorate(&parts.headers, response.headers_mut());
         let status = response.status().as_u16();
-        response.map(|inner| {
-            let logged = LoggedBody::new(inner, parts.method.clone(), route_name, status, start);
-            http_body_util::combinators::UnsyncBoxBody::new(logged)
-        })
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+        let info = RequestInfo {
+            method: parts.method.clone(),
+            route: route_name,
+            status,
+            start,
+            span,
+        };
+        response.map(|inner| http_body_util::combinators::UnsyncBoxBody::new(LoggedBody::new(inner, info, in_flight)))
     }
 
     async fn dispatch(
@@ -173,37 +235,38 @@ impl App {
         route.check_method(&parts.method)?;
         match route {
             Route::Download { encoded_name } => {
-                let name =
-                    ObjectName::parse_encoded(encoded_name).map_err(ApiError::InvalidObjectName)?;
+                let name = ObjectName::parse_encoded(encoded_name).map_err(ApiError::InvalidObjectName)?;
                 let need = Need::Download {
                     name: &name,
                     query: parts.uri.query(),
                 };
-                let caller = self.access.authorize(need, &parts.headers)?;
+                let caller = self.authorize(need, &parts.headers)?;
                 self.limit(&caller, peer, parts, rate)?;
                 let cache_control = self.cache_control(&caller);
                 download::handle(self, &parts.method, &parts.headers, &name, cache_control).await
             }
             Route::Upload => {
-                let caller = self.access.authorize(Need::Upload, &parts.headers)?;
+                let caller = self.authorize(Need::Upload, &parts.headers)?;
                 self.limit(&caller, peer, parts, rate)?;
                 upload::handle(self, &parts.headers, body).await
             }
             Route::Livez => Ok(status_json(StatusCode::OK, "alive")),
-            Route::Readyz if self.is_shutting_down() => Ok(status_json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting down",
-            )),
-            Route::Readyz => Ok(status_json(StatusCode::OK, "ready")),
+            Route::Readyz => Ok(self.readiness()),
             Route::OpenApi => {
                 let mut response = Response::new(body::full(OPENAPI));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/yaml"),
-                );
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
                 Ok(response)
             }
         }
+    }
+
+    fn authorize(&self, need: Need<'_>, headers: &http::HeaderMap) -> Result<Caller, ApiError> {
+        self.access.authorize(need, headers).map_err(|e| {
+            self.metrics.auth_failures.with_label_values(&[e.metric_label()]).inc();
+            ApiError::from(e)
+        })
     }
 
     /// Counts the request against its caller's budget: the API key, else the client address.
@@ -226,11 +289,26 @@ impl App {
         let status = limits.check(&client);
         let refused = status.retry_after.is_some();
         *rate = Some(status);
-        if refused {
-            Err(ApiError::RateLimited)
-        } else {
-            Ok(())
+        if refused { Err(ApiError::RateLimited) } else { Ok(()) }
+    }
+}
+
+/// Keeps readiness fresh: a cheap storage check every few seconds, off the request path.
+async fn watch_storage(app: Weak<App>) {
+    loop {
+        let Some(strong) = app.upgrade() else { return };
+        let start = Instant::now();
+        let result = strong.storage.check().await.map_err(|e| e.to_string());
+        strong
+            .metrics
+            .readiness_check_duration
+            .observe(start.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "storage check failed");
         }
+        strong.health.record_storage_check(result);
+        drop(strong);
+        tokio::time::sleep(CHECK_INTERVAL).await;
     }
 }
 
@@ -245,18 +323,11 @@ async fn sweep_rate_limits(app: Weak<App>) {
 }
 
 fn status_json(status: StatusCode, state: &str) -> Response<Body> {
-    let key = if status.is_success() {
-        "status"
-    } else {
-        "detail"
-    };
+    let key = if status.is_success() { "status" } else { "detail" };
     let mut response = Response::new(body::full(serde_json::json!({ key: state }).to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -22,9 +22,7 @@ pub fn empty() -> Body {
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// Streams an object's bytes from storage, chunk by chunk, and fails (which aborts the
@@ -37,10 +35,7 @@ pub struct ObjectBody {
 
 impl ObjectBody {
     pub fn new(stream: ByteStream, len: u64) -> Self {
-        Self {
-            stream,
-            remaining: len,
-        }
+        Self { stream, remaining: len }
     }
 
     pub fn boxed(self) -> Body {
@@ -62,10 +57,7 @@ impl http_body::Body for ObjectBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }

@@ -84,16 +84,10 @@ mod tests {
             ip("198.51.100.7")
         );
         assert_eq!(
-            trusted.client_ip(
-                ip("10.1.2.3"),
-                &headers(&["1.2.3.4", "198.51.100.7, 10.9.9.9"])
-            ),
+            trusted.client_ip(ip("10.1.2.3"), &headers(&["1.2.3.4", "198.51.100.7, 10.9.9.9"])),
             ip("198.51.100.7")
         );
-        assert_eq!(
-            trusted.client_ip(ip("192.168.1.1"), &headers(&[])),
-            ip("192.168.1.1")
-        );
+        assert_eq!(trusted.client_ip(ip("192.168.1.1"), &headers(&[])), ip("192.168.1.1"));
         assert_eq!(
             trusted.client_ip(ip("10.1.2.3"), &headers(&["garbage"])),
             ip("10.1.2.3")

@@ -83,10 +83,7 @@ fn date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
 
 /// HTTP dates have whole seconds; compare at that precision.
 fn seconds(t: SystemTime) -> SystemTime {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
@@ -99,8 +96,7 @@ fn matches(list: &str, current: &str, comparison: Comparison) -> bool {
     if comparison == Comparison::Strong && current_weak {
         return false;
     }
-    EntityTags(list)
-        .any(|(weak, tag)| tag == current_tag && (comparison == Comparison::Weak || !weak))
+    EntityTags(list).any(|(weak, tag)| tag == current_tag && (comparison == Comparison::Weak || !weak))
 }
 
 fn split_weak(tag: &str) -> (bool, &str) {
@@ -177,10 +173,7 @@ mod tests {
         assert_eq!(eval(&[(IF_MODIFIED_SINCE, BEFORE)]), PROCEED);
         assert_eq!(eval(&[(IF_MODIFIED_SINCE, "not a date")]), PROCEED);
         // If-None-Match takes precedence: a non-matching tag ignores If-Modified-Since.
-        assert_eq!(
-            eval(&[(IF_NONE_MATCH, "\"x\""), (IF_MODIFIED_SINCE, LM)]),
-            PROCEED
-        );
+        assert_eq!(eval(&[(IF_NONE_MATCH, "\"x\""), (IF_MODIFIED_SINCE, LM)]), PROCEED);
     }
 
     #[test]
@@ -189,18 +182,11 @@ mod tests {
         assert_eq!(eval(&[(IF_MATCH, "\"abc\"")]), PROCEED);
         assert_eq!(eval(&[(IF_MATCH, "*")]), PROCEED);
         assert_eq!(eval(&[(IF_MATCH, "\"x\"")]), Outcome::Failed);
-        assert_eq!(
-            eval(&[(IF_MATCH, "W/\"abc\"")]),
-            Outcome::Failed,
-            "If-Match is strong"
-        );
+        assert_eq!(eval(&[(IF_MATCH, "W/\"abc\"")]), Outcome::Failed, "If-Match is strong");
         assert_eq!(eval(&[(IF_UNMODIFIED_SINCE, BEFORE)]), Outcome::Failed);
         assert_eq!(eval(&[(IF_UNMODIFIED_SINCE, LM)]), PROCEED);
         // If-Match takes precedence over If-Unmodified-Since.
-        assert_eq!(
-            eval(&[(IF_MATCH, "\"abc\""), (IF_UNMODIFIED_SINCE, BEFORE)]),
-            PROCEED
-        );
+        assert_eq!(eval(&[(IF_MATCH, "\"abc\""), (IF_UNMODIFIED_SINCE, BEFORE)]), PROCEED);
         // A failed If-Match wins over a matching If-None-Match.
         assert_eq!(
             eval(&[(IF_MATCH, "\"x\""), (IF_NONE_MATCH, "\"abc\"")]),
@@ -213,9 +199,7 @@ mod tests {
         use header::*;
         assert_eq!(eval(&[(IF_RANGE, "\"abc\"")]), PROCEED);
         assert_eq!(eval(&[(IF_RANGE, LM)]), PROCEED);
-        let ignore = Outcome::Proceed {
-            honour_range: false,
-        };
+        let ignore = Outcome::Proceed { honour_range: false };
         assert_eq!(eval(&[(IF_RANGE, "\"x\"")]), ignore);
         assert_eq!(
             eval(&[(IF_RANGE, "W/\"abc\"")]),

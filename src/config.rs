@@ -26,6 +26,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base of the URLs we hand out (`upload_url`); defaults to `http://{listen}`.
     pub public_url: Option<String>,
+    /// Address of the admin listener: `/metrics`, `/livez`, `/readyz`.
+    pub admin_listen: SocketAddr,
     pub storage: StorageConfig,
     pub upload: UploadConfig,
     pub server: ServerConfig,
@@ -33,6 +35,32 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub cors: CorsConfig,
+    pub shutdown: ShutdownConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, `/readyz` answers 503 for this long before the listener closes, so load
+    /// balancers stop sending traffic first.
+    pub grace: HumanDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` or `text`; unset: text on a terminal, JSON otherwise.
+    pub format: Option<LogFormat>,
+    /// A `tracing` filter such as `info` or `image_gateway=debug,info`; `RUST_LOG` wins.
+    pub level: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,6 +173,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             storage: StorageConfig::default(),
             upload: UploadConfig::default(),
             server: ServerConfig::default(),
@@ -152,6 +181,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             cors: CorsConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -204,6 +235,14 @@ impl Default for ServerConfig {
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
             drain_timeout: HumanDuration(Duration::from_secs(30)),
             trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            grace: HumanDuration(Duration::from_secs(5)),
         }
     }
 }
@@ -286,16 +325,10 @@ impl Config {
         };
         self.public_url = Some(public_url);
         if self.storage.timeout.0.is_zero() {
-            return Err(ConfigError::key(
-                "storage.timeout",
-                "must be greater than zero",
-            ));
+            return Err(ConfigError::key("storage.timeout", "must be greater than zero"));
         }
         if self.upload.max_bytes.0 == 0 {
-            return Err(ConfigError::key(
-                "upload.max_bytes",
-                "must be greater than zero",
-            ));
+            return Err(ConfigError::key("upload.max_bytes", "must be greater than zero"));
         }
         if self.server.header_read_timeout.0.is_zero() {
             return Err(ConfigError::key(
@@ -306,24 +339,25 @@ impl Config {
         if let Some(value) = &self.http.cache_control
             && http::HeaderValue::from_str(value).is_err()
         {
+            return Err(ConfigError::key("http.cache_control", "is not a valid header value"));
+        }
+        if let Some(level) = &self.log.level
+            && tracing_subscriber::EnvFilter::try_new(level).is_err()
+        {
             return Err(ConfigError::key(
-                "http.cache_control",
-                "is not a valid header value",
+                "log.level",
+                format!("`{level}` is not a log filter; use e.g. \"info\""),
             ));
         }
         if self.upload.max_pixels == 0 {
-            return Err(ConfigError::key(
-                "upload.max_pixels",
-                "must be greater than zero",
-            ));
+            return Err(ConfigError::key("upload.max_pixels", "must be greater than zero"));
         }
         crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
             .map_err(|e| ConfigError::key("server.trusted_proxies", e))?;
         let auth = &self.auth;
         crate::auth::keys::KeySet::parse(auth.api_keys.iter().map(Secret::expose))
             .map_err(|e| ConfigError::key("auth.api_keys", e))?;
-        if auth.mode == AuthMode::ApiKey && auth.api_keys.is_empty() && auth.api_keys_file.is_none()
-        {
+        if auth.mode == AuthMode::ApiKey && auth.api_keys.is_empty() && auth.api_keys_file.is_none() {
             return Err(ConfigError::key(
                 "auth.api_keys",
                 "auth.mode = \"api_key\" needs auth.api_keys or auth.api_keys_file",
@@ -336,10 +370,7 @@ impl Config {
             ));
         }
         if auth.signed_url_ttl.0.as_secs() == 0 {
-            return Err(ConfigError::key(
-                "auth.signed_url_ttl",
-                "must be at least one second",
-            ));
+            return Err(ConfigError::key("auth.signed_url_ttl", "must be at least one second"));
         }
         if self.storage.backend == Backend::S3 {
             let s3 = &self.storage.s3;
@@ -353,10 +384,7 @@ impl Config {
                 check_http_url(endpoint).map_err(|e| ConfigError::key("storage.s3.endpoint", e))?;
             }
             if s3.prefix.starts_with('/') {
-                return Err(ConfigError::key(
-                    "storage.s3.prefix",
-                    "must not start with '/'",
-                ));
+                return Err(ConfigError::key("storage.s3.prefix", "must not start with '/'"));
             }
             if s3.access_key_id.as_deref().is_none_or(str::is_empty) {
                 return Err(ConfigError::key(
@@ -364,11 +392,7 @@ impl Config {
                     "is required when storage.backend = \"s3\"",
                 ));
             }
-            if s3
-                .secret_access_key
-                .as_ref()
-                .is_none_or(|s| s.expose().is_empty())
-            {
+            if s3.secret_access_key.as_ref().is_none_or(|s| s.expose().is_empty()) {
                 return Err(ConfigError::key(
                     "storage.s3.secret_access_key",
                     "is required when storage.backend = \"s3\"",
@@ -380,8 +404,7 @@ impl Config {
 
     /// The effective configuration as TOML, secrets redacted (for `check-config`).
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string_pretty(self)
-            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
 
@@ -449,17 +472,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = load("[storage]\ntimeout = \"soon\"")
-            .unwrap_err()
-            .to_string();
+        let err = load("[storage]\ntimeout = \"soon\"").unwrap_err().to_string();
         assert!(err.contains("`storage.timeout`"), "{err}");
-        let err = load("[storage]\nbackend = \"ftp\"")
-            .unwrap_err()
-            .to_string();
+        let err = load("[storage]\nbackend = \"ftp\"").unwrap_err().to_string();
         assert!(err.contains("`storage.backend`"), "{err}");
-        let err = load("[upload]\nmax_bytes = \"lots\"")
-            .unwrap_err()
-            .to_string();
+        let err = load("[upload]\nmax_bytes = \"lots\"").unwrap_err().to_string();
         assert!(err.contains("`upload.max_bytes`"), "{err}");
         let err = load("[storage]\nbackend = \"s3\"").unwrap_err().to_string();
         assert!(err.contains("`storage.s3.bucket`"), "{err}");
@@ -490,12 +507,7 @@ mod tests {
             assert_eq!(config.storage.timeout.0, Duration::from_secs(3));
             assert_eq!(config.upload.max_bytes.0, 1 << 20);
             assert_eq!(
-                config
-                    .storage
-                    .s3
-                    .secret_access_key
-                    .as_ref()
-                    .map(Secret::expose),
+                config.storage.s3.secret_access_key.as_ref().map(Secret::expose),
                 Some("s3cr3t")
             );
             Ok(())
@@ -511,13 +523,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            config
-                .storage
-                .s3
-                .secret_access_key
-                .as_ref()
-                .unwrap()
-                .expose(),
+            config.storage.s3.secret_access_key.as_ref().unwrap().expose(),
             "hunter2"
         );
         assert!(!format!("{config:?}").contains("hunter2"));

@@ -44,20 +44,12 @@ impl Cors {
             return Some(HeaderValue::from_static("*"));
         }
         let text = origin.to_str().ok()?;
-        self.origins
-            .iter()
-            .any(|o| o == text)
-            .then(|| origin.clone())
+        self.origins.iter().any(|o| o == text).then(|| origin.clone())
     }
 
     /// `Some(response)` when the request is a CORS preflight (OPTIONS with `Origin` and
     /// `Access-Control-Request-Method`) for a known route.
-    pub fn preflight(
-        &self,
-        method: &Method,
-        route: &Route<'_>,
-        request: &HeaderMap,
-    ) -> Option<Response<Body>> {
+    pub fn preflight(&self, method: &Method, route: &Route<'_>, request: &HeaderMap) -> Option<Response<Body>> {
         if method != Method::OPTIONS
             || !request.contains_key(header::ORIGIN)
             || !request.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
@@ -65,10 +57,7 @@ impl Cors {
             return None;
         }
         let Some(origin) = self.allow_origin(request).filter(|_| self.enabled()) else {
-            return Some(
-                ApiError::Forbidden("this origin is not allowed to call the API".into())
-                    .into_response(),
-            );
+            return Some(ApiError::Forbidden("this origin is not allowed to call the API".into()).into_response());
         };
         let mut response = Response::new(body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
@@ -82,15 +71,10 @@ impl Cors {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOW_HEADERS),
         );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from(MAX_AGE_SECS),
-        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(MAX_AGE_SECS));
         h.insert(
             header::VARY,
-            HeaderValue::from_static(
-                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
-            ),
+            HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
         );
         Some(response)
     }
@@ -105,10 +89,7 @@ impl Cors {
         }
         if let Some(origin) = self.allow_origin(request) {
             response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            response.insert(
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static(EXPOSE),
-            );
+            response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE));
         }
     }
 }
@@ -120,10 +101,7 @@ mod tests {
     fn request(origin: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(header::ORIGIN, origin.parse().unwrap());
-        h.insert(
-            header::ACCESS_CONTROL_REQUEST_METHOD,
-            "GET".parse().unwrap(),
-        );
+        h.insert(header::ACCESS_CONTROL_REQUEST_METHOD, "GET".parse().unwrap());
         h
     }
 
@@ -135,14 +113,8 @@ mod tests {
             .preflight(&Method::OPTIONS, &route, &request("https://app.example"))
             .unwrap();
         assert_eq!(ok.status(), 204);
-        assert_eq!(
-            ok.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
-            "https://app.example"
-        );
-        assert_eq!(
-            ok.headers()[header::ACCESS_CONTROL_ALLOW_METHODS],
-            "GET, HEAD"
-        );
+        assert_eq!(ok.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example");
+        assert_eq!(ok.headers()[header::ACCESS_CONTROL_ALLOW_METHODS], "GET, HEAD");
         let refused = cors
             .preflight(&Method::OPTIONS, &route, &request("https://evil.example"))
             .unwrap();
@@ -154,10 +126,7 @@ mod tests {
 
         let mut response = HeaderMap::new();
         cors.decorate(&request("https://app.example"), &mut response);
-        assert_eq!(
-            response[header::ACCESS_CONTROL_ALLOW_ORIGIN],
-            "https://app.example"
-        );
+        assert_eq!(response[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example");
         assert!(
             response[header::ACCESS_CONTROL_EXPOSE_HEADERS]
                 .to_str()

@@ -77,26 +77,18 @@ impl Validators {
         let headers = response.headers_mut();
         self.apply(meta, headers);
         let format = name.format();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
         if let Ok(value) = HeaderValue::try_from(format!("inline; filename=\"{name}\"")) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if format == ImageFormat::Svg {
-            headers.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(SVG_CSP),
-            );
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(SVG_CSP));
         }
         match range {
             Some(r) => {
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(r.byte_count()));
-                if let Ok(value) =
-                    HeaderValue::try_from(format!("bytes {}-{}/{}", r.start, r.end, meta.len))
-                {
+                if let Ok(value) = HeaderValue::try_from(format!("bytes {}-{}/{}", r.start, r.end, meta.len)) {
                     headers.insert(header::CONTENT_RANGE, value);
                 }
                 *response.status_mut() = StatusCode::PARTIAL_CONTENT;
@@ -117,10 +109,7 @@ impl Validators {
             headers.insert(header::LAST_MODIFIED, date);
         }
         headers.insert(header::CACHE_CONTROL, self.cache_control.clone());
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     }
 
     fn not_modified(&self, meta: &ObjectMeta) -> Response<Body> {

@@ -63,9 +63,7 @@ impl From<StorageError> for ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidObjectName(_) | Self::EmptyBody | Self::BadRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidObjectName(_) | Self::EmptyBody | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::ObjectNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -94,18 +92,13 @@ impl ApiError {
         } else {
             let json = serde_json::json!({ "detail": self.to_string() }).to_string();
             let mut r = Response::new(body::full(json));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
         };
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
             Self::MethodNotAllowed { allow } => {
@@ -122,9 +115,7 @@ impl ApiError {
             Self::Unauthorized => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(
-                        "ApiKey realm=\"image-gateway\", header=\"X-API-Key\"",
-                    ),
+                    HeaderValue::from_static("ApiKey realm=\"image-gateway\", header=\"X-API-Key\""),
                 );
             }
             Self::PayloadTooLarge { .. } => {
@@ -151,10 +142,7 @@ mod tests {
         let r = ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
         assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
         assert_eq!(ApiError::from(StorageError::NotFound).status(), 404);
-        assert_eq!(
-            ApiError::from(StorageError::Other("x".into())).status(),
-            500
-        );
+        assert_eq!(ApiError::from(StorageError::Other("x".into())).status(), 500);
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod config;
 pub mod cors;
 pub mod download;
 pub mod error;
+pub mod health;
+pub mod metrics;
 pub mod object_name;
 pub mod range;
 pub mod ratelimit;
@@ -41,24 +43,26 @@ pub enum StartError {
     /// A configuration problem found at start (e.g. an unreadable key file): exit 64.
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("{0}")]
+    Listen(String),
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
 }
 
 /// Builds storage from `config` and serves on `listener` until `shutdown` resolves.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| StartError::Listen(format!("cannot listen on {} (admin_listen): {e}", config.admin_listen)))?;
     let storage = storage::from_config(&config.storage).await?;
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         backend = storage.backend(),
         "image-gateway serving"
     );
     let app = App::start(config, storage).map_err(StartError::Config)?;
-    server::serve(app, listener, shutdown).await;
+    server::serve(app, listener, Some(admin), shutdown).await;
     Ok(())
 }
 

@@ -16,7 +16,6 @@ use image_gateway::{
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    image_gateway::telemetry::init();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -29,7 +28,12 @@ async fn main() -> ExitCode {
             print!("{}", config.to_redacted_toml());
             ExitCode::SUCCESS
         }
-        Command::Serve => serve(config).await,
+        Command::Serve => {
+            let telemetry = image_gateway::telemetry::init(&config.log);
+            let code = serve(config).await;
+            telemetry.shutdown();
+            code
+        }
         Command::Sign { object_name, ttl } => sign(&config, &object_name, ttl),
     }
 }

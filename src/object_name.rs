@@ -200,9 +200,7 @@ mod tests {
 
     #[test]
     fn accepts_every_extension() {
-        for ext in [
-            "png", "jpg", "jpeg", "webp", "gif", "bmp", "tiff", "tif", "svg",
-        ] {
+        for ext in ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tiff", "tif", "svg"] {
             let name = ObjectName::parse(&format!("{ID}.{ext}")).unwrap();
             assert_eq!(name.as_str(), format!("{ID}.{ext}"));
         }
@@ -244,22 +242,14 @@ mod tests {
         );
         // %2561 decodes once to %61, which is not hex: a second decode never happens.
         let double = format!("%2561{}.png", &ID[1..]);
-        assert_eq!(
-            ObjectName::parse_encoded(&double).unwrap_err(),
-            NameError::BadId
-        );
-        assert_eq!(
-            ObjectName::parse_encoded("%2e%2e%2f").unwrap_err(),
-            NameError::BadId
-        );
+        assert_eq!(ObjectName::parse_encoded(&double).unwrap_err(), NameError::BadId);
+        assert_eq!(ObjectName::parse_encoded("%2e%2e%2f").unwrap_err(), NameError::BadId);
         assert_eq!(
             ObjectName::parse_encoded("%ff.png").unwrap_err(),
             NameError::BadEncoding
         );
         assert_eq!(
-            ObjectName::parse_encoded(&format!("{ID}%2Epng"))
-                .unwrap()
-                .format(),
+            ObjectName::parse_encoded(&format!("{ID}%2Epng")).unwrap().format(),
             ImageFormat::Png
         );
     }
@@ -276,10 +266,7 @@ mod tests {
     #[test]
     fn content_types_round_trip() {
         for format in ImageFormat::ALL {
-            assert_eq!(
-                ImageFormat::from_content_type(format.content_type()),
-                Some(format)
-            );
+            assert_eq!(ImageFormat::from_content_type(format.content_type()), Some(format));
         }
         assert_eq!(
             ImageFormat::from_content_type("IMAGE/PNG; charset=binary"),

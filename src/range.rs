@@ -48,9 +48,10 @@ fn number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(s.bytes().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
+    Some(
+        s.bytes()
+            .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0'))),
+    )
 }
 
 fn spec(s: &str) -> Option<Spec> {
@@ -59,11 +60,7 @@ fn spec(s: &str) -> Option<Spec> {
         return number(last).map(Spec::Suffix);
     }
     let first = number(first)?;
-    let last = if last.is_empty() {
-        None
-    } else {
-        Some(number(last)?)
-    };
+    let last = if last.is_empty() { None } else { Some(number(last)?) };
     if last.is_some_and(|l| l < first) {
         return None;
     }
@@ -112,11 +109,7 @@ mod tests {
         assert_eq!(parse("bytes=0-9", 100), r(0, 9));
         assert_eq!(parse("bytes=10-", 100), r(10, 99));
         assert_eq!(parse("bytes=-10", 100), r(90, 99));
-        assert_eq!(
-            parse("bytes=-1000", 100),
-            r(0, 99),
-            "suffix longer than object"
-        );
+        assert_eq!(parse("bytes=-1000", 100), r(0, 99), "suffix longer than object");
         assert_eq!(parse("bytes=90-1000", 100), r(90, 99), "end clamps");
         assert_eq!(parse("bytes=99-99", 100), r(99, 99));
         assert_eq!(parse("Bytes = 0-0", 100), r(0, 0));
@@ -152,16 +145,8 @@ mod tests {
         ] {
             assert_eq!(parse(header, 100), Whole, "{header:?}");
         }
-        assert_eq!(
-            parse("bytes=0-1,5-6", 100),
-            Whole,
-            "several ranges: whole body"
-        );
+        assert_eq!(parse("bytes=0-1,5-6", 100), Whole, "several ranges: whole body");
         assert_eq!(parse("bytes=0-1, 500-600", 100), Whole);
-        assert_eq!(
-            parse("bytes=0-1,", 100),
-            r(0, 1),
-            "empty list elements are allowed"
-        );
+        assert_eq!(parse("bytes=0-1,", 100), r(0, 1), "empty list elements are allowed");
     }
 }

@@ -15,8 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::auth::signing::unix_now;
 
-type Limiter =
-    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+type Limiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
 pub const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 pub const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
@@ -46,11 +45,8 @@ impl RateLimits {
         let rate = NonZeroU32::new(requests_per_minute)?;
         let burst = NonZeroU32::new(burst).unwrap_or(rate);
         let clock = DefaultClock::default();
-        let limiter = RateLimiter::dashmap_with_clock(
-            Quota::per_minute(rate).allow_burst(burst),
-            clock.clone(),
-        )
-        .with_middleware::<StateInformationMiddleware>();
+        let limiter = RateLimiter::dashmap_with_clock(Quota::per_minute(rate).allow_burst(burst), clock.clone())
+            .with_middleware::<StateInformationMiddleware>();
         Some(RateLimits {
             limiter,
             clock,
@@ -121,30 +117,12 @@ mod tests {
         let limits = RateLimits::new(60, 3).unwrap();
         let now = unix_now();
         let statuses: Vec<RateStatus> = (0..4).map(|_| limits.check("a")).collect();
-        assert_eq!(
-            statuses.iter().map(|s| s.remaining).collect::<Vec<_>>(),
-            [2, 1, 0, 0]
-        );
-        assert!(
-            statuses[..3]
-                .iter()
-                .all(|s| s.retry_after.is_none() && s.limit == 3)
-        );
+        assert_eq!(statuses.iter().map(|s| s.remaining).collect::<Vec<_>>(), [2, 1, 0, 0]);
+        assert!(statuses[..3].iter().all(|s| s.retry_after.is_none() && s.limit == 3));
         let refused = &statuses[3];
-        assert_eq!(
-            refused.retry_after,
-            Some(1),
-            "one request per second comes back"
-        );
-        assert!(
-            refused.reset >= now + 3 && refused.reset <= now + 4,
-            "{refused:?}"
-        );
-        assert_eq!(
-            limits.check("b").remaining,
-            2,
-            "another client has its own bucket"
-        );
+        assert_eq!(refused.retry_after, Some(1), "one request per second comes back");
+        assert!(refused.reset >= now + 3 && refused.reset <= now + 4, "{refused:?}");
+        assert_eq!(limits.check("b").remaining, 2, "another client has its own bucket");
         assert_eq!(limits.tracked_clients(), 2);
     }
 

@@ -48,6 +48,17 @@ impl<'a> Route<'a> {
         }
     }
 
+    /// The route as a template, for the `http.route` span attribute.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Self::Download { .. } => "/v1/image/download/{object_name}",
+            Self::Upload => UPLOAD_PATH,
+            Self::Livez => "/livez",
+            Self::Readyz => "/readyz",
+            Self::OpenApi => "/openapi.yaml",
+        }
+    }
+
     /// The methods this route answers, as sent in `Allow`.
     pub fn allow(&self) -> &'static str {
         match self {
@@ -65,9 +76,7 @@ impl<'a> Route<'a> {
         if allowed {
             Ok(())
         } else {
-            Err(ApiError::MethodNotAllowed {
-                allow: self.allow(),
-            })
+            Err(ApiError::MethodNotAllowed { allow: self.allow() })
         }
     }
 }

@@ -1,68 +1,142 @@
-//! The HTTP server: accept loop (HTTP/1.1 and h2c), header-read timeout, keep-alive and
-//! graceful shutdown (stop accepting, drain in-flight requests up to `server.drain_timeout`).
+//! The HTTP servers: the public listener (HTTP/1.1 and h2c, header-read timeout, keep-alive)
+//! and the admin listener (`/metrics`, `/livez`, `/readyz`).
+//!
+//! Shutdown: readiness turns 503 at once; after `shutdown.grace` the public listener closes;
+//! then in-flight requests drain for up to `server.drain_timeout`. The admin listener keeps
+//! answering probes until the drain ends.
 
-use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, io, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
-use hyper::service::service_fn;
+use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use tokio::net::TcpListener;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    time::Sleep,
+};
 
 use crate::app::App;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+type Builder = Arc<auto::Builder<TokioExecutor>>;
+
+/// Serves `app` on `listener` (and `admin`, if given) until `shutdown` resolves, then drains.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) {
     let server = app.config().server.clone();
+    let grace = app.config().shutdown.grace.0;
+    let builder = builder(server.header_read_timeout.0);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    let mut grace_end: Option<Pin<Box<Sleep>>> = None;
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
+                let app = app.clone();
+                let service = service_fn(move |request| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
+                });
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            accepted = accept(admin.as_ref()) => spawn_admin(&app, &builder, accepted).await,
+            () = &mut shutdown, if grace_end.is_none() => {
+                app.begin_shutdown();
+                tracing::info!(grace = ?grace, "shutdown: readiness is now 503; closing the listener after the grace period");
+                grace_end = Some(Box::pin(tokio::time::sleep(grace)));
+            }
+            () = until(grace_end.as_mut()) => break,
+        }
+    }
+
+    drop(listener);
+    let drain = server.drain_timeout.0;
+    tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
+    let deadline = tokio::time::sleep(drain);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut drained => {
+                tracing::info!("all connections drained");
+                break;
+            }
+            () = &mut deadline => {
+                tracing::warn!("drain timeout reached; closing remaining connections");
+                break;
+            }
+            accepted = accept(admin.as_ref()) => spawn_admin(&app, &builder, accepted).await,
+        }
+    }
+}
+
+fn builder(header_read_timeout: Duration) -> Builder {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout.0)
+        .header_read_timeout(header_read_timeout)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    Arc::new(builder)
+}
 
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(conn) => conn,
-            Err(e) => {
-                // Out of file descriptors and similar: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Small responses must not wait for the client's delayed ACK.
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |request| {
+async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn until(timer: Option<&mut Pin<Box<Sleep>>>) {
+    match timer {
+        Some(timer) => timer.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Out of file descriptors and similar: back off instead of spinning.
+async fn accepted_or_back_off(accepted: io::Result<(TcpStream, SocketAddr)>) -> Option<(TcpStream, SocketAddr)> {
+    match accepted {
+        Ok((stream, peer)) => {
+            // Small responses must not wait for the client's delayed ACK.
+            let _ = stream.set_nodelay(true);
+            Some((stream, peer))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+async fn spawn_admin(app: &Arc<App>, builder: &Builder, accepted: io::Result<(TcpStream, SocketAddr)>) {
+    let Some((stream, _)) = accepted_or_back_off(accepted).await else {
+        return;
+    };
+    let app = app.clone();
+    let builder = builder.clone();
+    tokio::spawn(async move {
+        let service = service_fn(move |request: http::Request<Incoming>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
+            async move { Ok::<_, Infallible>(app.handle_admin(request).await) }
         });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-
-    drop(listener);
-    app.begin_shutdown();
-    let drain = server.drain_timeout.0;
-    tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
-        () = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
-    }
+        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+    });
 }

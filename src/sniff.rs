@@ -46,9 +46,7 @@ pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<(), R
 
 fn signature_matches(format: ImageFormat, bytes: &[u8]) -> bool {
     match format {
-        ImageFormat::Png => {
-            bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16) == Some(b"IHDR")
-        }
+        ImageFormat::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16) == Some(b"IHDR"),
         ImageFormat::Jpeg => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
         ImageFormat::Gif => bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a"),
         ImageFormat::Webp => {
@@ -76,34 +74,13 @@ mod tests {
     use super::*;
 
     const SAMPLES: [(ImageFormat, &[u8]); 7] = [
-        (
-            ImageFormat::Png,
-            include_bytes!("../tests/fixtures/sample.png"),
-        ),
-        (
-            ImageFormat::Jpeg,
-            include_bytes!("../tests/fixtures/sample.jpg"),
-        ),
-        (
-            ImageFormat::Webp,
-            include_bytes!("../tests/fixtures/sample.webp"),
-        ),
-        (
-            ImageFormat::Gif,
-            include_bytes!("../tests/fixtures/sample.gif"),
-        ),
-        (
-            ImageFormat::Bmp,
-            include_bytes!("../tests/fixtures/sample.bmp"),
-        ),
-        (
-            ImageFormat::Tiff,
-            include_bytes!("../tests/fixtures/sample.tiff"),
-        ),
-        (
-            ImageFormat::Svg,
-            include_bytes!("../tests/fixtures/sample.svg"),
-        ),
+        (ImageFormat::Png, include_bytes!("../tests/fixtures/sample.png")),
+        (ImageFormat::Jpeg, include_bytes!("../tests/fixtures/sample.jpg")),
+        (ImageFormat::Webp, include_bytes!("../tests/fixtures/sample.webp")),
+        (ImageFormat::Gif, include_bytes!("../tests/fixtures/sample.gif")),
+        (ImageFormat::Bmp, include_bytes!("../tests/fixtures/sample.bmp")),
+        (ImageFormat::Tiff, include_bytes!("../tests/fixtures/sample.tiff")),
+        (ImageFormat::Svg, include_bytes!("../tests/fixtures/sample.svg")),
     ];
 
     #[test]
@@ -111,10 +88,7 @@ mod tests {
         for (format, bytes) in SAMPLES {
             assert_eq!(check(format, bytes, 1000), Ok(()), "{format:?}");
             for other in ImageFormat::ALL.into_iter().filter(|f| *f != format) {
-                assert!(
-                    check(other, bytes, 1000).is_err(),
-                    "{format:?} accepted as {other:?}"
-                );
+                assert!(check(other, bytes, 1000).is_err(), "{format:?} accepted as {other:?}");
             }
         }
     }

@@ -26,12 +26,7 @@ const FORBIDDEN_ELEMENTS: [&str; 7] = [
 ];
 
 /// Raster images an SVG may embed inline.
-const INLINE_IMAGES: [&str; 4] = [
-    "data:image/png",
-    "data:image/jpeg",
-    "data:image/gif",
-    "data:image/webp",
-];
+const INLINE_IMAGES: [&str; 4] = ["data:image/png", "data:image/jpeg", "data:image/gif", "data:image/webp"];
 
 /// `Ok` when `bytes` is a well-formed, inert SVG; otherwise why not, for the client.
 pub fn check(bytes: &[u8]) -> Result<(), String> {
@@ -42,8 +37,8 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
         nodes_limit: MAX_NODES,
         ..Default::default()
     };
-    let doc = Document::parse_with_options(text, options)
-        .map_err(|e| format!("the SVG is not well-formed XML: {e}"))?;
+    let doc =
+        Document::parse_with_options(text, options).map_err(|e| format!("the SVG is not well-formed XML: {e}"))?;
     let root = doc.root_element().tag_name();
     if root.name() != "svg" || root.namespace().is_some_and(|ns| ns != SVG_NS) {
         return Err("the XML document's root element is not <svg>".into());
@@ -76,31 +71,19 @@ fn check_node(node: Node<'_, '_>) -> Result<(), String> {
 fn check_element(node: Node<'_, '_>) -> Result<(), String> {
     let name = node.tag_name().name().to_ascii_lowercase();
     if FORBIDDEN_ELEMENTS.contains(&name.as_str()) {
-        return Err(format!(
-            "it contains a <{}> element",
-            node.tag_name().name()
-        ));
+        return Err(format!("it contains a <{}> element", node.tag_name().name()));
     }
     for attribute in node.attributes() {
         let attr = attribute.name().to_ascii_lowercase();
         let value = attribute.value();
         if attr.starts_with("on") {
-            return Err(format!(
-                "it has an event-handler attribute `{}`",
-                attribute.name()
-            ));
+            return Err(format!("it has an event-handler attribute `{}`", attribute.name()));
         }
         if compact(value).contains("javascript:") {
-            return Err(format!(
-                "attribute `{}` holds a javascript: URL",
-                attribute.name()
-            ));
+            return Err(format!("attribute `{}` holds a javascript: URL", attribute.name()));
         }
         if attr == "href" && !(value.trim_start().starts_with('#') || is_inline_image(value)) {
-            return Err(format!(
-                "<{}> references an external resource",
-                node.tag_name().name()
-            ));
+            return Err(format!("<{}> references an external resource", node.tag_name().name()));
         }
         if attr == "style" || compact(value).contains("url(") {
             check_css(value)?;
@@ -152,9 +135,7 @@ mod tests {
     use super::*;
 
     fn svg(inner: &str) -> String {
-        format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\">{inner}</svg>"
-        )
+        format!("<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\">{inner}</svg>")
     }
 
     #[test]

@@ -1,16 +1,128 @@
-//! Logging: `tracing` with `RUST_LOG` (default `info`), text on a terminal, JSON lines otherwise.
+//! Logs and traces, set up once.
+//!
+//! Logs: `tracing` lines, JSON or text (`log.format`; unset: text on a terminal, JSON
+//! otherwise), filtered by `RUST_LOG`, else `log.level`, else `info`.
+//! Traces: OpenTelemetry over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, named by `OTEL_SERVICE_NAME`, sampled by
+//! `OTEL_TRACES_SAMPLER`; off otherwise. Incoming W3C `traceparent` headers parent our spans.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt};
+use http::HeaderMap;
+use opentelemetry::{
+    propagation::{Extractor, TextMapPropagator},
+    trace::TraceContextExt,
+};
+use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-/// Installs the global subscriber; a second call (as in tests) is a no-op.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if std::io::stderr().is_terminal() {
-        builder.try_init()
-    } else {
-        builder.json().flatten_event(true).try_init()
+use crate::config::{LogConfig, LogFormat};
+
+/// Keeps the trace pipeline alive; [`Telemetry::shutdown`] flushes the spans still queued.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    pub fn tracing_enabled(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Exports the spans still buffered; call once, before the process exits.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            tracing::warn!(error = %e, "could not flush traces");
+        }
+    }
+}
+
+fn otlp_configured() -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// Installs the global subscriber. A second call (as in tests) keeps the first one.
+pub fn init(config: &LogConfig) -> Telemetry {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(config.level.as_deref().unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match config.format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => !std::io::stderr().is_terminal(),
     };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().flatten_event(true).boxed()
+    } else {
+        fmt.boxed()
+    };
+
+    let provider = otlp_configured().then(build_provider).and_then(|built| match built {
+        Ok(provider) => Some(provider),
+        Err(e) => {
+            eprintln!("traces disabled: cannot set up the OTLP exporter: {e}");
+            None
+        }
+    });
+    let otel = provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("image-gateway"))
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .is_ok();
+    if installed && let Some(provider) = &provider {
+        opentelemetry::global::set_tracer_provider(provider.clone());
+    }
+    Telemetry {
+        provider: provider.filter(|_| installed),
+    }
+}
+
+fn build_provider() -> Result<SdkTracerProvider, String> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The SDK reads OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER itself.
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).build())
+}
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes `span` a child of the W3C `traceparent` in `headers`, if there is one.
+pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
+    if headers.contains_key("traceparent") {
+        let parent = TraceContextPropagator::new().extract(&Headers(headers));
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// The trace id of `span` in hex, or `-` when it is not traced.
+pub fn trace_id(span: &tracing::Span) -> String {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() {
+        span_context.trace_id().to_string()
+    } else {
+        "-".to_owned()
+    }
 }

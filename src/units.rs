@@ -64,12 +64,7 @@ impl fmt::Debug for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u64); 4] = [
-            ("TiB", 1 << 40),
-            ("GiB", 1 << 30),
-            ("MiB", 1 << 20),
-            ("KiB", 1 << 10),
-        ];
+        const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
         for (unit, size) in UNITS {
             if self.0 >= size && self.0 % size == 0 {
                 return write!(f, "{}{unit}", self.0 / size);
@@ -99,9 +94,7 @@ impl FromStr for ByteSize {
             "t" | "tb" => 1_000_000_000_000,
             "ti" | "tib" => 1 << 40,
             _ => {
-                return Err(format!(
-                    "`{s}` has an unknown size unit; use e.g. \"25MiB\""
-                ));
+                return Err(format!("`{s}` has an unknown size unit; use e.g. \"25MiB\""));
             }
         };
         let value: f64 = number

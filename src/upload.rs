@@ -16,26 +16,20 @@ use crate::{
     sniff::{self, Rejection},
 };
 
-const SUPPORTED: &str =
-    "image/png, image/jpeg, image/webp, image/gif, image/bmp, image/tiff, image/svg+xml";
+const SUPPORTED: &str = "image/png, image/jpeg, image/webp, image/gif, image/bmp, image/tiff, image/svg+xml";
 
-pub async fn handle(
-    app: &App,
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn handle(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Response<Body>, ApiError> {
     let format = declared_format(headers)?;
     let bytes = read_capped(headers, body, app.config().upload.max_bytes.0).await?;
-    sniff::check(format, &bytes, app.config().upload.max_pixels).map_err(|rejection| {
-        match rejection {
-            Rejection::NotThatFormat(why) => ApiError::UnsupportedMediaType(why),
-            Rejection::TooManyPixels(why) => ApiError::ImageTooLarge(why),
-        }
+    sniff::check(format, &bytes, app.config().upload.max_pixels).map_err(|rejection| match rejection {
+        Rejection::NotThatFormat(why) => ApiError::UnsupportedMediaType(why),
+        Rejection::TooManyPixels(why) => ApiError::ImageTooLarge(why),
     })?;
 
     let name = ObjectName::generate(format);
     let size = bytes.len();
     app.storage().put(&name, bytes).await?;
+    app.metrics().uploads.with_label_values(&[format.name()]).inc();
     tracing::info!(object = %name, format = format.name(), size, "stored upload");
 
     let url = format!("{}{DOWNLOAD_PREFIX}{name}", app.public_url());
@@ -52,10 +46,7 @@ pub async fn handle(
     let mut response = Response::new(body::full(json.to_string()));
     *response.status_mut() = StatusCode::CREATED;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(location) = HeaderValue::try_from(url) {
         h.insert(header::LOCATION, location);
@@ -64,28 +55,19 @@ pub async fn handle(
 }
 
 fn declared_format(headers: &HeaderMap) -> Result<ImageFormat, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match declared {
         None => Err(ApiError::UnsupportedMediaType(format!(
             "a Content-Type header is required; supported: {SUPPORTED}"
         ))),
-        Some(value) => ImageFormat::from_content_type(value).ok_or_else(|| {
-            ApiError::UnsupportedMediaType(format!(
-                "unsupported Content-Type; supported: {SUPPORTED}"
-            ))
-        }),
+        Some(value) => ImageFormat::from_content_type(value)
+            .ok_or_else(|| ApiError::UnsupportedMediaType(format!("unsupported Content-Type; supported: {SUPPORTED}"))),
     }
 }
 
 /// Reads at most `limit` bytes; a larger declared length is refused before reading anything,
 /// a chunked body as soon as it passes the limit.
-async fn read_capped(
-    headers: &HeaderMap,
-    mut body: Incoming,
-    limit: u64,
-) -> Result<Bytes, ApiError> {
+async fn read_capped(headers: &HeaderMap, mut body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -95,8 +77,7 @@ async fn read_capped(
     }
     let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };

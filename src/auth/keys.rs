@@ -76,10 +76,7 @@ impl KeySet {
             };
             if key.len() < 16 {
                 // SECURITY: the message names the entry's position, never its value.
-                return Err(format!(
-                    "API key #{} is shorter than 16 characters",
-                    index + 1
-                ));
+                return Err(format!("API key #{} is shorter than 16 characters", index + 1));
             }
             set.entries.push((digest(key), scope));
         }
@@ -100,11 +97,7 @@ impl KeySet {
     }
 
     /// `find` with the comparison injected, so a test can watch every comparison made.
-    fn find_with(
-        &self,
-        presented: &str,
-        eq: impl Fn(&KeyDigest, &KeyDigest) -> bool,
-    ) -> Option<Holder> {
+    fn find_with(&self, presented: &str, eq: impl Fn(&KeyDigest, &KeyDigest) -> bool) -> Option<Holder> {
         let wanted = digest(presented);
         let mut found: Option<Scope> = None;
         // No early exit: every entry costs the same whether or not an earlier one matched.
@@ -180,10 +173,7 @@ mod tests {
         assert_eq!(set.len(), 3);
         assert_eq!(set.find(READER).unwrap().scope, Scope::Read);
         assert_eq!(set.find(WRITER).unwrap().scope, Scope::Write);
-        assert_eq!(
-            set.find("another-key-0123456789").unwrap().scope,
-            Scope::Read
-        );
+        assert_eq!(set.find("another-key-0123456789").unwrap().scope, Scope::Read);
         assert!(set.find("reader-key-012345678").is_none());
         assert!(set.find("").is_none());
         assert!(

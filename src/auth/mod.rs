@@ -34,6 +34,43 @@ pub enum Need<'a> {
     Upload,
 }
 
+/// Why access was refused; each has a metric label and maps to one HTTP error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    MissingKey,
+    UnknownKey,
+    Scope { has: Scope, needs: Scope },
+    Signature(SignatureError),
+}
+
+impl AuthError {
+    /// The `reason` label of `auth_failures_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            AuthError::MissingKey => "missing_key",
+            AuthError::UnknownKey => "unknown_key",
+            AuthError::Scope { .. } => "insufficient_scope",
+            AuthError::Signature(SignatureError::Expired) => "signature_expired",
+            AuthError::Signature(SignatureError::Invalid) => "signature_invalid",
+            AuthError::Signature(SignatureError::Malformed) => "signature_malformed",
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::MissingKey | AuthError::UnknownKey => ApiError::Unauthorized,
+            AuthError::Scope { has, needs } => ApiError::Forbidden(format!(
+                "this API key has the {} scope; this request needs {}",
+                has.as_str(),
+                needs.as_str()
+            )),
+            AuthError::Signature(e) => ApiError::Forbidden(e.to_string()),
+        }
+    }
+}
+
 /// Who is asking, once allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -76,17 +113,15 @@ impl AccessControl {
     /// Malformed signed-URL parameters are always refused. Then a request with an API key is
     /// judged by its key; a download without one may be judged by its signed URL; with
     /// `auth.mode = none` everything else is allowed.
-    pub fn authorize(&self, need: Need<'_>, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    pub fn authorize(&self, need: Need<'_>, headers: &HeaderMap) -> Result<Caller, AuthError> {
         if let Need::Download { name, query } = &need {
-            let params = SignedParams::from_query(*query).map_err(signature_error)?;
+            let params = SignedParams::from_query(*query).map_err(AuthError::Signature)?;
             if let (Some(params), false) = (params, headers.contains_key(API_KEY_HEADER)) {
                 let signer = self
                     .signer
                     .as_ref()
-                    .ok_or(signature_error(SignatureError::Invalid))?;
-                signer
-                    .verify(name, &params, unix_now())
-                    .map_err(signature_error)?;
+                    .ok_or(AuthError::Signature(SignatureError::Invalid))?;
+                signer.verify(name, &params, unix_now()).map_err(AuthError::Signature)?;
                 return Ok(Caller::SignedUrl {
                     expires: params.expires,
                 });
@@ -97,36 +132,27 @@ impl AccessControl {
         }
         let mut presented = headers.get_all(API_KEY_HEADER).iter();
         let key = match (presented.next(), presented.next()) {
-            (Some(value), None) => value.to_str().map_err(|_| ApiError::Unauthorized)?,
-            _ => return Err(ApiError::Unauthorized),
+            (Some(value), None) => value.to_str().map_err(|_| AuthError::UnknownKey)?,
+            (None, _) => return Err(AuthError::MissingKey),
+            (Some(_), Some(_)) => return Err(AuthError::UnknownKey),
         };
-        let holder = self
-            .keys
-            .current()
-            .find(key.trim())
-            .ok_or(ApiError::Unauthorized)?;
+        let holder = self.keys.current().find(key.trim()).ok_or(AuthError::UnknownKey)?;
         let needed = match need {
             Need::Download { .. } => Scope::Read,
             Need::Upload => Scope::Write,
         };
         if holder.scope < needed {
-            return Err(ApiError::Forbidden(format!(
-                "this API key has the {} scope; this request needs {}",
-                holder.scope.as_str(),
-                needed.as_str()
-            )));
+            return Err(AuthError::Scope {
+                has: holder.scope,
+                needs: needed,
+            });
         }
         Ok(Caller::Key(holder))
     }
 }
 
-fn signature_error(e: SignatureError) -> ApiError {
-    ApiError::Forbidden(e.to_string())
-}
-
 fn inline_keys(config: &AuthConfig) -> Result<KeySet, String> {
-    KeySet::parse(config.api_keys.iter().map(Secret::expose))
-        .map_err(|e| format!("auth.api_keys: {e}"))
+    KeySet::parse(config.api_keys.iter().map(Secret::expose)).map_err(|e| format!("auth.api_keys: {e}"))
 }
 
 /// SECURITY: errors name the file and the line number, never a line's content.

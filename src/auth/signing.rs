@@ -26,9 +26,7 @@ pub enum SignatureError {
     Expired,
     #[error("invalid URL signature")]
     Invalid,
-    #[error(
-        "a signed URL needs exactly one `expires` (Unix time) and one `signature` (hex) parameter"
-    )]
+    #[error("a signed URL needs exactly one `expires` (Unix time) and one `signature` (hex) parameter")]
     Malformed,
 }
 
@@ -80,9 +78,7 @@ pub struct UrlSigner {
 impl UrlSigner {
     /// `None` when no key is configured.
     pub fn new(keys: &[Secret]) -> Option<UrlSigner> {
-        (!keys.is_empty()).then(|| UrlSigner {
-            keys: keys.to_vec(),
-        })
+        (!keys.is_empty()).then(|| UrlSigner { keys: keys.to_vec() })
     }
 
     fn mac(key: &Secret, name: &ObjectName, expires: u64) -> HmacSha256 {
@@ -95,11 +91,7 @@ impl UrlSigner {
 
     /// The hex signature of a download of `name` valid until `expires` (Unix seconds).
     pub fn sign(&self, name: &ObjectName, expires: u64) -> String {
-        hex::encode(
-            Self::mac(&self.keys[0], name, expires)
-                .finalize()
-                .into_bytes(),
-        )
+        hex::encode(Self::mac(&self.keys[0], name, expires).finalize().into_bytes())
     }
 
     /// The query string (`expires=…&signature=…`) of a URL valid for `ttl` from now.
@@ -110,12 +102,7 @@ impl UrlSigner {
 
     /// Checks the signature first (in constant time, against every key), then the expiry,
     /// so "URL expired" is only ever said of a URL we really signed.
-    pub fn verify(
-        &self,
-        name: &ObjectName,
-        params: &SignedParams,
-        now: u64,
-    ) -> Result<(), SignatureError> {
+    pub fn verify(&self, name: &ObjectName, params: &SignedParams, now: u64) -> Result<(), SignatureError> {
         let genuine = self.keys.iter().any(|key| {
             Self::mac(key, name, params.expires)
                 .verify_slice(&params.signature)
@@ -157,15 +144,9 @@ mod tests {
         let p = params(&query);
         assert!(p.expires >= unix_now() + 3599);
         assert_eq!(signer.verify(&name(), &p, unix_now()), Ok(()));
-        assert_eq!(
-            signer.verify(&name(), &p, p.expires + 1),
-            Err(SignatureError::Expired)
-        );
+        assert_eq!(signer.verify(&name(), &p, p.expires + 1), Err(SignatureError::Expired));
         let other = ObjectName::parse("a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6.jpg").unwrap();
-        assert_eq!(
-            signer.verify(&other, &p, unix_now()),
-            Err(SignatureError::Invalid)
-        );
+        assert_eq!(signer.verify(&other, &p, unix_now()), Err(SignatureError::Invalid));
         let mut tampered = p.clone();
         tampered.expires += 1;
         assert_eq!(
@@ -181,10 +162,7 @@ mod tests {
         let from_old = params(&old.query(&name(), Duration::from_secs(60)));
         assert_eq!(rotated.verify(&name(), &from_old, unix_now()), Ok(()));
         let from_new = params(&rotated.query(&name(), Duration::from_secs(60)));
-        assert_eq!(
-            old.verify(&name(), &from_new, unix_now()),
-            Err(SignatureError::Invalid)
-        );
+        assert_eq!(old.verify(&name(), &from_new, unix_now()), Err(SignatureError::Invalid));
     }
 
     #[test]

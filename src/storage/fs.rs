@@ -25,12 +25,10 @@ pub struct FsStorage {
 impl FsStorage {
     /// Opens (and creates, if missing) the root folder.
     pub async fn new(root: &Path) -> Result<Self, StorageError> {
-        tokio::fs::create_dir_all(root).await.map_err(|e| {
-            StorageError::Unavailable(format!("cannot create {}: {e}", root.display()))
-        })?;
-        Ok(Self {
-            root: root.to_owned(),
-        })
+        tokio::fs::create_dir_all(root)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", root.display())))?;
+        Ok(Self { root: root.to_owned() })
     }
 
     /// SECURITY: the only way a path is made, from a validated name, so it never leaves `root`.
@@ -44,10 +42,7 @@ impl FsStorage {
         if e.kind() == io::ErrorKind::NotFound {
             match tokio::fs::metadata(&self.root).await {
                 Ok(m) if m.is_dir() => StorageError::NotFound,
-                _ => StorageError::Unavailable(format!(
-                    "storage folder {} is not available",
-                    self.root.display()
-                )),
+                _ => StorageError::Unavailable(format!("storage folder {} is not available", self.root.display())),
             }
         } else {
             StorageError::Unavailable(format!("file system error: {e}"))
@@ -87,11 +82,7 @@ impl Storage for FsStorage {
         }
     }
 
-    async fn get(
-        &self,
-        name: &ObjectName,
-        range: Option<ByteRange>,
-    ) -> Result<GetResult, StorageError> {
+    async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
         let mut file = match tokio::fs::File::open(self.path(name)).await {
             Ok(f) => f,
             Err(e) => return Err(self.io_error(e).await),
@@ -160,19 +151,23 @@ impl Storage for FsStorage {
         StorageError::ignore_not_found(result)
     }
 
-    async fn list(
-        &self,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListPage, StorageError> {
+    async fn check(&self) -> Result<(), StorageError> {
+        match tokio::fs::metadata(&self.root).await {
+            Ok(m) if m.is_dir() => Ok(()),
+            _ => Err(StorageError::Unavailable(format!(
+                "storage folder {} is not available",
+                self.root.display()
+            ))),
+        }
+    }
+
+    async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         let root = self.root.clone();
         let start_after = start_after.map(str::to_owned);
         tokio::task::spawn_blocking(move || list_dir(&root, start_after.as_deref(), limit.max(1)))
             .await
             .map_err(|e| StorageError::Other(e.to_string()))?
-            .map_err(|e| {
-                StorageError::Unavailable(format!("cannot list {}: {e}", "storage folder"))
-            })
+            .map_err(|e| StorageError::Unavailable(format!("cannot list {}: {e}", "storage folder")))
     }
 }
 

@@ -4,6 +4,7 @@
 //! of chunks: no backend ever holds a whole object in memory on the download path.
 
 mod fs;
+mod instrumented;
 mod s3;
 mod timeout;
 
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use fs::FsStorage;
+pub use instrumented::InstrumentedStorage;
 pub use s3::S3Storage;
 pub use timeout::TimeoutStorage;
 
@@ -116,11 +118,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Reads the whole object, or exactly `range` of it (fetched as a range, never read and skipped).
     /// `range` must lie within the object (the caller resolved it against `head`).
-    async fn get(
-        &self,
-        name: &ObjectName,
-        range: Option<ByteRange>,
-    ) -> Result<GetResult, StorageError>;
+    async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError>;
 
     /// Stores `data` under `name` atomically: readers see the old state or the whole new object.
     async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError>;
@@ -129,8 +127,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete(&self, name: &ObjectName) -> Result<(), StorageError>;
 
     /// Lists up to `limit` objects with keys after `start_after`, in key order.
-    async fn list(&self, start_after: Option<&str>, limit: usize)
-    -> Result<ListPage, StorageError>;
+    async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError>;
+
+    /// A cheap check that storage is reachable and ours to use (for readiness).
+    async fn check(&self) -> Result<(), StorageError>;
 }
 
 /// Builds the configured backend, wrapped in the storage timeout.

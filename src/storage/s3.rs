@@ -7,10 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::{
     Client,
-    config::{
-        BehaviorVersion, Credentials, Region, http::HttpResponse, retry::RetryConfig,
-        timeout::TimeoutConfig,
-    },
+    config::{BehaviorVersion, Credentials, Region, http::HttpResponse, retry::RetryConfig, timeout::TimeoutConfig},
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     primitives::ByteStream as SdkByteStream,
 };
@@ -72,18 +69,11 @@ where
         _ => return StorageError::Other(DisplayErrorContext(&err).to_string()),
     };
     match (status, err.code()) {
-        (_, Some("NoSuchBucket")) => {
-            StorageError::Unavailable("the configured bucket does not exist".into())
-        }
+        (_, Some("NoSuchBucket")) => StorageError::Unavailable("the configured bucket does not exist".into()),
         (404, _) => StorageError::NotFound,
-        (401 | 403, _) => {
-            StorageError::Unavailable(format!("storage refused our credentials ({status})"))
-        }
+        (401 | 403, _) => StorageError::Unavailable(format!("storage refused our credentials ({status})")),
         (500.., _) | (429, _) => StorageError::Unavailable(format!("storage answered {status}")),
-        _ => StorageError::Other(format!(
-            "storage answered {status}: {}",
-            DisplayErrorContext(&err)
-        )),
+        _ => StorageError::Other(format!("storage answered {status}: {}", DisplayErrorContext(&err))),
     }
 }
 
@@ -109,9 +99,8 @@ fn total_from_content_range(value: &str) -> Option<u64> {
 fn body_stream(body: SdkByteStream) -> super::ByteStream {
     Box::pin(futures_util::stream::unfold(body, |mut body| async move {
         let chunk = body.next().await?;
-        let chunk: Result<Bytes, StorageError> = chunk.map_err(|e| {
-            StorageError::Unavailable(format!("storage body failed: {}", DisplayErrorContext(&e)))
-        });
+        let chunk: Result<Bytes, StorageError> =
+            chunk.map_err(|e| StorageError::Unavailable(format!("storage body failed: {}", DisplayErrorContext(&e))));
         Some((chunk, body))
     }))
 }
@@ -138,27 +127,16 @@ impl Storage for S3Storage {
         })
     }
 
-    async fn get(
-        &self,
-        name: &ObjectName,
-        range: Option<ByteRange>,
-    ) -> Result<GetResult, StorageError> {
-        let mut request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(name));
+    async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
+        let mut request = self.client.get_object().bucket(&self.bucket).key(self.key(name));
         if let Some(r) = range {
             request = request.range(format!("bytes={}-{}", r.start, r.end));
         }
         let out = request.send().await.map_err(classify)?;
         let served = out.content_length().unwrap_or(0).max(0) as u64;
         let len = match (range, out.content_range()) {
-            (Some(_), Some(content_range)) => {
-                total_from_content_range(content_range).ok_or_else(|| {
-                    StorageError::Other(format!("unexpected Content-Range {content_range}"))
-                })?
-            }
+            (Some(_), Some(content_range)) => total_from_content_range(content_range)
+                .ok_or_else(|| StorageError::Other(format!("unexpected Content-Range {content_range}")))?,
             _ => served,
         };
         let range = range.unwrap_or(ByteRange {
@@ -200,11 +178,17 @@ impl Storage for S3Storage {
         StorageError::ignore_not_found(result.map(|_| ()).map_err(classify))
     }
 
-    async fn list(
-        &self,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListPage, StorageError> {
+    async fn check(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         let limit = limit.clamp(1, 1000);
         let mut request = self
             .client

@@ -25,18 +25,13 @@ impl TimeoutStorage {
         Self { inner, timeout }
     }
 
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = Result<T, StorageError>>,
-    ) -> Result<T, StorageError> {
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StorageError::Unavailable(format!(
-                    "storage did not answer within {:?}",
-                    self.timeout
-                )))
-            })
+    async fn bounded<T>(&self, call: impl Future<Output = Result<T, StorageError>>) -> Result<T, StorageError> {
+        tokio::time::timeout(self.timeout, call).await.unwrap_or_else(|_| {
+            Err(StorageError::Unavailable(format!(
+                "storage did not answer within {:?}",
+                self.timeout
+            )))
+        })
     }
 }
 
@@ -50,11 +45,7 @@ impl Storage for TimeoutStorage {
         self.bounded(self.inner.head(name)).await
     }
 
-    async fn get(
-        &self,
-        name: &ObjectName,
-        range: Option<ByteRange>,
-    ) -> Result<GetResult, StorageError> {
+    async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
         let mut result = self.bounded(self.inner.get(name, range)).await?;
         result.body = Box::pin(IdleTimeout::new(result.body, self.timeout));
         Ok(result)
@@ -68,12 +59,12 @@ impl Storage for TimeoutStorage {
         self.bounded(self.inner.delete(name)).await
     }
 
-    async fn list(
-        &self,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListPage, StorageError> {
+    async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         self.bounded(self.inner.list(start_after, limit)).await
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.bounded(self.inner.check()).await
     }
 }
 

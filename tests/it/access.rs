@@ -24,12 +24,7 @@ fn with_keys(config: &mut Config) {
     config.auth.url_signing_key = vec![Secret::new(SIGNING_KEY)];
 }
 
-async fn upload(
-    server: &TestServer,
-    key: Option<&str>,
-    content_type: &str,
-    body: Vec<u8>,
-) -> reqwest::Response {
+async fn upload(server: &TestServer, key: Option<&str>, content_type: &str, body: Vec<u8>) -> reqwest::Response {
     let mut request = client()
         .post(server.url("/v1/image/upload"))
         .header(header::CONTENT_TYPE, content_type)
@@ -72,19 +67,11 @@ async fn api_keys_and_scopes(backend: Backend) {
     let refused = upload(&server, Some(READER), "image/png", PNG.to_vec()).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(detail(refused).await.contains("read scope"));
-    assert_eq!(
-        upload(&server, None, "image/png", PNG.to_vec())
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(upload(&server, None, "image/png", PNG.to_vec()).await.status(), 401);
     let stored = upload(&server, Some(WRITER), "image/png", PNG.to_vec()).await;
     assert_eq!(stored.status(), 201);
     // Probes stay open; a bad name is refused before any key check, without storage.
-    assert_eq!(
-        raw_request(server.addr, "GET", "/readyz", &[]).await.status,
-        200
-    );
+    assert_eq!(raw_request(server.addr, "GET", "/readyz", &[]).await.status, 200);
     assert_eq!(
         raw_request(server.addr, "GET", "/v1/image/download/nope.png", &[])
             .await
@@ -99,8 +86,7 @@ async fn signed_urls(backend: Backend) {
     let response = upload(&server, Some(WRITER), "image/png", PNG.to_vec()).await;
     assert_eq!(response.status(), 201);
     let json: serde_json::Value = within("json", response.json()).await.unwrap();
-    let name = image_gateway::object_name::ObjectName::parse(json["object_name"].as_str().unwrap())
-        .unwrap();
+    let name = image_gateway::object_name::ObjectName::parse(json["object_name"].as_str().unwrap()).unwrap();
     let signed_url = json["signed_url"]
         .as_str()
         .expect("signed_url when signing is configured");
@@ -115,16 +101,11 @@ async fn signed_urls(backend: Backend) {
     assert!(expires >= unix_now() + ttl - 5 && expires <= unix_now() + ttl + 5);
 
     // No key needed: an <img src> or a CDN can fetch it, with GET or HEAD.
-    let got = within("signed get", client().get(signed_url).send())
-        .await
-        .unwrap();
+    let got = within("signed get", client().get(signed_url).send()).await.unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(&within("body", got.bytes()).await.unwrap()[..], PNG);
     let path = signed_url.strip_prefix(&server.base).unwrap();
-    assert_eq!(
-        raw_request(server.addr, "HEAD", path, &[]).await.status,
-        200
-    );
+    assert_eq!(raw_request(server.addr, "HEAD", path, &[]).await.status, 200);
 
     let signer = UrlSigner::new(&[Secret::new(SIGNING_KEY)]).unwrap();
     let past = unix_now() - 10;
@@ -133,10 +114,7 @@ async fn signed_urls(backend: Backend) {
         signer.sign(&name, past)
     );
     let response = raw_request(server.addr, "GET", &expired, &[]).await;
-    assert_eq!(
-        (response.status, response.detail().as_str()),
-        (403, "URL expired")
-    );
+    assert_eq!((response.status, response.detail().as_str()), (403, "URL expired"));
 
     let other = fx.put(ImageFormat::Png, PNG.to_vec()).await;
     let future = unix_now() + 60;
@@ -180,24 +158,14 @@ async fn rate_limits_per_key_and_client(backend: Backend) {
         let response = raw_request(server.addr, "GET", &target, &[("X-API-Key", READER)]).await;
         assert_eq!(response.status, 200);
         assert_eq!(response.header("x-ratelimit-limit"), Some("3"));
-        let reset: u64 = response
-            .header("x-ratelimit-reset")
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(
-            reset >= before && reset <= unix_now() + 4,
-            "Unix time: {reset}"
-        );
+        let reset: u64 = response.header("x-ratelimit-reset").unwrap().parse().unwrap();
+        assert!(reset >= before && reset <= unix_now() + 4, "Unix time: {reset}");
         remaining.push(response.header("x-ratelimit-remaining").unwrap().to_owned());
     }
     assert_eq!(remaining, ["2", "1", "0"]);
     let refused = raw_request(server.addr, "GET", &target, &[("X-API-Key", READER)]).await;
     assert_eq!(refused.status, 429);
-    assert_eq!(
-        refused.detail(),
-        "Rate limit exceeded. Please try again later."
-    );
+    assert_eq!(refused.detail(), "Rate limit exceeded. Please try again later.");
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
     assert!(refused.header("x-ratelimit-reset").is_some());
@@ -225,26 +193,10 @@ async fn rate_limits_per_client_address_trust_only_configured_proxies() {
         let server = TestServer::start(&fx).await;
         let name = fx.put(ImageFormat::Png, pattern(10)).await;
         let target = format!("/v1/image/download/{name}");
-        let first = raw_request(
-            server.addr,
-            "GET",
-            &target,
-            &[("X-Forwarded-For", "198.51.100.1")],
-        )
-        .await;
+        let first = raw_request(server.addr, "GET", &target, &[("X-Forwarded-For", "198.51.100.1")]).await;
         assert_eq!(first.status, 200);
-        let second = raw_request(
-            server.addr,
-            "GET",
-            &target,
-            &[("X-Forwarded-For", "198.51.100.2")],
-        )
-        .await;
-        assert_eq!(
-            second.status == 200,
-            separate_buckets,
-            "trusted proxies {trusted:?}"
-        );
+        let second = raw_request(server.addr, "GET", &target, &[("X-Forwarded-For", "198.51.100.2")]).await;
+        assert_eq!(second.status == 200, separate_buckets, "trusted proxies {trusted:?}");
     }
 }
 
@@ -256,10 +208,7 @@ async fn cors(backend: Backend) {
     .await;
     let server = TestServer::start(&fx).await;
     let name = fx
-        .put(
-            ImageFormat::Webp,
-            include_bytes!("../fixtures/sample.webp").to_vec(),
-        )
+        .put(ImageFormat::Webp, include_bytes!("../fixtures/sample.webp").to_vec())
         .await;
     let target = format!("/v1/image/download/{name}");
     let preflight = [
@@ -273,21 +222,14 @@ async fn cors(backend: Backend) {
         response.header("access-control-allow-origin"),
         Some("https://app.example")
     );
-    assert_eq!(
-        response.header("access-control-allow-methods"),
-        Some("GET, HEAD")
-    );
+    assert_eq!(response.header("access-control-allow-methods"), Some("GET, HEAD"));
     let allowed = response
         .header("access-control-allow-headers")
         .unwrap()
         .to_ascii_lowercase();
     assert!(allowed.contains("x-api-key") && allowed.contains("range"));
-    let upload_preflight =
-        raw_request(server.addr, "OPTIONS", "/v1/image/upload", &preflight).await;
-    assert_eq!(
-        upload_preflight.header("access-control-allow-methods"),
-        Some("POST")
-    );
+    let upload_preflight = raw_request(server.addr, "OPTIONS", "/v1/image/upload", &preflight).await;
+    assert_eq!(upload_preflight.header("access-control-allow-methods"), Some("POST"));
     let evil = [
         ("Origin", "https://evil.example"),
         ("Access-Control-Request-Method", "GET"),
@@ -346,23 +288,17 @@ async fn safer_uploads(backend: Backend) {
     bomb.extend(65_535u32.to_be_bytes());
     bomb.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(upload(&server, None, "image/png", bomb).await.status(), 413);
-    let script =
-        b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(document.cookie)</script></svg>";
+    let script = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(document.cookie)</script></svg>";
     let response = upload(&server, None, "image/svg+xml", script.to_vec()).await;
     assert_eq!(response.status(), 415);
     assert!(detail(response).await.contains("<script>"));
     let handler = b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>";
     assert_eq!(
-        upload(&server, None, "image/svg+xml", handler.to_vec())
-            .await
-            .status(),
+        upload(&server, None, "image/svg+xml", handler.to_vec()).await.status(),
         415
     );
     let inert = include_bytes!("../fixtures/sample.svg").to_vec();
-    assert_eq!(
-        upload(&server, None, "image/svg+xml", inert).await.status(),
-        201
-    );
+    assert_eq!(upload(&server, None, "image/svg+xml", inert).await.status(), 201);
     let page = within("list", fx.storage.list(None, 10)).await.unwrap();
     assert_eq!(page.objects.len(), 1, "only the inert SVG was stored");
 }
@@ -453,11 +389,7 @@ async fn key_file_changes_apply_without_restart() {
     let status = |key: &'static str| {
         let target = target.clone();
         let addr = server.addr;
-        async move {
-            raw_request(addr, "GET", &target, &[("X-API-Key", key)])
-                .await
-                .status
-        }
+        async move { raw_request(addr, "GET", &target, &[("X-API-Key", key)]).await.status }
     };
     assert_eq!(status(READER).await, 200);
     assert_eq!(status(WRITER).await, 401);
@@ -468,11 +400,7 @@ async fn key_file_changes_apply_without_restart() {
         }
     })
     .await;
-    assert_eq!(
-        status(READER).await,
-        401,
-        "a key removed from the file is revoked"
-    );
+    assert_eq!(status(READER).await, 401, "a key removed from the file is revoked");
     // A broken file keeps the last good keys.
     std::fs::write(&keys, "write:short\n").unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -12,6 +12,9 @@ fn gateway() -> Command {
             command.env_remove(key);
         }
     }
+    // Never the default admin port: tests run side by side.
+    command.env("IMAGE_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0");
+    command.env("IMAGE_GATEWAY_SHUTDOWN__GRACE", "100ms");
     command
 }
 
@@ -27,25 +30,15 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let out = gateway()
         .args(["check-config", "--config"])
         .arg(&file)
-        .env(
-            "IMAGE_GATEWAY_STORAGE__S3__SECRET_ACCESS_KEY",
-            "very-secret-value",
-        )
+        .env("IMAGE_GATEWAY_STORAGE__S3__SECRET_ACCESS_KEY", "very-secret-value")
         .env("IMAGE_GATEWAY_STORAGE__TIMEOUT", "3s")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("backend = \"s3\""), "{stdout}");
     assert!(stdout.contains("timeout = \"3s\""), "{stdout}");
-    assert!(
-        stdout.contains("secret_access_key = \"[redacted]\""),
-        "{stdout}"
-    );
+    assert!(stdout.contains("secret_access_key = \"[redacted]\""), "{stdout}");
     assert!(!stdout.contains("very-secret-value"));
     let parsed: toml::Value = toml::from_str(&stdout).expect("check-config prints valid TOML");
     assert_eq!(parsed["public_url"].as_str(), Some("http://127.0.0.1:8080"));
@@ -64,10 +57,7 @@ fn bad_values_exit_64_with_one_line_naming_the_key() {
             assert_eq!(out.status.code(), Some(64), "{command} with {key}={value}");
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-            assert!(
-                stderr.contains(&format!("`{named}`")),
-                "{stderr} names {named}"
-            );
+            assert!(stderr.contains(&format!("`{named}`")), "{stderr} names {named}");
         }
     }
     let out = gateway()
@@ -82,14 +72,8 @@ fn bad_values_exit_64_with_one_line_naming_the_key() {
 fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
@@ -130,10 +114,7 @@ fn serve_uses_the_local_folder_and_exits_cleanly_on_sigterm() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not exit after SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0), "exit 0 after a graceful shutdown");
@@ -165,11 +146,7 @@ async fn sign_prints_a_working_url() {
         .env("IMAGE_GATEWAY_PUBLIC_URL", &server.base)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(url.starts_with(&server.download_url(&name)), "{url}");
     let response = crate::support::within("signed get", crate::support::client().get(&url).send())
@@ -178,9 +155,7 @@ async fn sign_prints_a_working_url() {
     assert_eq!(response.status(), 200);
     let unsigned = crate::support::within(
         "unsigned get",
-        crate::support::client()
-            .get(server.download_url(&name))
-            .send(),
+        crate::support::client().get(server.download_url(&name)).send(),
     )
     .await
     .unwrap();

@@ -29,20 +29,11 @@ async fn put_head_get_round_trip(backend: Backend) {
         "{}",
         meta.etag
     );
-    assert!(
-        meta.last_modified >= before
-            && meta.last_modified <= SystemTime::now() + Duration::from_secs(5)
-    );
+    assert!(meta.last_modified >= before && meta.last_modified <= SystemTime::now() + Duration::from_secs(5));
 
     let got = within("get", fx.storage.get(&name, None)).await.unwrap();
     assert_eq!(got.meta, meta, "get and head agree");
-    assert_eq!(
-        got.range,
-        ByteRange {
-            start: 0,
-            end: 299_999
-        }
-    );
+    assert_eq!(got.range, ByteRange { start: 0, end: 299_999 });
     assert_eq!(collect(got).await, data);
 
     let again = within("head", fx.storage.head(&name)).await.unwrap();
@@ -54,12 +45,9 @@ async fn get_range_reads_only_the_range(backend: Backend) {
     let data = pattern(1_000_000);
     let name = fx.put(ImageFormat::Jpeg, data.clone()).await;
     for (start, end) in [(0, 0), (10, 19), (999_000, 999_999), (123_456, 654_321)] {
-        let got = within(
-            "get range",
-            fx.storage.get(&name, Some(ByteRange { start, end })),
-        )
-        .await
-        .unwrap();
+        let got = within("get range", fx.storage.get(&name, Some(ByteRange { start, end })))
+            .await
+            .unwrap();
         assert_eq!(got.meta.len, 1_000_000, "meta carries the whole length");
         assert_eq!(got.range, ByteRange { start, end });
         assert_eq!(collect(got).await, &data[start as usize..=end as usize]);
@@ -121,19 +109,12 @@ async fn list_pages_in_key_order(backend: Backend) {
     let mut after: Option<String> = None;
     let mut pages = 0;
     loop {
-        let page = within("list", fx.storage.list(after.as_deref(), 3))
-            .await
-            .unwrap();
+        let page = within("list", fx.storage.list(after.as_deref(), 3)).await.unwrap();
         pages += 1;
         assert!(page.objects.len() <= 3);
         for o in &page.objects {
             assert!(o.last_modified > SystemTime::UNIX_EPOCH);
-            assert_eq!(
-                Some(&o.len),
-                stored.get(&o.key),
-                "listed with its size: {}",
-                o.key
-            );
+            assert_eq!(Some(&o.len), stored.get(&o.key), "listed with its size: {}", o.key);
         }
         seen.extend(page.objects.into_iter().map(|o| o.key));
         match page.next_start_after {

@@ -4,8 +4,7 @@ use image_gateway::object_name::ImageFormat;
 use reqwest::{StatusCode, header};
 
 use crate::support::{
-    Backend, BodyReader, Counting, Fixture, TestServer, client, pattern, raw_request, samples,
-    within,
+    Backend, BodyReader, Counting, Fixture, TestServer, client, pattern, raw_request, samples, within,
 };
 
 async fn serves_every_format_with_its_headers(backend: Backend) {
@@ -20,29 +19,16 @@ async fn serves_every_format_with_its_headers(backend: Backend) {
         let h = response.headers().clone();
         assert_eq!(h[header::CONTENT_TYPE], content_type);
         assert_eq!(h[header::CONTENT_LENGTH], bytes.len().to_string());
-        assert_eq!(
-            h[header::CONTENT_DISPOSITION],
-            format!("inline; filename=\"{name}\"")
-        );
+        assert_eq!(h[header::CONTENT_DISPOSITION], format!("inline; filename=\"{name}\""));
         assert_eq!(h[header::ACCEPT_RANGES], "bytes");
-        assert_eq!(
-            h[header::CACHE_CONTROL],
-            "public, max-age=31536000, immutable"
-        );
+        assert_eq!(h[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
         assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         let etag = h[header::ETAG].to_str().unwrap();
-        assert!(
-            etag.starts_with('"') && etag.ends_with('"'),
-            "strong ETag: {etag}"
-        );
-        httpdate::parse_http_date(h[header::LAST_MODIFIED].to_str().unwrap())
-            .expect("an HTTP date");
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "strong ETag: {etag}");
+        httpdate::parse_http_date(h[header::LAST_MODIFIED].to_str().unwrap()).expect("an HTTP date");
         let csp = h.get(header::CONTENT_SECURITY_POLICY);
         if format == ImageFormat::Svg {
-            assert_eq!(
-                csp.unwrap(),
-                "default-src 'none'; style-src 'unsafe-inline'; sandbox"
-            );
+            assert_eq!(csp.unwrap(), "default-src 'none'; style-src 'unsafe-inline'; sandbox");
         } else {
             assert!(csp.is_none(), "{format:?} has no CSP");
         }
@@ -55,24 +41,14 @@ async fn every_extension_alias_gets_its_content_type(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    for (ext, content_type) in [
-        ("jpeg", "image/jpeg"),
-        ("tif", "image/tiff"),
-        ("jpg", "image/jpeg"),
-    ] {
+    for (ext, content_type) in [("jpeg", "image/jpeg"), ("tif", "image/tiff"), ("jpg", "image/jpeg")] {
         let name = image_gateway::object_name::ObjectName::parse(&format!("{id}.{ext}")).unwrap();
-        within("put", fx.storage.put(&name, pattern(10).into()))
-            .await
-            .unwrap();
+        within("put", fx.storage.put(&name, pattern(10).into())).await.unwrap();
         let response = within("get", client().get(server.download_url(&name)).send())
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            content_type,
-            "{ext}"
-        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], content_type, "{ext}");
     }
 }
 
@@ -83,13 +59,7 @@ async fn head_is_get_without_body(backend: Backend) {
     let get = within("get", client().get(server.download_url(&name)).send())
         .await
         .unwrap();
-    let head = raw_request(
-        server.addr,
-        "HEAD",
-        &format!("/v1/image/download/{name}"),
-        &[],
-    )
-    .await;
+    let head = raw_request(server.addr, "HEAD", &format!("/v1/image/download/{name}"), &[]).await;
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
     for name in [
@@ -141,22 +111,15 @@ async fn ranges(backend: Backend) {
         ("pages=1-2", 200, None),
     ];
     for (range, status, expected) in cases {
-        let response = within(
-            "get",
-            client().get(&url).header(header::RANGE, *range).send(),
-        )
-        .await
-        .unwrap();
+        let response = within("get", client().get(&url).header(header::RANGE, *range).send())
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), *status, "{range}");
         let h = response.headers().clone();
         let body = within("body", response.bytes()).await.unwrap();
         match expected {
             Some((a, b)) => {
-                assert_eq!(
-                    h[header::CONTENT_RANGE],
-                    format!("bytes {a}-{b}/10000"),
-                    "{range}"
-                );
+                assert_eq!(h[header::CONTENT_RANGE], format!("bytes {a}-{b}/10000"), "{range}");
                 assert_eq!(h[header::CONTENT_LENGTH], (b - a + 1).to_string());
                 assert_eq!(h[header::CONTENT_TYPE], "image/webp");
                 assert_eq!(&body[..], &data[*a..=*b], "{range}");
@@ -173,17 +136,10 @@ async fn ranges(backend: Backend) {
         "bytes=-0",
         "bytes=10000-10001,20000-",
     ] {
-        let response = within(
-            "get",
-            client().get(&url).header(header::RANGE, range).send(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "{range}"
-        );
+        let response = within("get", client().get(&url).header(header::RANGE, range).send())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
         assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes */10000");
         let json: serde_json::Value = within("json", response.json()).await.unwrap();
         assert!(json["detail"].as_str().unwrap().contains("10000 bytes"));
@@ -197,10 +153,7 @@ async fn if_range(backend: Backend) {
     let url = server.download_url(&name);
     let first = within("get", client().get(&url).send()).await.unwrap();
     let etag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
-    let modified = first.headers()[header::LAST_MODIFIED]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let modified = first.headers()[header::LAST_MODIFIED].to_str().unwrap().to_owned();
     let weak = format!("W/{etag}");
     for (if_range, status) in [
         (etag.as_str(), 206),
@@ -232,18 +185,13 @@ async fn conditionals_and_precedence(backend: Backend) {
     let url = server.download_url(&name);
     let first = within("get", client().get(&url).send()).await.unwrap();
     let etag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
-    let modified = first.headers()[header::LAST_MODIFIED]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let modified = first.headers()[header::LAST_MODIFIED].to_str().unwrap().to_owned();
     let lm = httpdate::parse_http_date(&modified).unwrap();
     let earlier = httpdate::fmt_http_date(lm - std::time::Duration::from_secs(60));
     let later = httpdate::fmt_http_date(lm + std::time::Duration::from_secs(60));
     let weak = format!("W/{etag}");
     let list = format!("\"x\", {etag}");
-    use header::{
-        IF_MATCH as IM, IF_MODIFIED_SINCE as IMS, IF_NONE_MATCH as INM, IF_UNMODIFIED_SINCE as IUS,
-    };
+    use header::{IF_MATCH as IM, IF_MODIFIED_SINCE as IMS, IF_NONE_MATCH as INM, IF_UNMODIFIED_SINCE as IUS};
     let cases: Vec<(Vec<(header::HeaderName, &str)>, u16)> = vec![
         (vec![(INM.clone(), etag.as_str())], 304),
         (vec![(INM.clone(), weak.as_str())], 304),
@@ -261,51 +209,18 @@ async fn conditionals_and_precedence(backend: Backend) {
         (vec![(IUS.clone(), earlier.as_str())], 412),
         (vec![(IUS.clone(), modified.as_str())], 200),
         // Precedence (RFC 9110 §13.2.2).
-        (
-            vec![(IM.clone(), etag.as_str()), (IUS.clone(), earlier.as_str())],
-            200,
-        ),
-        (
-            vec![(IM.clone(), "\"x\""), (INM.clone(), etag.as_str())],
-            412,
-        ),
-        (
-            vec![
-                (IUS.clone(), earlier.as_str()),
-                (INM.clone(), etag.as_str()),
-            ],
-            412,
-        ),
-        (
-            vec![(INM.clone(), "\"x\""), (IMS.clone(), later.as_str())],
-            200,
-        ),
-        (
-            vec![
-                (INM.clone(), etag.as_str()),
-                (IMS.clone(), earlier.as_str()),
-            ],
-            304,
-        ),
-        (
-            vec![(INM.clone(), etag.as_str()), (header::RANGE, "bytes=0-1")],
-            304,
-        ),
-        (
-            vec![(IM.clone(), "\"x\""), (header::RANGE, "bytes=0-1")],
-            412,
-        ),
+        (vec![(IM.clone(), etag.as_str()), (IUS.clone(), earlier.as_str())], 200),
+        (vec![(IM.clone(), "\"x\""), (INM.clone(), etag.as_str())], 412),
+        (vec![(IUS.clone(), earlier.as_str()), (INM.clone(), etag.as_str())], 412),
+        (vec![(INM.clone(), "\"x\""), (IMS.clone(), later.as_str())], 200),
+        (vec![(INM.clone(), etag.as_str()), (IMS.clone(), earlier.as_str())], 304),
+        (vec![(INM.clone(), etag.as_str()), (header::RANGE, "bytes=0-1")], 304),
+        (vec![(IM.clone(), "\"x\""), (header::RANGE, "bytes=0-1")], 412),
     ];
     for (headers, status) in cases {
         for method in ["GET", "HEAD"] {
             let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-            let response = raw_request(
-                server.addr,
-                method,
-                &format!("/v1/image/download/{name}"),
-                &h,
-            )
-            .await;
+            let response = raw_request(server.addr, method, &format!("/v1/image/download/{name}"), &h).await;
             assert_eq!(response.status, status, "{method} {headers:?}");
             match status {
                 304 => {
@@ -371,13 +286,7 @@ async fn bad_names_are_refused_without_touching_storage(backend: Backend) {
     // And the one-decode rule still accepts an encoded valid name.
     let name = fx.put(ImageFormat::Png, pattern(10)).await;
     let encoded = name.to_string().replace('.', "%2E");
-    let response = raw_request(
-        server.addr,
-        "GET",
-        &format!("/v1/image/download/{encoded}"),
-        &[],
-    )
-    .await;
+    let response = raw_request(server.addr, "GET", &format!("/v1/image/download/{encoded}"), &[]).await;
     assert_eq!(response.status, 200);
 }
 
@@ -426,12 +335,9 @@ async fn methods_and_unknown_paths(backend: Backend) {
         assert_eq!(response.status, 404, "{path}");
         assert_eq!(response.detail(), "no such endpoint");
     }
-    let head = within(
-        "get stored",
-        client().get(server.download_url(&name)).send(),
-    )
-    .await
-    .unwrap();
+    let head = within("get stored", client().get(server.download_url(&name)).send())
+        .await
+        .unwrap();
     assert_eq!(head.status(), 200, "the object is untouched");
 }
 
@@ -468,8 +374,7 @@ async fn storage_outage_is_503(backend: Backend) {
     let fx = Fixture::with(backend, |config| {
         if backend == Backend::S3 {
             // Nothing listens here: connection refused.
-            config.storage.s3.endpoint =
-                Some(format!("http://127.0.0.1:{}", crate::support::free_port()));
+            config.storage.s3.endpoint = Some(format!("http://127.0.0.1:{}", crate::support::free_port()));
         }
     })
     .await;

@@ -12,9 +12,7 @@ use image_gateway::{
 use reqwest::header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{
-    Backend, BodyReader, Fixture, Garage, TestServer, client, pattern, raw_request, within,
-};
+use crate::support::{Backend, BodyReader, Fixture, Garage, TestServer, client, pattern, raw_request, within};
 
 #[tokio::test]
 async fn h2c_prior_knowledge_is_served() {
@@ -37,10 +35,7 @@ async fn h2c_prior_knowledge_is_served() {
     .unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), 206);
-    assert_eq!(
-        &within("body", response.bytes()).await.unwrap()[..],
-        &data[10..20]
-    );
+    assert_eq!(&within("body", response.bytes()).await.unwrap()[..], &data[10..20]);
 }
 
 /// After the headers are out, a storage failure must abort the response: the fs file is cut
@@ -88,14 +83,9 @@ impl Storage for Sluggish {
             last_modified: std::time::SystemTime::UNIX_EPOCH,
         })
     }
-    async fn get(
-        &self,
-        name: &ObjectName,
-        _: Option<ByteRange>,
-    ) -> Result<GetResult, StorageError> {
+    async fn get(&self, name: &ObjectName, _: Option<ByteRange>) -> Result<GetResult, StorageError> {
         let meta = self.head(name).await?;
-        let body = futures_util::stream::iter([Ok(Bytes::from(vec![1u8; 100]))])
-            .chain(futures_util::stream::pending());
+        let body = futures_util::stream::iter([Ok(Bytes::from(vec![1u8; 100]))]).chain(futures_util::stream::pending());
         Ok(GetResult {
             meta,
             range: ByteRange { start: 0, end: 999 },
@@ -111,6 +101,9 @@ impl Storage for Sluggish {
     }
     async fn list(&self, _: Option<&str>, _: usize) -> Result<ListPage, StorageError> {
         Ok(ListPage::default())
+    }
+    async fn check(&self) -> Result<(), StorageError> {
+        Ok(())
     }
 }
 
@@ -136,9 +129,7 @@ async fn slow_storage_is_503_and_stalled_bodies_abort() {
     drop(server);
 
     let stalling: Arc<dyn Storage> = Arc::new(TimeoutStorage::new(
-        Arc::new(Sluggish {
-            delay: Duration::ZERO,
-        }),
+        Arc::new(Sluggish { delay: Duration::ZERO }),
         timeout,
     ));
     let server = TestServer::start_with(image_gateway::Config::default(), stalling).await;
@@ -161,15 +152,12 @@ async fn slow_storage_is_503_and_stalled_bodies_abort() {
 #[tokio::test]
 async fn header_read_timeout_closes_slow_clients() {
     let fx = Fixture::with(Backend::Fs, |c| {
-        c.server.header_read_timeout =
-            image_gateway::units::HumanDuration(Duration::from_millis(300))
+        c.server.header_read_timeout = image_gateway::units::HumanDuration(Duration::from_millis(300))
     })
     .await;
     let server = TestServer::start(&fx).await;
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     // A well-behaved client is still served meanwhile.
     let ok = within("livez", client().get(server.url("/livez")).send())
         .await
@@ -191,8 +179,12 @@ async fn header_read_timeout_closes_slow_clients() {
 /// finishes completely before `serve` returns.
 #[tokio::test]
 async fn graceful_shutdown_drains_in_flight_downloads() {
-    let fx = Fixture::new(Backend::Fs).await;
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.shutdown.grace = image_gateway::units::HumanDuration(Duration::from_secs(1))
+    })
+    .await;
     let mut server = TestServer::start(&fx).await;
+    server.wait_for("/readyz").await;
     let data = pattern(32 << 20);
     let name = fx.put(ImageFormat::Png, data.clone()).await;
     let response = within("get", client().get(server.download_url(&name)).send())
@@ -201,24 +193,28 @@ async fn graceful_shutdown_drains_in_flight_downloads() {
     let mut body = BodyReader::new(response);
     body.read_at_least(1).await;
 
-    let app = server.app.clone();
-    let addr = server.addr;
+    let (addr, admin) = (server.addr, server.admin);
     let stopped = server.begin_stop();
+    // Readiness drops at once, on both listeners, while the public one still accepts.
     within("readiness drops", async {
-        while !app.is_shutting_down() {
+        while raw_request(admin, "GET", "/readyz", &[]).await.status != 503 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
-    let refused = tokio::net::TcpStream::connect(addr).await;
-    assert!(refused.is_err(), "the listener is closed during the drain");
-    body.finish()
-        .await
-        .expect("the in-flight download completes");
-    assert!(
-        body.received == data,
-        "the in-flight download completed byte-exact"
-    );
+    let during_grace = raw_request(addr, "GET", "/readyz", &[]).await;
+    assert_eq!(during_grace.status, 503, "still accepting during the grace period");
+    assert!(during_grace.detail().contains("shutdown"), "{}", during_grace.detail());
+    // After the grace period the listener closes; the admin listener keeps answering.
+    within("listener closes", async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(raw_request(admin, "GET", "/livez", &[]).await.status, 200);
+    body.finish().await.expect("the in-flight download completes");
+    assert!(body.received == data, "the in-flight download completed byte-exact");
     within("serve returns", stopped).await.unwrap();
 }
 
@@ -227,17 +223,13 @@ async fn graceful_shutdown_drains_in_flight_downloads() {
 async fn garage_killed_mid_download() {
     let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let mut config = garage.config();
-    let seeding = image_gateway::storage::from_config(&config.storage)
-        .await
-        .unwrap();
+    let seeding = image_gateway::storage::from_config(&config.storage).await.unwrap();
     let name = ObjectName::generate(ImageFormat::Png);
     within("put", seeding.put(&name, Bytes::from(pattern(64 << 20))))
         .await
         .unwrap();
     config.storage.timeout = image_gateway::units::HumanDuration(Duration::from_secs(2));
-    let storage = image_gateway::storage::from_config(&config.storage)
-        .await
-        .unwrap();
+    let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
     let server = TestServer::start_with(config, storage).await;
 
     let response = within("get", client().get(server.download_url(&name)).send())
@@ -246,22 +238,14 @@ async fn garage_killed_mid_download() {
     assert_eq!(response.status(), 200);
     let mut body = BodyReader::new(response);
     body.read_at_least(1 << 20).await;
-    tokio::task::spawn_blocking(move || garage.kill())
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || garage.kill()).await.unwrap();
     let outcome = body.finish().await;
     assert!(
         outcome.is_err(),
         "aborted visibly, not a clean short body ({} bytes)",
         body.received.len()
     );
-    let response = raw_request(
-        server.addr,
-        "GET",
-        &format!("/v1/image/download/{name}"),
-        &[],
-    )
-    .await;
+    let response = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[]).await;
     assert_eq!(response.status, 503);
     assert_eq!(response.header("retry-after"), Some("5"));
 }

@@ -35,11 +35,7 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 }
 
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn hex(n: usize) -> String {
@@ -55,17 +51,12 @@ fn hex(n: usize) -> String {
 // Garage
 
 fn garage_bin() -> PathBuf {
-    let path = std::env::var_os("IG_GARAGE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("IG_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                        .join(".cache/image-gateway")
-                });
-            cache.join("garage/bin/garage")
+    let path = std::env::var_os("IG_GARAGE_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("IG_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/image-gateway")
         });
+        cache.join("garage/bin/garage")
+    });
     assert!(
         path.is_file(),
         "Garage is not installed at {}: run `bash scripts/install-garage.sh` \
@@ -230,6 +221,7 @@ impl Fixture {
             }
         };
         config.storage.timeout = HumanDuration(Duration::from_secs(5));
+        config.shutdown.grace = HumanDuration(Duration::from_millis(100));
         adjust(&mut config);
         let storage = within("build storage", storage::from_config(&config.storage))
             .await
@@ -244,9 +236,7 @@ impl Fixture {
     /// Stores `data` directly (not through HTTP) and returns its name.
     pub async fn put(&self, format: ImageFormat, data: impl Into<Bytes>) -> ObjectName {
         let name = ObjectName::generate(format);
-        within("put", self.storage.put(&name, data.into()))
-            .await
-            .unwrap();
+        within("put", self.storage.put(&name, data.into())).await.unwrap();
         name
     }
 }
@@ -254,11 +244,7 @@ impl Fixture {
 /// The sample image of each format (real files made with Pillow), with the extension used.
 pub fn samples() -> Vec<(ImageFormat, &'static str, &'static [u8])> {
     vec![
-        (
-            ImageFormat::Png,
-            "image/png",
-            include_bytes!("../fixtures/sample.png"),
-        ),
+        (ImageFormat::Png, "image/png", include_bytes!("../fixtures/sample.png")),
         (
             ImageFormat::Jpeg,
             "image/jpeg",
@@ -269,16 +255,8 @@ pub fn samples() -> Vec<(ImageFormat, &'static str, &'static [u8])> {
             "image/webp",
             include_bytes!("../fixtures/sample.webp"),
         ),
-        (
-            ImageFormat::Gif,
-            "image/gif",
-            include_bytes!("../fixtures/sample.gif"),
-        ),
-        (
-            ImageFormat::Bmp,
-            "image/bmp",
-            include_bytes!("../fixtures/sample.bmp"),
-        ),
+        (ImageFormat::Gif, "image/gif", include_bytes!("../fixtures/sample.gif")),
+        (ImageFormat::Bmp, "image/bmp", include_bytes!("../fixtures/sample.bmp")),
         (
             ImageFormat::Tiff,
             "image/tiff",
@@ -310,8 +288,9 @@ pub fn pattern(len: usize) -> Vec<u8> {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin listener: `/metrics`, `/livez`, `/readyz`.
+    pub admin: SocketAddr,
     pub base: String,
-    pub app: Arc<App>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -324,28 +303,36 @@ impl TestServer {
     pub async fn start_with(mut config: Config, storage: Arc<dyn Storage>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = admin_listener.local_addr().unwrap();
         config.public_url = Some(format!("http://{addr}"));
         let app = App::start(config, storage).expect("a valid app configuration");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(image_gateway::server::serve(app.clone(), listener, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(image_gateway::server::serve(
+            app.clone(),
+            listener,
+            Some(admin_listener),
+            async {
+                let _ = rx.await;
+            },
+        ));
         let server = TestServer {
             addr,
+            admin,
             base: format!("http://{addr}"),
-            app,
             shutdown: Some(tx),
             task: Some(task),
         };
-        server.wait_ready().await;
+        server.wait_for("/livez").await;
         server
     }
 
-    async fn wait_ready(&self) {
+    /// Waits until `path` answers 200 (`/livez`: serving; `/readyz`: ready for traffic).
+    pub async fn wait_for(&self, path: &str) {
         let client = client();
-        within("server ready", async {
+        within(path, async {
             loop {
-                if let Ok(r) = client.get(self.url("/readyz")).send().await {
+                if let Ok(r) = client.get(self.url(path)).send().await {
                     if r.status() == 200 {
                         return;
                     }
@@ -439,31 +426,18 @@ impl RawResponse {
     }
 
     pub fn detail(&self) -> String {
-        let json: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body)
-            )
-        });
-        json["detail"]
-            .as_str()
-            .expect("a string `detail`")
-            .to_owned()
+        let json: serde_json::Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)));
+        json["detail"].as_str().expect("a string `detail`").to_owned()
     }
 }
 
 /// Sends `METHOD target HTTP/1.1` exactly as given and reads the whole answer.
-pub async fn raw_request(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-) -> RawResponse {
+pub async fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> RawResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within("raw request", async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut request =
-            format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -477,14 +451,7 @@ pub async fn raw_request(
             .expect("a complete response head");
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
         let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
         let headers = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
@@ -537,11 +504,7 @@ impl Storage for Counting {
         self.inner.head(name).await
     }
 
-    async fn get(
-        &self,
-        name: &ObjectName,
-        range: Option<ByteRange>,
-    ) -> Result<GetResult, StorageError> {
+    async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let mut got = self.inner.get(name, range).await?;
         let pulled = self.pulled.clone();
@@ -563,13 +526,14 @@ impl Storage for Counting {
         self.inner.delete(name).await
     }
 
-    async fn list(
-        &self,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListPage, StorageError> {
+    async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.list(start_after, limit).await
+    }
+
+    /// Readiness checks are not what the tests count.
+    async fn check(&self) -> Result<(), StorageError> {
+        self.inner.check().await
     }
 }
 

@@ -20,23 +20,17 @@ async fn upload_then_download_every_format(backend: Backend) {
         .await
         .unwrap();
         assert_eq!(response.status(), 201, "{format:?}");
-        let location = response.headers()[header::LOCATION]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let location = response.headers()[header::LOCATION].to_str().unwrap().to_owned();
         let json: serde_json::Value = within("json", response.json()).await.unwrap();
         let name = json["object_name"].as_str().unwrap();
-        let parsed =
-            image_gateway::object_name::ObjectName::parse(name).expect("a valid generated name");
+        let parsed = image_gateway::object_name::ObjectName::parse(name).expect("a valid generated name");
         assert_eq!(parsed.format(), format);
         assert_eq!(json["content_type"], content_type);
         assert_eq!(json["size"], bytes.len());
         assert_eq!(json["upload_url"], server.download_url(&name));
         assert_eq!(location, server.download_url(&name));
 
-        let download = within("download", client().get(&location).send())
-            .await
-            .unwrap();
+        let download = within("download", client().get(&location).send()).await.unwrap();
         assert_eq!(download.status(), 200);
         assert_eq!(download.headers()[header::CONTENT_TYPE], content_type);
         assert_eq!(&within("body", download.bytes()).await.unwrap()[..], bytes);
@@ -70,10 +64,7 @@ async fn content_type_aliases_and_parameters(backend: Backend) {
 }
 
 async fn rejections_store_nothing(backend: Backend) {
-    let fx = Fixture::with(backend, |c| {
-        c.upload.max_bytes = image_gateway::units::ByteSize(4096)
-    })
-    .await;
+    let fx = Fixture::with(backend, |c| c.upload.max_bytes = image_gateway::units::ByteSize(4096)).await;
     let counting = Counting::new(fx.storage.clone());
     let server = TestServer::start_with(fx.config.clone(), counting.clone()).await;
     let png = include_bytes!("../fixtures/sample.png").to_vec();
@@ -84,31 +75,16 @@ async fn rejections_store_nothing(backend: Backend) {
     };
     let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
         (None, png.clone(), 415, "Content-Type header is required"),
-        (
-            Some("text/plain"),
-            png.clone(),
-            415,
-            "unsupported Content-Type",
-        ),
+        (Some("text/plain"), png.clone(), 415, "unsupported Content-Type"),
         (
             Some("application/octet-stream"),
             png.clone(),
             415,
             "unsupported Content-Type",
         ),
-        (
-            Some("image/avif"),
-            png.clone(),
-            415,
-            "unsupported Content-Type",
-        ),
+        (Some("image/avif"), png.clone(), 415, "unsupported Content-Type"),
         (Some("image/jpeg"), png.clone(), 415, "not a JPEG image"),
-        (
-            Some("image/png"),
-            b"GIF89a not a png".to_vec(),
-            415,
-            "not a PNG image",
-        ),
+        (Some("image/png"), b"GIF89a not a png".to_vec(), 415, "not a PNG image"),
         (Some("image/png"), Vec::new(), 400, "empty"),
         (Some("image/png"), big_png.clone(), 413, "4096 bytes"),
         (
@@ -136,18 +112,13 @@ async fn rejections_store_nothing(backend: Backend) {
             request = request.header(header::CONTENT_TYPE, ct);
         }
         let response = within("upload", request.send()).await.unwrap();
-        assert_eq!(
-            response.status().as_u16(),
-            status,
-            "{content_type:?} → {detail}"
-        );
+        assert_eq!(response.status().as_u16(), status, "{content_type:?} → {detail}");
         let json: serde_json::Value = within("json", response.json()).await.unwrap();
         let text = json["detail"].as_str().unwrap();
         assert!(text.contains(detail), "{text:?} should mention {detail:?}");
     }
     // A chunked body without Content-Length is cut off as soon as it passes the limit.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..100).map(|_| Ok(vec![0u8; 1024])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..100).map(|_| Ok(vec![0u8; 1024])).collect();
     let response = within(
         "chunked upload",
         client()
@@ -161,11 +132,7 @@ async fn rejections_store_nothing(backend: Backend) {
     assert_eq!(response.status(), 413);
     assert_eq!(counting.calls(), 0, "nothing was stored");
     let page = within("list", fx.storage.list(None, 10)).await.unwrap();
-    assert!(
-        page.objects.is_empty(),
-        "storage is still empty: {:?}",
-        page.objects
-    );
+    assert!(page.objects.is_empty(), "storage is still empty: {:?}", page.objects);
 }
 
 crate::on_both_backends!(

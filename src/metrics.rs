@@ -1,0 +1,166 @@
+//! Prometheus metrics: one registry, owned by the app (never a global), served on the admin
+//! listener at `/metrics`. Routes are labelled by name, never by raw path.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// From 1 ms to 60 s: small images answer in milliseconds, large downloads take long.
+const DURATION_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0,
+];
+
+/// The version and commit this binary was built from.
+pub const GIT_SHA: &str = match option_env!("IMAGE_GATEWAY_GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub http_body_bytes: IntCounterVec,
+    pub http_in_flight: IntGauge,
+    pub http_aborted: IntCounterVec,
+    pub storage_duration: HistogramVec,
+    pub storage_errors: IntCounterVec,
+    pub uploads: IntCounterVec,
+    pub ratelimit_rejections: IntCounter,
+    pub auth_failures: IntCounterVec,
+    pub readiness_check_duration: Histogram,
+}
+
+/// Registers `metric` and hands it back. Names and labels are constants, so a failure here
+/// is a programming error that the first test run shows, never a runtime condition.
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<M>) -> M {
+    let metric = metric.expect("metric definitions are valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+fn histogram_opts(name: &str, help: &str) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec())
+}
+
+impl Metrics {
+    /// Builds every metric. Names and labels are constants, so a failure here is a bug
+    /// caught by the first test, never a runtime condition.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let r = &registry;
+        let build_info = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new("build_info", "Always 1; labels say which build is running"),
+                &["version", "git_sha"],
+            ),
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), GIT_SHA])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            r.register(Box::new(process)).expect("registered once");
+        }
+        Metrics {
+            http_requests: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("http_requests_total", "Requests answered"),
+                    &["route", "method", "status"],
+                ),
+            ),
+            http_duration: register(
+                r,
+                HistogramVec::new(
+                    histogram_opts(
+                        "http_request_duration_seconds",
+                        "Time from request to the end of the response body",
+                    ),
+                    &["route", "method"],
+                ),
+            ),
+            http_body_bytes: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("http_response_body_bytes_total", "Response body bytes sent"),
+                    &["route"],
+                ),
+            ),
+            http_in_flight: register(
+                r,
+                IntGauge::new("http_requests_in_flight", "Requests being answered, bodies included"),
+            ),
+            http_aborted: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("http_responses_aborted_total", "Responses whose body did not complete"),
+                    &["reason"],
+                ),
+            ),
+            storage_duration: register(
+                r,
+                HistogramVec::new(
+                    histogram_opts(
+                        "storage_operation_duration_seconds",
+                        "Storage calls, to the first byte for reads",
+                    ),
+                    &["backend", "operation", "outcome"],
+                ),
+            ),
+            storage_errors: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("storage_errors_total", "Failed storage calls"),
+                    &["backend", "kind"],
+                ),
+            ),
+            uploads: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("image_uploads_total", "Images stored through the upload endpoint"),
+                    &["format"],
+                ),
+            ),
+            ratelimit_rejections: register(
+                r,
+                IntCounter::new("ratelimit_rejections_total", "Requests refused with 429"),
+            ),
+            auth_failures: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("auth_failures_total", "Requests refused by access control"),
+                    &["reason"],
+                ),
+            ),
+            readiness_check_duration: register(
+                r,
+                Histogram::with_opts(histogram_opts(
+                    "readiness_check_duration_seconds",
+                    "Duration of the background storage check",
+                )),
+            ),
+            registry,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

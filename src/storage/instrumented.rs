@@ -1,0 +1,90 @@
+//! Metrics and trace spans for every storage call: `storage_operation_duration_seconds`,
+//! `storage_errors_total`, and one child span per call under the request's span.
+
+use std::{sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use tracing::Instrument;
+
+use super::{ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError};
+use crate::{metrics::Metrics, object_name::ObjectName};
+
+pub struct InstrumentedStorage {
+    inner: Arc<dyn Storage>,
+    metrics: Arc<Metrics>,
+}
+
+impl InstrumentedStorage {
+    pub fn new(inner: Arc<dyn Storage>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    async fn observe<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let backend = self.inner.backend();
+        let span = tracing::info_span!(
+            "storage",
+            otel.name = format!("storage {operation}"),
+            otel.kind = "client",
+            storage.backend = backend,
+            storage.operation = operation,
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        let start = Instant::now();
+        let result = call.instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        self.metrics
+            .storage_duration
+            .with_label_values(&[backend, operation, outcome])
+            .observe(start.elapsed().as_secs_f64());
+        if let Err(e) = &result
+            && !matches!(e, StorageError::NotFound)
+        {
+            self.metrics
+                .storage_errors
+                .with_label_values(&[backend, e.kind()])
+                .inc();
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", e.kind());
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for InstrumentedStorage {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
+        self.observe("head", self.inner.head(name)).await
+    }
+
+    async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
+        self.observe("get", self.inner.get(name, range)).await
+    }
+
+    async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
+        self.observe("put", self.inner.put(name, data)).await
+    }
+
+    async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
+        self.observe("delete", self.inner.delete(name)).await
+    }
+
+    async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
+        self.observe("list", self.inner.list(start_after, limit)).await
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.observe("check", self.inner.check()).await
+    }
+}
