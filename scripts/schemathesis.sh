@@ -5,12 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
-VERSION=4.32.5
-VENV="$IG_CACHE/venv"
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$VERSION"; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "schemathesis==$VERSION"
-fi
+VENV="$(IG_CACHE="$IG_CACHE" bash scripts/install-python-tools.sh)"
 
 cargo build --locked -q
 work="$(mktemp -d)"

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite, as the README gives it: installs what the tests need (Garage and
-# schemathesis, once, into a cache outside the clone), then runs every test.
+# The whole test suite, as the README gives it: installs what the tests need (Garage,
+# schemathesis, rotel, Prometheus; once, into a cache outside the clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
 IG_GARAGE_BIN="$(bash scripts/install-garage.sh)"
 export IG_GARAGE_BIN
+venv="$(bash scripts/install-python-tools.sh)"
+IG_ROTEL_BIN="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
+export IG_ROTEL_BIN
+bash scripts/install-prometheus.sh >/dev/null
 echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
+echo "prometheus: $(prometheus --version 2>&1 | head -1)"
+echo "rotel: $("$IG_ROTEL_BIN" --version)"
 # The API description against the running server (schemathesis, from PyPI, cached).
 bash scripts/schemathesis.sh
 # Unit tests and the integration test binary; their summary lines close the run.

@@ -132,7 +132,7 @@ impl Drop for Entry {
                 "failed"
             }
         };
-        info.span.record("http.response.status_code", info.status);
+        info.span.record("http.response.status_code", i64::from(info.status));
         let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let _entered = info.span.enter();
         tracing::info!(

@@ -55,7 +55,9 @@ pub fn init(config: &LogConfig) -> Telemetry {
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let fmt = if json {
         fmt.json().flatten_event(true).boxed()
     } else {

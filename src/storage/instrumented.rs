@@ -25,7 +25,11 @@ impl InstrumentedStorage {
         call: impl Future<Output = Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
         let backend = self.inner.backend();
-        let span = tracing::info_span!(
+        // The readiness check runs every few seconds outside any request: metrics, no trace.
+        let span = if operation == "check" {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
             "storage",
             otel.name = format!("storage {operation}"),
             otel.kind = "client",
@@ -33,7 +37,8 @@ impl InstrumentedStorage {
             storage.operation = operation,
             otel.status_code = tracing::field::Empty,
             error.type = tracing::field::Empty,
-        );
+            )
+        };
         let start = Instant::now();
         let result = call.instrument(span.clone()).await;
         let outcome = match &result {

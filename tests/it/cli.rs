@@ -81,41 +81,61 @@ fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
     Some((status, raw[split + 4..].to_vec()))
 }
 
-/// `image-gateway` with no arguments serves `./data` on the default backend, and exits 0 on SIGTERM.
-#[test]
-fn serve_uses_the_local_folder_and_exits_cleanly_on_sigterm() {
+/// `image-gateway` with no arguments serves `./data` on the default backend; on SIGTERM
+/// readiness turns 503 at once, a slow download still finishes, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_uses_the_local_folder_and_drains_on_sigterm() {
+    use crate::support::{BodyReader, client, free_port, raw_request, within};
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::support::free_port();
+    let (port, admin_port) = (free_port(), free_port());
     let mut child = gateway()
         .current_dir(dir.path())
         .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IMAGE_GATEWAY_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+        .env("IMAGE_GATEWAY_SHUTDOWN__GRACE", "1s")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(port, "/livez").map(|r| r.0) != Some(200) {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let name = "0123456789abcdef0123456789abcdef.gif";
-    std::fs::write(dir.path().join("data").join(name), b"GIF89a-bytes").unwrap();
-    assert_eq!(
-        get(port, &format!("/v1/image/download/{name}")),
-        Some((200, b"GIF89a-bytes".to_vec()))
+    let (addr, admin) = (
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        format!("127.0.0.1:{admin_port}").parse().unwrap(),
     );
+    within("server up", async {
+        while get(port, "/livez").map(|r| r.0) != Some(200) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let name = "0123456789abcdef0123456789abcdef.gif";
+    let data = crate::support::pattern(32 << 20);
+    std::fs::write(dir.path().join("data").join(name), &data).unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/image/download/{name}");
+    let response = within("get", client().get(&url).send()).await.unwrap();
+    let mut body = BodyReader::new(response);
+    body.read_at_least(1).await;
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
+    within("readiness drops", async {
+        while raw_request(admin, "GET", "/readyz", &[]).await.status != 503 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(raw_request(addr, "GET", "/readyz", &[]).await.status, 503);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    body.finish().await.expect("the slow download finishes");
+    assert!(body.received == data, "byte-exact");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status.code(), Some(0), "exit 0 after a graceful shutdown");
     let mut log = String::new();
@@ -124,7 +144,53 @@ fn serve_uses_the_local_folder_and_exits_cleanly_on_sigterm() {
         log.contains("\"route\":\"download\""),
         "one JSON access line per request: {log}"
     );
+    assert!(log.contains("\"outcome\":\"complete\""), "{log}");
     assert!(log.contains("drained"), "{log}");
+}
+
+/// `log.format` picks JSON lines or text; `log.level` filters.
+#[test]
+fn log_format_and_level() {
+    for (format, level) in [("text", "info"), ("json", "info"), ("json", "warn")] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::support::free_port();
+        let child = gateway()
+            .current_dir(dir.path())
+            .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("IMAGE_GATEWAY_LOG__FORMAT", format)
+            .env("IMAGE_GATEWAY_LOG__LEVEL", level)
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(port, "/livez").map(|r| r.0) != Some(200) {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = log.lines().collect();
+        if level == "warn" {
+            assert!(
+                lines.iter().all(|l| !l.contains("\"INFO\"")),
+                "no info lines at warn: {log}"
+            );
+            continue;
+        }
+        assert!(lines.iter().any(|l| l.contains("image-gateway serving")), "{log}");
+        for line in &lines {
+            let parsed = serde_json::from_str::<serde_json::Value>(line);
+            assert_eq!(parsed.is_ok(), format == "json", "{format}: {line}");
+        }
+    }
 }
 
 /// `image-gateway sign` prints a URL that the server (same config) accepts without a key.

@@ -8,4 +8,5 @@ mod cli;
 mod conformance;
 mod download;
 mod lifecycle;
+mod observability;
 mod upload;

@@ -73,8 +73,9 @@ pub struct Garage {
     pub access_key: String,
     pub secret_key: String,
     pub bucket: String,
+    admin_port: u16,
     control: Mutex<Option<(Child, ChildStdin)>>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Garage {
@@ -86,7 +87,6 @@ impl Garage {
 
     /// A Garage of one's own (for tests that stop it).
     pub fn start() -> Garage {
-        let bin = garage_bin();
         let dir = tempfile::tempdir().unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
         let config = dir.path().join("garage.toml");
@@ -108,39 +108,45 @@ impl Garage {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let access_key = format!("GK{}", hex(24));
-        let secret_key = hex(64);
-        let script = "\"$0\" -c \"$1\" server --single-node --default-bucket >\"$2\" 2>&1 & child=$!; \
+        let garage = Garage {
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            access_key: format!("GK{}", hex(24)),
+            secret_key: hex(64),
+            bucket: "images".into(),
+            admin_port: admin,
+            control: Mutex::new(None),
+            dir,
+        };
+        garage.spawn();
+        garage
+    }
+
+    /// Starts the server process (again) on the same ports and data, and waits until healthy.
+    fn spawn(&self) {
+        let script = "\"$0\" -c \"$1\" server --single-node --default-bucket >>\"$2\" 2>&1 & child=$!; \
                       read -r _; kill -9 $child 2>/dev/null; wait $child 2>/dev/null";
         let mut child = Command::new("sh")
             .args(["-c", script])
-            .arg(&bin)
-            .arg(&config)
-            .arg(dir.path().join("garage.log"))
-            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key)
-            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_key)
-            .env("GARAGE_DEFAULT_BUCKET", "images")
+            .arg(garage_bin())
+            .arg(self.dir.path().join("garage.toml"))
+            .arg(self.dir.path().join("garage.log"))
+            .env("GARAGE_DEFAULT_ACCESS_KEY", &self.access_key)
+            .env("GARAGE_DEFAULT_SECRET_KEY", &self.secret_key)
+            .env("GARAGE_DEFAULT_BUCKET", &self.bucket)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .spawn()
             .expect("start garage");
         let stdin = child.stdin.take().unwrap();
+        *self.control.lock().unwrap() = Some((child, stdin));
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !http_ok(admin, "/health") {
+        while !http_ok(self.admin_port, "/health") {
             assert!(
                 Instant::now() < deadline,
                 "Garage did not become healthy within 30s; log:\n{}",
-                std::fs::read_to_string(dir.path().join("garage.log")).unwrap_or_default()
+                std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
-        }
-        Garage {
-            endpoint: format!("http://127.0.0.1:{s3}"),
-            access_key,
-            secret_key,
-            bucket: "images".into(),
-            control: Mutex::new(Some((child, stdin))),
-            _dir: dir,
         }
     }
 
@@ -150,6 +156,12 @@ impl Garage {
             drop(stdin);
             let _ = child.wait();
         }
+    }
+
+    /// Brings a killed server back with its data, keys and ports.
+    pub fn restart(&self) {
+        self.kill();
+        self.spawn();
     }
 
     /// A gateway configuration for this Garage, isolated under its own key prefix.

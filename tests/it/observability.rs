@@ -1,0 +1,480 @@
+//! Metrics, probes and traces, checked by the real tools: promtool, a real Prometheus scraping
+//! the admin listener, a real OTLP collector (rotel) receiving the spans, and readiness
+//! following a real Garage that stops and comes back.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use image_gateway::{
+    config::{AuthMode, Secret},
+    object_name::ImageFormat,
+};
+use reqwest::header;
+
+use crate::support::{
+    Backend, BodyReader, Fixture, Garage, TestServer, client, free_port, pattern, raw_request, within,
+};
+
+/// Finds a tool given by `env` or on PATH, or fails naming the install step.
+fn tool(env: &str, name: &str, install: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run `{install}` (the README's test command, scripts/test.sh, does it)")
+        })
+}
+
+/// The value of one sample in Prometheus text format, matched by name and labels.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        matches.then(|| value.parse().ok()).flatten()
+    })
+}
+
+async fn metrics_text(server: &TestServer) -> String {
+    let response = raw_request(server.admin, "GET", "/metrics", &[]).await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    String::from_utf8(response.body).unwrap()
+}
+
+async fn metrics_count_requests_bytes_and_failures(backend: Backend) {
+    const KEY: &str = "metrics-writer-0123456789";
+    let fx = Fixture::with(backend, |c| {
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys = vec![Secret::new(format!("write:{KEY}"))];
+        c.rate_limit.requests_per_minute = 600;
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, pattern(12_345)).await;
+    let big = fx.put(ImageFormat::Png, pattern(16 << 20)).await;
+    let target = format!("/v1/image/download/{name}");
+    assert_eq!(
+        raw_request(server.addr, "GET", &target, &[("X-API-Key", KEY)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        raw_request(server.addr, "HEAD", &target, &[("X-API-Key", KEY)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(raw_request(server.addr, "GET", &target, &[]).await.status, 401);
+    let missing = "/v1/image/download/0123456789abcdef0123456789abcdef.png";
+    assert_eq!(
+        raw_request(server.addr, "GET", missing, &[("X-API-Key", KEY)])
+            .await
+            .status,
+        404
+    );
+    let upload = within(
+        "upload",
+        client()
+            .post(server.url("/v1/image/upload"))
+            .header("X-API-Key", KEY)
+            .header(header::CONTENT_TYPE, "image/gif")
+            .body(include_bytes!("../fixtures/sample.gif").to_vec())
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(upload.status(), 201);
+    // A client that goes away mid-download.
+    let response = within(
+        "get",
+        client().get(server.download_url(&big)).header("X-API-Key", KEY).send(),
+    )
+    .await
+    .unwrap();
+    let mut body = BodyReader::new(response);
+    body.read_at_least(64 << 10).await;
+    drop(body);
+
+    let text = within("metrics settle", async {
+        loop {
+            let text = metrics_text(&server).await;
+            let aborted = sample(&text, "http_responses_aborted_total", &[("reason", "client_gone")]);
+            let ok = [("route", "download"), ("method", "GET"), ("status", "200")];
+            let settled = aborted == Some(1.0)
+                && sample(&text, "http_requests_in_flight", &[]) == Some(0.0)
+                && sample(&text, "http_requests_total", &ok) == Some(2.0);
+            if settled {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let ok = [("route", "download"), ("method", "GET"), ("status", "200")];
+    assert_eq!(
+        sample(&text, "http_requests_total", &ok),
+        Some(2.0),
+        "the aborted download is counted too"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "http_requests_total",
+            &[("route", "download"), ("method", "HEAD")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "http_requests_total",
+            &[("route", "download"), ("status", "401")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "http_requests_total",
+            &[("route", "download"), ("status", "404")]
+        ),
+        Some(1.0)
+    );
+    let bytes = sample(&text, "http_response_body_bytes_total", &[("route", "download")]).unwrap();
+    assert!(
+        bytes >= 12_345.0 + 65_536.0,
+        "bytes include the aborted download's: {bytes}"
+    );
+    assert!(bytes < 12_345.0 + (16 << 20) as f64, "{bytes}");
+    let duration = [("route", "download"), ("method", "GET")];
+    assert_eq!(
+        sample(&text, "http_request_duration_seconds_count", &duration),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(&text, "auth_failures_total", &[("reason", "missing_key")]),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "image_uploads_total", &[("format", "GIF")]), Some(1.0));
+    assert_eq!(sample(&text, "ratelimit_rejections_total", &[]), Some(0.0));
+    let storage = fx.storage.backend();
+    let head_ok = [("backend", storage), ("operation", "head"), ("outcome", "ok")];
+    assert!(sample(&text, "storage_operation_duration_seconds_count", &head_ok).unwrap() >= 3.0);
+    let head_missing = [("backend", storage), ("operation", "head"), ("outcome", "not_found")];
+    assert_eq!(
+        sample(&text, "storage_operation_duration_seconds_count", &head_missing),
+        Some(1.0)
+    );
+    assert!(sample(&text, "build_info", &[("version", env!("CARGO_PKG_VERSION"))]) == Some(1.0));
+    assert!(sample(&text, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+    assert!(sample(&text, "process_open_fds", &[]).unwrap() > 0.0);
+    assert!(sample(&text, "readiness_check_duration_seconds_count", &[]).unwrap() >= 1.0);
+    assert!(!text.contains(KEY), "no secret in metrics");
+    assert!(!text.contains(name.as_str()), "no raw path or object name in labels");
+
+    // `/metrics` lives on the admin listener only.
+    assert_eq!(raw_request(server.addr, "GET", "/metrics", &[]).await.status, 404);
+
+    // promtool's linter accepts the exposition.
+    let promtool = tool("IG_PROMTOOL_BIN", "promtool", "bash scripts/install-prometheus.sh");
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut check.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+crate::on_both_backends!(metrics_count_requests_bytes_and_failures);
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn prometheus_query(port: u16, query: &str) -> Option<f64> {
+    let encoded = percent_encoding::utf8_percent_encode(query, percent_encoding::NON_ALPHANUMERIC);
+    let url = format!("http://127.0.0.1:{port}/api/v1/query?query={encoded}");
+    let response = client().get(url).send().await.ok()?;
+    let json: serde_json::Value = response.json().await.ok()?;
+    let value = json["data"]["result"].get(0)?["value"][1].as_str()?.to_owned();
+    value.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_admin_listener() {
+    let prometheus = tool("IG_PROMETHEUS_BIN", "prometheus", "bash scripts/install-prometheus.sh");
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Jpeg, pattern(50_000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: image-gateway\n    static_configs:\n      - targets: ['{}']\n",
+            server.admin
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _prometheus = Process(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let downloads = "sum(http_requests_total{route=\"download\",status=\"200\"})";
+    let download_some = || async {
+        for _ in 0..5 {
+            assert_eq!(
+                raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[])
+                    .await
+                    .status,
+                200
+            );
+        }
+    };
+    download_some().await;
+    let first = within("prometheus sees the downloads", async {
+        loop {
+            if let Some(v) = prometheus_query(port, downloads).await.filter(|v| *v > 0.0) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    download_some().await;
+    let second = within("the counter rises", async {
+        loop {
+            if let Some(v) = prometheus_query(port, downloads).await.filter(|v| *v > first) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    assert!(second >= first + 5.0, "{first} → {second}");
+    let p99 =
+        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{route=\"download\"}[1m])))";
+    let quantile = within("a latency quantile", async {
+        loop {
+            if let Some(v) = prometheus_query(port, p99).await.filter(|v| v.is_finite()) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    assert!(quantile > 0.0 && quantile <= 60.0, "p99 = {quantile}s");
+}
+
+/// Readiness follows storage, with no restart: Garage stops → 503 naming storage; back → 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_a_real_storage_outage() {
+    let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let mut config = garage.config();
+    config.storage.timeout = image_gateway::units::HumanDuration(Duration::from_secs(1));
+    let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
+    let server = TestServer::start_with(config, storage).await;
+    server.wait_for("/readyz").await;
+    assert_eq!(raw_request(server.admin, "GET", "/readyz", &[]).await.status, 200);
+
+    let garage = std::sync::Arc::new(garage);
+    let g = garage.clone();
+    tokio::task::spawn_blocking(move || g.kill()).await.unwrap();
+    let down = within("readiness drops", async {
+        loop {
+            let r = raw_request(server.admin, "GET", "/readyz", &[]).await;
+            if r.status == 503 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        down.detail().contains("storage"),
+        "names the failed check: {}",
+        down.detail()
+    );
+    assert_eq!(
+        raw_request(server.addr, "GET", "/readyz", &[]).await.status,
+        503,
+        "same answer on the main listener"
+    );
+    assert_eq!(
+        raw_request(server.admin, "GET", "/livez", &[]).await.status,
+        200,
+        "still alive"
+    );
+
+    let g = garage.clone();
+    tokio::task::spawn_blocking(move || g.restart()).await.unwrap();
+    server.wait_for("/readyz").await;
+}
+
+/// Spans reach a real OTLP collector: the server span with its HTTP attributes, parented to
+/// the caller's `traceparent`, and the storage calls as its children.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_a_real_otlp_collector() {
+    let rotel = tool("IG_ROTEL_BIN", "rotel-agent", "bash scripts/install-python-tools.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http, port) = (free_port(), free_port(), free_port());
+    let spans_file = dir.path().join("rotel.out");
+    let _collector = Process(
+        Command::new(rotel)
+            .args([
+                "start",
+                "--exporter",
+                "blackhole",
+                "--debug-log",
+                "traces",
+                "--debug-log-verbosity",
+                "detailed",
+            ])
+            .arg(format!("--otlp-grpc-endpoint=127.0.0.1:{grpc}"))
+            .arg(format!("--otlp-http-endpoint=127.0.0.1:{http}"))
+            .stdout(std::fs::File::create(&spans_file).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rotel"),
+    );
+    within("collector up", async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", http)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let name = "0123456789abcdef0123456789abcdef.webp";
+    std::fs::write(data.join(name), b"RIFF-bytes").unwrap();
+    let mut gateway = Process(
+        Command::new(env!("CARGO_BIN_EXE_image-gateway"))
+            .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("IMAGE_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("IMAGE_GATEWAY_STORAGE__FS__ROOT", &data)
+            .env("IMAGE_GATEWAY_SHUTDOWN__GRACE", "10ms")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{http}"))
+            .env("OTEL_SERVICE_NAME", "image-gateway-test")
+            .env("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    within("gateway up", async {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let traceparent = format!("00-{trace_id}-{parent}-01");
+    let response = raw_request(
+        addr,
+        "GET",
+        &format!("/v1/image/download/{name}"),
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    // SIGTERM: the spans still queued are flushed on the way out.
+    let pid = gateway.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gateway.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the gateway did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut gateway.0.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(
+        log.contains(&format!("\"trace_id\":\"{trace_id}\"")),
+        "the access line carries the trace id: {log}"
+    );
+
+    let spans = within("spans arrive", async {
+        loop {
+            let text = std::fs::read_to_string(&spans_file).unwrap_or_default();
+            if text.contains("Name           : storage get") && text.contains("SPAN_KIND_SERVER") {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let blocks: Vec<&str> = spans.split("Span #").skip(1).collect();
+    let server_span = blocks
+        .iter()
+        .find(|b| b.contains("SPAN_KIND_SERVER"))
+        .expect("a server span");
+    assert!(
+        server_span.contains("Name           : GET /v1/image/download/{object_name}"),
+        "{server_span}"
+    );
+    assert!(
+        server_span.contains(&format!("Trace ID       : {trace_id}")),
+        "{server_span}"
+    );
+    assert!(
+        server_span.contains(&format!("Parent ID      : {parent}")),
+        "{server_span}"
+    );
+    for attribute in [
+        "http.request.method: Str(GET)".to_string(),
+        "http.route: Str(/v1/image/download/{object_name})".to_string(),
+        "http.response.status_code: Int(200)".to_string(),
+        format!("url.path: Str(/v1/image/download/{name})"),
+    ] {
+        assert!(server_span.contains(&attribute), "{attribute} in {server_span}");
+    }
+    let server_id = server_span
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ID             : "))
+        .unwrap();
+    for operation in ["head", "get"] {
+        let child = blocks
+            .iter()
+            .find(|b| b.contains(&format!("Name           : storage {operation}")))
+            .unwrap_or_else(|| panic!("a storage {operation} span"));
+        assert!(child.contains(&format!("Parent ID      : {server_id}")), "{child}");
+        assert!(child.contains(&format!("Trace ID       : {trace_id}")));
+        assert!(child.contains("storage.backend: Str(fs)"));
+    }
+    assert!(spans.contains("service.name: Str(image-gateway-test)"));
+}
