@@ -108,21 +108,20 @@ async fn metrics_count_requests_bytes_and_failures(backend: Backend) {
     body.read_at_least(64 << 10).await;
     drop(body);
 
-    let text = within("metrics settle", async {
-        loop {
-            let text = metrics_text(&server).await;
-            let aborted = sample(&text, "http_responses_aborted_total", &[("reason", "client_gone")]);
-            let ok = [("route", "download"), ("method", "GET"), ("status", "200")];
-            let settled = aborted == Some(1.0)
-                && sample(&text, "http_requests_in_flight", &[]) == Some(0.0)
-                && sample(&text, "http_requests_total", &ok) == Some(2.0);
-            if settled {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    // Counted when each body ends or is dropped: wait for all six to settle.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = metrics_text(&server).await;
+        let ok = [("route", "download"), ("method", "GET"), ("status", "200")];
+        let settled = sample(&text, "http_responses_aborted_total", &[("reason", "client_gone")]) == Some(1.0)
+            && sample(&text, "http_requests_in_flight", &[]) == Some(0.0)
+            && sample(&text, "http_requests_total", &ok) == Some(2.0);
+        if settled {
+            break text;
         }
-    })
-    .await;
+        assert!(Instant::now() < deadline, "metrics did not settle:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let ok = [("route", "download"), ("method", "GET"), ("status", "200")];
     assert_eq!(
         sample(&text, "http_requests_total", &ok),
