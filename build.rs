@@ -1,13 +1,13 @@
 //! Stamps the binary with the commit it was built from (`build_info{git_sha}`), unless
-//! `IMAGE_GATEWAY_GIT_SHA` is already set (e.g. by a Docker build without `.git`).
+//! `IG_GIT_SHA` is already set (e.g. by a Docker build without `.git`).
 
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=IMAGE_GATEWAY_GIT_SHA");
+    println!("cargo:rerun-if-env-changed=IG_GIT_SHA");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
-    if std::env::var_os("IMAGE_GATEWAY_GIT_SHA").is_some() {
+    if std::env::var_os("IG_GIT_SHA").is_some() {
         return;
     }
     let sha = Command::new("git")
@@ -19,6 +19,6 @@ fn main() {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()));
     if let Some(sha) = sha {
-        println!("cargo:rustc-env=IMAGE_GATEWAY_GIT_SHA={sha}");
+        println!("cargo:rustc-env=IG_GIT_SHA={sha}");
     }
 }

@@ -12,7 +12,7 @@ const DURATION_BUCKETS: [f64; 16] = [
 ];
 
 /// The version and commit this binary was built from.
-pub const GIT_SHA: &str = match option_env!("IMAGE_GATEWAY_GIT_SHA") {
+pub const GIT_SHA: &str = match option_env!("IG_GIT_SHA") {
     Some(sha) => sha,
     None => "unknown",
 };
