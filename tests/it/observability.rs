@@ -161,7 +161,8 @@ async fn metrics_count_requests_bytes_and_failures(backend: Backend) {
     let duration = [("route", "download"), ("method", "GET")];
     assert_eq!(
         sample(&text, "http_request_duration_seconds_count", &duration),
-        Some(4.0)
+        Some(4.0),
+        "{text}"
     );
     assert_eq!(
         sample(&text, "auth_failures_total", &[("reason", "missing_key")]),

@@ -34,8 +34,31 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out after {AWAIT_LIMIT:?}: {what}"))
 }
 
+/// A port for a child process to listen on. Ports come from below Linux's ephemeral range
+/// (32768+), where the OS never hands out `bind(:0)` ports, and each is handed out once per
+/// test process: a port freed here can never be taken meanwhile by a test server that bound
+/// port 0, which would send one test's requests to another test's server.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::AtomicU16;
+    const FIRST: u16 = 10_000;
+    const LAST: u16 = 32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        FIRST + (std::process::id() % 2_000) as u16 * 10,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if port >= LAST {
+            NEXT.store(FIRST, Ordering::SeqCst);
+            continue;
+        }
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn hex(n: usize) -> String {
