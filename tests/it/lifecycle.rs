@@ -12,7 +12,9 @@ use image_gateway::{
 use reqwest::header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Backend, BodyReader, Fixture, Garage, TestServer, client, pattern, raw_request, within};
+use crate::support::{
+    Backend, BodyReader, Fixture, Garage, TestServer, client, metrics_text, pattern, raw_request, sample, within,
+};
 
 #[tokio::test]
 async fn h2c_prior_knowledge_is_served() {
@@ -62,6 +64,13 @@ async fn truncated_storage_aborts_the_response() {
         outcome.is_err(),
         "the client must see an error, got a clean body of {received} bytes"
     );
+    within("the failure is counted", async {
+        let failed = [("reason", "storage_failed")];
+        while sample(&metrics_text(&server).await, "http_responses_aborted_total", &failed) != Some(1.0) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     assert!(received < 64 << 20);
 }
 

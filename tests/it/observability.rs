@@ -15,7 +15,8 @@ use image_gateway::{
 use reqwest::header;
 
 use crate::support::{
-    Backend, BodyReader, Fixture, Garage, TestServer, client, free_port, pattern, raw_request, within,
+    Backend, BodyReader, Fixture, Garage, TestServer, client, free_port, metrics_text, pattern, raw_request, sample,
+    within,
 };
 
 /// Finds a tool given by `env` or on PATH, or fails naming the install step.
@@ -29,28 +30,6 @@ fn tool(env: &str, name: &str, install: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("{name} is not installed: run `{install}` (the README's test command, scripts/test.sh, does it)")
         })
-}
-
-/// The value of one sample in Prometheus text format, matched by name and labels.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-        matches.then(|| value.parse().ok()).flatten()
-    })
-}
-
-async fn metrics_text(server: &TestServer) -> String {
-    let response = raw_request(server.admin, "GET", "/metrics", &[]).await;
-    assert_eq!(response.status, 200);
-    assert!(
-        response
-            .header("content-type")
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
-    );
-    String::from_utf8(response.body).unwrap()
 }
 
 async fn metrics_count_requests_bytes_and_failures(backend: Backend) {

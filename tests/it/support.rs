@@ -411,6 +411,29 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The value of one sample in Prometheus text format, matched by name and labels.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        matches.then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// The admin listener's `/metrics`.
+pub async fn metrics_text(server: &TestServer) -> String {
+    let response = raw_request(server.admin, "GET", "/metrics", &[]).await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    String::from_utf8(response.body).unwrap()
+}
+
 /// A response body read the way a client that pauses and resumes reads it.
 pub struct BodyReader {
     stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
