@@ -21,6 +21,7 @@ use crate::{
     download,
     error::ApiError,
     health::{CHECK_INTERVAL, Health},
+    kubernetes,
     metrics::Metrics,
     object_name::ObjectName,
     ratelimit::{RateLimits, RateStatus},
@@ -49,15 +50,31 @@ pub struct App {
     cors: Cors,
     cache_control: Option<HeaderValue>,
     public_url: String,
+    /// False until the API-key Secret (when configured) has been read once.
+    api_keys_loaded: std::sync::atomic::AtomicBool,
 }
 
 impl App {
-    /// Builds the app and starts its background tasks (storage checks for readiness, key-file
-    /// reload, rate-limit sweep), which end when the app is dropped.
+    /// Builds the app without a Kubernetes client (tests, and every setup that reads no Secret).
     pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<Arc<App>, String> {
-        let metrics = Arc::new(Metrics::new());
+        Self::start_with(config, storage, Arc::new(Metrics::new()), None)
+    }
+
+    /// Builds the app and starts its background tasks (storage checks for readiness, key-file
+    /// reload, API-key Secret watch, rate-limit sweep), which end when the app is dropped.
+    pub fn start_with(
+        config: Config,
+        storage: Arc<dyn Storage>,
+        metrics: Arc<Metrics>,
+        kube: Option<kube::Client>,
+    ) -> Result<Arc<App>, String> {
         let storage: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(storage, metrics.clone()));
-        let (access, publisher) = AccessControl::new(&config.auth)?;
+        let (access, key_sources) = AccessControl::new(&config.auth)?;
+        let key_secret = match (&config.auth.api_keys_secret, kube) {
+            (Some(secret), Some(client)) => Some((secret.clone(), client)),
+            (Some(_), None) => return Err("auth.api_keys_secret needs a Kubernetes client".into()),
+            (None, _) => None,
+        };
         let proxies = TrustedProxies::parse(&config.server.trusted_proxies)
             .map_err(|e| format!("server.trusted_proxies: {e}"))?;
         let cache_control = match &config.http.cache_control {
@@ -80,12 +97,37 @@ impl App {
             public_url,
             storage,
             metrics,
-            health: Health::new(true),
+            health: Health::new(false),
+            api_keys_loaded: std::sync::atomic::AtomicBool::new(key_secret.is_none()),
             config,
         });
         tokio::spawn(watch_storage(Arc::downgrade(&app)));
         if let Some(path) = app.config.auth.api_keys_file.clone() {
-            tokio::spawn(auth::watch_key_file(path, Arc::new(app.config.auth.clone()), publisher));
+            tokio::spawn(auth::watch_key_file(path, key_sources.clone()));
+        }
+        if let Some((secret, client)) = key_secret {
+            let namespace = secret.namespace.unwrap_or_else(kubernetes::default_namespace);
+            let weak = Arc::downgrade(&app);
+            let sources = key_sources.clone();
+            let watch = kubernetes::SecretWatch {
+                client,
+                namespace,
+                name: secret.name,
+                purpose: "api_keys",
+                metrics: app.metrics.clone(),
+            };
+            tokio::spawn(kubernetes::watch_secret(
+                watch,
+                auth::decode_key_secret,
+                move |keys| sources.set_secret(keys),
+                move |event| {
+                    if event == kubernetes::SecretEvent::Applied
+                        && let Some(app) = weak.upgrade()
+                    {
+                        app.api_keys_loaded.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                },
+            ));
         }
         if app.rate_limits.is_some() {
             tokio::spawn(sweep_rate_limits(Arc::downgrade(&app)));
@@ -307,6 +349,10 @@ async fn watch_storage(app: Weak<App>) {
             tracing::debug!(error = %e, "storage check failed");
         }
         strong.health.record_storage_check(result);
+        let keys_loaded = strong.api_keys_loaded.load(std::sync::atomic::Ordering::SeqCst);
+        strong
+            .health
+            .set_credentials_loaded(strong.storage.credentials_loaded() && keys_loaded);
         drop(strong);
         tokio::time::sleep(CHECK_INTERVAL).await;
     }

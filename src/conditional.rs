@@ -24,19 +24,19 @@ pub fn evaluate(headers: &HeaderMap, meta: &ObjectMeta) -> Outcome {
         if !matches(&tags, &meta.etag, Comparison::Strong) {
             return Outcome::Failed;
         }
-    } else if let Some(since) = date(headers, &header::IF_UNMODIFIED_SINCE) {
-        if modified > since {
-            return Outcome::Failed;
-        }
+    } else if let Some(since) = date(headers, &header::IF_UNMODIFIED_SINCE)
+        && modified > since
+    {
+        return Outcome::Failed;
     }
     if let Some(tags) = joined(headers, &header::IF_NONE_MATCH) {
         if matches(&tags, &meta.etag, Comparison::Weak) {
             return Outcome::NotModified;
         }
-    } else if let Some(since) = date(headers, &header::IF_MODIFIED_SINCE) {
-        if modified <= since {
-            return Outcome::NotModified;
-        }
+    } else if let Some(since) = date(headers, &header::IF_MODIFIED_SINCE)
+        && modified <= since
+    {
+        return Outcome::NotModified;
     }
     Outcome::Proceed {
         honour_range: if_range_holds(headers, meta),

@@ -96,8 +96,45 @@ pub struct S3Config {
     /// Prepended to every object name to make its key (e.g. `images/`).
     pub prefix: String,
     pub force_path_style: bool,
+    /// Where the access key comes from: `static` (the two keys below) or `kubernetes` (a Secret).
+    pub credentials: CredentialsSource,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<Secret>,
+    /// With `credentials = "kubernetes"`: the Secret holding the key, watched for rotation.
+    pub secret: StorageSecretConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialsSource {
+    #[default]
+    Static,
+    Kubernetes,
+}
+
+/// A Kubernetes Secret by name; the namespace defaults to the pod's own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretName {
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSecretConfig {
+    pub name: String,
+    pub namespace: Option<String>,
+    /// The data keys holding the access key id and secret; unset: the first pair present of
+    /// `accesskey`/`secretkey`, `rootUser`/`rootPassword`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
+    pub keys: Option<SecretKeys>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +162,8 @@ pub struct AuthConfig {
     pub api_keys: Vec<Secret>,
     /// A file of such entries, one per line; reloaded when it changes.
     pub api_keys_file: Option<PathBuf>,
+    /// A Kubernetes Secret whose every data value is such an entry; watched for changes.
+    pub api_keys_secret: Option<SecretName>,
     /// HMAC keys for signed URLs: the first signs, all verify. A string or a list.
     #[serde(deserialize_with = "one_or_many")]
     pub url_signing_key: Vec<Secret>,
@@ -214,8 +253,10 @@ impl Default for S3Config {
             region: "us-east-1".into(),
             prefix: String::new(),
             force_path_style: true,
+            credentials: CredentialsSource::Static,
             access_key_id: None,
             secret_access_key: None,
+            secret: StorageSecretConfig::default(),
         }
     }
 }
@@ -253,6 +294,7 @@ impl Default for AuthConfig {
             mode: AuthMode::None,
             api_keys: Vec::new(),
             api_keys_file: None,
+            api_keys_secret: None,
             url_signing_key: Vec::new(),
             signed_url_ttl: HumanDuration(Duration::from_secs(3600)),
         }
@@ -357,11 +399,18 @@ impl Config {
         let auth = &self.auth;
         crate::auth::keys::KeySet::parse(auth.api_keys.iter().map(Secret::expose))
             .map_err(|e| ConfigError::key("auth.api_keys", e))?;
-        if auth.mode == AuthMode::ApiKey && auth.api_keys.is_empty() && auth.api_keys_file.is_none() {
+        if auth.mode == AuthMode::ApiKey
+            && auth.api_keys.is_empty()
+            && auth.api_keys_file.is_none()
+            && auth.api_keys_secret.is_none()
+        {
             return Err(ConfigError::key(
                 "auth.api_keys",
-                "auth.mode = \"api_key\" needs auth.api_keys or auth.api_keys_file",
+                "auth.mode = \"api_key\" needs auth.api_keys, auth.api_keys_file or auth.api_keys_secret",
             ));
+        }
+        if auth.api_keys_secret.as_ref().is_some_and(|s| s.name.trim().is_empty()) {
+            return Err(ConfigError::key("auth.api_keys_secret.name", "must not be empty"));
         }
         if auth.url_signing_key.iter().any(|k| k.expose().len() < 16) {
             return Err(ConfigError::key(
@@ -386,17 +435,28 @@ impl Config {
             if s3.prefix.starts_with('/') {
                 return Err(ConfigError::key("storage.s3.prefix", "must not start with '/'"));
             }
-            if s3.access_key_id.as_deref().is_none_or(str::is_empty) {
-                return Err(ConfigError::key(
-                    "storage.s3.access_key_id",
-                    "is required when storage.backend = \"s3\"",
-                ));
-            }
-            if s3.secret_access_key.as_ref().is_none_or(|s| s.expose().is_empty()) {
-                return Err(ConfigError::key(
-                    "storage.s3.secret_access_key",
-                    "is required when storage.backend = \"s3\"",
-                ));
+            match s3.credentials {
+                CredentialsSource::Static => {
+                    if s3.access_key_id.as_deref().is_none_or(str::is_empty) {
+                        return Err(ConfigError::key(
+                            "storage.s3.access_key_id",
+                            "is required when storage.backend = \"s3\" (or set storage.s3.credentials = \"kubernetes\")",
+                        ));
+                    }
+                    if s3.secret_access_key.as_ref().is_none_or(|s| s.expose().is_empty()) {
+                        return Err(ConfigError::key(
+                            "storage.s3.secret_access_key",
+                            "is required when storage.backend = \"s3\" (or set storage.s3.credentials = \"kubernetes\")",
+                        ));
+                    }
+                }
+                CredentialsSource::Kubernetes if s3.secret.name.trim().is_empty() => {
+                    return Err(ConfigError::key(
+                        "storage.s3.secret.name",
+                        "is required when storage.s3.credentials = \"kubernetes\"",
+                    ));
+                }
+                CredentialsSource::Kubernetes => {}
             }
         }
         Ok(self)

@@ -14,6 +14,7 @@ pub mod cors;
 pub mod download;
 pub mod error;
 pub mod health;
+pub mod kubernetes;
 pub mod metrics;
 pub mod object_name;
 pub mod range;
@@ -27,7 +28,7 @@ pub mod telemetry;
 pub mod units;
 pub mod upload;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
 
@@ -45,6 +46,8 @@ pub enum StartError {
     Config(String),
     #[error("{0}")]
     Listen(String),
+    #[error("{0}")]
+    Kubernetes(String),
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
 }
@@ -54,16 +57,60 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .map_err(|e| StartError::Listen(format!("cannot listen on {} (admin_listen): {e}", config.admin_listen)))?;
-    let storage = storage::from_config(&config.storage).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let s3 = &config.storage.s3;
+    let secret_credentials =
+        config.storage.backend == config::Backend::S3 && s3.credentials == config::CredentialsSource::Kubernetes;
+    let kube = if secret_credentials || config.auth.api_keys_secret.is_some() {
+        Some(kubernetes::client().await.map_err(StartError::Kubernetes)?)
+    } else {
+        None
+    };
+    let watched = match (&kube, secret_credentials) {
+        (Some(client), true) => Some(watch_storage_secret(client.clone(), s3, metrics.clone())),
+        _ => None,
+    };
+    let storage = storage::from_config_with(&config.storage, watched).await?;
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         backend = storage.backend(),
         "image-gateway serving"
     );
-    let app = App::start(config, storage).map_err(StartError::Config)?;
+    let app = App::start_with(config, storage, metrics, kube).map_err(StartError::Config)?;
     server::serve(app, listener, Some(admin), shutdown).await;
     Ok(())
+}
+
+/// Starts watching the storage Secret; the receiver always holds the last good credentials.
+fn watch_storage_secret(
+    client: kube::Client,
+    s3: &config::S3Config,
+    metrics: Arc<metrics::Metrics>,
+) -> tokio::sync::watch::Receiver<Option<kubernetes::S3Credentials>> {
+    let (sender, receiver) = tokio::sync::watch::channel(None);
+    let namespace = s3
+        .secret
+        .namespace
+        .clone()
+        .unwrap_or_else(kubernetes::default_namespace);
+    let keys = s3.secret.keys.clone();
+    let watch = kubernetes::SecretWatch {
+        client,
+        namespace,
+        name: s3.secret.name.clone(),
+        purpose: "storage",
+        metrics,
+    };
+    tokio::spawn(kubernetes::watch_secret(
+        watch,
+        move |secret| kubernetes::decode_s3_credentials(secret, keys.as_ref()),
+        move |credentials| {
+            sender.send_replace(Some(credentials));
+        },
+        |_| {},
+    ));
+    receiver
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub ratelimit_rejections: IntCounter,
     pub auth_failures: IntCounterVec,
     pub readiness_check_duration: Histogram,
+    pub k8s_secret_events: IntCounterVec,
+    pub k8s_secret_last_success: IntGaugeVec,
 }
 
 /// Registers `metric` and hands it back. Names and labels are constants, so a failure here
@@ -144,6 +146,26 @@ impl Metrics {
                     "readiness_check_duration_seconds",
                     "Duration of the background storage check",
                 )),
+            ),
+            k8s_secret_events: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "k8s_secret_events_total",
+                        "Watch events of the Kubernetes Secrets we read",
+                    ),
+                    &["secret", "outcome"],
+                ),
+            ),
+            k8s_secret_last_success: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "k8s_secret_last_success_timestamp_seconds",
+                        "Unix time a version of the Secret was last applied",
+                    ),
+                    &["secret"],
+                ),
             ),
             registry,
         }

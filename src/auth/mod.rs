@@ -6,7 +6,7 @@ pub mod signing;
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -90,20 +90,26 @@ pub struct AccessControl {
 
 impl AccessControl {
     /// Builds access control from configuration, reading the key file once; the returned
-    /// publisher (with [`watch_key_file`]) swaps in new key sets later.
-    pub fn new(config: &AuthConfig) -> Result<(AccessControl, KeyPublisher), String> {
+    /// [`KeySources`] (fed by [`watch_key_file`] and the Secret watcher) swaps in new keys later.
+    pub fn new(config: &AuthConfig) -> Result<(AccessControl, Arc<KeySources>), String> {
         let inline = inline_keys(config)?;
-        let initial = match &config.api_keys_file {
-            Some(path) => inline.union(&read_key_file(path)?),
-            None => inline,
+        let file = match &config.api_keys_file {
+            Some(path) => read_key_file(path)?,
+            None => KeySet::default(),
         };
-        let (keys, publisher) = KeyStore::new(initial);
+        let (keys, publisher) = KeyStore::new(inline.union(&file));
+        let sources = Arc::new(KeySources {
+            inline,
+            file: Mutex::new(file),
+            secret: Mutex::new(KeySet::default()),
+            publisher,
+        });
         let access = AccessControl {
             mode: config.mode,
             keys,
             signer: UrlSigner::new(&config.url_signing_key),
         };
-        Ok((access, publisher))
+        Ok((access, sources))
     }
 
     pub fn signer(&self) -> Option<&UrlSigner> {
@@ -167,14 +173,56 @@ fn file_version(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Reloads the key file when it changes (polled), publishing config keys plus file keys.
-/// A file that vanishes or fails to parse keeps the last good set, with a warning.
-/// Ends when every reader of the key store is gone.
-pub async fn watch_key_file(path: PathBuf, config: Arc<AuthConfig>, publisher: KeyPublisher) {
+/// The key sources (configuration, key file, Secret), published together as one set.
+pub struct KeySources {
+    inline: KeySet,
+    file: Mutex<KeySet>,
+    secret: Mutex<KeySet>,
+    publisher: KeyPublisher,
+}
+
+impl KeySources {
+    pub fn set_file(&self, keys: KeySet) {
+        *self.file.lock().unwrap_or_else(|p| p.into_inner()) = keys;
+        self.publish();
+    }
+
+    pub fn set_secret(&self, keys: KeySet) {
+        *self.secret.lock().unwrap_or_else(|p| p.into_inner()) = keys;
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let file = self.file.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let secret = self.secret.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.publisher.publish(self.inline.union(&file).union(&secret));
+    }
+
+    /// True once no [`KeyStore`] reads the keys any more.
+    pub fn is_closed(&self) -> bool {
+        self.publisher.is_closed()
+    }
+}
+
+/// API keys from a Kubernetes Secret: every data value is an entry (`read:KEY`, `write:KEY`, `KEY`).
+/// SECURITY: errors name the data key, never the value.
+pub fn decode_key_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Result<KeySet, String> {
+    let data = secret.data.clone().unwrap_or_default();
+    let mut entries = Vec::with_capacity(data.len());
+    for (name, value) in &data {
+        let text = String::from_utf8(value.0.clone()).map_err(|_| format!("data key `{name}` is not UTF-8"))?;
+        entries.push(text.trim().to_owned());
+    }
+    KeySet::parse(entries.iter().map(String::as_str))
+}
+
+/// Reloads the key file when it changes (polled). A file that vanishes or fails to parse
+/// keeps the last good set, with a warning. Ends when every reader of the key store is gone.
+pub async fn watch_key_file(path: PathBuf, sources: Arc<KeySources>) {
     let mut seen = file_version(&path);
     loop {
         tokio::time::sleep(KEY_FILE_POLL).await;
-        if publisher.is_closed() {
+        if sources.is_closed() {
             return;
         }
         let version = file_version(&path);
@@ -182,10 +230,10 @@ pub async fn watch_key_file(path: PathBuf, config: Arc<AuthConfig>, publisher: K
             continue;
         }
         seen = version;
-        match inline_keys(&config).and_then(|inline| Ok(inline.union(&read_key_file(&path)?))) {
+        match read_key_file(&path) {
             Ok(keys) => {
                 tracing::info!(file = %path.display(), keys = keys.len(), "reloaded API keys");
-                publisher.publish(keys);
+                sources.set_file(keys);
             }
             Err(e) => tracing::warn!(error = %e, "keeping the previous API keys"),
         }

@@ -69,6 +69,10 @@ impl Storage for InstrumentedStorage {
         self.inner.backend()
     }
 
+    fn credentials_loaded(&self) -> bool {
+        self.inner.credentials_loaded()
+    }
+
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
         self.observe("head", self.inner.head(name)).await
     }

@@ -131,13 +131,33 @@ pub trait Storage: Send + Sync + 'static {
 
     /// A cheap check that storage is reachable and ours to use (for readiness).
     async fn check(&self) -> Result<(), StorageError>;
+
+    /// Whether the credentials this backend signs with are there yet (readiness).
+    /// Wrappers must forward it.
+    fn credentials_loaded(&self) -> bool {
+        true
+    }
 }
 
-/// Builds the configured backend, wrapped in the storage timeout.
+/// Builds the configured backend with static credentials, wrapped in the storage timeout.
 pub async fn from_config(config: &StorageConfig) -> Result<Arc<dyn Storage>, StorageError> {
-    let inner: Arc<dyn Storage> = match config.backend {
-        Backend::Fs => Arc::new(FsStorage::new(&config.fs.root).await?),
-        Backend::S3 => Arc::new(S3Storage::new(&config.s3, config.timeout.0).await),
+    from_config_with(config, None).await
+}
+
+/// Builds the configured backend, wrapped in the storage timeout; an S3 backend signs with
+/// `watched` credentials (from a Kubernetes Secret) when given.
+pub async fn from_config_with(
+    config: &StorageConfig,
+    watched: Option<tokio::sync::watch::Receiver<Option<crate::kubernetes::S3Credentials>>>,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    let inner: Arc<dyn Storage> = match (config.backend, watched) {
+        (Backend::Fs, _) => Arc::new(FsStorage::new(&config.fs.root).await?),
+        (Backend::S3, None) => Arc::new(S3Storage::new(&config.s3, config.timeout.0).await),
+        (Backend::S3, Some(watched)) => Arc::new(S3Storage::with_watched_credentials(
+            &config.s3,
+            config.timeout.0,
+            watched,
+        )),
     };
     Ok(Arc::new(TimeoutStorage::new(inner, config.timeout.0)))
 }

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future};
+use aws_sdk_s3::config::IdentityCache;
 use aws_sdk_s3::{
     Client,
     config::{BehaviorVersion, Credentials, Region, http::HttpResponse, retry::RetryConfig, timeout::TimeoutConfig},
@@ -12,19 +14,77 @@ use aws_sdk_s3::{
     primitives::ByteStream as SdkByteStream,
 };
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use super::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError};
-use crate::{config::S3Config, object_name::ObjectName};
+use crate::{config::S3Config, kubernetes::S3Credentials, object_name::ObjectName};
 
 pub struct S3Storage {
     client: Client,
     bucket: String,
     prefix: String,
+    /// Set when credentials come from a watched Secret (readiness waits for the first).
+    watched: Option<watch::Receiver<Option<S3Credentials>>>,
+}
+
+/// Credentials that follow a watched Kubernetes Secret: every request signs with the latest
+/// version, so a rotated key takes effect at once and requests already sent are untouched.
+#[derive(Debug)]
+struct WatchedCredentials(watch::Receiver<Option<S3Credentials>>);
+
+impl ProvideCredentials for WatchedCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let current = self.0.borrow().clone();
+        future::ProvideCredentials::ready(match current {
+            Some(c) => Ok(Credentials::new(
+                c.access_key_id,
+                c.secret_access_key.expose(),
+                None,
+                None,
+                "kubernetes-secret",
+            )),
+            None => Err(CredentialsError::not_loaded(
+                "the Kubernetes Secret has not been read yet",
+            )),
+        })
+    }
 }
 
 impl S3Storage {
-    /// Builds the client; nothing is sent until the first request.
+    /// Builds the client with the configured static keys; nothing is sent until the first request.
     pub async fn new(config: &S3Config, timeout: Duration) -> Self {
+        let provider = match (&config.access_key_id, &config.secret_access_key) {
+            (Some(id), Some(secret)) => Some(SharedCredentialsProvider::new(Credentials::new(
+                id,
+                secret.expose(),
+                None,
+                None,
+                "image-gateway-config",
+            ))),
+            _ => None,
+        };
+        Self::build(config, timeout, provider, None)
+    }
+
+    /// Builds the client with credentials that follow `credentials` (a watched Secret).
+    pub fn with_watched_credentials(
+        config: &S3Config,
+        timeout: Duration,
+        credentials: watch::Receiver<Option<S3Credentials>>,
+    ) -> Self {
+        let provider = SharedCredentialsProvider::new(WatchedCredentials(credentials.clone()));
+        Self::build(config, timeout, Some(provider), Some(credentials))
+    }
+
+    fn build(
+        config: &S3Config,
+        timeout: Duration,
+        provider: Option<SharedCredentialsProvider>,
+        watched: Option<watch::Receiver<Option<S3Credentials>>>,
+    ) -> Self {
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
@@ -35,19 +95,17 @@ impl S3Storage {
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
-        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
-            builder = builder.credentials_provider(Credentials::new(
-                id,
-                secret.expose(),
-                None,
-                None,
-                "image-gateway-config",
-            ));
+        if let Some(provider) = provider {
+            // No identity cache: the provider is read for every request, so rotation is immediate.
+            builder = builder
+                .credentials_provider(provider)
+                .identity_cache(IdentityCache::no_cache());
         }
         Self {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
+            watched,
         }
     }
 
@@ -66,6 +124,10 @@ where
             return StorageError::Unavailable(DisplayErrorContext(&err).to_string());
         }
         SdkError::ServiceError(service) => service.raw().status().as_u16(),
+        // Our inputs are validated, so this is a request that could not be signed: no credentials yet.
+        SdkError::ConstructionFailure(_) => {
+            return StorageError::Unavailable(format!("cannot sign the request: {}", DisplayErrorContext(&err)));
+        }
         _ => return StorageError::Other(DisplayErrorContext(&err).to_string()),
     };
     match (status, err.code()) {
@@ -176,6 +238,10 @@ impl Storage for S3Storage {
             .send()
             .await;
         StorageError::ignore_not_found(result.map(|_| ()).map_err(classify))
+    }
+
+    fn credentials_loaded(&self) -> bool {
+        self.watched.as_ref().is_none_or(|rx| rx.borrow().is_some())
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -41,6 +41,10 @@ impl Storage for TimeoutStorage {
         self.inner.backend()
     }
 
+    fn credentials_loaded(&self) -> bool {
+        self.inner.credentials_loaded()
+    }
+
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
         self.bounded(self.inner.head(name)).await
     }

@@ -367,10 +367,10 @@ impl TestServer {
         let client = client();
         within(path, async {
             loop {
-                if let Ok(r) = client.get(self.url(path)).send().await {
-                    if r.status() == 200 {
-                        return;
-                    }
+                if let Ok(r) = client.get(self.url(path)).send().await
+                    && r.status() == 200
+                {
+                    return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
