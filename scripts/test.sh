@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
-# schemathesis, rotel, Prometheus; once, into a cache outside the clone), then runs every test.
+# schemathesis, rotel, Prometheus, kube-apiserver and etcd; once, into a cache outside the
+# clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -11,6 +12,8 @@ venv="$(bash scripts/install-python-tools.sh)"
 IG_ROTEL_BIN="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 export IG_ROTEL_BIN
 bash scripts/install-prometheus.sh >/dev/null
+IG_KUBE_APISERVER_BIN="$(bash scripts/install-kube-apiserver.sh)"
+export IG_KUBE_APISERVER_BIN
 echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
 echo "rotel: $("$IG_ROTEL_BIN" --version)"

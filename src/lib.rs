@@ -67,7 +67,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         None
     };
     let watched = match (&kube, secret_credentials) {
-        (Some(client), true) => Some(watch_storage_secret(client.clone(), s3, metrics.clone())),
+        (Some(client), true) => Some(kubernetes::watch_storage_credentials(
+            client.clone(),
+            s3,
+            metrics.clone(),
+        )),
         _ => None,
     };
     let storage = storage::from_config_with(&config.storage, watched).await?;
@@ -80,37 +84,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let app = App::start_with(config, storage, metrics, kube).map_err(StartError::Config)?;
     server::serve(app, listener, Some(admin), shutdown).await;
     Ok(())
-}
-
-/// Starts watching the storage Secret; the receiver always holds the last good credentials.
-fn watch_storage_secret(
-    client: kube::Client,
-    s3: &config::S3Config,
-    metrics: Arc<metrics::Metrics>,
-) -> tokio::sync::watch::Receiver<Option<kubernetes::S3Credentials>> {
-    let (sender, receiver) = tokio::sync::watch::channel(None);
-    let namespace = s3
-        .secret
-        .namespace
-        .clone()
-        .unwrap_or_else(kubernetes::default_namespace);
-    let keys = s3.secret.keys.clone();
-    let watch = kubernetes::SecretWatch {
-        client,
-        namespace,
-        name: s3.secret.name.clone(),
-        purpose: "storage",
-        metrics,
-    };
-    tokio::spawn(kubernetes::watch_secret(
-        watch,
-        move |secret| kubernetes::decode_s3_credentials(secret, keys.as_ref()),
-        move |credentials| {
-            sender.send_replace(Some(credentials));
-        },
-        |_| {},
-    ));
-    receiver
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

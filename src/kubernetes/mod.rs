@@ -7,6 +7,8 @@ mod storage_credentials;
 pub use secret_watch::{SecretEvent, SecretWatch, watch_secret};
 pub use storage_credentials::{S3Credentials, decode_s3_credentials};
 
+use std::sync::Arc;
+
 /// Where the service account mount says the pod runs.
 const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -24,4 +26,31 @@ pub fn default_namespace() -> String {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "default".to_owned())
+}
+
+/// Starts watching the storage Secret; the receiver always holds the last good credentials.
+pub fn watch_storage_credentials(
+    client: kube::Client,
+    s3: &crate::config::S3Config,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> tokio::sync::watch::Receiver<Option<S3Credentials>> {
+    let (sender, receiver) = tokio::sync::watch::channel(None);
+    let namespace = s3.secret.namespace.clone().unwrap_or_else(default_namespace);
+    let keys = s3.secret.keys.clone();
+    let watch = SecretWatch {
+        client,
+        namespace,
+        name: s3.secret.name.clone(),
+        purpose: "storage",
+        metrics,
+    };
+    tokio::spawn(watch_secret(
+        watch,
+        move |secret| decode_s3_credentials(secret, keys.as_ref()),
+        move |credentials| {
+            sender.send_replace(Some(credentials));
+        },
+        |_| {},
+    ));
+    receiver
 }

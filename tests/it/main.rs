@@ -7,6 +7,7 @@ mod access;
 mod cli;
 mod conformance;
 mod download;
+mod kubernetes;
 mod lifecycle;
 mod observability;
 mod upload;

@@ -73,7 +73,7 @@ fn hex(n: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // Garage
 
-fn garage_bin() -> PathBuf {
+pub fn garage_bin() -> PathBuf {
     let path = std::env::var_os("IG_GARAGE_BIN").map(PathBuf::from).unwrap_or_else(|| {
         let cache = std::env::var_os("IG_CACHE").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/image-gateway")
@@ -179,6 +179,11 @@ impl Garage {
             drop(stdin);
             let _ = child.wait();
         }
+    }
+
+    /// The server's configuration file, for `garage -c` commands.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("garage.toml")
     }
 
     /// Brings a killed server back with its data, keys and ports.
@@ -335,13 +340,22 @@ impl TestServer {
         Self::start_with(fixture.config.clone(), fixture.storage.clone()).await
     }
 
-    pub async fn start_with(mut config: Config, storage: Arc<dyn Storage>) -> TestServer {
+    pub async fn start_with(config: Config, storage: Arc<dyn Storage>) -> TestServer {
+        Self::start_app(App::start, config, storage).await
+    }
+
+    /// Starts the server on an app built by `build` (e.g. `App::start_with` and a Kubernetes client).
+    pub async fn start_app(
+        build: impl FnOnce(Config, Arc<dyn Storage>) -> Result<Arc<App>, String>,
+        mut config: Config,
+        storage: Arc<dyn Storage>,
+    ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = admin_listener.local_addr().unwrap();
         config.public_url = Some(format!("http://{addr}"));
-        let app = App::start(config, storage).expect("a valid app configuration");
+        let app = build(config, storage).expect("a valid app configuration");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(image_gateway::server::serve(
             app.clone(),

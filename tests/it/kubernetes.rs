@@ -1,0 +1,493 @@
+//! Credentials and API keys from Kubernetes Secrets, end to end: a real kube-apiserver + etcd,
+//! the chart's RBAC (get/list/watch on the Secrets' names only), the gateway signing for a real
+//! Garage with the key from the Secret, and a key rotation with no restart.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use image_gateway::{
+    App,
+    config::{AuthMode, CredentialsSource, SecretName},
+    metrics::Metrics,
+    object_name::{ImageFormat, ObjectName},
+};
+use k8s_openapi::{
+    ByteString,
+    api::{
+        core::v1::{Namespace, Secret, ServiceAccount},
+        rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
+    },
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ObjectMeta, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+use crate::support::{
+    BodyReader, Garage, TestServer, client, free_port, metrics_text, pattern, raw_request, sample, within,
+};
+
+const NAMESPACE: &str = "images";
+const CREDENTIALS: &str = "minio-credentials";
+const KEYS: &str = "gateway-api-keys";
+const SA_TOKEN: &str = "image-gateway-sa-token-0123456789";
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+fn kube_apiserver_bin() -> PathBuf {
+    let path = std::env::var_os("IG_KUBE_APISERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/image-gateway/kube-apiserver/kube-apiserver")
+        });
+    assert!(
+        path.is_file(),
+        "kube-apiserver is not built at {}: run `bash scripts/install-kube-apiserver.sh` (the README's test command does it)",
+        path.display()
+    );
+    path
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// etcd and a kube-apiserver with RBAC on, on free loopback ports.
+struct Cluster {
+    url: String,
+    _etcd: Process,
+    _apiserver: Process,
+    _dir: tempfile::TempDir,
+}
+
+fn run(command: &mut Command) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let apiserver = kube_apiserver_bin();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (client_port, peer_port, secure_port) = (free_port(), free_port(), free_port());
+        let etcd = Process(
+            Command::new("etcd")
+                .arg(format!("--data-dir={}", d.join("etcd").display()))
+                .arg(format!("--listen-client-urls=http://127.0.0.1:{client_port}"))
+                .arg(format!("--advertise-client-urls=http://127.0.0.1:{client_port}"))
+                .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+                .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"))
+                .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(d.join("etcd.log")).unwrap())
+                .spawn()
+                .expect("etcd is installed by scripts/install-kube-apiserver.sh"),
+        );
+        run(Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(d.join("sa.key"))
+            .arg("2048"));
+        run(Command::new("openssl")
+            .args(["rsa", "-pubout", "-in"])
+            .arg(d.join("sa.key"))
+            .arg("-out")
+            .arg(d.join("sa.pub")));
+        std::fs::write(
+            d.join("tokens.csv"),
+            format!(
+                "{ADMIN_TOKEN},admin,admin-uid,system:masters\n\
+                 {SA_TOKEN},system:serviceaccount:{NAMESPACE}:image-gateway,sa-uid,\"system:serviceaccounts,system:serviceaccounts:{NAMESPACE}\"\n"
+            ),
+        )
+        .unwrap();
+        let apiserver = Process(
+            Command::new(apiserver)
+                .arg(format!("--etcd-servers=http://127.0.0.1:{client_port}"))
+                .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+                .arg(format!("--secure-port={secure_port}"))
+                .arg(format!("--cert-dir={}", d.join("certs").display()))
+                .arg("--service-account-issuer=https://kubernetes.default.svc")
+                .arg(format!("--service-account-key-file={}", d.join("sa.pub").display()))
+                .arg(format!(
+                    "--service-account-signing-key-file={}",
+                    d.join("sa.key").display()
+                ))
+                .arg("--api-audiences=https://kubernetes.default.svc")
+                .arg(format!("--token-auth-file={}", d.join("tokens.csv").display()))
+                .args(["--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/24"])
+                .arg("--disable-admission-plugins=ServiceAccount")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(d.join("apiserver.log")).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        Cluster {
+            url: format!("https://127.0.0.1:{secure_port}"),
+            _etcd: etcd,
+            _apiserver: apiserver,
+            _dir: dir,
+        }
+    }
+
+    /// A client acting as `token` (TLS to the apiserver's self-signed serving certificate is
+    /// not verified: the test made the apiserver itself, on loopback).
+    async fn client(&self, token: &str) -> Client {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: user\n    namespace: {NAMESPACE}\ncurrent-context: test\n",
+            self.url
+        );
+        let kubeconfig = Kubeconfig::from_yaml(&yaml).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        Client::try_from(config).unwrap()
+    }
+}
+
+fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The ServiceAccount, Role and RoleBinding the chart ships: read only the named Secrets.
+async fn grant(admin: &Client) {
+    let pp = PostParams::default();
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("image-gateway".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // The apiserver's admission cache sees a new namespace a moment after it is created.
+    within("namespace usable", async {
+        while Api::<ServiceAccount>::namespaced(admin.clone(), NAMESPACE)
+            .create(&pp, &sa)
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let role = Role {
+        metadata: ObjectMeta {
+            name: Some("image-gateway".into()),
+            ..Default::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".into()]),
+            resource_names: Some(vec![CREDENTIALS.into(), KEYS.into()]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..Default::default()
+        }]),
+    };
+    Api::<Role>::namespaced(admin.clone(), NAMESPACE)
+        .create(&pp, &role)
+        .await
+        .unwrap();
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("image-gateway".into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: "image-gateway".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "image-gateway".into(),
+            namespace: Some(NAMESPACE.into()),
+            ..Default::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(admin.clone(), NAMESPACE)
+        .create(&pp, &binding)
+        .await
+        .unwrap();
+}
+
+fn garage_cli(garage: &Garage, args: &[&str]) {
+    let out = Command::new(crate::support::garage_bin())
+        .arg("-c")
+        .arg(garage.config_path())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "garage {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn applied(server: &TestServer, purpose: &str) -> f64 {
+    let text = metrics_text(server).await;
+    sample(
+        &text,
+        "k8s_secret_events_total",
+        &[("secret", purpose), ("outcome", "applied")],
+    )
+    .unwrap_or(0.0)
+}
+
+async fn until_applied(server: &TestServer, purpose: &str, count: f64) {
+    within("the Secret's new version is applied", async {
+        while applied(server, purpose).await < count {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+async fn status(server: &TestServer, name: &ObjectName, key: &str) -> u16 {
+    raw_request(
+        server.addr,
+        "GET",
+        &format!("/v1/image/download/{name}"),
+        &[("X-API-Key", key)],
+    )
+    .await
+    .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_a_real_apiserver_rotate_without_restart() {
+    let (cluster, garage) = tokio::task::spawn_blocking(|| (Cluster::start(), Garage::start()))
+        .await
+        .unwrap();
+    let admin = cluster.client(ADMIN_TOKEN).await;
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    within("apiserver ready", async {
+        while Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    grant(&admin).await;
+    let secrets = Api::<Secret>::namespaced(admin.clone(), NAMESPACE);
+    let pp = PostParams::default();
+    let old_key = (garage.access_key.clone(), garage.secret_key.clone());
+    secrets
+        .create(
+            &pp,
+            &secret(CREDENTIALS, &[("accesskey", &old_key.0), ("secretkey", &old_key.1)]),
+        )
+        .await
+        .unwrap();
+    let reader = "reader-from-secret-0123456789";
+    secrets.create(&pp, &secret(KEYS, &[("app", reader)])).await.unwrap();
+    secrets
+        .create(&pp, &secret("unrelated", &[("password", "not-for-the-gateway")]))
+        .await
+        .unwrap();
+
+    // The gateway acts as the service account.
+    let sa = cluster.client(SA_TOKEN).await;
+    let forbidden = Api::<Secret>::namespaced(sa.clone(), NAMESPACE).get("unrelated").await;
+    assert!(
+        matches!(forbidden, Err(kube::Error::Api(ref e)) if e.code == 403),
+        "{forbidden:?}"
+    );
+    assert!(
+        Api::<Secret>::namespaced(sa.clone(), NAMESPACE)
+            .get(CREDENTIALS)
+            .await
+            .is_ok()
+    );
+
+    let mut config = garage.config();
+    config.storage.s3.credentials = CredentialsSource::Kubernetes;
+    config.storage.s3.access_key_id = None;
+    config.storage.s3.secret_access_key = None;
+    config.storage.s3.secret.name = CREDENTIALS.into();
+    config.storage.s3.secret.namespace = Some(NAMESPACE.into());
+    config.auth.mode = AuthMode::ApiKey;
+    config.auth.api_keys_secret = Some(SecretName {
+        name: KEYS.into(),
+        namespace: Some(NAMESPACE.into()),
+    });
+    config.shutdown.grace = image_gateway::units::HumanDuration(Duration::from_millis(100));
+    let metrics = Arc::new(Metrics::new());
+    let watched = image_gateway::kubernetes::watch_storage_credentials(sa.clone(), &config.storage.s3, metrics.clone());
+    let storage = image_gateway::storage::from_config_with(&config.storage, Some(watched))
+        .await
+        .unwrap();
+    // Objects go in with the static key, under the gateway's prefix.
+    let mut seed_config = garage.config();
+    seed_config.storage.s3.prefix = config.storage.s3.prefix.clone();
+    let seed = image_gateway::storage::from_config(&seed_config.storage).await.unwrap();
+    let name = ObjectName::generate(ImageFormat::Png);
+    seed.put(&name, Bytes::from(pattern(1000))).await.unwrap();
+    let big = ObjectName::generate(ImageFormat::Png);
+    seed.put(&big, Bytes::from(pattern(32 << 20))).await.unwrap();
+    let server = TestServer::start_app(|c, s| App::start_with(c, s, metrics, Some(sa.clone())), config, storage).await;
+    server.wait_for("/readyz").await;
+    assert_eq!(status(&server, &name, reader).await, 200);
+    assert_eq!(status(&server, &name, "unknown-key-0123456789").await, 401);
+
+    // Rotation: a new key in Garage and in the Secret; then the old key is deleted in Garage.
+    // A download running across the rotation is not interrupted.
+    let response = within(
+        "slow download",
+        client()
+            .get(server.download_url(&big))
+            .header("X-API-Key", reader)
+            .send(),
+    )
+    .await
+    .unwrap();
+    let mut body = BodyReader::new(response);
+    body.read_at_least(1 << 20).await;
+    let new_key = ("GK0123456789abcdef01234567".to_string(), "ab".repeat(32));
+    let g = &garage;
+    tokio::task::block_in_place(|| {
+        garage_cli(g, &["key", "import", &new_key.0, &new_key.1, "-n", "rotated", "--yes"]);
+        garage_cli(
+            g,
+            &["bucket", "allow", "--read", "--write", "images", "--key", &new_key.0],
+        );
+    });
+    let rotated = secret(CREDENTIALS, &[("accesskey", &new_key.0), ("secretkey", &new_key.1)]);
+    secrets
+        .replace(CREDENTIALS, &pp, &with_version(&secrets, rotated).await)
+        .await
+        .unwrap();
+    until_applied(&server, "storage", 2.0).await;
+    tokio::task::block_in_place(|| garage_cli(g, &["key", "delete", "--yes", &old_key.0]));
+    assert_eq!(status(&server, &name, reader).await, 200, "signed with the rotated key");
+    body.finish().await.expect("the download across the rotation completes");
+    assert_eq!(body.received.len(), 32 << 20);
+
+    // API keys are added and revoked by editing their Secret.
+    let writer = "writer-from-secret-0123456789";
+    let keys = secret(KEYS, &[("app", &format!("write:{writer}"))]);
+    secrets
+        .replace(KEYS, &pp, &with_version(&secrets, keys).await)
+        .await
+        .unwrap();
+    until_applied(&server, "api_keys", 2.0).await;
+    assert_eq!(status(&server, &name, writer).await, 200);
+    assert_eq!(status(&server, &name, reader).await, 401, "the reader key was revoked");
+
+    // A Secret holding a wrong key: storage refuses us, which is 503, not 404.
+    let wrong = secret(
+        CREDENTIALS,
+        &[("accesskey", &new_key.0), ("secretkey", &"cd".repeat(32))],
+    );
+    secrets
+        .replace(CREDENTIALS, &pp, &with_version(&secrets, wrong).await)
+        .await
+        .unwrap();
+    until_applied(&server, "storage", 3.0).await;
+    let refused = raw_request(
+        server.addr,
+        "GET",
+        &format!("/v1/image/download/{name}"),
+        &[("X-API-Key", writer)],
+    )
+    .await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("5"));
+
+    // Malformed, then deleted: the last good credentials stay in use.
+    let good = secret(CREDENTIALS, &[("accesskey", &new_key.0), ("secretkey", &new_key.1)]);
+    secrets
+        .replace(CREDENTIALS, &pp, &with_version(&secrets, good).await)
+        .await
+        .unwrap();
+    until_applied(&server, "storage", 4.0).await;
+    let malformed = secret(CREDENTIALS, &[("accesskey", &new_key.0)]);
+    secrets
+        .replace(CREDENTIALS, &pp, &with_version(&secrets, malformed).await)
+        .await
+        .unwrap();
+    secrets.delete(CREDENTIALS, &DeleteParams::default()).await.unwrap();
+    within("deletion observed", async {
+        loop {
+            let text = metrics_text(&server).await;
+            let deleted = sample(
+                &text,
+                "k8s_secret_events_total",
+                &[("secret", "storage"), ("outcome", "deleted")],
+            );
+            let malformed = sample(
+                &text,
+                "k8s_secret_events_total",
+                &[("secret", "storage"), ("outcome", "malformed")],
+            );
+            if deleted == Some(1.0) && malformed == Some(1.0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        status(&server, &name, writer).await,
+        200,
+        "the last good key is still used"
+    );
+    let text = metrics_text(&server).await;
+    assert!(
+        sample(
+            &text,
+            "k8s_secret_last_success_timestamp_seconds",
+            &[("secret", "storage")]
+        )
+        .unwrap()
+            > 1.7e9
+    );
+    assert!(
+        !text.contains(&new_key.1) && !text.contains(writer),
+        "no secret in metrics"
+    );
+}
+
+/// The object with the server's current resourceVersion, for `replace`.
+async fn with_version(api: &Api<Secret>, mut secret: Secret) -> Secret {
+    let current = api.get(secret.metadata.name.as_deref().unwrap()).await.unwrap();
+    secret.metadata.resource_version = current.metadata.resource_version;
+    secret
+}
