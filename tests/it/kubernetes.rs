@@ -491,3 +491,53 @@ async fn with_version(api: &Api<Secret>, mut secret: Secret) -> Secret {
     secret.metadata.resource_version = current.metadata.resource_version;
     secret
 }
+
+/// Readiness waits for the first credentials from the Secret, and S3 signs with whatever the
+/// watch channel holds right now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_the_secret_arrives() {
+    let garage = tokio::task::spawn_blocking(Garage::shared).await.unwrap();
+    let mut config = garage.config();
+    config.storage.s3.credentials = CredentialsSource::Kubernetes;
+    config.storage.s3.secret.name = CREDENTIALS.into();
+    let (sender, receiver) = tokio::sync::watch::channel(None);
+    let storage = image_gateway::storage::from_config_with(&config.storage, Some(receiver))
+        .await
+        .unwrap();
+    let server = TestServer::start_with(config, storage).await;
+    let not_ready = within("first readiness answer", async {
+        loop {
+            let r = raw_request(server.admin, "GET", "/readyz", &[]).await;
+            if r.detail().contains("credentials") {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(not_ready.status, 503);
+    let missing = raw_request(
+        server.addr,
+        "GET",
+        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        missing.status, 503,
+        "without credentials storage is unavailable, not 'not found'"
+    );
+    sender.send_replace(Some(image_gateway::kubernetes::S3Credentials {
+        access_key_id: garage.access_key.clone(),
+        secret_access_key: image_gateway::config::Secret::new(garage.secret_key.clone()),
+    }));
+    server.wait_for("/readyz").await;
+    let found = raw_request(
+        server.addr,
+        "GET",
+        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
+        &[],
+    )
+    .await;
+    assert_eq!(found.status, 404, "signed now: the object is simply not there");
+}
