@@ -27,6 +27,15 @@ pub enum Command {
     Serve,
     /// Load and validate the configuration, print it with secrets redacted, and exit.
     CheckConfig,
+    /// Delete stored images older than `retention.max_age` (run it from a CronJob).
+    Retention {
+        /// Override `retention.max_age`, e.g. "7d".
+        #[arg(long, value_parser = parse_ttl)]
+        max_age: Option<HumanDuration>,
+        /// Count what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a signed, expiring download URL (needs `auth.url_signing_key`).
     Sign {
         /// The object name, e.g. a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6.png

@@ -37,6 +37,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    pub retention: crate::retention::RetentionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +223,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
+            retention: crate::retention::RetentionConfig::default(),
         }
     }
 }
@@ -390,6 +392,9 @@ impl Config {
                 "log.level",
                 format!("`{level}` is not a log filter; use e.g. \"info\""),
             ));
+        }
+        if self.retention.max_age.0.is_zero() {
+            return Err(ConfigError::key("retention.max_age", "must be greater than zero"));
         }
         if self.upload.max_pixels == 0 {
             return Err(ConfigError::key("upload.max_pixels", "must be greater than zero"));

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod object_name;
 pub mod range;
 pub mod ratelimit;
+pub mod retention;
 pub mod routes;
 pub mod server;
 pub mod sniff;
@@ -58,6 +59,23 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         .await
         .map_err(|e| StartError::Listen(format!("cannot listen on {} (admin_listen): {e}", config.admin_listen)))?;
     let metrics = Arc::new(metrics::Metrics::new());
+    let (storage, kube) = build_storage(&config, &metrics).await?;
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        backend = storage.backend(),
+        "image-gateway serving"
+    );
+    let app = App::start_with(config, storage, metrics, kube).map_err(StartError::Config)?;
+    server::serve(app, listener, Some(admin), shutdown).await;
+    Ok(())
+}
+
+/// The configured storage, and the Kubernetes client when a Secret is to be read.
+async fn build_storage(
+    config: &Config,
+    metrics: &Arc<metrics::Metrics>,
+) -> Result<(Arc<dyn storage::Storage>, Option<kube::Client>), StartError> {
     let s3 = &config.storage.s3;
     let secret_credentials =
         config.storage.backend == config::Backend::S3 && s3.credentials == config::CredentialsSource::Kubernetes;
@@ -75,15 +93,29 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         _ => None,
     };
     let storage = storage::from_config_with(&config.storage, watched).await?;
-    tracing::info!(
-        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        backend = storage.backend(),
-        "image-gateway serving"
-    );
-    let app = App::start_with(config, storage, metrics, kube).map_err(StartError::Config)?;
-    server::serve(app, listener, Some(admin), shutdown).await;
-    Ok(())
+    Ok((storage, kube))
+}
+
+/// Runs retention once with `config`'s storage (waiting up to 30 s for credentials from a
+/// Kubernetes Secret), and reports what it did.
+pub async fn retention(
+    config: &Config,
+    max_age: std::time::Duration,
+    dry_run: bool,
+) -> Result<retention::Report, StartError> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (storage, _kube) = build_storage(config, &metrics).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !storage.credentials_loaded() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(StartError::Kubernetes(
+                "no credentials from the Kubernetes Secret within 30 s".into(),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let now = std::time::SystemTime::now();
+    Ok(retention::run(storage.as_ref(), max_age, now, dry_run, retention::PAGE_SIZE).await)
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

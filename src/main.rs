@@ -35,6 +35,37 @@ async fn main() -> ExitCode {
             code
         }
         Command::Sign { object_name, ttl } => sign(&config, &object_name, ttl),
+        Command::Retention { max_age, dry_run } => {
+            let telemetry = image_gateway::telemetry::init(&config.log);
+            let max_age = max_age.unwrap_or(config.retention.max_age).0;
+            let code = match image_gateway::retention(&config, max_age, dry_run).await {
+                Ok(report) => {
+                    let summary = report.summary(dry_run);
+                    tracing::info!(
+                        scanned = report.scanned,
+                        foreign = report.foreign,
+                        expired = report.expired,
+                        deleted = report.deleted,
+                        bytes_freed = report.bytes_freed,
+                        errors = report.errors,
+                        dry_run,
+                        "retention finished"
+                    );
+                    println!("{summary}");
+                    if report.errors == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("retention cannot start: {e}");
+                    ExitCode::from(69)
+                }
+            };
+            telemetry.shutdown();
+            code
+        }
     }
 }
 

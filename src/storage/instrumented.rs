@@ -89,6 +89,10 @@ impl Storage for InstrumentedStorage {
         self.observe("delete", self.inner.delete(name)).await
     }
 
+    async fn delete_many(&self, names: &[ObjectName]) -> Result<Vec<(ObjectName, StorageError)>, StorageError> {
+        self.observe("delete_many", self.inner.delete_many(names)).await
+    }
+
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         self.observe("list", self.inner.list(start_after, limit)).await
     }

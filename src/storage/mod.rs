@@ -126,6 +126,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes the object; deleting a missing object is not an error.
     async fn delete(&self, name: &ObjectName) -> Result<(), StorageError>;
 
+    /// Deletes up to 1000 objects, answering the ones that failed. Missing objects count as
+    /// deleted. Backends with a batch call (S3 DeleteObjects) override this loop.
+    async fn delete_many(&self, names: &[ObjectName]) -> Result<Vec<(ObjectName, StorageError)>, StorageError> {
+        let mut failed = Vec::new();
+        for name in names {
+            if let Err(e) = self.delete(name).await {
+                failed.push((name.clone(), e));
+            }
+        }
+        Ok(failed)
+    }
+
     /// Lists up to `limit` objects with keys after `start_after`, in key order.
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError>;
 

@@ -12,6 +12,7 @@ use aws_sdk_s3::{
     config::{BehaviorVersion, Credentials, Region, http::HttpResponse, retry::RetryConfig, timeout::TimeoutConfig},
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     primitives::ByteStream as SdkByteStream,
+    types::{Delete, ObjectIdentifier},
 };
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -238,6 +239,41 @@ impl Storage for S3Storage {
             .send()
             .await;
         StorageError::ignore_not_found(result.map(|_| ()).map_err(classify))
+    }
+
+    async fn delete_many(&self, names: &[ObjectName]) -> Result<Vec<(ObjectName, StorageError)>, StorageError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let objects = names
+            .iter()
+            .map(|n| ObjectIdentifier::builder().key(self.key(n)).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(classify)?;
+        let failed = out
+            .errors()
+            .iter()
+            .filter_map(|e| {
+                let key = e.key()?.strip_prefix(&self.prefix)?;
+                let name = names.iter().find(|n| n.as_str() == key)?.clone();
+                let why = format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or_default());
+                Some((name, StorageError::Other(why)))
+            })
+            .collect();
+        Ok(failed)
     }
 
     fn credentials_loaded(&self) -> bool {

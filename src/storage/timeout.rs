@@ -63,6 +63,10 @@ impl Storage for TimeoutStorage {
         self.bounded(self.inner.delete(name)).await
     }
 
+    async fn delete_many(&self, names: &[ObjectName]) -> Result<Vec<(ObjectName, StorageError)>, StorageError> {
+        self.bounded(self.inner.delete_many(names)).await
+    }
+
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         self.bounded(self.inner.list(start_after, limit)).await
     }

@@ -10,4 +10,5 @@ mod download;
 mod kubernetes;
 mod lifecycle;
 mod observability;
+mod retention;
 mod upload;

@@ -1,0 +1,213 @@
+//! `image-gateway retention`: deletes stored images older than `retention.max_age`.
+//!
+//! Lists storage a page at a time (memory stays bounded however many objects there are),
+//! touches only keys that are valid object names under the configured root or prefix (never
+//! anything else in the bucket or folder), and deletes in batches (S3 DeleteObjects, at most
+//! 1000 keys a call). Deleting is idempotent, so two runs at once, or a run interrupted and
+//! started again, are safe. Age is the object's last-modified time (the file's mtime for `fs`).
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{object_name::ObjectName, storage::Storage, units::HumanDuration};
+
+/// S3 DeleteObjects takes at most this many keys.
+pub const PAGE_SIZE: usize = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Images whose last modification is older than this are deleted.
+    pub max_age: HumanDuration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: HumanDuration(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Keys listed.
+    pub scanned: u64,
+    /// Keys that are not object names, left alone.
+    pub foreign: u64,
+    /// Object names older than the maximum age.
+    pub expired: u64,
+    /// Of those, deleted (0 in a dry run).
+    pub deleted: u64,
+    /// Bytes of the deleted objects.
+    pub bytes_freed: u64,
+    /// Failed listings or deletions.
+    pub errors: u64,
+}
+
+impl Report {
+    /// The one-line summary printed at the end of a run.
+    pub fn summary(&self, dry_run: bool) -> String {
+        format!(
+            "retention: scanned={} foreign={} expired={} deleted={} bytes_freed={} errors={} dry_run={dry_run}",
+            self.scanned, self.foreign, self.expired, self.deleted, self.bytes_freed, self.errors
+        )
+    }
+}
+
+/// Deletes (or, with `dry_run`, only counts) the objects older than `max_age` at `now`.
+pub async fn run(storage: &dyn Storage, max_age: Duration, now: SystemTime, dry_run: bool, page_size: usize) -> Report {
+    let cutoff = now.checked_sub(max_age).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut report = Report::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = match storage.list(after.as_deref(), page_size.clamp(1, PAGE_SIZE)).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "listing failed; stopping this run");
+                report.errors += 1;
+                break;
+            }
+        };
+        report.scanned += page.objects.len() as u64;
+        let mut batch = Vec::new();
+        for object in &page.objects {
+            let Ok(name) = ObjectName::parse(&object.key) else {
+                report.foreign += 1;
+                continue;
+            };
+            if object.last_modified < cutoff {
+                report.expired += 1;
+                batch.push((name, object.len));
+            }
+        }
+        if !dry_run && !batch.is_empty() {
+            let names: Vec<ObjectName> = batch.iter().map(|(n, _)| n.clone()).collect();
+            match storage.delete_many(&names).await {
+                Ok(failures) => {
+                    for (name, len) in &batch {
+                        match failures.iter().find(|(failed, _)| failed == name) {
+                            Some((_, e)) => {
+                                tracing::warn!(object = %name, error = %e, "delete failed");
+                                report.errors += 1;
+                            }
+                            None => {
+                                report.deleted += 1;
+                                report.bytes_freed += len;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, objects = names.len(), "batch delete failed");
+                    report.errors += names.len() as u64;
+                }
+            }
+        }
+        match page.next_start_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::storage::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, StorageError};
+
+    /// Lists fixed keys; refuses to delete one of them.
+    struct Fixed {
+        keys: Vec<(String, SystemTime)>,
+        refuse: String,
+        deleted: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Storage for Fixed {
+        fn backend(&self) -> &'static str {
+            "fixed"
+        }
+        async fn head(&self, _: &ObjectName) -> Result<ObjectMeta, StorageError> {
+            Err(StorageError::NotFound)
+        }
+        async fn get(&self, _: &ObjectName, _: Option<ByteRange>) -> Result<GetResult, StorageError> {
+            Err(StorageError::NotFound)
+        }
+        async fn put(&self, _: &ObjectName, _: Bytes) -> Result<(), StorageError> {
+            Ok(())
+        }
+        async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
+            if name.as_str() == self.refuse {
+                return Err(StorageError::Unavailable("refused".into()));
+            }
+            self.deleted.lock().unwrap().push(name.to_string());
+            Ok(())
+        }
+        async fn list(&self, after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
+            let rest: Vec<_> = self
+                .keys
+                .iter()
+                .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
+                .collect();
+            let objects: Vec<ListedObject> = rest
+                .iter()
+                .take(limit)
+                .map(|(key, last_modified)| ListedObject {
+                    key: key.clone(),
+                    len: 10,
+                    last_modified: *last_modified,
+                })
+                .collect();
+            let next_start_after = (rest.len() > limit).then(|| objects.last().unwrap().key.clone());
+            Ok(ListPage {
+                objects,
+                next_start_after,
+            })
+        }
+        async fn check(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_are_counted_and_the_rest_proceeds() {
+        let now = SystemTime::now();
+        let old = now - Duration::from_secs(100);
+        let keys = vec![
+            ("0000000000000000000000000000000a.png".to_string(), old),
+            ("0000000000000000000000000000000b.png".to_string(), old),
+            ("0000000000000000000000000000000c.png".to_string(), now),
+            ("zz-not-ours.png".to_string(), old),
+        ];
+        let storage = Fixed {
+            keys,
+            refuse: "0000000000000000000000000000000a.png".into(),
+            deleted: Mutex::default(),
+        };
+        let report = run(&storage, Duration::from_secs(10), now, false, 1).await;
+        assert_eq!(
+            report,
+            Report {
+                scanned: 4,
+                foreign: 1,
+                expired: 2,
+                deleted: 1,
+                bytes_freed: 10,
+                errors: 1
+            }
+        );
+        assert_eq!(
+            *storage.deleted.lock().unwrap(),
+            ["0000000000000000000000000000000b.png"]
+        );
+        assert!(report.summary(false).ends_with("errors=1 dry_run=false"));
+    }
+}

@@ -1,0 +1,214 @@
+//! Retention on both backends, with objects of controlled ages: the expired object names go;
+//! fresh objects and every other key stay; a dry run deletes nothing; runs can overlap.
+
+use std::time::{Duration, SystemTime};
+
+use image_gateway::{
+    object_name::{ImageFormat, ObjectName},
+    retention,
+};
+
+use crate::support::{Backend, Fixture, pattern, within};
+
+/// Keys that are not ours to delete: a stray file, an uppercase name, a nested key.
+const FOREIGN: [&str; 3] = [
+    "notes.txt",
+    "0123456789ABCDEF0123456789ABCDEF.png",
+    "nested/0123456789abcdef0123456789abcdef.png",
+];
+
+/// Writes `key` next to the gateway's objects, bypassing the gateway.
+async fn put_foreign(fx: &Fixture, backend: Backend, key: &str) {
+    match backend {
+        Backend::Fs => {
+            let path = fx.config.storage.fs.root.join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"not an image of ours").unwrap();
+        }
+        Backend::S3 => {
+            raw_s3(fx)
+                .put_object()
+                .bucket(&fx.config.storage.s3.bucket)
+                .key(key)
+                .body(b"foreign".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn foreign_exists(fx: &Fixture, backend: Backend, key: &str) -> bool {
+    match backend {
+        Backend::Fs => fx.config.storage.fs.root.join(key).is_file(),
+        Backend::S3 => raw_s3(fx)
+            .head_object()
+            .bucket(&fx.config.storage.s3.bucket)
+            .key(key)
+            .send()
+            .await
+            .is_ok(),
+    }
+}
+
+/// A plain S3 client on the fixture's bucket (keys are absolute, prefix included).
+fn raw_s3(fx: &Fixture) -> aws_sdk_s3::Client {
+    let s3 = &fx.config.storage.s3;
+    let credentials = aws_sdk_s3::config::Credentials::new(
+        s3.access_key_id.clone().unwrap(),
+        s3.secret_access_key.as_ref().unwrap().expose(),
+        None,
+        None,
+        "test",
+    );
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(s3.region.clone()))
+        .endpoint_url(s3.endpoint.clone().unwrap())
+        .force_path_style(true)
+        .credentials_provider(credentials)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn foreign_keys(fx: &Fixture, backend: Backend) -> Vec<String> {
+    let prefix = if backend == Backend::S3 {
+        fx.config.storage.s3.prefix.clone()
+    } else {
+        String::new()
+    };
+    let mut keys: Vec<String> = FOREIGN.iter().map(|k| format!("{prefix}{k}")).collect();
+    if backend == Backend::S3 {
+        // Outside our prefix altogether: someone else's object in the same bucket.
+        keys.push(format!("someone-else/{}", ObjectName::generate(ImageFormat::Png)));
+    }
+    keys
+}
+
+async fn exists(fx: &Fixture, name: &ObjectName) -> bool {
+    within("head", fx.storage.head(name)).await.is_ok()
+}
+
+async fn expired_names_go_and_everything_else_stays(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let mut old = Vec::new();
+    for size in [1000, 2000, 3000] {
+        old.push(fx.put(ImageFormat::Png, pattern(size)).await);
+    }
+    let foreign = foreign_keys(&fx, backend);
+    for key in &foreign {
+        put_foreign(&fx, backend, key).await;
+    }
+    // Age by waiting a little more than the maximum age, never days.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fresh = vec![
+        fx.put(ImageFormat::Jpeg, pattern(10)).await,
+        fx.put(ImageFormat::Gif, pattern(20)).await,
+    ];
+    let max_age = Duration::from_secs(1);
+
+    let dry = retention::run(fx.storage.as_ref(), max_age, SystemTime::now(), true, 2).await;
+    assert_eq!((dry.expired, dry.deleted, dry.errors), (3, 0, 0), "{dry:?}");
+    for name in old.iter().chain(&fresh) {
+        assert!(exists(&fx, name).await, "a dry run deletes nothing");
+    }
+
+    let report = retention::run(fx.storage.as_ref(), max_age, SystemTime::now(), false, 2).await;
+    assert_eq!(
+        (report.expired, report.deleted, report.bytes_freed, report.errors),
+        (3, 3, 6000, 0),
+        "{report:?}"
+    );
+    // fs lists the stray file and the uppercase name (not the nested folder); S3 lists all
+    // three under our prefix, and never the key outside it.
+    let seen_foreign = if backend == Backend::S3 { 3 } else { 2 };
+    assert_eq!(
+        report.foreign, seen_foreign,
+        "foreign keys are seen and skipped: {report:?}"
+    );
+    for name in &old {
+        assert!(!exists(&fx, name).await, "expired {name} is gone");
+    }
+    for name in &fresh {
+        assert!(exists(&fx, name).await, "fresh {name} stays");
+    }
+    for key in &foreign {
+        assert!(foreign_exists(&fx, backend, key).await, "foreign key {key} stays");
+    }
+}
+
+async fn runs_page_and_may_overlap(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let mut names = Vec::new();
+    for i in 0..9 {
+        names.push(fx.put(ImageFormat::Webp, pattern(100 + i)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let max_age = Duration::from_secs(1);
+    let (a, b) = tokio::join!(
+        retention::run(fx.storage.as_ref(), max_age, SystemTime::now(), false, 2),
+        retention::run(fx.storage.as_ref(), max_age, SystemTime::now(), false, 3),
+    );
+    assert_eq!((a.errors, b.errors), (0, 0), "{a:?} {b:?}");
+    assert!(
+        a.deleted + b.deleted >= 9,
+        "between them every object was deleted: {a:?} {b:?}"
+    );
+    for name in &names {
+        assert!(!exists(&fx, name).await);
+    }
+    let again = retention::run(fx.storage.as_ref(), max_age, SystemTime::now(), false, 2).await;
+    assert_eq!(
+        (again.expired, again.deleted, again.errors),
+        (0, 0, 0),
+        "a second run finds nothing: {again:?}"
+    );
+}
+
+crate::on_both_backends!(expired_names_go_and_everything_else_stays, runs_page_and_may_overlap);
+
+/// The command a CronJob runs: a summary line, exit 0; `--dry-run` changes nothing.
+#[test]
+fn retention_command_prints_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let name = "0123456789abcdef0123456789abcdef.png";
+    std::fs::write(data.join(name), vec![7u8; 4096]).unwrap();
+    std::fs::write(data.join("keep.txt"), b"x").unwrap();
+    let old = SystemTime::now() - Duration::from_secs(8 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(data.join(name))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_image-gateway"))
+            .current_dir(dir.path())
+            .arg("retention")
+            .args(args)
+            .env_remove("IMAGE_GATEWAY_STORAGE__BACKEND")
+            .env("IMAGE_GATEWAY_LOG__LEVEL", "warn")
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    assert!(dry.status.success());
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        stdout.contains("scanned=2 foreign=1 expired=1 deleted=0") && stdout.contains("dry_run=true"),
+        "{stdout}"
+    );
+    assert!(data.join(name).exists());
+    let young = run(&["--max-age", "30d"]);
+    assert!(String::from_utf8_lossy(&young.stdout).contains("expired=0"));
+    let real = run(&[]);
+    assert!(real.status.success());
+    let stdout = String::from_utf8_lossy(&real.stdout);
+    assert!(
+        stdout.contains("expired=1 deleted=1 bytes_freed=4096 errors=0"),
+        "{stdout}"
+    );
+    assert!(!data.join(name).exists() && data.join("keep.txt").exists());
+}
