@@ -19,5 +19,7 @@ echo "prometheus: $(prometheus --version 2>&1 | head -1)"
 echo "rotel: $("$IG_ROTEL_BIN" --version)"
 # The API description against the running server (schemathesis, from PyPI, cached).
 bash scripts/schemathesis.sh
+# The chart, the manifests and the Dockerfile (helm, kubernetes-validate, yamllint, hadolint, checkov).
+bash scripts/check-chart.sh
 # Unit tests and the integration test binary; their summary lines close the run.
 cargo test --locked --all-targets "$@"

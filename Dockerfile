@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# Build: docker build --build-arg IG_GIT_SHA=$(git rev-parse --short=12 HEAD) -t image-gateway .
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, in their own layer: source changes do not rebuild them.
+COPY Cargo.toml Cargo.lock build.rs ./
+RUN mkdir -p src tests/it \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs tests/it/main.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+COPY src ./src
+COPY docs/openapi.yaml ./docs/openapi.yaml
+ARG IG_GIT_SHA=unknown
+ENV IG_GIT_SHA=${IG_GIT_SHA}
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked \
+    && strip target/release/image-gateway
+
+# A minimal runtime: glibc and CA certificates, no shell, non-root.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/image-gateway /usr/local/bin/image-gateway
+USER 65532:65532
+ENV IMAGE_GATEWAY_LISTEN=0.0.0.0:8080 \
+    IMAGE_GATEWAY_ADMIN_LISTEN=0.0.0.0:9090 \
+    IMAGE_GATEWAY_STORAGE__FS__ROOT=/data
+EXPOSE 8080 9090
+# Kubernetes probes /livez and /readyz on the admin port; the image has no shell for a HEALTHCHECK.
+HEALTHCHECK NONE
+ENTRYPOINT ["/usr/local/bin/image-gateway"]
+CMD ["serve"]
