@@ -21,7 +21,7 @@ use k8s_openapi::{
     ByteString,
     api::{
         core::v1::{Namespace, Secret, ServiceAccount},
-        rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
+        rbac::v1::{Role, RoleBinding},
     },
 };
 use kube::{
@@ -29,14 +29,16 @@ use kube::{
     api::{DeleteParams, ObjectMeta, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
 };
+use serde::Deserialize;
 
 use crate::support::{
     BodyReader, Garage, TestServer, client, free_port, metrics_text, pattern, raw_request, sample, within,
 };
 
-const NAMESPACE: &str = "images";
+// The chart's defaults, so the chart's own RBAC objects (manifests/) can be applied as they are.
+const NAMESPACE: &str = "image-gateway";
 const CREDENTIALS: &str = "minio-credentials";
-const KEYS: &str = "gateway-api-keys";
+const KEYS: &str = "image-gateway-api-keys";
 const SA_TOKEN: &str = "image-gateway-sa-token-0123456789";
 const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
@@ -176,65 +178,67 @@ fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
     }
 }
 
-/// The ServiceAccount, Role and RoleBinding the chart ships: read only the named Secrets.
+/// Applies the ServiceAccount, Role and RoleBinding exactly as the chart renders them
+/// (manifests/image-gateway.yaml): read only the named Secrets.
 async fn grant(admin: &Client) {
+    let rendered =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/image-gateway.yaml")).unwrap();
     let pp = PostParams::default();
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some("image-gateway".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    // The apiserver's admission cache sees a new namespace a moment after it is created.
-    within("namespace usable", async {
-        while Api::<ServiceAccount>::namespaced(admin.clone(), NAMESPACE)
-            .create(&pp, &sa)
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut applied = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&rendered) {
+        let value = serde_yaml::Value::deserialize(document).unwrap();
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        match kind.as_str() {
+            "ServiceAccount" => {
+                let sa: ServiceAccount = serde_yaml::from_value(value).unwrap();
+                // The apiserver's admission cache sees a new namespace a moment after it is created.
+                within("namespace usable", async {
+                    while Api::<ServiceAccount>::namespaced(admin.clone(), NAMESPACE)
+                        .create(&pp, &sa)
+                        .await
+                        .is_err()
+                    {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                })
+                .await;
+            }
+            "Role" => {
+                let role: Role = serde_yaml::from_value(value).unwrap();
+                let rules = role.rules.clone().unwrap();
+                assert_eq!(rules.len(), 1, "one rule: {rules:?}");
+                assert_eq!(rules[0].resources.as_deref(), Some(&["secrets".to_string()][..]));
+                assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+                assert_eq!(
+                    rules[0].resource_names.as_deref(),
+                    Some(&[CREDENTIALS.to_string(), KEYS.to_string()][..])
+                );
+                Api::<Role>::namespaced(admin.clone(), NAMESPACE)
+                    .create(&pp, &role)
+                    .await
+                    .unwrap();
+            }
+            "RoleBinding" => {
+                let binding: RoleBinding = serde_yaml::from_value(value).unwrap();
+                Api::<RoleBinding>::namespaced(admin.clone(), NAMESPACE)
+                    .create(&pp, &binding)
+                    .await
+                    .unwrap();
+            }
+            _ => continue,
         }
-    })
-    .await;
-    let role = Role {
-        metadata: ObjectMeta {
-            name: Some("image-gateway".into()),
-            ..Default::default()
-        },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["secrets".into()]),
-            resource_names: Some(vec![CREDENTIALS.into(), KEYS.into()]),
-            verbs: vec!["get".into(), "list".into(), "watch".into()],
-            ..Default::default()
-        }]),
-    };
-    Api::<Role>::namespaced(admin.clone(), NAMESPACE)
-        .create(&pp, &role)
-        .await
-        .unwrap();
-    let binding = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some("image-gateway".into()),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: "image-gateway".into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: "image-gateway".into(),
-            namespace: Some(NAMESPACE.into()),
-            ..Default::default()
-        }]),
-    };
-    Api::<RoleBinding>::namespaced(admin.clone(), NAMESPACE)
-        .create(&pp, &binding)
-        .await
-        .unwrap();
+        applied.push(kind);
+    }
+    applied.sort();
+    assert_eq!(
+        applied,
+        ["Role", "RoleBinding", "ServiceAccount"],
+        "the chart ships all three"
+    );
 }
 
 fn garage_cli(garage: &Garage, args: &[&str]) {
@@ -335,6 +339,24 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
             .get(CREDENTIALS)
             .await
             .is_ok()
+    );
+    // And nothing more: no listing of every Secret, no writes.
+    let as_sa = Api::<Secret>::namespaced(sa.clone(), NAMESPACE);
+    let listed = as_sa.list(&Default::default()).await;
+    assert!(
+        matches!(listed, Err(kube::Error::Api(ref e)) if e.code == 403),
+        "{listed:?}"
+    );
+    let written = as_sa.create(&pp, &secret("planted", &[("k", "v")])).await;
+    assert!(
+        matches!(written, Err(kube::Error::Api(ref e)) if e.code == 403),
+        "{written:?}"
+    );
+    let changed = with_version(&secrets, secret(CREDENTIALS, &[("accesskey", "x")])).await;
+    let replaced = as_sa.replace(CREDENTIALS, &pp, &changed).await;
+    assert!(
+        matches!(replaced, Err(kube::Error::Api(ref e)) if e.code == 403),
+        "{replaced:?}"
     );
 
     let mut config = garage.config();
