@@ -32,7 +32,7 @@ for values in "" "$CHART/ci/all-on-values.yaml"; do
   "$VENV/kubernetes-validate" --strict --quiet -k 1.30.0 "$out"
   "$VENV/yamllint" -c charts/yamllint.yaml "$out"
   # The configuration the chart renders must be one the gateway accepts.
-  python3 - "$out" "$work/gateway.toml" <<'PY'
+  "$VENV/python" - "$out" "$work/gateway.toml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 config = [d for d in docs if d["kind"] == "ConfigMap"][0]["data"]["gateway.toml"]
@@ -42,6 +42,13 @@ PY
   "$VENV/checkov" --skip-download --quiet --compact --framework kubernetes -f "$out"
 done
 "$VENV/yamllint" -c charts/yamllint.yaml "$CHART/values.yaml" "$CHART/ci/all-on-values.yaml"
+# values.schema.json types every value: a wrong one must fail the lint.
+for bad in storage.backend=ftp shutdown.grace=soon replicaCount=0 auth.mode=open; do
+  if "$HELM" lint --strict "$CHART" --set "$bad" >/dev/null 2>&1; then
+    echo "values.schema.json accepted $bad" >&2
+    exit 1
+  fi
+done
 
 echo "== alerts, CRDs and the dashboard"
 promtool check rules "$CHART/prometheus/alerts.yaml"
@@ -49,7 +56,7 @@ promtool check rules "$CHART/prometheus/alerts.yaml"
 all_on="$work/rendered-all-on-values.yaml"
 node scripts/validate-crds.mjs "$IG_CACHE/node-tools/node_modules" "$all_on"
 # The PrometheusRule as rendered is what promtool checked.
-python3 - "$all_on" "$work/rendered.rules.yaml" <<'PY'
+"$VENV/python" - "$all_on" "$work/rendered.rules.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 rule = [d for d in docs if d["kind"] == "PrometheusRule"][0]
@@ -59,6 +66,9 @@ promtool check rules "$work/rendered.rules.yaml"
 bash scripts/check-dashboard.sh "$IG_CACHE/node-tools"
 "$VENV/hadolint" Dockerfile
 "$VENV/checkov" --skip-download --quiet --compact --framework dockerfile -f Dockerfile
+
+echo "== README values table in sync with values.yaml"
+"$VENV/python" scripts/values-table.py
 
 echo "== manifests/ in sync with the chart"
 render image-gateway "" "$work/manifests.yaml"
