@@ -23,6 +23,9 @@ render() { # name values-file-or-empty output
   "$HELM" "${args[@]}" > "$3"
 }
 
+crate="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+grep -q "^appVersion: \"$crate\"$" "$CHART/Chart.yaml" || { echo "Chart.yaml appVersion is not the crate version $crate" >&2; exit 1; }
+
 for values in "" "$CHART/ci/all-on-values.yaml"; do
   label="${values:-default values}"
   echo "== $label"
