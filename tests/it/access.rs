@@ -11,7 +11,7 @@ use image_gateway::{
 };
 use reqwest::{StatusCode, header};
 
-use crate::support::{Backend, Fixture, TestServer, client, pattern, raw_request, within};
+use crate::support::{Backend, Fixture, MISSING_OBJECT, TestServer, client, pattern, raw_request, within};
 
 const READER: &str = "reader-0123456789abcdef";
 const WRITER: &str = "writer-0123456789abcdef";
@@ -170,13 +170,7 @@ async fn rate_limits_per_key_and_client(backend: Backend) {
     assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
     assert!(refused.header("x-ratelimit-reset").is_some());
     // Another key has its own budget; errors inside the budget carry the headers too.
-    let other = raw_request(
-        server.addr,
-        "GET",
-        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
-        &[("X-API-Key", WRITER)],
-    )
-    .await;
+    let other = raw_request(server.addr, "GET", MISSING_OBJECT, &[("X-API-Key", WRITER)]).await;
     assert_eq!(other.status, 404);
     assert_eq!(other.header("x-ratelimit-remaining"), Some("2"));
 }

@@ -4,7 +4,7 @@ use image_gateway::object_name::ImageFormat;
 use reqwest::{StatusCode, header};
 
 use crate::support::{
-    Backend, BodyReader, Counting, Fixture, TestServer, client, pattern, raw_request, samples, within,
+    Backend, BodyReader, Counting, Fixture, MISSING_OBJECT, TestServer, client, pattern, raw_request, samples, within,
 };
 
 async fn serves_every_format_with_its_headers(backend: Backend) {
@@ -293,13 +293,7 @@ async fn bad_names_are_refused_without_touching_storage(backend: Backend) {
 async fn missing_object_is_404(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
-    let response = raw_request(
-        server.addr,
-        "GET",
-        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
-        &[],
-    )
-    .await;
+    let response = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
     assert_eq!(response.status, 404);
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(response.detail(), "image not found");
@@ -383,13 +377,7 @@ async fn storage_outage_is_503(backend: Backend) {
         // The volume disappears (e.g. an unmounted disk).
         std::fs::remove_dir_all(&fx.config.storage.fs.root).unwrap();
     }
-    let response = raw_request(
-        server.addr,
-        "GET",
-        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
-        &[],
-    )
-    .await;
+    let response = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
     assert_eq!(response.status, 503);
     assert_eq!(response.header("retry-after"), Some("5"));
     assert!(response.detail().contains("unavailable"));

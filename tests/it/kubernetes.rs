@@ -32,7 +32,8 @@ use kube::{
 use serde::Deserialize;
 
 use crate::support::{
-    BodyReader, Garage, TestServer, client, free_port, metrics_text, pattern, raw_request, sample, within,
+    BodyReader, Garage, MISSING_OBJECT, TestServer, client, free_port, metrics_text, pattern, raw_request, sample,
+    within,
 };
 
 // The chart's defaults, so the chart's own RBAC objects (manifests/) can be applied as they are.
@@ -538,13 +539,7 @@ async fn not_ready_until_the_secret_arrives() {
     })
     .await;
     assert_eq!(not_ready.status, 503);
-    let missing = raw_request(
-        server.addr,
-        "GET",
-        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
-        &[],
-    )
-    .await;
+    let missing = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
     assert_eq!(
         missing.status, 503,
         "without credentials storage is unavailable, not 'not found'"
@@ -554,12 +549,6 @@ async fn not_ready_until_the_secret_arrives() {
         secret_access_key: image_gateway::config::Secret::new(garage.secret_key.clone()),
     }));
     server.wait_for("/readyz").await;
-    let found = raw_request(
-        server.addr,
-        "GET",
-        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
-        &[],
-    )
-    .await;
+    let found = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
     assert_eq!(found.status, 404, "signed now: the object is simply not there");
 }

@@ -13,7 +13,8 @@ use reqwest::header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    Backend, BodyReader, Fixture, Garage, TestServer, client, metrics_text, pattern, raw_request, sample, within,
+    Backend, BodyReader, Fixture, Garage, MISSING_OBJECT, TestServer, client, metrics_text, pattern, raw_request,
+    sample, within,
 };
 
 #[tokio::test]
@@ -126,13 +127,7 @@ async fn slow_storage_is_503_and_stalled_bodies_abort() {
         timeout,
     ));
     let server = TestServer::start_with(image_gateway::Config::default(), slow).await;
-    let response = raw_request(
-        server.addr,
-        "GET",
-        "/v1/image/download/0123456789abcdef0123456789abcdef.png",
-        &[],
-    )
-    .await;
+    let response = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
     assert_eq!(response.status, 503);
     assert_eq!(response.header("retry-after"), Some("5"));
     drop(server);
@@ -142,14 +137,9 @@ async fn slow_storage_is_503_and_stalled_bodies_abort() {
         timeout,
     ));
     let server = TestServer::start_with(image_gateway::Config::default(), stalling).await;
-    let response = within(
-        "get",
-        client()
-            .get(server.url("/v1/image/download/0123456789abcdef0123456789abcdef.png"))
-            .send(),
-    )
-    .await
-    .unwrap();
+    let response = within("get", client().get(server.url(MISSING_OBJECT)).send())
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body = within("stalled body", response.bytes()).await;
     assert!(

@@ -15,8 +15,8 @@ use image_gateway::{
 use reqwest::header;
 
 use crate::support::{
-    Backend, BodyReader, Fixture, Garage, TestServer, client, free_port, metrics_text, pattern, raw_request, sample,
-    within,
+    Backend, BodyReader, Fixture, Garage, MISSING_OBJECT, TestServer, client, free_port, metrics_text, pattern,
+    raw_request, sample, within,
 };
 
 /// Finds a tool given by `env` or on PATH, or fails naming the install step.
@@ -57,7 +57,7 @@ async fn metrics_count_requests_bytes_and_failures(backend: Backend) {
         200
     );
     assert_eq!(raw_request(server.addr, "GET", &target, &[]).await.status, 401);
-    let missing = "/v1/image/download/0123456789abcdef0123456789abcdef.png";
+    let missing = MISSING_OBJECT;
     assert_eq!(
         raw_request(server.addr, "GET", missing, &[("X-API-Key", KEY)])
             .await

@@ -25,6 +25,9 @@ use image_gateway::{
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+/// The download path of a valid object name that no fixture ever stores.
+pub const MISSING_OBJECT: &str = "/v1/image/download/0123456789abcdef0123456789abcdef.png";
+
 /// Every await in a test is bounded by this.
 pub const AWAIT_LIMIT: Duration = Duration::from_secs(60);
 
