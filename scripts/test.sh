@@ -22,4 +22,4 @@ bash scripts/schemathesis.sh
 # The chart, the manifests and the Dockerfile (helm, kubernetes-validate, yamllint, hadolint, checkov).
 bash scripts/check-chart.sh
 # Unit tests and the integration test binary; their summary lines close the run.
-cargo test --locked --all-targets "$@"
+cargo test --locked --lib --bins --tests "$@"
