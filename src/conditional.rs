@@ -20,8 +20,8 @@ pub enum Outcome {
 /// Evaluates the preconditions of a GET or HEAD against the object's validators.
 pub fn evaluate(headers: &HeaderMap, meta: &ObjectMeta) -> Outcome {
     let modified = seconds(meta.last_modified);
-    if let Some(tags) = joined(headers, &header::IF_MATCH) {
-        if !matches(&tags, &meta.etag, Comparison::Strong) {
+    if let Some(matched) = any_matches(headers, &header::IF_MATCH, &meta.etag, Comparison::Strong) {
+        if !matched {
             return Outcome::Failed;
         }
     } else if let Some(since) = date(headers, &header::IF_UNMODIFIED_SINCE)
@@ -29,8 +29,8 @@ pub fn evaluate(headers: &HeaderMap, meta: &ObjectMeta) -> Outcome {
     {
         return Outcome::Failed;
     }
-    if let Some(tags) = joined(headers, &header::IF_NONE_MATCH) {
-        if matches(&tags, &meta.etag, Comparison::Weak) {
+    if let Some(matched) = any_matches(headers, &header::IF_NONE_MATCH, &meta.etag, Comparison::Weak) {
+        if matched {
             return Outcome::NotModified;
         }
     } else if let Some(since) = date(headers, &header::IF_MODIFIED_SINCE)
@@ -64,15 +64,15 @@ enum Comparison {
     Weak,
 }
 
-/// All field lines of a header joined with commas, as lists are defined to combine.
-fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let mut values = headers.get_all(name).iter().peekable();
-    values.peek()?;
+/// Whether any field line of the list header `name` matches `current`; `None` when the header
+/// is absent. Lines are read in place (no joined copy): this runs on every conditional request.
+fn any_matches(headers: &HeaderMap, name: &HeaderName, current: &str, comparison: Comparison) -> Option<bool> {
+    let mut lines = headers.get_all(name).iter().peekable();
+    lines.peek()?;
     Some(
-        values
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect::<Vec<_>>()
-            .join(","),
+        lines
+            .filter_map(|line| line.to_str().ok())
+            .any(|list| matches(list, current, comparison)),
     )
 }
 
