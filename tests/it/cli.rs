@@ -5,6 +5,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::blocking_get;
+
 fn gateway() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_image-gateway"));
     for (key, _) in std::env::vars() {
@@ -68,19 +70,6 @@ fn bad_values_exit_64_with_one_line_naming_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gw.toml"));
 }
 
-/// A blocking `GET` over a fresh connection: the status and the body.
-fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let status = std::str::from_utf8(&raw[9..12]).ok()?.parse().ok()?;
-    Some((status, raw[split + 4..].to_vec()))
-}
-
 /// `image-gateway` with no arguments serves `./data` on the default backend; on SIGTERM
 /// readiness turns 503 at once, a slow download still finishes, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +90,7 @@ async fn serve_uses_the_local_folder_and_drains_on_sigterm() {
         format!("127.0.0.1:{admin_port}").parse().unwrap(),
     );
     within("server up", async {
-        while get(port, "/livez").map(|r| r.0) != Some(200) {
+        while blocking_get(port, "/livez").map(|r| r.0) != Some(200) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -164,7 +153,7 @@ fn log_format_and_level() {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while get(port, "/livez").map(|r| r.0) != Some(200) {
+        while blocking_get(port, "/livez").map(|r| r.0) != Some(200) {
             assert!(Instant::now() < deadline, "the server did not come up");
             std::thread::sleep(Duration::from_millis(20));
         }

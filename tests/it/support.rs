@@ -166,7 +166,7 @@ impl Garage {
         let stdin = child.stdin.take().unwrap();
         *self.control.lock().unwrap() = Some((child, stdin));
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !http_ok(self.admin_port, "/health") {
+        while blocking_get(self.admin_port, "/health").map(|r| r.0) != Some(200) {
             assert!(
                 Instant::now() < deadline,
                 "Garage did not become healthy within 30s; log:\n{}",
@@ -215,18 +215,20 @@ impl Drop for Garage {
     }
 }
 
-/// A blocking `GET` that reports whether the answer was 200.
-fn http_ok(port: u16, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+/// A blocking `GET` over a fresh connection: the status and the body.
+pub fn blocking_get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let status = std::str::from_utf8(raw.get(9..12)?).ok()?.parse().ok()?;
+    Some((status, raw[split + 4..].to_vec()))
 }
 
 // ---------------------------------------------------------------------------------------------
