@@ -25,6 +25,12 @@ pub async fn handle(
 ) -> Result<Response<Body>, ApiError> {
     let validators = Validators { cache_control };
     let storage = app.storage();
+    if method == Method::GET && !is_conditional_or_ranged(headers) {
+        // The common case, a plain GET, costs one storage call: the metadata comes with the body.
+        let got = storage.get(name, None).await?;
+        let body = ObjectBody::new(got.body, got.meta.len).boxed();
+        return Ok(validators.object_response(name, &got.meta, None, body));
+    }
     let meta = storage.head(name).await?;
 
     let honour_range = match conditional::evaluate(headers, &meta) {
@@ -57,6 +63,20 @@ pub async fn handle(
     };
     let body = ObjectBody::new(got.body, len).boxed();
     Ok(validators.object_response(name, &got.meta, range, body))
+}
+
+/// Whether the answer depends on the object's validators or length before the body is read
+/// (then a `head` comes first, so a 304, 412 or 416 never opens a body).
+fn is_conditional_or_ranged(headers: &HeaderMap) -> bool {
+    [
+        header::RANGE,
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|h| headers.contains_key(h))
 }
 
 /// The response headers that depend on the caller (caching) and the object (validators).

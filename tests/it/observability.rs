@@ -154,13 +154,15 @@ async fn metrics_count_requests_bytes_and_failures(backend: Backend) {
     assert_eq!(sample(&text, "image_uploads_total", &[("format", "GIF")]), Some(1.0));
     assert_eq!(sample(&text, "ratelimit_rejections_total", &[]), Some(0.0));
     let storage = fx.storage.backend();
-    let head_ok = [("backend", storage), ("operation", "head"), ("outcome", "ok")];
-    assert!(sample(&text, "storage_operation_duration_seconds_count", &head_ok).unwrap() >= 3.0);
-    let head_missing = [("backend", storage), ("operation", "head"), ("outcome", "not_found")];
-    assert_eq!(
-        sample(&text, "storage_operation_duration_seconds_count", &head_missing),
-        Some(1.0)
-    );
+    // A plain GET costs one `get` (metadata and body together); HEAD costs one `head`.
+    let calls = |operation, outcome| {
+        let labels = [("backend", storage), ("operation", operation), ("outcome", outcome)];
+        sample(&text, "storage_operation_duration_seconds_count", &labels)
+    };
+    assert!(calls("get", "ok").unwrap() >= 2.0, "{text}");
+    assert!(calls("head", "ok").unwrap() >= 1.0, "{text}");
+    assert_eq!(calls("get", "not_found"), Some(1.0), "{text}");
+    assert_eq!(calls("head", "not_found"), None, "{text}");
     assert!(sample(&text, "build_info", &[("version", env!("CARGO_PKG_VERSION"))]) == Some(1.0));
     assert!(sample(&text, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
     assert!(sample(&text, "process_open_fds", &[]).unwrap() > 0.0);
@@ -450,14 +452,16 @@ async fn traces_reach_a_real_otlp_collector() {
         .lines()
         .find_map(|l| l.trim().strip_prefix("ID             : "))
         .unwrap();
-    for operation in ["head", "get"] {
-        let child = blocks
-            .iter()
-            .find(|b| b.contains(&format!("Name           : storage {operation}")))
-            .unwrap_or_else(|| panic!("a storage {operation} span"));
-        assert!(child.contains(&format!("Parent ID      : {server_id}")), "{child}");
-        assert!(child.contains(&format!("Trace ID       : {trace_id}")));
-        assert!(child.contains("storage.backend: Str(fs)"));
-    }
+    let child = blocks
+        .iter()
+        .find(|b| b.contains("Name           : storage get"))
+        .expect("a storage get span");
+    assert!(child.contains(&format!("Parent ID      : {server_id}")), "{child}");
+    assert!(child.contains(&format!("Trace ID       : {trace_id}")));
+    assert!(child.contains("storage.backend: Str(fs)"));
+    assert!(
+        !spans.contains("Name           : storage head"),
+        "a plain GET makes one storage call"
+    );
     assert!(spans.contains("service.name: Str(image-gateway-test)"));
 }
