@@ -85,6 +85,10 @@ pub enum Backend {
 #[serde(default, deny_unknown_fields)]
 pub struct FsConfig {
     pub root: PathBuf,
+    /// Read files on the serving thread instead of tokio's blocking pool (as nginx does without
+    /// `aio`): ~1.5x small-image throughput, but a slow disk then stalls every request on that
+    /// thread. Only for a local disk or page-cached files; never on network volumes.
+    pub inline_reads: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +101,9 @@ pub struct S3Config {
     /// Prepended to every object name to make its key (e.g. `images/`).
     pub prefix: String,
     pub force_path_style: bool,
+    /// How long an idle pooled connection to storage is kept for reuse; `0s` opens a new
+    /// connection per request (faster against servers that leave Nagle on, such as Garage).
+    pub pool_idle_timeout: HumanDuration,
     /// Where the access key comes from: `static` (the two keys below) or `kubernetes` (a Secret).
     pub credentials: CredentialsSource,
     pub access_key_id: Option<String>,
@@ -243,6 +250,7 @@ impl Default for FsConfig {
     fn default() -> Self {
         Self {
             root: PathBuf::from("./data"),
+            inline_reads: false,
         }
     }
 }
@@ -255,6 +263,7 @@ impl Default for S3Config {
             region: "us-east-1".into(),
             prefix: String::new(),
             force_path_style: true,
+            pool_idle_timeout: HumanDuration(Duration::from_secs(90)),
             credentials: CredentialsSource::Static,
             access_key_id: None,
             secret_access_key: None,

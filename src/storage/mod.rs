@@ -6,6 +6,7 @@
 mod fs;
 mod instrumented;
 mod s3;
+mod s3_http;
 mod timeout;
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
@@ -163,7 +164,11 @@ pub async fn from_config_with(
     watched: Option<tokio::sync::watch::Receiver<Option<crate::kubernetes::S3Credentials>>>,
 ) -> Result<Arc<dyn Storage>, StorageError> {
     let inner: Arc<dyn Storage> = match (config.backend, watched) {
-        (Backend::Fs, _) => Arc::new(FsStorage::new(&config.fs.root).await?),
+        (Backend::Fs, _) => Arc::new(
+            FsStorage::new(&config.fs.root)
+                .await?
+                .with_inline_reads(config.fs.inline_reads),
+        ),
         (Backend::S3, None) => Arc::new(S3Storage::new(&config.s3, config.timeout.0).await),
         (Backend::S3, Some(watched)) => Arc::new(S3Storage::with_watched_credentials(
             &config.s3,
