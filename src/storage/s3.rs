@@ -92,7 +92,8 @@ impl S3Storage {
             .force_path_style(config.force_path_style)
             .timeout_config(TimeoutConfig::builder().connect_timeout(timeout).build())
             // One quick retry for a dropped pooled connection; the storage timeout bounds the rest.
-            .retry_config(RetryConfig::standard().with_max_attempts(2));
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .http_client(super::s3_http::client(config.pool_idle_timeout.0, timeout));
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
