@@ -49,11 +49,17 @@ pub fn client(pool_idle_timeout: Duration, connect_timeout: Duration) -> SharedH
                 .wrap_connector(tcp)
         }
     };
-    let client = Client::builder(TokioExecutor::new())
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(pool_idle_timeout)
-        .http1_max_buf_size(MAX_READ_BUFFER)
-        .build(https);
+        .http1_max_buf_size(MAX_READ_BUFFER);
+    if pool_idle_timeout.is_zero() {
+        // No pool at all: with only a zero timeout, a connection coming back while a request
+        // waits for a new one is still handed over, and reused.
+        builder.pool_max_idle_per_host(0);
+    }
+    let client = builder.build(https);
     let connector = SharedHttpConnector::new(Connector { client });
     http_client_fn(move |_, _| connector.clone())
 }
