@@ -55,6 +55,17 @@ end
 """
 
 
+CHILDREN = []
+
+
+def stop_children():
+    """Every server this run started ends with it, also on errors and Ctrl-C."""
+    for proc in CHILDREN:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -138,6 +149,7 @@ class Garage:
         self.log = open(os.path.join(workdir, "garage.log"), "w")
         self.proc = subprocess.Popen([binary, "-c", config, "server", "--single-node", "--default-bucket"],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        CHILDREN.append(self.proc)
         wait_http(admin, "/health")
 
     def presign(self, method, key, expires=86400):
@@ -191,6 +203,7 @@ class Gateway:
         self.binary = binary
         self.log = open(os.path.join(workdir, f"{name}.log"), "w")
         self.proc = subprocess.Popen([binary, "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        CHILDREN.append(self.proc)
         wait_http(self.admin_port, "/readyz")
 
     def pids(self):
@@ -239,6 +252,7 @@ class Nginx:
                                       static=self.static_port, root=root))
         self.proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        CHILDREN.append(self.proc)
         deadline = time.monotonic() + 10
         while not os.path.exists(os.path.join(workdir, "nginx.pid")) or not children(self.proc.pid):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -280,6 +294,7 @@ def start_to_ready(binary, workdir, runs):
                    IMAGE_GATEWAY_STORAGE__FS__ROOT=root, IMAGE_GATEWAY_LOG__LEVEL="warn")
         started = time.monotonic()
         proc = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        CHILDREN.append(proc)
         request = b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         ready_ms = None
         while time.monotonic() - started < 10:
@@ -292,7 +307,7 @@ def start_to_ready(binary, workdir, runs):
             except OSError:
                 pass
             time.sleep(0.001)
-        proc.terminate()
+        proc.kill()  # not SIGTERM: a graceful stop waits out shutdown.grace
         proc.wait()
         if ready_ms is None:
             raise SystemExit("the gateway did not become ready within 10 s")
@@ -430,4 +445,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    finally:
+        stop_children()
