@@ -52,6 +52,8 @@ pub struct App {
     public_url: String,
     /// False until the API-key Secret (when configured) has been read once.
     api_keys_loaded: std::sync::atomic::AtomicBool,
+    /// One permit per upload being processed (`upload.max_concurrent`).
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -99,6 +101,7 @@ impl App {
             metrics,
             health: Health::new(false),
             api_keys_loaded: std::sync::atomic::AtomicBool::new(key_secret.is_none()),
+            uploads: Arc::new(tokio::sync::Semaphore::new(config.upload.max_concurrent)),
             config,
         });
         tokio::spawn(watch_storage(Arc::downgrade(&app)));
@@ -170,6 +173,16 @@ impl App {
         }
     }
 
+    /// A slot for one upload, or 503 when `upload.max_concurrent` are already in progress.
+    pub fn upload_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.uploads.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Busy(format!(
+                "{} uploads are already in progress; retry later",
+                self.config.upload.max_concurrent
+            ))
+        })
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
@@ -236,12 +249,15 @@ impl App {
         );
         telemetry::set_remote_parent(&span, &parts.headers);
         let mut rate = None;
-        let result = match route {
-            None => Err(ApiError::RouteNotFound),
-            Some(route) => {
-                self.dispatch(route, &parts, body, peer, &mut rate)
-                    .instrument(span.clone())
+        let timeout = self.config.server.request_timeout.0;
+        let result = match (self.check_limits(&parts), route) {
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(ApiError::RouteNotFound),
+            (Ok(()), Some(route)) => {
+                let dispatch = self.dispatch(route, &parts, body, peer, &mut rate);
+                tokio::time::timeout(timeout, dispatch.instrument(span.clone()))
                     .await
+                    .unwrap_or(Err(ApiError::RequestTimeout(timeout)))
             }
         };
         let mut response = span.in_scope(|| result.unwrap_or_else(ApiError::into_response));
@@ -261,6 +277,33 @@ impl App {
             span,
         };
         response.map(|inner| http_body_util::combinators::UnsyncBoxBody::new(LoggedBody::new(inner, info, in_flight)))
+    }
+
+    /// `server.max_url_bytes`, `server.max_headers`, `server.max_header_bytes`, checked before
+    /// anything else looks at the request. (hyper's own, larger, buffer limit is the backstop.)
+    fn check_limits(&self, parts: &Parts) -> Result<(), ApiError> {
+        let limits = &self.config.server;
+        let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if target > limits.max_url_bytes {
+            return Err(ApiError::UriTooLong {
+                limit: limits.max_url_bytes,
+            });
+        }
+        if parts.headers.len() > limits.max_headers {
+            return Err(ApiError::HeadersTooLarge(format!(
+                "{} header fields; the limit is {}",
+                parts.headers.len(),
+                limits.max_headers
+            )));
+        }
+        let bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+        if bytes as u64 > limits.max_header_bytes.0 {
+            return Err(ApiError::HeadersTooLarge(format!(
+                "the header fields take {bytes} bytes; the limit is {}",
+                limits.max_header_bytes.0
+            )));
+        }
+        Ok(())
     }
 
     async fn dispatch(

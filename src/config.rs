@@ -151,6 +151,8 @@ pub struct UploadConfig {
     pub max_bytes: ByteSize,
     /// Raster images declaring more pixels (width × height) than this are refused.
     pub max_pixels: u64,
+    /// Uploads processed at once; more get 503 with `Retry-After` (each holds up to `max_bytes`).
+    pub max_concurrent: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +206,16 @@ pub struct ServerConfig {
     pub drain_timeout: HumanDuration,
     /// Proxies (addresses or networks) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// Open client connections at most; more are answered 503 and closed at once.
+    pub max_connections: usize,
+    /// Largest request head (all header names and values) answered normally; larger gets 431.
+    pub max_header_bytes: ByteSize,
+    /// Most header fields in one request; more gets 431.
+    pub max_headers: usize,
+    /// Longest request target (path and query); longer gets 414.
+    pub max_url_bytes: usize,
+    /// Longest time from the request head to the response head (reading an upload included); then 408.
+    pub request_timeout: HumanDuration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -277,6 +289,7 @@ impl Default for UploadConfig {
         Self {
             max_bytes: ByteSize(25 << 20),
             max_pixels: 100_000_000,
+            max_concurrent: 16,
         }
     }
 }
@@ -287,6 +300,11 @@ impl Default for ServerConfig {
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
             drain_timeout: HumanDuration(Duration::from_secs(30)),
             trusted_proxies: Vec::new(),
+            max_connections: 10_000,
+            max_header_bytes: ByteSize(16 << 10),
+            max_headers: 64,
+            max_url_bytes: 4096,
+            request_timeout: HumanDuration(Duration::from_secs(60)),
         }
     }
 }
@@ -382,6 +400,24 @@ impl Config {
         }
         if self.upload.max_bytes.0 == 0 {
             return Err(ConfigError::key("upload.max_bytes", "must be greater than zero"));
+        }
+        for (key, value) in [
+            ("server.max_connections", self.server.max_connections),
+            ("server.max_headers", self.server.max_headers),
+            ("upload.max_concurrent", self.upload.max_concurrent),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::key(key, "must be greater than zero"));
+            }
+        }
+        if self.server.max_header_bytes.0 < 1024 {
+            return Err(ConfigError::key("server.max_header_bytes", "must be at least 1KiB"));
+        }
+        if self.server.max_url_bytes < 256 {
+            return Err(ConfigError::key("server.max_url_bytes", "must be at least 256"));
+        }
+        if self.server.request_timeout.0.is_zero() {
+            return Err(ConfigError::key("server.request_timeout", "must be greater than zero"));
         }
         if self.server.header_read_timeout.0.is_zero() {
             return Err(ConfigError::key(

@@ -43,6 +43,15 @@ pub enum ApiError {
     RateLimited,
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request target is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    #[error("the request was not completed within {0:?}")]
+    RequestTimeout(std::time::Duration),
+    /// Too much of one kind of work at once (e.g. uploads); answered with `Retry-After`.
+    #[error("{0}")]
+    Busy(String),
     /// The reason is logged, never sent: it may name internal hosts.
     #[error("storage is temporarily unavailable; retry later")]
     StorageUnavailable(String),
@@ -73,7 +82,10 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::StorageUnavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,7 +121,7 @@ impl ApiError {
                     headers.insert(header::CONTENT_RANGE, value);
                 }
             }
-            Self::StorageUnavailable(_) => {
+            Self::StorageUnavailable(_) | Self::Busy(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             Self::Unauthorized => {
@@ -118,7 +130,7 @@ impl ApiError {
                     HeaderValue::from_static("ApiKey realm=\"image-gateway\", header=\"X-API-Key\""),
                 );
             }
-            Self::PayloadTooLarge { .. } => {
+            Self::PayloadTooLarge { .. } | Self::RequestTimeout(_) => {
                 // The unread rest of the body makes the connection unusable.
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }

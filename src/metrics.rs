@@ -24,6 +24,8 @@ pub struct Metrics {
     pub http_body_bytes: IntCounterVec,
     pub http_in_flight: IntGauge,
     pub http_aborted: IntCounterVec,
+    pub connections_open: IntGauge,
+    pub connections_rejected: IntCounter,
     pub storage_duration: HistogramVec,
     pub storage_errors: IntCounterVec,
     pub uploads: IntCounterVec,
@@ -103,6 +105,20 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new("http_responses_aborted_total", "Responses whose body did not complete"),
                     &["reason"],
+                ),
+            ),
+            connections_open: register(
+                r,
+                IntGauge::new(
+                    "http_connections_open",
+                    "Client connections open on the public listener",
+                ),
+            ),
+            connections_rejected: register(
+                r,
+                IntCounter::new(
+                    "http_connections_rejected_total",
+                    "Connections answered 503 and closed because server.max_connections were open",
                 ),
             ),
             storage_duration: register(

@@ -13,11 +13,13 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
 };
 use tokio::{
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
+    sync::Semaphore,
     time::Sleep,
 };
 
-use crate::app::App;
+use crate::{app::App, config::ServerConfig};
 
 type Builder = Arc<auto::Builder<TokioExecutor>>;
 
@@ -30,7 +32,8 @@ pub async fn serve(
 ) {
     let server = app.config().server.clone();
     let grace = app.config().shutdown.grace.0;
-    let builder = builder(server.header_read_timeout.0);
+    let builder = builder(&server);
+    let connections = Arc::new(Semaphore::new(server.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     let mut grace_end: Option<Pin<Box<Sleep>>> = None;
@@ -39,6 +42,12 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    app.metrics().connections_rejected.inc();
+                    tokio::spawn(refuse(stream));
+                    continue;
+                };
+                let open = ConnectionGauge::new(&app);
                 let app = app.clone();
                 let service = service_fn(move |request| {
                     let app = app.clone();
@@ -51,6 +60,7 @@ pub async fn serve(
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    drop((permit, open));
                 });
             }
             accepted = accept(admin.as_ref()) => spawn_admin(&app, &builder, accepted).await,
@@ -85,15 +95,59 @@ pub async fn serve(
     }
 }
 
-fn builder(header_read_timeout: Duration) -> Builder {
+fn builder(server: &ServerConfig) -> Builder {
+    // hyper's own limits are only the backstop, set above ours so that requests near the
+    // configured limits get our JSON 414/431; beyond the backstop hyper answers 431 itself.
+    let head_bytes = usize::try_from(server.max_header_bytes.0).unwrap_or(usize::MAX);
+    let backstop = head_bytes
+        .saturating_add(server.max_url_bytes)
+        .saturating_mul(2)
+        .max(16 << 10);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(server.header_read_timeout.0)
+        .keep_alive(true)
+        .max_buf_size(backstop)
+        .max_headers(server.max_headers.saturating_mul(2).max(100));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(backstop).unwrap_or(u32::MAX));
     Arc::new(builder)
+}
+
+/// Answers a connection over `server.max_connections` with a 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    const BODY: &str = r#"{"detail": "the server is at its connection limit; retry later"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let write = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    // A client that does not read must not hold the task.
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// `http_connections_open`, one up while a connection lives.
+struct ConnectionGauge(Arc<App>);
+
+impl ConnectionGauge {
+    fn new(app: &Arc<App>) -> Self {
+        app.metrics().connections_open.inc();
+        Self(app.clone())
+    }
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.0.metrics().connections_open.dec();
+    }
 }
 
 async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {

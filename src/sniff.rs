@@ -14,6 +14,8 @@ pub enum Rejection {
     NotThatFormat(String),
     /// Width × height is over the limit (413).
     TooManyPixels(String),
+    /// The right format, but the bytes end before the image does (400).
+    Truncated(String),
 }
 
 /// `Ok` when `bytes` is a plausible `format` image of at most `max_pixels` pixels.
@@ -41,7 +43,39 @@ pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<(), R
             size.width, size.height
         )));
     }
+    if !ends_whole(format, bytes) {
+        return Err(Rejection::Truncated(format!(
+            "the {} image is truncated: its bytes end before the image does",
+            format.name()
+        )));
+    }
     Ok(())
+}
+
+/// Whether the bytes reach the format's end: a cut-off upload must not be stored as an image.
+/// (TIFF has no end marker; its structure is checked by the header parse only.)
+fn ends_whole(format: ImageFormat, bytes: &[u8]) -> bool {
+    let le32 = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64)
+    };
+    let len = bytes.len() as u64;
+    match format {
+        // The IEND chunk: zero length, type, fixed CRC.
+        ImageFormat::Png => bytes.ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]),
+        // An EOI marker near the end (some writers pad after it).
+        ImageFormat::Jpeg => bytes[bytes.len().saturating_sub(4096)..]
+            .windows(2)
+            .any(|w| w == [0xFF, 0xD9]),
+        // The trailer byte, possibly followed by padding.
+        ImageFormat::Gif => bytes.iter().rev().find(|&&b| b != 0) == Some(&0x3B),
+        // The RIFF size covers everything after the first 8 bytes.
+        ImageFormat::Webp => le32(4).is_some_and(|size| size + 8 <= len),
+        // The file size field, when the writer filled it in.
+        ImageFormat::Bmp => le32(2).is_some_and(|size| size <= len),
+        ImageFormat::Tiff | ImageFormat::Svg => true,
+    }
 }
 
 fn signature_matches(format: ImageFormat, bytes: &[u8]) -> bool {
@@ -72,6 +106,22 @@ fn signature_matches(format: ImageFormat, bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncated_rasters_are_refused() {
+        for (format, bytes) in SAMPLES {
+            if matches!(format, ImageFormat::Svg | ImageFormat::Tiff) {
+                continue;
+            }
+            assert_eq!(check(format, bytes, u64::MAX), Ok(()), "{format:?} whole");
+            let cut = &bytes[..bytes.len() - 8];
+            assert!(
+                matches!(check(format, cut, u64::MAX), Err(Rejection::Truncated(_))),
+                "{format:?} cut by 8 bytes: {:?}",
+                check(format, cut, u64::MAX)
+            );
+        }
+    }
 
     const SAMPLES: [(ImageFormat, &[u8]); 7] = [
         (ImageFormat::Png, include_bytes!("../tests/fixtures/sample.png")),

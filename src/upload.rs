@@ -20,10 +20,13 @@ const SUPPORTED: &str = "image/png, image/jpeg, image/webp, image/gif, image/bmp
 
 pub async fn handle(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Response<Body>, ApiError> {
     let format = declared_format(headers)?;
+    // Each upload holds up to `upload.max_bytes` in memory: their number is bounded.
+    let _slot = app.upload_slot()?;
     let bytes = read_capped(headers, body, app.config().upload.max_bytes.0).await?;
     sniff::check(format, &bytes, app.config().upload.max_pixels).map_err(|rejection| match rejection {
         Rejection::NotThatFormat(why) => ApiError::UnsupportedMediaType(why),
         Rejection::TooManyPixels(why) => ApiError::ImageTooLarge(why),
+        Rejection::Truncated(why) => ApiError::BadRequest(why),
     })?;
 
     let name = ObjectName::generate(format);

@@ -7,7 +7,7 @@ use std::{
 
 use crate::support::blocking_get;
 
-fn gateway() -> Command {
+pub(crate) fn gateway() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_image-gateway"));
     for (key, _) in std::env::vars() {
         if key.starts_with("IMAGE_GATEWAY_") {
@@ -225,4 +225,77 @@ async fn sign_prints_a_working_url() {
     let unconfigured = gateway().args(["sign", name.as_str()]).output().unwrap();
     assert_eq!(unconfigured.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&unconfigured.stderr).contains("auth.url_signing_key"));
+}
+
+/// SIGTERM while eight clients download, behind a "load balancer" that polls `/readyz` every
+/// 50 ms and stops sending once it turns 503: not one request fails, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_fails_no_request() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use crate::{
+        faults::{Tally, load},
+        support::{free_port, pattern, raw_request, within},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let mut child = gateway()
+        .current_dir(dir.path())
+        .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IMAGE_GATEWAY_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+        .env("IMAGE_GATEWAY_SHUTDOWN__GRACE", "1s")
+        .env("IMAGE_GATEWAY_LOG__LEVEL", "warn")
+        .spawn()
+        .unwrap();
+    let admin = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    within("server ready", async {
+        while blocking_get(admin_port, "/readyz").map(|r| r.0) != Some(200) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let name = "0123456789abcdef0123456789abcdef.png";
+    let data = Arc::new(pattern(256 << 10));
+    std::fs::write(dir.path().join("data").join(name), &data[..]).unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/image/download/{name}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients = load(url, data, 8, stop.clone(), tally.clone());
+    let balancer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while raw_request(admin, "GET", "/readyz", &[]).await.status == 200 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    within("balancer sees 503", balancer).await.unwrap();
+    for c in clients {
+        within("client stops", c).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("SIGTERM under load: {tally:?}");
+    assert_eq!(status.code(), Some(0));
+    assert!(tally.get(&tally.complete) > 50, "{tally:?}");
+    let failed =
+        tally.get(&tally.aborted) + tally.get(&tally.unavailable) + tally.get(&tally.short) + tally.get(&tally.other);
+    assert_eq!(failed, 0, "{tally:?}");
 }

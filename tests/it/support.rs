@@ -495,6 +495,27 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
+    /// Status, headers and body of an HTTP/1.1 answer; `None` if `raw` has no complete head.
+    pub fn parse(raw: &[u8]) -> Option<RawResponse> {
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next()?;
+        if !status_line.starts_with("HTTP/1.") {
+            return None;
+        }
+        let status = status_line.split(' ').nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        Some(RawResponse {
+            status,
+            headers,
+            body: raw[split + 4..].to_vec(),
+        })
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -522,22 +543,7 @@ pub async fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: 
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.unwrap();
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a complete response head");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        RawResponse {
-            status,
-            headers,
-            body: raw[split + 4..].to_vec(),
-        }
+        RawResponse::parse(&raw).expect("a complete response head")
     })
     .await
 }

@@ -1,0 +1,449 @@
+//! Faults with real processes and real sockets: Garage killed under load and brought back,
+//! Garage frozen behind a loopback proxy, clients that abort by the thousand, and the
+//! configurable limits (connections, concurrent uploads, request time).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use image_gateway::{
+    object_name::{ImageFormat, ObjectName},
+    units::HumanDuration,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::support::*;
+
+const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
+
+/// What happened to one download under faults.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub complete: AtomicU64,
+    pub unavailable: AtomicU64,
+    pub aborted: AtomicU64,
+    /// A 200 whose body ended short but cleanly: must stay zero.
+    pub short: AtomicU64,
+    pub other: AtomicU64,
+}
+
+impl Tally {
+    pub fn get(&self, counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::SeqCst)
+    }
+}
+
+/// Downloads `url` in a loop on `clients` tasks until `stop`, classifying every outcome.
+pub fn load(
+    url: String,
+    expected: Arc<Vec<u8>>,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|_| {
+            let (url, expected, stop, tally) = (url.clone(), expected.clone(), stop.clone(), tally.clone());
+            tokio::spawn(async move {
+                let client = client();
+                while !stop.load(Ordering::SeqCst) {
+                    let counter = match client.get(&url).send().await {
+                        Ok(r) if r.status() == 200 => match r.bytes().await {
+                            Ok(body) if body[..] == expected[..] => &tally.complete,
+                            Ok(_) => &tally.short,
+                            Err(_) => &tally.aborted,
+                        },
+                        Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => &tally.unavailable,
+                        Ok(_) => &tally.other,
+                        Err(_) => &tally.aborted,
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    if std::ptr::eq(counter, &tally.unavailable) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
+    raw_request(addr, "GET", path, &[]).await.status
+}
+
+/// Garage killed while 8 clients download: in-flight downloads abort visibly, new requests get
+/// 503 + Retry-After within `storage.timeout`, `/readyz` turns 503; Garage back on the same
+/// port: downloads and readiness recover without restarting the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garage_outage_under_load_and_recovery() {
+    let garage = Arc::new(tokio::task::spawn_blocking(Garage::start).await.unwrap());
+    let mut config = garage.config();
+    config.storage.timeout = HumanDuration(Duration::from_secs(1));
+    let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
+    let data = Arc::new(pattern(2 << 20));
+    let name = ObjectName::generate(ImageFormat::Png);
+    within("put", storage.put(&name, Bytes::from(data.to_vec())))
+        .await
+        .unwrap();
+    let server = TestServer::start_with(config, storage).await;
+    server.wait_for("/readyz").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients = load(server.download_url(&name), data.clone(), 8, stop.clone(), tally.clone());
+    within("some downloads", async {
+        while tally.get(&tally.complete) < 20 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    let killed = Instant::now();
+    let g = garage.clone();
+    tokio::task::spawn_blocking(move || g.kill()).await.unwrap();
+    let first_503 = within("503 after the kill", async {
+        loop {
+            let r = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[]).await;
+            if r.status == 503 {
+                assert_eq!(r.header("retry-after"), Some("5"));
+                return killed.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(first_503 < Duration::from_secs(4), "503 only after {first_503:?}");
+    within("readiness drops", async {
+        while status_of(server.admin, "/readyz").await != 503 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let unavailable_during_outage = tally.get(&tally.unavailable);
+
+    let g = garage.clone();
+    tokio::task::spawn_blocking(move || g.restart()).await.unwrap();
+    let restarted = Instant::now();
+    let complete_before = tally.get(&tally.complete);
+    within("downloads recover", async {
+        while tally.get(&tally.complete) < complete_before + 20 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    server.wait_for("/readyz").await;
+    let recovered = restarted.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        within("client stops", c).await.unwrap();
+    }
+    eprintln!("garage outage: first 503 after {first_503:?}; recovered {recovered:?} after restart; {tally:?}");
+    assert_eq!(
+        tally.get(&tally.short),
+        0,
+        "no short body passed as complete: {tally:?}"
+    );
+    assert_eq!(
+        tally.get(&tally.other),
+        0,
+        "only 200, 503 or a visible abort: {tally:?}"
+    );
+    assert!(unavailable_during_outage > 0, "{tally:?}");
+}
+
+/// A loopback TCP proxy that forwards bytes until frozen, then holds them.
+struct Proxy {
+    port: u16,
+    frozen: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Proxy {
+        let port = free_port();
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let f = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    tokio::join!(pump(ri, wo, f.clone()), pump(ro, wi, f));
+                });
+            }
+        });
+        Proxy { port, frozen }
+    }
+}
+
+async fn pump(mut from: impl AsyncReadExt + Unpin, mut to: impl AsyncWriteExt + Unpin, frozen: Arc<AtomicBool>) {
+    let mut buf = vec![0; 16 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while frozen.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// Garage frozen behind a proxy: a new request is 503 at `storage.timeout`, a download in
+/// flight aborts at the timeout, and the request is gone from `http_requests_in_flight`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_storage_times_out_and_frees_the_request() {
+    let garage = Garage::shared();
+    let port: u16 = garage.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = Proxy::start(port).await;
+    let mut config = garage.config();
+    config.storage.s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
+    config.storage.timeout = HumanDuration(Duration::from_millis(800));
+    let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
+    let data = pattern(16 << 20);
+    let name = ObjectName::generate(ImageFormat::Png);
+    within("put", storage.put(&name, Bytes::from(data.clone())))
+        .await
+        .unwrap();
+    let server = TestServer::start_with(config, storage).await;
+
+    proxy.frozen.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let r = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[]).await;
+    let waited = started.elapsed();
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    proxy.frozen.store(false, Ordering::SeqCst);
+
+    let response = within("get", client().get(server.download_url(&name)).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = BodyReader::new(response);
+    body.read_at_least(64 << 10).await;
+    proxy.frozen.store(true, Ordering::SeqCst);
+    let outcome = body.finish().await;
+    assert!(outcome.is_err(), "a frozen body aborts ({} bytes)", body.received.len());
+    within("in-flight back to 0", async {
+        while sample(&metrics_text(&server).await, "http_requests_in_flight", &[]) != Some(0.0) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    proxy.frozen.store(false, Ordering::SeqCst);
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// 1000 downloads abandoned midway: nothing stays in flight, and the server process's open
+/// descriptors and memory return to where they were (the real binary, so the figures are its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_aborted_downloads_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let mut child = crate::cli::gateway()
+        .current_dir(dir.path())
+        .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IMAGE_GATEWAY_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+        .env("IMAGE_GATEWAY_LOG__LEVEL", "warn")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (addr, admin): (std::net::SocketAddr, std::net::SocketAddr) = (
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        format!("127.0.0.1:{admin_port}").parse().unwrap(),
+    );
+    within("server ready", async {
+        while blocking_get(admin_port, "/readyz").map(|r| r.0) != Some(200) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let name = ObjectName::generate(ImageFormat::Png);
+    // Larger than loopback's socket buffers can absorb, so no download completes unread.
+    std::fs::write(dir.path().join("data").join(name.as_str()), pattern(32 << 20)).unwrap();
+    let request = format!("GET /v1/image/download/{name} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let settled = || async {
+        within("settled", async {
+            loop {
+                let text = raw_request(admin, "GET", "/metrics", &[]).await;
+                let text = String::from_utf8_lossy(&text.body).into_owned();
+                if sample(&text, "http_requests_in_flight", &[]) == Some(0.0)
+                    && sample(&text, "http_connections_open", &[]) == Some(0.0)
+                {
+                    return text;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+    };
+    // Warm up the allocator and the runtime's threads before the baseline.
+    for _ in 0..100 {
+        abandon(addr, &request).await;
+    }
+    settled().await;
+    let (fds, rss) = (open_fds(pid), rss_bytes(pid));
+    let started = Instant::now();
+    for _ in 0..1000 {
+        abandon(addr, &request).await;
+    }
+    let took = started.elapsed();
+    let text = settled().await;
+    let aborted = sample(&text, "http_responses_aborted_total", &[("reason", "client_gone")]).unwrap_or(0.0);
+    let (fds_after, rss_after) = (open_fds(pid), rss_bytes(pid));
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!(
+        "1000 aborted downloads in {took:?}: fds {fds} -> {fds_after}, RSS {:.1} -> {:.1} MiB, {aborted} counted aborted",
+        rss as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0
+    );
+    assert!(
+        aborted >= 1100.0,
+        "every abandoned download is counted as aborted: {aborted}"
+    );
+    assert!(fds_after <= fds + 2, "descriptors leaked: {fds} -> {fds_after}");
+    assert!(rss_after < rss + (16 << 20), "memory grew: {rss} -> {rss_after}");
+}
+
+/// Reads the head and some of the body, then drops the connection.
+async fn abandon(addr: std::net::SocketAddr, request: &str) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0; 32 << 10];
+    let mut got = 0;
+    while got < 100 << 10 {
+        match within("partial body", stream.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+}
+
+/// Beyond `server.max_connections` a connection gets a 503 with a JSON detail and is closed;
+/// the open ones keep working and a freed slot is usable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused_cleanly() {
+    let fx = Fixture::with(Backend::Fs, |c| c.server.max_connections = 4).await;
+    let server = TestServer::start(&fx).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = vec![0; 1024];
+        let n = within("livez", s.read(&mut buf)).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    let refused = raw_request(server.addr, "GET", "/livez", &[]).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(refused.detail().contains("connection limit"), "{}", refused.detail());
+    // The held connections still work.
+    held[0]
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0; 1024];
+    let n = within("held livez", held[0].read(&mut buf)).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    drop(held.pop());
+    within("a slot frees", async {
+        while raw_request(server.addr, "GET", "/livez", &[]).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let text = metrics_text(&server).await;
+    assert!(sample(&text, "http_connections_rejected_total", &[]).unwrap() >= 1.0);
+}
+
+/// `upload.max_concurrent`: a second upload while one is in progress gets 503 + Retry-After;
+/// `server.request_timeout`: an upload whose body stalls gets 408. Nothing is stored by either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_concurrency_and_request_timeout() {
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.upload.max_concurrent = 1;
+        c.server.request_timeout = HumanDuration(Duration::from_millis(700));
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let head = format!(
+        "POST /v1/image/upload HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+        PNG.len()
+    );
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&PNG[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let second = within(
+        "second upload",
+        client()
+            .post(server.url("/v1/image/upload"))
+            .header("content-type", "image/png")
+            .body(PNG.to_vec())
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.status(), 503);
+    assert!(second.headers().contains_key("retry-after"));
+    let json: serde_json::Value = second.json().await.unwrap();
+    assert!(json["detail"].as_str().unwrap().contains("uploads"), "{json}");
+
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    within("408", slow.read_to_end(&mut answer)).await.unwrap();
+    let answer = RawResponse::parse(&answer).expect("an answer");
+    assert_eq!(answer.status, 408, "{:?}", String::from_utf8_lossy(&answer.body));
+    assert!(answer.detail().contains("not completed"), "{}", answer.detail());
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // The slot is free again, and a normal upload works.
+    let ok = within(
+        "upload",
+        client()
+            .post(server.url("/v1/image/upload"))
+            .header("content-type", "image/png")
+            .body(PNG.to_vec())
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), 201);
+    assert_eq!(fx.storage.list(None, 10).await.unwrap().objects.len(), 1);
+}
