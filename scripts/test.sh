@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
-# schemathesis, rotel, Prometheus, kube-apiserver and etcd; once, into a cache outside the
+# schemathesis, rotel, Prometheus, kube-apiserver and etcd, cargo-fuzz; once, into a cache outside the
 # clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +21,7 @@ echo "rotel: $("$IG_ROTEL_BIN" --version)"
 bash scripts/schemathesis.sh
 # The chart, the manifests and the Dockerfile (helm, kubernetes-validate, yamllint, hadolint, checkov).
 bash scripts/check-chart.sh
+# Bounded fuzzing of the input parsers (cargo-fuzz, cached; FUZZ_SECONDS per target).
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash scripts/fuzz-smoke.sh
 # Unit tests and the integration test binary; their summary lines close the run.
 cargo test --locked --lib --bins --tests "$@"

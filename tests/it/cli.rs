@@ -264,7 +264,7 @@ async fn sigterm_under_load_fails_no_request() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let clients = load(url, data, 8, stop.clone(), tally.clone());
+    let clients = load(url, None, data, 8, stop.clone(), tally.clone());
     let balancer = {
         let stop = stop.clone();
         tokio::spawn(async move {

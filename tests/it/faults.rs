@@ -44,6 +44,7 @@ impl Tally {
 /// Downloads `url` in a loop on `clients` tasks until `stop`, classifying every outcome.
 pub fn load(
     url: String,
+    api_key: Option<&'static str>,
     expected: Arc<Vec<u8>>,
     clients: usize,
     stop: Arc<AtomicBool>,
@@ -55,7 +56,11 @@ pub fn load(
             tokio::spawn(async move {
                 let client = client();
                 while !stop.load(Ordering::SeqCst) {
-                    let counter = match client.get(&url).send().await {
+                    let mut request = client.get(&url);
+                    if let Some(key) = api_key {
+                        request = request.header("X-API-Key", key);
+                    }
+                    let counter = match request.send().await {
                         Ok(r) if r.status() == 200 => match r.bytes().await {
                             Ok(body) if body[..] == expected[..] => &tally.complete,
                             Ok(_) => &tally.short,
@@ -98,7 +103,14 @@ async fn garage_outage_under_load_and_recovery() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let clients = load(server.download_url(&name), data.clone(), 8, stop.clone(), tally.clone());
+    let clients = load(
+        server.download_url(&name),
+        None,
+        data.clone(),
+        8,
+        stop.clone(),
+        tally.clone(),
+    );
     within("some downloads", async {
         while tally.get(&tally.complete) < 20 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -227,6 +239,7 @@ async fn stalled_storage_times_out_and_frees_the_request() {
     let started = Instant::now();
     let r = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[]).await;
     let waited = started.elapsed();
+    eprintln!("frozen storage: 503 after {waited:?} (storage.timeout 800ms)");
     assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
     assert!(
         waited >= Duration::from_millis(700) && waited < Duration::from_secs(5),

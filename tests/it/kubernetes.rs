@@ -6,7 +6,10 @@ use std::{
     collections::BTreeMap,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -31,6 +34,7 @@ use kube::{
 };
 use serde::Deserialize;
 
+use crate::faults::{Tally, load};
 use crate::support::{
     BodyReader, Garage, MISSING_OBJECT, TestServer, client, free_port, metrics_text, pattern, raw_request, sample,
     within,
@@ -403,6 +407,18 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
     .unwrap();
     let mut body = BodyReader::new(response);
     body.read_at_least(1 << 20).await;
+    // And four clients download all through the rotation: not one request may fail.
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let small = Arc::new(pattern(1000));
+    let clients = load(
+        server.download_url(&name),
+        Some(reader),
+        small,
+        4,
+        stop.clone(),
+        tally.clone(),
+    );
     let new_key = ("GK0123456789abcdef01234567".to_string(), "ab".repeat(32));
     let g = &garage;
     tokio::task::block_in_place(|| {
@@ -420,6 +436,21 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
     until_applied(&server, "storage", 2.0).await;
     tokio::task::block_in_place(|| garage_cli(g, &["key", "delete", "--yes", &old_key.0]));
     assert_eq!(status(&server, &name, reader).await, 200, "signed with the rotated key");
+    let after = tally.get(&tally.complete);
+    within("downloads go on after the rotation", async {
+        while tally.get(&tally.complete) < after + 20 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        within("client stops", c).await.unwrap();
+    }
+    eprintln!("rotation under load: {tally:?}");
+    let failed =
+        tally.get(&tally.aborted) + tally.get(&tally.unavailable) + tally.get(&tally.short) + tally.get(&tally.other);
+    assert_eq!(failed, 0, "no request fails across the rotation: {tally:?}");
     body.finish().await.expect("the download across the rotation completes");
     assert_eq!(body.received.len(), 32 << 20);
 
