@@ -7,13 +7,22 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use image_gateway::{conditional, storage::ObjectMeta};
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 6] = ["if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "range"];
+const NAMES: [&str; 6] = [
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
 
 fuzz_target!(|data: &[u8]| {
     // Lines of `<selector byte><value>`; the selector picks the header.
     let mut headers = HeaderMap::new();
     for line in data.split(|&b| b == b'\n') {
-        let Some((&selector, value)) = line.split_first() else { continue };
+        let Some((&selector, value)) = line.split_first() else {
+            continue;
+        };
         if let Ok(value) = HeaderValue::from_bytes(value) {
             let name = HeaderName::from_static(NAMES[usize::from(selector) % NAMES.len()]);
             headers.append(name, value);

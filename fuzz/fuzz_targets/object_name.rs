@@ -10,8 +10,15 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(name) = parsed {
             let name = name.as_str();
             // SECURITY: a name that reaches storage can never leave its folder or prefix.
-            assert!(!name.contains('/') && !name.contains('\\') && !name.contains(".."), "{name:?}");
-            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.'), "{name:?}");
+            assert!(
+                !name.contains('/') && !name.contains('\\') && !name.contains(".."),
+                "{name:?}"
+            );
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.'),
+                "{name:?}"
+            );
             assert_eq!(ObjectName::parse(name).expect("canonical names parse").as_str(), name);
         }
     }

@@ -5,8 +5,12 @@ use image_gateway::range::{self, RangeRequest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((len_bytes, header)) = data.split_first_chunk::<8>() else { return };
-    let Ok(header) = std::str::from_utf8(header) else { return };
+    let Some((len_bytes, header)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let Ok(header) = std::str::from_utf8(header) else {
+        return;
+    };
     // Lengths of every size, small ones most often.
     let len = u64::from_le_bytes(*len_bytes) >> (len_bytes[0] % 64);
     match range::parse(header, len) {

@@ -5,7 +5,9 @@ use image_gateway::{object_name::ImageFormat, sniff};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, bytes)) = data.split_first() else { return };
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
     let format = ImageFormat::ALL[usize::from(selector) % ImageFormat::ALL.len()];
     let _ = sniff::check(format, bytes, 100_000_000);
 });
