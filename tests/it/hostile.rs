@@ -494,7 +494,7 @@ fn cases(name: &str) -> Vec<Case> {
             "obs-fold",
             b"GET / HTTP/1.1\r\nHost: g\r\nX-A: a\r\n b\r\n\r\n".to_vec(),
         ),
-        ("bare LF", b"GET / HTTP/1.1\nHost: g\n\n".to_vec()),
+        ("bare LF", b"GET / HTTP/1.1\nHost: g\nConnection: close\n\n".to_vec()),
         (
             "NUL in header",
             b"GET / HTTP/1.1\r\nHost: g\r\nX-A: a\0b\r\n\r\n".to_vec(),
@@ -514,7 +514,11 @@ fn cases(name: &str) -> Vec<Case> {
         ),
         (
             "very long method",
-            format!("{} / HTTP/1.1\r\nHost: g\r\n\r\n", "A".repeat(5000)).into_bytes(),
+            format!(
+                "{} / HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n",
+                "A".repeat(5000)
+            )
+            .into_bytes(),
         ),
         (
             "non-ascii header name",
