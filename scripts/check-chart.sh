@@ -70,6 +70,19 @@ bash scripts/check-dashboard.sh "$IG_CACHE/node-tools"
 "$VENV/hadolint" Dockerfile
 "$VENV/checkov" --skip-download --quiet --compact --framework dockerfile -f Dockerfile
 
+echo "== the rendered gateway.toml is a configuration the binary accepts (default and all-on values)"
+for rendered in "$work/rendered-default.yaml" "$all_on"; do
+  "$VENV/python" - "$rendered" "$work/gateway.toml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+config = [d for d in docs if d["kind"] == "ConfigMap" and "gateway.toml" in d.get("data", {})][0]
+text = config["data"]["gateway.toml"]
+assert "[storage]" in text and "[server]" in text, f"gateway.toml is incomplete:\n{text}"
+open(sys.argv[2], "w").write(text)
+PY
+  cargo run --locked --quiet --bin image-gateway -- check-config --config "$work/gateway.toml" >/dev/null
+done
+
 echo "== README values table in sync with values.yaml"
 "$VENV/python" scripts/values-table.py
 

@@ -64,7 +64,7 @@ capabilities:
 {{/* The gateway's configuration file (TOML), rendered from values. */}}
 {{- define "image-gateway.config" -}}
 {{- $v := .Values }}
-{{- $s3 := dict "endpoint" $v.storage.s3.endpoint "bucket" $v.storage.s3.bucket "region" $v.storage.s3.region "prefix" $v.storage.s3.prefix "force_path_style" $v.storage.s3.forcePathStyle "credentials" "kubernetes" "secret" (dict "name" $v.storage.s3.existingSecret) }}
+{{- $s3 := dict "endpoint" $v.storage.s3.endpoint "bucket" $v.storage.s3.bucket "region" $v.storage.s3.region "prefix" $v.storage.s3.prefix "force_path_style" $v.storage.s3.forcePathStyle "pool_idle_timeout" $v.storage.s3.poolIdleTimeout "credentials" "kubernetes" "secret" (dict "name" $v.storage.s3.existingSecret) }}
 {{- if not $v.storage.s3.endpoint }}{{ $_ := unset $s3 "endpoint" }}{{ end }}
 {{- if and $v.storage.s3.accessKeyIdKey $v.storage.s3.secretAccessKeyKey }}
 {{- $_ := set $s3.secret "keys" (dict "access_key_id" $v.storage.s3.accessKeyIdKey "secret_access_key" $v.storage.s3.secretAccessKeyKey) }}
@@ -77,8 +77,8 @@ capabilities:
   "listen" "0.0.0.0:8080"
   "admin_listen" "0.0.0.0:9090"
   "storage" $storage
-  "upload" (dict "max_bytes" $v.upload.maxBytes "max_pixels" (int64 $v.upload.maxPixels))
-  "server" (dict "header_read_timeout" $v.server.headerReadTimeout "drain_timeout" $v.server.drainTimeout "trusted_proxies" $v.server.trustedProxies)
+  "upload" (dict "max_bytes" $v.upload.maxBytes "max_pixels" (int64 $v.upload.maxPixels) "max_concurrent" (int64 $v.upload.maxConcurrent))
+  "server" (dict "header_read_timeout" $v.server.headerReadTimeout "drain_timeout" $v.server.drainTimeout "trusted_proxies" $v.server.trustedProxies "max_connections" (int64 $v.server.maxConnections) "max_header_bytes" $v.server.maxHeaderBytes "max_headers" (int64 $v.server.maxHeaders) "max_url_bytes" (int64 $v.server.maxUrlBytes) "request_timeout" $v.server.requestTimeout)
   "shutdown" (dict "grace" $v.shutdown.grace)
   "auth" $auth
   "rate_limit" (dict "requests_per_minute" (int64 $v.rateLimit.requestsPerMinute) "burst" (int64 $v.rateLimit.burst))
