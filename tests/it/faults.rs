@@ -171,10 +171,12 @@ async fn garage_outage_under_load_and_recovery() {
     assert!(unavailable_during_outage > 0, "{tally:?}");
 }
 
-/// A loopback TCP proxy that forwards bytes until frozen, then holds them.
+/// A loopback TCP proxy that forwards bytes, each 16 KiB read after `delay_ms`, or holds them
+/// while frozen.
 struct Proxy {
     port: u16,
     frozen: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -182,25 +184,31 @@ impl Proxy {
         let port = free_port();
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let frozen = Arc::new(AtomicBool::new(false));
-        let f = frozen.clone();
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (f, d) = (frozen.clone(), delay_ms.clone());
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                let f = f.clone();
+                let (f, d) = (f.clone(), d.clone());
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
                         return;
                     };
                     let (ri, wi) = inbound.into_split();
                     let (ro, wo) = outbound.into_split();
-                    tokio::join!(pump(ri, wo, f.clone()), pump(ro, wi, f));
+                    tokio::join!(pump(ri, wo, f.clone(), d.clone()), pump(ro, wi, f, d));
                 });
             }
         });
-        Proxy { port, frozen }
+        Proxy { port, frozen, delay_ms }
     }
 }
 
-async fn pump(mut from: impl AsyncReadExt + Unpin, mut to: impl AsyncWriteExt + Unpin, frozen: Arc<AtomicBool>) {
+async fn pump(
+    mut from: impl AsyncReadExt + Unpin,
+    mut to: impl AsyncWriteExt + Unpin,
+    frozen: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
+) {
     let mut buf = vec![0; 16 << 10];
     loop {
         let n = match from.read(&mut buf).await {
@@ -210,6 +218,7 @@ async fn pump(mut from: impl AsyncReadExt + Unpin, mut to: impl AsyncWriteExt + 
         while frozen.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        tokio::time::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst))).await;
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
@@ -219,20 +228,28 @@ async fn pump(mut from: impl AsyncReadExt + Unpin, mut to: impl AsyncWriteExt + 
 
 /// Garage frozen behind a proxy: a new request is 503 at `storage.timeout`, a download in
 /// flight aborts at the timeout, and the request is gone from `http_requests_in_flight`.
+/// Garage merely slow (every 16 KiB late, the whole body taking twice `storage.timeout`): the
+/// download completes byte-exact, since the timeout bounds the wait between chunks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_storage_times_out_and_frees_the_request() {
     let garage = Garage::shared();
     let port: u16 = garage.endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let proxy = Proxy::start(port).await;
-    let mut config = garage.config();
+    // Objects go in directly; the gateway reaches the same bucket and prefix through the proxy.
+    let direct = garage.config();
+    let seed = image_gateway::storage::from_config(&direct.storage).await.unwrap();
+    let data = pattern(16 << 20);
+    let name = ObjectName::generate(ImageFormat::Png);
+    within("put", seed.put(&name, Bytes::from(data.clone()))).await.unwrap();
+    let slow = ObjectName::generate(ImageFormat::Png);
+    let slow_data = pattern(512 << 10);
+    within("put", seed.put(&slow, Bytes::from(slow_data.clone())))
+        .await
+        .unwrap();
+    let mut config = direct;
     config.storage.s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
     config.storage.timeout = HumanDuration(Duration::from_millis(800));
     let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
-    let data = pattern(16 << 20);
-    let name = ObjectName::generate(ImageFormat::Png);
-    within("put", storage.put(&name, Bytes::from(data.clone())))
-        .await
-        .unwrap();
     let server = TestServer::start_with(config, storage).await;
 
     proxy.frozen.store(true, Ordering::SeqCst);
@@ -263,6 +280,26 @@ async fn stalled_storage_times_out_and_frees_the_request() {
     })
     .await;
     proxy.frozen.store(false, Ordering::SeqCst);
+
+    proxy.delay_ms.store(50, Ordering::SeqCst);
+    let started = Instant::now();
+    let response = within("slow get", client().get(server.download_url(&slow)).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = within("slow body", response.bytes())
+        .await
+        .expect("a slow body completes");
+    let took = started.elapsed();
+    eprintln!(
+        "slow storage: {} KiB in {took:?} (storage.timeout 800ms)",
+        body.len() >> 10
+    );
+    assert!(body[..] == slow_data[..], "byte-exact");
+    assert!(
+        took > Duration::from_millis(800),
+        "the body really outlasted the timeout: {took:?}"
+    );
 }
 
 fn open_fds(pid: u32) -> usize {
