@@ -20,6 +20,80 @@ pub(crate) fn gateway() -> Command {
     command
 }
 
+/// The real binary serving `./data` of a fresh folder on free loopback ports.
+pub(crate) struct Spawned {
+    pub child: std::process::Child,
+    pub dir: tempfile::TempDir,
+    pub addr: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+}
+
+impl Spawned {
+    /// Starts `image-gateway` with `env` added, and waits until `/readyz` answers 200.
+    pub(crate) async fn start(env: &[(&str, &str)], stderr: Stdio) -> Spawned {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin_port) = (crate::support::free_port(), crate::support::free_port());
+        let mut command = gateway();
+        command
+            .current_dir(dir.path())
+            .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("IMAGE_GATEWAY_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .stderr(stderr);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
+        crate::support::within("server ready", async {
+            while blocking_get(admin_port, "/readyz").map(|r| r.0) != Some(200) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        Spawned {
+            child,
+            dir,
+            addr: ([127, 0, 0, 1], port).into(),
+            admin: ([127, 0, 0, 1], admin_port).into(),
+        }
+    }
+
+    /// The folder the `fs` backend serves.
+    pub(crate) fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn sigterm(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
+    /// Waits (at most 30 s) for the process to exit by itself.
+    pub(crate) async fn exit_status(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,61 +148,31 @@ fn bad_values_exit_64_with_one_line_naming_the_key() {
 /// readiness turns 503 at once, a slow download still finishes, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_uses_the_local_folder_and_drains_on_sigterm() {
-    use crate::support::{BodyReader, client, free_port, raw_request, within};
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin_port) = (free_port(), free_port());
-    let mut child = gateway()
-        .current_dir(dir.path())
-        .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("IMAGE_GATEWAY_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-        .env("IMAGE_GATEWAY_SHUTDOWN__GRACE", "1s")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (addr, admin) = (
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        format!("127.0.0.1:{admin_port}").parse().unwrap(),
-    );
-    within("server up", async {
-        while blocking_get(port, "/livez").map(|r| r.0) != Some(200) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    use crate::support::{BodyReader, client, raw_request, within};
+    let mut server = Spawned::start(&[("IMAGE_GATEWAY_SHUTDOWN__GRACE", "1s")], Stdio::piped()).await;
     let name = "0123456789abcdef0123456789abcdef.gif";
     let data = crate::support::pattern(32 << 20);
-    std::fs::write(dir.path().join("data").join(name), &data).unwrap();
-    let url = format!("http://127.0.0.1:{port}/v1/image/download/{name}");
+    std::fs::write(server.data().join(name), &data).unwrap();
+    let url = server.url(&format!("/v1/image/download/{name}"));
     let response = within("get", client().get(&url).send()).await.unwrap();
     let mut body = BodyReader::new(response);
     body.read_at_least(1).await;
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.sigterm();
     within("readiness drops", async {
-        while raw_request(admin, "GET", "/readyz", &[]).await.status != 503 {
+        while raw_request(server.admin, "GET", "/readyz", &[]).await.status != 503 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
-    assert_eq!(raw_request(addr, "GET", "/readyz", &[]).await.status, 503);
+    assert_eq!(raw_request(server.addr, "GET", "/readyz", &[]).await.status, 503);
     tokio::time::sleep(Duration::from_millis(300)).await;
     body.finish().await.expect("the slow download finishes");
     assert!(body.received == data, "byte-exact");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = server.exit_status().await;
     assert_eq!(status.code(), Some(0), "exit 0 after a graceful shutdown");
     let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    std::io::Read::read_to_string(&mut server.child.stderr.take().unwrap(), &mut log).unwrap();
     assert!(
         log.contains("\"route\":\"download\""),
         "one JSON access line per request: {log}"
@@ -238,33 +282,22 @@ async fn sigterm_under_load_fails_no_request() {
 
     use crate::{
         faults::{Tally, load},
-        support::{free_port, pattern, raw_request, within},
+        support::{pattern, raw_request, within},
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin_port) = (free_port(), free_port());
-    let mut child = gateway()
-        .current_dir(dir.path())
-        .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("IMAGE_GATEWAY_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-        .env("IMAGE_GATEWAY_SHUTDOWN__GRACE", "1s")
-        .env("IMAGE_GATEWAY_LOG__LEVEL", "warn")
-        .spawn()
-        .unwrap();
-    let admin = format!("127.0.0.1:{admin_port}").parse().unwrap();
-    within("server ready", async {
-        while blocking_get(admin_port, "/readyz").map(|r| r.0) != Some(200) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let env = [
+        ("IMAGE_GATEWAY_SHUTDOWN__GRACE", "1s"),
+        ("IMAGE_GATEWAY_LOG__LEVEL", "warn"),
+    ];
+    let mut server = Spawned::start(&env, Stdio::inherit()).await;
     let name = "0123456789abcdef0123456789abcdef.png";
     let data = Arc::new(pattern(256 << 10));
-    std::fs::write(dir.path().join("data").join(name), &data[..]).unwrap();
-    let url = format!("http://127.0.0.1:{port}/v1/image/download/{name}");
+    std::fs::write(server.data().join(name), &data[..]).unwrap();
+    let url = server.url(&format!("/v1/image/download/{name}"));
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
     let clients = load(url, None, data, 8, stop.clone(), tally.clone());
+    let admin = server.admin;
     let balancer = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -275,23 +308,12 @@ async fn sigterm_under_load_fails_no_request() {
         })
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.sigterm();
     within("balancer sees 503", balancer).await.unwrap();
     for c in clients {
         within("client stops", c).await.unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = server.exit_status().await;
     eprintln!("SIGTERM under load: {tally:?}");
     assert_eq!(status.code(), Some(0));
     assert!(tally.get(&tally.complete) > 50, "{tally:?}");

@@ -321,29 +321,12 @@ fn rss_bytes(pid: u32) -> u64 {
 /// descriptors and memory return to where they were (the real binary, so the figures are its own).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_aborted_downloads_leave_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin_port) = (free_port(), free_port());
-    let mut child = crate::cli::gateway()
-        .current_dir(dir.path())
-        .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("IMAGE_GATEWAY_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-        .env("IMAGE_GATEWAY_LOG__LEVEL", "warn")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (addr, admin): (std::net::SocketAddr, std::net::SocketAddr) = (
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        format!("127.0.0.1:{admin_port}").parse().unwrap(),
-    );
-    within("server ready", async {
-        while blocking_get(admin_port, "/readyz").map(|r| r.0) != Some(200) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let server =
+        crate::cli::Spawned::start(&[("IMAGE_GATEWAY_LOG__LEVEL", "warn")], std::process::Stdio::inherit()).await;
+    let (pid, addr, admin) = (server.child.id(), server.addr, server.admin);
     let name = ObjectName::generate(ImageFormat::Png);
     // Larger than loopback's socket buffers can absorb, so no download completes unread.
-    std::fs::write(dir.path().join("data").join(name.as_str()), pattern(32 << 20)).unwrap();
+    std::fs::write(server.data().join(name.as_str()), pattern(32 << 20)).unwrap();
     let request = format!("GET /v1/image/download/{name} HTTP/1.1\r\nHost: x\r\n\r\n");
     let settled = || async {
         within("settled", async {
@@ -374,8 +357,7 @@ async fn a_thousand_aborted_downloads_leave_nothing_behind() {
     let text = settled().await;
     let aborted = sample(&text, "http_responses_aborted_total", &[("reason", "client_gone")]).unwrap_or(0.0);
     let (fds_after, rss_after) = (open_fds(pid), rss_bytes(pid));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     eprintln!(
         "1000 aborted downloads in {took:?}: fds {fds} -> {fds_after}, RSS {:.1} -> {:.1} MiB, {aborted} counted aborted",
         rss as f64 / 1048576.0,
@@ -460,16 +442,7 @@ async fn upload_concurrency_and_request_timeout() {
     slow.write_all(&PNG[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let second = within(
-        "second upload",
-        client()
-            .post(server.url("/v1/image/upload"))
-            .header("content-type", "image/png")
-            .body(PNG.to_vec())
-            .send(),
-    )
-    .await
-    .unwrap();
+    let second = upload_png(&server).await;
     assert_eq!(second.status(), 503);
     assert!(second.headers().contains_key("retry-after"));
     let json: serde_json::Value = second.json().await.unwrap();
@@ -484,16 +457,15 @@ async fn upload_concurrency_and_request_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3));
 
     // The slot is free again, and a normal upload works.
-    let ok = within(
-        "upload",
-        client()
-            .post(server.url("/v1/image/upload"))
-            .header("content-type", "image/png")
-            .body(PNG.to_vec())
-            .send(),
-    )
-    .await
-    .unwrap();
+    let ok = upload_png(&server).await;
     assert_eq!(ok.status(), 201);
     assert_eq!(fx.storage.list(None, 10).await.unwrap().objects.len(), 1);
+}
+
+async fn upload_png(server: &TestServer) -> reqwest::Response {
+    let request = client()
+        .post(server.url("/v1/image/upload"))
+        .header("content-type", "image/png")
+        .body(PNG.to_vec());
+    within("upload", request.send()).await.unwrap()
 }
