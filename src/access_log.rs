@@ -15,27 +15,22 @@ use http_body::{Frame, SizeHint};
 
 use crate::{
     body::{Body, BoxError},
-    metrics::Metrics,
+    metrics::{GaugeGuard, Metrics},
 };
 
 /// Counts a request in `http_requests_in_flight` from its first moment until this is dropped,
 /// whichever way the request ends.
 pub struct InFlight {
     metrics: Arc<Metrics>,
+    _counted: GaugeGuard,
 }
 
 impl InFlight {
     pub fn new(metrics: &Arc<Metrics>) -> InFlight {
-        metrics.http_in_flight.inc();
         InFlight {
+            _counted: GaugeGuard::new(&metrics.http_in_flight),
             metrics: metrics.clone(),
         }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.metrics.http_in_flight.dec();
     }
 }
 

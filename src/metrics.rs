@@ -17,6 +17,22 @@ pub const GIT_SHA: &str = match option_env!("IG_GIT_SHA") {
     None => "unknown",
 };
 
+/// Holds a gauge one up from its creation until it is dropped, whichever way the work ends.
+pub struct GaugeGuard(IntGauge);
+
+impl GaugeGuard {
+    pub fn new(gauge: &IntGauge) -> GaugeGuard {
+        gauge.inc();
+        GaugeGuard(gauge.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,

@@ -19,7 +19,7 @@ use tokio::{
     time::Sleep,
 };
 
-use crate::{app::App, config::ServerConfig};
+use crate::{app::App, config::ServerConfig, metrics::GaugeGuard};
 
 type Builder = Arc<auto::Builder<TokioExecutor>>;
 
@@ -47,7 +47,7 @@ pub async fn serve(
                     tokio::spawn(refuse(stream));
                     continue;
                 };
-                let open = ConnectionGauge::new(&app);
+                let open = GaugeGuard::new(&app.metrics().connections_open);
                 let app = app.clone();
                 let service = service_fn(move |request| {
                     let app = app.clone();
@@ -132,22 +132,6 @@ async fn refuse(mut stream: TcpStream) {
     };
     // A client that does not read must not hold the task.
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
-}
-
-/// `http_connections_open`, one up while a connection lives.
-struct ConnectionGauge(Arc<App>);
-
-impl ConnectionGauge {
-    fn new(app: &Arc<App>) -> Self {
-        app.metrics().connections_open.inc();
-        Self(app.clone())
-    }
-}
-
-impl Drop for ConnectionGauge {
-    fn drop(&mut self) {
-        self.0.metrics().connections_open.dec();
-    }
 }
 
 async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
