@@ -29,26 +29,20 @@ pub fn client(pool_idle_timeout: Duration, connect_timeout: Duration) -> SharedH
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
-    let https = match HttpsConnectorBuilder::new()
+    let tls = HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-    {
-        Ok(builder) => builder.https_or_http().enable_http1().wrap_connector(tcp),
-        // No usable system roots: plain http still works, https fails per request with the cause.
-        Err(e) => {
+        .unwrap_or_else(|e| {
+            // No usable system roots: plain http still works, https fails per request with the cause.
             tracing::warn!(error = %e, "no TLS root certificates found; https storage endpoints will fail");
-            HttpsConnectorBuilder::new()
-                .with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(rustls::crypto::aws_lc_rs::default_provider().into())
-                        .with_safe_default_protocol_versions()
-                        .expect("aws-lc-rs supports the default TLS versions")
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(tcp)
-        }
-    };
+            HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder_with_provider(rustls::crypto::aws_lc_rs::default_provider().into())
+                    .with_safe_default_protocol_versions()
+                    .expect("aws-lc-rs supports the default TLS versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        });
+    let https = tls.https_or_http().enable_http1().wrap_connector(tcp);
     let mut builder = Client::builder(TokioExecutor::new());
     builder
         .pool_timer(TokioTimer::new())
