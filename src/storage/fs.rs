@@ -72,10 +72,19 @@ async fn blocking<T: Send + 'static>(
 }
 
 enum Opened {
-    /// The open file (positioned after `first`), its metadata, the resolved range, and the
-    /// range's first chunk.
-    File(std::fs::File, ObjectMeta, ByteRange, Bytes),
+    File(OpenFile),
     NotAFile,
+}
+
+struct OpenFile {
+    /// Positioned after `first`.
+    file: std::fs::File,
+    meta: ObjectMeta,
+    /// The range asked for, resolved against the length.
+    range: ByteRange,
+    first: Bytes,
+    /// Bytes of the range still to read after `first`.
+    remaining: u64,
 }
 
 /// Blocking: opens the object, reads its metadata from the open file (so they describe the
@@ -99,7 +108,14 @@ fn open_and_read_first(path: &Path, range: Option<ByteRange>) -> io::Result<Open
         file.seek(SeekFrom::Start(range.start))?;
     }
     let (file, first) = read_chunk(file, want)?;
-    Ok(Opened::File(file, meta, range, first))
+    let remaining = want - first.len() as u64;
+    Ok(Opened::File(OpenFile {
+        file,
+        meta,
+        range,
+        first,
+        remaining,
+    }))
 }
 
 /// Blocking: reads `min(CHUNK, remaining)` bytes, or fails if the file ends first (it shrank
@@ -156,13 +172,17 @@ impl Storage for FsStorage {
         // One trip to the blocking pool opens, stats and reads the first chunk: a small image
         // costs one hop instead of one per call (the hops, not the reads, dominated the profile).
         let opened = blocking(inline, move || open_and_read_first(&path, range)).await?;
-        let (file, meta, range, first) = match opened {
-            Ok(Opened::File(file, meta, range, first)) => (file, meta, range, first),
+        let OpenFile {
+            file,
+            meta,
+            range,
+            first,
+            remaining,
+        } = match opened {
+            Ok(Opened::File(open)) => open,
             Ok(Opened::NotAFile) => return Err(StorageError::NotFound),
             Err(e) => return Err(self.io_error(e).await),
         };
-        let want = if meta.len == 0 { 0 } else { range.byte_count() };
-        let remaining = want - first.len() as u64;
         let rest = futures_util::stream::try_unfold((file, remaining), move |(file, remaining)| async move {
             if remaining == 0 {
                 return Ok(None);
