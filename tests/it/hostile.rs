@@ -530,18 +530,6 @@ fn cases(name: &str) -> Vec<Case> {
     cases
 }
 
-/// Sends raw bytes on a new connection and reads the answer until the server closes it.
-async fn exchange(addr: std::net::SocketAddr, raw: &[u8]) -> Option<RawResponse> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    // The server may answer and close before it has read everything (e.g. 413, 431). No
-    // half-close: every request says `Connection: close`, so the server ends the exchange.
-    let _ = stream.write_all(raw).await;
-    let mut received = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut received)).await;
-    RawResponse::parse(&received)
-}
-
 fn storage_calls_in_metrics(text: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with("storage_operation_duration_seconds_count{") && !l.contains("operation=\"check\""))
@@ -567,7 +555,7 @@ async fn three_hundred_hostile_requests() {
     assert!(cases.len() >= 300, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        let response = exchange(server.addr, &case.raw).await;
+        let response = within(&case.what, raw_exchange(server.addr, &case.raw)).await;
         let verdict = match (case.expect, &response) {
             (_, Some(r)) if r.status >= 500 => Err(format!("{} {:?}", r.status, String::from_utf8_lossy(&r.body))),
             (Expect::App(allowed), Some(r)) if !allowed.contains(&r.status) => Err(format!(

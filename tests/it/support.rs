@@ -532,20 +532,27 @@ impl RawResponse {
 
 /// Sends `METHOD target HTTP/1.1` exactly as given and reads the whole answer.
 pub async fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> RawResponse {
+    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    within("raw request", raw_exchange(addr, request.as_bytes()))
+        .await
+        .expect("a complete response head")
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it; `None` when no
+/// complete HTTP/1.1 head came back. The server may answer and close before it has read
+/// everything (413, 431), so a failed write is not an error. No half-close: the request must
+/// say `Connection: close` for the server to end the exchange.
+pub async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> Option<RawResponse> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    within("raw request", async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        RawResponse::parse(&raw).expect("a complete response head")
-    })
-    .await
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let _ = stream.write_all(raw).await;
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received).await;
+    RawResponse::parse(&received)
 }
 
 // ---------------------------------------------------------------------------------------------
