@@ -39,6 +39,14 @@ impl Tally {
     pub fn get(&self, counter: &AtomicU64) -> u64 {
         counter.load(Ordering::SeqCst)
     }
+
+    /// Everything but a complete download: aborted, 503, short or anything else.
+    pub fn failed(&self) -> u64 {
+        [&self.aborted, &self.unavailable, &self.short, &self.other]
+            .iter()
+            .map(|counter| self.get(counter))
+            .sum()
+    }
 }
 
 /// Downloads `url` in a loop on `clients` tasks until `stop`, classifying every outcome.

@@ -448,9 +448,7 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
         within("client stops", c).await.unwrap();
     }
     eprintln!("rotation under load: {tally:?}");
-    let failed =
-        tally.get(&tally.aborted) + tally.get(&tally.unavailable) + tally.get(&tally.short) + tally.get(&tally.other);
-    assert_eq!(failed, 0, "no request fails across the rotation: {tally:?}");
+    assert_eq!(tally.failed(), 0, "no request fails across the rotation: {tally:?}");
     body.finish().await.expect("the download across the rotation completes");
     assert_eq!(body.received.len(), 32 << 20);
 
