@@ -27,7 +27,6 @@ import os
 import platform
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,6 @@ import urllib.request
 
 SIZES = {"10KB": 10_000, "50KB": 50_000, "1MB": 1_000_000, "10MB": 10_000_000}
 CONFIGS = ["gateway-s3", "direct", "nginx-proxy", "gateway-fs", "nginx-static"]
-PAIRS = [("gateway-s3", "direct"), ("gateway-s3", "nginx-proxy"), ("gateway-fs", "nginx-static")]
 API_KEY = "bench-" + secrets.token_hex(16)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
