@@ -358,7 +358,7 @@ async fn cache_control_follows_the_access(backend: Backend) {
     assert_eq!(configured.header("cache-control"), Some("no-store"));
 }
 
-crate::on_both_backends!(
+crate::on_every_backend!(
     cache_control_follows_the_access,
     api_keys_and_scopes,
     signed_urls,

@@ -153,7 +153,7 @@ async fn puts_are_atomic_for_readers(backend: Backend) {
     within("writer", writer).await.unwrap();
 }
 
-crate::on_both_backends!(
+crate::on_every_backend!(
     put_head_get_round_trip,
     get_range_reads_only_the_range,
     missing_objects_are_not_found,

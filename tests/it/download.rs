@@ -367,7 +367,7 @@ async fn large_objects_stream_without_buffering(backend: Backend) {
 
 async fn storage_outage_is_503(backend: Backend) {
     let fx = Fixture::with(backend, |config| {
-        if backend == Backend::S3 {
+        if backend.is_s3() {
             // Nothing listens here: connection refused.
             config.storage.s3.endpoint = Some(format!("http://127.0.0.1:{}", crate::support::free_port()));
         }
@@ -396,7 +396,7 @@ async fn storage_outage_is_503(backend: Backend) {
     assert_eq!(upload.headers()[header::RETRY_AFTER], "5");
 }
 
-crate::on_both_backends!(
+crate::on_every_backend!(
     serves_every_format_with_its_headers,
     every_extension_alias_gets_its_content_type,
     head_is_get_without_body,

@@ -1,6 +1,6 @@
 //! Credentials and API keys from Kubernetes Secrets, end to end: a real kube-apiserver + etcd,
 //! the chart's RBAC (get/list/watch on the Secrets' names only), the gateway signing for a real
-//! Garage with the key from the Secret, and a key rotation with no restart.
+//! Garage or MinIO with the key from the Secret, and a key rotation with no restart.
 
 use std::{
     collections::BTreeMap,
@@ -36,8 +36,8 @@ use serde::Deserialize;
 
 use crate::faults::{Tally, load};
 use crate::support::{
-    BodyReader, Garage, MISSING_OBJECT, TestServer, client, free_port, metrics_text, pattern, raw_request, sample,
-    within,
+    Backend, BodyReader, Garage, MISSING_OBJECT, S3Server, TestServer, client, free_port, metrics_text, pattern,
+    raw_request, sample, within,
 };
 
 // The chart's defaults, so the chart's own RBAC objects (manifests/) can be applied as they are.
@@ -47,15 +47,16 @@ const KEYS: &str = "image-gateway-api-keys";
 const SA_TOKEN: &str = "image-gateway-sa-token-0123456789";
 const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
-fn kube_apiserver_bin() -> PathBuf {
-    let path = std::env::var_os("IG_KUBE_APISERVER_BIN")
+/// A binary of the control plane that `scripts/install-kube.sh` builds into the cache
+/// (kube-apiserver, kube-controller-manager, etcd), found through `IG_KUBE_BIN_DIR`.
+fn kube_bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("IG_KUBE_BIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/image-gateway/kube-apiserver/kube-apiserver")
-        });
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/image-gateway/kube"));
+    let path = dir.join(name);
     assert!(
         path.is_file(),
-        "kube-apiserver is not built at {}: run `bash scripts/install-kube-apiserver.sh` (the README's test command does it)",
+        "{name} is not built at {}: run `bash scripts/install-kube.sh` (the README's test command does it)",
         path.display()
     );
     path
@@ -89,12 +90,12 @@ fn run(command: &mut Command) {
 
 impl Cluster {
     fn start() -> Cluster {
-        let apiserver = kube_apiserver_bin();
+        let (etcd, apiserver) = (kube_bin("etcd"), kube_bin("kube-apiserver"));
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let (client_port, peer_port, secure_port) = (free_port(), free_port(), free_port());
         let etcd = Process(
-            Command::new("etcd")
+            Command::new(etcd)
                 .arg(format!("--data-dir={}", d.join("etcd").display()))
                 .arg(format!("--listen-client-urls=http://127.0.0.1:{client_port}"))
                 .arg(format!("--advertise-client-urls=http://127.0.0.1:{client_port}"))
@@ -104,7 +105,7 @@ impl Cluster {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(d.join("etcd.log")).unwrap())
                 .spawn()
-                .expect("etcd is installed by scripts/install-kube-apiserver.sh"),
+                .unwrap(),
         );
         run(Command::new("openssl")
             .args(["genrsa", "-out"])
@@ -184,10 +185,13 @@ fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
 }
 
 /// Applies the ServiceAccount, Role and RoleBinding exactly as the chart renders them
-/// (manifests/image-gateway.yaml): read only the named Secrets.
+/// (manifests/base/image-gateway.yaml): read only the named Secrets.
 async fn grant(admin: &Client) {
-    let rendered =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/image-gateway.yaml")).unwrap();
+    let rendered = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/base/image-gateway.yaml"
+    ))
+    .unwrap();
     let pp = PostParams::default();
     let mut applied = Vec::new();
     for document in serde_yaml::Deserializer::from_str(&rendered) {
@@ -246,21 +250,6 @@ async fn grant(admin: &Client) {
     );
 }
 
-fn garage_cli(garage: &Garage, args: &[&str]) {
-    let out = Command::new(crate::support::garage_bin())
-        .arg("-c")
-        .arg(garage.config_path())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "garage {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn applied(server: &TestServer, purpose: &str) -> f64 {
     let text = metrics_text(server).await;
     sample(
@@ -292,8 +281,17 @@ async fn status(server: &TestServer, name: &ObjectName, key: &str) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_from_a_real_apiserver_rotate_without_restart() {
-    let (cluster, garage) = tokio::task::spawn_blocking(|| (Cluster::start(), Garage::start()))
+async fn secrets_from_a_real_apiserver_rotate_without_restart_garage() {
+    secrets_rotate_without_restart(Backend::Garage).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_a_real_apiserver_rotate_without_restart_minio() {
+    secrets_rotate_without_restart(Backend::Minio).await
+}
+
+async fn secrets_rotate_without_restart(backend: Backend) {
+    let (cluster, s3) = tokio::task::spawn_blocking(move || (Cluster::start(), backend.s3_server().unwrap()))
         .await
         .unwrap();
     let admin = cluster.client(ADMIN_TOKEN).await;
@@ -317,7 +315,9 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
     grant(&admin).await;
     let secrets = Api::<Secret>::namespaced(admin.clone(), NAMESPACE);
     let pp = PostParams::default();
-    let old_key = (garage.access_key.clone(), garage.secret_key.clone());
+    // The gateway starts with a key of its own, so that deleting it leaves the shared server's
+    // other users alone.
+    let old_key = tokio::task::block_in_place(|| s3.add_key());
     secrets
         .create(
             &pp,
@@ -364,7 +364,7 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
         "{replaced:?}"
     );
 
-    let mut config = garage.config();
+    let mut config = s3.config();
     config.storage.s3.credentials = CredentialsSource::Kubernetes;
     config.storage.s3.access_key_id = None;
     config.storage.s3.secret_access_key = None;
@@ -382,7 +382,7 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
         .await
         .unwrap();
     // Objects go in with the static key, under the gateway's prefix.
-    let mut seed_config = garage.config();
+    let mut seed_config = s3.config();
     seed_config.storage.s3.prefix = config.storage.s3.prefix.clone();
     let seed = image_gateway::storage::from_config(&seed_config.storage).await.unwrap();
     let name = ObjectName::generate(ImageFormat::Png);
@@ -394,7 +394,7 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
     assert_eq!(status(&server, &name, reader).await, 200);
     assert_eq!(status(&server, &name, "unknown-key-0123456789").await, 401);
 
-    // Rotation: a new key in Garage and in the Secret; then the old key is deleted in Garage.
+    // Rotation: a new key in the S3 server and in the Secret; then the old key is deleted there.
     // A download running across the rotation is not interrupted.
     let response = within(
         "slow download",
@@ -419,22 +419,14 @@ async fn secrets_from_a_real_apiserver_rotate_without_restart() {
         stop.clone(),
         tally.clone(),
     );
-    let new_key = ("GK0123456789abcdef01234567".to_string(), "ab".repeat(32));
-    let g = &garage;
-    tokio::task::block_in_place(|| {
-        garage_cli(g, &["key", "import", &new_key.0, &new_key.1, "-n", "rotated", "--yes"]);
-        garage_cli(
-            g,
-            &["bucket", "allow", "--read", "--write", "images", "--key", &new_key.0],
-        );
-    });
+    let new_key = tokio::task::block_in_place(|| s3.add_key());
     let rotated = secret(CREDENTIALS, &[("accesskey", &new_key.0), ("secretkey", &new_key.1)]);
     secrets
         .replace(CREDENTIALS, &pp, &with_version(&secrets, rotated).await)
         .await
         .unwrap();
     until_applied(&server, "storage", 2.0).await;
-    tokio::task::block_in_place(|| garage_cli(g, &["key", "delete", "--yes", &old_key.0]));
+    tokio::task::block_in_place(|| s3.delete_key(&old_key.0));
     assert_eq!(status(&server, &name, reader).await, 200, "signed with the rotated key");
     let after = tally.get(&tally.complete);
     within("downloads go on after the rotation", async {
@@ -550,6 +542,7 @@ async fn with_version(api: &Api<Secret>, mut secret: Secret) -> Secret {
 async fn not_ready_until_the_secret_arrives() {
     let garage = tokio::task::spawn_blocking(Garage::shared).await.unwrap();
     let mut config = garage.config();
+    let (access_key, secret_key) = garage.key();
     config.storage.s3.credentials = CredentialsSource::Kubernetes;
     config.storage.s3.secret.name = CREDENTIALS.into();
     let (sender, receiver) = tokio::sync::watch::channel(None);
@@ -574,8 +567,8 @@ async fn not_ready_until_the_secret_arrives() {
         "without credentials storage is unavailable, not 'not found'"
     );
     sender.send_replace(Some(image_gateway::kubernetes::S3Credentials {
-        access_key_id: garage.access_key.clone(),
-        secret_access_key: image_gateway::config::Secret::new(garage.secret_key.clone()),
+        access_key_id: access_key.to_owned(),
+        secret_access_key: image_gateway::config::Secret::new(secret_key.to_owned()),
     }));
     server.wait_for("/readyz").await;
     let found = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;

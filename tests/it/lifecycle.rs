@@ -13,8 +13,8 @@ use reqwest::header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    Backend, BodyReader, Fixture, Garage, MISSING_OBJECT, TestServer, client, metrics_text, pattern, raw_request,
-    sample, within,
+    Backend, BodyReader, Fixture, Garage, MISSING_OBJECT, S3Server, TestServer, client, metrics_text, pattern,
+    raw_request, sample, within,
 };
 
 #[tokio::test]

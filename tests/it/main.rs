@@ -1,6 +1,7 @@
-//! The one integration test binary: the real server on ephemeral ports, a real Garage S3
-//! server shared by all tests (each under its own key prefix), and real HTTP clients.
+//! The one integration test binary: the real server on ephemeral ports, real Garage and MinIO
+//! S3 servers shared by all tests (each under its own key prefix), and real HTTP clients.
 
+mod s3_servers;
 mod support;
 
 mod access;

@@ -9,7 +9,7 @@ use proptest::{
 
 use image_gateway::object_name::ImageFormat;
 
-use crate::{on_both_backends, support::*};
+use crate::{on_every_backend, support::*};
 
 const LEN: u64 = 200_003;
 
@@ -104,4 +104,4 @@ async fn every_range_returns_exactly_its_bytes(backend: Backend) {
     }
 }
 
-on_both_backends!(every_range_returns_exactly_its_bytes);
+on_every_backend!(every_range_returns_exactly_its_bytes);

@@ -1,23 +1,22 @@
-//! Test support: a real Garage S3 server, the real gateway on an ephemeral port, clients,
+//! Test support: the storage backends, the real gateway on an ephemeral port, clients,
 //! and a storage wrapper that counts what the gateway asks of storage.
 
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener as StdListener, TcpStream},
     path::PathBuf,
-    process::{Child, ChildStdin, Command, Stdio},
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+pub use crate::s3_servers::{Garage, Minio, S3Server};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use image_gateway::{
     App, Config,
-    config::Backend as BackendKind,
     object_name::{ImageFormat, ObjectName},
     storage::{self, ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError},
     units::HumanDuration,
@@ -64,155 +63,13 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn hex(n: usize) -> String {
+pub fn hex(n: usize) -> String {
     let mut s = String::new();
     while s.len() < n {
         s.push_str(&uuid::Uuid::new_v4().simple().to_string());
     }
     s.truncate(n);
     s
-}
-
-// ---------------------------------------------------------------------------------------------
-// Garage
-
-pub fn garage_bin() -> PathBuf {
-    let path = std::env::var_os("IG_GARAGE_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("IG_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/image-gateway")
-        });
-        cache.join("garage/bin/garage")
-    });
-    assert!(
-        path.is_file(),
-        "Garage is not installed at {}: run `bash scripts/install-garage.sh` \
-         (the README's test command, scripts/test.sh, does it for you)",
-        path.display()
-    );
-    path
-}
-
-/// A real single-node Garage S3 server on free loopback ports, stopped when dropped or when
-/// the test process exits (a shell wrapper kills it as soon as our end of its stdin closes).
-pub struct Garage {
-    pub endpoint: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub bucket: String,
-    admin_port: u16,
-    control: Mutex<Option<(Child, ChildStdin)>>,
-    dir: TempDir,
-}
-
-impl Garage {
-    /// One Garage for the whole test binary; tests keep apart by key prefix.
-    pub fn shared() -> &'static Garage {
-        static SHARED: OnceLock<Garage> = OnceLock::new();
-        SHARED.get_or_init(Garage::start)
-    }
-
-    /// A Garage of one's own (for tests that stop it).
-    pub fn start() -> Garage {
-        let dir = tempfile::tempdir().unwrap();
-        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
-        let config = dir.path().join("garage.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"lmdb\"\n\
-                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
-                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
-                 [s3_api]\ns3_region = \"us-east-1\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
-                 [admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
-                d = dir.path().display(),
-                secret = hex(64),
-            ),
-        )
-        .unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        let garage = Garage {
-            endpoint: format!("http://127.0.0.1:{s3}"),
-            access_key: format!("GK{}", hex(24)),
-            secret_key: hex(64),
-            bucket: "images".into(),
-            admin_port: admin,
-            control: Mutex::new(None),
-            dir,
-        };
-        garage.spawn();
-        garage
-    }
-
-    /// Starts the server process (again) on the same ports and data, and waits until healthy.
-    fn spawn(&self) {
-        let script = "\"$0\" -c \"$1\" server --single-node --default-bucket >>\"$2\" 2>&1 & child=$!; \
-                      read -r _; kill -9 $child 2>/dev/null; wait $child 2>/dev/null";
-        let mut child = Command::new("sh")
-            .args(["-c", script])
-            .arg(garage_bin())
-            .arg(self.dir.path().join("garage.toml"))
-            .arg(self.dir.path().join("garage.log"))
-            .env("GARAGE_DEFAULT_ACCESS_KEY", &self.access_key)
-            .env("GARAGE_DEFAULT_SECRET_KEY", &self.secret_key)
-            .env("GARAGE_DEFAULT_BUCKET", &self.bucket)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("start garage");
-        let stdin = child.stdin.take().unwrap();
-        *self.control.lock().unwrap() = Some((child, stdin));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while blocking_get(self.admin_port, "/health").map(|r| r.0) != Some(200) {
-            assert!(
-                Instant::now() < deadline,
-                "Garage did not become healthy within 30s; log:\n{}",
-                std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Kills the server (SIGKILL) and waits until it is gone.
-    pub fn kill(&self) {
-        if let Some((mut child, stdin)) = self.control.lock().unwrap().take() {
-            drop(stdin);
-            let _ = child.wait();
-        }
-    }
-
-    /// The server's configuration file, for `garage -c` commands.
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("garage.toml")
-    }
-
-    /// Brings a killed server back with its data, keys and ports.
-    pub fn restart(&self) {
-        self.kill();
-        self.spawn();
-    }
-
-    /// A gateway configuration for this Garage, isolated under its own key prefix.
-    pub fn config(&self) -> Config {
-        let mut config = Config::default();
-        config.storage.backend = BackendKind::S3;
-        let s3 = &mut config.storage.s3;
-        s3.endpoint = Some(self.endpoint.clone());
-        s3.bucket = self.bucket.clone();
-        s3.prefix = format!("t{}/", hex(12));
-        s3.access_key_id = Some(self.access_key.clone());
-        s3.secret_access_key = Some(image_gateway::config::Secret::new(self.secret_key.clone()));
-        config
-    }
-}
-
-impl Drop for Garage {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// A blocking `GET` over a fresh connection: the status and the body.
@@ -237,7 +94,23 @@ pub fn blocking_get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Fs,
-    S3,
+    Garage,
+    Minio,
+}
+
+impl Backend {
+    /// The shared S3 server behind this backend (started on first use), or `None` for `fs`.
+    pub fn s3_server(self) -> Option<&'static dyn S3Server> {
+        match self {
+            Backend::Fs => None,
+            Backend::Garage => Some(Garage::shared()),
+            Backend::Minio => Some(Minio::shared()),
+        }
+    }
+
+    pub fn is_s3(self) -> bool {
+        self != Backend::Fs
+    }
 }
 
 /// A configured, empty storage of one kind, plus what keeps it alive.
@@ -253,17 +126,14 @@ impl Fixture {
     }
 
     pub async fn with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Fixture {
-        let (mut config, dir) = match backend {
-            Backend::Fs => {
+        let (mut config, dir) = match tokio::task::spawn_blocking(move || backend.s3_server()).await.unwrap() {
+            None => {
                 let dir = tempfile::tempdir().unwrap();
                 let mut config = Config::default();
                 config.storage.fs.root = dir.path().join("images");
                 (config, Some(dir))
             }
-            Backend::S3 => {
-                let garage = tokio::task::spawn_blocking(Garage::shared).await.unwrap();
-                (garage.config(), None)
-            }
+            Some(server) => (server.config(), None),
         };
         config.storage.timeout = HumanDuration(Duration::from_secs(5));
         config.shutdown.grace = HumanDuration(Duration::from_millis(100));
@@ -627,23 +497,21 @@ impl Storage for Counting {
     }
 }
 
-/// Runs each named `async fn name(backend: Backend)` once per backend, as `fs::name` and `s3::name`.
+/// Runs each named `async fn name(backend: Backend)` once per backend, as `fs::name`,
+/// `garage::name` and `minio::name`.
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
-        mod fs {
+        $crate::on_every_backend!(@backend fs, Fs, $($name),*);
+        $crate::on_every_backend!(@backend garage, Garage, $($name),*);
+        $crate::on_every_backend!(@backend minio, Minio, $($name),*);
+    };
+    (@backend $module:ident, $variant:ident, $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::support::Backend::Fs).await
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::S3).await
+                    super::$name($crate::support::Backend::$variant).await
                 }
             )*
         }

@@ -135,7 +135,7 @@ async fn rejections_store_nothing(backend: Backend) {
     assert!(page.objects.is_empty(), "storage is still empty: {:?}", page.objects);
 }
 
-crate::on_both_backends!(
+crate::on_every_backend!(
     upload_then_download_every_format,
     content_type_aliases_and_parameters,
     rejections_store_nothing,
