@@ -9,9 +9,6 @@ pub use storage_credentials::{S3Credentials, decode_s3_credentials};
 
 use std::sync::Arc;
 
-/// Where the service account mount says the pod runs.
-const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
 /// A client from the in-cluster service account, or `KUBECONFIG` / `~/.kube/config` outside.
 pub async fn client() -> Result<kube::Client, String> {
     kube::Client::try_default()
@@ -19,13 +16,10 @@ pub async fn client() -> Result<kube::Client, String> {
         .map_err(|e| format!("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}"))
 }
 
-/// The namespace a Secret is looked up in when the configuration names none: the pod's own.
-pub fn default_namespace() -> String {
-    std::fs::read_to_string(NAMESPACE_FILE)
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".to_owned())
+/// The namespace a Secret is looked up in when the configuration names none: the client's
+/// own — the pod's namespace in a cluster, the current context's namespace with a kubeconfig.
+pub fn default_namespace(client: &kube::Client) -> String {
+    client.default_namespace().to_owned()
 }
 
 /// Starts watching the storage Secret; the receiver always holds the last good credentials.
@@ -35,7 +29,11 @@ pub fn watch_storage_credentials(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> tokio::sync::watch::Receiver<Option<S3Credentials>> {
     let (sender, receiver) = tokio::sync::watch::channel(None);
-    let namespace = s3.secret.namespace.clone().unwrap_or_else(default_namespace);
+    let namespace = s3
+        .secret
+        .namespace
+        .clone()
+        .unwrap_or_else(|| default_namespace(&client));
     let keys = s3.secret.keys.clone();
     let watch = SecretWatch {
         client,

@@ -7,10 +7,11 @@ use k8s_openapi::api::core::v1::Secret;
 use crate::config::{Secret as SecretString, SecretKeys};
 
 /// The data keys tried in order when the configuration names none: MinIO's usual Secrets,
-/// the Bitnami/MinIO chart's root user, then the AWS convention.
-pub const DEFAULT_KEYS: [(&str, &str); 3] = [
+/// the official MinIO chart's root user, Bitnami's MinIO chart's, then the AWS convention.
+pub const DEFAULT_KEYS: [(&str, &str); 4] = [
     ("accesskey", "secretkey"),
     ("rootUser", "rootPassword"),
+    ("root-user", "root-password"),
     ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
 ];
 
@@ -93,6 +94,8 @@ mod tests {
         );
         let root = secret(&[("rootUser", b"root"), ("rootPassword", b"pw")]);
         assert_eq!(decode_s3_credentials(&root, None).unwrap().access_key_id, "root");
+        let bitnami = secret(&[("root-user", b"admin"), ("root-password", b"pw")]);
+        assert_eq!(decode_s3_credentials(&bitnami, None).unwrap().access_key_id, "admin");
         let aws = secret(&[("AWS_ACCESS_KEY_ID", b"id"), ("AWS_SECRET_ACCESS_KEY", b"key")]);
         assert_eq!(decode_s3_credentials(&aws, None).unwrap().access_key_id, "id");
         let keys = SecretKeys {
