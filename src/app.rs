@@ -109,7 +109,9 @@ impl App {
             tokio::spawn(auth::watch_key_file(path, key_sources.clone()));
         }
         if let Some((secret, client)) = key_secret {
-            let namespace = secret.namespace.unwrap_or_else(kubernetes::default_namespace);
+            let namespace = secret
+                .namespace
+                .unwrap_or_else(|| kubernetes::default_namespace(&client));
             let weak = Arc::downgrade(&app);
             let sources = key_sources.clone();
             let watch = kubernetes::SecretWatch {
@@ -392,6 +394,10 @@ async fn watch_storage(app: Weak<App>) {
             tracing::debug!(error = %e, "storage check failed");
         }
         strong.health.record_storage_check(result);
+        strong
+            .metrics
+            .storage_reachable
+            .set(i64::from(strong.health.storage_reachable()));
         let keys_loaded = strong.api_keys_loaded.load(std::sync::atomic::Ordering::SeqCst);
         strong
             .health

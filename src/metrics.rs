@@ -48,6 +48,7 @@ pub struct Metrics {
     pub ratelimit_rejections: IntCounter,
     pub auth_failures: IntCounterVec,
     pub readiness_check_duration: Histogram,
+    pub storage_reachable: IntGauge,
     pub k8s_secret_events: IntCounterVec,
     pub k8s_secret_last_success: IntGaugeVec,
 }
@@ -170,6 +171,13 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new("auth_failures_total", "Requests refused by access control"),
                     &["reason"],
+                ),
+            ),
+            storage_reachable: register(
+                r,
+                IntGauge::new(
+                    "storage_reachable",
+                    "1 while the last background storage check succeeded (within 6 s), else 0",
                 ),
             ),
             readiness_check_duration: register(

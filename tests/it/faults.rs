@@ -93,8 +93,9 @@ async fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
 }
 
 /// Garage killed while 8 clients download: in-flight downloads abort visibly, new requests get
-/// 503 + Retry-After within `storage.timeout`, `/readyz` turns 503; Garage back on the same
-/// port: downloads and readiness recover without restarting the gateway.
+/// 503 + Retry-After within `storage.timeout`, `storage_reachable` turns 0 (readiness stays: it
+/// is this pod's, not storage's); Garage back on the same port: downloads recover without
+/// restarting the gateway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage_outage_under_load_and_recovery() {
     let garage = Arc::new(tokio::task::spawn_blocking(Garage::start).await.unwrap());
@@ -141,12 +142,17 @@ async fn garage_outage_under_load_and_recovery() {
     })
     .await;
     assert!(first_503 < Duration::from_secs(4), "503 only after {first_503:?}");
-    within("readiness drops", async {
-        while status_of(server.admin, "/readyz").await != 503 {
+    within("storage_reachable drops", async {
+        while sample(&metrics_text(&server).await, "storage_reachable", &[]) != Some(0.0) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
+    assert_eq!(
+        status_of(server.admin, "/readyz").await,
+        200,
+        "readiness is this pod's own"
+    );
     let unavailable_during_outage = tally.get(&tally.unavailable);
 
     let g = garage.clone();
@@ -241,7 +247,7 @@ async fn pump(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_storage_times_out_and_frees_the_request() {
     let garage = Garage::shared();
-    let port: u16 = garage.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let port: u16 = garage.endpoint().rsplit(':').next().unwrap().parse().unwrap();
     let proxy = Proxy::start(port).await;
     // Objects go in directly; the gateway reaches the same bucket and prefix through the proxy.
     let direct = garage.config();
