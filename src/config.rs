@@ -115,9 +115,14 @@ pub struct S3Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CredentialsSource {
+    /// `storage.s3.access_key_id` and `secret_access_key` from the configuration.
     #[default]
     Static,
+    /// A Kubernetes Secret, watched for rotation.
     Kubernetes,
+    /// The AWS SDK's default chain: environment, profile files, web identity (IRSA), EKS Pod
+    /// Identity / ECS container credentials, EC2 instance profile.
+    Default,
 }
 
 /// A Kubernetes Secret by name; the namespace defaults to the pod's own.
@@ -506,7 +511,7 @@ impl Config {
                         "is required when storage.s3.credentials = \"kubernetes\"",
                     ));
                 }
-                CredentialsSource::Kubernetes => {}
+                CredentialsSource::Kubernetes | CredentialsSource::Default => {}
             }
         }
         Ok(self)

@@ -5,6 +5,9 @@
 //! Traces: OpenTelemetry over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, named by `OTEL_SERVICE_NAME`, sampled by
 //! `OTEL_TRACES_SAMPLER`; off otherwise. Incoming W3C `traceparent` headers parent our spans.
+//! An `https://` collector is verified against the system roots plus the PEM file named by
+//! `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` or `OTEL_EXPORTER_OTLP_CERTIFICATE` (the OTel names),
+//! e.g. a mesh's or cert-manager's CA.
 
 use std::io::IsTerminal;
 
@@ -90,12 +93,64 @@ pub fn init(config: &LogConfig) -> Telemetry {
 }
 
 fn build_provider() -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::WithHttpConfig;
+    // reqwest's blocking client owns a runtime of its own: it is built, and later dropped, off
+    // the async threads.
+    let client = std::thread::spawn(otlp_http_client)
+        .join()
+        .map_err(|_| "the OTLP client builder panicked".to_owned())??;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_http_client(client)
         .build()
         .map_err(|e| e.to_string())?;
     // The SDK reads OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER itself.
     Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).build())
+}
+
+/// The CA file for the collector, by the OpenTelemetry environment variable names.
+fn otlp_ca_file() -> Option<std::path::PathBuf> {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    ]
+    .iter()
+    .filter_map(|v| std::env::var_os(v))
+    .find(|v| !v.is_empty())
+    .map(Into::into)
+}
+
+/// The exporter's HTTP client: TLS with rustls (aws-lc-rs), trusting the system roots and the
+/// certificates of the configured CA file; a bounded time per export.
+fn otlp_http_client() -> Result<reqwest_otlp::blocking::Client, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = otlp_ca_file() {
+        let certs: Vec<_> = CertificateDer::pem_file_iter(&path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("cannot read the OTLP CA file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("the OTLP CA file {} holds no certificate", path.display()));
+        }
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(format!(
+                "the OTLP CA file {} holds no usable certificate",
+                path.display()
+            ));
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::aws_lc_rs::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest_otlp::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("cannot build the OTLP HTTP client: {e}"))
 }
 
 struct Headers<'a>(&'a HeaderMap);

@@ -18,7 +18,11 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError};
-use crate::{config::S3Config, kubernetes::S3Credentials, object_name::ObjectName};
+use crate::{
+    config::{CredentialsSource, S3Config},
+    kubernetes::S3Credentials,
+    object_name::ObjectName,
+};
 
 pub struct S3Storage {
     client: Client,
@@ -55,8 +59,12 @@ impl ProvideCredentials for WatchedCredentials {
 }
 
 impl S3Storage {
-    /// Builds the client with the configured static keys; nothing is sent until the first request.
+    /// Builds the client with the configured static keys, or the AWS default chain
+    /// (`credentials = "default"`); nothing is sent until the first request.
     pub async fn new(config: &S3Config, timeout: Duration) -> Self {
+        if config.credentials == CredentialsSource::Default {
+            return Self::build(config, timeout, Some(default_chain(config, timeout).await), None);
+        }
         let provider = match (&config.access_key_id, &config.secret_access_key) {
             (Some(id), Some(secret)) => Some(SharedCredentialsProvider::new(Credentials::new(
                 id,
@@ -98,10 +106,14 @@ impl S3Storage {
             builder = builder.endpoint_url(endpoint);
         }
         if let Some(provider) = provider {
-            // No identity cache: the provider is read for every request, so rotation is immediate.
-            builder = builder
-                .credentials_provider(provider)
-                .identity_cache(IdentityCache::no_cache());
+            builder = builder.credentials_provider(provider);
+            if config.credentials != CredentialsSource::Default {
+                // No identity cache: static and watched keys are read for every request, so
+                // rotation is immediate. The default chain keeps the SDK's cache: its sources
+                // (STS, the instance metadata service) are network calls with expiring keys,
+                // refreshed by the cache before they expire.
+                builder = builder.identity_cache(IdentityCache::no_cache());
+            }
         }
         Self {
             client: Client::from_conf(builder.build()),
@@ -114,6 +126,20 @@ impl S3Storage {
     fn key(&self, name: &ObjectName) -> String {
         format!("{}{}", self.prefix, name)
     }
+}
+
+/// The AWS SDK's default credential chain (environment, profile, web identity/IRSA, EKS Pod
+/// Identity and ECS, instance profile), talking to STS and the metadata services over our
+/// HTTP client, in the configured region.
+async fn default_chain(config: &S3Config, timeout: Duration) -> SharedCredentialsProvider {
+    let provider_config = aws_config::provider_config::ProviderConfig::without_region()
+        .with_region(Some(Region::new(config.region.clone())))
+        .with_http_client(super::s3_http::client(config.pool_idle_timeout.0, timeout));
+    let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .configure(provider_config)
+        .build()
+        .await;
+    SharedCredentialsProvider::new(chain)
 }
 
 /// Sorts SDK failures into NotFound / Unavailable / Other.

@@ -319,3 +319,64 @@ async fn sigterm_under_load_fails_no_request() {
     assert!(tally.get(&tally.complete) > 50, "{tally:?}");
     assert_eq!(tally.failed(), 0, "{tally:?}");
 }
+
+/// `storage.s3.credentials = "default"`: the AWS SDK's default chain signs for a real MinIO —
+/// from the environment, then from a shared credentials file with a named profile (the same
+/// chain that reads IRSA web identity, EKS Pod Identity and instance profiles in a cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_credentials_from_the_aws_default_chain() {
+    use crate::support::{Minio, S3Server, client, hex};
+    let minio = tokio::task::spawn_blocking(Minio::shared).await.unwrap();
+    let (id, secret) = tokio::task::block_in_place(|| minio.add_key());
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("credentials");
+    std::fs::write(
+        &profiles,
+        format!("[images]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    let prefix = format!("t{}/", hex(12));
+    let common = [
+        ("IMAGE_GATEWAY_STORAGE__BACKEND", "s3"),
+        ("IMAGE_GATEWAY_STORAGE__S3__ENDPOINT", minio.endpoint()),
+        ("IMAGE_GATEWAY_STORAGE__S3__BUCKET", minio.bucket()),
+        ("IMAGE_GATEWAY_STORAGE__S3__PREFIX", &prefix),
+        ("IMAGE_GATEWAY_STORAGE__S3__CREDENTIALS", "default"),
+        // Nothing else in the chain may answer first, nor probe the metadata services.
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+    ];
+    let from_env = [
+        ("AWS_ACCESS_KEY_ID", id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+    ];
+    let from_file = [
+        ("AWS_SHARED_CREDENTIALS_FILE", profiles.to_str().unwrap()),
+        ("AWS_PROFILE", "images"),
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+    ];
+    let png = include_bytes!("../fixtures/sample.png");
+    for source in [&from_env[..], &from_file[..]] {
+        let env: Vec<_> = common.iter().chain(source).copied().collect();
+        let server = Spawned::start(&env, Stdio::null()).await;
+        let stored = client()
+            .post(server.url("/v1/image/upload"))
+            .header("Content-Type", "image/png")
+            .body(png.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stored.status(), 201, "{source:?}");
+        let json: serde_json::Value = stored.json().await.unwrap();
+        let name = json["object_name"].as_str().unwrap();
+        let got = client()
+            .get(server.url(&format!("/v1/image/download/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.bytes().await.unwrap(), &png[..], "{source:?}");
+    }
+    tokio::task::block_in_place(|| minio.delete_key(&id));
+}

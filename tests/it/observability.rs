@@ -3,6 +3,7 @@
 //! following a real Garage that stops and comes back.
 
 use std::{
+    net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -15,8 +16,8 @@ use image_gateway::{
 use reqwest::header;
 
 use crate::support::{
-    Backend, BodyReader, Fixture, Garage, MISSING_OBJECT, TestServer, client, free_port, metrics_text, pattern,
-    raw_request, sample, within,
+    Backend, BodyReader, Fixture, Garage, MISSING_OBJECT, S3Server, TestServer, client, free_port, metrics_text,
+    pattern, raw_request, sample, within,
 };
 
 /// Finds a tool given by `env` or on PATH, or fails naming the install step.
@@ -192,7 +193,7 @@ async fn metrics_count_requests_bytes_and_failures(backend: Backend) {
     );
 }
 
-crate::on_both_backends!(metrics_count_requests_bytes_and_failures);
+crate::on_every_backend!(metrics_count_requests_bytes_and_failures);
 
 /// A child process killed when dropped.
 struct Process(Child);
@@ -286,40 +287,63 @@ async fn a_real_prometheus_scrapes_the_admin_listener() {
     assert!(quantile > 0.0 && quantile <= 60.0, "p99 = {quantile}s");
 }
 
-/// Readiness follows storage, with no restart: Garage stops → 503 naming storage; back → 200.
+/// Readiness is this pod's own state: storage must be reached once before the pod is ready,
+/// after that a storage outage shows in `storage_reachable` (and as 503 + Retry-After on each
+/// request), not as unreadiness that would take every replica out of the Service at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_follows_a_real_storage_outage() {
-    let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+async fn readiness_latches_and_storage_outages_show_in_a_gauge() {
+    let garage = std::sync::Arc::new(tokio::task::spawn_blocking(Garage::start).await.unwrap());
     let mut config = garage.config();
     config.storage.timeout = image_gateway::units::HumanDuration(Duration::from_secs(1));
     let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
-    let server = TestServer::start_with(config, storage).await;
-    server.wait_for("/readyz").await;
-    assert_eq!(raw_request(server.admin, "GET", "/readyz", &[]).await.status, 200);
-
-    let garage = std::sync::Arc::new(garage);
     let g = garage.clone();
     tokio::task::spawn_blocking(move || g.kill()).await.unwrap();
-    let down = within("readiness drops", async {
+    let server = TestServer::start_with(config, storage).await;
+    server.wait_for("/livez").await;
+    let not_yet = within("first readiness answer naming storage", async {
         loop {
             let r = raw_request(server.admin, "GET", "/readyz", &[]).await;
-            if r.status == 503 {
+            if r.detail().contains("storage") {
                 return r;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
     .await;
-    assert!(
-        down.detail().contains("storage"),
-        "names the failed check: {}",
-        down.detail()
-    );
+    assert_eq!(not_yet.status, 503, "never reached storage: not ready");
     assert_eq!(
         raw_request(server.addr, "GET", "/readyz", &[]).await.status,
         503,
         "same answer on the main listener"
     );
+
+    let g = garage.clone();
+    tokio::task::spawn_blocking(move || g.restart()).await.unwrap();
+    server.wait_for("/readyz").await;
+    let reachable = |text: &str| sample(text, "storage_reachable", &[]);
+    within("storage_reachable = 1", async {
+        while reachable(&metrics_text(&server).await) != Some(1.0) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    let g = garage.clone();
+    tokio::task::spawn_blocking(move || g.kill()).await.unwrap();
+    within("storage_reachable = 0", async {
+        while reachable(&metrics_text(&server).await) != Some(0.0) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        raw_request(server.admin, "GET", "/readyz", &[]).await.status,
+        200,
+        "still ready: the outage is storage's, not this pod's"
+    );
+    let download = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
+    assert_eq!(download.status, 503);
+    assert_eq!(download.header("retry-after"), Some("5"));
     assert_eq!(
         raw_request(server.admin, "GET", "/livez", &[]).await.status,
         200,
@@ -328,58 +352,82 @@ async fn readiness_follows_a_real_storage_outage() {
 
     let g = garage.clone();
     tokio::task::spawn_blocking(move || g.restart()).await.unwrap();
-    server.wait_for("/readyz").await;
-}
-
-/// Spans reach a real OTLP collector: the server span with its HTTP attributes, parented to
-/// the caller's `traceparent`, and the storage calls as its children.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traces_reach_a_real_otlp_collector() {
-    let rotel = tool("IG_ROTEL_BIN", "rotel-agent", "bash scripts/install-python-tools.sh");
-    let dir = tempfile::tempdir().unwrap();
-    let (grpc, http, port) = (free_port(), free_port(), free_port());
-    let spans_file = dir.path().join("rotel.out");
-    let _collector = Process(
-        Command::new(rotel)
-            .args([
-                "start",
-                "--exporter",
-                "blackhole",
-                "--debug-log",
-                "traces",
-                "--debug-log-verbosity",
-                "detailed",
-            ])
-            .arg(format!("--otlp-grpc-endpoint=127.0.0.1:{grpc}"))
-            .arg(format!("--otlp-http-endpoint=127.0.0.1:{http}"))
-            .stdout(std::fs::File::create(&spans_file).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start rotel"),
-    );
-    within("collector up", async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", http)).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    within("storage_reachable = 1 again", async {
+        while reachable(&metrics_text(&server).await) != Some(1.0) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
     .await;
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let name = "0123456789abcdef0123456789abcdef.webp";
-    std::fs::write(data.join(name), b"RIFF-bytes").unwrap();
-    let mut gateway = Process(
-        Command::new(env!("CARGO_BIN_EXE_image-gateway"))
-            .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("IMAGE_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0")
-            .env("IMAGE_GATEWAY_STORAGE__FS__ROOT", &data)
-            .env("IMAGE_GATEWAY_SHUTDOWN__GRACE", "10ms")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{http}"))
-            .env("OTEL_SERVICE_NAME", "image-gateway-test")
-            .env("OTEL_TRACES_SAMPLER", "parentbased_always_on")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+}
+
+/// A real OTLP collector (rotel) printing the spans it receives to a file.
+struct Collector {
+    _process: Process,
+    http: u16,
+    spans_file: PathBuf,
+}
+
+impl Collector {
+    async fn start(dir: &std::path::Path) -> Collector {
+        let rotel = tool("IG_ROTEL_BIN", "rotel-agent", "bash scripts/install-python-tools.sh");
+        let (grpc, http) = (free_port(), free_port());
+        let spans_file = dir.join("rotel.out");
+        let process = Process(
+            Command::new(rotel)
+                .args([
+                    "start",
+                    "--exporter",
+                    "blackhole",
+                    "--debug-log",
+                    "traces",
+                    "--debug-log-verbosity",
+                    "detailed",
+                ])
+                .arg(format!("--otlp-grpc-endpoint=127.0.0.1:{grpc}"))
+                .arg(format!("--otlp-http-endpoint=127.0.0.1:{http}"))
+                .stdout(std::fs::File::create(&spans_file).unwrap())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start rotel"),
+        );
+        within("collector up", async {
+            while tokio::net::TcpStream::connect(("127.0.0.1", http)).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        Collector {
+            _process: process,
+            http,
+            spans_file,
+        }
+    }
+
+    fn spans(&self) -> String {
+        std::fs::read_to_string(&self.spans_file).unwrap_or_default()
+    }
+}
+
+/// The real binary serving one webp from `dir`, exporting traces to `endpoint` (with `env`).
+async fn traced_gateway(dir: &std::path::Path, endpoint: &str, env: &[(&str, &str)]) -> (Process, SocketAddr) {
+    let port = free_port();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join(TRACED_OBJECT), b"RIFF-bytes").unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_image-gateway"));
+    command
+        .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IMAGE_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("IMAGE_GATEWAY_STORAGE__FS__ROOT", &data)
+        .env("IMAGE_GATEWAY_SHUTDOWN__GRACE", "10ms")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_SERVICE_NAME", "image-gateway-test")
+        .env("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let gateway = Process(command.spawn().unwrap());
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     within("gateway up", async {
         while tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -387,6 +435,34 @@ async fn traces_reach_a_real_otlp_collector() {
         }
     })
     .await;
+    (gateway, addr)
+}
+
+/// SIGTERM, and the process's stderr once it has exited (the spans still queued are flushed on
+/// the way out).
+fn stop(gateway: &mut Process) -> String {
+    let pid = gateway.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gateway.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the gateway did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut gateway.0.stderr.take().unwrap(), &mut log).unwrap();
+    log
+}
+
+const TRACED_OBJECT: &str = "0123456789abcdef0123456789abcdef.webp";
+
+/// Spans reach a real OTLP collector: the server span with its HTTP attributes, parented to
+/// the caller's `traceparent`, and the storage calls as its children.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_a_real_otlp_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path()).await;
+    let name = TRACED_OBJECT;
+    let (mut gateway, addr) = traced_gateway(dir.path(), &format!("http://127.0.0.1:{}", collector.http), &[]).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let traceparent = format!("00-{trace_id}-{parent}-01");
@@ -398,16 +474,7 @@ async fn traces_reach_a_real_otlp_collector() {
     )
     .await;
     assert_eq!(response.status, 200);
-    // SIGTERM: the spans still queued are flushed on the way out.
-    let pid = gateway.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while gateway.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the gateway did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut gateway.0.stderr.take().unwrap(), &mut log).unwrap();
+    let log = stop(&mut gateway);
     assert!(
         log.contains(&format!("\"trace_id\":\"{trace_id}\"")),
         "the access line carries the trace id: {log}"
@@ -415,7 +482,7 @@ async fn traces_reach_a_real_otlp_collector() {
 
     let spans = within("spans arrive", async {
         loop {
-            let text = std::fs::read_to_string(&spans_file).unwrap_or_default();
+            let text = collector.spans();
             if text.contains("Name           : storage get") && text.contains("SPAN_KIND_SERVER") {
                 return text;
             }
@@ -464,4 +531,161 @@ async fn traces_reach_a_real_otlp_collector() {
         "a plain GET makes one storage call"
     );
     assert!(spans.contains("service.name: Str(image-gateway-test)"));
+}
+
+/// A TLS listener in front of the collector, as a mesh sidecar or an ingress would be: it
+/// terminates TLS with a certificate of its own CA and forwards the bytes; it counts the
+/// handshakes that failed.
+struct TlsFront {
+    port: u16,
+    failed_handshakes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ca_file: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsFront {
+    async fn start(dir: &std::path::Path, upstream: u16) -> TlsFront {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        // A CA of its own, and a serving certificate for 127.0.0.1 signed by it (webpki refuses
+        // a self-signed CA certificate presented as the server's own).
+        let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
+        let (cert, key, csr) = (
+            dir.join("collector.crt"),
+            dir.join("collector.key"),
+            dir.join("collector.csr"),
+        );
+        let ext = dir.join("san.ext");
+        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+        let p = |path: &PathBuf| path.to_str().unwrap().to_owned();
+        for args in [
+            format!(
+                "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ca -keyout {} -out {}",
+                p(&ca_key),
+                p(&ca)
+            ),
+            format!(
+                "req -newkey rsa:2048 -nodes -subj /CN=collector -keyout {} -out {}",
+                p(&key),
+                p(&csr)
+            ),
+            format!(
+                "x509 -req -days 1 -in {} -CA {} -CAkey {} -CAcreateserial -extfile {} -out {}",
+                p(&csr),
+                p(&ca),
+                p(&ca_key),
+                p(&ext),
+                p(&cert)
+            ),
+        ] {
+            let made = Command::new("openssl").args(args.split(' ')).output().unwrap();
+            assert!(
+                made.status.success(),
+                "openssl {args}: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+        }
+        let certs: Vec<_> = CertificateDer::pem_file_iter(&cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(rustls::crypto::aws_lc_rs::default_provider().into())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let failed_handshakes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failed = failed_handshakes.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, failed) = (acceptor.clone(), failed.clone());
+                tokio::spawn(async move {
+                    match acceptor.accept(socket).await {
+                        Ok(mut tls) => {
+                            if let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                            }
+                        }
+                        Err(_) => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        TlsFront {
+            port,
+            failed_handshakes,
+            ca_file: ca,
+            task,
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An `https://` collector: without its CA the export is refused by our TLS client (the
+/// certificate is not trusted: nothing is sent); with `OTEL_EXPORTER_OTLP_CERTIFICATE` naming
+/// the CA, the spans arrive through TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_a_collector_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path()).await;
+    let front = TlsFront::start(dir.path(), collector.http).await;
+    let endpoint = format!("https://127.0.0.1:{}", front.port);
+    let path = format!("/v1/image/download/{TRACED_OBJECT}");
+
+    let (mut untrusting, addr) = traced_gateway(dir.path(), &endpoint, &[]).await;
+    assert_eq!(raw_request(addr, "GET", &path, &[]).await.status, 200);
+    stop(&mut untrusting);
+    within("the untrusted certificate is refused", async {
+        while front.failed_handshakes.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(!collector.spans().contains("SPAN_KIND_SERVER"), "nothing got through");
+
+    let ca = front.ca_file.to_str().unwrap();
+    let (mut trusting, addr) = traced_gateway(dir.path(), &endpoint, &[("OTEL_EXPORTER_OTLP_CERTIFICATE", ca)]).await;
+    assert_eq!(raw_request(addr, "GET", &path, &[]).await.status, 200);
+    let log = stop(&mut trusting);
+    assert!(!log.contains("traces disabled"), "{log}");
+    let spans = within("spans arrive over TLS", async {
+        loop {
+            let text = collector.spans();
+            if text.contains("SPAN_KIND_SERVER") {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(spans.contains("service.name: Str(image-gateway-test)"));
+
+    // A CA file that holds no certificate is a clear start-up message, not a silent exporter.
+    let bad = dir.path().join("empty.pem");
+    std::fs::write(&bad, "not a certificate\n").unwrap();
+    let (mut misconfigured, _) = traced_gateway(
+        dir.path(),
+        &endpoint,
+        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", bad.to_str().unwrap())],
+    )
+    .await;
+    let log = stop(&mut misconfigured);
+    assert!(
+        log.contains("traces disabled") && log.contains("holds no certificate"),
+        "{log}"
+    );
 }
