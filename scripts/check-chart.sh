@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
 TOOLS="$(IG_CACHE="$IG_CACHE" bash scripts/install-chart-tools.sh)"
-HELM="$TOOLS/helm/helm"
+HELM="$TOOLS/helm3/helm"
 VENV="$IG_CACHE/chart-venv/bin"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -87,9 +87,13 @@ echo "== README values table in sync with values.yaml"
 "$VENV/python" scripts/values-table.py
 
 echo "== manifests/ in sync with the chart"
-render image-gateway "" "$work/manifests.yaml"
-if ! diff -u manifests/image-gateway.yaml "$work/manifests.yaml"; then
-  echo "manifests/image-gateway.yaml drifted from the chart: run scripts/render-manifests.sh" >&2
+bash scripts/render-manifests.sh "$work/manifests.yaml"
+if ! diff -u manifests/base/image-gateway.yaml "$work/manifests.yaml"; then
+  echo "manifests/base/image-gateway.yaml drifted from the chart: run scripts/render-manifests.sh" >&2
+  exit 1
+fi
+if grep -q "managed-by: Helm\|helm.sh/chart" manifests/base/image-gateway.yaml; then
+  echo "manifests/ carry Helm ownership labels" >&2
   exit 1
 fi
 echo "chart checks passed"

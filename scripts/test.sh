@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
-# schemathesis, rotel, Prometheus, kube-apiserver and etcd, cargo-fuzz; once, into a cache outside the
-# clone), then runs every test.
+# MinIO, schemathesis, rotel, Prometheus, kube-apiserver, kube-controller-manager and etcd, cargo-fuzz;
+# once, into a cache outside the clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -12,15 +12,24 @@ venv="$(bash scripts/install-python-tools.sh)"
 IG_ROTEL_BIN="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 export IG_ROTEL_BIN
 bash scripts/install-prometheus.sh >/dev/null
-IG_KUBE_APISERVER_BIN="$(bash scripts/install-kube-apiserver.sh)"
-export IG_KUBE_APISERVER_BIN
+IG_MINIO_BIN="$(bash scripts/install-minio.sh)"
+export IG_MINIO_BIN
+IG_KUBE_BIN_DIR="$(bash scripts/install-kube.sh)"
+export IG_KUBE_BIN_DIR
 echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
 echo "rotel: $("$IG_ROTEL_BIN" --version)"
+echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
+echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
 # The API description against the running server (schemathesis, from PyPI, cached).
 bash scripts/schemathesis.sh
 # The chart, the manifests and the Dockerfile (helm, kubernetes-validate, yamllint, hadolint, checkov).
 bash scripts/check-chart.sh
+IG_CHART_TOOLS="$(bash scripts/install-chart-tools.sh)"
+export IG_CHART_TOOLS
+# The chart rendered by Helm, and installed for real with Helm 3 and Helm 4 into the control plane
+# (pytest, tests/chart/).
+"$IG_CACHE/chart-venv/bin/python" -m pytest -q -p no:cacheprovider tests/chart
 # Bounded fuzzing of the input parsers (cargo-fuzz, cached; FUZZ_SECONDS per target; the dev
 # build, which compiles in half the time of the optimised one).
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" bash scripts/fuzz-smoke.sh

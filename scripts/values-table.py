@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The README's table of chart values, generated from the `# --` comments in values.yaml.
+"""values.yaml's `# --` comments are the one description of each chart value: this script
+generates the README's table from them and keeps values.schema.json's descriptions equal.
 
-  python3 scripts/values-table.py           # fails when README.md's table is out of date
-  python3 scripts/values-table.py --write   # rewrites the table in README.md
+  python3 scripts/values-table.py           # fails when README.md or the schema is out of date
+  python3 scripts/values-table.py --write   # rewrites the README table and the schema's descriptions
 """
 import json
 import re
@@ -13,11 +14,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = ROOT / "charts/image-gateway/values.yaml"
+SCHEMA = ROOT / "charts/image-gateway/values.schema.json"
 README = ROOT / "README.md"
 START, END = "<!-- values-table:start -->", "<!-- values-table:end -->"
 
 
-def table() -> str:
+def documented():
+    """(path, default, description) of every value with a `# --` comment, in file order."""
     values = yaml.safe_load(VALUES.read_text())
     rows, stack, pending = [], [], None
     for line in VALUES.read_text().splitlines():
@@ -34,13 +37,46 @@ def table() -> str:
             value = values
             for key in stack:
                 value = value[key]
-            default = json.dumps(value, separators=(", ", ": "))
-            rows.append(f"| `{'.'.join(stack)}` | `{default}` | {pending} |")
+            rows.append((list(stack), value, pending))
             pending = None
+    return rows
+
+
+def table() -> str:
+    rows = [f"| `{'.'.join(path)}` | `{json.dumps(default, separators=(', ', ': '))}` | {text} |"
+            for path, default, text in documented()]
     return "\n".join(["| value | default | meaning |", "|---|---|---|", *rows])
 
 
+def schema_node(schema, path):
+    node = schema
+    for key in path:
+        node = node.get("properties", {}).get(key)
+        if node is None:
+            return None
+    return node
+
+
+def sync_schema(write: bool) -> list:
+    """Problems between values.yaml and the schema; with `write`, descriptions are fixed."""
+    schema = json.loads(SCHEMA.read_text())
+    problems = []
+    for path, _, text in documented():
+        node = schema_node(schema, path)
+        if node is None:
+            problems.append(f"{'.'.join(path)} is documented in values.yaml but missing from values.schema.json")
+        elif node.get("description") != text:
+            if write:
+                node["description"] = text
+            else:
+                problems.append(f"{'.'.join(path)}: the schema's description differs from values.yaml's comment")
+    if write:
+        SCHEMA.write_text(json.dumps(schema, indent=2) + "\n")
+    return problems
+
+
 def main() -> int:
+    write = "--write" in sys.argv
     readme = README.read_text()
     if START not in readme or END not in readme:
         print(f"README.md has no {START} … {END} section", file=sys.stderr)
@@ -48,13 +84,16 @@ def main() -> int:
     before, rest = readme.split(START, 1)
     _, after = rest.split(END, 1)
     updated = f"{before}{START}\n{table()}\n{END}{after}"
-    if "--write" in sys.argv:
+    problems = sync_schema(write)
+    if write:
         README.write_text(updated)
-        return 0
-    if updated != readme:
-        print("README.md's values table differs from values.yaml: run python3 scripts/values-table.py --write", file=sys.stderr)
+    elif updated != readme:
+        problems.append("README.md's values table differs from values.yaml: run python3 scripts/values-table.py --write")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
         return 1
-    print("README values table matches values.yaml")
+    print("README values table and values.schema.json match values.yaml")
     return 0
 
 

@@ -17,18 +17,39 @@
 {{- end }}
 {{- end }}
 
-{{/* Standard labels. */}}
+{{/* Labels every object carries (commonLabels included). */}}
 {{- define "image-gateway.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "image-gateway.selectorLabels" . }}
+{{ include "image-gateway.instanceLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: image-gateway
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
-{{/* Selector labels: name and instance only. */}}
-{{- define "image-gateway.selectorLabels" -}}
+{{/* Name and instance: what every workload's selector starts with. */}}
+{{- define "image-gateway.instanceLabels" -}}
 app.kubernetes.io/name: {{ include "image-gateway.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Selector of the gateway's own pods: the retention Job's pods never match it, so the
+     Service, PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicy see only servers. */}}
+{{- define "image-gateway.selectorLabels" -}}
+{{ include "image-gateway.instanceLabels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "image-gateway.serverLabels" -}}
+{{ include "image-gateway.labels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "image-gateway.retentionLabels" -}}
+{{ include "image-gateway.labels" . }}
+app.kubernetes.io/component: retention
 {{- end }}
 
 {{- define "image-gateway.serviceAccountName" -}}
@@ -39,40 +60,117 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* registry/repository:tag, or @digest when image.digest is set (a digest wins over the tag). */}}
 {{- define "image-gateway.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- $repository := .Values.image.repository }}
+{{- with .Values.image.registry }}{{ $repository = printf "%s/%s" . $repository }}{{ end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
 {{- end }}
 
-{{/* The restricted security context shared by the server and the retention job. */}}
+{{/* Sizes ("25MiB", "256Mi", "1G", "1048576") in bytes, as a float64. */}}
+{{- define "image-gateway.bytes" -}}
+{{- $s := toString . | trim }}
+{{- $units := dict "" 1 "B" 1 "K" 1000 "KB" 1000 "M" 1000000 "MB" 1000000 "G" 1000000000 "GB" 1000000000 "Ki" 1024 "KiB" 1024 "Mi" 1048576 "MiB" 1048576 "Gi" 1073741824 "GiB" 1073741824 }}
+{{- $number := regexFind "^[0-9.]+" $s }}
+{{- $unit := trimPrefix $number $s | trim }}
+{{- if or (not $number) (not (hasKey $units $unit)) }}{{ fail (printf "cannot read %q as a size (e.g. 25MiB, 256Mi, 1G)" $s) }}{{ end }}
+{{- mulf (float64 $number) (get $units $unit) }}
+{{- end }}
+
+{{/* Durations ("500ms", "5s", "1m30s", "2h") in seconds, as a float64. */}}
+{{- define "image-gateway.seconds" -}}
+{{- $s := toString . | trim }}
+{{- $units := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 "d" 86400.0 }}
+{{- if not (regexMatch "^([0-9.]+(ms|s|m|h|d))+$" $s) }}{{ fail (printf "cannot read %q as a duration (e.g. 500ms, 30s, 1m)" $s) }}{{ end }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9.]+(ms|s|m|h|d)" $s -1 }}
+{{- $n := regexFind "^[0-9.]+" . }}
+{{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/* The grace period Kubernetes gives a stopping pod: the gateway waits shutdown.grace, then
+     drains for up to server.drainTimeout; 5 s more for the process to exit. A value set by hand
+     below that would cut drains short, so the render refuses it. */}}
+{{- define "image-gateway.terminationGracePeriodSeconds" -}}
+{{- $needed := addf (include "image-gateway.seconds" .Values.shutdown.grace) (include "image-gateway.seconds" .Values.server.drainTimeout) 5 | ceil | int }}
+{{- $set := .Values.terminationGracePeriodSeconds }}
+{{- if and $set (lt (int $set) $needed) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must cover shutdown.grace + server.drainTimeout + 5s = %d; raise it or leave it empty to compute it" (int $set) $needed) }}
+{{- end }}
+{{- $set | default $needed }}
+{{- end }}
+
+{{/* Uploads are held in memory while they are checked (up to twice upload.maxBytes for a
+     chunked body): upload.maxConcurrent of them at once, plus 96 MiB for the server itself,
+     must fit the memory limit, or the kernel kills the pod and every download on it. */}}
+{{- define "image-gateway.checkMemory" -}}
+{{- with (.Values.resources.limits | default dict).memory }}
+{{- $limit := include "image-gateway.bytes" . | float64 }}
+{{- $uploads := mulf (include "image-gateway.bytes" $.Values.upload.maxBytes) 2 $.Values.upload.maxConcurrent }}
+{{- $needed := addf $uploads 100663296 }}
+{{- if lt $limit $needed }}
+{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus 96Mi for the server: %dMi are needed. Raise the limit or lower upload.maxConcurrent or upload.maxBytes." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes (divf $needed 1048576 | ceil | int)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The URL base handed out in upload answers: publicUrl, else the first Ingress host. */}}
+{{- define "image-gateway.publicUrl" -}}
+{{- if .Values.publicUrl }}
+{{- .Values.publicUrl }}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts }}
+{{- $host := (first .Values.ingress.hosts).host }}
+{{- $tls := false }}
+{{- range .Values.ingress.tls }}{{ if has $host (.hosts | default list) }}{{ $tls = true }}{{ end }}{{ end }}
+{{- printf "%s://%s" (ternary "https" "http" $tls) $host }}
+{{- end }}
+{{- end }}
+
+{{/* Replicas: the fs backend on a volume that is not shared runs exactly one pod. */}}
+{{- define "image-gateway.singleWriter" -}}
+{{- if and (eq .Values.storage.backend "fs") (not .Values.storage.fs.sharedVolume) }}true{{ end }}
+{{- end }}
+
+{{/* The security contexts shared by the server and the retention job (values, restricted by default). */}}
 {{- define "image-gateway.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.podSecurityContext }}
 {{- end }}
 
 {{- define "image-gateway.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-capabilities:
-  drop: ["ALL"]
+{{- toYaml .Values.containerSecurityContext }}
+{{- end }}
+
+{{/* The storage Secret, when S3 keys come from a watched Secret (not the AWS default chain). */}}
+{{- define "image-gateway.storageSecret" -}}
+{{- if and (eq .Values.storage.backend "s3") (eq .Values.storage.s3.credentials "kubernetes") }}{{ .Values.storage.s3.existingSecret }}{{ end }}
+{{- end }}
+
+{{/* The API-key Secret, when API keys are what authenticates (auth.mode = api_key). */}}
+{{- define "image-gateway.apiKeysSecret" -}}
+{{- if eq .Values.auth.mode "api_key" }}{{ .Values.auth.apiKeysSecret }}{{ end }}
 {{- end }}
 
 {{/* The gateway's configuration file (TOML), rendered from values. */}}
 {{- define "image-gateway.config" -}}
 {{- $v := .Values }}
-{{- $s3 := dict "endpoint" $v.storage.s3.endpoint "bucket" $v.storage.s3.bucket "region" $v.storage.s3.region "prefix" $v.storage.s3.prefix "force_path_style" $v.storage.s3.forcePathStyle "pool_idle_timeout" $v.storage.s3.poolIdleTimeout "credentials" "kubernetes" "secret" (dict "name" $v.storage.s3.existingSecret) }}
+{{- $s3 := dict "endpoint" $v.storage.s3.endpoint "bucket" $v.storage.s3.bucket "region" $v.storage.s3.region "prefix" $v.storage.s3.prefix "force_path_style" $v.storage.s3.forcePathStyle "pool_idle_timeout" $v.storage.s3.poolIdleTimeout "credentials" $v.storage.s3.credentials }}
 {{- if not $v.storage.s3.endpoint }}{{ $_ := unset $s3 "endpoint" }}{{ end }}
+{{- if include "image-gateway.storageSecret" . }}
+{{- $_ := set $s3 "secret" (dict "name" $v.storage.s3.existingSecret) }}
 {{- if and $v.storage.s3.accessKeyIdKey $v.storage.s3.secretAccessKeyKey }}
 {{- $_ := set $s3.secret "keys" (dict "access_key_id" $v.storage.s3.accessKeyIdKey "secret_access_key" $v.storage.s3.secretAccessKeyKey) }}
 {{- end }}
+{{- end }}
 {{- $storage := dict "backend" $v.storage.backend "timeout" $v.storage.timeout }}
-{{- if eq $v.storage.backend "s3" }}{{ $_ := set $storage "s3" $s3 }}{{ else }}{{ $_ := set $storage "fs" (dict "root" "/data") }}{{ end }}
+{{- if eq $v.storage.backend "s3" }}{{ $_ := set $storage "s3" $s3 }}{{ else }}{{ $_ := set $storage "fs" (dict "root" "/data" "inline_reads" $v.storage.fs.inlineReads) }}{{ end }}
 {{- $auth := dict "mode" $v.auth.mode "signed_url_ttl" $v.auth.signedUrlTtl }}
-{{- if $v.auth.apiKeysSecret }}{{ $_ := set $auth "api_keys_secret" (dict "name" $v.auth.apiKeysSecret) }}{{ end }}
+{{- if include "image-gateway.apiKeysSecret" . }}{{ $_ := set $auth "api_keys_secret" (dict "name" $v.auth.apiKeysSecret) }}{{ end }}
 {{- $config := dict
   "listen" "0.0.0.0:8080"
   "admin_listen" "0.0.0.0:9090"
@@ -86,7 +184,8 @@ capabilities:
   "log" (dict "format" $v.log.format "level" $v.log.level)
   "retention" (dict "max_age" $v.retention.maxAge)
 }}
-{{- if $v.publicUrl }}{{ $_ := set $config "public_url" $v.publicUrl }}{{ end }}
+{{- with include "image-gateway.publicUrl" . }}{{ $_ := set $config "public_url" . }}{{ end }}
+{{- with $v.http.cacheControl }}{{ $_ := set $config "http" (dict "cache_control" .) }}{{ end }}
 {{- toToml $config }}
 {{- end }}
 

@@ -1,0 +1,328 @@
+"""The chart as Helm renders it: one test per defect a real install would hit (each failed on
+the chart before its fix), and the conventions Helm users expect."""
+
+import os
+import re
+import subprocess
+import tomllib
+
+import pytest
+
+from conftest import ALL_ON, CACHE, HELMS, REPO, kind, run, template
+
+MIB = 1 << 20
+SIZE_UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "Ki": 1 << 10, "MiB": MIB, "Mi": MIB, "GiB": 1 << 30, "Gi": 1 << 30,
+              "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9}
+
+
+def size(text):
+    number, unit = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]*)", str(text)).groups()
+    return float(number) * SIZE_UNITS[unit]
+
+
+def config_of(docs):
+    return tomllib.loads(kind(docs, "ConfigMap", "image-gateway")["data"]["gateway.toml"])
+
+
+def pod_spec(workload):
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]
+
+
+def matches(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def failed_render(helm_env, *args):
+    done = template(helm_env, *args, check=False)
+    assert done.returncode != 0, f"the render should have failed: {args}"
+    return done.stderr
+
+
+# -- Memory: uploads held in memory must fit the limit ------------------------------------------
+
+def test_the_default_memory_limit_holds_every_concurrent_upload(helm_env):
+    docs = template(helm_env)
+    config = config_of(docs)
+    limit = size(kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
+    uploads = config["upload"]["max_concurrent"] * 2 * size(config["upload"]["max_bytes"])
+    assert limit >= uploads + 96 * MIB, f"limit {limit / MIB} MiB < {uploads / MIB} MiB of uploads + 96 MiB"
+
+
+def test_a_memory_limit_that_cannot_hold_the_uploads_fails_the_render(helm_env):
+    err = failed_render(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=256Mi")
+    assert "resources.limits.memory (256Mi) cannot hold upload.maxConcurrent (16)" in err and "896Mi" in err, err
+    # Raising the limit, or lowering the concurrency, makes it render.
+    template(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=1Gi")
+    template(helm_env, "--set", "upload.maxConcurrent=2", "--set", "resources.limits.memory=256Mi")
+
+
+# -- Labels: each workload selects only its own pods ----------------------------------------------
+
+@pytest.mark.parametrize("values", [[], ["-f", ALL_ON]])
+def test_retention_pods_are_never_counted_as_gateway_pods(helm_env, values):
+    docs = template(helm_env, *values)
+    retention_pod = pod_spec(kind(docs, "CronJob"))["metadata"]["labels"]
+    server_pod = pod_spec(kind(docs, "Deployment"))["metadata"]["labels"]
+    assert retention_pod["app.kubernetes.io/component"] == "retention"
+    assert server_pod["app.kubernetes.io/component"] == "server"
+    selectors = {
+        "Deployment": kind(docs, "Deployment")["spec"]["selector"]["matchLabels"],
+        "Service": kind(docs, "Service")["spec"]["selector"],
+        "PodDisruptionBudget": kind(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        "NetworkPolicy": kind(docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+    }
+    if values:
+        selectors["ServiceMonitor"] = kind(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+        assert kind(docs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    for owner, selector in selectors.items():
+        assert matches(selector, server_pod), f"{owner} must select the gateway's pods"
+        assert not matches(selector, retention_pod), f"{owner} selects the retention Job's pods: {selector}"
+    cronjob = kind(docs, "CronJob")["metadata"]
+    assert "app.kubernetes.io/component" not in cronjob.get("annotations", {}), "a label, not an annotation"
+    assert cronjob["labels"]["app.kubernetes.io/component"] == "retention"
+
+
+def test_the_pdb_lets_unhealthy_pods_be_evicted(helm_env):
+    pdb = kind(template(helm_env), "PodDisruptionBudget")["spec"]
+    assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert pdb["minAvailable"] == 1
+    pdb = kind(template(helm_env, "--set", "podDisruptionBudget.maxUnavailable=1"), "PodDisruptionBudget")["spec"]
+    assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
+
+
+# -- Alerts: this release only, guarded, with runbooks ---------------------------------------------
+
+GATEWAY_METRICS = ("http_requests_total", "http_request_duration_seconds_bucket", "storage_errors_total",
+                   "storage_reachable", "k8s_secret_events_total", "up")
+
+
+def rules_of(docs):
+    return {r["alert"]: r for g in kind(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+
+
+def test_every_alert_is_scoped_to_this_release(helm_env):
+    docs = template(helm_env, "-f", ALL_ON)  # release "ig" in namespace "images"
+    rules = rules_of(docs)
+    for name, rule in rules.items():
+        expr = rule["expr"]
+        for metric in GATEWAY_METRICS:
+            for selector in re.findall(rf"\b{metric}\{{([^}}]*)\}}", expr):
+                assert 'namespace="images"' in selector and 'job="ig-image-gateway"' in selector, \
+                    f"{name}: {metric}{{{selector}}} would match other applications"
+            assert not re.search(rf"\b{metric}\b(?!\{{)", expr), f"{name}: bare {metric} matches everything"
+    assert 'deployment="ig-image-gateway"' in rules["ImageGatewayNoReadyReplicas"]["expr"]
+    assert 'namespace="images",cronjob="ig-image-gateway-retention"' in rules["ImageGatewayRetentionFailed"]["expr"]
+    # A selector of one's own (e.g. a plain scrape config) replaces namespace and job.
+    custom = rules_of(template(helm_env, "-f", ALL_ON, "--set-string",
+                               'metrics.prometheusRule.selector=service="gw"'))
+    assert 'http_requests_total{service="gw",status=~"5.."}' in custom["ImageGatewayHigh5xxRatio"]["expr"]
+
+
+def test_alerts_have_guards_targets_and_runbooks(helm_env):
+    rules = rules_of(template(helm_env, "-f", ALL_ON))
+    ratio = rules["ImageGatewayHigh5xxRatio"]["expr"]
+    assert re.search(r"and sum by \(namespace, job\) \(rate\(http_requests_total\{[^}]*\}\[5m\]\)\) > 0\.1", ratio), \
+        "the 5xx ratio needs a minimum-traffic guard"
+    assert rules["ImageGatewayTargetDown"]["expr"].startswith("up{")
+    assert rules["ImageGatewayTargetAbsent"]["expr"].startswith("absent(up{")
+    assert "kube_deployment_status_replicas_available" in rules["ImageGatewayNoReadyReplicas"]["expr"]
+    retention = rules["ImageGatewayRetentionFailed"]["expr"]
+    assert "kube_cronjob_status_last_successful_time" in retention and "> 172800" in retention
+    assert "kube_job_status_failed" not in retention
+    runbook = (REPO / "docs" / "runbook.md").read_text()
+    for name, rule in rules.items():
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"https://github.com/image-gateway/image-gateway/blob/main/docs/runbook.md#{name.lower()}"
+        assert f"\n## {name}\n" in runbook, f"docs/runbook.md has no section for {name}"
+        assert re.search(rf"## {name}\n\n\*\*Meaning\.\*\*.*?\*\*Checks\.\*\*.*?\*\*Fixes\.\*\*", runbook, re.S), name
+    stale = rules_of(template(helm_env, "-f", ALL_ON, "--set", "metrics.prometheusRule.retentionStaleAfter=3d"))
+    assert "> 259200" in stale["ImageGatewayRetentionFailed"]["expr"]
+
+
+def test_the_rendered_rules_pass_promtool(helm_env, tmp_path):
+    rule = kind(template(helm_env, "-f", ALL_ON), "PrometheusRule")
+    import yaml
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    run("promtool", "check", "rules", tmp_path / "rules.yaml")
+
+
+# -- Probes --------------------------------------------------------------------------------------
+
+def test_readiness_is_not_flipped_by_one_failed_probe(helm_env):
+    container = kind(template(helm_env), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["failureThreshold"] >= 2
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    tuned = kind(template(helm_env, "--set", "readinessProbe.periodSeconds=10", "--set",
+                          "livenessProbe.failureThreshold=6"), "Deployment")
+    container = tuned["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["periodSeconds"] == 10
+    assert container["livenessProbe"]["failureThreshold"] == 6
+
+
+# -- Values users expect -------------------------------------------------------------------------
+
+def test_the_chart_can_be_a_dependency_global_values_are_accepted(helm_env):
+    run(HELMS["helm3"], "lint", "--strict", REPO / "charts" / "image-gateway", "--set", "global.imageRegistry=mirror.example",
+        "--set", "global.storageClass=fast", env=helm_env)
+
+
+def test_conventional_values_reach_the_objects(helm_env, tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("""
+commonLabels: {team: media}
+podLabels: {sidecar.istio.io/inject: "false"}
+podAnnotations: {example.com/scrape: "yes"}
+priorityClassName: high
+image: {registry: mirror.example, digest: "sha256:%s"}
+podSecurityContext: {runAsNonRoot: true, runAsUser: null, runAsGroup: null, fsGroup: null, seccompProfile: {type: RuntimeDefault}}
+containerSecurityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: {drop: [ALL]}}
+extraVolumes: [{name: ca, configMap: {name: minio-ca}}]
+extraVolumeMounts: [{name: ca, mountPath: /etc/ssl/minio, readOnly: true}]
+extraEnvFrom: [{secretRef: {name: more-env}}]
+service: {annotations: {cloud.example.com/internal: "true"}}
+strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+revisionHistoryLimit: 2
+networkPolicy:
+  monitoringPodSelector: {app.kubernetes.io/name: prometheus}
+  egress: {enabled: true, kubernetesApiCidrs: [10.0.0.1/32], storage: {to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: minio}}}], ports: [9000]}}
+metrics:
+  serviceMonitor: {enabled: true, scrapeTimeout: 10s, relabelings: [{action: labeldrop, regex: pod_template_hash}]}
+""" % ("a" * 64))
+    docs = template(helm_env, "-f", values)
+    for doc in docs:
+        assert doc["metadata"]["labels"]["team"] == "media", f"{doc['kind']} lacks commonLabels"
+    deployment = kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    assert pod["metadata"]["annotations"]["example.com/scrape"] == "yes"
+    assert pod["spec"]["priorityClassName"] == "high"
+    assert container["image"] == "mirror.example/ghcr.io/image-gateway/image-gateway@sha256:" + "a" * 64
+    assert "runAsUser" not in pod["spec"]["securityContext"], "OpenShift assigns the uid"
+    assert {"name": "ca", "configMap": {"name": "minio-ca"}} in pod["spec"]["volumes"]
+    assert {"name": "ca", "mountPath": "/etc/ssl/minio", "readOnly": True} in container["volumeMounts"]
+    assert container["envFrom"] == [{"secretRef": {"name": "more-env"}}]
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert deployment["spec"]["revisionHistoryLimit"] == 2
+    assert kind(docs, "Service")["metadata"]["annotations"] == {"cloud.example.com/internal": "true"}
+    retention = pod_spec(kind(docs, "CronJob"))
+    assert retention["spec"]["volumes"][-1]["name"] == "ca" and retention["spec"]["priorityClassName"] == "high"
+    policy = kind(docs, "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"][1]["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    egress = policy["egress"]
+    assert egress[0]["ports"][0] == {"port": 53, "protocol": "UDP"}
+    assert egress[1]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert egress[2]["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "minio"}
+    endpoint = kind(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scrapeTimeout"] == "10s" and endpoint["relabelings"][0]["action"] == "labeldrop"
+
+
+def test_unknown_values_are_still_refused(helm_env):
+    done = run(HELMS["helm3"], "lint", "--strict", REPO / "charts" / "image-gateway", "--set", "replicaCont=3",
+               env=helm_env, check=False)
+    assert done.returncode != 0 and "replicaCont" in done.stdout + done.stderr
+
+
+def config_keys(table, prefix=""):
+    keys = set()
+    for key, value in table.items():
+        if isinstance(value, dict):
+            keys |= config_keys(value, f"{prefix}{key}.")
+        else:
+            keys.add(f"{prefix}{key}")
+    return keys
+
+
+def test_every_gateway_setting_is_a_value_or_documented_for_extra_env(helm_env, tmp_path):
+    gateway = os.path.join(os.environ.get("CARGO_TARGET_DIR", str(CACHE / "target")), "debug", "image-gateway")
+    assert os.path.isfile(gateway), f"{gateway} is missing: `cargo build` (scripts/test.sh builds it)"
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGE_GATEWAY_")}
+    defaults = tomllib.loads(subprocess.run([gateway, "check-config", "--config", str(empty)], env=env,
+                                            capture_output=True, text=True, check=True).stdout)
+    rendered = config_keys(config_of(template(helm_env, "-f", ALL_ON)))
+    rendered |= config_keys(config_of(template(helm_env, "--set", "storage.backend=fs", "--set",
+                                                "storage.fs.existingClaim=images", "--set", "http.cacheControl=no-cache")))
+    readme = (REPO / "README.md").read_text()
+    env_section = readme.split("<!-- extra-env:start -->")[1].split("<!-- extra-env:end -->")[0]
+    missing = [k for k in sorted(config_keys(defaults)) if k not in rendered
+               and f"IMAGE_GATEWAY_{k.upper().replace('.', '__')}" not in env_section]
+    assert not missing, f"settings neither rendered by the chart nor documented for extraEnv: {missing}"
+
+
+# -- The rest of the review ----------------------------------------------------------------------
+
+def test_ingress_path_type_defaults_to_prefix(helm_env, tmp_path):
+    values = tmp_path / "v.yaml"
+    values.write_text("ingress: {enabled: true, hosts: [{host: images.example.com, paths: [{path: /}]}]}\n")
+    rule = kind(template(helm_env, "-f", values), "Ingress")["spec"]["rules"][0]
+    assert rule["http"]["paths"][0]["pathType"] == "Prefix"
+
+
+def test_termination_grace_covers_the_grace_and_the_drain(helm_env):
+    spec = kind(template(helm_env, "--set", "shutdown.grace=10s", "--set", "server.drainTimeout=1m"),
+                "Deployment")["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == 75
+    assert kind(template(helm_env), "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 40
+    err = failed_render(helm_env, "--set", "terminationGracePeriodSeconds=30", "--set", "server.drainTimeout=60s")
+    assert "terminationGracePeriodSeconds (30) must cover shutdown.grace + server.drainTimeout + 5s = 70" in err, err
+
+
+def test_public_url_comes_from_the_ingress_or_the_notes_warn(helm_env, tmp_path, cluster):
+    values = tmp_path / "v.yaml"
+    values.write_text("ingress: {enabled: true, hosts: [{host: img.example.org, paths: [{path: /}]}], "
+                      "tls: [{secretName: t, hosts: [img.example.org]}]}\n")
+    assert config_of(template(helm_env, "-f", values))["public_url"] == "https://img.example.org"
+    assert "public_url" not in config_of(template(helm_env))
+    # NOTES are shown by install (a dry run against the test cluster), not by template.
+    install = [HELMS["helm3"], "install", "ig", REPO / "charts" / "image-gateway", "--dry-run=client",
+               "--namespace", "images", "--kubeconfig", cluster.kubeconfig]
+    notes = run(*install, env=helm_env).stdout
+    assert "WARNING: publicUrl is empty" in notes, notes
+    notes = run(*install, "--set", "publicUrl=https://i.example", env=helm_env).stdout
+    assert "WARNING: publicUrl" not in notes
+
+
+def test_the_fs_backend_runs_one_pod_unless_the_volume_is_shared(helm_env):
+    fs = ["--set", "storage.backend=fs", "--set", "storage.fs.existingClaim=images"]
+    spec = kind(template(helm_env, *fs), "Deployment")["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    err = failed_render(helm_env, *fs, "--set", "autoscaling.enabled=true")
+    assert "storage.fs.sharedVolume=true" in err, err
+    shared = kind(template(helm_env, *fs, "--set", "storage.fs.sharedVolume=true", "--set", "replicaCount=3"),
+                  "Deployment")["spec"]
+    assert shared["replicas"] == 3 and "strategy" not in shared
+
+
+def test_auth_none_does_not_wait_for_an_api_key_secret(helm_env):
+    docs = template(helm_env, "--set", "auth.mode=none")
+    assert "api_keys_secret" not in config_of(docs)["auth"]
+    assert kind(docs, "Role")["rules"][0]["resourceNames"] == ["minio-credentials"]
+    docs = template(helm_env)
+    assert config_of(docs)["auth"]["api_keys_secret"]["name"] == "image-gateway-api-keys"
+
+
+def test_ingress_nginx_lets_uploads_through(helm_env, tmp_path):
+    docs = template(helm_env, "--set", "ingress.enabled=true")
+    assert kind(docs, "Ingress")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == str(25 * MIB)
+    docs = template(helm_env, "--set", "ingress.enabled=true", "--set", "upload.maxBytes=10MiB")
+    assert kind(docs, "Ingress")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == str(10 * MIB)
+    values = tmp_path / "v.yaml"
+    values.write_text('ingress: {enabled: true, annotations: {nginx.ingress.kubernetes.io/proxy-body-size: "50m"}}\n')
+    annotations = kind(template(helm_env, "-f", values), "Ingress")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "50m", "the user's choice stands"
+
+
+def test_s3_credentials_from_the_aws_default_chain(helm_env):
+    docs = template(helm_env, "--set", "storage.s3.credentials=default", "--set-string",
+                    "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/images")
+    s3 = config_of(docs)["storage"]["s3"]
+    assert s3["credentials"] == "default" and "secret" not in s3
+    assert kind(docs, "Role")["rules"][0]["resourceNames"] == ["image-gateway-api-keys"], "no storage Secret to read"
+    sa = kind(docs, "ServiceAccount")["metadata"]["annotations"]
+    assert sa["eks.amazonaws.com/role-arn"] == "arn:aws:iam::123456789012:role/images"
