@@ -115,7 +115,7 @@ fn otlp_ca_file() -> Option<std::path::PathBuf> {
         "OTEL_EXPORTER_OTLP_CERTIFICATE",
     ]
     .iter()
-    .filter_map(|v| std::env::var_os(v))
+    .filter_map(std::env::var_os)
     .find(|v| !v.is_empty())
     .map(Into::into)
 }

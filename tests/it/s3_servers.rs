@@ -16,8 +16,6 @@ use crate::support::{blocking_get, free_port, hex};
 
 /// What a test needs of an S3 server, whichever it is.
 pub trait S3Server: Send + Sync {
-    /// The server's name in messages.
-    fn name(&self) -> &'static str;
     fn endpoint(&self) -> &str;
     /// The key every test fixture signs with (read and write on the bucket).
     fn key(&self) -> (&str, &str);
@@ -218,9 +216,6 @@ impl Garage {
 }
 
 impl S3Server for Garage {
-    fn name(&self) -> &'static str {
-        "garage"
-    }
     fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -332,9 +327,6 @@ impl Minio {
 }
 
 impl S3Server for Minio {
-    fn name(&self) -> &'static str {
-        "minio"
-    }
     fn endpoint(&self) -> &str {
         &self.endpoint
     }

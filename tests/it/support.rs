@@ -4,7 +4,6 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener as StdListener, TcpStream},
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
