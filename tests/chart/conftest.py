@@ -31,10 +31,14 @@ def cached(env, default, install):
 
 TOOLS = cached("IG_CHART_TOOLS", "chart-tools", "install-chart-tools.sh")
 KUBE = cached("IG_KUBE_BIN_DIR", "kube", "install-kube.sh")
-HELMS = {
-    "helm3": cached("IG_CHART_TOOLS", "chart-tools", "install-chart-tools.sh") / "helm3" / "helm",
-    "helm4": cached("IG_CHART_TOOLS", "chart-tools", "install-chart-tools.sh") / "helm4" / "helm",
-}
+HELMS = {name: TOOLS / name / "helm" for name in ("helm3", "helm4")}
+
+
+def gateway_bin():
+    """The debug build of the gateway (scripts/test.sh builds it before the chart tests)."""
+    path = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target")) / "debug" / "image-gateway"
+    assert path.is_file(), f"{path} is missing: run `cargo build` (scripts/test.sh does)"
+    return path
 
 
 def run(*args, env=None, check=True, input=None):

@@ -6,16 +6,15 @@ import base64
 import json
 import os
 import subprocess
-import time
 import urllib.request
 
 import pytest
 import yaml
 
-from conftest import ALL_ON, CACHE, CHART, HELMS, free_port, run, wait_until
+from conftest import ALL_ON, CACHE, CHART, HELMS, REPO, TOOLS, free_port, gateway_bin, run, wait_until
 
 # The prometheus-operator CRDs the all-on values need (ServiceMonitor, PrometheusRule).
-CRDS = sorted((HELMS["helm3"].parent.parent / "crds").glob("*.yaml"))
+CRDS = sorted((TOOLS / "crds").glob("*.yaml"))
 
 # What the chart may create; `helm uninstall` must leave none of it behind.
 KINDS = ("deployments,replicasets,pods,services,configmaps,serviceaccounts,roles,rolebindings,"
@@ -130,13 +129,6 @@ def test_admission_is_real_a_root_pod_is_refused(cluster):
     assert cluster.kubectl("get", "pod", "root", "-n", "admission-check", check=False).returncode != 0
 
 
-def gateway_bin():
-    target = os.environ.get("CARGO_TARGET_DIR", str(CACHE / "target"))
-    path = os.path.join(target, "debug", "image-gateway")
-    assert os.path.isfile(path), f"{path} is missing: `cargo build` (scripts/test.sh builds it)"
-    return path
-
-
 def minio_bin():
     path = os.environ.get("IG_MINIO_BIN") or str(CACHE / "minio" / "minio")
     assert os.path.isfile(path), f"{path} is missing: run `bash scripts/install-minio.sh`"
@@ -184,7 +176,7 @@ def test_the_gateway_watches_its_secrets_as_the_charts_service_account(cluster, 
         run(mc, "--config-dir", tmp_path / "mc", "mb", "local/images",
             env=dict(os.environ, MC_HOST_local=f"http://{root_user}:{root_password}@127.0.0.1:{s3_port}"))
         gateway = subprocess.Popen(
-            [gateway_bin(), "serve", "--config", str(tmp_path / "gateway.toml")],
+            [str(gateway_bin()), "serve", "--config", str(tmp_path / "gateway.toml")],
             env=dict(os.environ, KUBECONFIG=str(kubeconfig),
                      IMAGE_GATEWAY_LISTEN=f"127.0.0.1:{api}", IMAGE_GATEWAY_ADMIN_LISTEN=f"127.0.0.1:{admin}",
                      IMAGE_GATEWAY_STORAGE__S3__ENDPOINT=f"http://127.0.0.1:{s3_port}"),
@@ -195,7 +187,7 @@ def test_the_gateway_watches_its_secrets_as_the_charts_service_account(cluster, 
         except AssertionError:
             raise AssertionError((tmp_path / "gateway.log").read_text()[-4000:])
 
-        png = (CHART.parent.parent / "tests" / "fixtures" / "sample.png").read_bytes()
+        png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
         upload = f"http://127.0.0.1:{api}/v1/image/upload"
         status, body = http("POST", upload, png, {"Content-Type": "image/png", "X-API-Key": "first-key-0123456789"})
         assert status == 201, body
@@ -229,7 +221,6 @@ def test_the_gateway_watches_its_secrets_as_the_charts_service_account(cluster, 
 def test_plain_manifests_apply_with_kustomize_and_no_helm(cluster):
     """manifests/ (the chart's default render, Helm's ownership labels left out) and the example
     overlay apply with `kubectl apply -k` into a restricted namespace and make Pods."""
-    from conftest import REPO
     overlay = REPO / "manifests" / "overlays" / "example"
     rendered = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", overlay).stdout) if d]
     for doc in rendered:

@@ -7,8 +7,9 @@ import subprocess
 import tomllib
 
 import pytest
+import yaml
 
-from conftest import ALL_ON, CACHE, HELMS, REPO, kind, run, template
+from conftest import ALL_ON, HELMS, REPO, gateway_bin, kind, run, template
 
 MIB = 1 << 20
 SIZE_UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "Ki": 1 << 10, "MiB": MIB, "Mi": MIB, "GiB": 1 << 30, "Gi": 1 << 30,
@@ -144,7 +145,6 @@ def test_alerts_have_guards_targets_and_runbooks(helm_env):
 
 def test_the_rendered_rules_pass_promtool(helm_env, tmp_path):
     rule = kind(template(helm_env, "-f", ALL_ON), "PrometheusRule")
-    import yaml
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
     run("promtool", "check", "rules", tmp_path / "rules.yaml")
 
@@ -238,8 +238,7 @@ def config_keys(table, prefix=""):
 
 
 def test_every_gateway_setting_is_a_value_or_documented_for_extra_env(helm_env, tmp_path):
-    gateway = os.path.join(os.environ.get("CARGO_TARGET_DIR", str(CACHE / "target")), "debug", "image-gateway")
-    assert os.path.isfile(gateway), f"{gateway} is missing: `cargo build` (scripts/test.sh builds it)"
+    gateway = str(gateway_bin())
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGE_GATEWAY_")}
