@@ -114,6 +114,12 @@ def test_install_upgrade_uninstall_in_a_restricted_namespace(cluster, crds, helm
     wait_until("nothing of the release left", lambda: not release_objects(cluster, namespace, kinds), timeout=90)
     assert cluster.kubectl("get", "jobs", "-n", namespace, "-o", "name").stdout.strip() == ""
     assert helm(cluster, helm_env, which, "list", "-n", namespace, "-q").stdout.strip() == ""
+    assert cluster.kubectl("get", "secrets", "-n", namespace, "-l", "owner=helm", "-o", "name").stdout.strip() == "", \
+        "Helm's release records are gone too"
+    left = cluster.kubectl("get", "secrets", "-n", namespace, "-o", "name").stdout.split()
+    assert sorted(left) == sorted(f"secret/{n}" for n in (
+        ["minio-credentials", "image-gateway-api-keys"] + (["image-gateway-url-signing"] if values == "all-on" else []))), \
+        f"only the Secrets the operator made remain: {left}"
 
 
 def test_admission_is_real_a_root_pod_is_refused(cluster):
