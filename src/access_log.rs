@@ -15,7 +15,7 @@ use http_body::{Frame, SizeHint};
 
 use crate::{
     body::{Body, BoxError},
-    metrics::{GaugeGuard, Metrics},
+    metrics::{Aborted, GaugeGuard, Metrics},
 };
 
 /// Counts a request in `http_requests_in_flight` from its first moment until this is dropped,
@@ -28,7 +28,7 @@ pub struct InFlight {
 impl InFlight {
     pub fn new(metrics: &Arc<Metrics>) -> InFlight {
         InFlight {
-            _counted: GaugeGuard::new(&metrics.http_in_flight),
+            _counted: metrics.request_in_flight(),
             metrics: metrics.clone(),
         }
     }
@@ -103,27 +103,15 @@ impl Drop for Entry {
         let info = &self.info;
         let elapsed = info.start.elapsed();
         let metrics = &self.in_flight.metrics;
-        let method = method_label(&info.method);
-        metrics
-            .http_requests
-            .with_label_values(&[info.route, method, &info.status.to_string()])
-            .inc();
-        metrics
-            .http_duration
-            .with_label_values(&[info.route, method])
-            .observe(elapsed.as_secs_f64());
-        metrics
-            .http_body_bytes
-            .with_label_values(&[info.route])
-            .inc_by(self.bytes);
+        metrics.request_done(info.route, method_label(&info.method), info.status, elapsed, self.bytes);
         let outcome = match self.outcome {
             Outcome::Complete => "complete",
             Outcome::Aborted => {
-                metrics.http_aborted.with_label_values(&["client_gone"]).inc();
+                metrics.response_aborted(Aborted::ClientGone);
                 "aborted"
             }
             Outcome::Failed => {
-                metrics.http_aborted.with_label_values(&["storage_failed"]).inc();
+                metrics.response_aborted(Aborted::StorageFailed);
                 "failed"
             }
         };

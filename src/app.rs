@@ -351,7 +351,7 @@ impl App {
 
     fn authorize(&self, need: Need<'_>, headers: &http::HeaderMap) -> Result<Caller, ApiError> {
         self.access.authorize(need, headers).map_err(|e| {
-            self.metrics.auth_failures.with_label_values(&[e.metric_label()]).inc();
+            self.metrics.auth_failed(e.metric_label());
             ApiError::from(e)
         })
     }
@@ -376,7 +376,12 @@ impl App {
         let status = limits.check(&client);
         let refused = status.retry_after.is_some();
         *rate = Some(status);
-        if refused { Err(ApiError::RateLimited) } else { Ok(()) }
+        if refused {
+            self.metrics.rate_limited();
+            Err(ApiError::RateLimited)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -386,18 +391,13 @@ async fn watch_storage(app: Weak<App>) {
         let Some(strong) = app.upgrade() else { return };
         let start = Instant::now();
         let result = strong.storage.check().await.map_err(|e| e.to_string());
-        strong
-            .metrics
-            .readiness_check_duration
-            .observe(start.elapsed().as_secs_f64());
         if let Err(e) = &result {
             tracing::debug!(error = %e, "storage check failed");
         }
         strong.health.record_storage_check(result);
         strong
             .metrics
-            .storage_reachable
-            .set(i64::from(strong.health.storage_reachable()));
+            .storage_checked(start.elapsed(), strong.health.storage_reachable());
         let keys_loaded = strong.api_keys_loaded.load(std::sync::atomic::Ordering::SeqCst);
         strong
             .health

@@ -1,6 +1,8 @@
 //! Prometheus metrics: one registry, owned by the app (never a global), served on the admin
 //! listener at `/metrics`. Routes are labelled by name, never by raw path.
 
+use std::time::Duration;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -21,7 +23,7 @@ pub const GIT_SHA: &str = match option_env!("IG_GIT_SHA") {
 pub struct GaugeGuard(IntGauge);
 
 impl GaugeGuard {
-    pub fn new(gauge: &IntGauge) -> GaugeGuard {
+    fn new(gauge: &IntGauge) -> GaugeGuard {
         gauge.inc();
         GaugeGuard(gauge.clone())
     }
@@ -33,24 +35,26 @@ impl Drop for GaugeGuard {
     }
 }
 
+/// Every metric the service exports. Fields are private: call sites record through the
+/// methods below, so a metric is either recorded somewhere or flagged dead by the compiler.
 pub struct Metrics {
     registry: Registry,
-    pub http_requests: IntCounterVec,
-    pub http_duration: HistogramVec,
-    pub http_body_bytes: IntCounterVec,
-    pub http_in_flight: IntGauge,
-    pub http_aborted: IntCounterVec,
-    pub connections_open: IntGauge,
-    pub connections_rejected: IntCounter,
-    pub storage_duration: HistogramVec,
-    pub storage_errors: IntCounterVec,
-    pub uploads: IntCounterVec,
-    pub ratelimit_rejections: IntCounter,
-    pub auth_failures: IntCounterVec,
-    pub readiness_check_duration: Histogram,
-    pub storage_reachable: IntGauge,
-    pub k8s_secret_events: IntCounterVec,
-    pub k8s_secret_last_success: IntGaugeVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    http_body_bytes: IntCounterVec,
+    http_in_flight: IntGauge,
+    http_aborted: IntCounterVec,
+    connections_open: IntGauge,
+    connections_rejected: IntCounter,
+    storage_duration: HistogramVec,
+    storage_errors: IntCounterVec,
+    uploads: IntCounterVec,
+    ratelimit_rejections: IntCounter,
+    auth_failures: IntCounterVec,
+    readiness_check_duration: Histogram,
+    storage_reachable: IntGauge,
+    k8s_secret_events: IntCounterVec,
+    k8s_secret_last_success: IntGaugeVec,
 }
 
 /// Registers `metric` and hands it back. Names and labels are constants, so a failure here
@@ -224,5 +228,98 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Why a response body ended before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aborted {
+    /// The client went away.
+    ClientGone,
+    /// Storage failed mid-body.
+    StorageFailed,
+}
+
+/// Recording, one method per event.
+impl Metrics {
+    /// A client connection is open on the public listener until the guard drops.
+    pub fn connection_opened(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.connections_open)
+    }
+
+    /// A connection over `server.max_connections` was answered 503 and closed.
+    pub fn connection_rejected(&self) {
+        self.connections_rejected.inc();
+    }
+
+    /// A request is being answered until the guard drops (its body included).
+    pub fn request_in_flight(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.http_in_flight)
+    }
+
+    /// A request was answered: its count, duration and body bytes.
+    pub fn request_done(&self, route: &str, method: &str, status: u16, elapsed: Duration, body_bytes: u64) {
+        self.http_requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[route, method])
+            .observe(elapsed.as_secs_f64());
+        self.http_body_bytes.with_label_values(&[route]).inc_by(body_bytes);
+    }
+
+    pub fn response_aborted(&self, why: Aborted) {
+        let reason = match why {
+            Aborted::ClientGone => "client_gone",
+            Aborted::StorageFailed => "storage_failed",
+        };
+        self.http_aborted.with_label_values(&[reason]).inc();
+    }
+
+    /// One storage call; failures other than "not found" are counted as errors of their kind.
+    pub fn storage_call(&self, backend: &str, operation: &str, outcome: Result<(), &str>, elapsed: Duration) {
+        let label = outcome.err().unwrap_or("ok");
+        self.storage_duration
+            .with_label_values(&[backend, operation, label])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn storage_error(&self, backend: &str, kind: &str) {
+        self.storage_errors.with_label_values(&[backend, kind]).inc();
+    }
+
+    pub fn upload_stored(&self, format: &str) {
+        self.uploads.with_label_values(&[format]).inc();
+    }
+
+    /// A request refused with 429.
+    pub fn rate_limited(&self) {
+        self.ratelimit_rejections.inc();
+    }
+
+    /// A request refused by access control, by `reason`.
+    pub fn auth_failed(&self, reason: &str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// The background storage check ran, and whether storage is reachable now.
+    pub fn storage_checked(&self, elapsed: Duration, reachable: bool) {
+        self.readiness_check_duration.observe(elapsed.as_secs_f64());
+        self.storage_reachable.set(i64::from(reachable));
+    }
+
+    /// A watch event of the Secret used for `secret` (`storage`, `api_keys`).
+    pub fn secret_event(&self, secret: &str, outcome: &str) {
+        self.k8s_secret_events.with_label_values(&[secret, outcome]).inc();
+    }
+
+    /// A version of the Secret was applied at `unix_time`.
+    pub fn secret_applied(&self, secret: &str, unix_time: i64) {
+        self.k8s_secret_last_success.with_label_values(&[secret]).set(unix_time);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn secret_events(&self, secret: &str, outcome: &str) -> u64 {
+        self.k8s_secret_events.with_label_values(&[secret, outcome]).get()
     }
 }

@@ -19,7 +19,7 @@ use tokio::{
     time::Sleep,
 };
 
-use crate::{app::App, config::ServerConfig, metrics::GaugeGuard};
+use crate::{app::App, config::ServerConfig};
 
 type Builder = Arc<auto::Builder<TokioExecutor>>;
 
@@ -43,11 +43,11 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
                 let Ok(permit) = connections.clone().try_acquire_owned() else {
-                    app.metrics().connections_rejected.inc();
+                    app.metrics().connection_rejected();
                     tokio::spawn(refuse(stream));
                     continue;
                 };
-                let open = GaugeGuard::new(&app.metrics().connections_open);
+                let open = app.metrics().connection_opened();
                 let app = app.clone();
                 let service = service_fn(move |request| {
                     let app = app.clone();

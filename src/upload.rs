@@ -32,7 +32,7 @@ pub async fn handle(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Re
     let name = ObjectName::generate(format);
     let size = bytes.len();
     app.storage().put(&name, bytes).await?;
-    app.metrics().uploads.with_label_values(&[format.name()]).inc();
+    app.metrics().upload_stored(format.name());
     tracing::info!(object = %name, format = format.name(), size, "stored upload");
 
     let url = format!("{}{DOWNLOAD_PREFIX}{name}", app.public_url());

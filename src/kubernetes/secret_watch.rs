@@ -77,10 +77,7 @@ pub async fn watch_secret<T>(
             Ok(Some(secret)) => match decode(&secret) {
                 Ok(value) => {
                     publish(value);
-                    metrics
-                        .k8s_secret_last_success
-                        .with_label_values(&[purpose])
-                        .set(unix_now() as i64);
+                    metrics.secret_applied(purpose, unix_now() as i64);
                     tracing::info!(secret = %format!("{namespace}/{name}"), purpose, "applied a new version of the Secret");
                     SecretEvent::Applied
                 }
@@ -98,10 +95,7 @@ pub async fn watch_secret<T>(
                 SecretEvent::Error
             }
         };
-        metrics
-            .k8s_secret_events
-            .with_label_values(&[purpose, outcome.label()])
-            .inc();
+        metrics.secret_event(purpose, outcome.label());
         on_event(outcome);
     }
 }
@@ -250,7 +244,7 @@ mod tests {
         ]));
         assert_eq!(next(&mut published).await, "fourth");
 
-        let counted = |outcome| metrics.k8s_secret_events.with_label_values(&["storage", outcome]).get();
+        let counted = |outcome| metrics.secret_events("storage", outcome);
         assert_eq!(
             (
                 counted("applied"),

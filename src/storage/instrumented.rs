@@ -41,21 +41,12 @@ impl InstrumentedStorage {
         };
         let start = Instant::now();
         let result = call.instrument(span.clone()).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.kind(),
-        };
-        self.metrics
-            .storage_duration
-            .with_label_values(&[backend, operation, outcome])
-            .observe(start.elapsed().as_secs_f64());
+        let outcome = result.as_ref().map(|_| ()).map_err(StorageError::kind);
+        self.metrics.storage_call(backend, operation, outcome, start.elapsed());
         if let Err(e) = &result
             && !matches!(e, StorageError::NotFound)
         {
-            self.metrics
-                .storage_errors
-                .with_label_values(&[backend, e.kind()])
-                .inc();
+            self.metrics.storage_error(backend, e.kind());
             span.record("otel.status_code", "ERROR");
             span.record("error.type", e.kind());
         }

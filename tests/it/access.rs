@@ -11,7 +11,9 @@ use image_gateway::{
 };
 use reqwest::{StatusCode, header};
 
-use crate::support::{Backend, Fixture, MISSING_OBJECT, TestServer, client, pattern, raw_request, within};
+use crate::support::{
+    Backend, Fixture, MISSING_OBJECT, TestServer, client, metrics_text, pattern, raw_request, sample, within,
+};
 
 const READER: &str = "reader-0123456789abcdef";
 const WRITER: &str = "writer-0123456789abcdef";
@@ -169,6 +171,12 @@ async fn rate_limits_per_key_and_client(backend: Backend) {
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
     assert!(refused.header("x-ratelimit-reset").is_some());
+    let text = metrics_text(&server).await;
+    assert_eq!(
+        sample(&text, "ratelimit_rejections_total", &[]),
+        Some(1.0),
+        "the 429 is counted"
+    );
     // Another key has its own budget; errors inside the budget carry the headers too.
     let other = raw_request(server.addr, "GET", MISSING_OBJECT, &[("X-API-Key", WRITER)]).await;
     assert_eq!(other.status, 404);
