@@ -38,6 +38,10 @@ impl InFlight {
 pub struct RequestInfo {
     pub method: Method,
     pub route: &'static str,
+    /// The request path, cut at a bound (it is client input).
+    pub path: String,
+    /// The client's address (behind trusted proxies, the one they report).
+    pub client: std::net::IpAddr,
     pub status: u16,
     pub start: Instant,
     pub span: tracing::Span,
@@ -119,9 +123,11 @@ impl Drop for Entry {
         let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let _entered = info.span.enter();
         tracing::info!(
-            target: "access",
+            target: crate::telemetry::ACCESS,
             method = %info.method,
             route = info.route,
+            path = info.path.as_str(),
+            client = %info.client,
             status = info.status,
             bytes = self.bytes,
             duration_ms,

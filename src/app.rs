@@ -245,7 +245,7 @@ impl App {
             otel.kind = "server",
             http.request.method = %parts.method,
             http.route = template,
-            url.path = %path,
+            url.path = path.as_str(),
             http.response.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
         );
@@ -274,6 +274,8 @@ impl App {
         let info = RequestInfo {
             method: parts.method.clone(),
             route: route_name,
+            path,
+            client: self.proxies.client_ip(peer.ip(), &parts.headers),
             status,
             start,
             span,

@@ -48,6 +48,23 @@ fn otlp_configured() -> bool {
         .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()))
 }
 
+/// The target of the one line per request (`access_log`).
+pub(crate) const ACCESS: &str = "access";
+
+/// A JSON log layer to stderr, with or without the event's current span.
+fn json_lines<S>(with_span: bool) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .json()
+        .flatten_event(true)
+        .with_current_span(with_span)
+        .with_span_list(false)
+}
+
 /// Installs the global subscriber. A second call (as in tests) keeps the first one.
 pub fn init(config: &LogConfig) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
@@ -58,13 +75,19 @@ pub fn init(config: &LogConfig) -> Telemetry {
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+    // In JSON the access line carries every field of its request once, so it is written without
+    // the request span (whose fields it repeats); other lines keep their span for context.
     let fmt = if json {
-        fmt.json().flatten_event(true).boxed()
+        use tracing_subscriber::filter::filter_fn;
+        json_lines(false)
+            .with_filter(filter_fn(|m| m.target() == ACCESS))
+            .and_then(json_lines(true).with_filter(filter_fn(|m| m.target() != ACCESS)))
+            .boxed()
     } else {
-        fmt.boxed()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .boxed()
     };
 
     let provider = otlp_configured().then(build_provider).and_then(|built| match built {

@@ -479,6 +479,31 @@ async fn traces_reach_a_real_otlp_collector() {
         log.contains(&format!("\"trace_id\":\"{trace_id}\"")),
         "the access line carries the trace id: {log}"
     );
+    // One line per request, each field once: no copy of the request span beside it.
+    let line = log.lines().find(|l| l.contains("\"target\":\"access\"")).unwrap();
+    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
+    let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "bytes",
+            "client",
+            "duration_ms",
+            "level",
+            "method",
+            "outcome",
+            "path",
+            "route",
+            "status",
+            "target",
+            "timestamp",
+            "trace_id"
+        ],
+        "{line}"
+    );
+    assert_eq!(fields["client"], "127.0.0.1");
+    assert_eq!(fields["path"], format!("/v1/image/download/{name}"));
 
     let spans = within("spans arrive", async {
         loop {
