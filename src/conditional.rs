@@ -194,6 +194,69 @@ mod tests {
         );
     }
 
+    /// A stored weak validator (some S3 servers hand them out): weak comparison matches it,
+    /// strong comparison (If-Match, If-Range) never does.
+    #[test]
+    fn a_weak_stored_entity_tag() {
+        use header::*;
+        let weak = ObjectMeta {
+            etag: "W/\"abc\"".into(),
+            ..meta()
+        };
+        let with = |pairs: &[(HeaderName, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(name.clone(), HeaderValue::from_str(value).unwrap());
+            }
+            evaluate(&headers, &weak)
+        };
+        assert_eq!(with(&[(IF_NONE_MATCH, "\"abc\"")]), Outcome::NotModified);
+        assert_eq!(with(&[(IF_NONE_MATCH, "W/\"abc\"")]), Outcome::NotModified);
+        assert_eq!(with(&[(IF_MATCH, "\"abc\"")]), Outcome::Failed);
+        assert_eq!(with(&[(IF_MATCH, "W/\"abc\"")]), Outcome::Failed);
+        assert_eq!(
+            with(&[(IF_MATCH, "*")]),
+            PROCEED,
+            "* matches any current representation"
+        );
+        assert_eq!(
+            with(&[(IF_RANGE, "W/\"abc\"")]),
+            Outcome::Proceed { honour_range: false }
+        );
+    }
+
+    /// Lists are read tag by tag, with a weak tag beside the strong one that must match.
+    #[test]
+    fn lists_with_weak_and_strong_tags() {
+        use header::*;
+        assert_eq!(eval(&[(IF_MATCH, "\"a\", W/\"abc\"")]), Outcome::Failed);
+        assert_eq!(eval(&[(IF_MATCH, "W/\"abc\", \"abc\"")]), PROCEED);
+        assert_eq!(
+            eval(&[(IF_MATCH, "\"x\",\"abc\"")]),
+            PROCEED,
+            "no space after the comma"
+        );
+        assert_eq!(
+            eval(&[(IF_MATCH, "\"x\""), (IF_MATCH, "\"abc\"")]),
+            PROCEED,
+            "two lines"
+        );
+        assert_eq!(eval(&[(IF_NONE_MATCH, "\"x\",\tW/\"abc\"")]), Outcome::NotModified);
+        // A malformed tag ends the list: what follows it is not read.
+        assert_eq!(eval(&[(IF_NONE_MATCH, "abc, \"abc\"")]), PROCEED);
+        assert_eq!(eval(&[(IF_NONE_MATCH, "\"unterminated")]), PROCEED);
+        let tags: Vec<_> = EntityTags("W/\"a\", \"b\",\"c,d\"").collect();
+        assert_eq!(tags, [(true, "\"a\""), (false, "\"b\""), (false, "\"c,d\"")]);
+        // Dates compare at whole seconds (the stored time has 500 ms).
+        assert_eq!(eval(&[(IF_UNMODIFIED_SINCE, LM)]), PROCEED);
+        assert_eq!(
+            eval(&[(IF_RANGE, " \"abc\" ")]),
+            PROCEED,
+            "surrounding spaces are ignored"
+        );
+        assert_eq!(eval(&[(IF_RANGE, "*")]), Outcome::Proceed { honour_range: false });
+    }
+
     #[test]
     fn if_range() {
         use header::*;

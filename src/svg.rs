@@ -192,4 +192,25 @@ mod tests {
         assert!(check(entities).is_err(), "DTDs are refused");
         assert!(check(b"\xff\xfe<svg/>").is_err());
     }
+
+    /// The node limit bounds the work a document can ask for: at the limit it is checked, one
+    /// node more is refused as not well-formed.
+    #[test]
+    fn documents_past_the_node_limit_are_refused() {
+        let svg = |elements: u32| {
+            let mut doc = String::from("<svg xmlns=\"http://www.w3.org/2000/svg\">");
+            doc.push_str(&"<g/>".repeat(elements as usize));
+            doc.push_str("</svg>");
+            doc
+        };
+        // The root node and <svg> count too.
+        assert_eq!(check(svg(MAX_NODES - 2).as_bytes()), Ok(()));
+        let err = check(svg(MAX_NODES - 1).as_bytes()).unwrap_err();
+        assert!(err.contains("well-formed") && err.contains("nodes limit"), "{err}");
+        // A byte-order mark is allowed in front.
+        assert_eq!(
+            check(b"\xEF\xBB\xBF<svg xmlns=\"http://www.w3.org/2000/svg\"/>"),
+            Ok(())
+        );
+    }
 }

@@ -161,6 +161,57 @@ mod tests {
     }
 
     #[test]
+    fn every_size_unit_parses_and_prints() {
+        for (text, bytes) in [
+            ("7", 7),
+            ("7B", 7),
+            ("7b", 7),
+            ("2k", 2_000),
+            ("2KB", 2_000),
+            ("2Ki", 2_048),
+            ("2KiB", 2_048),
+            ("3M", 3_000_000),
+            ("3mb", 3_000_000),
+            ("3Mi", 3 << 20),
+            ("4G", 4_000_000_000),
+            ("4GB", 4_000_000_000),
+            ("4Gi", 4 << 30),
+            ("4GiB", 4 << 30),
+            ("5T", 5_000_000_000_000),
+            ("5TB", 5_000_000_000_000),
+            ("5Ti", 5 << 40),
+            ("5TiB", 5 << 40),
+            (" 0.5 KiB ", 512),
+            ("0.0004KB", 0),
+            ("0.0006KB", 1),
+        ] {
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
+        }
+        for (bytes, text) in [
+            (0, "0B"),
+            (1023, "1023B"),
+            (1024, "1KiB"),
+            (1536, "1536B"),
+            (3 << 20, "3MiB"),
+            ((3 << 20) + 1024, "3073KiB"),
+            (4 << 30, "4GiB"),
+            (5 << 40, "5TiB"),
+        ] {
+            assert_eq!(ByteSize(bytes).to_string(), text);
+            assert_eq!(format!("{:?}", ByteSize(bytes)), text, "Debug is Display");
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "prints what it parses");
+        }
+        for bad in ["-1", "1e3", "1..2KiB", "", "20000000TiB", "1 KiBs"] {
+            assert!(bad.parse::<ByteSize>().is_err(), "{bad}");
+        }
+        // From configuration: numbers are bytes; negative numbers are refused.
+        assert_eq!(serde_json::from_str::<ByteSize>("42").unwrap(), ByteSize(42));
+        assert_eq!(serde_json::from_str::<ByteSize>("\"1KiB\"").unwrap(), ByteSize(1024));
+        assert!(serde_json::from_str::<ByteSize>("-3").is_err());
+        assert_eq!(serde_json::to_string(&ByteSize(2048)).unwrap(), "\"2KiB\"");
+    }
+
+    #[test]
     fn durations_parse() {
         let d: HumanDuration = serde_json::from_str("\"1m 30s\"").unwrap();
         assert_eq!(d.0, Duration::from_secs(90));

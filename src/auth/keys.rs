@@ -204,10 +204,41 @@ mod tests {
         assert_eq!(compared.get(), 3);
         assert!(set.find_with("unknown-key-0123456789", watched).is_none());
         assert_eq!(compared.get(), 6);
-        // And the comparison itself is subtle's constant-time equality.
+        // And the comparison is equality of the digests (a digest differing in its last byte
+        // is not equal).
         let (a, b) = (digest(READER), digest(WRITER));
         assert!(constant_time_eq(&a, &a) && !constant_time_eq(&a, &b));
-        assert_eq!(constant_time_eq(&a, &b), bool::from(a.ct_eq(&b)));
+        let mut last = a;
+        last[last.len() - 1] ^= 1;
+        assert!(!constant_time_eq(&a, &last));
+    }
+
+    #[test]
+    fn sixteen_characters_is_the_shortest_key() {
+        assert!(KeySet::parse(["0123456789abcdef"]).is_ok());
+        assert!(KeySet::parse(["write:0123456789abcdef"]).is_ok());
+        let err = KeySet::parse([READER, "0123456789abcde"]).unwrap_err();
+        assert!(err.contains("#2"), "{err}");
+        assert!(KeySet::parse(["read:0123456789abcde"]).is_err());
+        // Leading and trailing space is not part of the key.
+        assert!(KeySet::parse(["  0123456789abcde  "]).is_err());
+    }
+
+    #[test]
+    fn union_is_empty_and_the_highest_scope_wins() {
+        let empty = KeySet::parse(["# only a comment", ""]).unwrap();
+        assert!(empty.is_empty() && empty.len() == 0);
+        let readers = KeySet::parse([READER]).unwrap();
+        assert!(!readers.is_empty());
+        let writers = KeySet::parse([format!("write:{WRITER}").as_str(), &format!("write:{READER}")]).unwrap();
+        let both = readers.union(&writers);
+        assert_eq!(both.len(), 3);
+        assert_eq!(readers.len(), 1, "union leaves its operands alone");
+        assert_eq!(both.find(WRITER).unwrap().scope, Scope::Write);
+        assert_eq!(both.find(READER).unwrap().scope, Scope::Write, "read and write: write");
+        assert_eq!(empty.union(&readers).find(READER).unwrap().scope, Scope::Read);
+        assert_eq!(Scope::Read.as_str(), "read");
+        assert_eq!(Scope::Write.as_str(), "write");
     }
 
     #[test]
@@ -217,5 +248,11 @@ mod tests {
         publisher.publish(KeySet::parse([WRITER]).unwrap());
         assert!(store.current().find(READER).is_none());
         assert!(store.current().find(WRITER).is_some());
+        assert!(!publisher.is_closed());
+        let copy = store.clone();
+        drop(store);
+        assert!(!publisher.is_closed(), "a clone still reads");
+        drop(copy);
+        assert!(publisher.is_closed());
     }
 }

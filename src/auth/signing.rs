@@ -96,7 +96,12 @@ impl UrlSigner {
 
     /// The query string (`expires=…&signature=…`) of a URL valid for `ttl` from now.
     pub fn query(&self, name: &ObjectName, ttl: Duration) -> String {
-        let expires = unix_now().saturating_add(ttl.as_secs().max(1));
+        self.query_at(name, ttl, unix_now())
+    }
+
+    /// [`UrlSigner::query`] with the clock given: valid until `now + ttl` (at least a second).
+    fn query_at(&self, name: &ObjectName, ttl: Duration, now: u64) -> String {
+        let expires = now.saturating_add(ttl.as_secs().max(1));
         format!("expires={expires}&signature={}", self.sign(name, expires))
     }
 
@@ -152,6 +157,55 @@ mod tests {
         assert_eq!(
             signer.verify(&name(), &tampered, unix_now()),
             Err(SignatureError::Invalid)
+        );
+    }
+
+    /// The clock is the test's: exact expiry times, and the last valid second.
+    #[test]
+    fn expiry_follows_the_given_clock_to_the_second() {
+        let signer = UrlSigner::new(&[Secret::new("k1-0123456789abcdef")]).unwrap();
+        let p = params(&signer.query_at(&name(), Duration::from_secs(3600), 1_000));
+        assert_eq!(p.expires, 4_600);
+        assert_eq!(
+            signer.verify(&name(), &p, 4_600),
+            Ok(()),
+            "valid through its last second"
+        );
+        assert_eq!(signer.verify(&name(), &p, 4_601), Err(SignatureError::Expired));
+        assert_eq!(signer.verify(&name(), &p, 0), Ok(()));
+        // A zero TTL still gives a URL for the current second and the next.
+        let p = params(&signer.query_at(&name(), Duration::ZERO, 1_000));
+        assert_eq!(p.expires, 1_001);
+        // Sub-second TTLs round down, then up to one second.
+        let p = params(&signer.query_at(&name(), Duration::from_millis(2_900), 1_000));
+        assert_eq!(p.expires, 1_002);
+        // No overflow at the end of time.
+        let p = signer.query_at(&name(), Duration::from_secs(10), u64::MAX);
+        assert!(p.starts_with(&format!("expires={}&", u64::MAX)), "{p}");
+        // unix_now is the real clock.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert!((now..=now + 1).contains(&unix_now()));
+    }
+
+    #[test]
+    fn expiry_times_past_year_9999_are_malformed() {
+        let sig = "ab".repeat(32);
+        assert_eq!(
+            params(&format!("expires=253402300799&signature={sig}")).expires,
+            MAX_EXPIRES
+        );
+        assert_eq!(
+            SignedParams::from_query(Some(&format!("expires=253402300800&signature={sig}"))),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            SignedParams::from_query(Some(&format!("expires=1&signature={}", "ab".repeat(33)))),
+            Err(SignatureError::Malformed),
+            "too long"
+        );
+        assert_eq!(
+            SignedParams::from_query(Some(&format!("expires=1&signature={sig}&signature={sig}"))),
+            Err(SignatureError::Malformed)
         );
     }
 
