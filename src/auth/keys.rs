@@ -227,7 +227,8 @@ mod tests {
     #[test]
     fn union_is_empty_and_the_highest_scope_wins() {
         let empty = KeySet::parse(["# only a comment", ""]).unwrap();
-        assert!(empty.is_empty() && empty.len() == 0);
+        assert!(empty.is_empty());
+        assert_eq!(empty.len(), 0);
         let readers = KeySet::parse([READER]).unwrap();
         assert!(!readers.is_empty());
         let writers = KeySet::parse([format!("write:{WRITER}").as_str(), &format!("write:{READER}")]).unwrap();
