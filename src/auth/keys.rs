@@ -186,6 +186,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_the_count_never_a_key_or_digest() {
+        let set = KeySet::parse([READER, WRITER]).unwrap();
+        let shown = format!("{set:?}");
+        assert_eq!(shown, "KeySet(2 keys)");
+        assert!(!shown.contains(&hex::encode(&digest(READER)[..8])));
+    }
+
+    #[test]
     fn short_keys_are_refused_without_echoing_them() {
         let err = KeySet::parse(["write:tiny"]).unwrap_err();
         assert!(err.contains("#1") && !err.contains("tiny"), "{err}");
