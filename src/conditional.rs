@@ -137,11 +137,15 @@ mod tests {
     }
 
     fn eval(pairs: &[(HeaderName, &str)]) -> Outcome {
+        eval_against(&meta(), pairs)
+    }
+
+    fn eval_against(meta: &ObjectMeta, pairs: &[(HeaderName, &str)]) -> Outcome {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.append(name.clone(), HeaderValue::from_str(value).unwrap());
         }
-        evaluate(&headers, &meta())
+        evaluate(&headers, meta)
     }
 
     const LM: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
@@ -203,13 +207,7 @@ mod tests {
             etag: "W/\"abc\"".into(),
             ..meta()
         };
-        let with = |pairs: &[(HeaderName, &str)]| {
-            let mut headers = HeaderMap::new();
-            for (name, value) in pairs {
-                headers.append(name.clone(), HeaderValue::from_str(value).unwrap());
-            }
-            evaluate(&headers, &weak)
-        };
+        let with = |pairs: &[(HeaderName, &str)]| eval_against(&weak, pairs);
         assert_eq!(with(&[(IF_NONE_MATCH, "\"abc\"")]), Outcome::NotModified);
         assert_eq!(with(&[(IF_NONE_MATCH, "W/\"abc\"")]), Outcome::NotModified);
         assert_eq!(with(&[(IF_MATCH, "\"abc\"")]), Outcome::Failed);

@@ -495,13 +495,13 @@ impl Config {
                     if s3.access_key_id.as_deref().is_none_or(str::is_empty) {
                         return Err(ConfigError::key(
                             "storage.s3.access_key_id",
-                            "is required when storage.backend = \"s3\" (or set storage.s3.credentials = \"kubernetes\")",
+                            "is required when storage.backend = \"s3\" (or set storage.s3.credentials = \"kubernetes\" or \"default\")",
                         ));
                     }
                     if s3.secret_access_key.as_ref().is_none_or(|s| s.expose().is_empty()) {
                         return Err(ConfigError::key(
                             "storage.s3.secret_access_key",
-                            "is required when storage.backend = \"s3\" (or set storage.s3.credentials = \"kubernetes\")",
+                            "is required when storage.backend = \"s3\" (or set storage.s3.credentials = \"kubernetes\" or \"default\")",
                         ));
                     }
                 }
