@@ -232,6 +232,31 @@ mod tests {
         }
     }
 
+    /// 256 bytes is the longest name looked at, encoded or not; one more is refused unread.
+    #[test]
+    fn the_length_limit_is_inclusive() {
+        let at_limit = "a".repeat(MAX_ENCODED_LEN);
+        let over = "a".repeat(MAX_ENCODED_LEN + 1);
+        assert_eq!(ObjectName::parse(&at_limit).unwrap_err(), NameError::MissingExtension);
+        assert_eq!(ObjectName::parse(&over).unwrap_err(), NameError::TooLong);
+        assert_eq!(
+            ObjectName::parse_encoded(&at_limit).unwrap_err(),
+            NameError::MissingExtension
+        );
+        assert_eq!(ObjectName::parse_encoded(&over).unwrap_err(), NameError::TooLong);
+        // The encoded form is what counts: 86 × "%61" is 258 bytes, though it decodes to 86.
+        assert_eq!(
+            ObjectName::parse_encoded(&"%61".repeat(86)).unwrap_err(),
+            NameError::TooLong
+        );
+    }
+
+    #[test]
+    fn format_names_for_messages() {
+        let names: Vec<_> = ImageFormat::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["PNG", "JPEG", "WebP", "GIF", "BMP", "TIFF", "SVG"]);
+    }
+
     #[test]
     fn decodes_exactly_once() {
         // %61 is 'a': one decode gives a valid name.
