@@ -252,6 +252,13 @@ mod tests {
     }
 
     #[test]
+    fn debug_and_display() {
+        let name = ObjectName::parse(&format!("{ID}.png")).unwrap();
+        assert_eq!(format!("{name:?}"), format!("ObjectName({ID}.png)"));
+        assert_eq!(name.to_string(), format!("{ID}.png"));
+    }
+
+    #[test]
     fn format_names_for_messages() {
         let names: Vec<_> = ImageFormat::ALL.iter().map(|f| f.name()).collect();
         assert_eq!(names, ["PNG", "JPEG", "WebP", "GIF", "BMP", "TIFF", "SVG"]);
