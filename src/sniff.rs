@@ -57,8 +57,9 @@ pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<(), R
 fn ends_whole(format: ImageFormat, bytes: &[u8]) -> bool {
     let le32 = |at: usize| {
         bytes
-            .get(at..at + 4)
-            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64)
+            .get(at..)
+            .and_then(<[u8]>::first_chunk)
+            .map(|s| u64::from(u32::from_le_bytes(*s)))
     };
     let len = bytes.len() as u64;
     match format {
@@ -167,6 +168,76 @@ mod tests {
             matches!(err, Rejection::TooManyPixels(ref m) if m.contains("10000000000")),
             "{err:?}"
         );
+    }
+
+    /// Each part of a signature is required on its own.
+    #[test]
+    fn a_signature_needs_all_its_parts() {
+        let png = SAMPLES[0].1;
+        let mut no_ihdr = png.to_vec();
+        no_ihdr[12..16].copy_from_slice(b"IHDX");
+        assert!(matches!(
+            check(ImageFormat::Png, &no_ihdr, 1000),
+            Err(Rejection::NotThatFormat(_))
+        ));
+        let mut no_magic = png.to_vec();
+        no_magic[1] = b'X';
+        assert!(matches!(
+            check(ImageFormat::Png, &no_magic, 1000),
+            Err(Rejection::NotThatFormat(_))
+        ));
+
+        let webp = SAMPLES[2].1;
+        for (at, replacement) in [(0, b"RIFX"), (8, b"WAVE"), (12, b"VP9 ")] {
+            let mut changed = webp.to_vec();
+            changed[at..at + 4].copy_from_slice(replacement);
+            assert!(
+                matches!(
+                    check(ImageFormat::Webp, &changed, 1000),
+                    Err(Rejection::NotThatFormat(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(replacement)
+            );
+        }
+
+        let bmp = SAMPLES[4].1;
+        let mut unknown_header = bmp.to_vec();
+        unknown_header[14..18].copy_from_slice(&99u32.to_le_bytes());
+        assert!(matches!(
+            check(ImageFormat::Bmp, &unknown_header, 1000),
+            Err(Rejection::NotThatFormat(_))
+        ));
+        let mut no_bm = bmp.to_vec();
+        no_bm[0] = b'X';
+        assert!(matches!(
+            check(ImageFormat::Bmp, &no_bm, 1000),
+            Err(Rejection::NotThatFormat(_))
+        ));
+    }
+
+    /// The length fields at the end check: a RIFF or BMP size one past the bytes is a cut-off file.
+    #[test]
+    fn declared_sizes_bound_the_file() {
+        let webp = SAMPLES[2].1;
+        let riff = u32::from_le_bytes(webp[4..8].try_into().unwrap());
+        assert_eq!(riff as usize + 8, webp.len(), "the sample's RIFF size is exact");
+        let mut longer = webp.to_vec();
+        longer[4..8].copy_from_slice(&(riff + 1).to_le_bytes());
+        assert!(matches!(
+            check(ImageFormat::Webp, &longer, 1000),
+            Err(Rejection::Truncated(_))
+        ));
+
+        let bmp = SAMPLES[4].1;
+        let size = u32::from_le_bytes(bmp[2..6].try_into().unwrap());
+        assert_eq!(size as usize, bmp.len());
+        let mut longer = bmp.to_vec();
+        longer[2..6].copy_from_slice(&(size + 1).to_le_bytes());
+        assert!(matches!(
+            check(ImageFormat::Bmp, &longer, 1000),
+            Err(Rejection::Truncated(_))
+        ));
     }
 
     #[test]

@@ -148,6 +148,10 @@ mod tests {
             "<style>rect { fill: blue; }</style>",
             "<animate attributeName=\"opacity\" from=\"0\" to=\"1\" dur=\"1s\"/>",
             "<a href=\"#top\"><text>hello</text></a>",
+            // Text that merely mentions CSS is text, not a style sheet.
+            "<text>write url(https://example.com) or @import in CSS</text>",
+            // Processing instructions other than xml-stylesheet do nothing.
+            "<?render-hint fast?><rect/>",
         ] {
             assert_eq!(check(svg(inner).as_bytes()), Ok(()), "{inner}");
         }
@@ -171,6 +175,8 @@ mod tests {
             "<rect style=\"fill: url(https://evil.example/x)\"/>",
             "<rect fill=\"URL( 'http://evil.example/x' )\"/>",
             "<style>@import url(#x); rect { fill: red }</style>",
+            // A style attribute is CSS even without url(: @import there is refused too.
+            "<rect style=\"@import 'https://evil.example/a.css'\"/>",
             "<style>rect { background: url(//evil.example/x) }</style>",
             "<set attributeName=\"href\" to=\"javascript:alert(1)\"/>",
             "<animate attributeName=\"xlink:href\" values=\"x\"/>",
