@@ -174,6 +174,9 @@ mod tests {
             "<image href=\"data:image/svg+xml;base64,PHN2Zz4=\"/>",
             "<rect style=\"fill: url(https://evil.example/x)\"/>",
             "<rect fill=\"URL( 'http://evil.example/x' )\"/>",
+            // Spaces are squeezed out before looking: `url (` and `java script:` do not hide.
+            "<rect style=\"fill: url (https://evil.example/x)\"/>",
+            "<a href=\"java script:alert(1)\"><text>x</text></a>",
             "<style>@import url(#x); rect { fill: red }</style>",
             // A style attribute is CSS even without url(: @import there is refused too.
             "<rect style=\"@import 'https://evil.example/a.css'\"/>",
