@@ -212,6 +212,18 @@ mod tests {
     }
 
     #[test]
+    fn sizes_at_the_edge_of_u64_and_messages() {
+        assert_eq!("18446744073709551615".parse::<ByteSize>(), Ok(ByteSize(u64::MAX)));
+        assert!("18446744073709551616000".parse::<ByteSize>().is_err());
+        assert!("9".repeat(400).parse::<ByteSize>().is_err(), "infinite as f64");
+        let err = serde_json::from_str::<ByteSize>("true").unwrap_err().to_string();
+        assert!(err.contains("a size such as \"25MiB\" or a number of bytes"), "{err}");
+        let err = serde_json::from_str::<HumanDuration>("true").unwrap_err().to_string();
+        assert!(err.contains("a duration"), "{err}");
+        assert_eq!(format!("{:?}", HumanDuration(Duration::from_secs(90))), "1m 30s");
+    }
+
+    #[test]
     fn durations_parse() {
         let d: HumanDuration = serde_json::from_str("\"1m 30s\"").unwrap();
         assert_eq!(d.0, Duration::from_secs(90));
