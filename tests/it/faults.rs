@@ -142,12 +142,7 @@ async fn garage_outage_under_load_and_recovery() {
     })
     .await;
     assert!(first_503 < Duration::from_secs(4), "503 only after {first_503:?}");
-    within("storage_reachable drops", async {
-        while sample(&metrics_text(&server).await, "storage_reachable", &[]) != Some(0.0) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    until_storage_reachable(&server, 0.0).await;
     assert_eq!(
         status_of(server.admin, "/readyz").await,
         200,

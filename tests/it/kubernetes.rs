@@ -35,6 +35,7 @@ use kube::{
 use serde::Deserialize;
 
 use crate::faults::{Tally, load};
+use crate::s3_servers::run;
 use crate::support::{
     Backend, BodyReader, Garage, MISSING_OBJECT, S3Server, TestServer, client, free_port, metrics_text, pattern,
     raw_request, sample, within,
@@ -77,15 +78,6 @@ struct Cluster {
     _etcd: Process,
     _apiserver: Process,
     _dir: tempfile::TempDir,
-}
-
-fn run(command: &mut Command) {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Cluster {

@@ -17,7 +17,7 @@ use reqwest::header;
 
 use crate::support::{
     Backend, BodyReader, Fixture, Garage, MISSING_OBJECT, S3Server, TestServer, client, free_port, metrics_text,
-    pattern, raw_request, sample, within,
+    pattern, raw_request, sample, until_storage_reachable, within,
 };
 
 /// Finds a tool given by `env` or on PATH, or fails naming the install step.
@@ -320,22 +320,11 @@ async fn readiness_latches_and_storage_outages_show_in_a_gauge() {
     let g = garage.clone();
     tokio::task::spawn_blocking(move || g.restart()).await.unwrap();
     server.wait_for("/readyz").await;
-    let reachable = |text: &str| sample(text, "storage_reachable", &[]);
-    within("storage_reachable = 1", async {
-        while reachable(&metrics_text(&server).await) != Some(1.0) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
+    until_storage_reachable(&server, 1.0).await;
 
     let g = garage.clone();
     tokio::task::spawn_blocking(move || g.kill()).await.unwrap();
-    within("storage_reachable = 0", async {
-        while reachable(&metrics_text(&server).await) != Some(0.0) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
+    until_storage_reachable(&server, 0.0).await;
     assert_eq!(
         raw_request(server.admin, "GET", "/readyz", &[]).await.status,
         200,
@@ -352,12 +341,7 @@ async fn readiness_latches_and_storage_outages_show_in_a_gauge() {
 
     let g = garage.clone();
     tokio::task::spawn_blocking(move || g.restart()).await.unwrap();
-    within("storage_reachable = 1 again", async {
-        while reachable(&metrics_text(&server).await) != Some(1.0) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
+    until_storage_reachable(&server, 1.0).await;
 }
 
 /// A real OTLP collector (rotel) printing the spans it receives to a file.

@@ -57,7 +57,8 @@ fn cached_bin(env: &str, cache_path: &str, install: &str) -> PathBuf {
     path
 }
 
-fn run(command: &mut Command) {
+/// Runs a command to completion; a failure shows its output.
+pub fn run(command: &mut Command) {
     let out = command.output().unwrap();
     assert!(
         out.status.success(),

@@ -322,6 +322,16 @@ pub async fn metrics_text(server: &TestServer) -> String {
     String::from_utf8(response.body).unwrap()
 }
 
+/// Waits until the gateway's `storage_reachable` gauge reads `value` (0 or 1).
+pub async fn until_storage_reachable(server: &TestServer, value: f64) {
+    within(&format!("storage_reachable = {value}"), async {
+        while sample(&metrics_text(server).await, "storage_reachable", &[]) != Some(value) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
 /// A response body read the way a client that pauses and resumes reads it.
 pub struct BodyReader {
     stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
