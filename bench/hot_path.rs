@@ -5,7 +5,11 @@ use std::{hint::black_box, time::SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, header};
-use image_gateway::{conditional, object_name::ObjectName, range, storage::ObjectMeta};
+use image_gateway::{
+    api::download::{conditional, range},
+    object_name::ObjectName,
+    storage::ObjectMeta,
+};
 
 fn names(c: &mut Criterion) {
     c.bench_function("name/valid", |b| {

@@ -3,7 +3,7 @@
 # the cache once): every viable mutant of these files must be caught by `cargo test --lib`, at
 # least MIN_CAUGHT percent of them (95 by default). About 11 s per mutant after a 2-3 minute
 # baseline build on 2 cores: ~55 minutes for all ~290, so it is a script of its own, not part of
-# the test command. `bash scripts/mutants.sh src/units.rs` runs one file.
+# the test command. `bash scripts/mutants.sh src/config/units.rs` runs one file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -15,8 +15,8 @@ if [ ! -x "$BIN" ] || ! "$BIN" mutants --version 2>/dev/null | grep -q "$VERSION
 fi
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
-  files=(src/object_name.rs src/range.rs src/conditional.rs src/auth/signing.rs src/auth/keys.rs
-         src/sniff.rs src/svg.rs src/units.rs src/client_ip.rs)
+  files=(src/object_name.rs src/api/download/range.rs src/api/download/conditional.rs src/auth/signing.rs src/auth/keys.rs
+         src/config/api_keys.rs src/api/upload/sniff.rs src/api/upload/svg.rs src/config/units.rs src/http/client_ip.rs)
 fi
 out="$(mktemp -d)"
 args=()

@@ -1,124 +1,210 @@
 //! image-gateway: streams stored images at `GET /v1/image/download/{object_name}` from
 //! S3/MinIO or a local folder, over a raw hyper 1.x server.
+//!
+//! Layers, each importing only from the ones listed before it:
+//! `clock`, `object_name`, `metrics` (leaves) → `config` → `telemetry`, `storage`, `auth` →
+//! `kubernetes` → `http` → `api` → `commands`; [`run`] wires them.
 #![forbid(unsafe_code)]
 
-pub mod access_log;
-pub mod app;
+pub mod api;
 pub mod auth;
-pub mod body;
-pub mod cli;
-pub mod client_ip;
-pub mod conditional;
+pub mod clock;
+pub mod commands;
 pub mod config;
-pub mod cors;
-pub mod download;
-pub mod error;
-pub mod health;
+pub mod http;
 pub mod kubernetes;
 pub mod metrics;
 pub mod object_name;
-pub mod range;
-pub mod ratelimit;
-pub mod retention;
-pub mod routes;
-pub mod server;
-pub mod sniff;
 pub mod storage;
-pub mod svg;
 pub mod telemetry;
-pub mod units;
-pub mod upload;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 
-pub use app::App;
+use crate::{
+    api::gateway::{Components, Gateway},
+    auth::{KeyFileError, keys::KeySet},
+    commands::retention,
+    config::{Backend, CredentialsSource, Settings},
+    http::{
+        health::Latch,
+        server::{self, ServeOptions},
+    },
+    metrics::Metrics,
+    storage::{S3Credentials, Storage, StorageError},
+};
+
 pub use config::Config;
 
 /// Exit status for a bad configuration (EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;
 
-/// Why the server could not start.
+/// How long `retention` waits for credentials from a Kubernetes Secret.
+const RETENTION_CREDENTIALS_WAIT: Duration = Duration::from_secs(30);
+
+/// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A configuration problem found at start (e.g. an unreadable key file): exit 64.
+    /// The API-key file cannot be used: exit 64, as for any configuration problem.
     #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("{0}")]
-    Listen(String),
-    #[error("{0}")]
-    Kubernetes(String),
+    KeyFile(#[from] KeyFileError),
     #[error(transparent)]
-    Storage(#[from] storage::StorageError),
+    Kubernetes(#[from] kubernetes::ClientError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("no credentials from the Kubernetes Secret within {0:?}")]
+    CredentialsTimeout(Duration),
 }
 
-/// Builds storage from `config` and serves on `listener` until `shutdown` resolves.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let admin = TcpListener::bind(config.admin_listen)
-        .await
-        .map_err(|e| StartError::Listen(format!("cannot listen on {} (admin_listen): {e}", config.admin_listen)))?;
-    let metrics = Arc::new(metrics::Metrics::new());
-    let (storage, kube) = build_storage(&config, &metrics).await?;
+impl StartError {
+    /// Whether the configuration is at fault (exit 64) rather than the environment (exit 69).
+    pub fn is_config(&self) -> bool {
+        matches!(self, StartError::KeyFile(_))
+    }
+}
+
+/// The two listeners, bound by the caller (`main` binds the configured addresses; tests port 0).
+pub struct Listeners {
+    /// The API and the probes.
+    pub public: TcpListener,
+    /// `/metrics` and the probes.
+    pub admin: TcpListener,
+}
+
+/// Parts that a caller supplies instead of having them built from the settings (tests, embedders).
+#[derive(Default)]
+pub struct Overrides {
+    /// Storage to serve from, instead of the configured backend.
+    pub storage: Option<Arc<dyn Storage>>,
+    /// The Kubernetes client for the configured Secrets, instead of the default one.
+    pub kube: Option<kube::Client>,
+    /// S3 credentials published on this channel, instead of a watch of the configured Secret.
+    pub storage_credentials: Option<watch::Receiver<Option<S3Credentials>>>,
+}
+
+/// Serves on `listeners` until `shutdown` resolves, then drains. What `main` runs.
+pub async fn run(
+    settings: Settings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    run_with(settings, Overrides::default(), listeners, shutdown).await
+}
+
+/// [`run`], with some parts supplied by the caller.
+pub async fn run_with(
+    settings: Settings,
+    overrides: Overrides,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let sources = CredentialSources::start(&settings, overrides.kube, overrides.storage_credentials, &metrics).await?;
+    let storage = match overrides.storage {
+        Some(storage) => storage,
+        None => storage::build(&settings.config.storage, sources.storage.clone()).await?,
+    };
     tracing::info!(
-        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        listen = %listeners.public.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         backend = storage.backend(),
         "image-gateway serving"
     );
-    let app = App::start_with(config, storage, metrics, kube).map_err(StartError::Config)?;
-    server::serve(app, listener, Some(admin), shutdown).await;
+    let options = ServeOptions {
+        server: settings.config.server.clone(),
+        grace: settings.config.shutdown.grace.0,
+    };
+    let mut latches = Vec::new();
+    if let Some(source) = &sources.storage {
+        latches.push(Latch::loaded("storage credentials", source.clone()));
+    }
+    if let Some(source) = &sources.api_keys {
+        latches.push(Latch::loaded("API keys", source.clone()));
+    }
+    let gateway = Gateway::start(Components {
+        settings,
+        storage,
+        metrics: metrics.clone(),
+        latches,
+        key_secret: sources.api_keys,
+    })?;
+    server::serve(
+        gateway,
+        metrics,
+        options,
+        listeners.public,
+        Some(listeners.admin),
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 
-/// The configured storage, and the Kubernetes client when a Secret is to be read.
-async fn build_storage(
-    config: &Config,
-    metrics: &Arc<metrics::Metrics>,
-) -> Result<(Arc<dyn storage::Storage>, Option<kube::Client>), StartError> {
-    let s3 = &config.storage.s3;
-    let secret_credentials =
-        config.storage.backend == config::Backend::S3 && s3.credentials == config::CredentialsSource::Kubernetes;
-    let kube = if secret_credentials || config.auth.api_keys_secret.is_some() {
-        Some(kubernetes::client().await.map_err(StartError::Kubernetes)?)
-    } else {
-        None
-    };
-    let watched = match (&kube, secret_credentials) {
-        (Some(client), true) => Some(kubernetes::watch_storage_credentials(
-            client.clone(),
-            s3,
-            metrics.clone(),
-        )),
-        _ => None,
-    };
-    let storage = storage::from_config_with(&config.storage, watched).await?;
-    Ok((storage, kube))
-}
-
-/// Runs retention once with `config`'s storage (waiting up to 30 s for credentials from a
-/// Kubernetes Secret), and reports what it did.
-pub async fn retention(
-    config: &Config,
-    max_age: std::time::Duration,
-    dry_run: bool,
-) -> Result<retention::Report, StartError> {
-    let metrics = Arc::new(metrics::Metrics::new());
-    let (storage, _kube) = build_storage(config, &metrics).await?;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !storage.credentials_loaded() {
-        if tokio::time::Instant::now() > deadline {
-            return Err(StartError::Kubernetes(
-                "no credentials from the Kubernetes Secret within 30 s".into(),
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+/// Runs retention once with the configured storage (waiting up to 30 s for credentials from
+/// a Kubernetes Secret), and reports what it did.
+pub async fn retention(settings: &Settings, max_age: Duration, dry_run: bool) -> Result<retention::Report, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let sources = CredentialSources::start(settings, None, None, &metrics).await?;
+    if let Some(mut credentials) = sources.storage.clone() {
+        tokio::time::timeout(RETENTION_CREDENTIALS_WAIT, credentials.wait_for(Option::is_some))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(StartError::CredentialsTimeout(RETENTION_CREDENTIALS_WAIT))?;
     }
+    let storage = storage::build(&settings.config.storage, sources.storage).await?;
     let now = std::time::SystemTime::now();
     Ok(retention::run(storage.as_ref(), max_age, now, dry_run, retention::PAGE_SIZE).await)
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+/// The credentials read from Kubernetes Secrets, each a channel holding the last good value.
+struct CredentialSources {
+    storage: Option<watch::Receiver<Option<S3Credentials>>>,
+    api_keys: Option<watch::Receiver<Option<KeySet>>>,
+}
+
+impl CredentialSources {
+    /// Starts a watch for each configured Secret (unless `storage` supplies the storage
+    /// credentials); a Kubernetes client is made (or `kube` used) only when there is one.
+    async fn start(
+        settings: &Settings,
+        kube: Option<kube::Client>,
+        storage: Option<watch::Receiver<Option<S3Credentials>>>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<CredentialSources, StartError> {
+        let config = &settings.config;
+        let s3 = &config.storage.s3;
+        let storage_secret = config.storage.backend == Backend::S3 && s3.credentials == CredentialsSource::Kubernetes;
+        let watch_storage = storage_secret && storage.is_none();
+        let key_secret = config.auth.api_keys_secret.as_ref();
+        let client = match (kube, watch_storage || key_secret.is_some()) {
+            (_, false) => None,
+            (Some(client), true) => Some(client),
+            (None, true) => Some(kubernetes::client().await?),
+        };
+        let Some(client) = client else {
+            return Ok(CredentialSources {
+                storage: storage.filter(|_| storage_secret),
+                api_keys: None,
+            });
+        };
+        let storage = match storage {
+            Some(supplied) => Some(supplied).filter(|_| storage_secret),
+            None if watch_storage => Some(kubernetes::watch_storage_credentials(
+                client.clone(),
+                s3,
+                metrics.clone(),
+            )),
+            None => None,
+        };
+        Ok(CredentialSources {
+            storage,
+            api_keys: key_secret.map(|secret| kubernetes::watch_api_keys(client, secret, metrics.clone())),
+        })
+    }
+}
+
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {

@@ -5,19 +5,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use image_gateway::{
-    Config, EXIT_CONFIG, StartError,
+    EXIT_CONFIG, Listeners,
     auth::signing::UrlSigner,
-    cli::{Cli, Command},
-    object_name::{NAME_FORMAT, ObjectName},
-    routes::DOWNLOAD_PREFIX,
-    units::HumanDuration,
+    commands::cli::{Cli, Command},
+    config::{Settings, units::HumanDuration},
+    object_name::{DOWNLOAD_PREFIX, NAME_FORMAT, ObjectName},
 };
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(EXIT_CONFIG as u8);
@@ -25,20 +24,20 @@ async fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
-            print!("{}", config.to_redacted_toml());
+            print!("{}", settings.config.to_redacted_toml());
             ExitCode::SUCCESS
         }
         Command::Serve => {
-            let telemetry = image_gateway::telemetry::init(&config.log);
-            let code = serve(config).await;
+            let telemetry = image_gateway::telemetry::init(&settings.config.log);
+            let code = serve(settings).await;
             telemetry.shutdown();
             code
         }
-        Command::Sign { object_name, ttl } => sign(&config, &object_name, ttl),
+        Command::Sign { object_name, ttl } => sign(&settings, &object_name, ttl),
         Command::Retention { max_age, dry_run } => {
-            let telemetry = image_gateway::telemetry::init(&config.log);
-            let max_age = max_age.unwrap_or(config.retention.max_age).0;
-            let code = match image_gateway::retention(&config, max_age, dry_run).await {
+            let telemetry = image_gateway::telemetry::init(&settings.config.log);
+            let max_age = max_age.unwrap_or(settings.config.retention.max_age).0;
+            let code = match image_gateway::retention(&settings, max_age, dry_run).await {
                 Ok(report) => {
                     let summary = report.summary(dry_run);
                     tracing::info!(
@@ -70,7 +69,8 @@ async fn main() -> ExitCode {
 }
 
 /// Prints a signed download URL for `object_name`.
-fn sign(config: &Config, object_name: &str, ttl: Option<HumanDuration>) -> ExitCode {
+fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>) -> ExitCode {
+    let config = &settings.config;
     let name = match ObjectName::parse(object_name) {
         Ok(name) => name,
         Err(e) => {
@@ -83,22 +83,31 @@ fn sign(config: &Config, object_name: &str, ttl: Option<HumanDuration>) -> ExitC
         return ExitCode::from(EXIT_CONFIG as u8);
     };
     let ttl = ttl.unwrap_or(config.auth.signed_url_ttl).0;
-    let base = config.public_url.as_deref().unwrap_or_default();
+    let base = settings.public_url();
     println!("{base}{DOWNLOAD_PREFIX}{name}?{}", signer.query(&name, ttl));
     ExitCode::SUCCESS
 }
 
-async fn serve(config: Config) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("cannot listen on {}: {e}", config.listen);
+async fn serve(settings: Settings) -> ExitCode {
+    let config = &settings.config;
+    let bind = |address, key: &'static str| async move {
+        tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}{key}: {e}"))
+    };
+    let listeners = match (
+        bind(config.listen, "").await,
+        bind(config.admin_listen, " (admin_listen)").await,
+    ) {
+        (Ok(public), Ok(admin)) => Listeners { public, admin },
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("cannot start: {e}");
             return ExitCode::from(69);
         }
     };
-    match image_gateway::run(config, listener, image_gateway::shutdown_signal()).await {
+    match image_gateway::run(settings, listeners, image_gateway::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ StartError::Config(_)) => {
+        Err(e) if e.is_config() => {
             eprintln!("{e}");
             ExitCode::from(EXIT_CONFIG as u8)
         }

@@ -11,6 +11,9 @@ use std::fmt;
 const MAX_ENCODED_LEN: usize = 256;
 const ID_LEN: usize = 32;
 
+/// The path an object is served under: this prefix, then its name (signed URLs sign it).
+pub const DOWNLOAD_PREFIX: &str = "/v1/image/download/";
+
 /// What a valid object name looks like, for error messages.
 pub const NAME_FORMAT: &str = "32 lowercase hex characters, a dot and one of the extensions \
 png, jpg, jpeg, webp, gif, bmp, tiff, tif, svg (e.g. a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6.png)";

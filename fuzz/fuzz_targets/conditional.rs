@@ -4,7 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use image_gateway::{conditional, storage::ObjectMeta};
+use image_gateway::{api::download::conditional, storage::ObjectMeta};
 use libfuzzer_sys::fuzz_target;
 
 const NAMES: [&str; 6] = [

@@ -1,7 +1,7 @@
 //! The Range parser: never panics; a partial range always lies inside the object.
 #![no_main]
 
-use image_gateway::range::{self, RangeRequest};
+use image_gateway::api::download::range::{self, RangeRequest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -11,23 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
-    /// Download.
-    Read,
-    /// Upload and download.
-    Write,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-        }
-    }
-}
+pub use crate::config::api_keys::{KeyEntry, KeyEntryError, Scope};
 
 type KeyDigest = [u8; 32];
 
@@ -61,26 +45,16 @@ pub struct Holder {
 }
 
 impl KeySet {
-    /// Parses entries (`read:KEY`, `write:KEY`, `KEY`); blank lines and `#` comments are skipped.
-    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<KeySet, String> {
-        let mut set = KeySet::default();
-        for (index, raw) in entries.into_iter().enumerate() {
-            let entry = raw.trim();
-            if entry.is_empty() || entry.starts_with('#') {
-                continue;
-            }
-            let (scope, key) = match entry.split_once(':') {
-                Some(("read", key)) => (Scope::Read, key),
-                Some(("write", key)) => (Scope::Write, key),
-                _ => (Scope::Read, entry),
-            };
-            if key.len() < 16 {
-                // SECURITY: the message names the entry's position, never its value.
-                return Err(format!("API key #{} is shorter than 16 characters", index + 1));
-            }
-            set.entries.push((digest(key), scope));
+    /// Parses entries (`read:KEY`, `write:KEY`, `KEY`; see [`crate::config::api_keys`]).
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<KeySet, KeyEntryError> {
+        Ok(KeySet::from_entries(&crate::config::api_keys::parse_entries(entries)?))
+    }
+
+    /// The set of already parsed entries (only their digests are kept).
+    pub fn from_entries(entries: &[KeyEntry]) -> KeySet {
+        KeySet {
+            entries: entries.iter().map(|e| (digest(e.key.expose()), e.scope)).collect(),
         }
-        Ok(set)
     }
 
     pub fn len(&self) -> usize {
@@ -151,6 +125,11 @@ impl KeyPublisher {
     pub fn is_closed(&self) -> bool {
         self.sender.is_closed()
     }
+
+    /// Resolves once no [`KeyStore`] reads the keys any more.
+    pub async fn closed(&self) {
+        self.sender.closed().await;
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +175,7 @@ mod tests {
     #[test]
     fn short_keys_are_refused_without_echoing_them() {
         let err = KeySet::parse(["write:tiny"]).unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("#1") && !err.contains("tiny"), "{err}");
     }
 
@@ -226,7 +206,7 @@ mod tests {
         assert!(KeySet::parse(["0123456789abcdef"]).is_ok());
         assert!(KeySet::parse(["write:0123456789abcdef"]).is_ok());
         let err = KeySet::parse([READER, "0123456789abcde"]).unwrap_err();
-        assert!(err.contains("#2"), "{err}");
+        assert!(err.to_string().contains("#2"), "{err}");
         assert!(KeySet::parse(["read:0123456789abcde"]).is_err());
         // Leading and trailing space is not part of the key.
         assert!(KeySet::parse(["  0123456789abcde  "]).is_err());

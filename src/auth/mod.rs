@@ -11,14 +11,15 @@ use std::{
 };
 
 use http::HeaderMap;
+use tokio::sync::watch;
 
 use crate::{
-    config::{AuthConfig, AuthMode, Secret},
-    error::ApiError,
+    clock::unix_now,
+    config::{AuthMode, Settings},
     object_name::ObjectName,
 };
-use keys::{Holder, KeyPublisher, KeySet, KeyStore, Scope};
-use signing::{SignatureError, SignedParams, UrlSigner, unix_now};
+use keys::{Holder, KeyEntryError, KeyPublisher, KeySet, KeyStore, Scope};
+use signing::{SignatureError, SignedParams, UrlSigner};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -57,20 +58,6 @@ impl AuthError {
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> ApiError {
-        match e {
-            AuthError::MissingKey | AuthError::UnknownKey => ApiError::Unauthorized,
-            AuthError::Scope { has, needs } => ApiError::Forbidden(format!(
-                "this API key has the {} scope; this request needs {}",
-                has.as_str(),
-                needs.as_str()
-            )),
-            AuthError::Signature(e) => ApiError::Forbidden(e.to_string()),
-        }
-    }
-}
-
 /// Who is asking, once allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -91,8 +78,9 @@ pub struct AccessControl {
 impl AccessControl {
     /// Builds access control from configuration, reading the key file once; the returned
     /// [`KeySources`] (fed by [`watch_key_file`] and the Secret watcher) swaps in new keys later.
-    pub fn new(config: &AuthConfig) -> Result<(AccessControl, Arc<KeySources>), String> {
-        let inline = inline_keys(config)?;
+    pub fn new(settings: &Settings) -> Result<(AccessControl, Arc<KeySources>), KeyFileError> {
+        let config = &settings.config.auth;
+        let inline = KeySet::from_entries(&settings.api_keys);
         let file = match &config.api_keys_file {
             Some(path) => read_key_file(path)?,
             None => KeySet::default(),
@@ -157,15 +145,20 @@ impl AccessControl {
     }
 }
 
-fn inline_keys(config: &AuthConfig) -> Result<KeySet, String> {
-    KeySet::parse(config.api_keys.iter().map(Secret::expose)).map_err(|e| format!("auth.api_keys: {e}"))
+/// The key file cannot be used. SECURITY: errors name the file and the line number, never a
+/// line's content.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("auth.api_keys_file: cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("auth.api_keys_file {path}: {source}")]
+    Entry { path: String, source: KeyEntryError },
 }
 
-/// SECURITY: errors name the file and the line number, never a line's content.
-fn read_key_file(path: &Path) -> Result<KeySet, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("auth.api_keys_file: cannot read {}: {e}", path.display()))?;
-    KeySet::parse(text.lines()).map_err(|e| format!("auth.api_keys_file {}: {e}", path.display()))
+fn read_key_file(path: &Path) -> Result<KeySet, KeyFileError> {
+    let shown = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read { path: shown(), source })?;
+    KeySet::parse(text.lines()).map_err(|source| KeyFileError::Entry { path: shown(), source })
 }
 
 fn file_version(path: &Path) -> Option<(SystemTime, u64)> {
@@ -202,18 +195,21 @@ impl KeySources {
     pub fn is_closed(&self) -> bool {
         self.publisher.is_closed()
     }
-}
 
-/// API keys from a Kubernetes Secret: every data value is an entry (`read:KEY`, `write:KEY`, `KEY`).
-/// SECURITY: errors name the data key, never the value.
-pub fn decode_key_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Result<KeySet, String> {
-    let data = secret.data.clone().unwrap_or_default();
-    let mut entries = Vec::with_capacity(data.len());
-    for (name, value) in &data {
-        let text = String::from_utf8(value.0.clone()).map_err(|_| format!("data key `{name}` is not UTF-8"))?;
-        entries.push(text.trim().to_owned());
+    /// Applies every key set published on `secret` (the Kubernetes Secret's watch channel),
+    /// until the channel closes or no [`KeyStore`] reads the keys any more.
+    pub async fn follow_secret(self: Arc<Self>, mut secret: watch::Receiver<Option<KeySet>>) {
+        loop {
+            let keys = secret.borrow_and_update().clone();
+            if let Some(keys) = keys {
+                self.set_secret(keys);
+            }
+            tokio::select! {
+                changed = secret.changed() => if changed.is_err() { return },
+                () = self.publisher.closed() => return,
+            }
+        }
     }
-    KeySet::parse(entries.iter().map(String::as_str))
 }
 
 /// Reloads the key file when it changes (polled). A file that vanishes or fails to parse

@@ -4,12 +4,16 @@
 //! per line. HEAD verifies as GET (it is GET without a body). Signing uses the first key;
 //! verification accepts any configured key, so keys rotate by putting the new one first.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{config::Secret, object_name::ObjectName, routes::DOWNLOAD_PREFIX};
+use crate::{
+    clock::unix_now,
+    config::Secret,
+    object_name::{DOWNLOAD_PREFIX, ObjectName},
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -71,6 +75,7 @@ impl SignedParams {
     }
 }
 
+#[derive(Clone)]
 pub struct UrlSigner {
     keys: Vec<Secret>,
 }
@@ -121,13 +126,6 @@ impl UrlSigner {
         }
         Ok(())
     }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -183,7 +181,10 @@ mod tests {
         let p = signer.query_at(&name(), Duration::from_secs(10), u64::MAX);
         assert!(p.starts_with(&format!("expires={}&", u64::MAX)), "{p}");
         // unix_now is the real clock.
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         assert!((now..=now + 1).contains(&unix_now()));
     }
 

@@ -1,19 +1,49 @@
-//! Kubernetes: Secrets read through kube-rs and watched for rotation (MinIO credentials,
-//! API keys). In a pod the client uses the service account; elsewhere `KUBECONFIG`.
+//! Kubernetes: Secrets read through kube-rs and watched for rotation, each published on a
+//! watch channel (`None` until the first good version): MinIO/S3 credentials for the storage
+//! layer, API keys for the auth layer. In a pod the client uses the service account;
+//! elsewhere `KUBECONFIG`. This layer depends on storage and auth, never the reverse.
 
+mod api_keys;
 mod secret_watch;
 mod storage_credentials;
 
+pub use api_keys::decode_key_secret;
 pub use secret_watch::{SecretEvent, SecretWatch, watch_secret};
-pub use storage_credentials::{S3Credentials, decode_s3_credentials};
+pub use storage_credentials::decode_s3_credentials;
 
-use std::sync::Arc;
+use std::{fmt, sync::Arc};
+
+use k8s_openapi::api::core::v1::Secret;
+use tokio::sync::watch;
+
+use crate::{
+    auth::keys::{KeyEntryError, KeySet},
+    config::{S3Config, SecretName},
+    metrics::Metrics,
+    storage::S3Credentials,
+};
+
+/// The Kubernetes API cannot be reached (no in-cluster config and no usable `KUBECONFIG`).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {0}")]
+pub struct ClientError(#[from] kube::Error);
+
+/// Why a version of a Secret cannot be used. SECURITY: names data keys, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("data key `{0}` is not UTF-8")]
+    NotUtf8(String),
+    #[error("data keys `{0}` are empty")]
+    EmptyPair(String),
+    #[error("none of the data key pairs {0} is present")]
+    NoPair(String),
+    #[error(transparent)]
+    KeyEntry(KeyEntryError),
+}
 
 /// A client from the in-cluster service account, or `KUBECONFIG` / `~/.kube/config` outside.
-pub async fn client() -> Result<kube::Client, String> {
-    kube::Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}"))
+pub async fn client() -> Result<kube::Client, ClientError> {
+    Ok(kube::Client::try_default().await?)
 }
 
 /// The namespace a Secret is looked up in when the configuration names none: the client's
@@ -25,30 +55,63 @@ pub fn default_namespace(client: &kube::Client) -> String {
 /// Starts watching the storage Secret; the receiver always holds the last good credentials.
 pub fn watch_storage_credentials(
     client: kube::Client,
-    s3: &crate::config::S3Config,
-    metrics: Arc<crate::metrics::Metrics>,
-) -> tokio::sync::watch::Receiver<Option<S3Credentials>> {
-    let (sender, receiver) = tokio::sync::watch::channel(None);
-    let namespace = s3
-        .secret
-        .namespace
-        .clone()
-        .unwrap_or_else(|| default_namespace(&client));
-    let keys = s3.secret.keys.clone();
-    let watch = SecretWatch {
-        client,
-        namespace,
+    s3: &S3Config,
+    metrics: Arc<Metrics>,
+) -> watch::Receiver<Option<S3Credentials>> {
+    let secret = SecretName {
         name: s3.secret.name.clone(),
-        purpose: "storage",
+        namespace: s3.secret.namespace.clone(),
+    };
+    let keys = s3.secret.keys.clone();
+    publish(client, &secret, "storage", metrics, move |secret| {
+        decode_s3_credentials(secret, keys.as_ref())
+    })
+}
+
+/// Starts watching the API-key Secret; the receiver always holds the last good key set.
+pub fn watch_api_keys(
+    client: kube::Client,
+    secret: &SecretName,
+    metrics: Arc<Metrics>,
+) -> watch::Receiver<Option<KeySet>> {
+    publish(client, secret, "api_keys", metrics, decode_key_secret)
+}
+
+/// Watches `secret` and publishes each good version, decoded, until every receiver is gone.
+fn publish<T, E>(
+    client: kube::Client,
+    secret: &SecretName,
+    purpose: &'static str,
+    metrics: Arc<Metrics>,
+    decode: impl Fn(&Secret) -> Result<T, E> + Send + 'static,
+) -> watch::Receiver<Option<T>>
+where
+    T: Send + Sync + 'static,
+    E: fmt::Display,
+{
+    let (sender, receiver) = watch::channel(None);
+    let watch = SecretWatch {
+        namespace: secret.namespace.clone().unwrap_or_else(|| default_namespace(&client)),
+        client,
+        name: secret.name.clone(),
+        purpose,
         metrics,
     };
-    tokio::spawn(watch_secret(
-        watch,
-        move |secret| decode_s3_credentials(secret, keys.as_ref()),
-        move |credentials| {
-            sender.send_replace(Some(credentials));
-        },
-        |_| {},
-    ));
+    let sender = Arc::new(sender);
+    let publisher = sender.clone();
+    tokio::spawn(async move {
+        let watching = watch_secret(
+            watch,
+            decode,
+            move |value| {
+                publisher.send_replace(Some(value));
+            },
+            |_| {},
+        );
+        tokio::select! {
+            () = watching => {}
+            () = sender.closed() => {}
+        }
+    });
     receiver
 }

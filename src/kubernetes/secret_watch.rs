@@ -12,7 +12,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 
-use crate::{auth::signing::unix_now, metrics::Metrics};
+use crate::{clock::unix_now, metrics::Metrics};
 
 /// What one watch event did, also the `outcome` label of `k8s_secret_events_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +56,9 @@ pub struct SecretWatch {
 
 /// Watches the Secret until the task is dropped: `decode` turns a version into a value,
 /// `publish` hands it on, `on_event` sees every outcome (readiness uses it).
-pub async fn watch_secret<T>(
+pub async fn watch_secret<T, E: fmt::Display>(
     watch: SecretWatch,
-    decode: impl Fn(&Secret) -> Result<T, String>,
+    decode: impl Fn(&Secret) -> Result<T, E>,
     publish: impl Fn(T),
     on_event: impl Fn(SecretEvent),
 ) {

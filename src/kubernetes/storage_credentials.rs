@@ -1,10 +1,12 @@
 //! MinIO/S3 credentials as they sit in a Kubernetes Secret.
 
-use std::fmt;
-
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::config::{Secret as SecretString, SecretKeys};
+use super::DecodeError;
+use crate::{
+    config::{Secret as SecretString, SecretKeys},
+    storage::S3Credentials,
+};
 
 /// The data keys tried in order when the configuration names none: MinIO's usual Secrets,
 /// the official MinIO chart's root user, Bitnami's MinIO chart's, then the AWS convention.
@@ -15,31 +17,18 @@ pub const DEFAULT_KEYS: [(&str, &str); 4] = [
     ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
 ];
 
-/// An access key pair. SECURITY: `Debug` shows the key id only.
-#[derive(Clone)]
-pub struct S3Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: SecretString,
-}
-
-impl fmt::Debug for S3Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "S3Credentials({}, [redacted])", self.access_key_id)
-    }
-}
-
-fn value(secret: &Secret, key: &str) -> Option<Result<String, String>> {
+fn value(secret: &Secret, key: &str) -> Option<Result<String, DecodeError>> {
     let bytes = secret.data.as_ref()?.get(key)?;
     Some(
         String::from_utf8(bytes.0.clone())
             .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-            .map_err(|_| format!("data key `{key}` is not UTF-8")),
+            .map_err(|_| DecodeError::NotUtf8(key.to_owned())),
     )
 }
 
 /// Reads the pair from `secret`: the configured keys, or the first default pair present.
 /// SECURITY: errors name data keys, never values.
-pub fn decode_s3_credentials(secret: &Secret, keys: Option<&SecretKeys>) -> Result<S3Credentials, String> {
+pub fn decode_s3_credentials(secret: &Secret, keys: Option<&SecretKeys>) -> Result<S3Credentials, DecodeError> {
     let candidates: Vec<(&str, &str)> = match keys {
         Some(k) => vec![(k.access_key_id.as_str(), k.secret_access_key.as_str())],
         None => DEFAULT_KEYS.to_vec(),
@@ -48,7 +37,7 @@ pub fn decode_s3_credentials(secret: &Secret, keys: Option<&SecretKeys>) -> Resu
         if let (Some(id), Some(key)) = (value(secret, id_key), value(secret, secret_key)) {
             let (id, key) = (id?, key?);
             if id.is_empty() || key.is_empty() {
-                return Err(format!("data keys `{id_key}`/`{secret_key}` are empty"));
+                return Err(DecodeError::EmptyPair(format!("{id_key}`/`{secret_key}")));
             }
             return Ok(S3Credentials {
                 access_key_id: id,
@@ -57,7 +46,7 @@ pub fn decode_s3_credentials(secret: &Secret, keys: Option<&SecretKeys>) -> Resu
         }
     }
     let tried: Vec<String> = candidates.iter().map(|(a, b)| format!("{a}/{b}")).collect();
-    Err(format!("none of the data key pairs {} is present", tried.join(", ")))
+    Err(DecodeError::NoPair(tried.join(", ")))
 }
 
 #[cfg(test)]
@@ -114,15 +103,25 @@ mod tests {
     #[test]
     fn malformed_secrets_are_explained_without_values() {
         let half = secret(&[("accesskey", b"AK-visible")]);
-        let err = decode_s3_credentials(&half, None).unwrap_err();
+        let err = decode_s3_credentials(&half, None).unwrap_err().to_string();
         assert!(
             err.contains("accesskey/secretkey") && !err.contains("AK-visible"),
             "{err}"
         );
         let binary = secret(&[("accesskey", b"AK"), ("secretkey", &[0xff, 0xfe])]);
-        assert!(decode_s3_credentials(&binary, None).unwrap_err().contains("not UTF-8"));
+        assert!(
+            decode_s3_credentials(&binary, None)
+                .unwrap_err()
+                .to_string()
+                .contains("not UTF-8")
+        );
         let empty = secret(&[("accesskey", b""), ("secretkey", b"x")]);
-        assert!(decode_s3_credentials(&empty, None).unwrap_err().contains("empty"));
+        assert!(
+            decode_s3_credentials(&empty, None)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
         assert!(decode_s3_credentials(&Secret::default(), None).is_err());
         let creds = decode_s3_credentials(&secret(&[("accesskey", b"AK"), ("secretkey", b"hunter2")]), None).unwrap();
         assert!(!format!("{creds:?}").contains("hunter2"));

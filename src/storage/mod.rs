@@ -1,23 +1,24 @@
-//! Storage: one trait, two backends (`fs`, `s3`), one conformance suite (`tests/it/conformance.rs`).
+//! Storage: one trait, its backends (`fs`, `s3`, `memory`) and wrappers, one conformance
+//! suite (`tests/it/conformance.rs`) run over every backend and wrapper stack.
 //!
 //! Metadata (length, ETag, last-modified) is separate from the body, which is always a stream
 //! of chunks: no backend ever holds a whole object in memory on the download path.
 
 mod fs;
-mod instrumented;
+mod memory;
 mod s3;
-mod s3_http;
-mod timeout;
+mod wrappers;
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 use futures_util::Stream;
+use tokio::sync::watch;
 
 pub use fs::FsStorage;
-pub use instrumented::InstrumentedStorage;
-pub use s3::S3Storage;
-pub use timeout::TimeoutStorage;
+pub use memory::MemoryStorage;
+pub use s3::{S3Credentials, S3Storage};
+pub use wrappers::{InstrumentedStorage, TimeoutStorage};
 
 use crate::{
     config::{Backend, StorageConfig},
@@ -144,36 +145,26 @@ pub trait Storage: Send + Sync + 'static {
 
     /// A cheap check that storage is reachable and ours to use (for readiness).
     async fn check(&self) -> Result<(), StorageError>;
-
-    /// Whether the credentials this backend signs with are there yet (readiness).
-    /// Wrappers must forward it.
-    fn credentials_loaded(&self) -> bool {
-        true
-    }
 }
 
-/// Builds the configured backend with static credentials, wrapped in the storage timeout.
-pub async fn from_config(config: &StorageConfig) -> Result<Arc<dyn Storage>, StorageError> {
-    from_config_with(config, None).await
-}
-
-/// Builds the configured backend, wrapped in the storage timeout; an S3 backend signs with
-/// `watched` credentials (from a Kubernetes Secret) when given.
-pub async fn from_config_with(
+/// Builds the configured backend, wrapped in the storage timeout. An S3 backend signs with
+/// `credentials` when given (a channel that a Kubernetes Secret watch publishes on), else with
+/// the configured keys or the AWS default chain.
+pub async fn build(
     config: &StorageConfig,
-    watched: Option<tokio::sync::watch::Receiver<Option<crate::kubernetes::S3Credentials>>>,
+    credentials: Option<watch::Receiver<Option<S3Credentials>>>,
 ) -> Result<Arc<dyn Storage>, StorageError> {
-    let inner: Arc<dyn Storage> = match (config.backend, watched) {
+    let inner: Arc<dyn Storage> = match (config.backend, credentials) {
         (Backend::Fs, _) => Arc::new(
             FsStorage::new(&config.fs.root)
                 .await?
                 .with_inline_reads(config.fs.inline_reads),
         ),
         (Backend::S3, None) => Arc::new(S3Storage::new(&config.s3, config.timeout.0).await),
-        (Backend::S3, Some(watched)) => Arc::new(S3Storage::with_watched_credentials(
+        (Backend::S3, Some(credentials)) => Arc::new(S3Storage::with_watched_credentials(
             &config.s3,
             config.timeout.0,
-            watched,
+            credentials,
         )),
     };
     Ok(Arc::new(TimeoutStorage::new(inner, config.timeout.0)))

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use image_gateway::{
     Config,
-    auth::signing::{UrlSigner, unix_now},
+    auth::signing::UrlSigner,
+    clock::unix_now,
     config::{AuthMode, Secret},
     object_name::ImageFormat,
 };

@@ -12,8 +12,8 @@ use std::{
 
 use bytes::Bytes;
 use image_gateway::{
+    config::units::HumanDuration,
     object_name::{ImageFormat, ObjectName},
-    units::HumanDuration,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -101,7 +101,7 @@ async fn garage_outage_under_load_and_recovery() {
     let garage = Arc::new(tokio::task::spawn_blocking(Garage::start).await.unwrap());
     let mut config = garage.config();
     config.storage.timeout = HumanDuration(Duration::from_secs(1));
-    let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
+    let storage = image_gateway::storage::build(&config.storage, None).await.unwrap();
     let data = Arc::new(pattern(2 << 20));
     let name = ObjectName::generate(ImageFormat::Png);
     within("put", storage.put(&name, Bytes::from(data.to_vec())))
@@ -246,7 +246,7 @@ async fn stalled_storage_times_out_and_frees_the_request() {
     let proxy = Proxy::start(port).await;
     // Objects go in directly; the gateway reaches the same bucket and prefix through the proxy.
     let direct = garage.config();
-    let seed = image_gateway::storage::from_config(&direct.storage).await.unwrap();
+    let seed = image_gateway::storage::build(&direct.storage, None).await.unwrap();
     let data = pattern(16 << 20);
     let name = ObjectName::generate(ImageFormat::Png);
     within("put", seed.put(&name, Bytes::from(data.clone()))).await.unwrap();
@@ -258,7 +258,7 @@ async fn stalled_storage_times_out_and_frees_the_request() {
     let mut config = direct;
     config.storage.s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
     config.storage.timeout = HumanDuration(Duration::from_millis(800));
-    let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
+    let storage = image_gateway::storage::build(&config.storage, None).await.unwrap();
     let server = TestServer::start_with(config, storage).await;
 
     proxy.frozen.store(true, Ordering::SeqCst);

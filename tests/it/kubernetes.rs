@@ -15,9 +15,8 @@ use std::{
 
 use bytes::Bytes;
 use image_gateway::{
-    App,
+    Overrides,
     config::{AuthMode, CredentialsSource, SecretName},
-    metrics::Metrics,
     object_name::{ImageFormat, ObjectName},
 };
 use k8s_openapi::{
@@ -367,21 +366,21 @@ async fn secrets_rotate_without_restart(backend: Backend) {
         name: KEYS.into(),
         namespace: Some(NAMESPACE.into()),
     });
-    config.shutdown.grace = image_gateway::units::HumanDuration(Duration::from_millis(100));
-    let metrics = Arc::new(Metrics::new());
-    let watched = image_gateway::kubernetes::watch_storage_credentials(sa.clone(), &config.storage.s3, metrics.clone());
-    let storage = image_gateway::storage::from_config_with(&config.storage, Some(watched))
-        .await
-        .unwrap();
+    config.shutdown.grace = image_gateway::config::units::HumanDuration(Duration::from_millis(100));
     // Objects go in with the static key, under the gateway's prefix.
     let mut seed_config = s3.config();
     seed_config.storage.s3.prefix = config.storage.s3.prefix.clone();
-    let seed = image_gateway::storage::from_config(&seed_config.storage).await.unwrap();
+    let seed = image_gateway::storage::build(&seed_config.storage, None).await.unwrap();
     let name = ObjectName::generate(ImageFormat::Png);
     seed.put(&name, Bytes::from(pattern(1000))).await.unwrap();
     let big = ObjectName::generate(ImageFormat::Png);
     seed.put(&big, Bytes::from(pattern(32 << 20))).await.unwrap();
-    let server = TestServer::start_app(|c, s| App::start_with(c, s, metrics, Some(sa.clone())), config, storage).await;
+    // The service builds its storage and reads both Secrets as the chart's service account.
+    let overrides = Overrides {
+        kube: Some(sa.clone()),
+        ..Overrides::default()
+    };
+    let server = TestServer::start_run(config, overrides).await;
     server.wait_for("/readyz").await;
     assert_eq!(status(&server, &name, reader).await, 200);
     assert_eq!(status(&server, &name, "unknown-key-0123456789").await, 401);
@@ -538,10 +537,11 @@ async fn not_ready_until_the_secret_arrives() {
     config.storage.s3.credentials = CredentialsSource::Kubernetes;
     config.storage.s3.secret.name = CREDENTIALS.into();
     let (sender, receiver) = tokio::sync::watch::channel(None);
-    let storage = image_gateway::storage::from_config_with(&config.storage, Some(receiver))
-        .await
-        .unwrap();
-    let server = TestServer::start_with(config, storage).await;
+    let overrides = Overrides {
+        storage_credentials: Some(receiver),
+        ..Overrides::default()
+    };
+    let server = TestServer::start_run(config, overrides).await;
     let not_ready = within("first readiness answer", async {
         loop {
             let r = raw_request(server.admin, "GET", "/readyz", &[]).await;
@@ -558,7 +558,7 @@ async fn not_ready_until_the_secret_arrives() {
         missing.status, 503,
         "without credentials storage is unavailable, not 'not found'"
     );
-    sender.send_replace(Some(image_gateway::kubernetes::S3Credentials {
+    sender.send_replace(Some(image_gateway::storage::S3Credentials {
         access_key_id: access_key.to_owned(),
         secret_access_key: image_gateway::config::Secret::new(secret_key.to_owned()),
     }));

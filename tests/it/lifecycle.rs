@@ -151,7 +151,7 @@ async fn slow_storage_is_503_and_stalled_bodies_abort() {
 #[tokio::test]
 async fn header_read_timeout_closes_slow_clients() {
     let fx = Fixture::with(Backend::Fs, |c| {
-        c.server.header_read_timeout = image_gateway::units::HumanDuration(Duration::from_millis(300))
+        c.server.header_read_timeout = image_gateway::config::units::HumanDuration(Duration::from_millis(300))
     })
     .await;
     let server = TestServer::start(&fx).await;
@@ -179,7 +179,7 @@ async fn header_read_timeout_closes_slow_clients() {
 #[tokio::test]
 async fn graceful_shutdown_drains_in_flight_downloads() {
     let fx = Fixture::with(Backend::Fs, |c| {
-        c.shutdown.grace = image_gateway::units::HumanDuration(Duration::from_secs(1))
+        c.shutdown.grace = image_gateway::config::units::HumanDuration(Duration::from_secs(1))
     })
     .await;
     let mut server = TestServer::start(&fx).await;
@@ -222,13 +222,13 @@ async fn graceful_shutdown_drains_in_flight_downloads() {
 async fn garage_killed_mid_download() {
     let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let mut config = garage.config();
-    let seeding = image_gateway::storage::from_config(&config.storage).await.unwrap();
+    let seeding = image_gateway::storage::build(&config.storage, None).await.unwrap();
     let name = ObjectName::generate(ImageFormat::Png);
     within("put", seeding.put(&name, Bytes::from(pattern(64 << 20))))
         .await
         .unwrap();
-    config.storage.timeout = image_gateway::units::HumanDuration(Duration::from_secs(2));
-    let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
+    config.storage.timeout = image_gateway::config::units::HumanDuration(Duration::from_secs(2));
+    let storage = image_gateway::storage::build(&config.storage, None).await.unwrap();
     let server = TestServer::start_with(config, storage).await;
 
     let response = within("get", client().get(server.download_url(&name)).send())

@@ -294,8 +294,8 @@ async fn a_real_prometheus_scrapes_the_admin_listener() {
 async fn readiness_latches_and_storage_outages_show_in_a_gauge() {
     let garage = std::sync::Arc::new(tokio::task::spawn_blocking(Garage::start).await.unwrap());
     let mut config = garage.config();
-    config.storage.timeout = image_gateway::units::HumanDuration(Duration::from_secs(1));
-    let storage = image_gateway::storage::from_config(&config.storage).await.unwrap();
+    config.storage.timeout = image_gateway::config::units::HumanDuration(Duration::from_secs(1));
+    let storage = image_gateway::storage::build(&config.storage, None).await.unwrap();
     let g = garage.clone();
     tokio::task::spawn_blocking(move || g.kill()).await.unwrap();
     let server = TestServer::start_with(config, storage).await;

@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use image_gateway::{
+    commands::retention,
     object_name::{ImageFormat, ObjectName},
-    retention,
 };
 
 use crate::support::{Backend, Fixture, pattern, within};

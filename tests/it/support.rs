@@ -15,10 +15,10 @@ pub use crate::s3_servers::{Garage, Minio, S3Server};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use image_gateway::{
-    App, Config,
+    Config, Listeners, Overrides,
+    config::{Settings, units::HumanDuration},
     object_name::{ImageFormat, ObjectName},
     storage::{self, ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError},
-    units::HumanDuration,
 };
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -137,7 +137,7 @@ impl Fixture {
         config.storage.timeout = HumanDuration(Duration::from_secs(5));
         config.shutdown.grace = HumanDuration(Duration::from_millis(100));
         adjust(&mut config);
-        let storage = within("build storage", storage::from_config(&config.storage))
+        let storage = within("build storage", storage::build(&config.storage, None))
             .await
             .unwrap();
         Fixture {
@@ -210,35 +210,42 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// The service on the fixture's configuration, its storage built by the service itself.
     pub async fn start(fixture: &Fixture) -> TestServer {
-        Self::start_with(fixture.config.clone(), fixture.storage.clone()).await
+        Self::start_run(fixture.config.clone(), Overrides::default()).await
     }
 
+    /// The service serving from `storage` (e.g. a wrapper that counts or injects faults).
     pub async fn start_with(config: Config, storage: Arc<dyn Storage>) -> TestServer {
-        Self::start_app(App::start, config, storage).await
+        let overrides = Overrides {
+            storage: Some(storage),
+            ..Overrides::default()
+        };
+        Self::start_run(config, overrides).await
     }
 
-    /// Starts the server on an app built by `build` (e.g. `App::start_with` and a Kubernetes client).
-    pub async fn start_app(
-        build: impl FnOnce(Config, Arc<dyn Storage>) -> Result<Arc<App>, String>,
-        mut config: Config,
-        storage: Arc<dyn Storage>,
-    ) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+    /// The service through `image_gateway::run_with` (what `main` runs), on listeners bound
+    /// to port 0; returns once `/livez` answers.
+    pub async fn start_run(mut config: Config, overrides: Overrides) -> TestServer {
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = public.local_addr().unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = admin_listener.local_addr().unwrap();
         config.public_url = Some(format!("http://{addr}"));
-        let app = build(config, storage).expect("a valid app configuration");
+        let settings = Settings::new(config).expect("a valid configuration");
+        let listeners = Listeners {
+            public,
+            admin: admin_listener,
+        };
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(image_gateway::server::serve(
-            app.clone(),
-            listener,
-            Some(admin_listener),
-            async {
+        let task = tokio::spawn(async move {
+            let shutdown = async {
                 let _ = rx.await;
-            },
-        ));
+            };
+            if let Err(e) = image_gateway::run_with(settings, overrides, listeners, shutdown).await {
+                panic!("the gateway did not start: {e}");
+            }
+        });
         let server = TestServer {
             addr,
             admin,
@@ -255,6 +262,10 @@ impl TestServer {
         let client = client();
         within(path, async {
             loop {
+                assert!(
+                    !self.task.as_ref().is_some_and(JoinHandle::is_finished),
+                    "the gateway stopped while waiting for {path}"
+                );
                 if let Ok(r) = client.get(self.url(path)).send().await
                     && r.status() == 200
                 {

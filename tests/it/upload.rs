@@ -64,7 +64,10 @@ async fn content_type_aliases_and_parameters(backend: Backend) {
 }
 
 async fn rejections_store_nothing(backend: Backend) {
-    let fx = Fixture::with(backend, |c| c.upload.max_bytes = image_gateway::units::ByteSize(4096)).await;
+    let fx = Fixture::with(backend, |c| {
+        c.upload.max_bytes = image_gateway::config::units::ByteSize(4096)
+    })
+    .await;
     let counting = Counting::new(fx.storage.clone());
     let server = TestServer::start_with(fx.config.clone(), counting.clone()).await;
     let png = include_bytes!("../fixtures/sample.png").to_vec();

@@ -4,7 +4,8 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::{
-    body::{self, Body},
+    auth::AuthError,
+    http::body::{self, Body},
     object_name::{NAME_FORMAT, NameError},
     storage::StorageError,
 };
@@ -137,6 +138,20 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::MissingKey | AuthError::UnknownKey => ApiError::Unauthorized,
+            AuthError::Scope { has, needs } => ApiError::Forbidden(format!(
+                "this API key has the {} scope; this request needs {}",
+                has.as_str(),
+                needs.as_str()
+            )),
+            AuthError::Signature(e) => ApiError::Forbidden(e.to_string()),
+        }
     }
 }
 

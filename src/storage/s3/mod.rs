@@ -17,10 +17,14 @@ use aws_sdk_s3::{
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError};
+mod credentials;
+mod http;
+
+pub use credentials::S3Credentials;
+
+use crate::storage::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError};
 use crate::{
     config::{CredentialsSource, S3Config},
-    kubernetes::S3Credentials,
     object_name::ObjectName,
 };
 
@@ -28,8 +32,6 @@ pub struct S3Storage {
     client: Client,
     bucket: String,
     prefix: String,
-    /// Set when credentials come from a watched Secret (readiness waits for the first).
-    watched: Option<watch::Receiver<Option<S3Credentials>>>,
 }
 
 /// Credentials that follow a watched Kubernetes Secret: every request signs with the latest
@@ -63,7 +65,7 @@ impl S3Storage {
     /// (`credentials = "default"`); nothing is sent until the first request.
     pub async fn new(config: &S3Config, timeout: Duration) -> Self {
         if config.credentials == CredentialsSource::Default {
-            return Self::build(config, timeout, Some(default_chain(config, timeout).await), None);
+            return Self::build(config, timeout, Some(default_chain(config, timeout).await));
         }
         let provider = match (&config.access_key_id, &config.secret_access_key) {
             (Some(id), Some(secret)) => Some(SharedCredentialsProvider::new(Credentials::new(
@@ -75,7 +77,7 @@ impl S3Storage {
             ))),
             _ => None,
         };
-        Self::build(config, timeout, provider, None)
+        Self::build(config, timeout, provider)
     }
 
     /// Builds the client with credentials that follow `credentials` (a watched Secret).
@@ -84,16 +86,11 @@ impl S3Storage {
         timeout: Duration,
         credentials: watch::Receiver<Option<S3Credentials>>,
     ) -> Self {
-        let provider = SharedCredentialsProvider::new(WatchedCredentials(credentials.clone()));
-        Self::build(config, timeout, Some(provider), Some(credentials))
+        let provider = SharedCredentialsProvider::new(WatchedCredentials(credentials));
+        Self::build(config, timeout, Some(provider))
     }
 
-    fn build(
-        config: &S3Config,
-        timeout: Duration,
-        provider: Option<SharedCredentialsProvider>,
-        watched: Option<watch::Receiver<Option<S3Credentials>>>,
-    ) -> Self {
+    fn build(config: &S3Config, timeout: Duration, provider: Option<SharedCredentialsProvider>) -> Self {
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
@@ -101,7 +98,7 @@ impl S3Storage {
             .timeout_config(TimeoutConfig::builder().connect_timeout(timeout).build())
             // One quick retry for a dropped pooled connection; the storage timeout bounds the rest.
             .retry_config(RetryConfig::standard().with_max_attempts(2))
-            .http_client(super::s3_http::client(config.pool_idle_timeout.0, timeout));
+            .http_client(http::client(config.pool_idle_timeout.0, timeout));
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
@@ -119,7 +116,6 @@ impl S3Storage {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
-            watched,
         }
     }
 
@@ -134,7 +130,7 @@ impl S3Storage {
 async fn default_chain(config: &S3Config, timeout: Duration) -> SharedCredentialsProvider {
     let provider_config = aws_config::provider_config::ProviderConfig::without_region()
         .with_region(Some(Region::new(config.region.clone())))
-        .with_http_client(super::s3_http::client(config.pool_idle_timeout.0, timeout));
+        .with_http_client(http::client(config.pool_idle_timeout.0, timeout));
     let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
         .configure(provider_config)
         .build()
@@ -186,7 +182,7 @@ fn total_from_content_range(value: &str) -> Option<u64> {
     value.rsplit_once('/')?.1.parse().ok()
 }
 
-fn body_stream(body: SdkByteStream) -> super::ByteStream {
+fn body_stream(body: SdkByteStream) -> crate::storage::ByteStream {
     Box::pin(futures_util::stream::unfold(body, |mut body| async move {
         let chunk = body.next().await?;
         let chunk: Result<Bytes, StorageError> =
@@ -301,10 +297,6 @@ impl Storage for S3Storage {
             })
             .collect();
         Ok(failed)
-    }
-
-    fn credentials_loaded(&self) -> bool {
-        self.watched.as_ref().is_none_or(|rx| rx.borrow().is_some())
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -14,7 +14,7 @@ use http::Method;
 use http_body::{Frame, SizeHint};
 
 use crate::{
-    body::{Body, BoxError},
+    http::body::{Body, BoxError},
     metrics::{Aborted, GaugeGuard, Metrics},
 };
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::units::HumanDuration;
+use crate::config::units::HumanDuration;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -2,29 +2,34 @@
 
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
+pub mod cache_policy;
+pub mod conditional;
+pub mod range;
+
 use crate::{
-    app::App,
-    body::{self, Body, ObjectBody},
-    conditional::{self, Outcome},
-    error::ApiError,
+    http::{
+        body::{self, Body, ObjectBody},
+        error::ApiError,
+    },
     object_name::{ImageFormat, ObjectName},
-    range::{self, RangeRequest},
-    storage::{ByteRange, ObjectMeta},
+    storage::{ByteRange, ObjectMeta, Storage},
 };
+use conditional::Outcome;
+use range::RangeRequest;
 
 /// SECURITY: an SVG renders inline but can never run script, load anything or submit forms
 /// in our origin.
 const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
 
+/// Answers a GET or HEAD of `name` from `storage`; `cache_control` goes on image responses.
 pub async fn handle(
-    app: &App,
+    storage: &dyn Storage,
     method: &Method,
     headers: &HeaderMap,
     name: &ObjectName,
     cache_control: HeaderValue,
 ) -> Result<Response<Body>, ApiError> {
     let validators = Validators { cache_control };
-    let storage = app.storage();
     if method == Method::GET && !is_conditional_or_ranged(headers) {
         // The common case, a plain GET, costs one storage call: the metadata comes with the body.
         let got = storage.get(name, None).await?;

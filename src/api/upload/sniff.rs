@@ -3,9 +3,10 @@
 //!
 //! Raster formats are recognised by their signature and first header structure; dimensions are
 //! read from the header only (never decoded), so a decompression bomb is refused before any
-//! pixel exists. SVG rules live in [`crate::svg`].
+//! pixel exists. SVG rules live in [`crate::api::upload::svg`].
 
-use crate::{object_name::ImageFormat, svg};
+use super::svg;
+use crate::object_name::ImageFormat;
 
 /// Why an upload's bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,13 +126,13 @@ mod tests {
     }
 
     const SAMPLES: [(ImageFormat, &[u8]); 7] = [
-        (ImageFormat::Png, include_bytes!("../tests/fixtures/sample.png")),
-        (ImageFormat::Jpeg, include_bytes!("../tests/fixtures/sample.jpg")),
-        (ImageFormat::Webp, include_bytes!("../tests/fixtures/sample.webp")),
-        (ImageFormat::Gif, include_bytes!("../tests/fixtures/sample.gif")),
-        (ImageFormat::Bmp, include_bytes!("../tests/fixtures/sample.bmp")),
-        (ImageFormat::Tiff, include_bytes!("../tests/fixtures/sample.tiff")),
-        (ImageFormat::Svg, include_bytes!("../tests/fixtures/sample.svg")),
+        (ImageFormat::Png, include_bytes!("../../../tests/fixtures/sample.png")),
+        (ImageFormat::Jpeg, include_bytes!("../../../tests/fixtures/sample.jpg")),
+        (ImageFormat::Webp, include_bytes!("../../../tests/fixtures/sample.webp")),
+        (ImageFormat::Gif, include_bytes!("../../../tests/fixtures/sample.gif")),
+        (ImageFormat::Bmp, include_bytes!("../../../tests/fixtures/sample.bmp")),
+        (ImageFormat::Tiff, include_bytes!("../../../tests/fixtures/sample.tiff")),
+        (ImageFormat::Svg, include_bytes!("../../../tests/fixtures/sample.svg")),
     ];
 
     #[test]

@@ -13,7 +13,7 @@ use governor::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::auth::signing::unix_now;
+use crate::clock::unix_now;
 
 type Limiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 

@@ -8,27 +8,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
-use crate::{object_name::ObjectName, storage::Storage, units::HumanDuration};
+use crate::{object_name::ObjectName, storage::Storage};
 
 /// S3 DeleteObjects takes at most this many keys.
 pub const PAGE_SIZE: usize = 1000;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// Images whose last modification is older than this are deleted.
-    pub max_age: HumanDuration,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            max_age: HumanDuration(Duration::from_secs(7 * 24 * 3600)),
-        }
-    }
-}
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

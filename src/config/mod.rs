@@ -14,7 +14,14 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::units::{ByteSize, HumanDuration};
+pub mod api_keys;
+pub mod networks;
+mod settings;
+pub mod units;
+
+pub use settings::Settings;
+
+use units::{ByteSize, HumanDuration};
 
 /// Environment variables with this prefix override the file (`IMAGE_GATEWAY_STORAGE__S3__BUCKET`).
 pub const ENV_PREFIX: &str = "IMAGE_GATEWAY_";
@@ -37,7 +44,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
-    pub retention: crate::retention::RetentionConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,7 +254,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
-            retention: crate::retention::RetentionConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -335,6 +342,21 @@ impl Default for AuthConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Images whose last modification is older than this are deleted.
+    pub max_age: HumanDuration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: HumanDuration(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
 /// Accepts `"key"` or `["key1", "key2"]`.
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
     #[derive(Deserialize)]
@@ -352,16 +374,17 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D:
 /// A configuration problem, as one line naming the key; the process exits 64 with it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub(crate) String);
 
 impl ConfigError {
-    fn key(key: &str, problem: impl fmt::Display) -> Self {
+    pub(crate) fn key(key: &str, problem: impl fmt::Display) -> Self {
         Self(format!("invalid configuration: `{key}`: {problem}"))
     }
 }
 
 impl Config {
-    /// Loads defaults, then `file` (which must exist when given), then the environment.
+    /// Loads defaults, then `file` (which must exist when given), then the environment;
+    /// [`Settings::load`] also validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = file {
@@ -377,7 +400,7 @@ impl Config {
         Self::from_figment(figment)
     }
 
-    /// Extracts and validates a config from any figment (tests build their own).
+    /// Extracts a config from any figment (tests build their own); [`Settings::new`] validates it.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let config: Config = figment.extract().map_err(|errors| {
             let first = errors.into_iter().next();
@@ -387,154 +410,13 @@ impl Config {
                 None => ConfigError("invalid configuration".into()),
             }
         })?;
-        config.validated()
-    }
-
-    fn validated(mut self) -> Result<Self, ConfigError> {
-        let public_url = match self.public_url.take() {
-            Some(url) => {
-                let url = url.trim().trim_end_matches('/').to_owned();
-                check_http_url(&url).map_err(|e| ConfigError::key("public_url", e))?;
-                url
-            }
-            None => format!("http://{}", self.listen),
-        };
-        self.public_url = Some(public_url);
-        if self.storage.timeout.0.is_zero() {
-            return Err(ConfigError::key("storage.timeout", "must be greater than zero"));
-        }
-        if self.upload.max_bytes.0 == 0 {
-            return Err(ConfigError::key("upload.max_bytes", "must be greater than zero"));
-        }
-        for (key, value) in [
-            ("server.max_connections", self.server.max_connections),
-            ("server.max_headers", self.server.max_headers),
-            ("upload.max_concurrent", self.upload.max_concurrent),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::key(key, "must be greater than zero"));
-            }
-        }
-        if self.server.max_header_bytes.0 < 1024 {
-            return Err(ConfigError::key("server.max_header_bytes", "must be at least 1KiB"));
-        }
-        if self.server.max_url_bytes < 256 {
-            return Err(ConfigError::key("server.max_url_bytes", "must be at least 256"));
-        }
-        if self.server.request_timeout.0.is_zero() {
-            return Err(ConfigError::key("server.request_timeout", "must be greater than zero"));
-        }
-        if self.server.header_read_timeout.0.is_zero() {
-            return Err(ConfigError::key(
-                "server.header_read_timeout",
-                "must be greater than zero",
-            ));
-        }
-        if let Some(value) = &self.http.cache_control
-            && http::HeaderValue::from_str(value).is_err()
-        {
-            return Err(ConfigError::key("http.cache_control", "is not a valid header value"));
-        }
-        if let Some(level) = &self.log.level
-            && tracing_subscriber::EnvFilter::try_new(level).is_err()
-        {
-            return Err(ConfigError::key(
-                "log.level",
-                format!("`{level}` is not a log filter; use e.g. \"info\""),
-            ));
-        }
-        if self.retention.max_age.0.is_zero() {
-            return Err(ConfigError::key("retention.max_age", "must be greater than zero"));
-        }
-        if self.upload.max_pixels == 0 {
-            return Err(ConfigError::key("upload.max_pixels", "must be greater than zero"));
-        }
-        crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
-            .map_err(|e| ConfigError::key("server.trusted_proxies", e))?;
-        let auth = &self.auth;
-        crate::auth::keys::KeySet::parse(auth.api_keys.iter().map(Secret::expose))
-            .map_err(|e| ConfigError::key("auth.api_keys", e))?;
-        if auth.mode == AuthMode::ApiKey
-            && auth.api_keys.is_empty()
-            && auth.api_keys_file.is_none()
-            && auth.api_keys_secret.is_none()
-        {
-            return Err(ConfigError::key(
-                "auth.api_keys",
-                "auth.mode = \"api_key\" needs auth.api_keys, auth.api_keys_file or auth.api_keys_secret",
-            ));
-        }
-        if auth.api_keys_secret.as_ref().is_some_and(|s| s.name.trim().is_empty()) {
-            return Err(ConfigError::key("auth.api_keys_secret.name", "must not be empty"));
-        }
-        if auth.url_signing_key.iter().any(|k| k.expose().len() < 16) {
-            return Err(ConfigError::key(
-                "auth.url_signing_key",
-                "each key must be at least 16 characters",
-            ));
-        }
-        if auth.signed_url_ttl.0.as_secs() == 0 {
-            return Err(ConfigError::key("auth.signed_url_ttl", "must be at least one second"));
-        }
-        if self.storage.backend == Backend::S3 {
-            let s3 = &self.storage.s3;
-            if s3.bucket.trim().is_empty() {
-                return Err(ConfigError::key(
-                    "storage.s3.bucket",
-                    "is required when storage.backend = \"s3\"",
-                ));
-            }
-            if let Some(endpoint) = &s3.endpoint {
-                check_http_url(endpoint).map_err(|e| ConfigError::key("storage.s3.endpoint", e))?;
-            }
-            if s3.prefix.starts_with('/') {
-                return Err(ConfigError::key("storage.s3.prefix", "must not start with '/'"));
-            }
-            match s3.credentials {
-                CredentialsSource::Static => {
-                    if s3.access_key_id.as_deref().is_none_or(str::is_empty) {
-                        return Err(ConfigError::key(
-                            "storage.s3.access_key_id",
-                            "is required when storage.backend = \"s3\" (or set storage.s3.credentials = \"kubernetes\" or \"default\")",
-                        ));
-                    }
-                    if s3.secret_access_key.as_ref().is_none_or(|s| s.expose().is_empty()) {
-                        return Err(ConfigError::key(
-                            "storage.s3.secret_access_key",
-                            "is required when storage.backend = \"s3\" (or set storage.s3.credentials = \"kubernetes\" or \"default\")",
-                        ));
-                    }
-                }
-                CredentialsSource::Kubernetes if s3.secret.name.trim().is_empty() => {
-                    return Err(ConfigError::key(
-                        "storage.s3.secret.name",
-                        "is required when storage.s3.credentials = \"kubernetes\"",
-                    ));
-                }
-                CredentialsSource::Kubernetes | CredentialsSource::Default => {}
-            }
-        }
-        Ok(self)
+        Ok(config)
     }
 
     /// The effective configuration as TOML, secrets redacted (for `check-config`).
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
-}
-
-fn check_http_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(format!("`{url}` has no host"));
-    }
-    if http::Uri::try_from(url).is_err() {
-        return Err(format!("`{url}` is not a valid URL"));
-    }
-    Ok(())
 }
 
 /// A secret string. SECURITY: it never appears in `Debug`, logs or serialized config.
@@ -571,7 +453,7 @@ mod tests {
     use figment::providers::Serialized;
 
     fn load(toml: &str) -> Result<Config, ConfigError> {
-        Config::from_figment(Figment::new().merge(Toml::string(toml)))
+        Settings::new(Config::from_figment(Figment::new().merge(Toml::string(toml)))?).map(|s| s.config)
     }
 
     #[test]
@@ -616,7 +498,9 @@ mod tests {
                 "gw.toml",
                 "[storage]\ntimeout = \"3s\"\n[storage.s3]\nbucket = \"file\"",
             )?;
-            let config = Config::load(Some(Path::new("gw.toml"))).map_err(|e| e.to_string())?;
+            let config = Settings::load(Some(Path::new("gw.toml")))
+                .map_err(|e| e.to_string())?
+                .config;
             assert_eq!(config.storage.s3.bucket, "images");
             assert_eq!(config.storage.backend, Backend::S3);
             assert_eq!(config.storage.timeout.0, Duration::from_secs(3));
@@ -636,7 +520,9 @@ mod tests {
                 "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"GKid\"\nsecret_access_key = \"hunter2\"",
             )),
         )
-        .unwrap();
+        .and_then(Settings::new)
+        .unwrap()
+        .config;
         assert_eq!(
             config.storage.s3.secret_access_key.as_ref().unwrap().expose(),
             "hunter2"

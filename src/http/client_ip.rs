@@ -12,18 +12,9 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
-    /// Parses addresses (`10.0.0.7`) and networks (`10.0.0.0/8`).
-    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
-        let networks = entries
-            .iter()
-            .map(|e| {
-                let e = e.trim();
-                e.parse::<IpNet>()
-                    .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("`{e}` is not an IP address or network"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(TrustedProxies { networks })
+    /// Trusts these networks (parsed by [`crate::config::networks::parse_networks`]).
+    pub fn new(networks: Vec<IpNet>) -> TrustedProxies {
+        TrustedProxies { networks }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -60,6 +51,7 @@ impl TrustedProxies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::networks::parse_networks;
 
     fn headers(xff: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -71,7 +63,7 @@ mod tests {
 
     #[test]
     fn forwarded_for_only_through_trusted_proxies() {
-        let trusted = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.168.1.1".into()]).unwrap();
+        let trusted = TrustedProxies::new(parse_networks(&["10.0.0.0/8".into(), "192.168.1.1".into()]).unwrap());
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // Untrusted peer: its own address, whatever it claims.
         assert_eq!(
@@ -96,6 +88,6 @@ mod tests {
             trusted.client_ip(ip("::ffff:10.1.2.3"), &headers(&["1.2.3.4"])),
             ip("1.2.3.4")
         );
-        assert!(TrustedProxies::parse(&["nope".into()]).is_err());
+        assert!(parse_networks(&["nope".into()]).is_err());
     }
 }

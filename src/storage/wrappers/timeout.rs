@@ -12,8 +12,8 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
-use super::{ByteRange, ByteStream, GetResult, ListPage, ObjectMeta, Storage, StorageError};
 use crate::object_name::ObjectName;
+use crate::storage::{ByteRange, ByteStream, GetResult, ListPage, ObjectMeta, Storage, StorageError};
 
 pub struct TimeoutStorage {
     inner: Arc<dyn Storage>,
@@ -39,10 +39,6 @@ impl TimeoutStorage {
 impl Storage for TimeoutStorage {
     fn backend(&self) -> &'static str {
         self.inner.backend()
-    }
-
-    fn credentials_loaded(&self) -> bool {
-        self.inner.credentials_loaded()
     }
 
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {

@@ -1,10 +1,10 @@
-//! The typed route table: method and path are parsed once into a [`Route`].
+//! The typed route table: a path is parsed once into a [`Route`], for both listeners (the
+//! public one serves the API and the probes, the admin one the probes and `/metrics`).
 
 use http::Method;
 
-use crate::error::ApiError;
+use crate::{http::error::ApiError, object_name::DOWNLOAD_PREFIX};
 
-pub const DOWNLOAD_PREFIX: &str = "/v1/image/download/";
 pub const UPLOAD_PATH: &str = "/v1/image/upload";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub enum Route<'a> {
     Readyz,
     /// `GET|HEAD /openapi.yaml`
     OpenApi,
+    /// `GET|HEAD /metrics` (admin listener only)
+    Metrics,
 }
 
 impl<'a> Route<'a> {
@@ -33,6 +35,7 @@ impl<'a> Route<'a> {
             "/livez" => Some(Self::Livez),
             "/readyz" => Some(Self::Readyz),
             "/openapi.yaml" => Some(Self::OpenApi),
+            "/metrics" => Some(Self::Metrics),
             _ => None,
         }
     }
@@ -45,6 +48,7 @@ impl<'a> Route<'a> {
             Self::Livez => "livez",
             Self::Readyz => "readyz",
             Self::OpenApi => "openapi",
+            Self::Metrics => "metrics",
         }
     }
 
@@ -56,7 +60,18 @@ impl<'a> Route<'a> {
             Self::Livez => "/livez",
             Self::Readyz => "/readyz",
             Self::OpenApi => "/openapi.yaml",
+            Self::Metrics => "/metrics",
         }
+    }
+
+    /// Whether the public listener serves this route (`/metrics` is on the admin listener only).
+    pub fn is_public(&self) -> bool {
+        !matches!(self, Self::Metrics)
+    }
+
+    /// Whether the admin listener serves this route (probes and `/metrics`).
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Self::Livez | Self::Readyz | Self::Metrics)
     }
 
     /// The methods this route answers, as sent in `Allow`.

@@ -1,29 +1,88 @@
 //! `POST /v1/image/upload`: raw image bytes in, a stored object and its URL out.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub mod sniff;
+pub mod svg;
 
 use crate::{
-    app::App,
-    body::{self, Body},
-    error::ApiError,
-    object_name::{ImageFormat, ObjectName},
-    routes::DOWNLOAD_PREFIX,
-    sniff::{self, Rejection},
+    auth::signing::UrlSigner,
+    config::UploadConfig,
+    http::{
+        body::{self, Body},
+        error::ApiError,
+    },
+    metrics::Metrics,
+    object_name::{DOWNLOAD_PREFIX, ImageFormat, ObjectName},
+    storage::Storage,
 };
+use sniff::Rejection;
 
 const SUPPORTED: &str = "image/png, image/jpeg, image/webp, image/gif, image/bmp, image/tiff, image/svg+xml";
 
-pub async fn handle(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Response<Body>, ApiError> {
+/// What uploads need besides storage: their limits, their slots, and how to name the result.
+pub struct Uploads {
+    /// One permit per upload being processed (`upload.max_concurrent`).
+    slots: Arc<Semaphore>,
+    max_concurrent: usize,
+    max_bytes: u64,
+    max_pixels: u64,
+    links: Links,
+    metrics: Arc<Metrics>,
+}
+
+/// The URLs an upload answers with.
+pub struct Links {
+    /// Base of the URLs, without a trailing slash.
+    pub public_url: String,
+    /// Signs `signed_url` when signing keys are configured.
+    pub signer: Option<UrlSigner>,
+    pub signed_url_ttl: Duration,
+}
+
+impl Uploads {
+    /// Uploads under `limits` (`upload.*`), answering with `links`.
+    pub fn new(limits: &UploadConfig, links: Links, metrics: Arc<Metrics>) -> Uploads {
+        Uploads {
+            slots: Arc::new(Semaphore::new(limits.max_concurrent)),
+            max_concurrent: limits.max_concurrent,
+            max_bytes: limits.max_bytes.0,
+            max_pixels: limits.max_pixels,
+            links,
+            metrics,
+        }
+    }
+
+    /// A slot for one upload, or 503 when `upload.max_concurrent` are already in progress.
+    fn slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Busy(format!(
+                "{} uploads are already in progress; retry later",
+                self.max_concurrent
+            ))
+        })
+    }
+}
+
+/// Checks the body as an image of its declared type, stores it under a new name in `storage`
+/// and answers 201 with its URLs.
+pub async fn handle(
+    uploads: &Uploads,
+    storage: &dyn Storage,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Response<Body>, ApiError> {
     let format = declared_format(headers)?;
     // Each upload holds up to `upload.max_bytes` in memory: their number is bounded.
-    let _slot = app.upload_slot()?;
-    let bytes = read_capped(headers, body, app.config().upload.max_bytes.0).await?;
-    sniff::check(format, &bytes, app.config().upload.max_pixels).map_err(|rejection| match rejection {
+    let _slot = uploads.slot()?;
+    let bytes = read_capped(headers, body, uploads.max_bytes).await?;
+    sniff::check(format, &bytes, uploads.max_pixels).map_err(|rejection| match rejection {
         Rejection::NotThatFormat(why) => ApiError::UnsupportedMediaType(why),
         Rejection::TooManyPixels(why) => ApiError::ImageTooLarge(why),
         Rejection::Truncated(why) => ApiError::BadRequest(why),
@@ -31,19 +90,20 @@ pub async fn handle(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Re
 
     let name = ObjectName::generate(format);
     let size = bytes.len();
-    app.storage().put(&name, bytes).await?;
-    app.metrics().upload_stored(format.name());
+    storage.put(&name, bytes).await?;
+    uploads.metrics.upload_stored(format.name());
     tracing::info!(object = %name, format = format.name(), size, "stored upload");
 
-    let url = format!("{}{DOWNLOAD_PREFIX}{name}", app.public_url());
+    let links = &uploads.links;
+    let url = format!("{}{DOWNLOAD_PREFIX}{name}", links.public_url);
     let mut json = serde_json::json!({
         "object_name": name.as_str(),
         "upload_url": url,
         "content_type": format.content_type(),
         "size": size,
     });
-    if let Some(signer) = app.access().signer() {
-        let query = signer.query(&name, app.config().auth.signed_url_ttl.0);
+    if let Some(signer) = &links.signer {
+        let query = signer.query(&name, links.signed_url_ttl);
         json["signed_url"] = serde_json::Value::String(format!("{url}?{query}"));
     }
     let mut response = Response::new(body::full(json.to_string()));

@@ -65,7 +65,7 @@ struct Connector {
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("s3_http::Connector")
+        f.write_str("s3::http::Connector")
     }
 }
 

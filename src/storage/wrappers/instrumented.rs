@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Instant};
 use bytes::Bytes;
 use tracing::Instrument;
 
-use super::{ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError};
+use crate::storage::{ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError};
 use crate::{metrics::Metrics, object_name::ObjectName};
 
 pub struct InstrumentedStorage {
@@ -58,10 +58,6 @@ impl InstrumentedStorage {
 impl Storage for InstrumentedStorage {
     fn backend(&self) -> &'static str {
         self.inner.backend()
-    }
-
-    fn credentials_loaded(&self) -> bool {
-        self.inner.credentials_loaded()
     }
 
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {

@@ -1,5 +1,5 @@
-//! The HTTP servers: the public listener (HTTP/1.1 and h2c, header-read timeout, keep-alive)
-//! and the admin listener (`/metrics`, `/livez`, `/readyz`).
+//! The HTTP servers: the public listener (HTTP/1.1 and h2c, header-read timeout, keep-alive,
+//! connection limit) and the admin listener, both serving any [`Service`].
 //!
 //! Shutdown: readiness turns 503 at once; after `shutdown.grace` the public listener closes;
 //! then in-flight requests drain for up to `server.drain_timeout`. The admin listener keeps
@@ -7,6 +7,7 @@
 
 use std::{convert::Infallible, future::Future, io, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
+use http::{Request, Response};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -19,19 +20,38 @@ use tokio::{
     time::Sleep,
 };
 
-use crate::{app::App, config::ServerConfig};
+use crate::{config::ServerConfig, http::body::Body, metrics::Metrics};
+
+/// What the listeners serve: public requests, admin requests, and the start of a shutdown.
+pub trait Service: Send + Sync + 'static {
+    /// Answers one public request from `peer`; never fails (errors become responses).
+    fn call(&self, request: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+    /// Answers one request on the admin listener (probes, metrics).
+    fn call_admin(&self, request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send;
+    /// Called once when shutdown begins, before the grace period (readiness turns 503).
+    fn begin_shutdown(&self);
+}
+
+/// How the listeners behave: limits and timeouts, the shutdown grace period.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub server: ServerConfig,
+    /// After shutdown begins, the public listener stays open this long (`shutdown.grace`).
+    pub grace: Duration,
+}
 
 type Builder = Arc<auto::Builder<TokioExecutor>>;
 
 /// Serves `app` on `listener` (and `admin`, if given) until `shutdown` resolves, then drains.
-pub async fn serve(
-    app: Arc<App>,
+pub async fn serve<S: Service>(
+    app: Arc<S>,
+    metrics: Arc<Metrics>,
+    options: ServeOptions,
     listener: TcpListener,
     admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let server = app.config().server.clone();
-    let grace = app.config().shutdown.grace.0;
+    let ServeOptions { server, grace } = options;
     let builder = builder(&server);
     let connections = Arc::new(Semaphore::new(server.max_connections));
     let graceful = GracefulShutdown::new();
@@ -43,15 +63,15 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
                 let Ok(permit) = connections.clone().try_acquire_owned() else {
-                    app.metrics().connection_rejected();
+                    metrics.connection_rejected();
                     tokio::spawn(refuse(stream));
                     continue;
                 };
-                let open = app.metrics().connection_opened();
+                let open = metrics.connection_opened();
                 let app = app.clone();
                 let service = service_fn(move |request| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
+                    async move { Ok::<_, Infallible>(app.call(request, peer).await) }
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
@@ -164,16 +184,16 @@ async fn accepted_or_back_off(accepted: io::Result<(TcpStream, SocketAddr)>) -> 
     }
 }
 
-async fn spawn_admin(app: &Arc<App>, builder: &Builder, accepted: io::Result<(TcpStream, SocketAddr)>) {
+async fn spawn_admin<S: Service>(app: &Arc<S>, builder: &Builder, accepted: io::Result<(TcpStream, SocketAddr)>) {
     let Some((stream, _)) = accepted_or_back_off(accepted).await else {
         return;
     };
     let app = app.clone();
     let builder = builder.clone();
     tokio::spawn(async move {
-        let service = service_fn(move |request: http::Request<Incoming>| {
+        let service = service_fn(move |request: Request<Incoming>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle_admin(request).await) }
+            async move { Ok::<_, Infallible>(app.call_admin(request).await) }
         });
         let _ = builder.serve_connection(TokioIo::new(stream), service).await;
     });

@@ -1,0 +1,370 @@
+//! The gateway: the request pipeline of the public listener, as one straight sequence
+//! (limits → route → CORS preflight → method → access → rate limit → handler under the request
+//! timeout → rate headers, CORS, access log), and the admin listener's routes.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Weak},
+    time::{Duration, Instant},
+};
+
+use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
+use hyper::body::Incoming;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::{
+    api::{
+        download::{self, cache_policy::CachePolicy},
+        routes::Route,
+        upload::{self, Links, Uploads},
+    },
+    auth::{self, AccessControl, Caller, KeyFileError, Need, keys::KeySet},
+    clock::unix_now,
+    config::{ServerConfig, Settings},
+    http::{
+        access_log::{InFlight, LoggedBody, RequestInfo},
+        body::{self, Body},
+        client_ip::TrustedProxies,
+        cors::Cors,
+        error::ApiError,
+        health::{CHECK_INTERVAL, Health, Latch},
+        rate_limit::{RateLimits, RateStatus},
+        server::Service,
+    },
+    metrics::Metrics,
+    object_name::ObjectName,
+    storage::{InstrumentedStorage, Storage},
+    telemetry,
+};
+
+/// Longest `url.path` put on a span (invalid names can be kilobytes long).
+const MAX_TRACED_PATH: usize = 256;
+
+/// The public API description, served at `/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.yaml");
+
+/// How often rate-limit state of idle clients is dropped.
+const RATE_LIMIT_SWEEP: Duration = Duration::from_secs(60);
+
+/// What the gateway is built from.
+pub struct Components {
+    pub settings: Settings,
+    pub storage: Arc<dyn Storage>,
+    pub metrics: Arc<Metrics>,
+    /// Readiness conditions besides storage (one per credential source).
+    pub latches: Vec<Latch>,
+    /// API keys from a Kubernetes Secret, when one is configured.
+    pub key_secret: Option<watch::Receiver<Option<KeySet>>>,
+}
+
+/// The state of the public and admin listeners.
+pub struct Gateway {
+    storage: Arc<dyn Storage>,
+    metrics: Arc<Metrics>,
+    health: Health,
+    access: AccessControl,
+    rate_limits: Option<RateLimits>,
+    proxies: TrustedProxies,
+    cors: Cors,
+    cache: CachePolicy,
+    uploads: Uploads,
+    limits: ServerConfig,
+}
+
+/// A request that passed the gate, and what answers it.
+enum Admitted {
+    /// Answered without a handler (preflight, probes, the API description).
+    Answer(Response<Body>),
+    Download {
+        name: ObjectName,
+        cache_control: HeaderValue,
+    },
+    Upload,
+}
+
+impl Gateway {
+    /// Builds the gateway and starts its background tasks (storage checks for readiness, key
+    /// file reload, API keys from the Secret, rate-limit sweep), which end when it is dropped.
+    /// Fails only when the API-key file cannot be read.
+    pub fn start(components: Components) -> Result<Arc<Gateway>, KeyFileError> {
+        let Components {
+            settings,
+            storage,
+            metrics,
+            latches,
+            key_secret,
+        } = components;
+        let config = &settings.config;
+        let storage: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(storage, metrics.clone()));
+        let (access, key_sources) = AccessControl::new(&settings)?;
+        let links = Links {
+            public_url: settings.public_url().to_owned(),
+            signer: access.signer().cloned(),
+            signed_url_ttl: config.auth.signed_url_ttl.0,
+        };
+        let gateway = Arc::new(Gateway {
+            rate_limits: RateLimits::new(config.rate_limit.requests_per_minute, config.rate_limit.burst),
+            cors: Cors::new(&config.cors.allowed_origins),
+            proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
+            cache: CachePolicy::new(settings.cache_control.clone()),
+            uploads: Uploads::new(&config.upload, links, metrics.clone()),
+            limits: config.server.clone(),
+            access,
+            storage,
+            metrics,
+            health: Health::new(latches),
+        });
+        tokio::spawn(check_storage(Arc::downgrade(&gateway)));
+        if let Some(path) = config.auth.api_keys_file.clone() {
+            tokio::spawn(auth::watch_key_file(path, key_sources.clone()));
+        }
+        if let Some(secret) = key_secret {
+            tokio::spawn(key_sources.follow_secret(secret));
+        }
+        if gateway.rate_limits.is_some() {
+            tokio::spawn(sweep_rate_limits(Arc::downgrade(&gateway)));
+        }
+        Ok(gateway)
+    }
+
+    /// `/readyz`: 200, or 503 naming what is missing.
+    fn readiness(&self) -> Response<Body> {
+        match self.health.readiness() {
+            Ok(()) => status_json(StatusCode::OK, "ready"),
+            Err(why) => status_json(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}")),
+        }
+    }
+
+    /// `server.max_url_bytes`, `server.max_headers`, `server.max_header_bytes`, checked before
+    /// anything else looks at the request. (hyper's own, larger, buffer limit is the backstop.)
+    fn check_limits(&self, parts: &Parts) -> Result<(), ApiError> {
+        let limits = &self.limits;
+        let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if target > limits.max_url_bytes {
+            return Err(ApiError::UriTooLong {
+                limit: limits.max_url_bytes,
+            });
+        }
+        if parts.headers.len() > limits.max_headers {
+            return Err(ApiError::HeadersTooLarge(format!(
+                "{} header fields; the limit is {}",
+                parts.headers.len(),
+                limits.max_headers
+            )));
+        }
+        let bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+        if bytes as u64 > limits.max_header_bytes.0 {
+            return Err(ApiError::HeadersTooLarge(format!(
+                "the header fields take {bytes} bytes; the limit is {}",
+                limits.max_header_bytes.0
+            )));
+        }
+        Ok(())
+    }
+
+    /// Everything before the handler: route, preflight, method, access and rate limit. The
+    /// rate status comes back whatever the outcome (a 429 carries its headers too).
+    fn admit(&self, parts: &Parts, client: IpAddr) -> (Result<Admitted, ApiError>, Option<RateStatus>) {
+        let route = match self.check_limits(parts).and_then(|()| public_route(parts.uri.path())) {
+            Ok(route) => route,
+            Err(e) => return (Err(e), None),
+        };
+        if let Some(preflight) = self.cors.preflight(&parts.method, route.allow(), &parts.headers) {
+            return (Ok(Admitted::Answer(preflight)), None);
+        }
+        if let Err(e) = route.check_method(&parts.method) {
+            return (Err(e), None);
+        }
+        let name = match route {
+            Route::Download { encoded_name } => match ObjectName::parse_encoded(encoded_name) {
+                Ok(name) => Some(name),
+                Err(e) => return (Err(ApiError::InvalidObjectName(e)), None),
+            },
+            Route::Upload => None,
+            Route::Livez => return (Ok(Admitted::Answer(status_json(StatusCode::OK, "alive"))), None),
+            Route::Readyz => return (Ok(Admitted::Answer(self.readiness())), None),
+            Route::OpenApi => return (Ok(Admitted::Answer(openapi())), None),
+            Route::Metrics => return (Err(ApiError::RouteNotFound), None),
+        };
+        let need = match &name {
+            Some(name) => Need::Download {
+                name,
+                query: parts.uri.query(),
+            },
+            None => Need::Upload,
+        };
+        let caller = match self.access.authorize(need, &parts.headers) {
+            Ok(caller) => caller,
+            Err(e) => {
+                self.metrics.auth_failed(e.metric_label());
+                return (Err(ApiError::from(e)), None);
+            }
+        };
+        let rate = self.limit(&caller, client);
+        if rate.as_ref().is_some_and(|r| r.retry_after.is_some()) {
+            self.metrics.rate_limited();
+            return (Err(ApiError::RateLimited), rate);
+        }
+        let admitted = match name {
+            Some(name) => Admitted::Download {
+                cache_control: self.cache.for_caller(&caller, unix_now()),
+                name,
+            },
+            None => Admitted::Upload,
+        };
+        (Ok(admitted), rate)
+    }
+
+    /// Counts the request against its caller's budget: the API key, else the client address.
+    fn limit(&self, caller: &Caller, client: IpAddr) -> Option<RateStatus> {
+        let limits = self.rate_limits.as_ref()?;
+        let identity = match caller {
+            Caller::Key(holder) => format!("key:{}", holder.id),
+            Caller::Anonymous | Caller::SignedUrl { .. } => format!("ip:{client}"),
+        };
+        Some(limits.check(&identity))
+    }
+
+    async fn respond(&self, admitted: Admitted, parts: &Parts, body: Incoming) -> Result<Response<Body>, ApiError> {
+        let storage = self.storage.as_ref();
+        match admitted {
+            Admitted::Answer(response) => Ok(response),
+            Admitted::Download { name, cache_control } => {
+                download::handle(storage, &parts.method, &parts.headers, &name, cache_control).await
+            }
+            Admitted::Upload => upload::handle(&self.uploads, storage, &parts.headers, body).await,
+        }
+    }
+}
+
+impl Service for Gateway {
+    async fn call(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let start = Instant::now();
+        let in_flight = InFlight::new(&self.metrics);
+        let (parts, body) = request.into_parts();
+        let route = public_route(parts.uri.path()).ok();
+        let route_name = route.as_ref().map_or("not_found", Route::name);
+        let template = route.as_ref().map_or("", Route::template);
+        let path: String = parts.uri.path().chars().take(MAX_TRACED_PATH).collect();
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %if template.is_empty() { parts.method.to_string() } else { format!("{} {template}", parts.method) },
+            otel.kind = "server",
+            http.request.method = %parts.method,
+            http.route = template,
+            url.path = path.as_str(),
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        telemetry::set_remote_parent(&span, &parts.headers);
+        let client = self.proxies.client_ip(peer.ip(), &parts.headers);
+        let (admitted, rate) = span.in_scope(|| self.admit(&parts, client));
+        let result = match admitted {
+            Err(e) => Err(e),
+            Ok(admitted) => {
+                let timeout = self.limits.request_timeout.0;
+                tokio::time::timeout(timeout, self.respond(admitted, &parts, body).instrument(span.clone()))
+                    .await
+                    .unwrap_or(Err(ApiError::RequestTimeout(timeout)))
+            }
+        };
+        let mut response = span.in_scope(|| result.unwrap_or_else(ApiError::into_response));
+        if let Some(status) = rate {
+            status.apply(response.headers_mut());
+        }
+        self.cors.decorate(&parts.headers, response.headers_mut());
+        let status = response.status().as_u16();
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+        let info = RequestInfo {
+            method: parts.method.clone(),
+            route: route_name,
+            path,
+            client,
+            status,
+            start,
+            span,
+        };
+        response.map(|inner| http_body_util::combinators::UnsyncBoxBody::new(LoggedBody::new(inner, info, in_flight)))
+    }
+
+    /// The admin listener: `/metrics`, `/livez`, `/readyz`; not logged, not counted.
+    async fn call_admin(&self, request: Request<Incoming>) -> Response<Body> {
+        let route = Route::parse(request.uri().path()).filter(Route::is_admin);
+        let result = match route {
+            None => Err(ApiError::RouteNotFound),
+            Some(route) => route.check_method(request.method()).map(|()| match route {
+                Route::Metrics => {
+                    let mut response = Response::new(body::full(self.metrics.render()));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    response
+                }
+                Route::Readyz => self.readiness(),
+                _ => status_json(StatusCode::OK, "alive"),
+            }),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+
+    fn begin_shutdown(&self) {
+        self.health.begin_shutdown();
+    }
+}
+
+/// The route of `path` on the public listener, or 404.
+fn public_route(path: &str) -> Result<Route<'_>, ApiError> {
+    Route::parse(path)
+        .filter(Route::is_public)
+        .ok_or(ApiError::RouteNotFound)
+}
+
+/// Keeps readiness fresh: a cheap storage check every few seconds, off the request path.
+async fn check_storage(gateway: Weak<Gateway>) {
+    loop {
+        let Some(strong) = gateway.upgrade() else { return };
+        let start = Instant::now();
+        let result = strong.storage.check().await.map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "storage check failed");
+        }
+        strong.health.record_storage_check(result);
+        strong
+            .metrics
+            .storage_checked(start.elapsed(), strong.health.storage_reachable());
+        drop(strong);
+        tokio::time::sleep(CHECK_INTERVAL).await;
+    }
+}
+
+async fn sweep_rate_limits(gateway: Weak<Gateway>) {
+    loop {
+        tokio::time::sleep(RATE_LIMIT_SWEEP).await;
+        let Some(gateway) = gateway.upgrade() else { return };
+        if let Some(limits) = &gateway.rate_limits {
+            limits.forget_idle();
+        }
+    }
+}
+
+fn openapi() -> Response<Body> {
+    let mut response = Response::new(body::full(OPENAPI));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+    response
+}
+
+fn status_json(status: StatusCode, state: &str) -> Response<Body> {
+    let key = if status.is_success() { "status" } else { "detail" };
+    let mut response = Response::new(body::full(serde_json::json!({ key: state }).to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,4 @@
+//! The command line and the commands besides serving (`retention`).
+
+pub mod cli;
+pub mod retention;

@@ -1,0 +1,12 @@
+//! The HTTP layer: listeners and connections, the error enum and its rendering, response
+//! bodies, the access log, CORS, client addresses, rate limits and the readiness state.
+//! It knows nothing of the API's routes or handlers (those are in [`crate::api`]).
+
+pub mod access_log;
+pub mod body;
+pub mod client_ip;
+pub mod cors;
+pub mod error;
+pub mod health;
+pub mod rate_limit;
+pub mod server;
