@@ -115,18 +115,33 @@ pub fn init(config: &LogConfig) -> Telemetry {
     }
 }
 
-fn build_provider() -> Result<SdkTracerProvider, String> {
+/// Why traces cannot be exported (the service then runs without them).
+#[derive(Debug, thiserror::Error)]
+enum ExporterError {
+    #[error("the OTLP client builder panicked")]
+    Panicked,
+    #[error("the OTLP CA file {0} {1}")]
+    CaFile(String, String),
+    #[error("{0}")]
+    Tls(String),
+    #[error("cannot build the OTLP HTTP client: {0}")]
+    Client(String),
+    #[error("{0}")]
+    Exporter(String),
+}
+
+fn build_provider() -> Result<SdkTracerProvider, ExporterError> {
     use opentelemetry_otlp::WithHttpConfig;
     // reqwest's blocking client owns a runtime of its own: it is built, and later dropped, off
     // the async threads.
     let client = std::thread::spawn(otlp_http_client)
         .join()
-        .map_err(|_| "the OTLP client builder panicked".to_owned())??;
+        .map_err(|_| ExporterError::Panicked)??;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(client)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ExporterError::Exporter(e.to_string()))?;
     // The SDK reads OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER itself.
     Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).build())
 }
@@ -145,35 +160,38 @@ fn otlp_ca_file() -> Option<std::path::PathBuf> {
 
 /// The exporter's HTTP client: TLS with rustls (aws-lc-rs), trusting the system roots and the
 /// certificates of the configured CA file; a bounded time per export.
-fn otlp_http_client() -> Result<reqwest_otlp::blocking::Client, String> {
+fn otlp_http_client() -> Result<reqwest_otlp::blocking::Client, ExporterError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(path) = otlp_ca_file() {
         let certs: Vec<_> = CertificateDer::pem_file_iter(&path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("cannot read the OTLP CA file {}: {e}", path.display()))?;
+            .map_err(|e| ExporterError::CaFile(path.display().to_string(), format!("cannot be read: {e}")))?;
         if certs.is_empty() {
-            return Err(format!("the OTLP CA file {} holds no certificate", path.display()));
+            return Err(ExporterError::CaFile(
+                path.display().to_string(),
+                "holds no certificate".into(),
+            ));
         }
         let (added, _) = roots.add_parsable_certificates(certs);
         if added == 0 {
-            return Err(format!(
-                "the OTLP CA file {} holds no usable certificate",
-                path.display()
+            return Err(ExporterError::CaFile(
+                path.display().to_string(),
+                "holds no usable certificate".into(),
             ));
         }
     }
     let tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::aws_lc_rs::default_provider().into())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ExporterError::Tls(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     reqwest_otlp::blocking::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(std::time::Duration::from_secs(10))
         .build()
-        .map_err(|e| format!("cannot build the OTLP HTTP client: {e}"))
+        .map_err(|e| ExporterError::Client(e.to_string()))
 }
 
 struct Headers<'a>(&'a HeaderMap);

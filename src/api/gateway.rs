@@ -328,11 +328,11 @@ async fn check_storage(gateway: Weak<Gateway>) {
     loop {
         let Some(strong) = gateway.upgrade() else { return };
         let start = Instant::now();
-        let result = strong.storage.check().await.map_err(|e| e.to_string());
+        let result = strong.storage.check().await;
         if let Err(e) = &result {
             tracing::debug!(error = %e, "storage check failed");
         }
-        strong.health.record_storage_check(result);
+        strong.health.record_storage_check(result.as_ref().map(|_| ()));
         strong
             .metrics
             .storage_checked(start.elapsed(), strong.health.storage_reachable());

@@ -46,8 +46,19 @@ pub enum Command {
     },
 }
 
-fn parse_ttl(text: &str) -> Result<HumanDuration, String> {
+/// A `--ttl` that is not a duration.
+#[derive(Debug, thiserror::Error)]
+#[error("`{text}` is not a duration ({source}); use e.g. \"1h\"")]
+pub struct TtlError {
+    text: String,
+    source: humantime::DurationError,
+}
+
+fn parse_ttl(text: &str) -> Result<HumanDuration, TtlError> {
     humantime::parse_duration(text)
         .map(HumanDuration)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. \"1h\""))
+        .map_err(|source| TtlError {
+            text: text.to_owned(),
+            source,
+        })
 }

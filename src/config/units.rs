@@ -52,6 +52,17 @@ impl de::Visitor<'_> for DurationVisitor {
     }
 }
 
+/// A size that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("`{0}` has an unknown size unit; use e.g. \"25MiB\"")]
+    Unit(String),
+    #[error("`{0}` is not a size; use e.g. \"25MiB\"")]
+    NotANumber(String),
+    #[error("`{0}` is out of range")]
+    OutOfRange(String),
+}
+
 /// A byte count written as "25MiB", "512KB", "1GiB" or a plain integer of bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
@@ -75,7 +86,7 @@ impl fmt::Display for ByteSize {
 }
 
 impl FromStr for ByteSize {
-    type Err = String;
+    type Err = SizeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let text = s.trim();
@@ -94,15 +105,13 @@ impl FromStr for ByteSize {
             "t" | "tb" => 1_000_000_000_000,
             "ti" | "tib" => 1 << 40,
             _ => {
-                return Err(format!("`{s}` has an unknown size unit; use e.g. \"25MiB\""));
+                return Err(SizeError::Unit(s.to_owned()));
             }
         };
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("`{s}` is not a size; use e.g. \"25MiB\""))?;
+        let value: f64 = number.parse().map_err(|_| SizeError::NotANumber(s.to_owned()))?;
         let bytes = value * multiplier as f64;
         if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-            return Err(format!("`{s}` is out of range"));
+            return Err(SizeError::OutOfRange(s.to_owned()));
         }
         Ok(ByteSize(bytes.round() as u64))
     }

@@ -20,6 +20,8 @@ use std::{
 
 use tokio::sync::watch;
 
+use crate::storage::StorageError;
+
 /// How often storage is checked in the background.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// A success older than this no longer counts.
@@ -72,7 +74,7 @@ impl Health {
 
     /// Records one background storage check (`Err` carries the reason, shown by `/readyz`
     /// only until storage was reached once).
-    pub fn record_storage_check(&self, result: Result<(), String>) {
+    pub fn record_storage_check(&self, result: Result<(), &StorageError>) {
         let mut state = self.storage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match result {
             Ok(()) => {
@@ -80,7 +82,7 @@ impl Health {
                 state.last_ok = Some(Instant::now());
                 state.last_error = None;
             }
-            Err(e) => state.last_error = Some(e),
+            Err(e) => state.last_error = Some(e.to_string()),
         }
     }
 
@@ -129,15 +131,16 @@ mod tests {
         let health = Health::new(vec![Latch::loaded("credentials", source)]);
         credentials.send_replace(Some(()));
         let not_ready = |health: &Health| health.readiness().unwrap_err().0;
+        let refused = StorageError::Unavailable("connection refused".into());
         assert_eq!(not_ready(&health), "storage: no successful check yet");
-        health.record_storage_check(Err("connection refused".into()));
-        assert_eq!(not_ready(&health), "storage: connection refused");
+        health.record_storage_check(Err(&refused));
+        assert_eq!(not_ready(&health), "storage: storage unavailable: connection refused");
         assert!(!health.storage_reachable());
         health.record_storage_check(Ok(()));
         assert_eq!(health.readiness(), Ok(()));
         assert!(health.storage_reachable());
         // Once reached, a storage outage is the gauge's business, not readiness'.
-        health.record_storage_check(Err("connection refused".into()));
+        health.record_storage_check(Err(&refused));
         assert_eq!(health.readiness(), Ok(()));
         assert!(!health.storage_reachable());
         health.record_storage_check(Ok(()));

@@ -22,7 +22,7 @@ pub enum Rejection {
 /// `Ok` when `bytes` is a plausible `format` image of at most `max_pixels` pixels.
 pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<(), Rejection> {
     if format == ImageFormat::Svg {
-        return svg::check(bytes).map_err(Rejection::NotThatFormat);
+        return svg::check(bytes).map_err(|e| Rejection::NotThatFormat(e.to_string()));
     }
     if !signature_matches(format, bytes) {
         return Err(Rejection::NotThatFormat(format!(

@@ -28,32 +28,61 @@ const FORBIDDEN_ELEMENTS: [&str; 7] = [
 /// Raster images an SVG may embed inline.
 const INLINE_IMAGES: [&str; 4] = ["data:image/png", "data:image/jpeg", "data:image/gif", "data:image/webp"];
 
+/// Why an SVG upload is refused (415), in words for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SvgError {
+    #[error("the SVG is not UTF-8 text")]
+    NotUtf8,
+    #[error("the SVG is not well-formed XML: {0}")]
+    NotXml(String),
+    #[error("the XML document's root element is not <svg>")]
+    NotSvg,
+    #[error("the SVG is not inert: {0}")]
+    NotInert(Active),
+}
+
+/// What would make a stored SVG active (run script, load or navigate).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Active {
+    #[error("it references an external style sheet")]
+    ExternalStyleSheet,
+    #[error("it contains a <{0}> element")]
+    Element(String),
+    #[error("it has an event-handler attribute `{0}`")]
+    EventHandler(String),
+    #[error("attribute `{0}` holds a javascript: URL")]
+    JavascriptUrl(String),
+    #[error("<{0}> references an external resource")]
+    ExternalReference(String),
+    #[error("an animation changes a link or an event handler")]
+    AnimatedLink,
+    #[error("its CSS imports an external style sheet")]
+    CssImport,
+    #[error("its CSS references an external resource with url()")]
+    CssUrl,
+}
+
 /// `Ok` when `bytes` is a well-formed, inert SVG; otherwise why not, for the client.
-pub fn check(bytes: &[u8]) -> Result<(), String> {
+pub fn check(bytes: &[u8]) -> Result<(), SvgError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|_| "the SVG is not UTF-8 text".to_string())?;
+    let text = std::str::from_utf8(bytes).map_err(|_| SvgError::NotUtf8)?;
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,
         ..Default::default()
     };
-    let doc =
-        Document::parse_with_options(text, options).map_err(|e| format!("the SVG is not well-formed XML: {e}"))?;
+    let doc = Document::parse_with_options(text, options).map_err(|e| SvgError::NotXml(e.to_string()))?;
     let root = doc.root_element().tag_name();
     if root.name() != "svg" || root.namespace().is_some_and(|ns| ns != SVG_NS) {
-        return Err("the XML document's root element is not <svg>".into());
+        return Err(SvgError::NotSvg);
     }
-    doc.descendants()
-        .try_for_each(check_node)
-        .map_err(|why| format!("the SVG is not inert: {why}"))
+    doc.descendants().try_for_each(check_node).map_err(SvgError::NotInert)
 }
 
-fn check_node(node: Node<'_, '_>) -> Result<(), String> {
+fn check_node(node: Node<'_, '_>) -> Result<(), Active> {
     match node.node_type() {
         NodeType::PI => match node.pi() {
-            Some(pi) if pi.target.eq_ignore_ascii_case("xml-stylesheet") => {
-                Err("it references an external style sheet".into())
-            }
+            Some(pi) if pi.target.eq_ignore_ascii_case("xml-stylesheet") => Err(Active::ExternalStyleSheet),
             _ => Ok(()),
         },
         NodeType::Text
@@ -68,22 +97,22 @@ fn check_node(node: Node<'_, '_>) -> Result<(), String> {
     }
 }
 
-fn check_element(node: Node<'_, '_>) -> Result<(), String> {
+fn check_element(node: Node<'_, '_>) -> Result<(), Active> {
     let name = node.tag_name().name().to_ascii_lowercase();
     if FORBIDDEN_ELEMENTS.contains(&name.as_str()) {
-        return Err(format!("it contains a <{}> element", node.tag_name().name()));
+        return Err(Active::Element(node.tag_name().name().to_owned()));
     }
     for attribute in node.attributes() {
         let attr = attribute.name().to_ascii_lowercase();
         let value = attribute.value();
         if attr.starts_with("on") {
-            return Err(format!("it has an event-handler attribute `{}`", attribute.name()));
+            return Err(Active::EventHandler(attribute.name().to_owned()));
         }
         if compact(value).contains("javascript:") {
-            return Err(format!("attribute `{}` holds a javascript: URL", attribute.name()));
+            return Err(Active::JavascriptUrl(attribute.name().to_owned()));
         }
         if attr == "href" && !(value.trim_start().starts_with('#') || is_inline_image(value)) {
-            return Err(format!("<{}> references an external resource", node.tag_name().name()));
+            return Err(Active::ExternalReference(node.tag_name().name().to_owned()));
         }
         if attr == "style" || compact(value).contains("url(") {
             check_css(value)?;
@@ -92,7 +121,7 @@ fn check_element(node: Node<'_, '_>) -> Result<(), String> {
         if attr == "attributename" {
             let target = compact(value);
             if target.starts_with("on") || target.ends_with("href") {
-                return Err("an animation changes a link or an event handler".into());
+                return Err(Active::AnimatedLink);
             }
         }
     }
@@ -100,17 +129,17 @@ fn check_element(node: Node<'_, '_>) -> Result<(), String> {
 }
 
 /// CSS in a `<style>` element or attribute: only `url(#fragment)`, never `@import`.
-fn check_css(css: &str) -> Result<(), String> {
+fn check_css(css: &str) -> Result<(), Active> {
     let css = compact(css);
     if css.contains("@import") {
-        return Err("its CSS imports an external style sheet".into());
+        return Err(Active::CssImport);
     }
     let mut rest = css.as_str();
     while let Some(at) = rest.find("url(") {
         rest = &rest[at + 4..];
         let target = rest.trim_start_matches(['"', '\'']);
         if !target.starts_with('#') {
-            return Err("its CSS references an external resource with url()".into());
+            return Err(Active::CssUrl);
         }
     }
     Ok(())
@@ -185,7 +214,7 @@ mod tests {
             "<animate attributeName=\"xlink:href\" values=\"x\"/>",
             "<set attributeName=\"onclick\" to=\"alert(1)\"/>",
         ] {
-            let err = check(svg(inner).as_bytes()).unwrap_err();
+            let err = check(svg(inner).as_bytes()).unwrap_err().to_string();
             assert!(err.contains("not inert"), "{inner}: {err}");
         }
         let pi = "<?xml-stylesheet href=\"https://evil.example/x.css\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>";
@@ -194,8 +223,8 @@ mod tests {
 
     #[test]
     fn refuses_malformed_documents() {
-        assert!(check(b"<svg>").unwrap_err().contains("well-formed"));
-        assert!(check(b"<html/>").unwrap_err().contains("root"));
+        assert!(check(b"<svg>").unwrap_err().to_string().contains("well-formed"));
+        assert!(check(b"<html/>").unwrap_err().to_string().contains("root"));
         assert!(check(b"<svg xmlns=\"urn:x\"/>").is_err());
         let entities = b"<!DOCTYPE svg [<!ENTITY a \"aaaa\">]><svg>&a;</svg>";
         assert!(check(entities).is_err(), "DTDs are refused");
@@ -214,7 +243,7 @@ mod tests {
         };
         // The root node and <svg> count too.
         assert_eq!(check(svg(MAX_NODES - 2).as_bytes()), Ok(()));
-        let err = check(svg(MAX_NODES - 1).as_bytes()).unwrap_err();
+        let err = check(svg(MAX_NODES - 1).as_bytes()).unwrap_err().to_string();
         assert!(err.contains("well-formed") && err.contains("nodes limit"), "{err}");
         // A byte-order mark is allowed in front.
         assert_eq!(
