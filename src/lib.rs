@@ -5,13 +5,14 @@
 //! `clock`, `object_name`, `metrics` (leaves) → `config` → `telemetry`, `storage`, `auth` →
 //! `kubernetes` → `http` → `api` → `commands`; [`run`] wires them.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod commands;
 pub mod config;
-pub mod http;
+pub(crate) mod http;
 pub mod kubernetes;
 pub mod metrics;
 pub mod object_name;
@@ -49,10 +50,13 @@ pub enum StartError {
     /// The API-key file cannot be used: exit 64, as for any configuration problem.
     #[error("invalid configuration: {0}")]
     KeyFile(#[from] KeyFileError),
+    /// The Kubernetes API cannot be reached for the configured Secrets.
     #[error(transparent)]
     Kubernetes(#[from] kubernetes::ClientError),
+    /// The storage backend cannot be set up (e.g. the `fs` root folder cannot be created).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// `retention` got no storage credentials from the Kubernetes Secret in time.
     #[error("no credentials from the Kubernetes Secret within {0:?}")]
     CredentialsTimeout(Duration),
 }
@@ -205,6 +209,7 @@ impl CredentialSources {
     }
 }
 
+/// Resolves on SIGTERM or Ctrl-C (only Ctrl-C off Unix): the `shutdown` that `main` gives [`run`].
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {

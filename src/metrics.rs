@@ -14,13 +14,13 @@ const DURATION_BUCKETS: [f64; 16] = [
 ];
 
 /// The version and commit this binary was built from.
-pub const GIT_SHA: &str = match option_env!("IG_GIT_SHA") {
+pub(crate) const GIT_SHA: &str = match option_env!("IG_GIT_SHA") {
     Some(sha) => sha,
     None => "unknown",
 };
 
 /// Holds a gauge one up from its creation until it is dropped, whichever way the work ends.
-pub struct GaugeGuard(IntGauge);
+pub(crate) struct GaugeGuard(IntGauge);
 
 impl GaugeGuard {
     fn new(gauge: &IntGauge) -> GaugeGuard {
@@ -233,7 +233,7 @@ impl Default for Metrics {
 
 /// Why a response body ended before its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aborted {
+pub(crate) enum Aborted {
     /// The client went away.
     ClientGone,
     /// Storage failed mid-body.
@@ -243,22 +243,22 @@ pub enum Aborted {
 /// Recording, one method per event.
 impl Metrics {
     /// A client connection is open on the public listener until the guard drops.
-    pub fn connection_opened(&self) -> GaugeGuard {
+    pub(crate) fn connection_opened(&self) -> GaugeGuard {
         GaugeGuard::new(&self.connections_open)
     }
 
     /// A connection over `server.max_connections` was answered 503 and closed.
-    pub fn connection_rejected(&self) {
+    pub(crate) fn connection_rejected(&self) {
         self.connections_rejected.inc();
     }
 
     /// A request is being answered until the guard drops (its body included).
-    pub fn request_in_flight(&self) -> GaugeGuard {
+    pub(crate) fn request_in_flight(&self) -> GaugeGuard {
         GaugeGuard::new(&self.http_in_flight)
     }
 
     /// A request was answered: its count, duration and body bytes.
-    pub fn request_done(&self, route: &str, method: &str, status: u16, elapsed: Duration, body_bytes: u64) {
+    pub(crate) fn request_done(&self, route: &str, method: &str, status: u16, elapsed: Duration, body_bytes: u64) {
         self.http_requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
@@ -268,7 +268,7 @@ impl Metrics {
         self.http_body_bytes.with_label_values(&[route]).inc_by(body_bytes);
     }
 
-    pub fn response_aborted(&self, why: Aborted) {
+    pub(crate) fn response_aborted(&self, why: Aborted) {
         let reason = match why {
             Aborted::ClientGone => "client_gone",
             Aborted::StorageFailed => "storage_failed",
@@ -277,44 +277,44 @@ impl Metrics {
     }
 
     /// One storage call; failures other than "not found" are counted as errors of their kind.
-    pub fn storage_call(&self, backend: &str, operation: &str, outcome: Result<(), &str>, elapsed: Duration) {
+    pub(crate) fn storage_call(&self, backend: &str, operation: &str, outcome: Result<(), &str>, elapsed: Duration) {
         let label = outcome.err().unwrap_or("ok");
         self.storage_duration
             .with_label_values(&[backend, operation, label])
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn storage_error(&self, backend: &str, kind: &str) {
+    pub(crate) fn storage_error(&self, backend: &str, kind: &str) {
         self.storage_errors.with_label_values(&[backend, kind]).inc();
     }
 
-    pub fn upload_stored(&self, format: &str) {
+    pub(crate) fn upload_stored(&self, format: &str) {
         self.uploads.with_label_values(&[format]).inc();
     }
 
     /// A request refused with 429.
-    pub fn rate_limited(&self) {
+    pub(crate) fn rate_limited(&self) {
         self.ratelimit_rejections.inc();
     }
 
     /// A request refused by access control, by `reason`.
-    pub fn auth_failed(&self, reason: &str) {
+    pub(crate) fn auth_failed(&self, reason: &str) {
         self.auth_failures.with_label_values(&[reason]).inc();
     }
 
     /// The background storage check ran, and whether storage is reachable now.
-    pub fn storage_checked(&self, elapsed: Duration, reachable: bool) {
+    pub(crate) fn storage_checked(&self, elapsed: Duration, reachable: bool) {
         self.readiness_check_duration.observe(elapsed.as_secs_f64());
         self.storage_reachable.set(i64::from(reachable));
     }
 
     /// A watch event of the Secret used for `secret` (`storage`, `api_keys`).
-    pub fn secret_event(&self, secret: &str, outcome: &str) {
+    pub(crate) fn secret_event(&self, secret: &str, outcome: &str) {
         self.k8s_secret_events.with_label_values(&[secret, outcome]).inc();
     }
 
     /// A version of the Secret was applied at `unix_time`.
-    pub fn secret_applied(&self, secret: &str, unix_time: i64) {
+    pub(crate) fn secret_applied(&self, secret: &str, unix_time: i64) {
         self.k8s_secret_last_success.with_label_values(&[secret]).set(unix_time);
     }
 

@@ -21,16 +21,24 @@ png, jpg, jpeg, webp, gif, bmp, tiff, tif, svg (e.g. a1b2c3d4e5f6a7b8c9d0e1f2a3b
 /// The image formats we serve, with the single content type each one is served as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ImageFormat {
+    /// PNG (`.png`, `image/png`).
     Png,
+    /// JPEG (`.jpg` or `.jpeg`, `image/jpeg`).
     Jpeg,
+    /// WebP (`.webp`, `image/webp`).
     Webp,
+    /// GIF (`.gif`, `image/gif`).
     Gif,
+    /// BMP (`.bmp`, `image/bmp`).
     Bmp,
+    /// TIFF (`.tiff` or `.tif`, `image/tiff`).
     Tiff,
+    /// SVG (`.svg`, `image/svg+xml`).
     Svg,
 }
 
 impl ImageFormat {
+    /// Every format, in declaration order.
     pub const ALL: [ImageFormat; 7] = [
         Self::Png,
         Self::Jpeg,
@@ -71,6 +79,7 @@ impl ImageFormat {
         })
     }
 
+    /// The `Content-Type` this format is served as.
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Png => "image/png",
@@ -113,16 +122,22 @@ impl ImageFormat {
 /// Why a name was refused; each variant's message tells the client what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
+    /// The name is empty.
     #[error("the object name is empty")]
     Empty,
+    /// The name, encoded or decoded, is longer than 256 bytes.
     #[error("the object name is too long")]
     TooLong,
+    /// The percent-decoded segment is not UTF-8.
     #[error("the object name is not valid percent-encoded UTF-8")]
     BadEncoding,
+    /// The name has no dot.
     #[error("the object name has no extension")]
     MissingExtension,
+    /// The part before the dot is not 32 lowercase hex digits.
     #[error("the id must be exactly 32 lowercase hex characters")]
     BadId,
+    /// The part after the dot is not a supported lowercase extension.
     #[error("the extension is not a supported lowercase image extension")]
     BadExtension,
 }
@@ -174,10 +189,12 @@ impl ObjectName {
         }
     }
 
+    /// The name itself, from which storage keys and file paths are made.
     pub fn as_str(&self) -> &str {
         &self.name
     }
 
+    /// The image format its extension stands for.
     pub fn format(&self) -> ImageFormat {
         self.format
     }

@@ -28,10 +28,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub fn tracing_enabled(&self) -> bool {
-        self.provider.is_some()
-    }
-
     /// Exports the spans still buffered; call once, before the process exits.
     pub fn shutdown(self) {
         if let Some(provider) = self.provider
@@ -207,7 +203,7 @@ impl Extractor for Headers<'_> {
 }
 
 /// Makes `span` a child of the W3C `traceparent` in `headers`, if there is one.
-pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
+pub(crate) fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
     if headers.contains_key("traceparent") {
         let parent = TraceContextPropagator::new().extract(&Headers(headers));
         let _ = span.set_parent(parent);
@@ -215,7 +211,7 @@ pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
 }
 
 /// The trace id of `span` in hex, or `-` when it is not traced.
-pub fn trace_id(span: &tracing::Span) -> String {
+pub(crate) fn trace_id(span: &tracing::Span) -> String {
     let context = span.context();
     let span_context = context.span().span_context().clone();
     if span_context.is_valid() {

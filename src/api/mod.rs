@@ -2,6 +2,6 @@
 //! (download with its conditional/range rules, upload with its content checks).
 
 pub mod download;
-pub mod gateway;
-pub mod routes;
+pub(crate) mod gateway;
+pub(crate) mod routes;
 pub mod upload;

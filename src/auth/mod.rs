@@ -1,7 +1,7 @@
 //! Access control: every download and upload passes [`AccessControl::authorize`] before its
 //! handler runs. API keys (`X-API-Key`) with scopes, and signed expiring download URLs.
 
-pub mod keys;
+pub(crate) mod keys;
 pub mod signing;
 
 use std::{
@@ -21,13 +21,13 @@ use crate::{
 use keys::{Holder, KeyEntryError, KeyPublisher, KeySet, KeyStore, Scope};
 use signing::{SignatureError, SignedParams, UrlSigner};
 
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub(crate) const API_KEY_HEADER: &str = "x-api-key";
 
 /// How often the API-key file is checked for changes.
 const KEY_FILE_POLL: Duration = Duration::from_secs(2);
 
 /// What a request asks to do.
-pub enum Need<'a> {
+pub(crate) enum Need<'a> {
     Download {
         name: &'a ObjectName,
         query: Option<&'a str>,
@@ -37,7 +37,7 @@ pub enum Need<'a> {
 
 /// Why access was refused; each has a metric label and maps to one HTTP error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     MissingKey,
     UnknownKey,
     Scope { has: Scope, needs: Scope },
@@ -46,7 +46,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// The `reason` label of `auth_failures_total`.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             AuthError::MissingKey => "missing_key",
             AuthError::UnknownKey => "unknown_key",
@@ -60,7 +60,7 @@ impl AuthError {
 
 /// Who is asking, once allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub(crate) enum Caller {
     /// `auth.mode = none`.
     Anonymous,
     /// A valid API key with the needed scope.
@@ -69,7 +69,7 @@ pub enum Caller {
     SignedUrl { expires: u64 },
 }
 
-pub struct AccessControl {
+pub(crate) struct AccessControl {
     mode: AuthMode,
     keys: KeyStore,
     signer: Option<UrlSigner>,
@@ -78,7 +78,7 @@ pub struct AccessControl {
 impl AccessControl {
     /// Builds access control from configuration, reading the key file once; the returned
     /// [`KeySources`] (fed by [`watch_key_file`] and the Secret watcher) swaps in new keys later.
-    pub fn new(settings: &Settings) -> Result<(AccessControl, Arc<KeySources>), KeyFileError> {
+    pub(crate) fn new(settings: &Settings) -> Result<(AccessControl, Arc<KeySources>), KeyFileError> {
         let config = &settings.config.auth;
         let inline = KeySet::from_entries(&settings.api_keys);
         let file = match &config.api_keys_file {
@@ -100,14 +100,14 @@ impl AccessControl {
         Ok((access, sources))
     }
 
-    pub fn signer(&self) -> Option<&UrlSigner> {
+    pub(crate) fn signer(&self) -> Option<&UrlSigner> {
         self.signer.as_ref()
     }
 
     /// Malformed signed-URL parameters are always refused. Then a request with an API key is
     /// judged by its key; a download without one may be judged by its signed URL; with
     /// `auth.mode = none` everything else is allowed.
-    pub fn authorize(&self, need: Need<'_>, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    pub(crate) fn authorize(&self, need: Need<'_>, headers: &HeaderMap) -> Result<Caller, AuthError> {
         if let Need::Download { name, query } = &need {
             let params = SignedParams::from_query(*query).map_err(AuthError::Signature)?;
             if let (Some(params), false) = (params, headers.contains_key(API_KEY_HEADER)) {
@@ -149,10 +149,22 @@ impl AccessControl {
 /// line's content.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
+    /// The file cannot be read.
     #[error("auth.api_keys_file: cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file, as configured.
+        path: String,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// A line of the file is not a usable key.
     #[error("auth.api_keys_file {path}: {source}")]
-    Entry { path: String, source: KeyEntryError },
+    Entry {
+        /// The file, as configured.
+        path: String,
+        /// Which line (its number; comments and blank lines counted).
+        source: KeyEntryError,
+    },
 }
 
 fn read_key_file(path: &Path) -> Result<KeySet, KeyFileError> {
@@ -167,7 +179,7 @@ fn file_version(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// The key sources (configuration, key file, Secret), published together as one set.
-pub struct KeySources {
+pub(crate) struct KeySources {
     inline: KeySet,
     file: Mutex<KeySet>,
     secret: Mutex<KeySet>,
@@ -175,12 +187,12 @@ pub struct KeySources {
 }
 
 impl KeySources {
-    pub fn set_file(&self, keys: KeySet) {
+    pub(crate) fn set_file(&self, keys: KeySet) {
         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = keys;
         self.publish();
     }
 
-    pub fn set_secret(&self, keys: KeySet) {
+    pub(crate) fn set_secret(&self, keys: KeySet) {
         *self.secret.lock().unwrap_or_else(|p| p.into_inner()) = keys;
         self.publish();
     }
@@ -192,13 +204,13 @@ impl KeySources {
     }
 
     /// True once no [`KeyStore`] reads the keys any more.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.publisher.is_closed()
     }
 
     /// Applies every key set published on `secret` (the Kubernetes Secret's watch channel),
     /// until the channel closes or no [`KeyStore`] reads the keys any more.
-    pub async fn follow_secret(self: Arc<Self>, mut secret: watch::Receiver<Option<KeySet>>) {
+    pub(crate) async fn follow_secret(self: Arc<Self>, mut secret: watch::Receiver<Option<KeySet>>) {
         loop {
             let keys = secret.borrow_and_update().clone();
             if let Some(keys) = keys {
@@ -214,7 +226,7 @@ impl KeySources {
 
 /// Reloads the key file when it changes (polled). A file that vanishes or fails to parse
 /// keeps the last good set, with a warning. Ends when every reader of the key store is gone.
-pub async fn watch_key_file(path: PathBuf, sources: Arc<KeySources>) {
+pub(crate) async fn watch_key_file(path: PathBuf, sources: Arc<KeySources>) {
     let mut seen = file_version(&path);
     loop {
         tokio::time::sleep(KEY_FILE_POLL).await;

@@ -26,10 +26,13 @@ const SIGNATURE_LEN: usize = 32;
 /// Why a signed URL was refused (all 403).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// The signature is genuine but `expires` has passed.
     #[error("URL expired")]
     Expired,
+    /// The signature matches no configured key (or none is configured).
     #[error("invalid URL signature")]
     Invalid,
+    /// `expires` or `signature` is missing, repeated or unparsable.
     #[error("a signed URL needs exactly one `expires` (Unix time) and one `signature` (hex) parameter")]
     Malformed,
 }
@@ -37,7 +40,9 @@ pub enum SignatureError {
 /// The `expires` and `signature` query parameters, when a request carries them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedParams {
+    /// Expiry in Unix seconds (at most the end of year 9999).
     pub expires: u64,
+    /// The HMAC-SHA256 signature, decoded from hex (32 bytes).
     pub signature: Vec<u8>,
 }
 
@@ -75,6 +80,7 @@ impl SignedParams {
     }
 }
 
+/// Signs and verifies download URLs with the configured `auth.url_signing_key`s.
 #[derive(Clone)]
 pub struct UrlSigner {
     keys: Vec<Secret>,

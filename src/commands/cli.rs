@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::units::HumanDuration;
 
+/// The command line: the global `--config` and an optional subcommand.
 #[derive(Debug, Parser)]
 #[command(
     name = "image-gateway",
@@ -17,10 +18,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "IMAGE_GATEWAY_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
+/// A subcommand.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).

@@ -29,7 +29,9 @@ impl Scope {
 /// One parsed entry. SECURITY: the key is a [`Secret`]: never in `Debug` or logs.
 #[derive(Debug, Clone)]
 pub struct KeyEntry {
+    /// What the key may do.
     pub scope: Scope,
+    /// The key itself.
     pub key: Secret,
 }
 

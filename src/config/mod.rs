@@ -26,6 +26,7 @@ use units::{ByteSize, HumanDuration};
 /// Environment variables with this prefix override the file (`IMAGE_GATEWAY_STORAGE__S3__BUCKET`).
 pub const ENV_PREFIX: &str = "IMAGE_GATEWAY_";
 
+/// The whole configuration, one field per section; absent sections take their defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -35,18 +36,29 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Address of the admin listener: `/metrics`, `/livez`, `/readyz`.
     pub admin_listen: SocketAddr,
+    /// Where images are stored (`[storage]`).
     pub storage: StorageConfig,
+    /// Limits on uploads (`[upload]`).
     pub upload: UploadConfig,
+    /// Timeouts and limits of the HTTP server (`[server]`).
     pub server: ServerConfig,
+    /// Headers on image responses (`[http]`).
     pub http: HttpConfig,
+    /// Who may download and upload (`[auth]`).
     pub auth: AuthConfig,
+    /// Request rate limits (`[rate_limit]`).
     pub rate_limit: RateLimitConfig,
+    /// Cross-origin access from browsers (`[cors]`).
     pub cors: CorsConfig,
+    /// Graceful shutdown (`[shutdown]`).
     pub shutdown: ShutdownConfig,
+    /// Log format and level (`[log]`).
     pub log: LogConfig,
+    /// What the `retention` command deletes (`[retention]`).
     pub retention: RetentionConfig,
 }
 
+/// `[shutdown]`: how the service stops after SIGTERM.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownConfig {
@@ -55,13 +67,17 @@ pub struct ShutdownConfig {
     pub grace: HumanDuration,
 }
 
+/// How log lines are written (`log.format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// One JSON object per line.
     Json,
+    /// Human-readable text.
     Text,
 }
 
+/// `[log]`: log format and verbosity.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -71,26 +87,35 @@ pub struct LogConfig {
     pub level: Option<String>,
 }
 
+/// `[storage]`: the backend images are stored in, and its settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
+    /// Which backend to use: `fs` (the default) or `s3`.
     pub backend: Backend,
     /// Longest we wait for storage to start answering (and between two body chunks).
     pub timeout: HumanDuration,
+    /// Settings of the `fs` backend.
     pub fs: FsConfig,
+    /// Settings of the `s3` backend.
     pub s3: S3Config,
 }
 
+/// A storage backend (`storage.backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// Files in a local folder (`storage.fs`).
     Fs,
+    /// An S3-compatible bucket, such as MinIO (`storage.s3`).
     S3,
 }
 
+/// `[storage.fs]`: the local-folder backend.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FsConfig {
+    /// Folder holding one file per image; created if missing.
     pub root: PathBuf,
     /// Read files on the serving thread instead of tokio's blocking pool (as nginx does without
     /// `aio`): ~1.5x small-image throughput, but a slow disk then stalls every request on that
@@ -98,27 +123,34 @@ pub struct FsConfig {
     pub inline_reads: bool,
 }
 
+/// `[storage.s3]`: the S3/MinIO backend.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// `http(s)://host:port` of MinIO or any S3; empty means AWS's own endpoint for `region`.
     pub endpoint: Option<String>,
+    /// Bucket holding the images; required with `backend = "s3"`.
     pub bucket: String,
+    /// Region requests are signed for (and whose endpoint AWS uses).
     pub region: String,
     /// Prepended to every object name to make its key (e.g. `images/`).
     pub prefix: String,
+    /// Path-style addressing (`endpoint/bucket/key`) instead of virtual-hosted; on by default.
     pub force_path_style: bool,
     /// How long an idle pooled connection to storage is kept for reuse; `0s` opens a new
     /// connection per request (faster against servers that leave Nagle on, such as Garage).
     pub pool_idle_timeout: HumanDuration,
     /// Where the access key comes from: `static` (the two keys below) or `kubernetes` (a Secret).
     pub credentials: CredentialsSource,
+    /// Access key id, with `credentials = "static"`.
     pub access_key_id: Option<String>,
+    /// Secret access key, with `credentials = "static"`.
     pub secret_access_key: Option<Secret>,
     /// With `credentials = "kubernetes"`: the Secret holding the key, watched for rotation.
     pub secret: StorageSecretConfig,
 }
 
+/// Where the S3 backend gets its access key (`storage.s3.credentials`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CredentialsSource {
@@ -136,30 +168,40 @@ pub enum CredentialsSource {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecretName {
+    /// Name of the Secret.
     pub name: String,
+    /// Namespace of the Secret; unset: the client's own (the pod's in a cluster).
     pub namespace: Option<String>,
 }
 
+/// `[storage.s3.secret]`: the Kubernetes Secret holding the S3 access key.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSecretConfig {
+    /// Name of the Secret; required with `credentials = "kubernetes"`.
     pub name: String,
+    /// Namespace of the Secret; unset: the client's own (the pod's in a cluster).
     pub namespace: Option<String>,
     /// The data keys holding the access key id and secret; unset: the first pair present of
     /// `accesskey`/`secretkey`, `rootUser`/`rootPassword`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
     pub keys: Option<SecretKeys>,
 }
 
+/// The data keys of a Secret that hold the access key pair.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretKeys {
+    /// Data key holding the access key id.
     pub access_key_id: String,
+    /// Data key holding the secret access key.
     pub secret_access_key: String,
 }
 
+/// `[upload]`: limits on uploaded images.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UploadConfig {
+    /// Largest image body accepted (e.g. `25MiB`); larger gets 413.
     pub max_bytes: ByteSize,
     /// Raster images declaring more pixels (width × height) than this are refused.
     pub max_pixels: u64,
@@ -167,6 +209,7 @@ pub struct UploadConfig {
     pub max_concurrent: usize,
 }
 
+/// Whether requests must authenticate (`auth.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
@@ -176,9 +219,11 @@ pub enum AuthMode {
     ApiKey,
 }
 
+/// `[auth]`: API keys and signed URLs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
+    /// `none` (open access, the default) or `api_key`.
     pub mode: AuthMode,
     /// Entries `read:KEY`, `write:KEY` or `KEY` (read).
     pub api_keys: Vec<Secret>,
@@ -193,6 +238,7 @@ pub struct AuthConfig {
     pub signed_url_ttl: HumanDuration,
 }
 
+/// `[rate_limit]`: request rate limits per API key or client IP.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
@@ -202,6 +248,7 @@ pub struct RateLimitConfig {
     pub burst: u32,
 }
 
+/// `[cors]`: cross-origin access from browsers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CorsConfig {
@@ -209,6 +256,7 @@ pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// `[server]`: timeouts and limits of the HTTP server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -230,6 +278,7 @@ pub struct ServerConfig {
     pub request_timeout: HumanDuration,
 }
 
+/// `[http]`: headers on image responses.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
@@ -342,6 +391,7 @@ impl Default for AuthConfig {
     }
 }
 
+/// `[retention]`: what the `retention` command deletes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
@@ -425,6 +475,7 @@ impl Config {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value` as a secret.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }

@@ -55,10 +55,13 @@ impl de::Visitor<'_> for DurationVisitor {
 /// A size that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
+    /// The unit is not one of B, k/KB, Ki/KiB, … TB, TiB (case-insensitive).
     #[error("`{0}` has an unknown size unit; use e.g. \"25MiB\"")]
     Unit(String),
+    /// The part before the unit is not a number.
     #[error("`{0}` is not a size; use e.g. \"25MiB\"")]
     NotANumber(String),
+    /// The size does not fit in 64 bits.
     #[error("`{0}` is out of range")]
     OutOfRange(String),
 }

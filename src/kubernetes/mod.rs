@@ -7,9 +7,9 @@ mod api_keys;
 mod secret_watch;
 mod storage_credentials;
 
-pub use api_keys::decode_key_secret;
-pub use secret_watch::{SecretEvent, SecretWatch, watch_secret};
-pub use storage_credentials::decode_s3_credentials;
+pub(crate) use api_keys::decode_key_secret;
+pub(crate) use secret_watch::{SecretWatch, watch_secret};
+pub(crate) use storage_credentials::decode_s3_credentials;
 
 use std::{fmt, sync::Arc};
 
@@ -31,29 +31,33 @@ pub struct ClientError(#[from] kube::Error);
 /// Why a version of a Secret cannot be used. SECURITY: names data keys, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The value of this data key is not UTF-8.
     #[error("data key `{0}` is not UTF-8")]
     NotUtf8(String),
+    /// The access key id or secret under these data keys is empty.
     #[error("data keys `{0}` are empty")]
     EmptyPair(String),
+    /// None of these data key pairs is present.
     #[error("none of the data key pairs {0} is present")]
     NoPair(String),
+    /// A value is not a usable API-key entry.
     #[error(transparent)]
     KeyEntry(KeyEntryError),
 }
 
 /// A client from the in-cluster service account, or `KUBECONFIG` / `~/.kube/config` outside.
-pub async fn client() -> Result<kube::Client, ClientError> {
+pub(crate) async fn client() -> Result<kube::Client, ClientError> {
     Ok(kube::Client::try_default().await?)
 }
 
 /// The namespace a Secret is looked up in when the configuration names none: the client's
 /// own — the pod's namespace in a cluster, the current context's namespace with a kubeconfig.
-pub fn default_namespace(client: &kube::Client) -> String {
+pub(crate) fn default_namespace(client: &kube::Client) -> String {
     client.default_namespace().to_owned()
 }
 
 /// Starts watching the storage Secret; the receiver always holds the last good credentials.
-pub fn watch_storage_credentials(
+pub(crate) fn watch_storage_credentials(
     client: kube::Client,
     s3: &S3Config,
     metrics: Arc<Metrics>,
@@ -69,7 +73,7 @@ pub fn watch_storage_credentials(
 }
 
 /// Starts watching the API-key Secret; the receiver always holds the last good key set.
-pub fn watch_api_keys(
+pub(crate) fn watch_api_keys(
     client: kube::Client,
     secret: &SecretName,
     metrics: Arc<Metrics>,

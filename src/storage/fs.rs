@@ -17,6 +17,7 @@ use crate::object_name::ObjectName;
 /// Read size for file bodies: large enough to keep syscalls few, small enough to stream.
 const CHUNK: usize = 64 * 1024;
 
+/// The `fs` backend: one file per object under a root folder.
 pub struct FsStorage {
     root: PathBuf,
     inline_reads: bool,

@@ -35,13 +35,16 @@ pub struct ObjectMeta {
     pub len: u64,
     /// A strong entity tag, quoted (`"..."`), stable while the object is unchanged.
     pub etag: String,
+    /// When the object was last written.
     pub last_modified: SystemTime,
 }
 
 /// An inclusive byte range `[start, end]`, already resolved against the object's length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
+    /// Offset of the first byte.
     pub start: u64,
+    /// Offset of the last byte (inclusive).
     pub end: u64,
 }
 
@@ -54,9 +57,11 @@ impl ByteRange {
 
 /// An object being read: its metadata and (a range of) its bytes.
 pub struct GetResult {
+    /// Metadata of the whole object.
     pub meta: ObjectMeta,
     /// The bytes actually in `body`; the whole object when no range was asked.
     pub range: ByteRange,
+    /// The bytes of `range`, in chunks.
     pub body: ByteStream,
 }
 
@@ -65,13 +70,16 @@ pub struct GetResult {
 pub struct ListedObject {
     /// The key relative to the backend's root or prefix (not necessarily a valid object name).
     pub key: String,
+    /// Length of the object in bytes.
     pub len: u64,
+    /// When the object was last written.
     pub last_modified: SystemTime,
 }
 
 /// One page of a listing, in key order.
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
+    /// The objects on this page, in key order.
     pub objects: Vec<ListedObject>,
     /// Pass as `start_after` to get the next page; `None` on the last page.
     pub next_start_after: Option<String>,
@@ -116,6 +124,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Short backend name for logs (`fs`, `s3`).
     fn backend(&self) -> &'static str;
 
+    /// Reads the object's metadata without its body.
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError>;
 
     /// Reads the whole object, or exactly `range` of it (fetched as a range, never read and skipped).

@@ -7,10 +7,14 @@ use http::{HeaderMap, HeaderName, header};
 
 use crate::storage::ObjectMeta;
 
+/// What the preconditions of a GET or HEAD decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Serve the representation; `honour_range` is false when `If-Range` did not match.
-    Proceed { honour_range: bool },
+    Proceed {
+        /// Whether a `Range` header may be honoured.
+        honour_range: bool,
+    },
     /// 304 Not Modified.
     NotModified,
     /// 412 Precondition Failed.

@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
-pub mod cache_policy;
+pub(crate) mod cache_policy;
 pub mod conditional;
 pub mod range;
 
@@ -22,7 +22,7 @@ use range::RangeRequest;
 const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
 
 /// Answers a GET or HEAD of `name` from `storage`; `cache_control` goes on image responses.
-pub async fn handle(
+pub(crate) async fn handle(
     storage: &dyn Storage,
     method: &Method,
     headers: &HeaderMap,

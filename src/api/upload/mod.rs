@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub mod sniff;
-pub mod svg;
+pub(crate) mod svg;
 
 use crate::{
     auth::signing::UrlSigner,
@@ -27,7 +27,7 @@ use sniff::Rejection;
 const SUPPORTED: &str = "image/png, image/jpeg, image/webp, image/gif, image/bmp, image/tiff, image/svg+xml";
 
 /// What uploads need besides storage: their limits, their slots, and how to name the result.
-pub struct Uploads {
+pub(crate) struct Uploads {
     /// One permit per upload being processed (`upload.max_concurrent`).
     slots: Arc<Semaphore>,
     max_concurrent: usize,
@@ -38,7 +38,7 @@ pub struct Uploads {
 }
 
 /// The URLs an upload answers with.
-pub struct Links {
+pub(crate) struct Links {
     /// Base of the URLs, without a trailing slash.
     pub public_url: String,
     /// Signs `signed_url` when signing keys are configured.
@@ -48,7 +48,7 @@ pub struct Links {
 
 impl Uploads {
     /// Uploads under `limits` (`upload.*`), answering with `links`.
-    pub fn new(limits: &UploadConfig, links: Links, metrics: Arc<Metrics>) -> Uploads {
+    pub(crate) fn new(limits: &UploadConfig, links: Links, metrics: Arc<Metrics>) -> Uploads {
         Uploads {
             slots: Arc::new(Semaphore::new(limits.max_concurrent)),
             max_concurrent: limits.max_concurrent,
@@ -72,7 +72,7 @@ impl Uploads {
 
 /// Checks the body as an image of its declared type, stores it under a new name in `storage`
 /// and answers 201 with its URLs.
-pub async fn handle(
+pub(crate) async fn handle(
     uploads: &Uploads,
     storage: &dyn Storage,
     headers: &HeaderMap,

@@ -8,7 +8,9 @@ use crate::config::Secret;
 /// An access key pair. SECURITY: `Debug` shows the key id only.
 #[derive(Clone)]
 pub struct S3Credentials {
+    /// The access key id (not secret: `Debug` shows it).
     pub access_key_id: String,
+    /// The secret access key.
     pub secret_access_key: Secret,
 }
 

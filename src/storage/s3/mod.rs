@@ -28,6 +28,7 @@ use crate::{
     object_name::ObjectName,
 };
 
+/// The `s3` backend: each object stored under the key `prefix` + name in one bucket.
 pub struct S3Storage {
     client: Client,
     bucket: String,

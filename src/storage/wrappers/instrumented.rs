@@ -9,12 +9,14 @@ use tracing::Instrument;
 use crate::storage::{ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError};
 use crate::{metrics::Metrics, object_name::ObjectName};
 
+/// Wraps a backend to record metrics and a trace span for every call.
 pub struct InstrumentedStorage {
     inner: Arc<dyn Storage>,
     metrics: Arc<Metrics>,
 }
 
 impl InstrumentedStorage {
+    /// Wraps `inner`, recording into `metrics`.
     pub fn new(inner: Arc<dyn Storage>, metrics: Arc<Metrics>) -> Self {
         Self { inner, metrics }
     }

@@ -15,12 +15,14 @@ use tokio::time::{Instant, Sleep};
 use crate::object_name::ObjectName;
 use crate::storage::{ByteRange, ByteStream, GetResult, ListPage, ObjectMeta, Storage, StorageError};
 
+/// Wraps a backend to bound every call, and every wait for a body chunk, by a timeout.
 pub struct TimeoutStorage {
     inner: Arc<dyn Storage>,
     timeout: Duration,
 }
 
 impl TimeoutStorage {
+    /// Wraps `inner`, bounding its calls by `timeout`.
     pub fn new(inner: Arc<dyn Storage>, timeout: Duration) -> Self {
         Self { inner, timeout }
     }
