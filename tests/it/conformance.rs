@@ -1,4 +1,6 @@
-//! The storage conformance suite: every backend must pass every test here.
+//! The storage conformance suite: every backend, and the in-memory backend under the service's
+//! wrappers, must pass every test here. (The fs, Garage and MinIO fixtures are the service's
+//! own stacks too: `Instrumented(Timeout(backend))`.)
 
 use std::time::{Duration, SystemTime};
 
@@ -153,15 +155,68 @@ async fn puts_are_atomic_for_readers(backend: Backend) {
     within("writer", writer).await.unwrap();
 }
 
-crate::on_every_backend!(
-    put_head_get_round_trip,
-    get_range_reads_only_the_range,
-    missing_objects_are_not_found,
-    empty_objects,
-    put_replaces_and_delete_removes,
-    list_pages_in_key_order,
-    puts_are_atomic_for_readers,
-);
+async fn delete_many_deletes_and_forgives_missing(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let kept = fx.put(ImageFormat::Png, pattern(10)).await;
+    let mut doomed = Vec::new();
+    for i in 0..3 {
+        doomed.push(fx.put(ImageFormat::Webp, pattern(20 + i)).await);
+    }
+    doomed.push(ObjectName::generate(ImageFormat::Webp));
+    let failed = within("delete_many", fx.storage.delete_many(&doomed)).await.unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    for name in &doomed {
+        assert!(matches!(
+            within("head", fx.storage.head(name)).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+    assert!(
+        within("head", fx.storage.head(&kept)).await.is_ok(),
+        "others are untouched"
+    );
+}
+
+macro_rules! conformance {
+    ($($on:tt)*) => {
+        $($on)*!(
+            put_head_get_round_trip,
+            get_range_reads_only_the_range,
+            missing_objects_are_not_found,
+            empty_objects,
+            put_replaces_and_delete_removes,
+            list_pages_in_key_order,
+            puts_are_atomic_for_readers,
+            delete_many_deletes_and_forgives_missing,
+        );
+    };
+}
+
+conformance!(crate::on_every_backend);
+
+/// The same suite on the in-memory backend, alone and under the wrappers.
+macro_rules! on_memory_stacks {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Memory).await
+                }
+            )*
+        }
+        mod wrapped_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::support::Backend::WrappedMemory).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(on_memory_stacks);
 
 /// The fs backend never lists its own temporary files and lists sizes exactly.
 #[tokio::test]

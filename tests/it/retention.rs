@@ -35,6 +35,7 @@ async fn put_foreign(fx: &Fixture, backend: Backend, key: &str) {
                 .await
                 .unwrap();
         }
+        Backend::Memory | Backend::WrappedMemory => unreachable!("retention runs on configurable backends"),
     }
 }
 
@@ -48,6 +49,7 @@ async fn foreign_exists(fx: &Fixture, backend: Backend, key: &str) -> bool {
             .send()
             .await
             .is_ok(),
+        Backend::Memory | Backend::WrappedMemory => unreachable!("retention runs on configurable backends"),
     }
 }
 

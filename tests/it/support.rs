@@ -17,8 +17,12 @@ use futures_util::StreamExt;
 use image_gateway::{
     Config, Listeners, Overrides,
     config::{Settings, units::HumanDuration},
+    metrics::Metrics,
     object_name::{ImageFormat, ObjectName},
-    storage::{self, ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError},
+    storage::{
+        self, ByteRange, GetResult, InstrumentedStorage, ListPage, MemoryStorage, ObjectMeta, Storage, StorageError,
+        TimeoutStorage,
+    },
 };
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -95,25 +99,36 @@ pub enum Backend {
     Fs,
     Garage,
     Minio,
+    /// The in-memory backend alone (storage tests only: the service cannot be configured with it).
+    Memory,
+    /// The in-memory backend under the wrappers the service puts around every backend:
+    /// `Instrumented(Timeout(memory))` (storage tests only).
+    WrappedMemory,
 }
 
 impl Backend {
     /// The shared S3 server behind this backend (started on first use), or `None` for `fs`.
     pub fn s3_server(self) -> Option<&'static dyn S3Server> {
         match self {
-            Backend::Fs => None,
+            Backend::Fs | Backend::Memory | Backend::WrappedMemory => None,
             Backend::Garage => Some(Garage::shared()),
             Backend::Minio => Some(Minio::shared()),
         }
     }
 
     pub fn is_s3(self) -> bool {
-        self != Backend::Fs
+        matches!(self, Backend::Garage | Backend::Minio)
+    }
+
+    /// Whether the service can serve it from its configuration alone.
+    fn is_configurable(self) -> bool {
+        !matches!(self, Backend::Memory | Backend::WrappedMemory)
     }
 }
 
 /// A configured, empty storage of one kind, plus what keeps it alive.
 pub struct Fixture {
+    pub backend: Backend,
     pub config: Config,
     pub storage: Arc<dyn Storage>,
     _dir: Option<TempDir>,
@@ -137,10 +152,26 @@ impl Fixture {
         config.storage.timeout = HumanDuration(Duration::from_secs(5));
         config.shutdown.grace = HumanDuration(Duration::from_millis(100));
         adjust(&mut config);
-        let storage = within("build storage", storage::build(&config.storage, None))
-            .await
-            .unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let storage: Arc<dyn Storage> = match backend {
+            Backend::Memory => Arc::new(MemoryStorage::new()),
+            Backend::WrappedMemory => Arc::new(InstrumentedStorage::new(
+                Arc::new(TimeoutStorage::new(
+                    Arc::new(MemoryStorage::new()),
+                    config.storage.timeout.0,
+                )),
+                metrics,
+            )),
+            // As the service builds it (`Timeout(backend)`), then instrumented as the service does.
+            _ => Arc::new(InstrumentedStorage::new(
+                within("build storage", storage::build(&config.storage, None))
+                    .await
+                    .unwrap(),
+                metrics,
+            )),
+        };
         Fixture {
+            backend,
             config,
             storage,
             _dir: dir,
@@ -212,6 +243,9 @@ pub struct TestServer {
 impl TestServer {
     /// The service on the fixture's configuration, its storage built by the service itself.
     pub async fn start(fixture: &Fixture) -> TestServer {
+        if !fixture.backend.is_configurable() {
+            return Self::start_with(fixture.config.clone(), fixture.storage.clone()).await;
+        }
         Self::start_run(fixture.config.clone(), Overrides::default()).await
     }
 
@@ -506,6 +540,11 @@ impl Storage for Counting {
         self.inner.delete(name).await
     }
 
+    async fn delete_many(&self, names: &[ObjectName]) -> Result<Vec<(ObjectName, StorageError)>, StorageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete_many(names).await
+    }
+
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.list(start_after, limit).await
@@ -517,8 +556,8 @@ impl Storage for Counting {
     }
 }
 
-/// Runs each named `async fn name(backend: Backend)` once per backend, as `fs::name`,
-/// `garage::name` and `minio::name`.
+/// Runs each named `async fn name(backend: Backend)` once per backend the service can be
+/// configured with, as `fs::name`, `garage::name` and `minio::name`.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
