@@ -2,7 +2,7 @@
 //! Kubernetes Secret): `read:KEY`, `write:KEY`, or a bare `KEY` (scope `read`, the least
 //! privilege). Blank lines and `#` comments are skipped.
 
-use super::Secret;
+use super::secret::Secret;
 
 /// Shortest key accepted.
 pub const MIN_KEY_LEN: usize = 16;

@@ -7,9 +7,10 @@ use http::HeaderValue;
 use ipnet::IpNet;
 
 use super::{
-    AuthMode, Backend, Config, ConfigError, CredentialsSource, Secret,
     api_keys::{self, KeyEntry},
     networks,
+    raw::{AuthMode, Backend, Config, ConfigError, CredentialsSource},
+    secret::Secret,
 };
 
 /// The validated configuration.

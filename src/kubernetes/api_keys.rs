@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::Secret;
 
-use super::DecodeError;
+use super::decode::DecodeError;
 use crate::auth::keys::KeySet;
 
 /// SECURITY: errors name the data key, never the value.

@@ -4,10 +4,12 @@
 //! elsewhere `KUBECONFIG`. This layer depends on storage and auth, never the reverse.
 
 mod api_keys;
+mod decode;
 mod secret_watch;
 mod storage_credentials;
 
 pub(crate) use api_keys::decode_key_secret;
+pub use decode::DecodeError;
 pub(crate) use secret_watch::{SecretWatch, watch_secret};
 pub(crate) use storage_credentials::decode_s3_credentials;
 
@@ -17,7 +19,7 @@ use k8s_openapi::api::core::v1::Secret;
 use tokio::sync::watch;
 
 use crate::{
-    auth::keys::{KeyEntryError, KeySet},
+    auth::keys::KeySet,
     config::{S3Config, SecretName},
     metrics::Metrics,
     storage::S3Credentials,
@@ -27,23 +29,6 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 #[error("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {0}")]
 pub struct ClientError(#[from] kube::Error);
-
-/// Why a version of a Secret cannot be used. SECURITY: names data keys, never values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The value of this data key is not UTF-8.
-    #[error("data key `{0}` is not UTF-8")]
-    NotUtf8(String),
-    /// The access key id or secret under these data keys is empty.
-    #[error("data keys `{0}` are empty")]
-    EmptyPair(String),
-    /// None of these data key pairs is present.
-    #[error("none of the data key pairs {0} is present")]
-    NoPair(String),
-    /// A value is not a usable API-key entry.
-    #[error(transparent)]
-    KeyEntry(KeyEntryError),
-}
 
 /// A client from the in-cluster service account, or `KUBECONFIG` / `~/.kube/config` outside.
 pub(crate) async fn client() -> Result<kube::Client, ClientError> {

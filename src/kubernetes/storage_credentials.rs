@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::Secret;
 
-use super::DecodeError;
+use super::decode::DecodeError;
 use crate::{
     config::{Secret as SecretString, SecretKeys},
     storage::S3Credentials,

@@ -1,0 +1,553 @@
+//! The configuration as written: serde types read by figment from defaults, a TOML file and
+//! `IMAGE_GATEWAY_*` environment variables. [`super::Settings`] validates it.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    secret::Secret,
+    units::{ByteSize, HumanDuration},
+};
+
+/// Environment variables with this prefix override the file (`IMAGE_GATEWAY_STORAGE__S3__BUCKET`).
+pub const ENV_PREFIX: &str = "IMAGE_GATEWAY_";
+
+/// The whole configuration, one field per section; absent sections take their defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP listener binds.
+    pub listen: SocketAddr,
+    /// Base of the URLs we hand out (`upload_url`); defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Address of the admin listener: `/metrics`, `/livez`, `/readyz`.
+    pub admin_listen: SocketAddr,
+    /// Where images are stored (`[storage]`).
+    pub storage: StorageConfig,
+    /// Limits on uploads (`[upload]`).
+    pub upload: UploadConfig,
+    /// Timeouts and limits of the HTTP server (`[server]`).
+    pub server: ServerConfig,
+    /// Headers on image responses (`[http]`).
+    pub http: HttpConfig,
+    /// Who may download and upload (`[auth]`).
+    pub auth: AuthConfig,
+    /// Request rate limits (`[rate_limit]`).
+    pub rate_limit: RateLimitConfig,
+    /// Cross-origin access from browsers (`[cors]`).
+    pub cors: CorsConfig,
+    /// Graceful shutdown (`[shutdown]`).
+    pub shutdown: ShutdownConfig,
+    /// Log format and level (`[log]`).
+    pub log: LogConfig,
+    /// What the `retention` command deletes (`[retention]`).
+    pub retention: RetentionConfig,
+}
+
+/// `[shutdown]`: how the service stops after SIGTERM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, `/readyz` answers 503 for this long before the listener closes, so load
+    /// balancers stop sending traffic first.
+    pub grace: HumanDuration,
+}
+
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// `[log]`: log format and verbosity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` or `text`; unset: text on a terminal, JSON otherwise.
+    pub format: Option<LogFormat>,
+    /// A `tracing` filter such as `info` or `image_gateway=debug,info`; `RUST_LOG` wins.
+    pub level: Option<String>,
+}
+
+/// `[storage]`: the backend images are stored in, and its settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Which backend to use: `fs` (the default) or `s3`.
+    pub backend: Backend,
+    /// Longest we wait for storage to start answering (and between two body chunks).
+    pub timeout: HumanDuration,
+    /// Settings of the `fs` backend.
+    pub fs: FsConfig,
+    /// Settings of the `s3` backend.
+    pub s3: S3Config,
+}
+
+/// A storage backend (`storage.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Files in a local folder (`storage.fs`).
+    Fs,
+    /// An S3-compatible bucket, such as MinIO (`storage.s3`).
+    S3,
+}
+
+/// `[storage.fs]`: the local-folder backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FsConfig {
+    /// Folder holding one file per image; created if missing.
+    pub root: PathBuf,
+    /// Read files on the serving thread instead of tokio's blocking pool (as nginx does without
+    /// `aio`): ~1.5x small-image throughput, but a slow disk then stalls every request on that
+    /// thread. Only for a local disk or page-cached files; never on network volumes.
+    pub inline_reads: bool,
+}
+
+/// `[storage.s3]`: the S3/MinIO backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// `http(s)://host:port` of MinIO or any S3; empty means AWS's own endpoint for `region`.
+    pub endpoint: Option<String>,
+    /// Bucket holding the images; required with `backend = "s3"`.
+    pub bucket: String,
+    /// Region requests are signed for (and whose endpoint AWS uses).
+    pub region: String,
+    /// Prepended to every object name to make its key (e.g. `images/`).
+    pub prefix: String,
+    /// Path-style addressing (`endpoint/bucket/key`) instead of virtual-hosted; on by default.
+    pub force_path_style: bool,
+    /// How long an idle pooled connection to storage is kept for reuse; `0s` opens a new
+    /// connection per request (faster against servers that leave Nagle on, such as Garage).
+    pub pool_idle_timeout: HumanDuration,
+    /// Where the access key comes from: `static` (the two keys below) or `kubernetes` (a Secret).
+    pub credentials: CredentialsSource,
+    /// Access key id, with `credentials = "static"`.
+    pub access_key_id: Option<String>,
+    /// Secret access key, with `credentials = "static"`.
+    pub secret_access_key: Option<Secret>,
+    /// With `credentials = "kubernetes"`: the Secret holding the key, watched for rotation.
+    pub secret: StorageSecretConfig,
+}
+
+/// Where the S3 backend gets its access key (`storage.s3.credentials`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialsSource {
+    /// `storage.s3.access_key_id` and `secret_access_key` from the configuration.
+    #[default]
+    Static,
+    /// A Kubernetes Secret, watched for rotation.
+    Kubernetes,
+    /// The AWS SDK's default chain: environment, profile files, web identity (IRSA), EKS Pod
+    /// Identity / ECS container credentials, EC2 instance profile.
+    Default,
+}
+
+/// A Kubernetes Secret by name; the namespace defaults to the pod's own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretName {
+    /// Name of the Secret.
+    pub name: String,
+    /// Namespace of the Secret; unset: the client's own (the pod's in a cluster).
+    pub namespace: Option<String>,
+}
+
+/// `[storage.s3.secret]`: the Kubernetes Secret holding the S3 access key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSecretConfig {
+    /// Name of the Secret; required with `credentials = "kubernetes"`.
+    pub name: String,
+    /// Namespace of the Secret; unset: the client's own (the pod's in a cluster).
+    pub namespace: Option<String>,
+    /// The data keys holding the access key id and secret; unset: the first pair present of
+    /// `accesskey`/`secretkey`, `rootUser`/`rootPassword`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
+    pub keys: Option<SecretKeys>,
+}
+
+/// The data keys of a Secret that hold the access key pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeys {
+    /// Data key holding the access key id.
+    pub access_key_id: String,
+    /// Data key holding the secret access key.
+    pub secret_access_key: String,
+}
+
+/// `[upload]`: limits on uploaded images.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Largest image body accepted (e.g. `25MiB`); larger gets 413.
+    pub max_bytes: ByteSize,
+    /// Raster images declaring more pixels (width × height) than this are refused.
+    pub max_pixels: u64,
+    /// Uploads processed at once; more get 503 with `Retry-After` (each holds up to `max_bytes`).
+    pub max_concurrent: usize,
+}
+
+/// Whether requests must authenticate (`auth.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Anyone may download and upload (the local quick start).
+    None,
+    /// Requests need an `X-API-Key` (or, for downloads, a signed URL).
+    ApiKey,
+}
+
+/// `[auth]`: API keys and signed URLs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `none` (open access, the default) or `api_key`.
+    pub mode: AuthMode,
+    /// Entries `read:KEY`, `write:KEY` or `KEY` (read).
+    pub api_keys: Vec<Secret>,
+    /// A file of such entries, one per line; reloaded when it changes.
+    pub api_keys_file: Option<PathBuf>,
+    /// A Kubernetes Secret whose every data value is such an entry; watched for changes.
+    pub api_keys_secret: Option<SecretName>,
+    /// HMAC keys for signed URLs: the first signs, all verify. A string or a list.
+    #[serde(deserialize_with = "one_or_many")]
+    pub url_signing_key: Vec<Secret>,
+    /// Validity of the `signed_url` in upload responses (and the `sign` command's default).
+    pub signed_url_ttl: HumanDuration,
+}
+
+/// `[rate_limit]`: request rate limits per API key or client IP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained rate per API key (per client IP without keys); 0 turns limits off.
+    pub requests_per_minute: u32,
+    /// Requests allowed at once; 0 means one minute's worth.
+    pub burst: u32,
+}
+
+/// `[cors]`: cross-origin access from browsers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins (`https://app.example`) allowed to call the API from a browser; `*` for any.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `[server]`: timeouts and limits of the HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// A client must send its whole request head within this time.
+    pub header_read_timeout: HumanDuration,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub drain_timeout: HumanDuration,
+    /// Proxies (addresses or networks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Open client connections at most; more are answered 503 and closed at once.
+    pub max_connections: usize,
+    /// Largest request head (all header names and values) answered normally; larger gets 431.
+    pub max_header_bytes: ByteSize,
+    /// Most header fields in one request; more gets 431.
+    pub max_headers: usize,
+    /// Longest request target (path and query); longer gets 414.
+    pub max_url_bytes: usize,
+    /// Longest time from the request head to the response head (reading an upload included); then 408.
+    pub request_timeout: HumanDuration,
+}
+
+/// `[http]`: headers on image responses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `Cache-Control` on image responses. Unset, it follows the access: `public` for open
+    /// access, `private` for key-authenticated downloads, and for signed URLs `public` but
+    /// never beyond the URL's expiry; always `immutable` (names are never reused).
+    pub cache_control: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            storage: StorageConfig::default(),
+            upload: UploadConfig::default(),
+            server: ServerConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            cors: CorsConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            log: LogConfig::default(),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Fs,
+            timeout: HumanDuration(Duration::from_secs(10)),
+            fs: FsConfig::default(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("./data"),
+            inline_reads: false,
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            prefix: String::new(),
+            force_path_style: true,
+            pool_idle_timeout: HumanDuration(Duration::from_secs(90)),
+            credentials: CredentialsSource::Static,
+            access_key_id: None,
+            secret_access_key: None,
+            secret: StorageSecretConfig::default(),
+        }
+    }
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: ByteSize(25 << 20),
+            max_pixels: 100_000_000,
+            max_concurrent: 16,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HumanDuration(Duration::from_secs(10)),
+            drain_timeout: HumanDuration(Duration::from_secs(30)),
+            trusted_proxies: Vec::new(),
+            max_connections: 10_000,
+            max_header_bytes: ByteSize(16 << 10),
+            max_headers: 64,
+            max_url_bytes: 4096,
+            request_timeout: HumanDuration(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            grace: HumanDuration(Duration::from_secs(5)),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::None,
+            api_keys: Vec::new(),
+            api_keys_file: None,
+            api_keys_secret: None,
+            url_signing_key: Vec::new(),
+            signed_url_ttl: HumanDuration(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// `[retention]`: what the `retention` command deletes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Images whose last modification is older than this are deleted.
+    pub max_age: HumanDuration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: HumanDuration(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// Accepts `"key"` or `["key1", "key2"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Secret),
+        Many(Vec<Secret>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// A configuration problem, as one line naming the key; the process exits 64 with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub(crate) String);
+
+impl ConfigError {
+    pub(crate) fn key(key: &str, problem: impl fmt::Display) -> Self {
+        Self(format!("invalid configuration: `{key}`: {problem}"))
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (which must exist when given), then the environment;
+    /// [`Settings::load`] also validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "invalid configuration: file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
+        Self::from_figment(figment)
+    }
+
+    /// Extracts a config from any figment (tests build their own); [`Settings::new`] validates it.
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|errors| {
+            let first = errors.into_iter().next();
+            match first {
+                Some(e) if !e.path.is_empty() => ConfigError::key(&e.path.join("."), &e.kind),
+                Some(e) => ConfigError(format!("invalid configuration: {}", e.kind)),
+                None => ConfigError("invalid configuration".into()),
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// The effective configuration as TOML, secrets redacted (for `check-config`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use figment::providers::Serialized;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        Settings::new(Config::from_figment(Figment::new().merge(Toml::string(toml)))?).map(|s| s.config)
+    }
+
+    #[test]
+    fn defaults_are_usable() {
+        let config = load("").unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_url.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(config.storage.backend, Backend::Fs);
+        assert_eq!(config.storage.timeout.0, Duration::from_secs(10));
+        assert_eq!(config.upload.max_bytes.0, 25 << 20);
+        assert!(config.storage.s3.force_path_style);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = load("[storage]\ntimeout = \"soon\"").unwrap_err().to_string();
+        assert!(err.contains("`storage.timeout`"), "{err}");
+        let err = load("[storage]\nbackend = \"ftp\"").unwrap_err().to_string();
+        assert!(err.contains("`storage.backend`"), "{err}");
+        let err = load("[upload]\nmax_bytes = \"lots\"").unwrap_err().to_string();
+        assert!(err.contains("`upload.max_bytes`"), "{err}");
+        let err = load("[storage]\nbackend = \"s3\"").unwrap_err().to_string();
+        assert!(err.contains("`storage.s3.bucket`"), "{err}");
+        let err = load("public_url = \"ftp://x\"").unwrap_err().to_string();
+        assert!(err.contains("`public_url`"), "{err}");
+        let err = load("[storage]\ntimeot = \"5s\"").unwrap_err().to_string();
+        assert!(err.contains("timeot"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn environment_overrides_nested_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IMAGE_GATEWAY_STORAGE__S3__BUCKET", "images");
+            jail.set_env("IMAGE_GATEWAY_STORAGE__BACKEND", "s3");
+            jail.set_env("IMAGE_GATEWAY_UPLOAD__MAX_BYTES", "1MiB");
+            jail.set_env("IMAGE_GATEWAY_STORAGE__S3__ACCESS_KEY_ID", "GK0123456789");
+            jail.set_env("IMAGE_GATEWAY_STORAGE__S3__SECRET_ACCESS_KEY", "s3cr3t");
+            jail.set_env("IMAGE_GATEWAY_CONFIG", "ignored.toml");
+            jail.create_file(
+                "gw.toml",
+                "[storage]\ntimeout = \"3s\"\n[storage.s3]\nbucket = \"file\"",
+            )?;
+            let config = Settings::load(Some(Path::new("gw.toml")))
+                .map_err(|e| e.to_string())?
+                .config;
+            assert_eq!(config.storage.s3.bucket, "images");
+            assert_eq!(config.storage.backend, Backend::S3);
+            assert_eq!(config.storage.timeout.0, Duration::from_secs(3));
+            assert_eq!(config.upload.max_bytes.0, 1 << 20);
+            assert_eq!(
+                config.storage.s3.secret_access_key.as_ref().map(Secret::expose),
+                Some("s3cr3t")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let config = Config::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(
+                "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"GKid\"\nsecret_access_key = \"hunter2\"",
+            )),
+        )
+        .and_then(Settings::new)
+        .unwrap()
+        .config;
+        assert_eq!(
+            config.storage.s3.secret_access_key.as_ref().unwrap().expose(),
+            "hunter2"
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!config.to_redacted_toml().contains("hunter2"));
+        assert!(config.to_redacted_toml().contains("[redacted]"));
+    }
+}

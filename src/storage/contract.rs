@@ -1,0 +1,141 @@
+//! The contract every backend fulfils: the [`Storage`] trait, what it answers with, and its
+//! errors. Metadata (length, ETag, last-modified) is separate from the body, which is always a
+//! stream of chunks: no backend ever holds a whole object in memory on the download path.
+
+use std::{pin::Pin, time::SystemTime};
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::object_name::ObjectName;
+
+/// A stream of body chunks from storage.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
+
+/// What storage knows about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Length of the whole object in bytes.
+    pub len: u64,
+    /// A strong entity tag, quoted (`"..."`), stable while the object is unchanged.
+    pub etag: String,
+    /// When the object was last written.
+    pub last_modified: SystemTime,
+}
+
+/// An inclusive byte range `[start, end]`, already resolved against the object's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// Offset of the first byte.
+    pub start: u64,
+    /// Offset of the last byte (inclusive).
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// Number of bytes in the range (never zero).
+    pub fn byte_count(&self) -> u64 {
+        self.end - self.start + 1
+    }
+}
+
+/// An object being read: its metadata and (a range of) its bytes.
+pub struct GetResult {
+    /// Metadata of the whole object.
+    pub meta: ObjectMeta,
+    /// The bytes actually in `body`; the whole object when no range was asked.
+    pub range: ByteRange,
+    /// The bytes of `range`, in chunks.
+    pub body: ByteStream,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// The key relative to the backend's root or prefix (not necessarily a valid object name).
+    pub key: String,
+    /// Length of the object in bytes.
+    pub len: u64,
+    /// When the object was last written.
+    pub last_modified: SystemTime,
+}
+
+/// One page of a listing, in key order.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// The objects on this page, in key order.
+    pub objects: Vec<ListedObject>,
+    /// Pass as `start_after` to get the next page; `None` on the last page.
+    pub next_start_after: Option<String>,
+}
+
+/// Storage failures, in the three kinds the HTTP layer treats differently.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The object does not exist (404).
+    #[error("object not found")]
+    NotFound,
+    /// Storage cannot be reached, is too slow, refuses our credentials or fails on its side (503).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (500).
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+impl StorageError {
+    /// Deleting what is already gone succeeds: maps `NotFound` to `Ok`.
+    pub fn ignore_not_found(result: Result<(), StorageError>) -> Result<(), StorageError> {
+        match result {
+            Err(StorageError::NotFound) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Unavailable(_) => "unavailable",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
+/// The operations every backend provides. Keys are validated [`ObjectName`]s only.
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Short backend name for logs (`fs`, `s3`).
+    fn backend(&self) -> &'static str;
+
+    /// Reads the object's metadata without its body.
+    async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError>;
+
+    /// Reads the whole object, or exactly `range` of it (fetched as a range, never read and skipped).
+    /// `range` must lie within the object (the caller resolved it against `head`).
+    async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError>;
+
+    /// Stores `data` under `name` atomically: readers see the old state or the whole new object.
+    async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError>;
+
+    /// Deletes the object; deleting a missing object is not an error.
+    async fn delete(&self, name: &ObjectName) -> Result<(), StorageError>;
+
+    /// Deletes up to 1000 objects, answering the ones that failed. Missing objects count as
+    /// deleted. Backends with a batch call (S3 DeleteObjects) override this loop.
+    async fn delete_many(&self, names: &[ObjectName]) -> Result<Vec<(ObjectName, StorageError)>, StorageError> {
+        let mut failed = Vec::new();
+        for name in names {
+            if let Err(e) = self.delete(name).await {
+                failed.push((name.clone(), e));
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Lists up to `limit` objects with keys after `start_after`, in key order.
+    async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError>;
+
+    /// A cheap check that storage is reachable and ours to use (for readiness).
+    async fn check(&self) -> Result<(), StorageError>;
+}
