@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
 # MinIO, schemathesis, rotel, Prometheus, kube-apiserver, kube-controller-manager and etcd, cargo-fuzz,
-# cargo-modules;
+# cargo-modules, cargo-deny;
 # once, into a cache outside the clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,8 @@ echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
 echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
 # The module graph: no import cycle, every import points down (cargo-modules, crates.io, cached).
 bash scripts/check-architecture.sh
+# Licences, bans and sources of every dependency (cargo-deny, crates.io, cached; deny.toml).
+bash scripts/check-deps.sh
 # The API description against the running server (schemathesis, from PyPI, cached).
 bash scripts/schemathesis.sh
 # The chart, the manifests and the Dockerfile (helm, kubernetes-validate, yamllint, hadolint, checkov).

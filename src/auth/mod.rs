@@ -1,4 +1,4 @@
-//! Access control: every download and upload passes [`AccessControl::authorize`] before its
+//! Access control: every download and upload passes `AccessControl::authorize` before its
 //! handler runs. API keys (`X-API-Key`) with scopes, and signed expiring download URLs.
 
 pub(crate) mod keys;

@@ -430,7 +430,7 @@ impl ConfigError {
 
 impl Config {
     /// Loads defaults, then `file` (which must exist when given), then the environment;
-    /// [`Settings::load`] also validates.
+    /// [`Settings::load`](super::Settings::load) also validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = file {
@@ -446,7 +446,7 @@ impl Config {
         Self::from_figment(figment)
     }
 
-    /// Extracts a config from any figment (tests build their own); [`Settings::new`] validates it.
+    /// Extracts a config from any figment (tests build their own); [`Settings::new`](super::Settings::new) validates it.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let config: Config = figment.extract().map_err(|errors| {
             let first = errors.into_iter().next();

@@ -3,7 +3,7 @@
 //!
 //! Raster formats are recognised by their signature and first header structure; dimensions are
 //! read from the header only (never decoded), so a decompression bomb is refused before any
-//! pixel exists. SVG rules live in [`crate::api::upload::svg`].
+//! pixel exists. SVG rules live in `api/upload/svg.rs`.
 
 use super::svg;
 use crate::object_name::ImageFormat;
