@@ -29,7 +29,7 @@ use crate::{
         cors::Cors,
         error::ApiError,
         health::{CHECK_INTERVAL, Health, Latch},
-        rate_limit::{RateLimits, RateStatus},
+        rate_limit::{AuthFailures, RateLimits, RateStatus},
         server::Service,
     },
     metrics::Metrics,
@@ -65,6 +65,7 @@ pub struct Gateway {
     health: Health,
     access: AccessControl,
     rate_limits: Option<RateLimits>,
+    auth_failures: Option<AuthFailures>,
     proxies: TrustedProxies,
     cors: Cors,
     cache: CachePolicy,
@@ -105,6 +106,7 @@ impl Gateway {
         };
         let gateway = Arc::new(Gateway {
             rate_limits: RateLimits::new(config.rate_limit.requests_per_minute, config.rate_limit.burst),
+            auth_failures: AuthFailures::new(config.rate_limit.auth_failures_per_minute),
             cors: Cors::new(&config.cors.allowed_origins),
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             cache: CachePolicy::new(settings.cache_control.clone()),
@@ -122,17 +124,25 @@ impl Gateway {
         if let Some(secret) = key_secret {
             tokio::spawn(key_sources.follow_secret(secret));
         }
-        if gateway.rate_limits.is_some() {
+        if gateway.rate_limits.is_some() || gateway.auth_failures.is_some() {
             tokio::spawn(sweep_rate_limits(Arc::downgrade(&gateway)));
         }
         Ok(gateway)
     }
 
-    /// `/readyz`: 200, or 503 naming what is missing.
-    fn readiness(&self) -> Response<Body> {
+    /// `/readyz`: 200, or 503 naming the failed checks; with their reasons only on the admin
+    /// listener (`detailed`), as reasons can name internal hosts, ports and paths.
+    fn readiness(&self, detailed: bool) -> Response<Body> {
         match self.health.readiness() {
             Ok(()) => status_json(StatusCode::OK, "ready"),
-            Err(why) => status_json(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}")),
+            Err(not_ready) => {
+                let why = if detailed {
+                    not_ready.to_string()
+                } else {
+                    not_ready.names()
+                };
+                status_json(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}"))
+            }
         }
     }
 
@@ -183,7 +193,7 @@ impl Gateway {
             },
             Route::Upload => None,
             Route::Livez => return (Ok(Admitted::Answer(status_json(StatusCode::OK, "alive"))), None),
-            Route::Readyz => return (Ok(Admitted::Answer(self.readiness())), None),
+            Route::Readyz => return (Ok(Admitted::Answer(self.readiness(false))), None),
             Route::OpenApi => return (Ok(Admitted::Answer(openapi())), None),
             Route::Metrics => return (Err(ApiError::RouteNotFound), None),
         };
@@ -194,11 +204,22 @@ impl Gateway {
             },
             None => Need::Upload,
         };
+        if let Some(status) = self.auth_failures.as_ref().and_then(|f| f.blocked(client)) {
+            self.metrics.rate_limited();
+            return (Err(ApiError::RateLimited), Some(status));
+        }
         let caller = match self.access.authorize(need, &parts.headers) {
             Ok(caller) => caller,
             Err(e) => {
                 self.metrics.auth_failed(e.metric_label());
-                return (Err(ApiError::from(e)), None);
+                // Only a presented credential that is wrong counts as a guess.
+                let guess = e.is_wrong_credential();
+                let status = self.auth_failures.as_ref().filter(|_| guess).map(|f| f.failed(client));
+                if status.as_ref().is_some_and(|s| s.retry_after.is_some()) {
+                    self.metrics.rate_limited();
+                    return (Err(ApiError::RateLimited), status);
+                }
+                return (Err(ApiError::from(e)), status);
             }
         };
         let rate = self.limit(&caller, client);
@@ -226,14 +247,20 @@ impl Gateway {
         Some(limits.check(&identity))
     }
 
-    async fn respond(&self, admitted: Admitted, parts: &Parts, body: Incoming) -> Result<Response<Body>, ApiError> {
+    async fn respond(
+        &self,
+        admitted: Admitted,
+        parts: &Parts,
+        body: Incoming,
+        client: IpAddr,
+    ) -> Result<Response<Body>, ApiError> {
         let storage = self.storage.as_ref();
         match admitted {
             Admitted::Answer(response) => Ok(response),
             Admitted::Download { name, cache_control } => {
                 download::handle(storage, &parts.method, &parts.headers, &name, cache_control).await
             }
-            Admitted::Upload => upload::handle(&self.uploads, storage, &parts.headers, body).await,
+            Admitted::Upload => upload::handle(&self.uploads, storage, &parts.headers, body, client).await,
         }
     }
 }
@@ -264,9 +291,12 @@ impl Service for Gateway {
             Err(e) => Err(e),
             Ok(admitted) => {
                 let timeout = self.limits.request_timeout.0;
-                tokio::time::timeout(timeout, self.respond(admitted, &parts, body).instrument(span.clone()))
-                    .await
-                    .unwrap_or(Err(ApiError::RequestTimeout(timeout)))
+                tokio::time::timeout(
+                    timeout,
+                    self.respond(admitted, &parts, body, client).instrument(span.clone()),
+                )
+                .await
+                .unwrap_or(Err(ApiError::RequestTimeout(timeout)))
             }
         };
         let mut response = span.in_scope(|| result.unwrap_or_else(ApiError::into_response));
@@ -304,7 +334,7 @@ impl Service for Gateway {
                     );
                     response
                 }
-                Route::Readyz => self.readiness(),
+                Route::Readyz => self.readiness(true),
                 _ => status_json(StatusCode::OK, "alive"),
             }),
         };
@@ -347,6 +377,9 @@ async fn sweep_rate_limits(gateway: Weak<Gateway>) {
         let Some(gateway) = gateway.upgrade() else { return };
         if let Some(limits) = &gateway.rate_limits {
             limits.forget_idle();
+        }
+        if let Some(failures) = &gateway.auth_failures {
+            failures.forget_idle();
         }
     }
 }

@@ -50,6 +50,13 @@ impl KeySet {
         Ok(KeySet::from_entries(&crate::config::api_keys::parse_entries(entries)?))
     }
 
+    /// Parses entries, skipping invalid ones (returned beside the set; see
+    /// [`crate::config::api_keys::parse_entries_skipping`]).
+    pub fn parse_skipping<'a>(entries: impl IntoIterator<Item = &'a str>) -> (KeySet, Vec<KeyEntryError>) {
+        let (entries, invalid) = crate::config::api_keys::parse_entries_skipping(entries);
+        (KeySet::from_entries(&entries), invalid)
+    }
+
     /// The set of already parsed entries (only their digests are kept).
     pub fn from_entries(entries: &[KeyEntry]) -> KeySet {
         KeySet {

@@ -45,6 +45,13 @@ pub(crate) enum AuthError {
 }
 
 impl AuthError {
+    /// Whether a credential was presented and is wrong (an unknown key, a bad, expired or
+    /// malformed signature): a guess, counted against the client's failure budget. A missing
+    /// key or a key with too small a scope is not.
+    pub(crate) fn is_wrong_credential(&self) -> bool {
+        matches!(self, AuthError::UnknownKey | AuthError::Signature(_))
+    }
+
     /// The `reason` label of `auth_failures_total`.
     pub(crate) fn metric_label(&self) -> &'static str {
         match self {
@@ -224,8 +231,10 @@ impl KeySources {
     }
 }
 
-/// Reloads the key file when it changes (polled). A file that vanishes or fails to parse
-/// keeps the last good set, with a warning. Ends when every reader of the key store is gone.
+/// Reloads the key file when it changes (polled). It fails closed: invalid lines are skipped
+/// (and logged by number), so a key removed in the same edit is still revoked; a file that
+/// vanishes or cannot be read revokes every key it held. Ends when every reader of the key
+/// store is gone.
 pub(crate) async fn watch_key_file(path: PathBuf, sources: Arc<KeySources>) {
     let mut seen = file_version(&path);
     loop {
@@ -238,12 +247,19 @@ pub(crate) async fn watch_key_file(path: PathBuf, sources: Arc<KeySources>) {
             continue;
         }
         seen = version;
-        match read_key_file(&path) {
-            Ok(keys) => {
-                tracing::info!(file = %path.display(), keys = keys.len(), "reloaded API keys");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let (keys, invalid) = KeySet::parse_skipping(text.lines());
+                for e in &invalid {
+                    tracing::warn!(file = %path.display(), error = %e, "skipping an invalid line of the API-key file");
+                }
+                tracing::info!(file = %path.display(), keys = keys.len(), skipped = invalid.len(), "reloaded API keys");
                 sources.set_file(keys);
             }
-            Err(e) => tracing::warn!(error = %e, "keeping the previous API keys"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read the API-key file; revoking every key it held");
+                sources.set_file(KeySet::default());
+            }
         }
     }
 }

@@ -43,9 +43,22 @@ pub struct KeyEntryError {
     pub position: usize,
 }
 
-/// Parses entries in order.
+/// Parses entries in order; the first invalid one fails them all (the configuration, and a key
+/// file at start-up: a mistake there is reported before serving).
 pub fn parse_entries<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Vec<KeyEntry>, KeyEntryError> {
+    let (parsed, invalid) = parse_entries_skipping(entries);
+    match invalid.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(parsed),
+    }
+}
+
+/// Parses entries in order, skipping the invalid ones (returned beside the valid): a key source
+/// that changes while serving fails closed, so a key removed in the same edit that breaks
+/// another line is still revoked.
+pub fn parse_entries_skipping<'a>(entries: impl IntoIterator<Item = &'a str>) -> (Vec<KeyEntry>, Vec<KeyEntryError>) {
     let mut parsed = Vec::new();
+    let mut invalid = Vec::new();
     for (index, raw) in entries.into_iter().enumerate() {
         let entry = raw.trim();
         if entry.is_empty() || entry.starts_with('#') {
@@ -57,12 +70,13 @@ pub fn parse_entries<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<V
             _ => (Scope::Read, entry),
         };
         if key.len() < MIN_KEY_LEN {
-            return Err(KeyEntryError { position: index + 1 });
+            invalid.push(KeyEntryError { position: index + 1 });
+            continue;
         }
         parsed.push(KeyEntry {
             scope,
             key: Secret::new(key),
         });
     }
-    Ok(parsed)
+    (parsed, invalid)
 }

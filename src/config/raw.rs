@@ -203,6 +203,11 @@ pub struct UploadConfig {
     pub max_pixels: u64,
     /// Uploads processed at once; more get 503 with `Retry-After` (each holds up to `max_bytes`).
     pub max_concurrent: usize,
+    /// Uploads processed at once for one client address (behind `server.trusted_proxies`, the
+    /// address they report); 0: no cap below `max_concurrent`.
+    pub max_concurrent_per_client: usize,
+    /// An upload whose body sends no byte for this long is refused with 408 and its slot freed.
+    pub body_idle_timeout: HumanDuration,
 }
 
 /// Whether requests must authenticate (`auth.mode`).
@@ -235,13 +240,27 @@ pub struct AuthConfig {
 }
 
 /// `[rate_limit]`: request rate limits per API key or client IP.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Sustained rate per API key (per client IP without keys); 0 turns limits off.
     pub requests_per_minute: u32,
     /// Requests allowed at once; 0 means one minute's worth.
     pub burst: u32,
+    /// Failed authentications (a wrong API key, a bad or expired signed URL) per client IP and
+    /// minute, a burst of as many; past them every request of that client gets 429 until the
+    /// budget refills. 0 turns it off. Default 30.
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 0,
+            burst: 0,
+            auth_failures_per_minute: 30,
+        }
+    }
 }
 
 /// `[cors]`: cross-origin access from browsers.
@@ -264,6 +283,13 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     /// Open client connections at most; more are answered 503 and closed at once.
     pub max_connections: usize,
+    /// Open connections from one peer address at most (0: no cap); more are answered 503 and
+    /// closed. Behind a proxy or ingress every connection comes from its few addresses: raise
+    /// it (or set 0) there. Default 512.
+    pub max_connections_per_client: usize,
+    /// A new connection that sends no byte within this time is closed (then the request head
+    /// has `header_read_timeout`).
+    pub first_byte_timeout: HumanDuration,
     /// Largest request head (all header names and values) answered normally; larger gets 431.
     pub max_header_bytes: ByteSize,
     /// Most header fields in one request; more gets 431.
@@ -347,6 +373,8 @@ impl Default for UploadConfig {
             max_bytes: ByteSize(25 << 20),
             max_pixels: 100_000_000,
             max_concurrent: 16,
+            max_concurrent_per_client: 4,
+            body_idle_timeout: HumanDuration(Duration::from_secs(10)),
         }
     }
 }
@@ -358,6 +386,8 @@ impl Default for ServerConfig {
             drain_timeout: HumanDuration(Duration::from_secs(30)),
             trusted_proxies: Vec::new(),
             max_connections: 10_000,
+            max_connections_per_client: 512,
+            first_byte_timeout: HumanDuration(Duration::from_secs(10)),
             max_header_bytes: ByteSize(16 << 10),
             max_headers: 64,
             max_url_bytes: 4096,

@@ -67,6 +67,14 @@ impl Settings {
         if config.server.request_timeout.0.is_zero() {
             return Err(ConfigError::key("server.request_timeout", "must be greater than zero"));
         }
+        for (key, value) in [
+            ("server.first_byte_timeout", config.server.first_byte_timeout),
+            ("upload.body_idle_timeout", config.upload.body_idle_timeout),
+        ] {
+            if value.0.is_zero() {
+                return Err(ConfigError::key(key, "must be greater than zero"));
+            }
+        }
         if config.server.header_read_timeout.0.is_zero() {
             return Err(ConfigError::key(
                 "server.header_read_timeout",

@@ -50,6 +50,9 @@ pub enum ApiError {
     HeadersTooLarge(String),
     #[error("the request was not completed within {0:?}")]
     RequestTimeout(std::time::Duration),
+    /// The upload body sent nothing for `upload.body_idle_timeout` (408).
+    #[error("the request body stalled: no bytes for {0:?}")]
+    BodyStalled(std::time::Duration),
     /// Too much of one kind of work at once (e.g. uploads); answered with `Retry-After`.
     #[error("{0}")]
     Busy(String),
@@ -85,7 +88,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RequestTimeout(_) | Self::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
             Self::StorageUnavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -131,7 +134,7 @@ impl ApiError {
                     HeaderValue::from_static("ApiKey realm=\"image-gateway\", header=\"X-API-Key\""),
                 );
             }
-            Self::PayloadTooLarge { .. } | Self::RequestTimeout(_) => {
+            Self::PayloadTooLarge { .. } | Self::RequestTimeout(_) | Self::BodyStalled(_) => {
                 // The unread rest of the body makes the connection unusable.
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }

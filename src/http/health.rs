@@ -92,34 +92,54 @@ impl Health {
         state.last_error.is_none() && state.last_ok.is_some_and(|t| t.elapsed() <= STALE_AFTER)
     }
 
-    /// `Ok` when ready; otherwise the failed checks, for the 503 body.
+    /// `Ok` when ready; otherwise the failed checks.
     pub fn readiness(&self) -> Result<(), NotReady> {
         let mut failed = Vec::new();
         if self.shutting_down.load(Ordering::SeqCst) {
-            failed.push("shutdown: in progress".to_owned());
+            failed.push(("shutdown", "in progress".to_owned()));
         }
         for latch in &self.latches {
             if !(latch.loaded)() {
-                failed.push(format!("{}: not loaded yet", latch.name));
+                failed.push((latch.name, "not loaded yet".to_owned()));
             }
         }
         let state = self.storage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !state.reached_once {
             let why = state.last_error.as_deref().unwrap_or("no successful check yet");
-            failed.push(format!("storage: {why}"));
+            failed.push(("storage", why.to_owned()));
         }
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(NotReady(failed.join("; ")))
+            Err(NotReady { failed })
         }
     }
 }
 
-/// Why the pod is not ready: the failed checks, joined with `; `.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NotReady(pub String);
+/// Why the pod is not ready: each failed check's name and reason. `Display` shows both (for the
+/// admin listener); [`NotReady::names`] only the names (for the public one: reasons can name
+/// internal hosts, ports and paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    failed: Vec<(&'static str, String)>,
+}
+
+impl NotReady {
+    /// The failed checks' names, joined with `, `.
+    pub fn names(&self) -> String {
+        self.failed.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, why)) in self.failed.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "; " };
+            write!(f, "{separator}{name}: {why}")?;
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -130,7 +150,7 @@ mod tests {
         let (credentials, source) = watch::channel(None);
         let health = Health::new(vec![Latch::loaded("credentials", source)]);
         credentials.send_replace(Some(()));
-        let not_ready = |health: &Health| health.readiness().unwrap_err().0;
+        let not_ready = |health: &Health| health.readiness().unwrap_err().to_string();
         let refused = StorageError::Unavailable("connection refused".into());
         assert_eq!(not_ready(&health), "storage: no successful check yet");
         health.record_storage_check(Err(&refused));
@@ -147,5 +167,6 @@ mod tests {
         credentials.send_replace(None);
         health.begin_shutdown();
         assert_eq!(not_ready(&health), "shutdown: in progress; credentials: not loaded yet");
+        assert_eq!(health.readiness().unwrap_err().names(), "shutdown, credentials");
     }
 }

@@ -8,5 +8,6 @@ pub mod client_ip;
 pub mod cors;
 pub mod error;
 pub mod health;
+pub mod per_client;
 pub mod rate_limit;
 pub mod server;

@@ -3,7 +3,13 @@
 //! bucket size), `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time when the bucket is
 //! full again); a refusal is 429 with `Retry-After`.
 
-use std::{num::NonZeroU32, time::Duration};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use governor::{
     Quota, RateLimiter,
@@ -95,6 +101,63 @@ impl RateLimits {
     }
 }
 
+/// Failed authentications per client address (`rate_limit.auth_failures_per_minute`): a
+/// client that spends its budget of wrong keys or bad signatures is refused with 429 for every
+/// request until one failure's worth has come back — valid keys included, or guessing would go
+/// on at full speed behind the 429s.
+pub struct AuthFailures {
+    budget: RateLimits,
+    /// Clients refused until a Unix second, with the status to answer meanwhile.
+    blocked: Mutex<HashMap<IpAddr, (u64, RateStatus)>>,
+}
+
+impl AuthFailures {
+    /// `None` (no budget) when `per_minute` is 0; the burst is one minute's worth.
+    pub fn new(per_minute: u32) -> Option<AuthFailures> {
+        Some(AuthFailures {
+            budget: RateLimits::new(per_minute, per_minute)?,
+            blocked: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The 429 status to answer when `client` has spent its budget, before anything is checked.
+    pub fn blocked(&self, client: IpAddr) -> Option<RateStatus> {
+        let now = unix_now();
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        match blocked.get(&client) {
+            Some((until, status)) if *until > now => Some(RateStatus {
+                retry_after: Some(until - now),
+                ..status.clone()
+            }),
+            Some(_) => {
+                blocked.remove(&client);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Counts one failed authentication of `client`; when that spends the budget, the client is
+    /// blocked and the status says how long (`retry_after`).
+    pub fn failed(&self, client: IpAddr) -> RateStatus {
+        let status = self.budget.check(&client.to_string());
+        if let Some(wait) = status.retry_after {
+            let until = unix_now() + wait;
+            let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+            blocked.insert(client, (until, status.clone()));
+        }
+        status
+    }
+
+    /// Forgets clients whose budget is full again and blocks that have ended.
+    pub fn forget_idle(&self) {
+        self.budget.forget_idle();
+        let now = unix_now();
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        blocked.retain(|_, (until, _)| *until > now);
+    }
+}
+
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
@@ -126,6 +189,23 @@ mod tests {
         assert!(refused.reset >= now + 3 && refused.reset <= now + 4, "{refused:?}");
         assert_eq!(limits.check("b").remaining, 2, "another client has its own bucket");
         assert_eq!(limits.tracked_clients(), 2);
+    }
+
+    #[test]
+    fn spent_failure_budget_blocks_the_client() {
+        let failures = AuthFailures::new(2).unwrap();
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        assert!(failures.blocked(a).is_none());
+        assert_eq!(failures.failed(a).remaining, 1);
+        assert_eq!(failures.failed(a).remaining, 0);
+        assert!(failures.blocked(a).is_none(), "the budget is spent, not exceeded");
+        let refused = failures.failed(a);
+        assert_eq!(refused.retry_after, Some(30), "two per minute: one back in 30 s");
+        let blocked = failures.blocked(a).expect("blocked after exceeding the budget");
+        assert!(blocked.retry_after.is_some_and(|s| (29..=30).contains(&s)));
+        assert_eq!(blocked.limit, 2);
+        assert!(failures.blocked(b).is_none(), "another client is not");
+        assert!(AuthFailures::new(0).is_none());
     }
 
     #[test]

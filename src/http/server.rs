@@ -20,7 +20,11 @@ use tokio::{
     time::Sleep,
 };
 
-use crate::{config::ServerConfig, http::body::Body, metrics::Metrics};
+use crate::{
+    config::ServerConfig,
+    http::{body::Body, per_client::PerClient},
+    metrics::Metrics,
+};
 
 /// What the listeners serve: public requests, admin requests, and the start of a shutdown.
 pub trait Service: Send + Sync + 'static {
@@ -42,6 +46,10 @@ pub struct ServeOptions {
 
 type Builder = Arc<auto::Builder<TokioExecutor>>;
 
+/// HTTP/2 connections are pinged this often when idle, and closed when a ping goes unanswered
+/// this long: a peer that went away (or never answers) does not hold its connection.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+
 /// Serves `app` on `listener` (and `admin`, if given) until `shutdown` resolves, then drains.
 pub async fn serve<S: Service>(
     app: Arc<S>,
@@ -54,6 +62,8 @@ pub async fn serve<S: Service>(
     let ServeOptions { server, grace } = options;
     let builder = builder(&server);
     let connections = Arc::new(Semaphore::new(server.max_connections));
+    let per_client = PerClient::new(server.max_connections_per_client);
+    let first_byte = server.first_byte_timeout.0;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     let mut grace_end: Option<Pin<Box<Sleep>>> = None;
@@ -62,7 +72,7 @@ pub async fn serve<S: Service>(
         tokio::select! {
             accepted = listener.accept() => {
                 let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
-                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                let (Ok(permit), Some(slot)) = (connections.clone().try_acquire_owned(), per_client.admit(peer.ip())) else {
                     metrics.connection_rejected();
                     tokio::spawn(refuse(stream));
                     continue;
@@ -76,11 +86,18 @@ pub async fn serve<S: Service>(
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    // hyper's header timer starts once the protocol is known, at the first
+                    // byte: a connection that never sends one is closed here.
+                    let mut first = [0u8; 1];
+                    if !matches!(tokio::time::timeout(first_byte, stream.peek(&mut first)).await, Ok(Ok(1))) {
+                        tracing::debug!(%peer, "closing a connection that sent nothing");
+                        return drop((permit, open, slot));
+                    }
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
-                    drop((permit, open));
+                    drop((permit, open, slot));
                 });
             }
             accepted = accept(admin.as_ref()) => spawn_admin(&app, &builder, accepted).await,
@@ -134,6 +151,8 @@ fn builder(server: &ServerConfig) -> Builder {
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(Some(H2_KEEP_ALIVE))
+        .keep_alive_timeout(H2_KEEP_ALIVE)
         .max_header_list_size(u32::try_from(backstop).unwrap_or(u32::MAX));
     Arc::new(builder)
 }

@@ -1,7 +1,5 @@
 //! Why a version of a Secret cannot be used (it then keeps the last good value).
 
-use crate::auth::keys::KeyEntryError;
-
 /// Why a version of a Secret cannot be used. SECURITY: names data keys, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -14,7 +12,4 @@ pub enum DecodeError {
     /// None of these data key pairs is present.
     #[error("none of the data key pairs {0} is present")]
     NoPair(String),
-    /// A value is not a usable API-key entry.
-    #[error(transparent)]
-    KeyEntry(KeyEntryError),
 }

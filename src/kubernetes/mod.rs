@@ -10,7 +10,7 @@ mod storage_credentials;
 
 pub(crate) use api_keys::decode_key_secret;
 pub use decode::DecodeError;
-pub(crate) use secret_watch::{SecretWatch, watch_secret};
+pub(crate) use secret_watch::{SecretEvent, SecretWatch, watch_secret};
 pub(crate) use storage_credentials::decode_s3_credentials;
 
 use std::{fmt, sync::Arc};
@@ -52,30 +52,39 @@ pub(crate) fn watch_storage_credentials(
         namespace: s3.secret.namespace.clone(),
     };
     let keys = s3.secret.keys.clone();
-    publish(client, &secret, "storage", metrics, move |secret| {
+    // A deleted credentials Secret keeps the last good pair: storage goes on working until a
+    // new version arrives (rotation deletes and recreates Secrets).
+    let on_deleted = None;
+    publish(client, &secret, "storage", metrics, on_deleted, move |secret| {
         decode_s3_credentials(secret, keys.as_ref())
     })
 }
 
-/// Starts watching the API-key Secret; the receiver always holds the last good key set.
+/// Starts watching the API-key Secret. It fails closed: invalid entries are skipped, and a
+/// deleted Secret revokes every key it held.
 pub(crate) fn watch_api_keys(
     client: kube::Client,
     secret: &SecretName,
     metrics: Arc<Metrics>,
 ) -> watch::Receiver<Option<KeySet>> {
-    publish(client, secret, "api_keys", metrics, decode_key_secret)
+    let on_deleted = Some(KeySet::default());
+    publish(client, secret, "api_keys", metrics, on_deleted, |secret| {
+        Ok::<_, std::convert::Infallible>(decode_key_secret(secret))
+    })
 }
 
-/// Watches `secret` and publishes each good version, decoded, until every receiver is gone.
+/// Watches `secret` and publishes each good version, decoded, until every receiver is gone;
+/// `on_deleted`, when given, is published when the Secret is deleted.
 fn publish<T, E>(
     client: kube::Client,
     secret: &SecretName,
     purpose: &'static str,
     metrics: Arc<Metrics>,
+    on_deleted: Option<T>,
     decode: impl Fn(&Secret) -> Result<T, E> + Send + 'static,
 ) -> watch::Receiver<Option<T>>
 where
-    T: Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
     E: fmt::Display,
 {
     let (sender, receiver) = watch::channel(None);
@@ -87,7 +96,7 @@ where
         metrics,
     };
     let sender = Arc::new(sender);
-    let publisher = sender.clone();
+    let (publisher, deletions) = (sender.clone(), sender.clone());
     tokio::spawn(async move {
         let watching = watch_secret(
             watch,
@@ -95,7 +104,11 @@ where
             move |value| {
                 publisher.send_replace(Some(value));
             },
-            |_| {},
+            move |event| {
+                if let (SecretEvent::Deleted, Some(value)) = (event, &on_deleted) {
+                    deletions.send_replace(Some(value.clone()));
+                }
+            },
         );
         tokio::select! {
             () = watching => {}

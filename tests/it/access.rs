@@ -404,10 +404,25 @@ async fn key_file_changes_apply_without_restart() {
     })
     .await;
     assert_eq!(status(READER).await, 401, "a key removed from the file is revoked");
-    // A broken file keeps the last good keys.
-    std::fs::write(&keys, "write:short\n").unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(status(WRITER).await, 200);
+    // Fail closed: the writer's key is removed in the same edit that adds an invalid line. The
+    // invalid line is skipped, the removal applies, the valid lines apply. (Before issue 14 the
+    // whole file was refused and the removed key kept working.)
+    std::fs::write(&keys, format!("{READER}\nwrite:short\n")).unwrap();
+    within("the removal applies despite the invalid line", async {
+        while status(WRITER).await != 401 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(status(READER).await, 200, "the valid line applies");
+    // A deleted file revokes every key it held.
+    std::fs::remove_file(&keys).unwrap();
+    within("a deleted file revokes its keys", async {
+        while status(READER).await != 401 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

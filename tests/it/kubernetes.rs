@@ -518,6 +518,31 @@ async fn secrets_rotate_without_restart(backend: Backend) {
         !text.contains(&new_key.1) && !text.contains(writer),
         "no secret in metrics"
     );
+
+    // API keys fail closed: the writer's key is removed in the same edit that adds an invalid
+    // value; the invalid value is skipped and the removal applies. (Before issue 14 the whole
+    // version was refused as malformed and the removed key kept working.)
+    let second = "second-writer-0123456789";
+    let keys = secret(KEYS, &[("app", &format!("write:{second}")), ("broken", "short")]);
+    secrets
+        .replace(KEYS, &pp, &with_version(&secrets, keys).await)
+        .await
+        .unwrap();
+    until_applied(&server, "api_keys", 3.0).await;
+    assert_eq!(status(&server, &name, second).await, 200);
+    assert_eq!(
+        status(&server, &name, writer).await,
+        401,
+        "removed with an invalid line: revoked"
+    );
+    // A deleted key Secret revokes every key it held.
+    secrets.delete(KEYS, &DeleteParams::default()).await.unwrap();
+    within("deleting the Secret revokes its keys", async {
+        while status(&server, &name, second).await != 401 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }
 
 /// The object with the server's current resourceVersion, for `replace`.

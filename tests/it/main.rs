@@ -9,6 +9,7 @@ mod cli;
 mod conformance;
 mod download;
 mod faults;
+mod hardening;
 mod hostile;
 mod kubernetes;
 mod lifecycle;

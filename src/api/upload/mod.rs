@@ -1,6 +1,6 @@
 //! `POST /v1/image/upload`: raw image bytes in, a stored object and its URL out.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -17,6 +17,7 @@ use crate::{
     http::{
         body::{self, Body},
         error::ApiError,
+        per_client::{ClientSlot, PerClient},
     },
     metrics::Metrics,
     object_name::{DOWNLOAD_PREFIX, ImageFormat, ObjectName},
@@ -31,6 +32,11 @@ pub(crate) struct Uploads {
     /// One permit per upload being processed (`upload.max_concurrent`).
     slots: Arc<Semaphore>,
     max_concurrent: usize,
+    /// Uploads in progress per client address (`upload.max_concurrent_per_client`).
+    per_client: Arc<PerClient>,
+    max_per_client: usize,
+    /// Longest pause in a body (`upload.body_idle_timeout`).
+    body_idle: Duration,
     max_bytes: u64,
     max_pixels: u64,
     links: Links,
@@ -52,6 +58,9 @@ impl Uploads {
         Uploads {
             slots: Arc::new(Semaphore::new(limits.max_concurrent)),
             max_concurrent: limits.max_concurrent,
+            per_client: PerClient::new(limits.max_concurrent_per_client),
+            max_per_client: limits.max_concurrent_per_client,
+            body_idle: limits.body_idle_timeout.0,
             max_bytes: limits.max_bytes.0,
             max_pixels: limits.max_pixels,
             links,
@@ -59,14 +68,22 @@ impl Uploads {
         }
     }
 
-    /// A slot for one upload, or 503 when `upload.max_concurrent` are already in progress.
-    fn slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.slots.clone().try_acquire_owned().map_err(|_| {
+    /// A slot for one upload of `client`, or 503 when that client already has
+    /// `upload.max_concurrent_per_client` in progress or everyone `upload.max_concurrent`.
+    fn slot(&self, client: IpAddr) -> Result<(ClientSlot, OwnedSemaphorePermit), ApiError> {
+        let mine = self.per_client.admit(client).ok_or_else(|| {
+            ApiError::Busy(format!(
+                "this client already has {} uploads in progress; retry later",
+                self.max_per_client
+            ))
+        })?;
+        let shared = self.slots.clone().try_acquire_owned().map_err(|_| {
             ApiError::Busy(format!(
                 "{} uploads are already in progress; retry later",
                 self.max_concurrent
             ))
-        })
+        })?;
+        Ok((mine, shared))
     }
 }
 
@@ -77,12 +94,20 @@ pub(crate) async fn handle(
     storage: &dyn Storage,
     headers: &HeaderMap,
     body: Incoming,
+    client: IpAddr,
 ) -> Result<Response<Body>, ApiError> {
     let format = declared_format(headers)?;
-    // Each upload holds up to `upload.max_bytes` in memory: their number is bounded.
-    let _slot = uploads.slot()?;
-    let bytes = read_capped(headers, body, uploads.max_bytes).await?;
-    sniff::check(format, &bytes, uploads.max_pixels).map_err(|rejection| match rejection {
+    // Each upload holds up to `upload.max_bytes` in memory: their number is bounded, in all
+    // and per client, and a body that pauses gives its slot back.
+    let _slots = uploads.slot(client)?;
+    let bytes = read_capped(headers, body, uploads.max_bytes, uploads.body_idle).await?;
+    // The content check parses (SVG: the whole document, bounded): off the I/O threads, so
+    // that other requests are served meanwhile.
+    let (checked, max_pixels) = (bytes.clone(), uploads.max_pixels);
+    let verdict = tokio::task::spawn_blocking(move || sniff::check(format, &checked, max_pixels))
+        .await
+        .map_err(|e| ApiError::Internal(format!("the content check failed: {e}")))?;
+    verdict.map_err(|rejection| match rejection {
         Rejection::NotThatFormat(why) => ApiError::UnsupportedMediaType(why),
         Rejection::TooManyPixels(why) => ApiError::ImageTooLarge(why),
         Rejection::Truncated(why) => ApiError::BadRequest(why),
@@ -130,7 +155,7 @@ fn declared_format(headers: &HeaderMap) -> Result<ImageFormat, ApiError> {
 
 /// Reads at most `limit` bytes; a larger declared length is refused before reading anything,
 /// a chunked body as soon as it passes the limit.
-async fn read_capped(headers: &HeaderMap, mut body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
+async fn read_capped(headers: &HeaderMap, mut body: Incoming, limit: u64, idle: Duration) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -139,7 +164,11 @@ async fn read_capped(headers: &HeaderMap, mut body: Incoming, limit: u64) -> Res
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
-    while let Some(frame) = body.frame().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(idle, body.frame()).await else {
+            return Err(ApiError::BodyStalled(idle));
+        };
+        let Some(frame) = next else { break };
         let frame = frame.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;

@@ -12,6 +12,13 @@ use roxmltree::{Document, Node, NodeType, ParsingOptions};
 /// SECURITY: an upper bound on XML nodes, so a pathological SVG cannot exhaust memory.
 const MAX_NODES: u32 = 1_000_000;
 
+/// SECURITY: the XML parser checks each attribute against the earlier ones of its element
+/// (quadratic in attributes per element), so attributes are bounded before it runs, per element
+/// and in all: the parse then costs at most about `MAX_ATTRIBUTES_PER_ELEMENT × MAX_ATTRIBUTES`
+/// comparisons (~25 M, tens of milliseconds), however the 25 MiB are arranged.
+const MAX_ATTRIBUTES_PER_ELEMENT: usize = 256;
+const MAX_ATTRIBUTES: usize = 100_000;
+
 const SVG_NS: &str = "http://www.w3.org/2000/svg";
 
 /// Elements that run script or embed other documents.
@@ -37,6 +44,10 @@ pub enum SvgError {
     NotXml(String),
     #[error("the XML document's root element is not <svg>")]
     NotSvg,
+    #[error("an element of the SVG has more than {MAX_ATTRIBUTES_PER_ELEMENT} attributes")]
+    TooManyAttributesOnOneElement,
+    #[error("the SVG has more than {MAX_ATTRIBUTES} attributes")]
+    TooManyAttributes,
     #[error("the SVG is not inert: {0}")]
     NotInert(Active),
 }
@@ -66,6 +77,7 @@ pub enum Active {
 pub fn check(bytes: &[u8]) -> Result<(), SvgError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| SvgError::NotUtf8)?;
+    count_attributes(text)?;
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,
@@ -77,6 +89,60 @@ pub fn check(bytes: &[u8]) -> Result<(), SvgError> {
         return Err(SvgError::NotSvg);
     }
     doc.descendants().try_for_each(check_node).map_err(SvgError::NotInert)
+}
+
+/// Bounds the attributes before the XML parser sees them, in one linear pass: an attribute is an
+/// `=` outside quotes inside a tag (comments, CDATA, processing instructions and declarations
+/// are skipped). A malformed document may be counted loosely here; the parser refuses it after.
+fn count_attributes(text: &str) -> Result<(), SvgError> {
+    let bytes = text.as_bytes();
+    let (mut total, mut at) = (0usize, 0usize);
+    while let Some(offset) = memchr_lt(&bytes[at..]) {
+        at += offset;
+        let rest = &text[at..];
+        let skip_to = |end: &str| rest.find(end).map_or(bytes.len(), |i| at + i + end.len());
+        if rest.starts_with("<!--") {
+            at = skip_to("-->");
+            continue;
+        }
+        if rest.starts_with("<![CDATA[") {
+            at = skip_to("]]>");
+            continue;
+        }
+        if rest.starts_with("<?") || rest.starts_with("<!") || rest.starts_with("</") {
+            at = skip_to(">");
+            continue;
+        }
+        // A start tag: count `=` outside quoted values until its `>`.
+        let (mut in_element, mut quote) = (0usize, None::<u8>);
+        at += 1;
+        while at < bytes.len() {
+            let b = bytes[at];
+            at += 1;
+            match (quote, b) {
+                (Some(q), _) if b == q => quote = None,
+                (Some(_), _) => {}
+                (None, b'"' | b'\'') => quote = Some(b),
+                (None, b'=') => {
+                    in_element += 1;
+                    total += 1;
+                    if in_element > MAX_ATTRIBUTES_PER_ELEMENT {
+                        return Err(SvgError::TooManyAttributesOnOneElement);
+                    }
+                    if total > MAX_ATTRIBUTES {
+                        return Err(SvgError::TooManyAttributes);
+                    }
+                }
+                (None, b'>') => break,
+                (None, _) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn memchr_lt(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'<')
 }
 
 fn check_node(node: Node<'_, '_>) -> Result<(), Active> {
@@ -229,6 +295,32 @@ mod tests {
         let entities = b"<!DOCTYPE svg [<!ENTITY a \"aaaa\">]><svg>&a;</svg>";
         assert!(check(entities).is_err(), "DTDs are refused");
         assert!(check(b"\xff\xfe<svg/>").is_err());
+    }
+
+    #[test]
+    fn attributes_are_bounded_before_parsing() {
+        let element = |n: usize| {
+            let attributes: String = (0..n).map(|i| format!(" a{i}=\"{i}\"")).collect();
+            format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><g{attributes}/></svg>")
+        };
+        // The root's xmlns counts too.
+        assert_eq!(check(element(MAX_ATTRIBUTES_PER_ELEMENT - 1).as_bytes()), Ok(()));
+        assert_eq!(
+            check(element(MAX_ATTRIBUTES_PER_ELEMENT + 1).as_bytes()),
+            Err(SvgError::TooManyAttributesOnOneElement)
+        );
+        // Quoted `=` and `>`, comments and CDATA are not attributes.
+        let quoted = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\"><!-- {} --><g id=\"{}\"/><style><![CDATA[{}]]></style></svg>",
+            "a=1 ".repeat(300),
+            "=>".repeat(300),
+            "x=y ".repeat(300)
+        );
+        assert_eq!(check(quoted.as_bytes()), Ok(()));
+        let group: String = (0..200).map(|i| format!(" a{i}=\"{i}\"")).collect();
+        let groups = format!("<g{group}/>").repeat(MAX_ATTRIBUTES / 200 + 1);
+        let many = format!("<svg xmlns=\"http://www.w3.org/2000/svg\">{groups}</svg>");
+        assert_eq!(check(many.as_bytes()), Err(SvgError::TooManyAttributes));
     }
 
     /// The node limit bounds the work a document can ask for: at the limit it is checked, one

@@ -1,0 +1,307 @@
+//! What a hostile client could do before issue 14, each reproduced against the running service:
+//! these tests failed on the code before the fix.
+
+use std::time::Duration;
+
+use image_gateway::config::{AuthMode, Backend as BackendKind, Config, CredentialsSource, Secret};
+
+use crate::support::{Fixture, MISSING_OBJECT, TestServer, free_port, raw_request, within};
+
+const READER: &str = "reader-0123456789abcdef";
+const SIGNING_KEY: &str = "signing-key-0123456789abcdef";
+
+/// `/readyz` on the public listener names the failed checks without their reasons (which can
+/// carry internal hosts, ports and paths); the admin listener keeps the reasons.
+#[tokio::test]
+async fn public_readiness_names_checks_without_internal_details() {
+    let port = free_port(); // nothing listens there: storage is never reached
+    let mut config = Config::default();
+    config.storage.backend = BackendKind::S3;
+    config.storage.timeout = image_gateway::config::units::HumanDuration(Duration::from_secs(1));
+    let s3 = &mut config.storage.s3;
+    s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    s3.bucket = "images".into();
+    s3.credentials = CredentialsSource::Static;
+    s3.access_key_id = Some("GK0123456789".into());
+    s3.secret_access_key = Some(Secret::new("0123456789abcdef"));
+    let server = TestServer::start_run(config, Default::default()).await;
+    let admin = within("the admin listener explains", async {
+        loop {
+            let r = raw_request(server.admin, "GET", "/readyz", &[]).await;
+            if r.detail().contains(&port.to_string()) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(admin.status, 503);
+    let public = raw_request(server.addr, "GET", "/readyz", &[]).await;
+    assert_eq!(public.status, 503);
+    assert_eq!(public.detail(), "not ready: storage");
+    assert!(!String::from_utf8_lossy(&public.body).contains("127.0.0.1"));
+}
+
+/// Wrong keys and forged signatures spend a per-client budget (`rate_limit.auth_failures_per_minute`,
+/// 30 by default); past it the client gets 429 for everything, a valid key included, while
+/// another client (here behind a trusted proxy) is unaffected. Before: 60 wrong keys, 60 401s.
+#[tokio::test]
+async fn failed_authentication_is_rate_limited_per_client() {
+    let fx = Fixture::with(crate::support::Backend::Fs, |c| {
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys = vec![Secret::new(READER)];
+        c.server.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let get = |headers: Vec<(&'static str, String)>| {
+        let addr = server.addr;
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            raw_request(addr, "GET", MISSING_OBJECT, &headers).await
+        }
+    };
+    let wrong = || vec![("X-API-Key", format!("wrong-key-{}", "0".repeat(16)))];
+    for i in 0..30u32 {
+        let r = get(wrong()).await;
+        assert_eq!(r.status, 401, "failure {i} is within the budget");
+        assert_eq!(r.header("x-ratelimit-limit"), Some("30"));
+        assert_eq!(r.header("x-ratelimit-remaining"), Some((29 - i).to_string().as_str()));
+    }
+    let refused = get(wrong()).await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused
+            .header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().unwrap() >= 1)
+    );
+    let valid = get(vec![("X-API-Key", READER.to_owned())]).await;
+    assert_eq!(valid.status, 429, "a blocked client cannot test keys either");
+    // A missing key is not a guess and never counted; another client address has its own budget.
+    let other = get(vec![
+        ("X-API-Key", READER.to_owned()),
+        ("X-Forwarded-For", "192.0.2.7".into()),
+    ])
+    .await;
+    assert_eq!(other.status, 404, "another client is served");
+}
+
+#[tokio::test]
+async fn forged_signatures_are_rate_limited_per_client() {
+    let fx = Fixture::with(crate::support::Backend::Fs, |c| {
+        c.auth.url_signing_key = vec![Secret::new(SIGNING_KEY)];
+        c.rate_limit.auth_failures_per_minute = 5;
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let forged = format!("{MISSING_OBJECT}?expires=4102444800&signature={}", "ab".repeat(32));
+    for _ in 0..5 {
+        assert_eq!(raw_request(server.addr, "GET", &forged, &[]).await.status, 403);
+    }
+    assert_eq!(raw_request(server.addr, "GET", &forged, &[]).await.status, 429);
+    assert_eq!(
+        raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await.status,
+        429,
+        "blocked for unsigned requests too"
+    );
+}
+
+/// SVGs with 100,000 attributes on one element (1.1 MB; the XML parser's duplicate check is
+/// quadratic: 13 s each in a release build before) are refused at once, and `/livez` keeps
+/// answering while four clients send them. The content check runs off the I/O threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attribute_bombs_neither_stall_the_server_nor_get_stored() {
+    let fx = Fixture::new(crate::support::Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let attributes: String = (0..100_000).map(|i| format!(" a{i}=\"{i}\"")).collect();
+    let bomb = format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><g{attributes}/></svg>");
+    let uploads: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, body) = (server.url("/v1/image/upload"), bomb.clone());
+            tokio::spawn(async move {
+                let response = crate::support::client()
+                    .post(url)
+                    .header("content-type", "image/svg+xml")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    while !uploads.iter().all(tokio::task::JoinHandle::is_finished) {
+        let start = std::time::Instant::now();
+        assert_eq!(raw_request(server.addr, "GET", "/livez", &[]).await.status, 200);
+        slowest = slowest.max(start.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for upload in uploads {
+        let (status, body) = within("upload", upload).await.unwrap();
+        assert_eq!(status, 415, "{body}");
+        assert!(body.contains("more than 256 attributes"), "{body}");
+    }
+    eprintln!("slowest /livez during four attribute-bomb uploads: {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "/livez waited {slowest:?}");
+    let stored = std::fs::read_dir(&fx.config.storage.fs.root).unwrap().count();
+    assert_eq!(stored, 0, "nothing was stored");
+}
+
+/// Connections that send nothing are closed after `server.first_byte_timeout`, so 20 silent
+/// sockets cannot hold a 20-connection server: another client is served within moments.
+/// Before: they stayed open 70 s+ and everyone else got 503 for minutes.
+#[tokio::test]
+async fn silent_connections_are_closed_and_others_served() {
+    let fx = Fixture::with(crate::support::Backend::Fs, |c| {
+        c.server.max_connections = 20;
+        c.server.first_byte_timeout = image_gateway::config::units::HumanDuration(Duration::from_millis(500));
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    within("a client is served while the silent sockets are still open", async {
+        while raw_request(server.addr, "GET", "/livez", &[]).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    eprintln!("served {:?} after 20 silent connections", started.elapsed());
+    for mut socket in silent {
+        use tokio::io::AsyncReadExt;
+        let mut byte = [0u8; 1];
+        let read = within("the silent socket is closed", socket.read(&mut byte)).await;
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+}
+
+/// One peer address may hold `server.max_connections_per_client` connections; another address
+/// (127.0.0.2, loopback too) is not affected.
+#[tokio::test]
+async fn connections_are_capped_per_client_address() {
+    let fx = Fixture::with(crate::support::Backend::Fs, |c| c.server.max_connections_per_client = 3).await;
+    let server = TestServer::start(&fx).await;
+    let connect_from = |ip: &str| {
+        let (ip, addr) = (ip.parse::<std::net::IpAddr>().unwrap(), server.addr);
+        async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind((ip, 0).into()).unwrap();
+            socket.connect(addr).await.unwrap()
+        }
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from("127.0.0.1").await;
+        // A request head in progress: the connection is open and counted.
+        tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /livez HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = connect_from("127.0.0.1").await;
+    let mut answer = Vec::new();
+    within(
+        "the fourth connection is refused",
+        tokio::io::AsyncReadExt::read_to_end(&mut fourth, &mut answer),
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 503"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let mut other = connect_from("127.0.0.2").await;
+    tokio::io::AsyncWriteExt::write_all(
+        &mut other,
+        b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    within(
+        "another address is served",
+        tokio::io::AsyncReadExt::read_to_end(&mut other, &mut answer),
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(held);
+}
+
+/// Uploads that announce 1000 bytes and send 10 neither hold every slot (at most
+/// `upload.max_concurrent_per_client` per client) nor hold theirs for long (408 after
+/// `upload.body_idle_timeout`). Before: 16 such uploads blocked every other upload for 60 s.
+#[tokio::test]
+async fn stalled_uploads_cannot_hold_the_upload_slots() {
+    let fx = Fixture::with(crate::support::Backend::Fs, |c| {
+        c.server.trusted_proxies = vec!["127.0.0.1".into()];
+        c.upload.body_idle_timeout = image_gateway::config::units::HumanDuration(Duration::from_millis(700));
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let stalled_upload = |client: &'static str| {
+        let addr = server.addr;
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /v1/image/upload HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {client}\r\n\
+                 Content-Type: image/png\r\nContent-Length: 1000\r\n\r\n0123456789"
+            );
+            tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+                .await
+                .unwrap();
+            stream
+        }
+    };
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(stalled_upload("192.0.2.1").await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let png = include_bytes!("../fixtures/sample.png");
+    let upload_as = |client: &'static str| {
+        let url = server.url("/v1/image/upload");
+        async move {
+            crate::support::client()
+                .post(url)
+                .header("content-type", "image/png")
+                .header("x-forwarded-for", client)
+                .body(png.to_vec())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let fifth = upload_as("192.0.2.1").await;
+    assert_eq!(fifth.status(), 503, "a fifth upload of the same client waits");
+    assert_eq!(
+        upload_as("192.0.2.2").await.status(),
+        201,
+        "another client uploads meanwhile"
+    );
+    for mut stream in stalled {
+        let mut answer = Vec::new();
+        within(
+            "the stalled upload is answered",
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer),
+        )
+        .await
+        .unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    assert_eq!(upload_as("192.0.2.1").await.status(), 201, "the slots came back");
+}
