@@ -305,3 +305,35 @@ async fn stalled_uploads_cannot_hold_the_upload_slots() {
     }
     assert_eq!(upload_as("192.0.2.1").await.status(), 201, "the slots came back");
 }
+
+/// The pixel limit reads every frame: a GIF with a 1×1 screen and a 65535² frame is refused
+/// (413), and a top-down BMP (negative height) is accepted at its real size (before: refused as
+/// 4294967286 rows high). The other formats' frames, pages and bitstreams are covered by the
+/// unit tests of `api/upload/frames.rs`.
+#[tokio::test]
+async fn the_pixel_limit_applies_to_every_frame() {
+    let fx = Fixture::new(crate::support::Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let upload = |content_type: &'static str, body: Vec<u8>| {
+        let url = server.url("/v1/image/upload");
+        async move {
+            let response = crate::support::client()
+                .post(url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let mut gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec();
+    gif.extend([0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 2, 1, 0, 0, 0x3B]);
+    let (status, body) = upload("image/gif", gif).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("65535×65535"), "{body}");
+    let mut bmp = include_bytes!("../fixtures/sample.bmp").to_vec();
+    bmp[22..26].copy_from_slice(&(-16i32).to_le_bytes());
+    let (status, body) = upload("image/bmp", bmp).await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -5,7 +5,7 @@
 //! read from the header only (never decoded), so a decompression bomb is refused before any
 //! pixel exists. SVG rules live in `api/upload/svg.rs`.
 
-use super::svg;
+use super::{frames, svg};
 use crate::object_name::ImageFormat;
 
 /// Why an upload's bytes were refused.
@@ -31,17 +31,19 @@ pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<(), R
             format.content_type()
         )));
     }
-    let size = imagesize::blob_size(bytes).map_err(|_| {
-        Rejection::NotThatFormat(format!(
-            "the {} header is truncated or has no dimensions",
-            format.name()
-        ))
-    })?;
-    let pixels = (size.width as u64).saturating_mul(size.height as u64);
+    let (width, height) = frames::largest(format, bytes)
+        .map_err(|why| Rejection::NotThatFormat(why.to_owned()))?
+        .ok_or_else(|| {
+            Rejection::NotThatFormat(format!(
+                "the {} header is truncated or has no dimensions",
+                format.name()
+            ))
+        })?;
+    let pixels = width.saturating_mul(height);
     if pixels > max_pixels {
         return Err(Rejection::TooManyPixels(format!(
-            "the image declares {}×{} = {pixels} pixels, over the limit of {max_pixels}",
-            size.width, size.height
+            "the image (or a frame, page or subimage of it) declares {width}×{height} = {pixels} pixels, \
+             over the limit of {max_pixels}"
         )));
     }
     if !ends_whole(format, bytes) {

@@ -1,0 +1,403 @@
+//! Every frame, page and subimage an image declares: the pixel limit applies to each, because a
+//! small first header can hide a huge later frame (a GIF with a 1×1 screen and a 65535² frame,
+//! an APNG frame, a second JPEG SOF, a second TIFF page, a WebP bitstream larger than its
+//! canvas). One linear walk over the bytes, no decoding; structure the walk cannot follow ends
+//! it with what it found (truncation is judged elsewhere).
+
+use crate::object_name::ImageFormat;
+
+/// Most TIFF directories (pages and subimages) followed.
+const MAX_TIFF_DIRECTORIES: usize = 1024;
+
+/// Width and height in pixels.
+pub(crate) type Dims = (u64, u64);
+
+/// The frame with the most pixels, `None` when the header has no dimensions at all, or why the
+/// image is refused outright.
+pub(crate) fn largest(format: ImageFormat, bytes: &[u8]) -> Result<Option<Dims>, &'static str> {
+    let mut largest = Largest(None);
+    match format {
+        ImageFormat::Png => png(bytes, &mut largest),
+        ImageFormat::Jpeg => jpeg(bytes, &mut largest)?,
+        ImageFormat::Gif => gif(bytes, &mut largest),
+        ImageFormat::Webp => webp(bytes.get(12..).unwrap_or_default(), &mut largest),
+        ImageFormat::Bmp => bmp(bytes, &mut largest),
+        ImageFormat::Tiff => tiff(bytes, &mut largest),
+        ImageFormat::Svg => {}
+    }
+    Ok(largest.0)
+}
+
+struct Largest(Option<Dims>);
+
+impl Largest {
+    fn saw(&mut self, width: u64, height: u64) {
+        let pixels = |(w, h): Dims| w.saturating_mul(h);
+        if self.0.is_none_or(|d| pixels((width, height)) > pixels(d)) {
+            self.0 = Some((width, height));
+        }
+    }
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 2).map(|s| u64::from(u16::from_be_bytes([s[0], s[1]])))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 4)
+        .map(|s| u64::from(u32::from_be_bytes([s[0], s[1], s[2], s[3]])))
+}
+
+fn le16(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 2).map(|s| u64::from(u16::from_le_bytes([s[0], s[1]])))
+}
+
+fn le24(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 3)
+        .map(|s| u64::from(s[0]) | u64::from(s[1]) << 8 | u64::from(s[2]) << 16)
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 4)
+        .map(|s| u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]])))
+}
+
+/// PNG: IHDR, and every APNG frame control (`fcTL`).
+fn png(b: &[u8], out: &mut Largest) {
+    let mut at = 8;
+    while let (Some(len), Some(kind)) = (be32(b, at), b.get(at + 4..at + 8)) {
+        let data = at + 8;
+        match kind {
+            b"IHDR" => {
+                if let (Some(w), Some(h)) = (be32(b, data), be32(b, data + 4)) {
+                    out.saw(w, h);
+                }
+            }
+            b"fcTL" => {
+                if let (Some(w), Some(h)) = (be32(b, data + 4), be32(b, data + 8)) {
+                    out.saw(w, h);
+                }
+            }
+            b"IEND" => return,
+            _ => {}
+        }
+        at = data.saturating_add(len as usize).saturating_add(4);
+    }
+}
+
+/// JPEG: every start-of-frame marker, through the whole file (a second SOF after the first
+/// scan is still read by some decoders). A height of 0 (to be given later by a DNL marker) is
+/// refused: the size would be unknown until the image is decoded.
+fn jpeg(b: &[u8], out: &mut Largest) -> Result<(), &'static str> {
+    let mut at = 2;
+    while at + 1 < b.len() {
+        if b[at] != 0xFF {
+            at += 1;
+            continue;
+        }
+        let marker = b[at + 1];
+        match marker {
+            // Fill bytes, stuffed zeros, restart markers: not segments.
+            0xFF => at += 1,
+            0x00 | 0xD0..=0xD7 | 0x01 => at += 2,
+            0xD9 => return Ok(()),
+            _ => {
+                let Some(len) = be16(b, at + 2) else { return Ok(()) };
+                let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+                if is_sof && let (Some(h), Some(w)) = (be16(b, at + 5), be16(b, at + 7)) {
+                    if h == 0 {
+                        return Err("the JPEG gives its height later (DNL); such images are not accepted");
+                    }
+                    out.saw(w, h);
+                }
+                // After a segment comes more segments or, after SOS, entropy-coded data, which
+                // the byte scan above steps through to the next marker.
+                at += 2 + len as usize;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GIF: the logical screen and every image descriptor.
+fn gif(b: &[u8], out: &mut Largest) {
+    let (Some(w), Some(h), Some(&flags)) = (le16(b, 6), le16(b, 8), b.get(10)) else {
+        return;
+    };
+    out.saw(w, h);
+    let table = |flags: u8| {
+        if flags & 0x80 != 0 {
+            3usize << ((flags & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let mut at = 13 + table(flags);
+    let skip_sub_blocks = |mut at: usize| {
+        while let Some(&len) = b.get(at) {
+            at += 1 + usize::from(len);
+            if len == 0 {
+                return Some(at);
+            }
+        }
+        None
+    };
+    loop {
+        match b.get(at) {
+            Some(0x2C) => {
+                let (Some(fw), Some(fh), Some(&fl)) = (le16(b, at + 5), le16(b, at + 7), b.get(at + 9)) else {
+                    return;
+                };
+                out.saw(fw, fh);
+                // Descriptor, local colour table, LZW code size, then the data sub-blocks.
+                let Some(next) = skip_sub_blocks(at + 10 + table(fl) + 1) else {
+                    return;
+                };
+                at = next;
+            }
+            Some(0x21) => {
+                let Some(next) = skip_sub_blocks(at + 2) else { return };
+                at = next;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// WebP: the chunks after `RIFF....WEBP`: the canvas (`VP8X`), the bitstreams (`VP8 `, `VP8L`)
+/// and every animation frame (`ANMF`, whose own chunks hold a bitstream too).
+fn webp(mut b: &[u8], out: &mut Largest) {
+    while let (Some(kind), Some(len)) = (b.get(..4), le32(b, 4)) {
+        let data = b.get(8..).unwrap_or_default();
+        let data = &data[..(len as usize).min(data.len())];
+        match kind {
+            b"VP8X" => {
+                if let (Some(w), Some(h)) = (le24(data, 4), le24(data, 7)) {
+                    out.saw(w + 1, h + 1);
+                }
+            }
+            b"VP8 " => {
+                if let (Some(w), Some(h)) = (le16(data, 6), le16(data, 8)) {
+                    out.saw(w & 0x3FFF, h & 0x3FFF);
+                }
+            }
+            b"VP8L" => {
+                if let Some(bits) = le32(data, 1) {
+                    out.saw((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
+                }
+            }
+            b"ANMF" => {
+                if let (Some(w), Some(h)) = (le24(data, 6), le24(data, 9)) {
+                    out.saw(w + 1, h + 1);
+                }
+                webp(data.get(16..).unwrap_or_default(), out);
+            }
+            _ => {}
+        }
+        let step = 8usize.saturating_add(len as usize).saturating_add(len as usize & 1);
+        let Some(rest) = b.get(step..) else { return };
+        b = rest;
+    }
+}
+
+/// BMP: the DIB header's size; a negative height is a top-down bitmap of that many rows.
+fn bmp(b: &[u8], out: &mut Largest) {
+    match le32(b, 14) {
+        Some(12) => {
+            if let (Some(w), Some(h)) = (le16(b, 18), le16(b, 20)) {
+                out.saw(w, h);
+            }
+        }
+        Some(_) => {
+            let signed = |at| le32(b, at).map(|v| i64::from(v as u32 as i32).unsigned_abs());
+            if let (Some(w), Some(h)) = (signed(18), signed(22)) {
+                out.saw(w, h);
+            }
+        }
+        None => {}
+    }
+}
+
+/// TIFF (classic and BigTIFF): every image directory, along the chain of pages and into
+/// SubIFDs, each followed once.
+fn tiff(b: &[u8], out: &mut Largest) {
+    let little = b.starts_with(b"II");
+    let u16_at = |at: usize| if little { le16(b, at) } else { be16(b, at) };
+    let u32_at = |at: usize| if little { le32(b, at) } else { be32(b, at) };
+    let u64_at = |at: usize| {
+        let (lo, hi) = (u32_at(at)?, u32_at(at + 4)?);
+        Some(if little { lo | hi << 32 } else { hi | lo << 32 })
+    };
+    let big = u16_at(2) == Some(43);
+    // Classic: 2-byte entry count, 12-byte entries, 4-byte values; BigTIFF: 8, 20, 8.
+    let (count_len, entry_len, value_at) = if big { (8, 20, 12) } else { (2, 12, 8) };
+    let offset_at = |at: usize| if big { u64_at(at) } else { u32_at(at) };
+    let first = if big { u64_at(8) } else { u32_at(4) };
+    let mut pending: Vec<u64> = first.into_iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(ifd) = pending.pop() {
+        if ifd == 0 || !seen.insert(ifd) || seen.len() > MAX_TIFF_DIRECTORIES {
+            continue;
+        }
+        let Some(ifd) = usize::try_from(ifd).ok().filter(|&at| at < b.len()) else {
+            continue;
+        };
+        let Some(count) = (if big { u64_at(ifd) } else { u16_at(ifd) }) else {
+            continue;
+        };
+        let (mut width, mut height) = (None, None);
+        for i in 0..count.min(4096) as usize {
+            let entry = ifd + count_len + i * entry_len;
+            let (Some(tag), Some(kind)) = (u16_at(entry), u16_at(entry + 2)) else {
+                break;
+            };
+            let value = entry + value_at;
+            // SHORT (3) values sit in the first two bytes of the field; LONG (4) in four.
+            let scalar = match kind {
+                3 => u16_at(value),
+                4 => u32_at(value),
+                16 => u64_at(value),
+                _ => None,
+            };
+            match tag {
+                256 => width = scalar,
+                257 => height = scalar,
+                // SubIFDs: one offset inline, or an array of them.
+                330 => {
+                    let n = if big { u64_at(entry + 4) } else { u32_at(entry + 4) }.unwrap_or(0);
+                    if n == 1 {
+                        pending.extend(scalar);
+                    } else if let Some(array) = offset_at(value)
+                        .and_then(|a| usize::try_from(a).ok())
+                        .filter(|&a| a < b.len())
+                    {
+                        let step = if matches!(kind, 16 | 18) { 8 } else { 4 };
+                        for k in 0..n.min(64) as usize {
+                            let at = array + k * step;
+                            pending.extend(if step == 8 { u64_at(at) } else { u32_at(at) });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let (Some(w), Some(h)) = (width, height) {
+            out.saw(w, h);
+        }
+        let next = ifd + count_len + count.min(4096) as usize * entry_len;
+        pending.extend(offset_at(next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG: &[u8] = include_bytes!("../../../tests/fixtures/sample.png");
+    const JPEG: &[u8] = include_bytes!("../../../tests/fixtures/sample.jpg");
+    const TIFF: &[u8] = include_bytes!("../../../tests/fixtures/sample.tiff");
+    const BMP: &[u8] = include_bytes!("../../../tests/fixtures/sample.bmp");
+
+    fn largest_of(format: ImageFormat, bytes: &[u8]) -> Option<Dims> {
+        largest(format, bytes).unwrap()
+    }
+
+    #[test]
+    fn samples_are_one_frame_of_24_by_16() {
+        for (format, bytes) in [
+            (ImageFormat::Png, PNG),
+            (ImageFormat::Jpeg, JPEG),
+            (ImageFormat::Tiff, TIFF),
+            (ImageFormat::Bmp, BMP),
+            (ImageFormat::Gif, include_bytes!("../../../tests/fixtures/sample.gif")),
+            (ImageFormat::Webp, include_bytes!("../../../tests/fixtures/sample.webp")),
+        ] {
+            assert_eq!(largest_of(format, bytes), Some((24, 16)), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_gif_frame_larger_than_its_screen() {
+        let mut gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec();
+        gif.extend([0x21, 0xF9, 4, 0, 0, 0, 0, 0]); // a graphic control extension
+        gif.extend([0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0]);
+        gif.extend([2, 1, 0, 0, 0x3B]);
+        assert_eq!(largest_of(ImageFormat::Gif, &gif), Some((65535, 65535)));
+    }
+
+    #[test]
+    fn an_apng_frame_larger_than_its_header() {
+        let mut apng = PNG[..33].to_vec(); // signature + IHDR
+        apng.extend(26u32.to_be_bytes());
+        apng.extend(b"fcTL");
+        apng.extend(0u32.to_be_bytes());
+        apng.extend(60_000u32.to_be_bytes());
+        apng.extend(60_000u32.to_be_bytes());
+        apng.extend([0; 14 + 4]);
+        apng.extend(&PNG[33..]);
+        assert_eq!(largest_of(ImageFormat::Png, &apng), Some((60_000, 60_000)));
+    }
+
+    #[test]
+    fn a_second_jpeg_frame_and_a_deferred_height() {
+        let end = JPEG.len() - 2;
+        assert_eq!(&JPEG[end..], [0xFF, 0xD9]);
+        let mut two = JPEG[..end].to_vec();
+        two.extend([0xFF, 0xC0, 0, 11, 8, 0xFF, 0xFF, 0xFF, 0xFF, 1, 1, 0x11, 0]);
+        two.extend([0xFF, 0xD9]);
+        assert_eq!(largest_of(ImageFormat::Jpeg, &two), Some((65535, 65535)));
+        let sof = JPEG.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let mut dnl = JPEG.to_vec();
+        dnl[sof + 5..sof + 7].copy_from_slice(&[0, 0]);
+        assert!(largest(ImageFormat::Jpeg, &dnl).unwrap_err().contains("DNL"));
+    }
+
+    #[test]
+    fn a_second_tiff_page() {
+        let mut tiff = TIFF.to_vec();
+        let count = le16(&tiff, 8).unwrap() as usize;
+        let next = 8 + 2 + count * 12;
+        assert_eq!(le32(&tiff, next), Some(0), "the sample has one page");
+        let page = tiff.len() as u32;
+        tiff[next..next + 4].copy_from_slice(&page.to_le_bytes());
+        tiff.extend(2u16.to_le_bytes());
+        for tag in [256u16, 257] {
+            tiff.extend(tag.to_le_bytes());
+            tiff.extend(4u16.to_le_bytes());
+            tiff.extend(1u32.to_le_bytes());
+            tiff.extend(100_000u32.to_le_bytes());
+        }
+        tiff.extend(0u32.to_le_bytes());
+        assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((100_000, 100_000)));
+        // A page chain that loops back ends.
+        let first = 8u32.to_le_bytes();
+        let last = tiff.len() - 4;
+        tiff[last..].copy_from_slice(&first);
+        assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((100_000, 100_000)));
+    }
+
+    #[test]
+    fn a_webp_bitstream_larger_than_its_canvas() {
+        let mut chunks = Vec::new();
+        chunks.extend(b"VP8X");
+        chunks.extend(10u32.to_le_bytes());
+        chunks.extend([0; 10]); // flags, reserved, canvas 1×1 (stored minus one)
+        chunks.extend(b"VP8L");
+        chunks.extend(5u32.to_le_bytes());
+        chunks.push(0x2F);
+        chunks.extend((16_383u32 | 16_383 << 14).to_le_bytes());
+        chunks.push(0); // padding to an even size
+        let mut webp = b"RIFF".to_vec();
+        webp.extend((4 + chunks.len() as u32).to_le_bytes());
+        webp.extend(b"WEBP");
+        webp.extend(chunks);
+        assert_eq!(largest_of(ImageFormat::Webp, &webp), Some((16_384, 16_384)));
+    }
+
+    #[test]
+    fn a_top_down_bmp_has_its_height_not_two_to_the_32() {
+        let mut top_down = BMP.to_vec();
+        top_down[22..26].copy_from_slice(&(-16i32).to_le_bytes());
+        assert_eq!(largest_of(ImageFormat::Bmp, &top_down), Some((24, 16)));
+    }
+}
