@@ -337,3 +337,28 @@ async fn the_pixel_limit_applies_to_every_frame() {
     let (status, body) = upload("image/bmp", bmp).await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// A 1.2 KB `<use>` fan-out (6 levels × 10: a million elements for the renderer; it hung
+/// Chromium for over a minute) is refused with 415; before, it was accepted and stored.
+#[tokio::test]
+async fn use_fan_out_svgs_are_refused() {
+    let fx = Fixture::new(crate::support::Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let mut defs = String::from("<rect id=\"l0\" width=\"1\" height=\"1\"/>");
+    for level in 1..=6 {
+        let uses: String = (0..10).map(|_| format!("<use href=\"#l{}\"/>", level - 1)).collect();
+        defs.push_str(&format!("<g id=\"l{level}\">{uses}</g>"));
+    }
+    let bomb = format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><defs>{defs}</defs><use href=\"#l6\"/></svg>");
+    let response = crate::support::client()
+        .post(server.url("/v1/image/upload"))
+        .header("content-type", "image/svg+xml")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("<use> references copy more than"), "{body}");
+    assert_eq!(std::fs::read_dir(&fx.config.storage.fs.root).unwrap().count(), 0);
+}

@@ -7,7 +7,7 @@
 //! is therefore inert even when served from an origin without our CSP. Rejecting keeps the
 //! bytes we store exactly the bytes we were given.
 
-use roxmltree::{Document, Node, NodeType, ParsingOptions};
+use roxmltree::{Document, Node, NodeId, NodeType, ParsingOptions};
 
 /// SECURITY: an upper bound on XML nodes, so a pathological SVG cannot exhaust memory.
 const MAX_NODES: u32 = 1_000_000;
@@ -18,6 +18,10 @@ const MAX_NODES: u32 = 1_000_000;
 /// comparisons (~25 M, tens of milliseconds), however the 25 MiB are arranged.
 const MAX_ATTRIBUTES_PER_ELEMENT: usize = 256;
 const MAX_ATTRIBUTES: usize = 100_000;
+
+/// SECURITY: elements that `<use>` references copy into the rendering, at most (beyond the
+/// document's own elements, which `MAX_NODES` bounds).
+const MAX_USE_COPIES: u64 = 20_000;
 
 const SVG_NS: &str = "http://www.w3.org/2000/svg";
 
@@ -48,6 +52,10 @@ pub enum SvgError {
     TooManyAttributesOnOneElement,
     #[error("the SVG has more than {MAX_ATTRIBUTES} attributes")]
     TooManyAttributes,
+    #[error("the SVG's <use> references copy more than {MAX_USE_COPIES} elements")]
+    TooLargeWhenRendered,
+    #[error("the SVG's <use> references form a cycle")]
+    UseCycle,
     #[error("the SVG is not inert: {0}")]
     NotInert(Active),
 }
@@ -88,7 +96,73 @@ pub fn check(bytes: &[u8]) -> Result<(), SvgError> {
     if root.name() != "svg" || root.namespace().is_some_and(|ns| ns != SVG_NS) {
         return Err(SvgError::NotSvg);
     }
-    doc.descendants().try_for_each(check_node).map_err(SvgError::NotInert)
+    doc.descendants().try_for_each(check_node).map_err(SvgError::NotInert)?;
+    check_rendered_size(&doc)
+}
+
+/// SECURITY: `<use>` copies the element it references, which may hold more `<use>`s: 6 levels
+/// of 10 references each make a million elements for the renderer from a 1.2 KB file (a
+/// browser hangs for minutes). The copies are bounded — the document as rendered, each `<use>`
+/// counting what it copies, may exceed the document by at most `MAX_USE_COPIES` elements — and
+/// a reference cycle is refused. Iterative, so a deep document cannot exhaust the stack.
+fn check_rendered_size(doc: &Document<'_>) -> Result<(), SvgError> {
+    use std::collections::HashMap;
+    let ids: HashMap<&str, NodeId> = doc
+        .descendants()
+        .filter(Node::is_element)
+        .filter_map(|n| n.attribute("id").map(|id| (id, n.id())))
+        .collect();
+    let referenced = |node: Node<'_, '_>| -> Option<NodeId> {
+        if !node.tag_name().name().eq_ignore_ascii_case("use") {
+            return None;
+        }
+        let href = node
+            .attributes()
+            .find(|a| a.name() == "href")
+            .map(|a| a.value().trim())?;
+        ids.get(href.strip_prefix('#')?).copied()
+    };
+    let elements = doc.descendants().filter(Node::is_element).count() as u64;
+    let limit = elements.saturating_add(MAX_USE_COPIES);
+    // Rendered size per element, computed children (and referenced elements) first.
+    let mut size: HashMap<NodeId, u64> = HashMap::new();
+    let mut stack = vec![(doc.root_element().id(), false)];
+    let mut open = std::collections::HashSet::new();
+    while let Some((id, expanded)) = stack.pop() {
+        let node = doc.get_node(id).ok_or(SvgError::TooLargeWhenRendered)?;
+        let parts = node
+            .children()
+            .filter(Node::is_element)
+            .map(|c| c.id())
+            .chain(referenced(node));
+        if expanded {
+            let total = parts.fold(1u64, |sum, part| {
+                sum.saturating_add(size.get(&part).copied().unwrap_or(0))
+            });
+            if total > limit {
+                return Err(SvgError::TooLargeWhenRendered);
+            }
+            size.insert(id, total);
+            open.remove(&id);
+            continue;
+        }
+        if size.contains_key(&id) {
+            continue;
+        }
+        if !open.insert(id) {
+            return Err(SvgError::UseCycle);
+        }
+        stack.push((id, true));
+        for part in parts {
+            if open.contains(&part) {
+                return Err(SvgError::UseCycle);
+            }
+            if !size.contains_key(&part) {
+                stack.push((part, false));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Bounds the attributes before the XML parser sees them, in one linear pass: an attribute is an
@@ -321,6 +395,29 @@ mod tests {
         let groups = format!("<g{group}/>").repeat(MAX_ATTRIBUTES / 200 + 1);
         let many = format!("<svg xmlns=\"http://www.w3.org/2000/svg\">{groups}</svg>");
         assert_eq!(check(many.as_bytes()), Err(SvgError::TooManyAttributes));
+    }
+
+    #[test]
+    fn use_fan_out_and_cycles_are_refused() {
+        // 6 levels of 10 references: 10^6 elements rendered from about a kilobyte.
+        let mut defs = String::from("<rect id=\"l0\" width=\"1\" height=\"1\"/>");
+        for level in 1..=6 {
+            let uses: String = (0..10).map(|_| format!("<use href=\"#l{}\"/>", level - 1)).collect();
+            defs.push_str(&format!("<g id=\"l{level}\">{uses}</g>"));
+        }
+        let bomb = svg(&format!("<defs>{defs}</defs><use href=\"#l6\"/>"));
+        assert!(bomb.len() < 2_000);
+        assert_eq!(check(bomb.as_bytes()), Err(SvgError::TooLargeWhenRendered));
+        // Three levels (about 4,700 elements as rendered) are fine.
+        let small = svg(&format!(
+            "<defs>{}</defs><use href=\"#l3\"/>",
+            defs.split("<g id=\"l4\"").next().unwrap()
+        ));
+        assert_eq!(check(small.as_bytes()), Ok(()));
+        let cycle = svg("<g id=\"a\"><use href=\"#b\"/></g><g id=\"b\"><use href=\"#a\"/></g>");
+        assert_eq!(check(cycle.as_bytes()), Err(SvgError::UseCycle));
+        let itself = svg("<g id=\"a\"><use href=\"#a\"/></g>");
+        assert_eq!(check(itself.as_bytes()), Err(SvgError::UseCycle));
     }
 
     /// The node limit bounds the work a document can ask for: at the limit it is checked, one
