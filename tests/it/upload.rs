@@ -106,7 +106,7 @@ async fn rejections_store_nothing(backend: Backend) {
             Some("image/svg+xml"),
             b"<!DOCTYPE svg [<!ENTITY x \"y\">]><svg/>".to_vec(),
             415,
-            "well-formed",
+            "declares entities",
         ),
     ];
     for (content_type, body, status, detail) in cases {

@@ -1,11 +1,15 @@
-//! SVG uploads: well-formed UTF-8 XML without a DTD, an `<svg>` root, and nothing active.
+//! SVG uploads: well-formed UTF-8 XML, an `<svg>` root, and only what is on an allowlist.
 //!
-//! SECURITY: we reject (never rewrite) an SVG that contains script, event-handler attributes,
-//! `foreignObject` or other embedding elements, `javascript:` URLs, animations that set links
-//! or handlers, external references (`href` other than `#fragment` or an embedded raster
-//! `data:` image, `url()` to anything but `#fragment`, `@import`, `xml-stylesheet`). A stored SVG
-//! is therefore inert even when served from an origin without our CSP. Rejecting keeps the
-//! bytes we store exactly the bytes we were given.
+//! SECURITY: an SVG is accepted only when every element is an allowed SVG element (or sits in a
+//! metadata namespace editors write: RDF, Dublin Core, Creative Commons, Inkscape, Sodipodi,
+//! Adobe), every attribute is an allowed SVG attribute (presentation, geometry, gradients,
+//! filters, animation, `id`/`class`/`style`, `data-*`, `aria-*`), every reference (`href`,
+//! `url()`) is a local `#fragment` or an embedded PNG/JPEG/GIF/WebP `data:` image of at most
+//! 2 MiB, and CSS — after its escapes and comments are resolved — imports and loads nothing.
+//! A DTD is accepted only without entity declarations (editors write `<!DOCTYPE svg PUBLIC …>`).
+//! `<use>` copies and attributes are bounded. The first construct off the list is named in the
+//! 415. We reject rather than rewrite: the bytes stored are exactly the bytes received, and a
+//! stored SVG is inert when served from any origin, without our CSP (which stays, in depth).
 
 use roxmltree::{Document, Node, NodeId, NodeType, ParsingOptions};
 
@@ -25,19 +29,322 @@ const MAX_USE_COPIES: u64 = 20_000;
 
 const SVG_NS: &str = "http://www.w3.org/2000/svg";
 
-/// Elements that run script or embed other documents.
-const FORBIDDEN_ELEMENTS: [&str; 7] = [
-    "script",
-    "foreignobject",
-    "iframe",
-    "embed",
-    "object",
-    "handler",
-    "listener",
+/// SVG elements accepted (SVG 1.1 and 2, static and animated; no script, no embedding, no
+/// fonts or cursors that load, no `foreignObject`).
+const SVG_ELEMENTS: &[&str] = &[
+    "a",
+    "animate",
+    "animateMotion",
+    "animateTransform",
+    "circle",
+    "clipPath",
+    "defs",
+    "desc",
+    "ellipse",
+    "feBlend",
+    "feColorMatrix",
+    "feComponentTransfer",
+    "feComposite",
+    "feConvolveMatrix",
+    "feDiffuseLighting",
+    "feDisplacementMap",
+    "feDistantLight",
+    "feDropShadow",
+    "feFlood",
+    "feFuncA",
+    "feFuncB",
+    "feFuncG",
+    "feFuncR",
+    "feGaussianBlur",
+    "feImage",
+    "feMerge",
+    "feMergeNode",
+    "feMorphology",
+    "feOffset",
+    "fePointLight",
+    "feSpecularLighting",
+    "feSpotLight",
+    "feTile",
+    "feTurbulence",
+    "filter",
+    "g",
+    "image",
+    "line",
+    "linearGradient",
+    "marker",
+    "mask",
+    "metadata",
+    "mpath",
+    "path",
+    "pattern",
+    "polygon",
+    "polyline",
+    "radialGradient",
+    "rect",
+    "set",
+    "stop",
+    "style",
+    "svg",
+    "switch",
+    "symbol",
+    "text",
+    "textPath",
+    "title",
+    "tspan",
+    "use",
+    "view",
 ];
 
-/// Raster images an SVG may embed inline.
+/// Attributes without a namespace accepted on SVG elements (besides `data-*` and `aria-*`).
+const SVG_ATTRIBUTES: &[&str] = &[
+    // Core, styling, conditional processing.
+    "id",
+    "class",
+    "style",
+    "lang",
+    "tabindex",
+    "role",
+    "focusable",
+    "version",
+    "baseProfile",
+    "requiredFeatures",
+    "requiredExtensions",
+    "systemLanguage",
+    "zoomAndPan",
+    "href",
+    // Presentation.
+    "alignment-baseline",
+    "baseline-shift",
+    "clip",
+    "clip-path",
+    "clip-rule",
+    "color",
+    "color-interpolation",
+    "color-interpolation-filters",
+    "color-rendering",
+    "direction",
+    "display",
+    "dominant-baseline",
+    "enable-background",
+    "fill",
+    "fill-opacity",
+    "fill-rule",
+    "filter",
+    "flood-color",
+    "flood-opacity",
+    "font",
+    "font-family",
+    "font-size",
+    "font-size-adjust",
+    "font-stretch",
+    "font-style",
+    "font-variant",
+    "font-weight",
+    "glyph-orientation-horizontal",
+    "glyph-orientation-vertical",
+    "image-rendering",
+    "isolation",
+    "kerning",
+    "letter-spacing",
+    "lighting-color",
+    "marker",
+    "marker-end",
+    "marker-mid",
+    "marker-start",
+    "mask",
+    "mask-type",
+    "mix-blend-mode",
+    "opacity",
+    "overflow",
+    "paint-order",
+    "pointer-events",
+    "shape-rendering",
+    "stop-color",
+    "stop-opacity",
+    "stroke",
+    "stroke-dasharray",
+    "stroke-dashoffset",
+    "stroke-linecap",
+    "stroke-linejoin",
+    "stroke-miterlimit",
+    "stroke-opacity",
+    "stroke-width",
+    "text-anchor",
+    "text-decoration",
+    "text-rendering",
+    "transform",
+    "transform-origin",
+    "unicode-bidi",
+    "vector-effect",
+    "visibility",
+    "white-space",
+    "word-spacing",
+    "writing-mode",
+    // Geometry and coordinate systems.
+    "x",
+    "y",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "cx",
+    "cy",
+    "r",
+    "rx",
+    "ry",
+    "fx",
+    "fy",
+    "fr",
+    "width",
+    "height",
+    "d",
+    "points",
+    "pathLength",
+    "viewBox",
+    "preserveAspectRatio",
+    // Gradients, patterns, clipping, masking, markers.
+    "gradientUnits",
+    "gradientTransform",
+    "spreadMethod",
+    "offset",
+    "patternUnits",
+    "patternContentUnits",
+    "patternTransform",
+    "clipPathUnits",
+    "maskUnits",
+    "maskContentUnits",
+    "markerUnits",
+    "markerWidth",
+    "markerHeight",
+    "refX",
+    "refY",
+    "orient",
+    // Text.
+    "dx",
+    "dy",
+    "rotate",
+    "textLength",
+    "lengthAdjust",
+    "startOffset",
+    "method",
+    "spacing",
+    "side",
+    // Filters.
+    "filterUnits",
+    "primitiveUnits",
+    "filterRes",
+    "in",
+    "in2",
+    "result",
+    "stdDeviation",
+    "mode",
+    "operator",
+    "k1",
+    "k2",
+    "k3",
+    "k4",
+    "values",
+    "type",
+    "tableValues",
+    "slope",
+    "intercept",
+    "amplitude",
+    "exponent",
+    "kernelMatrix",
+    "order",
+    "divisor",
+    "bias",
+    "targetX",
+    "targetY",
+    "edgeMode",
+    "preserveAlpha",
+    "kernelUnitLength",
+    "surfaceScale",
+    "diffuseConstant",
+    "specularConstant",
+    "specularExponent",
+    "azimuth",
+    "elevation",
+    "z",
+    "pointsAtX",
+    "pointsAtY",
+    "pointsAtZ",
+    "limitingConeAngle",
+    "scale",
+    "xChannelSelector",
+    "yChannelSelector",
+    "radius",
+    "baseFrequency",
+    "numOctaves",
+    "seed",
+    "stitchTiles",
+    // Animation (the target attribute is checked on its own).
+    "attributeName",
+    "attributeType",
+    "begin",
+    "dur",
+    "end",
+    "min",
+    "max",
+    "restart",
+    "repeatCount",
+    "repeatDur",
+    "calcMode",
+    "keyTimes",
+    "keySplines",
+    "keyPoints",
+    "from",
+    "to",
+    "by",
+    "additive",
+    "accumulate",
+    "path",
+    // <style>, <a>, <view>.
+    "media",
+    "title",
+    "target",
+    "viewTarget",
+];
+
+/// Namespaces whose elements and attributes editors write as metadata; no renderer acts on them.
+const METADATA_NAMESPACES: &[&str] = &[
+    "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "http://purl.org/dc/elements/1.1/",
+    "http://creativecommons.org/ns#",
+    "http://web.resource.org/cc/",
+    "http://www.inkscape.org/namespaces/inkscape",
+    "http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd",
+    "http://ns.adobe.com/AdobeIllustrator/10.0/",
+    "http://ns.adobe.com/AdobeSVGViewerExtensions/3.0/",
+    "http://ns.adobe.com/Extensibility/1.0/",
+    "http://ns.adobe.com/Graphs/1.0/",
+    "http://ns.adobe.com/SaveForWeb/1.0/",
+    "http://ns.adobe.com/Variables/1.0/",
+    "http://ns.adobe.com/ImageReplacement/1.0/",
+    "http://ns.adobe.com/GenericCustomNamespace/1.0/",
+    "http://ns.adobe.com/XPath/1.0/",
+];
+
+const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Raster images an SVG may embed inline, and how large such a `data:` URL may be.
 const INLINE_IMAGES: [&str; 4] = ["data:image/png", "data:image/jpeg", "data:image/gif", "data:image/webp"];
+const MAX_INLINE_IMAGE: usize = 2 << 20;
+
+/// CSS functions and at-rules that load or reference something (checked after the CSS is
+/// unescaped, stripped of comments and of whitespace, and lowercased).
+const CSS_LOADERS: [&str; 9] = [
+    "@import",
+    "@font-face",
+    "image-set(",
+    "image(",
+    "cross-fade(",
+    "element(",
+    "src(",
+    "expression(",
+    "-moz-binding",
+];
 
 /// Why an SVG upload is refused (415), in words for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,10 +372,14 @@ pub enum SvgError {
 pub enum Active {
     #[error("it references an external style sheet")]
     ExternalStyleSheet,
-    #[error("it contains a <{0}> element")]
+    #[error("it contains a <{0}> element, which is not on the list of SVG elements accepted")]
     Element(String),
+    #[error("it contains an element in namespace {0}, which is not accepted")]
+    ForeignElement(String),
     #[error("it has an event-handler attribute `{0}`")]
     EventHandler(String),
+    #[error("attribute `{0}` of <{1}> is not on the list of SVG attributes accepted")]
+    Attribute(String, String),
     #[error("attribute `{0}` holds a javascript: URL")]
     JavascriptUrl(String),
     #[error("<{0}> references an external resource")]
@@ -79,6 +390,10 @@ pub enum Active {
     CssImport,
     #[error("its CSS references an external resource with url()")]
     CssUrl,
+    #[error("its CSS loads or references something with `{0}`")]
+    CssLoader(&'static str),
+    #[error("its DTD declares entities")]
+    Entities,
 }
 
 /// `Ok` when `bytes` is a well-formed, inert SVG; otherwise why not, for the client.
@@ -86,8 +401,13 @@ pub fn check(bytes: &[u8]) -> Result<(), SvgError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| SvgError::NotUtf8)?;
     count_attributes(text)?;
+    // Editors write `<!DOCTYPE svg PUBLIC …>`; entity declarations (expansion bombs, external
+    // entities) are refused before the parser sees them, and no DTD is ever fetched.
+    if text.contains("<!ENTITY") {
+        return Err(SvgError::NotInert(Active::Entities));
+    }
     let options = ParsingOptions {
-        allow_dtd: false,
+        allow_dtd: true,
         nodes_limit: MAX_NODES,
         ..Default::default()
     };
@@ -225,54 +545,87 @@ fn check_node(node: Node<'_, '_>) -> Result<(), Active> {
             Some(pi) if pi.target.eq_ignore_ascii_case("xml-stylesheet") => Err(Active::ExternalStyleSheet),
             _ => Ok(()),
         },
-        NodeType::Text
-            if node
-                .parent_element()
-                .is_some_and(|p| p.tag_name().name().eq_ignore_ascii_case("style")) =>
-        {
-            check_css(node.text().unwrap_or_default())
-        }
         NodeType::Element => check_element(node),
         _ => Ok(()),
     }
 }
 
 fn check_element(node: Node<'_, '_>) -> Result<(), Active> {
-    let name = node.tag_name().name().to_ascii_lowercase();
-    if FORBIDDEN_ELEMENTS.contains(&name.as_str()) {
-        return Err(Active::Element(node.tag_name().name().to_owned()));
-    }
-    for attribute in node.attributes() {
-        let attr = attribute.name().to_ascii_lowercase();
-        let value = attribute.value();
-        if attr.starts_with("on") {
-            return Err(Active::EventHandler(attribute.name().to_owned()));
-        }
-        if compact(value).contains("javascript:") {
-            return Err(Active::JavascriptUrl(attribute.name().to_owned()));
-        }
-        if attr == "href" && !(value.trim_start().starts_with('#') || is_inline_image(value)) {
-            return Err(Active::ExternalReference(node.tag_name().name().to_owned()));
-        }
-        if attr == "style" || compact(value).contains("url(") {
-            check_css(value)?;
-        }
-        // <set attributeName="href" to="javascript:..."> and friends.
-        if attr == "attributename" {
-            let target = compact(value);
-            if target.starts_with("on") || target.ends_with("href") {
-                return Err(Active::AnimatedLink);
+    let tag = node.tag_name();
+    match tag.namespace() {
+        // Unprefixed elements of a document without the SVG namespace are plain XML to a
+        // browser; they must still be SVG elements by name.
+        None | Some(SVG_NS) => {
+            if !SVG_ELEMENTS.contains(&tag.name()) {
+                return Err(Active::Element(tag.name().to_owned()));
             }
         }
+        Some(ns) if METADATA_NAMESPACES.contains(&ns) => return check_metadata(node),
+        Some(ns) => return Err(Active::ForeignElement(ns.to_owned())),
+    }
+    if tag.name() == "style" {
+        // The whole sheet at once: a comment between two text nodes cannot split a keyword.
+        let sheet: String = node.children().filter_map(|c| c.text()).collect();
+        check_css(&sheet)?;
+    }
+    for attribute in node.attributes() {
+        let (name, value) = (attribute.name(), attribute.value());
+        match attribute.namespace() {
+            None if name.to_ascii_lowercase().starts_with("on") => {
+                return Err(Active::EventHandler(name.to_owned()));
+            }
+            None if SVG_ATTRIBUTES.contains(&name) || name.starts_with("data-") || name.starts_with("aria-") => {}
+            Some(XLINK_NS)
+                if matches!(
+                    name,
+                    "href" | "title" | "type" | "role" | "arcrole" | "show" | "actuate"
+                ) => {}
+            Some(XML_NS) if matches!(name, "space" | "lang") => {}
+            Some(ns) if METADATA_NAMESPACES.contains(&ns) => {}
+            _ => return Err(Active::Attribute(name.to_owned(), tag.name().to_owned())),
+        }
+        check_value(tag.name(), name, value)?;
     }
     Ok(())
 }
 
-/// CSS in a `<style>` element or attribute: only `url(#fragment)`, never `@import`.
+/// Metadata elements: inert themselves, and so must be what they hold (checked as any other
+/// element) and their attributes' values.
+fn check_metadata(node: Node<'_, '_>) -> Result<(), Active> {
+    for attribute in node.attributes() {
+        check_value(node.tag_name().name(), attribute.name(), attribute.value())?;
+    }
+    Ok(())
+}
+
+/// What any attribute value may not hold: script URLs, references other than a local fragment
+/// or a small embedded raster image, CSS that loads, animations that retarget links or handlers.
+fn check_value(element: &str, name: &str, value: &str) -> Result<(), Active> {
+    let compacted = compact(value);
+    if compacted.contains("javascript:") || compacted.contains("vbscript:") {
+        return Err(Active::JavascriptUrl(name.to_owned()));
+    }
+    if name == "href" && !(value.trim_start().starts_with('#') || is_inline_image(value)) {
+        return Err(Active::ExternalReference(element.to_owned()));
+    }
+    // Any value may be read as CSS (presentation attributes are CSS properties).
+    check_css(value)?;
+    // <set attributeName="href" to="javascript:..."> and friends.
+    if name == "attributeName" && (compacted.starts_with("on") || compacted.ends_with("href")) {
+        return Err(Active::AnimatedLink);
+    }
+    Ok(())
+}
+
+/// CSS in a `<style>` element or an attribute, after escapes and comments are resolved: only
+/// `url(#fragment)`, nothing that imports or loads.
 fn check_css(css: &str) -> Result<(), Active> {
-    let css = compact(css);
+    let css = compact(&resolve_css(css));
     if css.contains("@import") {
         return Err(Active::CssImport);
+    }
+    if let Some(loader) = CSS_LOADERS.iter().find(|l| css.contains(**l)) {
+        return Err(Active::CssLoader(loader));
     }
     let mut rest = css.as_str();
     while let Some(at) = rest.find("url(") {
@@ -285,9 +638,47 @@ fn check_css(css: &str) -> Result<(), Active> {
     Ok(())
 }
 
+/// CSS as a browser reads it: comments removed and escapes decoded (`\69` or `\000069 ` is
+/// `i`, `\r` is `r`), so `@\69mport`, `u\72l(` and `@imp/**/ort` are seen for what they are.
+fn resolve_css(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut chars = css.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+            }
+            '\\' => {
+                let mut hex = String::new();
+                while hex.len() < 6 && chars.peek().is_some_and(char::is_ascii_hexdigit) {
+                    hex.extend(chars.next());
+                }
+                if hex.is_empty() {
+                    out.extend(chars.next());
+                } else {
+                    if chars.peek().is_some_and(|c| c.is_whitespace()) {
+                        chars.next();
+                    }
+                    let code = u32::from_str_radix(&hex, 16).unwrap_or(0xFFFD);
+                    out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn is_inline_image(value: &str) -> bool {
     let value = compact(value);
-    INLINE_IMAGES.iter().any(|prefix| value.starts_with(prefix))
+    value.len() <= MAX_INLINE_IMAGE && INLINE_IMAGES.iter().any(|prefix| value.starts_with(prefix))
 }
 
 /// Lowercase without whitespace or escapes' padding, so `java script:` or `URL (` cannot hide.
@@ -361,20 +752,84 @@ mod tests {
         assert!(check(pi.as_bytes()).is_err());
     }
 
+    /// The bypasses found in issue 14: CSS escapes and comment splits, `image-set(`, and
+    /// elements of the XHTML namespace, all accepted by the old deny-list.
+    #[test]
+    fn refuses_what_the_deny_list_let_through() {
+        let xhtml = |element: &str| format!("<h:{element} xmlns:h=\"http://www.w3.org/1999/xhtml\"/>");
+        for inner in [
+            "<style>@\\69mport url(#x);</style>".to_owned(),
+            "<style>@\\000069 mport 'x.css';</style>".to_owned(),
+            "<rect style=\"fill: u\\72l(https://evil.example/x)\"/>".to_owned(),
+            "<style>@imp<!---->ort 'https://evil.example/a.css';</style>".to_owned(),
+            "<style>rect { fill: ur<!---->l(https://evil.example/x) }</style>".to_owned(),
+            "<style>@imp/**/ort 'https://evil.example/a.css';</style>".to_owned(),
+            "<rect style=\"background: image-set('https://evil.example/x' 1x)\"/>".to_owned(),
+            "<style>@font-face { font-family: x; src: local(x) }</style>".to_owned(),
+            xhtml("img src=\"https://evil.example/x\""),
+            xhtml("frame src=\"https://evil.example/x\""),
+            xhtml("input type=\"image\" src=\"https://evil.example/x\""),
+            xhtml("source srcset=\"https://evil.example/x\""),
+            xhtml("video poster=\"https://evil.example/x\""),
+            xhtml("meta http-equiv=\"refresh\" content=\"0;url=https://evil.example/\""),
+            "<m:math xmlns:m=\"http://www.w3.org/1998/Math/MathML\"/>".to_owned(),
+            "<font-face-uri href=\"https://evil.example/f\"/>".to_owned(),
+            "<cursor href=\"https://evil.example/c.png\"/>".to_owned(),
+            "<rect unknownattr=\"1\"/>".to_owned(),
+            "<rect xml:base=\"https://evil.example/\"/>".to_owned(),
+            format!(
+                "<image href=\"data:image/png;base64,{}\"/>",
+                "A".repeat(MAX_INLINE_IMAGE)
+            ),
+            "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\" rdf:about=\"javascript:alert(1)\"/>"
+                .to_owned(),
+        ] {
+            let err = check(svg(&inner).as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("not inert"), "{inner}: {err}");
+        }
+    }
+
+    /// What Inkscape and Illustrator write passes: a DOCTYPE without entities, metadata in
+    /// their namespaces, `data-*` attributes.
+    #[test]
+    fn accepts_what_editors_write() {
+        let inkscape = r##"<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+  xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape"
+  xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd"
+  xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:cc="http://creativecommons.org/ns#"
+  xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:i="http://ns.adobe.com/AdobeIllustrator/10.0/"
+  width="10mm" height="10mm" viewBox="0 0 10 10" version="1.1" inkscape:version="1.2" sodipodi:docname="x.svg" xml:space="preserve">
+  <sodipodi:namedview id="base" pagecolor="#ffffff" inkscape:zoom="1"/>
+  <metadata><rdf:RDF><cc:Work rdf:about=""><dc:format>image/svg+xml</dc:format></cc:Work></rdf:RDF></metadata>
+  <i:pgf id="adobe_illustrator_pgf"/>
+  <g inkscape:label="Layer 1" inkscape:groupmode="layer" data-name="layer">
+    <path d="M0 0h10v10z" style="fill:#ff0000;stroke:none" aria-label="square"/>
+    <text x="1" y="5" font-family="sans-serif"><tspan>hi</tspan></text>
+  </g>
+</svg>"##;
+        assert_eq!(check(inkscape.as_bytes()), Ok(()));
+    }
+
     #[test]
     fn refuses_malformed_documents() {
         assert!(check(b"<svg>").unwrap_err().to_string().contains("well-formed"));
         assert!(check(b"<html/>").unwrap_err().to_string().contains("root"));
         assert!(check(b"<svg xmlns=\"urn:x\"/>").is_err());
         let entities = b"<!DOCTYPE svg [<!ENTITY a \"aaaa\">]><svg>&a;</svg>";
-        assert!(check(entities).is_err(), "DTDs are refused");
+        assert_eq!(
+            check(entities),
+            Err(SvgError::NotInert(Active::Entities)),
+            "entity declarations are refused"
+        );
         assert!(check(b"\xff\xfe<svg/>").is_err());
     }
 
     #[test]
     fn attributes_are_bounded_before_parsing() {
         let element = |n: usize| {
-            let attributes: String = (0..n).map(|i| format!(" a{i}=\"{i}\"")).collect();
+            let attributes: String = (0..n).map(|i| format!(" data-a{i}=\"{i}\"")).collect();
             format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><g{attributes}/></svg>")
         };
         // The root's xmlns counts too.
@@ -391,7 +846,7 @@ mod tests {
             "x=y ".repeat(300)
         );
         assert_eq!(check(quoted.as_bytes()), Ok(()));
-        let group: String = (0..200).map(|i| format!(" a{i}=\"{i}\"")).collect();
+        let group: String = (0..200).map(|i| format!(" data-a{i}=\"{i}\"")).collect();
         let groups = format!("<g{group}/>").repeat(MAX_ATTRIBUTES / 200 + 1);
         let many = format!("<svg xmlns=\"http://www.w3.org/2000/svg\">{groups}</svg>");
         assert_eq!(check(many.as_bytes()), Err(SvgError::TooManyAttributes));
