@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
 # MinIO, schemathesis, rotel, Prometheus, kube-apiserver, kube-controller-manager and etcd, cargo-fuzz,
-# cargo-modules, cargo-deny;
+# cargo-modules, cargo-deny, Chromium;
 # once, into a cache outside the clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ IG_MINIO_BIN="$(bash scripts/install-minio.sh)"
 export IG_MINIO_BIN
 IG_KUBE_BIN_DIR="$(bash scripts/install-kube.sh)"
 export IG_KUBE_BIN_DIR
+IG_CHROMIUM_BIN="$(bash scripts/install-chromium.sh)"
+export IG_CHROMIUM_BIN
 echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
 echo "rotel: $("$IG_ROTEL_BIN" --version)"

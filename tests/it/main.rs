@@ -16,4 +16,5 @@ mod lifecycle;
 mod observability;
 mod ranges;
 mod retention;
+mod svg_inertness;
 mod upload;
