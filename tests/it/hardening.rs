@@ -362,3 +362,161 @@ async fn use_fan_out_svgs_are_refused() {
     assert!(body.contains("<use> references copy more than"), "{body}");
     assert_eq!(std::fs::read_dir(&fx.config.storage.fs.root).unwrap().count(), 0);
 }
+
+/// The hostile table over HTTP/2 (h2c with prior knowledge, the `h2` crate as the client):
+/// header and URL limits, errors, rapid resets, a stalled flow-control window, many streams.
+/// Every case: no 5xx, and the process keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_hostile_table() {
+    use h2::client;
+    use http::Request;
+
+    let fx = Fixture::new(crate::support::Backend::Fs).await;
+    let name = fx
+        .put(
+            image_gateway::object_name::ImageFormat::Png,
+            crate::support::pattern(1 << 20),
+        )
+        .await;
+    let server = TestServer::start(&fx).await;
+    let connect = |window: u32| {
+        let addr = server.addr;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (send, connection) = client::Builder::new()
+                .initial_window_size(window)
+                .handshake::<_, bytes::Bytes>(tcp)
+                .await
+                .unwrap();
+            let driver = tokio::spawn(async move { connection.await });
+            (send, driver)
+        }
+    };
+    let unharmed = || async {
+        let r = raw_request(server.addr, "GET", "/livez", &[]).await;
+        assert_eq!(r.status, 200, "the process keeps serving");
+    };
+    let request = |path: &str, headers: &[(String, String)]| {
+        let mut builder = Request::get(format!("http://{}{path}", server.addr));
+        for (k, v) in headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        builder.body(()).unwrap()
+    };
+    // One request per case on a fresh connection: the status, or how the stream ended.
+    let status_of = |req: Request<()>| async {
+        let (send, driver) = connect(65_535).await;
+        let outcome = async {
+            let mut send = send.ready().await?;
+            let (response, _) = send.send_request(req, true)?;
+            Ok::<_, h2::Error>(response.await?.status().as_u16())
+        };
+        let outcome = within("h2 request", outcome).await;
+        driver.abort();
+        outcome
+    };
+    let mut table = Vec::new();
+    let cases: Vec<(&str, Request<()>, &[u16])> = vec![
+        ("livez", request("/livez", &[]), &[200]),
+        ("download", request(&format!("/v1/image/download/{name}"), &[]), &[200]),
+        (
+            "invalid name",
+            request("/v1/image/download/..%2f..%2fetc%2fpasswd", &[]),
+            &[400],
+        ),
+        ("missing object", request(crate::support::MISSING_OBJECT, &[]), &[404]),
+        (
+            "100 header fields",
+            request(
+                "/livez",
+                &(0..100).map(|i| (format!("x-h{i}"), "v".into())).collect::<Vec<_>>(),
+            ),
+            &[431],
+        ),
+        (
+            "20 KB header value",
+            request("/livez", &[("x-big".into(), "v".repeat(20 << 10))]),
+            &[431],
+        ),
+        (
+            "8 KB URL",
+            request(&format!("/livez?{}", "q".repeat(8 << 10)), &[]),
+            &[414],
+        ),
+        ("unknown route", request("/nope", &[]), &[404]),
+    ];
+    for (what, req, expected) in cases {
+        let outcome = status_of(req).await;
+        match &outcome {
+            Ok(status) => assert!(expected.contains(status), "{what}: {status}"),
+            // hyper's own backstop may reset the stream instead: never a 5xx.
+            Err(e) => assert!(e.is_reset() || e.is_go_away(), "{what}: {e}"),
+        }
+        table.push(format!("{what}: {outcome:?}"));
+        unharmed().await;
+    }
+
+    // Rapid reset: 5,000 streams opened and cancelled at once (CVE-2023-44487's pattern).
+    let (mut send, driver) = connect(65_535).await;
+    let started = std::time::Instant::now();
+    let (mut opened, mut ended) = (0, None);
+    for _ in 0..5_000 {
+        let attempt = match within("ready", send.clone().ready()).await {
+            Ok(ready) => {
+                send = ready;
+                send.send_request(request("/livez", &[]), true).map(drop)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = attempt {
+            ended = Some(e.to_string());
+            break;
+        }
+        opened += 1;
+    }
+    driver.abort();
+    table.push(format!(
+        "rapid reset: {opened} streams opened and cancelled in {:?}; connection: {}",
+        started.elapsed(),
+        ended.as_deref().unwrap_or("still open after 5,000")
+    ));
+    unharmed().await;
+
+    // A client that never opens its window: a 1 MiB download stalls on its side, not ours.
+    let (send, stalled) = connect(0).await;
+    let mut send = send.ready().await.unwrap();
+    let (response, _) = send
+        .send_request(request(&format!("/v1/image/download/{name}"), &[]), true)
+        .unwrap();
+    let head = within("stalled download's head", response).await.unwrap();
+    assert_eq!(head.status(), 200);
+    for _ in 0..20 {
+        unharmed().await;
+    }
+    table.push("zero window: the 1 MiB download's head arrives, the body waits; others served".into());
+    stalled.abort();
+
+    // 300 concurrent streams on one connection (more than the server's stream limit).
+    let (send, driver) = connect(65_535).await;
+    let mut requests = Vec::new();
+    for _ in 0..300 {
+        let send = send.clone();
+        let req = request("/livez", &[]);
+        requests.push(tokio::spawn(async move {
+            let mut send = send.ready().await?;
+            let (response, _) = send.send_request(req, true)?;
+            Ok::<_, h2::Error>(response.await?.status().as_u16())
+        }));
+    }
+    let mut served = 0;
+    for r in requests {
+        if let Ok(Ok(200)) = within("stream", r).await {
+            served += 1;
+        }
+    }
+    driver.abort();
+    assert_eq!(served, 300, "streams beyond the limit wait for a slot; all are served");
+    table.push(format!("300 concurrent streams: {served} served"));
+    unharmed().await;
+    eprintln!("http/2 hostile table:\n  {}", table.join("\n  "));
+}
