@@ -388,7 +388,7 @@ async fn http2_hostile_table() {
                 .handshake::<_, bytes::Bytes>(tcp)
                 .await
                 .unwrap();
-            let driver = tokio::spawn(async move { connection.await });
+            let driver = tokio::spawn(connection);
             (send, driver)
         }
     };
