@@ -26,8 +26,9 @@ ALLOWED = {
     "storage": {"config", "object_name", "metrics", "clock"},
     "auth": {"config", "object_name", "clock"},
     "kubernetes": {"config", "storage", "auth", "metrics", "clock"},
+    "processing": {"config", "object_name", "metrics", "clock"},
     "http": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry"},
-    "api": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "http"},
+    "api": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "http", "processing"},
     "commands": {"config", "storage", "object_name", "clock"},
 }
 

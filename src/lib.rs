@@ -16,6 +16,7 @@ pub(crate) mod http;
 pub mod kubernetes;
 pub mod metrics;
 pub mod object_name;
+pub mod processing;
 pub mod storage;
 pub mod telemetry;
 

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::{
     api::{
         download::{self, cache_policy::CachePolicy},
+        process::{self, Operation, Processing},
         routes::Route,
         upload::{self, Links, Uploads},
     },
@@ -70,6 +71,7 @@ pub struct Gateway {
     cors: Cors,
     cache: CachePolicy,
     uploads: Uploads,
+    processing: Processing,
     limits: ServerConfig,
 }
 
@@ -82,6 +84,7 @@ enum Admitted {
         cache_control: HeaderValue,
     },
     Upload,
+    Process(Operation),
 }
 
 impl Gateway {
@@ -111,6 +114,7 @@ impl Gateway {
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             cache: CachePolicy::new(settings.cache_control.clone()),
             uploads: Uploads::new(&config.upload, links, metrics.clone()),
+            processing: Processing::new(&config.processing),
             limits: config.server.clone(),
             access,
             storage,
@@ -186,12 +190,13 @@ impl Gateway {
         if let Err(e) = route.check_method(&parts.method) {
             return (Err(e), None);
         }
-        let name = match route {
+        let (name, operation) = match route {
             Route::Download { encoded_name } => match ObjectName::parse_encoded(encoded_name) {
-                Ok(name) => Some(name),
+                Ok(name) => (Some(name), None),
                 Err(e) => return (Err(ApiError::InvalidObjectName(e)), None),
             },
-            Route::Upload => None,
+            Route::Upload => (None, None),
+            Route::Process(operation) => (None, Some(operation)),
             Route::Livez => return (Ok(Admitted::Answer(status_json(StatusCode::OK, "alive"))), None),
             Route::Readyz => return (Ok(Admitted::Answer(self.readiness(false))), None),
             Route::OpenApi => return (Ok(Admitted::Answer(openapi())), None),
@@ -227,12 +232,13 @@ impl Gateway {
             self.metrics.rate_limited();
             return (Err(ApiError::RateLimited), rate);
         }
-        let admitted = match name {
-            Some(name) => Admitted::Download {
+        let admitted = match (name, operation) {
+            (Some(name), _) => Admitted::Download {
                 cache_control: self.cache.for_caller(&caller, unix_now()),
                 name,
             },
-            None => Admitted::Upload,
+            (None, Some(operation)) => Admitted::Process(operation),
+            (None, None) => Admitted::Upload,
         };
         (Ok(admitted), rate)
     }
@@ -261,6 +267,20 @@ impl Gateway {
                 download::handle(storage, &parts.method, &parts.headers, &name, cache_control).await
             }
             Admitted::Upload => upload::handle(&self.uploads, storage, &parts.headers, body, client).await,
+            Admitted::Process(operation) => {
+                let (query, headers) = (parts.uri.query(), &parts.headers);
+                process::handle(
+                    &self.processing,
+                    &self.uploads,
+                    storage,
+                    operation,
+                    query,
+                    headers,
+                    body,
+                    client,
+                )
+                .await
+            }
         }
     }
 }

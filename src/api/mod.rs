@@ -3,5 +3,6 @@
 
 pub mod download;
 pub(crate) mod gateway;
+pub(crate) mod process;
 pub(crate) mod routes;
 pub mod upload;

@@ -3,6 +3,7 @@
 
 use http::Method;
 
+use super::process::Operation;
 use crate::{http::error::ApiError, object_name::DOWNLOAD_PREFIX};
 
 pub const UPLOAD_PATH: &str = "/v1/image/upload";
@@ -14,6 +15,8 @@ pub enum Route<'a> {
     Download { encoded_name: &'a str },
     /// `POST /v1/image/upload`
     Upload,
+    /// `POST /v1/image/{operation}` (`resize`, …)
+    Process(Operation),
     /// `GET|HEAD /livez`
     Livez,
     /// `GET|HEAD /readyz`
@@ -36,7 +39,10 @@ impl<'a> Route<'a> {
             "/readyz" => Some(Self::Readyz),
             "/openapi.yaml" => Some(Self::OpenApi),
             "/metrics" => Some(Self::Metrics),
-            _ => None,
+            _ => path
+                .strip_prefix("/v1/image/")
+                .and_then(Operation::parse)
+                .map(Self::Process),
         }
     }
 
@@ -45,6 +51,7 @@ impl<'a> Route<'a> {
         match self {
             Self::Download { .. } => "download",
             Self::Upload => "upload",
+            Self::Process(operation) => operation.name(),
             Self::Livez => "livez",
             Self::Readyz => "readyz",
             Self::OpenApi => "openapi",
@@ -57,6 +64,7 @@ impl<'a> Route<'a> {
         match self {
             Self::Download { .. } => "/v1/image/download/{object_name}",
             Self::Upload => UPLOAD_PATH,
+            Self::Process(Operation::Resize) => "/v1/image/resize",
             Self::Livez => "/livez",
             Self::Readyz => "/readyz",
             Self::OpenApi => "/openapi.yaml",
@@ -77,7 +85,7 @@ impl<'a> Route<'a> {
     /// The methods this route answers, as sent in `Allow`.
     pub fn allow(&self) -> &'static str {
         match self {
-            Self::Upload => "POST",
+            Self::Upload | Self::Process(_) => "POST",
             _ => "GET, HEAD",
         }
     }
@@ -85,7 +93,7 @@ impl<'a> Route<'a> {
     /// 405 unless `method` is one this route answers.
     pub fn check_method(&self, method: &Method) -> Result<(), ApiError> {
         let allowed = match self {
-            Self::Upload => method == Method::POST,
+            Self::Upload | Self::Process(_) => method == Method::POST,
             _ => method == Method::GET || method == Method::HEAD,
         };
         if allowed {

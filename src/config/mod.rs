@@ -12,8 +12,8 @@ pub mod units;
 
 pub use raw::{
     AuthConfig, AuthMode, Backend, Config, ConfigError, CorsConfig, CredentialsSource, ENV_PREFIX, FsConfig,
-    HttpConfig, LogConfig, LogFormat, RateLimitConfig, RetentionConfig, S3Config, SecretKeys, SecretName, ServerConfig,
-    ShutdownConfig, StorageConfig, StorageSecretConfig, UploadConfig,
+    HttpConfig, LogConfig, LogFormat, ProcessingConfig, RateLimitConfig, RetentionConfig, S3Config, SecretKeys,
+    SecretName, ServerConfig, ShutdownConfig, StorageConfig, StorageSecretConfig, UploadConfig,
 };
 pub use secret::Secret;
 pub use settings::Settings;

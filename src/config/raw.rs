@@ -52,6 +52,38 @@ pub struct Config {
     pub log: LogConfig,
     /// What the `retention` command deletes (`[retention]`).
     pub retention: RetentionConfig,
+    /// `[processing]`: the image operations (`POST /v1/image/{operation}`).
+    pub processing: ProcessingConfig,
+}
+
+/// `[processing]`: decoding, operations and encoding.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessingConfig {
+    /// Store each result and answer 201 with its `upload_url` (the page's contract); `false`
+    /// answers 200 with the image inline as base64.
+    pub store_results: bool,
+    /// Jobs decoding, processing or encoding at once; 0 means one per CPU core.
+    pub workers: usize,
+    /// Jobs waiting for a worker; beyond, 503 with `Retry-After`.
+    pub queue: usize,
+    /// Inputs with a frame over this many pixels are refused (413) before decoding. Each decoded
+    /// pixel takes 4 to 8 bytes: this bounds a job's memory.
+    pub max_input_pixels: u64,
+    /// Results over this many pixels are refused (400).
+    pub max_output_pixels: u64,
+}
+
+impl Default for ProcessingConfig {
+    fn default() -> Self {
+        Self {
+            store_results: true,
+            workers: 0,
+            queue: 16,
+            max_input_pixels: 50_000_000,
+            max_output_pixels: 25_000_000,
+        }
+    }
 }
 
 /// `[shutdown]`: how the service stops after SIGTERM.
@@ -326,6 +358,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
             retention: RetentionConfig::default(),
+            processing: ProcessingConfig::default(),
         }
     }
 }

@@ -68,6 +68,14 @@ impl Settings {
             return Err(ConfigError::key("server.request_timeout", "must be greater than zero"));
         }
         for (key, value) in [
+            ("processing.max_input_pixels", config.processing.max_input_pixels),
+            ("processing.max_output_pixels", config.processing.max_output_pixels),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::key(key, "must be greater than zero"));
+            }
+        }
+        for (key, value) in [
             ("server.first_byte_timeout", config.server.first_byte_timeout),
             ("upload.body_idle_timeout", config.upload.body_idle_timeout),
         ] {

@@ -53,6 +53,9 @@ pub enum ApiError {
     /// The upload body sent nothing for `upload.body_idle_timeout` (408).
     #[error("the request body stalled: no bytes for {0:?}")]
     BodyStalled(std::time::Duration),
+    /// The request is understood but its image cannot be processed (422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Too much of one kind of work at once (e.g. uploads); answered with `Retry-After`.
     #[error("{0}")]
     Busy(String),
@@ -86,6 +89,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RequestTimeout(_) | Self::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,

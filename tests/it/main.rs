@@ -14,6 +14,7 @@ mod hostile;
 mod kubernetes;
 mod lifecycle;
 mod observability;
+mod process;
 mod ranges;
 mod retention;
 mod svg_inertness;

@@ -71,7 +71,7 @@ impl Uploads {
 
     /// A slot for one upload of `client`, or 503 when that client already has
     /// `upload.max_concurrent_per_client` in progress or everyone `upload.max_concurrent`.
-    fn slot(&self, client: IpAddr) -> Result<(ClientSlot, OwnedSemaphorePermit), ApiError> {
+    pub(crate) fn slot(&self, client: IpAddr) -> Result<(ClientSlot, OwnedSemaphorePermit), ApiError> {
         let mine = self.per_client.admit(client).ok_or_else(|| {
             ApiError::Busy(format!(
                 "this client already has {} uploads in progress; retry later",
@@ -101,49 +101,85 @@ pub(crate) async fn handle(
     // Each upload holds up to `upload.max_bytes` in memory: their number is bounded, in all
     // and per client, and a body that pauses gives its slot back.
     let _slots = uploads.slot(client)?;
-    let bytes = read_capped(headers, body, uploads.max_bytes, uploads.body_idle).await?;
+    let bytes = uploads.receive(headers, body).await?;
     // The content check parses (SVG: the whole document, bounded): off the I/O threads, so
     // that other requests are served meanwhile.
     let (checked, max_pixels) = (bytes.clone(), uploads.max_pixels);
     let verdict = tokio::task::spawn_blocking(move || sniff::check(format, &checked, max_pixels))
         .await
         .map_err(|e| ApiError::Internal(format!("the content check failed: {e}")))?;
-    verdict.map_err(|rejection| match rejection {
+    verdict.map_err(rejected)?;
+    uploads.store(storage, format, bytes, serde_json::Map::new()).await
+}
+
+/// The HTTP error for a content check's refusal.
+pub(crate) fn rejected(rejection: Rejection) -> ApiError {
+    match rejection {
         Rejection::NotThatFormat(why) => ApiError::UnsupportedMediaType(why),
         Rejection::TooManyPixels(why) => ApiError::ImageTooLarge(why),
         Rejection::Truncated(why) => ApiError::BadRequest(why),
-    })?;
-
-    let name = ObjectName::generate(format);
-    let size = bytes.len();
-    storage.put(&name, bytes).await?;
-    uploads.metrics.upload_stored(format.name());
-    tracing::info!(object = %name, format = format.name(), size, "stored upload");
-
-    let links = &uploads.links;
-    let url = format!("{}{DOWNLOAD_PREFIX}{name}", links.public_url);
-    let mut json = serde_json::json!({
-        "object_name": name.as_str(),
-        "upload_url": url,
-        "content_type": format.content_type(),
-        "size": size,
-    });
-    if let Some(signer) = &links.signer {
-        let query = signer.query(&name, links.signed_url_ttl);
-        json["signed_url"] = serde_json::Value::String(format!("{url}?{query}"));
     }
-    let mut response = Response::new(body::full(json.to_string()));
-    *response.status_mut() = StatusCode::CREATED;
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(location) = HeaderValue::try_from(url) {
-        h.insert(header::LOCATION, location);
-    }
-    Ok(response)
 }
 
-fn declared_format(headers: &HeaderMap) -> Result<ImageFormat, ApiError> {
+impl Uploads {
+    /// Reads a request body of at most `upload.max_bytes` (the caller holds a slot).
+    pub(crate) async fn receive(&self, headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
+        read_capped(headers, body, self.max_bytes, self.body_idle).await
+    }
+
+    /// Stores `bytes` under a new name and answers 201 with its URLs (`extra` fields added).
+    pub(crate) async fn store(
+        &self,
+        storage: &dyn Storage,
+        format: ImageFormat,
+        bytes: Bytes,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Response<Body>, ApiError> {
+        let name = ObjectName::generate(format);
+        let size = bytes.len();
+        storage.put(&name, bytes).await?;
+        self.metrics.upload_stored(format.name());
+        tracing::info!(object = %name, format = format.name(), size, "stored an image");
+
+        let links = &self.links;
+        let url = format!("{}{DOWNLOAD_PREFIX}{name}", links.public_url);
+        let mut json = serde_json::json!({
+            "object_name": name.as_str(),
+            "upload_url": url,
+            "content_type": format.content_type(),
+            "size": size,
+        });
+        if let Some(signer) = &links.signer {
+            let query = signer.query(&name, links.signed_url_ttl);
+            json["signed_url"] = serde_json::Value::String(format!("{url}?{query}"));
+        }
+        if let Some(object) = json.as_object_mut() {
+            object.extend(extra);
+        }
+        let mut response = Response::new(body::full(json.to_string()));
+        *response.status_mut() = StatusCode::CREATED;
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(location) = HeaderValue::try_from(url) {
+            h.insert(header::LOCATION, location);
+        }
+        Ok(response)
+    }
+
+    /// The largest body accepted, in bytes (`upload.max_bytes`).
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The largest image accepted, in pixels (`upload.max_pixels`).
+    pub(crate) fn max_pixels(&self) -> u64 {
+        self.max_pixels
+    }
+}
+
+/// The declared image format of a request body (`Content-Type`), or 415.
+pub(crate) fn declared_format(headers: &HeaderMap) -> Result<ImageFormat, ApiError> {
     let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match declared {
         None => Err(ApiError::UnsupportedMediaType(format!(

@@ -1,0 +1,258 @@
+//! `POST /v1/image/{operation}`: an image in (the body, or `?source=` a stored object), the
+//! operation's result out — stored with its `upload_url` (201), inline as base64 (200, with
+//! `processing.store_results = false`), or the bytes themselves (200, for `Accept: image/*`).
+//! Decoding, the operation and encoding run on the processing pool, never on the I/O threads.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use super::upload::{self, Uploads, sniff};
+use crate::{
+    config::ProcessingConfig,
+    http::{
+        body::{self, Body},
+        error::ApiError,
+    },
+    object_name::{ImageFormat, ObjectName},
+    processing::{self, Fit, OutputFormat, Pool, ProcessError, Resize},
+    storage::Storage,
+};
+
+/// The operations served under `/v1/image/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation {
+    /// `resize`: `width`, `height`, `fit`, `maintain_aspect`, `enlarge`.
+    Resize,
+}
+
+impl Operation {
+    /// The operation named by the last path segment.
+    pub(crate) fn parse(name: &str) -> Option<Operation> {
+        match name {
+            "resize" => Some(Operation::Resize),
+            _ => None,
+        }
+    }
+
+    /// Its name, as in the path and the metrics.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Operation::Resize => "resize",
+        }
+    }
+
+    fn parameters(self) -> &'static [&'static str] {
+        match self {
+            Operation::Resize => &["width", "height", "fit", "maintain_aspect", "enlarge"],
+        }
+    }
+}
+
+/// Parameters every operation takes.
+const COMMON: [&str; 3] = ["source", "format", "quality"];
+
+/// What processing needs besides storage and the upload limits.
+pub(crate) struct Processing {
+    pool: Pool,
+    limits: ProcessingConfig,
+}
+
+impl Processing {
+    /// The pool and limits of `processing.*`.
+    pub(crate) fn new(limits: &ProcessingConfig) -> Processing {
+        let workers = match limits.workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
+        Processing {
+            pool: Pool::new(workers, limits.queue),
+            limits: limits.clone(),
+        }
+    }
+}
+
+/// Runs `operation` on the request's image and answers in the form the client asked for.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn handle(
+    processing: &Processing,
+    uploads: &Uploads,
+    storage: &dyn Storage,
+    operation: Operation,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Incoming,
+    client: IpAddr,
+) -> Result<Response<Body>, ApiError> {
+    let params = parameters(operation, query)?;
+    let resize = resize_of(&params)?;
+    let quality = match params.get("quality") {
+        Some(q) => q
+            .parse::<u8>()
+            .ok()
+            .filter(|q| (1..=100).contains(q))
+            .ok_or_else(|| ApiError::BadRequest(format!("`quality`: `{q}` is not a whole number from 1 to 100")))?,
+        None => 80,
+    };
+    // Each job holds its input in memory: the upload slots bound how many, in all and per client.
+    let _slots = uploads.slot(client)?;
+    let (format, bytes) = match params.get("source") {
+        Some(source) => {
+            let name = ObjectName::parse(source).map_err(ApiError::InvalidObjectName)?;
+            (name.format(), read_stored(storage, &name, uploads.max_bytes()).await?)
+        }
+        None => (upload::declared_format(headers)?, uploads.receive(headers, body).await?),
+    };
+    let output = match params.get("format") {
+        Some(f) => OutputFormat::parse(f).map_err(problem)?,
+        None => OutputFormat::like(format),
+    };
+    let limits = processing.limits.clone();
+    let max_input = limits.max_input_pixels.min(uploads.max_pixels());
+    let input = bytes.clone();
+    // The same content check as an upload's (415, 413, 400), then the job; both on the pool.
+    let encoded = processing
+        .pool
+        .run(move || {
+            Ok(match sniff::check(format, &input, max_input) {
+                Err(rejection) => Err(upload::rejected(rejection)),
+                Ok(()) => Ok(processing::resize(&input, format, resize, output, quality, &limits)),
+            })
+        })
+        .await
+        .map_err(problem)??
+        .map_err(problem)?;
+    tracing::info!(
+        operation = operation.name(),
+        width = encoded.width,
+        height = encoded.height,
+        size = encoded.bytes.len(),
+        "processed an image"
+    );
+    let format = encoded.format;
+    let dimensions = [("width", encoded.width), ("height", encoded.height)];
+    if wants_bytes(headers, format) {
+        let mut response = Response::new(body::full(encoded.bytes));
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(response);
+    }
+    let mut extra = serde_json::Map::new();
+    for (key, value) in dimensions {
+        extra.insert(key.into(), value.into());
+    }
+    if processing.limits.store_results {
+        return uploads.store(storage, format, Bytes::from(encoded.bytes), extra).await;
+    }
+    extra.insert("size".into(), encoded.bytes.len().into());
+    extra.insert("content_type".into(), format.content_type().into());
+    extra.insert(
+        "image".into(),
+        base64::engine::general_purpose::STANDARD.encode(&encoded.bytes).into(),
+    );
+    let mut response = Response::new(body::full(serde_json::Value::Object(extra).to_string()));
+    *response.status_mut() = StatusCode::OK;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The query's parameters; unknown ones are refused, naming them.
+fn parameters(operation: Operation, query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
+    let params: HashMap<String, String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let mut unknown: Vec<&str> = params
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !operation.parameters().contains(k) && !COMMON.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        let known: Vec<&str> = operation.parameters().iter().chain(COMMON.iter()).copied().collect();
+        return Err(ApiError::BadRequest(format!(
+            "unknown parameter(s) for {}: {}; it takes {}",
+            operation.name(),
+            unknown.join(", "),
+            known.join(", ")
+        )));
+    }
+    Ok(params)
+}
+
+fn resize_of(params: &HashMap<String, String>) -> Result<Resize, ApiError> {
+    let side = |key: &str| -> Result<Option<u32>, ApiError> {
+        params
+            .get(key)
+            .map(|v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=65_535).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!("`{key}`: `{v}` is not a whole number from 1 to 65535"))
+                    })
+            })
+            .transpose()
+    };
+    let flag = |key: &str, default: bool| -> Result<bool, ApiError> {
+        match params.get(key).map(String::as_str) {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(ApiError::BadRequest(format!("`{key}`: `{other}` is not true or false"))),
+        }
+    };
+    let mut fit = match params.get("fit") {
+        Some(f) => Fit::parse(f).map_err(problem)?,
+        None => Fit::Contain,
+    };
+    if !flag("maintain_aspect", true)? {
+        fit = Fit::Fill;
+    }
+    let resize = Resize {
+        width: side("width")?,
+        height: side("height")?,
+        fit,
+        enlarge: flag("enlarge", false)?,
+    };
+    Ok(resize)
+}
+
+/// Reads a stored object whole (it is bounded by `upload.max_bytes`, like a body).
+async fn read_stored(storage: &dyn Storage, name: &ObjectName, limit: u64) -> Result<Bytes, ApiError> {
+    let got = storage.get(name, None).await?;
+    if got.meta.len > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let chunks: Vec<Bytes> = got.body.try_collect().await?;
+    Ok(chunks.concat().into())
+}
+
+/// Whether the client asked for the image itself (`Accept: image/*` or the output's type).
+fn wants_bytes(headers: &HeaderMap, format: ImageFormat) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .any(|media| media == "image/*" || media == format.content_type())
+}
+
+/// The HTTP error for a processing failure.
+fn problem(e: ProcessError) -> ApiError {
+    match e {
+        ProcessError::BadParameter(why) => ApiError::BadRequest(why),
+        ProcessError::Undecodable(_) | ProcessError::Unsupported(_) => ApiError::Unprocessable(e.to_string()),
+        ProcessError::TooLarge(why) => ApiError::ImageTooLarge(why),
+        ProcessError::Busy(_) => ApiError::Busy(e.to_string()),
+        ProcessError::Failed(why) => ApiError::Internal(why),
+    }
+}

@@ -1,0 +1,24 @@
+//! What can go wrong with a processing job.
+
+/// Why a job failed; the HTTP layer maps each to its status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessError {
+    /// A parameter is missing, unknown or out of range (400).
+    #[error("{0}")]
+    BadParameter(String),
+    /// The input cannot be decoded: corrupt, truncated, or not what it says (422).
+    #[error("the image cannot be decoded: {0}")]
+    Undecodable(String),
+    /// The input is over `processing.max_input_pixels` (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The conversion is not supported (422).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Every worker is busy and the queue is full (503 with `Retry-After`).
+    #[error("image processing is at capacity ({0} jobs running or queued); retry later")]
+    Busy(usize),
+    /// The job could not run (500).
+    #[error("the processing job failed: {0}")]
+    Failed(String),
+}

@@ -1,0 +1,140 @@
+//! The operations on a decoded image. Resampling is Lanczos3 (the `image` crate's).
+
+use image::{DynamicImage, imageops::FilterType};
+
+use super::error::ProcessError;
+
+/// How `resize` fits the image to `width`×`height` (sharp's and the toolkit's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fit {
+    /// Within the box, aspect kept (the default); no letterbox is added, as `inside`.
+    #[default]
+    Contain,
+    /// Covers the box, aspect kept, then cropped to it around the centre.
+    Cover,
+    /// Exactly the box, aspect ignored.
+    Fill,
+    /// Within the box, aspect kept.
+    Inside,
+    /// Covers the box, aspect kept, not cropped.
+    Outside,
+}
+
+impl Fit {
+    /// `contain`, `cover`, `fill`, `inside`, `outside`.
+    pub fn parse(text: &str) -> Result<Fit, ProcessError> {
+        Ok(match text {
+            "contain" => Fit::Contain,
+            "cover" => Fit::Cover,
+            "fill" => Fit::Fill,
+            "inside" => Fit::Inside,
+            "outside" => Fit::Outside,
+            other => {
+                return Err(ProcessError::BadParameter(format!(
+                    "`fit`: `{other}` is not one of contain, cover, fill, inside, outside"
+                )));
+            }
+        })
+    }
+}
+
+/// `resize`: to a width, a height, or a box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resize {
+    /// Target width in pixels.
+    pub width: Option<u32>,
+    /// Target height in pixels.
+    pub height: Option<u32>,
+    /// How the image meets a box of both.
+    pub fit: Fit,
+    /// Whether the result may be larger than the input.
+    pub enlarge: bool,
+}
+
+impl Resize {
+    /// The size of the result for an input of `width`×`height`, before any crop.
+    fn scaled(&self, width: u32, height: u32) -> Result<(u32, u32), ProcessError> {
+        let (w, h) = (f64::from(width), f64::from(height));
+        let by_width = self.width.map(|t| f64::from(t) / w);
+        let by_height = self.height.map(|t| f64::from(t) / h);
+        let (sx, sy) = match (by_width, by_height, self.fit) {
+            // Neither: the size is kept (the result is re-encoded, e.g. to another `format`).
+            (None, None, _) => (1.0, 1.0),
+            (Some(s), None, _) | (None, Some(s), _) => (s, s),
+            (Some(x), Some(y), Fit::Fill) => (x, y),
+            (Some(x), Some(y), Fit::Contain | Fit::Inside) => (x.min(y), x.min(y)),
+            (Some(x), Some(y), Fit::Cover | Fit::Outside) => (x.max(y), x.max(y)),
+        };
+        let (sx, sy) = if self.enlarge {
+            (sx, sy)
+        } else {
+            (sx.min(1.0), sy.min(1.0))
+        };
+        let side = |size: f64, scale: f64| (size * scale).round().clamp(1.0, f64::from(u32::MAX)) as u32;
+        Ok((side(w, sx), side(h, sy)))
+    }
+
+    /// Resizes `image`; refuses a result over `max_pixels`.
+    pub(crate) fn apply(&self, image: &DynamicImage, max_pixels: u64) -> Result<DynamicImage, ProcessError> {
+        let (width, height) = self.scaled(image.width(), image.height())?;
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > max_pixels {
+            return Err(ProcessError::BadParameter(format!(
+                "the result would be {width}×{height} = {pixels} pixels, over processing.max_output_pixels \
+                 ({max_pixels}); ask for a smaller `width` or `height`"
+            )));
+        }
+        let resized = image.resize_exact(width, height, FilterType::Lanczos3);
+        match (self.fit, self.width, self.height) {
+            (Fit::Cover, Some(w), Some(h)) if width > w || height > h => {
+                let (w, h) = (w.min(width), h.min(height));
+                Ok(resized.crop_imm((width - w) / 2, (height - h) / 2, w, h))
+            }
+            _ => Ok(resized),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resize(width: Option<u32>, height: Option<u32>, fit: Fit, enlarge: bool) -> Resize {
+        Resize {
+            width,
+            height,
+            fit,
+            enlarge,
+        }
+    }
+
+    #[test]
+    fn sizes_follow_the_fit() {
+        let r = |w, h, fit, enlarge| resize(w, h, fit, enlarge).scaled(400, 200).unwrap();
+        assert_eq!(r(Some(100), None, Fit::Contain, false), (100, 50));
+        assert_eq!(r(None, Some(50), Fit::Contain, false), (100, 50));
+        assert_eq!(r(Some(100), Some(100), Fit::Contain, false), (100, 50));
+        assert_eq!(r(Some(100), Some(100), Fit::Inside, false), (100, 50));
+        assert_eq!(r(Some(100), Some(100), Fit::Cover, false), (200, 100));
+        assert_eq!(r(Some(100), Some(100), Fit::Outside, false), (200, 100));
+        assert_eq!(r(Some(100), Some(100), Fit::Fill, false), (100, 100));
+        assert_eq!(
+            r(Some(800), None, Fit::Contain, false),
+            (400, 200),
+            "no enlarging by default"
+        );
+        assert_eq!(r(Some(800), None, Fit::Contain, true), (800, 400));
+        assert_eq!(resize(None, None, Fit::Contain, false).scaled(4, 4).unwrap(), (4, 4));
+    }
+
+    #[test]
+    fn cover_crops_to_the_box_and_outputs_are_bounded() {
+        let image = DynamicImage::new_rgb8(400, 200);
+        let cover = resize(Some(100), Some(100), Fit::Cover, false)
+            .apply(&image, u64::MAX)
+            .unwrap();
+        assert_eq!((cover.width(), cover.height()), (100, 100));
+        let big = resize(Some(4000), None, Fit::Contain, true).apply(&image, 1_000_000);
+        assert!(matches!(big, Err(ProcessError::BadParameter(m)) if m.contains("4000×2000")));
+    }
+}
