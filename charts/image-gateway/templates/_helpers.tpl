@@ -183,6 +183,7 @@ app.kubernetes.io/component: retention
   "cors" (dict "allowed_origins" $v.cors.allowedOrigins)
   "log" (dict "format" $v.log.format "level" $v.log.level)
   "retention" (dict "max_age" $v.retention.maxAge)
+  "processing" (dict "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels))
 }}
 {{- with include "image-gateway.publicUrl" . }}{{ $_ := set $config "public_url" . }}{{ end }}
 {{- with $v.http.cacheControl }}{{ $_ := set $config "http" (dict "cache_control" .) }}{{ end }}
