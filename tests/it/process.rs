@@ -177,3 +177,106 @@ async fn results_inline_when_not_stored() {
     assert_eq!(bytes.len() as u64, json["size"].as_u64().unwrap());
     assert_eq!(dimensions(&bytes), (12, 8, image::ImageFormat::WebP));
 }
+
+/// A 64×32 JPEG of four solid quadrants (red, green / blue, white) with an EXIF Orientation.
+fn oriented_jpeg(orientation: u16) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(64, 32, |x, y| {
+        image::Rgb(match (x < 32, y < 16) {
+            (true, true) => [255, 0, 0],
+            (false, true) => [0, 255, 0],
+            (true, false) => [0, 0, 255],
+            (false, false) => [255, 255, 255],
+        })
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&image)
+        .unwrap();
+    // APP1 "Exif\0\0", a little-endian TIFF header and one IFD entry: Orientation (0x0112).
+    let mut exif = b"Exif\0\0II*\0\x08\0\0\0\x01\0".to_vec();
+    exif.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0]);
+    exif.extend(orientation.to_le_bytes());
+    exif.extend([0, 0, 0, 0, 0, 0]);
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend(((exif.len() + 2) as u16).to_be_bytes());
+    segment.extend(exif);
+    jpeg.splice(2..2, segment);
+    jpeg
+}
+
+/// Every EXIF orientation is applied before anything else: the result is upright, with the
+/// quadrant each orientation puts top-left (the table of the EXIF specification, not the
+/// decoder's code) and width and height swapped for 5–8.
+#[tokio::test]
+async fn exif_orientation_is_applied() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let (red, green, blue, white) = ([255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]);
+    // Orientation → (top-left colour, top-right colour, swapped).
+    let expected = [
+        (1, red, green, false),
+        (2, green, red, false),
+        (3, white, blue, false),
+        (4, blue, white, false),
+        (5, red, blue, true),
+        (6, blue, red, true),
+        (7, white, green, true),
+        (8, green, white, true),
+    ];
+    for (orientation, top_left, top_right, swapped) in expected {
+        let response = post(
+            &server,
+            "/v1/image/resize?format=png",
+            "image/jpeg",
+            &oriented_jpeg(orientation),
+            Some("image/png"),
+        )
+        .await;
+        assert_eq!(response.status(), 200, "orientation {orientation}");
+        let result = image::load_from_memory(&response.bytes().await.unwrap())
+            .unwrap()
+            .to_rgb8();
+        let (w, h) = result.dimensions();
+        assert_eq!(
+            (w, h),
+            if swapped { (32, 64) } else { (64, 32) },
+            "orientation {orientation}"
+        );
+        let near = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) < 40);
+        assert!(
+            near(result.get_pixel(4, 4).0, top_left),
+            "orientation {orientation}: {:?}",
+            result.get_pixel(4, 4)
+        );
+        assert!(
+            near(result.get_pixel(w - 5, 4).0, top_right),
+            "orientation {orientation}: {:?}",
+            result.get_pixel(w - 5, 4)
+        );
+    }
+}
+
+/// Metadata is not carried over: a JPEG with EXIF comes out without an EXIF segment.
+#[tokio::test]
+async fn metadata_is_stripped() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let input = oriented_jpeg(6);
+    assert!(input.windows(4).any(|w| w == b"Exif"));
+    let response = post(
+        &server,
+        "/v1/image/resize?width=16",
+        "image/jpeg",
+        &input,
+        Some("image/jpeg"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let output = response.bytes().await.unwrap();
+    assert!(!output.windows(4).any(|w| w == b"Exif"), "EXIF survived");
+    assert_eq!(
+        image::load_from_memory(&output).unwrap().height(),
+        32,
+        "rotated, then 16 wide"
+    );
+}
