@@ -55,6 +55,10 @@ pub struct Metrics {
     storage_reachable: IntGauge,
     k8s_secret_events: IntCounterVec,
     k8s_secret_last_success: IntGaugeVec,
+    processing_duration: HistogramVec,
+    processing_jobs: IntCounterVec,
+    processing_queued: IntGauge,
+    processing_pixels: IntCounterVec,
 }
 
 /// Registers `metric` and hands it back. Names and labels are constants, so a failure here
@@ -211,6 +215,37 @@ impl Metrics {
                     &["secret"],
                 ),
             ),
+            processing_duration: register(
+                r,
+                HistogramVec::new(
+                    histogram_opts(
+                        "image_processing_duration_seconds",
+                        "Time a processing job spends in each stage (decode, process, encode)",
+                    ),
+                    &["operation", "stage"],
+                ),
+            ),
+            processing_jobs: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("image_processing_jobs_total", "Processing jobs by outcome"),
+                    &["operation", "outcome"],
+                ),
+            ),
+            processing_queued: register(
+                r,
+                IntGauge::new(
+                    "image_processing_queue_depth",
+                    "Processing jobs admitted and not finished (running or waiting for a worker)",
+                ),
+            ),
+            processing_pixels: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("image_processing_pixels_total", "Input pixels decoded"),
+                    &["operation"],
+                ),
+            ),
             registry,
         }
     }
@@ -316,6 +351,28 @@ impl Metrics {
     /// A version of the Secret was applied at `unix_time`.
     pub(crate) fn secret_applied(&self, secret: &str, unix_time: i64) {
         self.k8s_secret_last_success.with_label_values(&[secret]).set(unix_time);
+    }
+
+    /// One stage (`decode`, `process`, `encode`) of a processing job.
+    pub(crate) fn processing_stage(&self, operation: &str, stage: &str, elapsed: Duration) {
+        self.processing_duration
+            .with_label_values(&[operation, stage])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A processing job's end: `ok`, or the kind of refusal or failure.
+    pub(crate) fn processing_job(&self, operation: &str, outcome: &str) {
+        self.processing_jobs.with_label_values(&[operation, outcome]).inc();
+    }
+
+    /// Counts a job in `image_processing_queue_depth` until the guard is dropped.
+    pub(crate) fn processing_queued(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.processing_queued)
+    }
+
+    /// Input pixels a job decoded.
+    pub(crate) fn processing_pixels(&self, operation: &str, pixels: u64) {
+        self.processing_pixels.with_label_values(&[operation]).inc_by(pixels);
     }
 
     #[cfg(test)]

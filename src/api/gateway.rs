@@ -114,7 +114,7 @@ impl Gateway {
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             cache: CachePolicy::new(settings.cache_control.clone()),
             uploads: Uploads::new(&config.upload, links, metrics.clone()),
-            processing: Processing::new(&config.processing),
+            processing: Processing::new(&config.processing, metrics.clone()),
             limits: config.server.clone(),
             access,
             storage,

@@ -3,7 +3,7 @@
 //! `processing.store_results = false`), or the bytes themselves (200, for `Accept: image/*`).
 //! Decoding, the operation and encoding run on the processing pool, never on the I/O threads.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use crate::{
         body::{self, Body},
         error::ApiError,
     },
+    metrics::Metrics,
     object_name::{ImageFormat, ObjectName},
     processing::{self, Fit, OutputFormat, Pool, ProcessError, Resize},
     storage::Storage,
@@ -60,18 +61,20 @@ const COMMON: [&str; 3] = ["source", "format", "quality"];
 pub(crate) struct Processing {
     pool: Pool,
     limits: ProcessingConfig,
+    metrics: Arc<Metrics>,
 }
 
 impl Processing {
     /// The pool and limits of `processing.*`.
-    pub(crate) fn new(limits: &ProcessingConfig) -> Processing {
+    pub(crate) fn new(limits: &ProcessingConfig, metrics: Arc<Metrics>) -> Processing {
         let workers = match limits.workers {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
         };
         Processing {
-            pool: Pool::new(workers, limits.queue),
+            pool: Pool::new(workers, limits.queue, metrics.clone()),
             limits: limits.clone(),
+            metrics,
         }
     }
 }
@@ -114,18 +117,26 @@ pub(crate) async fn handle(
     let limits = processing.limits.clone();
     let max_input = limits.max_input_pixels.min(uploads.max_pixels());
     let input = bytes.clone();
+    let metrics = processing.metrics.clone();
     // The same content check as an upload's (415, 413, 400), then the job; both on the pool.
     let encoded = processing
         .pool
         .run(move || {
             Ok(match sniff::check(format, &input, max_input) {
                 Err(rejection) => Err(upload::rejected(rejection)),
-                Ok(()) => Ok(processing::resize(&input, format, resize, output, quality, &limits)),
+                Ok(()) => Ok(processing::resize(
+                    &input, format, resize, output, quality, &limits, &metrics,
+                )),
             })
         })
-        .await
-        .map_err(problem)??
-        .map_err(problem)?;
+        .await;
+    let outcome = match &encoded {
+        Ok(Ok(Ok(_))) => "ok",
+        Ok(Ok(Err(e))) | Err(e) => e.label(),
+        Ok(Err(_)) => "refused",
+    };
+    processing.metrics.processing_job(operation.name(), outcome);
+    let encoded = encoded.map_err(problem)??.map_err(problem)?;
     tracing::info!(
         operation = operation.name(),
         width = encoded.width,

@@ -22,3 +22,17 @@ pub enum ProcessError {
     #[error("the processing job failed: {0}")]
     Failed(String),
 }
+
+impl ProcessError {
+    /// The `outcome` label of `image_processing_jobs_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProcessError::BadParameter(_) => "bad_parameter",
+            ProcessError::Undecodable(_) => "undecodable",
+            ProcessError::TooLarge(_) => "too_large",
+            ProcessError::Unsupported(_) => "unsupported",
+            ProcessError::Busy(_) => "busy",
+            ProcessError::Failed(_) => "failed",
+        }
+    }
+}

@@ -21,8 +21,19 @@ pub(crate) fn resize(
     output: OutputFormat,
     quality: u8,
     limits: &crate::config::ProcessingConfig,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<Encoded, ProcessError> {
+    const OPERATION: &str = "resize";
+    let timed = |stage: &str, start: std::time::Instant| metrics.processing_stage(OPERATION, stage, start.elapsed());
+    let start = std::time::Instant::now();
     let image = codec::decode(bytes, format, limits.max_input_pixels)?;
+    timed("decode", start);
+    metrics.processing_pixels(OPERATION, u64::from(image.width()) * u64::from(image.height()));
+    let start = std::time::Instant::now();
     let resized = resize.apply(&image, limits.max_output_pixels)?;
-    codec::encode(&resized, output, quality)
+    timed("process", start);
+    let start = std::time::Instant::now();
+    let encoded = codec::encode(&resized, output, quality)?;
+    timed("encode", start);
+    Ok(encoded)
 }

@@ -7,22 +7,25 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::error::ProcessError;
+use crate::metrics::Metrics;
 
 /// Bounded concurrency for CPU-heavy jobs.
 pub struct Pool {
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
     capacity: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Pool {
     /// `workers` at once (at least 1), `queue` more waiting.
-    pub fn new(workers: usize, queue: usize) -> Pool {
+    pub fn new(workers: usize, queue: usize, metrics: Arc<Metrics>) -> Pool {
         let workers = workers.max(1);
         Pool {
             running: Arc::new(Semaphore::new(workers)),
             admitted: Arc::new(Semaphore::new(workers + queue)),
             capacity: workers + queue,
+            metrics,
         }
     }
 
@@ -37,6 +40,7 @@ impl Pool {
             .clone()
             .try_acquire_owned()
             .map_err(|_| ProcessError::Busy(self.capacity))?;
+        let _queued = self.metrics.processing_queued();
         let _running = self
             .running
             .clone()
@@ -55,7 +59,7 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_beyond_workers_and_queue() {
-        let pool = Arc::new(Pool::new(1, 1));
+        let pool = Arc::new(Pool::new(1, 1, Arc::new(Metrics::new())));
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let wait = Arc::new(std::sync::Mutex::new(wait));
         let blocker = {

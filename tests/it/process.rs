@@ -280,3 +280,46 @@ async fn metadata_is_stripped() {
         "rotated, then 16 wide"
     );
 }
+
+/// Each job is counted by outcome, its stages timed, its pixels counted.
+#[tokio::test]
+async fn processing_is_measured() {
+    use crate::support::{metrics_text, sample};
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    assert_eq!(
+        post(&server, "/v1/image/resize?width=12", "image/png", PNG, None)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        post(&server, "/v1/image/resize?width=12", "image/png", b"nope", None)
+            .await
+            .status(),
+        415
+    );
+    let text = metrics_text(&server).await;
+    let resize = ("operation", "resize");
+    assert_eq!(
+        sample(&text, "image_processing_jobs_total", &[resize, ("outcome", "ok")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "image_processing_jobs_total", &[resize, ("outcome", "refused")]),
+        Some(1.0)
+    );
+    for stage in ["decode", "process", "encode"] {
+        let count = sample(
+            &text,
+            "image_processing_duration_seconds_count",
+            &[resize, ("stage", stage)],
+        );
+        assert_eq!(count, Some(1.0), "{stage}");
+    }
+    assert_eq!(
+        sample(&text, "image_processing_pixels_total", &[resize]),
+        Some(24.0 * 16.0)
+    );
+    assert_eq!(sample(&text, "image_processing_queue_depth", &[]), Some(0.0));
+}
