@@ -20,7 +20,7 @@ use crate::{
     },
     metrics::Metrics,
     object_name::{ImageFormat, ObjectName},
-    processing::{self, Fit, OutputFormat, Pool, ProcessError, Resize},
+    processing::{self, Crop, Fit, Flip, Op, OutputFormat, Pool, ProcessError, Resize, Rotation},
     storage::Storage,
 };
 
@@ -29,27 +29,65 @@ use crate::{
 pub(crate) enum Operation {
     /// `resize`: `width`, `height`, `fit`, `maintain_aspect`, `enlarge`.
     Resize,
+    /// `convert`: `to_format` (or `format`).
+    Convert,
+    /// `compress`: `quality`.
+    Compress,
+    /// `strip-exif`: a re-encode without metadata.
+    StripExif,
+    /// `rotate`: `angle` (90, 180, 270).
+    Rotate,
+    /// `flip`: `direction`.
+    Flip,
+    /// `crop`: `mode` = `coordinates` with `x`, `y`, `width`, `height`.
+    Crop,
+    /// `filter/grayscale`.
+    Grayscale,
+    /// `filter/blur`: `sigma`.
+    Blur,
 }
 
 impl Operation {
-    /// The operation named by the last path segment.
+    /// The operation named by the path after `/v1/image/`.
     pub(crate) fn parse(name: &str) -> Option<Operation> {
-        match name {
-            "resize" => Some(Operation::Resize),
-            _ => None,
-        }
+        Some(match name {
+            "resize" => Operation::Resize,
+            "convert" => Operation::Convert,
+            "compress" => Operation::Compress,
+            "strip-exif" => Operation::StripExif,
+            "rotate" => Operation::Rotate,
+            "flip" => Operation::Flip,
+            "crop" => Operation::Crop,
+            "filter/grayscale" => Operation::Grayscale,
+            "filter/blur" => Operation::Blur,
+            _ => return None,
+        })
     }
 
     /// Its name, as in the path and the metrics.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Operation::Resize => "resize",
+            Operation::Convert => "convert",
+            Operation::Compress => "compress",
+            Operation::StripExif => "strip-exif",
+            Operation::Rotate => "rotate",
+            Operation::Flip => "flip",
+            Operation::Crop => "crop",
+            Operation::Grayscale => "filter/grayscale",
+            Operation::Blur => "filter/blur",
         }
     }
 
     fn parameters(self) -> &'static [&'static str] {
         match self {
             Operation::Resize => &["width", "height", "fit", "maintain_aspect", "enlarge"],
+            Operation::Convert => &["to_format"],
+            Operation::Compress | Operation::StripExif | Operation::Grayscale => &[],
+            Operation::Rotate => &["angle"],
+            Operation::Flip => &["direction"],
+            Operation::Crop => &["mode", "x", "y", "width", "height"],
+            Operation::Blur => &["sigma"],
         }
     }
 }
@@ -92,7 +130,7 @@ pub(crate) async fn handle(
     client: IpAddr,
 ) -> Result<Response<Body>, ApiError> {
     let params = parameters(operation, query)?;
-    let resize = resize_of(&params)?;
+    let op = op_of(operation, &params)?;
     let quality = match params.get("quality") {
         Some(q) => q
             .parse::<u8>()
@@ -110,7 +148,7 @@ pub(crate) async fn handle(
         }
         None => (upload::declared_format(headers)?, uploads.receive(headers, body).await?),
     };
-    let output = match params.get("format") {
+    let output = match params.get("to_format").or_else(|| params.get("format")) {
         Some(f) => OutputFormat::parse(f).map_err(problem)?,
         None => OutputFormat::like(format),
     };
@@ -124,8 +162,15 @@ pub(crate) async fn handle(
         .run(move || {
             Ok(match sniff::check(format, &input, max_input) {
                 Err(rejection) => Err(upload::rejected(rejection)),
-                Ok(()) => Ok(processing::resize(
-                    &input, format, resize, output, quality, &limits, &metrics,
+                Ok(()) => Ok(processing::run(
+                    operation.name(),
+                    op,
+                    &input,
+                    format,
+                    output,
+                    quality,
+                    &limits,
+                    &metrics,
                 )),
             })
         })
@@ -196,6 +241,66 @@ fn parameters(operation: Operation, query: Option<&str>) -> Result<HashMap<Strin
         )));
     }
     Ok(params)
+}
+
+/// The operation with its parameters, each checked and named when wrong.
+fn op_of(operation: Operation, params: &HashMap<String, String>) -> Result<Op, ApiError> {
+    let number = |key: &str| -> Result<Option<u32>, ApiError> {
+        params
+            .get(key)
+            .map(|v| {
+                v.parse::<u32>().ok().filter(|n| *n <= 65_535).ok_or_else(|| {
+                    ApiError::BadRequest(format!("`{key}`: `{v}` is not a whole number from 0 to 65535"))
+                })
+            })
+            .transpose()
+    };
+    let required = |key: &str| -> Result<u32, ApiError> {
+        number(key)?.ok_or_else(|| ApiError::BadRequest(format!("`{key}` is required")))
+    };
+    Ok(match operation {
+        Operation::Resize => Op::Resize(resize_of(params)?),
+        Operation::Compress | Operation::StripExif => Op::Keep,
+        Operation::Convert => {
+            if !params.contains_key("to_format") && !params.contains_key("format") {
+                return Err(ApiError::BadRequest("`to_format` is required".into()));
+            }
+            Op::Keep
+        }
+        Operation::Rotate => {
+            Op::Rotate(Rotation::parse(params.get("angle").map_or("", String::as_str)).map_err(problem)?)
+        }
+        Operation::Flip => Op::Flip(Flip::parse(params.get("direction").map_or("", String::as_str)).map_err(problem)?),
+        Operation::Crop => {
+            if let Some(mode) = params.get("mode").filter(|m| m.as_str() != "coordinates") {
+                return Err(ApiError::BadRequest(format!(
+                    "`mode`: `{mode}` is not supported yet; only `coordinates`"
+                )));
+            }
+            let crop = Crop {
+                x: number("x")?.unwrap_or(0),
+                y: number("y")?.unwrap_or(0),
+                width: required("width")?,
+                height: required("height")?,
+            };
+            if crop.width == 0 || crop.height == 0 {
+                return Err(ApiError::BadRequest("`width` and `height` must be at least 1".into()));
+            }
+            Op::Crop(crop)
+        }
+        Operation::Grayscale => Op::Grayscale,
+        Operation::Blur => {
+            let sigma = match params.get("sigma") {
+                None => 2.0,
+                Some(v) => v
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|s| (0.1..=50.0).contains(s))
+                    .ok_or_else(|| ApiError::BadRequest(format!("`sigma`: `{v}` is not a number from 0.1 to 50")))?,
+            };
+            Op::Blur(sigma)
+        }
+    })
 }
 
 fn resize_of(params: &HashMap<String, String>) -> Result<Resize, ApiError> {

@@ -15,7 +15,7 @@ pub enum Route<'a> {
     Download { encoded_name: &'a str },
     /// `POST /v1/image/upload`
     Upload,
-    /// `POST /v1/image/{operation}` (`resize`, …)
+    /// `POST /v1/image/{operation}` (`resize`, `crop`, `filter/blur`, …)
     Process(Operation),
     /// `GET|HEAD /livez`
     Livez,
@@ -64,7 +64,7 @@ impl<'a> Route<'a> {
         match self {
             Self::Download { .. } => "/v1/image/download/{object_name}",
             Self::Upload => UPLOAD_PATH,
-            Self::Process(Operation::Resize) => "/v1/image/resize",
+            Self::Process(_) => "/v1/image/{operation}",
             Self::Livez => "/livez",
             Self::Readyz => "/readyz",
             Self::OpenApi => "/openapi.yaml",

@@ -9,31 +9,32 @@ mod pool;
 
 pub use codec::{Encoded, OutputFormat};
 pub use error::ProcessError;
-pub use operations::{Fit, Resize};
+pub use operations::{Crop, Fit, Flip, Op, Resize, Rotation};
 pub use pool::Pool;
 
-/// Decodes `bytes` (a `format` image already checked against the input pixel limit), resizes
-/// and encodes it. Runs on the pool.
-pub(crate) fn resize(
+/// Decodes `bytes` (a `format` image already checked against the input pixel limit), applies
+/// `op` and encodes the result. Runs on the pool; `operation` labels the metrics.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    operation: &str,
+    op: Op,
     bytes: &[u8],
     format: crate::object_name::ImageFormat,
-    resize: Resize,
     output: OutputFormat,
     quality: u8,
     limits: &crate::config::ProcessingConfig,
     metrics: &crate::metrics::Metrics,
 ) -> Result<Encoded, ProcessError> {
-    const OPERATION: &str = "resize";
-    let timed = |stage: &str, start: std::time::Instant| metrics.processing_stage(OPERATION, stage, start.elapsed());
+    let timed = |stage: &str, start: std::time::Instant| metrics.processing_stage(operation, stage, start.elapsed());
     let start = std::time::Instant::now();
     let image = codec::decode(bytes, format, limits.max_input_pixels)?;
     timed("decode", start);
-    metrics.processing_pixels(OPERATION, u64::from(image.width()) * u64::from(image.height()));
+    metrics.processing_pixels(operation, u64::from(image.width()) * u64::from(image.height()));
     let start = std::time::Instant::now();
-    let resized = resize.apply(&image, limits.max_output_pixels)?;
+    let result = op.apply(image, limits.max_output_pixels)?;
     timed("process", start);
     let start = std::time::Instant::now();
-    let encoded = codec::encode(&resized, output, quality)?;
+    let encoded = codec::encode(&result, output, quality)?;
     timed("encode", start);
     Ok(encoded)
 }

@@ -138,3 +138,121 @@ mod tests {
         assert!(matches!(big, Err(ProcessError::BadParameter(m)) if m.contains("4000×2000")));
     }
 }
+
+/// Turns by a multiple of 90° (lossless in pixels), clockwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// 90° clockwise.
+    Quarter,
+    /// 180°.
+    Half,
+    /// 270° clockwise (90° counter-clockwise).
+    ThreeQuarters,
+}
+
+impl Rotation {
+    /// `90`, `180`, `270` (or `-90`); other angles are not supported yet.
+    pub fn parse(text: &str) -> Result<Rotation, ProcessError> {
+        match text.trim() {
+            "90" | "-270" => Ok(Rotation::Quarter),
+            "180" | "-180" => Ok(Rotation::Half),
+            "270" | "-90" => Ok(Rotation::ThreeQuarters),
+            other => Err(ProcessError::BadParameter(format!(
+                "`angle`: `{other}` is not one of 90, 180, 270 (multiples of 90 only, for now)"
+            ))),
+        }
+    }
+}
+
+/// A mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flip {
+    /// Left and right swap.
+    Horizontal,
+    /// Top and bottom swap.
+    Vertical,
+}
+
+impl Flip {
+    /// `horizontal` or `vertical`.
+    pub fn parse(text: &str) -> Result<Flip, ProcessError> {
+        match text {
+            "horizontal" => Ok(Flip::Horizontal),
+            "vertical" => Ok(Flip::Vertical),
+            other => Err(ProcessError::BadParameter(format!(
+                "`direction`: `{other}` is not horizontal or vertical"
+            ))),
+        }
+    }
+}
+
+/// A rectangle to keep: `x`, `y` from the top left, `width`×`height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crop {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width kept.
+    pub width: u32,
+    /// Height kept.
+    pub height: u32,
+}
+
+/// One operation on a decoded image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Op {
+    /// Nothing but a re-encode (`convert`, `compress`, `strip-exif`).
+    Keep,
+    /// `resize`.
+    Resize(Resize),
+    /// `rotate` by a multiple of 90°.
+    Rotate(Rotation),
+    /// `flip`.
+    Flip(Flip),
+    /// `crop` with coordinates.
+    Crop(Crop),
+    /// `filter/grayscale`.
+    Grayscale,
+    /// `filter/blur` with a Gaussian of this sigma.
+    Blur(f32),
+}
+
+impl Op {
+    /// Applies the operation; a result over `max_pixels` is refused.
+    pub(crate) fn apply(&self, image: DynamicImage, max_pixels: u64) -> Result<DynamicImage, ProcessError> {
+        Ok(match *self {
+            Op::Keep => image,
+            Op::Resize(resize) => resize.apply(&image, max_pixels)?,
+            Op::Rotate(Rotation::Quarter) => image.rotate90(),
+            Op::Rotate(Rotation::Half) => image.rotate180(),
+            Op::Rotate(Rotation::ThreeQuarters) => image.rotate270(),
+            Op::Flip(Flip::Horizontal) => image.fliph(),
+            Op::Flip(Flip::Vertical) => image.flipv(),
+            Op::Crop(crop) => {
+                let fits = u64::from(crop.x) + u64::from(crop.width) <= u64::from(image.width())
+                    && u64::from(crop.y) + u64::from(crop.height) <= u64::from(image.height());
+                if !fits {
+                    return Err(ProcessError::BadParameter(format!(
+                        "the crop {}×{} at ({}, {}) does not lie within the {}×{} image",
+                        crop.width,
+                        crop.height,
+                        crop.x,
+                        crop.y,
+                        image.width(),
+                        image.height()
+                    )));
+                }
+                image.crop_imm(crop.x, crop.y, crop.width, crop.height)
+            }
+            Op::Grayscale => {
+                if image.color().has_alpha() {
+                    DynamicImage::ImageLumaA8(image.to_luma_alpha8())
+                } else {
+                    DynamicImage::ImageLuma8(image.to_luma8())
+                }
+            }
+            Op::Blur(sigma) => image.blur(sigma),
+        })
+    }
+}

@@ -323,3 +323,81 @@ async fn processing_is_measured() {
     );
     assert_eq!(sample(&text, "image_processing_queue_depth", &[]), Some(0.0));
 }
+
+/// The other operations over HTTP, each checked on the quadrant image (red, green / blue, white).
+#[tokio::test]
+async fn every_operation_does_what_it_says() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let quadrants = oriented_jpeg(1);
+    let run = |target: String, accept: &'static str| {
+        let server = &server;
+        let quadrants = quadrants.clone();
+        async move {
+            let response = post(server, &target, "image/jpeg", &quadrants, Some(accept)).await;
+            assert_eq!(response.status(), 200, "{target}");
+            response.bytes().await.unwrap().to_vec()
+        }
+    };
+    let rgb = |bytes: &[u8]| image::load_from_memory(bytes).unwrap().to_rgb8();
+    let near = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) < 40);
+    let (red, green, blue) = ([255, 0, 0], [0, 255, 0], [0, 0, 255]);
+
+    let webp = run("/v1/image/convert?to_format=webp".into(), "image/*").await;
+    assert_eq!(dimensions(&webp), (64, 32, image::ImageFormat::WebP));
+    let small = run("/v1/image/compress?quality=20".into(), "image/jpeg").await;
+    let large = run("/v1/image/compress?quality=95".into(), "image/jpeg").await;
+    assert!(
+        small.len() < large.len(),
+        "quality 20: {} bytes, 95: {}",
+        small.len(),
+        large.len()
+    );
+    let stripped = run("/v1/image/strip-exif".into(), "image/jpeg").await;
+    assert!(!stripped.windows(4).any(|w| w == b"Exif"));
+
+    let turned = rgb(&run("/v1/image/rotate?angle=90&format=png".into(), "image/png").await);
+    assert_eq!(turned.dimensions(), (32, 64));
+    assert!(
+        near(turned.get_pixel(4, 4).0, blue),
+        "90° clockwise puts the bottom left on top"
+    );
+    let mirrored = rgb(&run("/v1/image/flip?direction=horizontal&format=png".into(), "image/png").await);
+    assert!(near(mirrored.get_pixel(4, 4).0, green));
+    let cropped = rgb(&run(
+        "/v1/image/crop?mode=coordinates&x=32&y=0&width=32&height=16&format=png".into(),
+        "image/png",
+    )
+    .await);
+    assert_eq!(cropped.dimensions(), (32, 16));
+    assert!(
+        cropped.pixels().all(|p| near(p.0, green)),
+        "only the green quadrant is kept"
+    );
+    let gray = rgb(&run("/v1/image/filter/grayscale?format=png".into(), "image/png").await);
+    assert!(gray.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+    let blurred = rgb(&run("/v1/image/filter/blur?sigma=4&format=png".into(), "image/png").await);
+    assert_eq!(blurred.dimensions(), (64, 32));
+    let edge = blurred.get_pixel(32, 4).0;
+    assert!(
+        !near(edge, red) && !near(edge, green),
+        "the red/green edge is blended: {edge:?}"
+    );
+
+    for (target, status, detail) in [
+        ("/v1/image/rotate?angle=45", 400, "`angle`"),
+        ("/v1/image/flip?direction=diagonal", 400, "`direction`"),
+        ("/v1/image/crop?width=100&height=10", 400, "does not lie within"),
+        ("/v1/image/crop?x=2&height=10", 400, "`width` is required"),
+        ("/v1/image/crop?mode=smart&width=10&height=10", 400, "`mode`"),
+        ("/v1/image/filter/blur?sigma=0", 400, "`sigma`"),
+        ("/v1/image/convert", 400, "`to_format`"),
+        ("/v1/image/rotate?angle=90&sigma=1", 400, "sigma"),
+        ("/v1/image/sharpen-ish", 404, "no such endpoint"),
+    ] {
+        let response = post(&server, target, "image/jpeg", &quadrants, None).await;
+        assert_eq!(response.status().as_u16(), status, "{target}");
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert!(json["detail"].as_str().unwrap().contains(detail), "{target}: {json}");
+    }
+}
