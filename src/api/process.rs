@@ -160,8 +160,13 @@ pub(crate) async fn handle(
     let encoded = processing
         .pool
         .run(move || {
+            let frames = upload::frames::animation_frames(format, &input);
             Ok(match sniff::check(format, &input, max_input) {
                 Err(rejection) => Err(upload::rejected(rejection)),
+                // Never silently the first frame only.
+                Ok(()) if frames > 1 => Err(ApiError::Unprocessable(format!(
+                    "the image is animated ({frames} frames); animated images are not processed yet"
+                ))),
                 Ok(()) => Ok(processing::run(
                     operation.name(),
                     op,

@@ -401,3 +401,29 @@ async fn every_operation_does_what_it_says() {
         assert!(json["detail"].as_str().unwrap().contains(detail), "{target}: {json}");
     }
 }
+
+/// An animated GIF is refused (422), never processed as its first frame only.
+#[tokio::test]
+async fn animated_images_are_refused_not_cut_to_one_frame() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let mut frames = Vec::new();
+    for colour in [[255u8, 0, 0, 255], [0, 0, 255, 255]] {
+        frames.push(image::Frame::new(image::RgbaImage::from_pixel(
+            4,
+            4,
+            image::Rgba(colour),
+        )));
+    }
+    let mut gif = Vec::new();
+    image::codecs::gif::GifEncoder::new(&mut gif)
+        .encode_frames(frames)
+        .unwrap();
+    let response = post(&server, "/v1/image/resize?width=2", "image/gif", &gif, None).await;
+    assert_eq!(response.status(), 422);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        json["detail"].as_str().unwrap().contains("animated (2 frames)"),
+        "{json}"
+    );
+}

@@ -15,7 +15,17 @@ pub(crate) type Dims = (u64, u64);
 /// The frame with the most pixels, `None` when the header has no dimensions at all, or why the
 /// image is refused outright.
 pub(crate) fn largest(format: ImageFormat, bytes: &[u8]) -> Result<Option<Dims>, &'static str> {
-    let mut largest = Largest(None);
+    Ok(walk(format, bytes)?.0)
+}
+
+/// How many animation frames the image declares (GIF image descriptors, APNG frame controls,
+/// WebP `ANMF` chunks); 1 for a still image.
+pub(crate) fn animation_frames(format: ImageFormat, bytes: &[u8]) -> usize {
+    walk(format, bytes).map_or(1, |walked| walked.1.max(1))
+}
+
+fn walk(format: ImageFormat, bytes: &[u8]) -> Result<(Option<Dims>, usize), &'static str> {
+    let mut largest = Largest(None, 0);
     match format {
         ImageFormat::Png => png(bytes, &mut largest),
         ImageFormat::Jpeg => jpeg(bytes, &mut largest)?,
@@ -25,10 +35,11 @@ pub(crate) fn largest(format: ImageFormat, bytes: &[u8]) -> Result<Option<Dims>,
         ImageFormat::Tiff => tiff(bytes, &mut largest),
         ImageFormat::Svg => {}
     }
-    Ok(largest.0)
+    Ok((largest.0, largest.1))
 }
 
-struct Largest(Option<Dims>);
+/// The largest frame seen, and the animation frames counted.
+struct Largest(Option<Dims>, usize);
 
 impl Largest {
     fn saw(&mut self, width: u64, height: u64) {
@@ -74,6 +85,7 @@ fn png(b: &[u8], out: &mut Largest) {
                 }
             }
             b"fcTL" => {
+                out.1 += 1;
                 if let (Some(w), Some(h)) = (be32(b, data + 4), be32(b, data + 8)) {
                     out.saw(w, h);
                 }
@@ -149,6 +161,7 @@ fn gif(b: &[u8], out: &mut Largest) {
                     return;
                 };
                 out.saw(fw, fh);
+                out.1 += 1;
                 // Descriptor, local colour table, LZW code size, then the data sub-blocks.
                 let Some(next) = skip_sub_blocks(at + 10 + table(fl) + 1) else {
                     return;
@@ -187,6 +200,7 @@ fn webp(mut b: &[u8], out: &mut Largest) {
                 }
             }
             b"ANMF" => {
+                out.1 += 1;
                 if let (Some(w), Some(h)) = (le24(data, 6), le24(data, 9)) {
                     out.saw(w + 1, h + 1);
                 }
@@ -314,6 +328,19 @@ mod tests {
         ] {
             assert_eq!(largest_of(format, bytes), Some((24, 16)), "{format:?}");
         }
+    }
+
+    #[test]
+    fn animation_frames_are_counted() {
+        let mut gif = b"GIF89a\x02\x00\x02\x00\x00\x00\x00".to_vec();
+        for _ in 0..3 {
+            gif.extend([0x21, 0xF9, 4, 0, 10, 0, 0, 0]);
+            gif.extend([0x2C, 0, 0, 0, 0, 2, 0, 2, 0, 0, 2, 1, 0, 0]);
+        }
+        gif.push(0x3B);
+        assert_eq!(animation_frames(ImageFormat::Gif, &gif), 3);
+        assert_eq!(animation_frames(ImageFormat::Png, PNG), 1);
+        assert_eq!(animation_frames(ImageFormat::Jpeg, JPEG), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-mod frames;
+pub(crate) mod frames;
 pub mod sniff;
 pub(crate) mod svg;
 
