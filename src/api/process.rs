@@ -45,6 +45,16 @@ pub(crate) enum Operation {
     Grayscale,
     /// `filter/blur`: `sigma`.
     Blur,
+    /// `filter/sharpen`: `sigma`, `amount` (the threshold below which nothing is sharpened).
+    Sharpen,
+    /// `filter/sepia`.
+    Sepia,
+    /// `adjust/brightness`: `value` (−255…255).
+    Brightness,
+    /// `adjust/contrast`: `value` (−100…100, percent).
+    Contrast,
+    /// `adjust/saturation`: `value` (0…4, a factor).
+    Saturation,
 }
 
 impl Operation {
@@ -60,6 +70,11 @@ impl Operation {
             "crop" => Operation::Crop,
             "filter/grayscale" => Operation::Grayscale,
             "filter/blur" => Operation::Blur,
+            "filter/sharpen" => Operation::Sharpen,
+            "filter/sepia" => Operation::Sepia,
+            "adjust/brightness" => Operation::Brightness,
+            "adjust/contrast" => Operation::Contrast,
+            "adjust/saturation" => Operation::Saturation,
             _ => return None,
         })
     }
@@ -76,6 +91,11 @@ impl Operation {
             Operation::Crop => "crop",
             Operation::Grayscale => "filter/grayscale",
             Operation::Blur => "filter/blur",
+            Operation::Sharpen => "filter/sharpen",
+            Operation::Sepia => "filter/sepia",
+            Operation::Brightness => "adjust/brightness",
+            Operation::Contrast => "adjust/contrast",
+            Operation::Saturation => "adjust/saturation",
         }
     }
 
@@ -83,7 +103,9 @@ impl Operation {
         match self {
             Operation::Resize => &["width", "height", "fit", "maintain_aspect", "enlarge"],
             Operation::Convert => &["to_format"],
-            Operation::Compress | Operation::StripExif | Operation::Grayscale => &[],
+            Operation::Compress | Operation::StripExif | Operation::Grayscale | Operation::Sepia => &[],
+            Operation::Sharpen => &["sigma", "amount"],
+            Operation::Brightness | Operation::Contrast | Operation::Saturation => &["value"],
             Operation::Rotate => &["angle"],
             Operation::Flip => &["direction"],
             Operation::Crop => &["mode", "x", "y", "width", "height"],
@@ -260,6 +282,18 @@ fn op_of(operation: Operation, params: &HashMap<String, String>) -> Result<Op, A
             })
             .transpose()
     };
+    // A number within `min..=max`; `default` when absent, or required without one.
+    let decimal = |key: &str, min: f32, max: f32, default: Option<f32>| -> Result<f32, ApiError> {
+        match (params.get(key), default) {
+            (None, Some(default)) => Ok(default),
+            (None, None) => Err(ApiError::BadRequest(format!("`{key}` is required"))),
+            (Some(v), _) => v
+                .parse::<f32>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| ApiError::BadRequest(format!("`{key}`: `{v}` is not a number from {min} to {max}"))),
+        }
+    };
     let required = |key: &str| -> Result<u32, ApiError> {
         number(key)?.ok_or_else(|| ApiError::BadRequest(format!("`{key}` is required")))
     };
@@ -294,17 +328,15 @@ fn op_of(operation: Operation, params: &HashMap<String, String>) -> Result<Op, A
             Op::Crop(crop)
         }
         Operation::Grayscale => Op::Grayscale,
-        Operation::Blur => {
-            let sigma = match params.get("sigma") {
-                None => 2.0,
-                Some(v) => v
-                    .parse::<f32>()
-                    .ok()
-                    .filter(|s| (0.1..=50.0).contains(s))
-                    .ok_or_else(|| ApiError::BadRequest(format!("`sigma`: `{v}` is not a number from 0.1 to 50")))?,
-            };
-            Op::Blur(sigma)
-        }
+        Operation::Blur => Op::Blur(decimal("sigma", 0.1, 50.0, Some(2.0))?),
+        Operation::Sharpen => Op::Sharpen {
+            sigma: decimal("sigma", 0.1, 10.0, Some(1.0))?,
+            threshold: decimal("amount", 0.0, 255.0, Some(0.0))? as i32,
+        },
+        Operation::Sepia => Op::Sepia,
+        Operation::Brightness => Op::Brightness(decimal("value", -255.0, 255.0, None)? as i32),
+        Operation::Contrast => Op::Contrast(decimal("value", -100.0, 100.0, None)?),
+        Operation::Saturation => Op::Saturation(decimal("value", 0.0, 4.0, None)?),
     })
 }
 

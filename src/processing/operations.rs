@@ -216,6 +216,21 @@ pub enum Op {
     Grayscale,
     /// `filter/blur` with a Gaussian of this sigma.
     Blur(f32),
+    /// `filter/sharpen`: an unsharp mask of this sigma and threshold.
+    Sharpen {
+        /// Radius of the blur the mask subtracts.
+        sigma: f32,
+        /// Differences below this are left alone (0: sharpen everything).
+        threshold: i32,
+    },
+    /// `filter/sepia`.
+    Sepia,
+    /// `adjust/brightness`: added to every channel (−255…255).
+    Brightness(i32),
+    /// `adjust/contrast`: in percent (−100…100).
+    Contrast(f32),
+    /// `adjust/saturation`: a factor (0 = gray, 1 = unchanged, up to 4).
+    Saturation(f32),
 }
 
 impl Op {
@@ -253,6 +268,38 @@ impl Op {
                 }
             }
             Op::Blur(sigma) => image.blur(sigma),
+            Op::Sharpen { sigma, threshold } => image.unsharpen(sigma, threshold),
+            Op::Sepia => map_rgb(image, |[r, g, b]| {
+                let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
+                [
+                    0.393 * r + 0.769 * g + 0.189 * b,
+                    0.349 * r + 0.686 * g + 0.168 * b,
+                    0.272 * r + 0.534 * g + 0.131 * b,
+                ]
+            }),
+            Op::Brightness(value) => image.brighten(value),
+            Op::Contrast(percent) => image.adjust_contrast(percent),
+            Op::Saturation(factor) => map_rgb(image, |[r, g, b]| {
+                // Rec. 601 luma, then each channel moved away from (or towards) it.
+                let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
+                let luma = 0.299 * r + 0.587 * g + 0.114 * b;
+                [
+                    luma + (r - luma) * factor,
+                    luma + (g - luma) * factor,
+                    luma + (b - luma) * factor,
+                ]
+            }),
         })
     }
+}
+
+/// Applies `f` to every pixel's red, green and blue (8-bit; results clamped), alpha kept.
+fn map_rgb(image: DynamicImage, f: impl Fn([u8; 3]) -> [f32; 3]) -> DynamicImage {
+    let mut rgba = image.to_rgba8();
+    for pixel in rgba.pixels_mut() {
+        let [r, g, b, a] = pixel.0;
+        let [r, g, b] = f([r, g, b]).map(|c| c.round().clamp(0.0, 255.0) as u8);
+        pixel.0 = [r, g, b, a];
+    }
+    DynamicImage::ImageRgba8(rgba)
 }

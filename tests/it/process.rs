@@ -427,3 +427,64 @@ async fn animated_images_are_refused_not_cut_to_one_frame() {
         "{json}"
     );
 }
+
+/// Sharpen, sepia, brightness, contrast and saturation over HTTP, on a mid-gray-and-colour image.
+#[tokio::test]
+async fn filters_and_adjustments() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    // Left half a muted red (180, 90, 60), right half mid gray (128, 128, 128); PNG, exact.
+    let source = image::RgbImage::from_fn(16, 8, |x, _| {
+        image::Rgb(if x < 8 { [180, 90, 60] } else { [128, 128, 128] })
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(source)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let run = |target: &'static str| {
+        let (server, png) = (&server, png.clone());
+        async move {
+            let response = post(server, target, "image/png", &png, Some("image/png")).await;
+            assert_eq!(response.status(), 200, "{target}");
+            image::load_from_memory(&response.bytes().await.unwrap())
+                .unwrap()
+                .to_rgb8()
+        }
+    };
+    let brighter = run("/v1/image/adjust/brightness?value=40").await;
+    assert_eq!(brighter.get_pixel(12, 4).0, [168, 168, 168]);
+    let flat = run("/v1/image/adjust/contrast?value=-100").await;
+    assert!(
+        flat.get_pixel(1, 4).0.iter().all(|c| c.abs_diff(128) <= 2),
+        "{:?}",
+        flat.get_pixel(1, 4)
+    );
+    let gray = run("/v1/image/adjust/saturation?value=0").await;
+    let [r, g, b] = gray.get_pixel(1, 4).0;
+    assert!(r == g && g == b, "saturation 0 is gray: {r} {g} {b}");
+    let vivid = run("/v1/image/adjust/saturation?value=2").await;
+    assert!(
+        vivid.get_pixel(1, 4)[0] > 180 && vivid.get_pixel(1, 4)[2] < 60,
+        "{:?}",
+        vivid.get_pixel(1, 4)
+    );
+    let sepia = run("/v1/image/filter/sepia").await;
+    let [r, g, b] = sepia.get_pixel(12, 4).0;
+    assert!(r > g && g > b, "sepia is warm: {r} {g} {b}");
+    let sharp = run("/v1/image/filter/sharpen?sigma=1").await;
+    assert_eq!(sharp.dimensions(), (16, 8));
+    let (inside, edge) = (sharp.get_pixel(12, 4).0, sharp.get_pixel(8, 4).0);
+    assert_eq!(inside, [128, 128, 128], "flat areas are left alone");
+    assert_ne!(edge, [128, 128, 128], "the edge is sharpened");
+    for (target, detail) in [
+        ("/v1/image/adjust/brightness", "`value` is required"),
+        ("/v1/image/adjust/contrast?value=500", "`value`"),
+        ("/v1/image/adjust/saturation?value=-1", "`value`"),
+        ("/v1/image/filter/sharpen?sigma=99", "`sigma`"),
+    ] {
+        let response = post(&server, target, "image/png", &png, None).await;
+        assert_eq!(response.status(), 400, "{target}");
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert!(json["detail"].as_str().unwrap().contains(detail), "{target}: {json}");
+    }
+}
