@@ -55,6 +55,8 @@ pub(crate) enum Operation {
     Contrast,
     /// `adjust/saturation`: `value` (0…4, a factor).
     Saturation,
+    /// `extract/metadata`: format, size, alpha, frames, an EXIF summary with GPS flagged (JSON).
+    ExtractMetadata,
 }
 
 impl Operation {
@@ -75,6 +77,7 @@ impl Operation {
             "adjust/brightness" => Operation::Brightness,
             "adjust/contrast" => Operation::Contrast,
             "adjust/saturation" => Operation::Saturation,
+            "extract/metadata" => Operation::ExtractMetadata,
             _ => return None,
         })
     }
@@ -96,6 +99,7 @@ impl Operation {
             Operation::Brightness => "adjust/brightness",
             Operation::Contrast => "adjust/contrast",
             Operation::Saturation => "adjust/saturation",
+            Operation::ExtractMetadata => "extract/metadata",
         }
     }
 
@@ -103,7 +107,11 @@ impl Operation {
         match self {
             Operation::Resize => &["width", "height", "fit", "maintain_aspect", "enlarge"],
             Operation::Convert => &["to_format"],
-            Operation::Compress | Operation::StripExif | Operation::Grayscale | Operation::Sepia => &[],
+            Operation::Compress
+            | Operation::StripExif
+            | Operation::Grayscale
+            | Operation::Sepia
+            | Operation::ExtractMetadata => &[],
             Operation::Sharpen => &["sigma", "amount"],
             Operation::Brightness | Operation::Contrast | Operation::Saturation => &["value"],
             Operation::Rotate => &["angle"],
@@ -170,6 +178,9 @@ pub(crate) async fn handle(
         }
         None => (upload::declared_format(headers)?, uploads.receive(headers, body).await?),
     };
+    if operation == Operation::ExtractMetadata {
+        return describe(processing, format, bytes).await;
+    }
     let output = match params.get("to_format").or_else(|| params.get("format")) {
         Some(f) => OutputFormat::parse(f).map_err(problem)?,
         None => OutputFormat::like(format),
@@ -337,6 +348,7 @@ fn op_of(operation: Operation, params: &HashMap<String, String>) -> Result<Op, A
         Operation::Brightness => Op::Brightness(decimal("value", -255.0, 255.0, None)? as i32),
         Operation::Contrast => Op::Contrast(decimal("value", -100.0, 100.0, None)?),
         Operation::Saturation => Op::Saturation(decimal("value", 0.0, 4.0, None)?),
+        Operation::ExtractMetadata => Op::Keep,
     })
 }
 
@@ -408,4 +420,32 @@ fn problem(e: ProcessError) -> ApiError {
         ProcessError::Busy(_) => ApiError::Busy(e.to_string()),
         ProcessError::Failed(why) => ApiError::Internal(why),
     }
+}
+
+/// `extract/metadata`: the description as JSON (200), nothing stored.
+async fn describe(processing: &Processing, format: ImageFormat, bytes: Bytes) -> Result<Response<Body>, ApiError> {
+    let described = processing
+        .pool
+        .run(move || {
+            let frames = upload::frames::animation_frames(format, &bytes);
+            Ok(match sniff::check(format, &bytes, u64::MAX) {
+                Err(rejection) => Err(upload::rejected(rejection)),
+                Ok(()) => Ok(processing::describe(&bytes, format, frames)),
+            })
+        })
+        .await;
+    let outcome = match &described {
+        Ok(Ok(Ok(_))) => "ok",
+        Ok(Ok(Err(e))) | Err(e) => e.label(),
+        Ok(Err(_)) => "refused",
+    };
+    processing
+        .metrics
+        .processing_job(Operation::ExtractMetadata.name(), outcome);
+    let json = described.map_err(problem)??.map_err(problem)?;
+    let mut response = Response::new(body::full(json.to_string()));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }

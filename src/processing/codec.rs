@@ -53,19 +53,7 @@ pub struct Encoded {
 /// Decodes `bytes` (already checked to be a `format` image within the input pixel limit) with
 /// allocation limits, and turns it upright by its EXIF orientation.
 pub(crate) fn decode(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<DynamicImage, ProcessError> {
-    let codec = match format {
-        ImageFormat::Png => image::ImageFormat::Png,
-        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
-        ImageFormat::Webp => image::ImageFormat::WebP,
-        ImageFormat::Gif => image::ImageFormat::Gif,
-        ImageFormat::Bmp => image::ImageFormat::Bmp,
-        ImageFormat::Tiff => image::ImageFormat::Tiff,
-        ImageFormat::Svg => {
-            return Err(ProcessError::Unsupported(
-                "SVG input is not processed yet; upload it as is or convert it first".into(),
-            ));
-        }
-    };
+    let codec = codec_of(format)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), codec);
     let mut limits = image::Limits::default();
     let side = u32::try_from(max_pixels).unwrap_or(u32::MAX);
@@ -136,4 +124,21 @@ fn flatten(image: &DynamicImage) -> DynamicImage {
         image::Rgb([over(r), over(g), over(b)])
     });
     DynamicImage::ImageRgb8(rgb)
+}
+
+/// The `image` crate's codec for `format`; SVG input is not processed yet (422).
+pub(crate) fn codec_of(format: ImageFormat) -> Result<image::ImageFormat, ProcessError> {
+    Ok(match format {
+        ImageFormat::Png => image::ImageFormat::Png,
+        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+        ImageFormat::Webp => image::ImageFormat::WebP,
+        ImageFormat::Gif => image::ImageFormat::Gif,
+        ImageFormat::Bmp => image::ImageFormat::Bmp,
+        ImageFormat::Tiff => image::ImageFormat::Tiff,
+        ImageFormat::Svg => {
+            return Err(ProcessError::Unsupported(
+                "SVG input is not processed yet; upload it as is or convert it first".into(),
+            ));
+        }
+    })
 }

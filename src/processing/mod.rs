@@ -4,6 +4,7 @@
 
 mod codec;
 mod error;
+mod metadata;
 mod operations;
 mod pool;
 
@@ -37,4 +38,13 @@ pub(crate) fn run(
     let encoded = codec::encode(&result, output, quality)?;
     timed("encode", start);
     Ok(encoded)
+}
+
+/// `extract/metadata` of `bytes` (a `format` image of `frames` animation frames). Runs on the pool.
+pub(crate) fn describe(
+    bytes: &[u8],
+    format: crate::object_name::ImageFormat,
+    frames: usize,
+) -> Result<serde_json::Value, ProcessError> {
+    metadata::describe(bytes, format, frames)
 }

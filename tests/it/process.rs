@@ -488,3 +488,52 @@ async fn filters_and_adjustments() {
         assert!(json["detail"].as_str().unwrap().contains(detail), "{target}: {json}");
     }
 }
+
+/// `extract/metadata` describes without decoding pixels, and flags GPS data.
+#[tokio::test]
+async fn metadata_is_extracted_and_gps_flagged() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    // A JPEG whose EXIF holds an orientation and a GPS directory (latitude reference "N").
+    let mut jpeg = oriented_jpeg(1);
+    let app1_end = 4 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
+    let mut tiff = b"II*\0\x08\0\0\0\x02\0".to_vec();
+    tiff.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+    tiff.extend([0x25, 0x88, 4, 0, 1, 0, 0, 0, 38, 0, 0, 0]);
+    tiff.extend([0, 0, 0, 0]);
+    tiff.extend([1, 0, 0x01, 0x00, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0, 0, 0, 0, 0]);
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend(((tiff.len() + 8) as u16).to_be_bytes());
+    app1.extend(b"Exif\0\0");
+    app1.extend(tiff);
+    jpeg.splice(2..app1_end, app1);
+    let response = post(&server, "/v1/image/extract/metadata", "image/jpeg", &jpeg, None).await;
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(json["format"], "jpeg");
+    assert_eq!(
+        (json["width"].as_u64(), json["height"].as_u64()),
+        (Some(64), Some(32)),
+        "{json}"
+    );
+    assert_eq!(json["has_alpha"], false);
+    assert_eq!(json["animated"], false);
+    assert_eq!(json["exif"]["orientation"], 6, "{json}");
+    assert_eq!(json["exif"]["gps"], true, "{json}");
+    assert!(json["exif"]["warning"].as_str().unwrap().contains("GPS"));
+    // A PNG without EXIF: exif is null; nothing is stored either way.
+    let response = post(&server, "/v1/image/extract/metadata", "image/png", PNG, None).await;
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (json["width"].as_u64(), json["exif"].is_null()),
+        (Some(24), true),
+        "{json}"
+    );
+    assert!(
+        within("list", fx.storage.list(None, 10))
+            .await
+            .unwrap()
+            .objects
+            .is_empty()
+    );
+}
