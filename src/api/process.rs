@@ -57,6 +57,8 @@ pub(crate) enum Operation {
     Saturation,
     /// `extract/metadata`: format, size, alpha, frames, an EXIF summary with GPS flagged (JSON).
     ExtractMetadata,
+    /// `extract/colors`: `count` dominant colours with their shares (JSON).
+    ExtractColors,
 }
 
 impl Operation {
@@ -78,6 +80,7 @@ impl Operation {
             "adjust/contrast" => Operation::Contrast,
             "adjust/saturation" => Operation::Saturation,
             "extract/metadata" => Operation::ExtractMetadata,
+            "extract/colors" => Operation::ExtractColors,
             _ => return None,
         })
     }
@@ -100,6 +103,7 @@ impl Operation {
             Operation::Contrast => "adjust/contrast",
             Operation::Saturation => "adjust/saturation",
             Operation::ExtractMetadata => "extract/metadata",
+            Operation::ExtractColors => "extract/colors",
         }
     }
 
@@ -114,6 +118,7 @@ impl Operation {
             | Operation::ExtractMetadata => &[],
             Operation::Sharpen => &["sigma", "amount"],
             Operation::Brightness | Operation::Contrast | Operation::Saturation => &["value"],
+            Operation::ExtractColors => &["count"],
             Operation::Rotate => &["angle"],
             Operation::Flip => &["direction"],
             Operation::Crop => &["mode", "x", "y", "width", "height"],
@@ -180,6 +185,17 @@ pub(crate) async fn handle(
     };
     if operation == Operation::ExtractMetadata {
         return describe(processing, format, bytes).await;
+    }
+    if operation == Operation::ExtractColors {
+        let count = match params.get("count") {
+            None => 5,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=16).contains(n))
+                .ok_or_else(|| ApiError::BadRequest(format!("`count`: `{v}` is not a whole number from 1 to 16")))?,
+        };
+        return colors(processing, uploads, format, bytes, count).await;
     }
     let output = match params.get("to_format").or_else(|| params.get("format")) {
         Some(f) => OutputFormat::parse(f).map_err(problem)?,
@@ -348,7 +364,7 @@ fn op_of(operation: Operation, params: &HashMap<String, String>) -> Result<Op, A
         Operation::Brightness => Op::Brightness(decimal("value", -255.0, 255.0, None)? as i32),
         Operation::Contrast => Op::Contrast(decimal("value", -100.0, 100.0, None)?),
         Operation::Saturation => Op::Saturation(decimal("value", 0.0, 4.0, None)?),
-        Operation::ExtractMetadata => Op::Keep,
+        Operation::ExtractMetadata | Operation::ExtractColors => Op::Keep,
     })
 }
 
@@ -443,6 +459,45 @@ async fn describe(processing: &Processing, format: ImageFormat, bytes: Bytes) ->
         .metrics
         .processing_job(Operation::ExtractMetadata.name(), outcome);
     let json = described.map_err(problem)??.map_err(problem)?;
+    let mut response = Response::new(body::full(json.to_string()));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `extract/colors`: the palette as JSON (200), nothing stored.
+async fn colors(
+    processing: &Processing,
+    uploads: &Uploads,
+    format: ImageFormat,
+    bytes: Bytes,
+    count: usize,
+) -> Result<Response<Body>, ApiError> {
+    let limits = processing.limits.clone();
+    let max_input = limits.max_input_pixels.min(uploads.max_pixels());
+    let found = processing
+        .pool
+        .run(move || {
+            let frames = upload::frames::animation_frames(format, &bytes);
+            Ok(match sniff::check(format, &bytes, max_input) {
+                Err(rejection) => Err(upload::rejected(rejection)),
+                Ok(()) if frames > 1 => Err(ApiError::Unprocessable(format!(
+                    "the image is animated ({frames} frames); animated images are not processed yet"
+                ))),
+                Ok(()) => Ok(processing::dominant_colors(&bytes, format, count, &limits)),
+            })
+        })
+        .await;
+    let outcome = match &found {
+        Ok(Ok(Ok(_))) => "ok",
+        Ok(Ok(Err(e))) | Err(e) => e.label(),
+        Ok(Err(_)) => "refused",
+    };
+    processing
+        .metrics
+        .processing_job(Operation::ExtractColors.name(), outcome);
+    let json = found.map_err(problem)??.map_err(problem)?;
     let mut response = Response::new(body::full(json.to_string()));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

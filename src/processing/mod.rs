@@ -3,6 +3,7 @@
 //! endpoint.
 
 mod codec;
+mod colors;
 mod error;
 mod metadata;
 mod operations;
@@ -47,4 +48,16 @@ pub(crate) fn describe(
     frames: usize,
 ) -> Result<serde_json::Value, ProcessError> {
     metadata::describe(bytes, format, frames)
+}
+
+/// `extract/colors` of `bytes` (a `format` image within the input limit): up to `count`
+/// dominant colours with their shares. Runs on the pool.
+pub(crate) fn dominant_colors(
+    bytes: &[u8],
+    format: crate::object_name::ImageFormat,
+    count: usize,
+    limits: &crate::config::ProcessingConfig,
+) -> Result<serde_json::Value, ProcessError> {
+    let image = codec::decode(bytes, format, limits.max_input_pixels)?;
+    Ok(serde_json::json!({ "colors": colors::dominant(&image, count) }))
 }

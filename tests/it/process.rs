@@ -537,3 +537,32 @@ async fn metadata_is_extracted_and_gps_flagged() {
             .is_empty()
     );
 }
+
+/// `extract/colors` on an image three quarters red and one quarter blue.
+#[tokio::test]
+async fn dominant_colors_with_their_shares() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let source = image::RgbImage::from_fn(40, 40, |x, _| {
+        image::Rgb(if x < 30 { [220, 20, 20] } else { [20, 20, 220] })
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(source)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let response = post(&server, "/v1/image/extract/colors?count=2", "image/png", &png, None).await;
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    let colors = json["colors"].as_array().unwrap();
+    assert!(!colors.is_empty() && colors.len() <= 2, "{json}");
+    let hex = |c: &serde_json::Value| u32::from_str_radix(&c["hex"].as_str().unwrap()[1..], 16).unwrap();
+    let first = hex(&colors[0]);
+    assert!(
+        first >> 16 > 150 && first & 0xFF < 100,
+        "the first colour is the red: {json}"
+    );
+    let share = colors[0]["share"].as_f64().unwrap();
+    assert!((0.6..=0.85).contains(&share), "about three quarters: {json}");
+    let response = post(&server, "/v1/image/extract/colors?count=40", "image/png", &png, None).await;
+    assert_eq!(response.status(), 400);
+}
