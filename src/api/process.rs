@@ -8,7 +8,7 @@ use std::{collections::HashMap, net::IpAddr, sync::Arc};
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, header};
 use hyper::body::Incoming;
 
 use super::upload::{self, Uploads, sniff};
@@ -203,39 +203,11 @@ pub(crate) async fn handle(
     };
     let limits = processing.limits.clone();
     let max_input = limits.max_input_pixels.min(uploads.max_pixels());
-    let input = bytes.clone();
     let metrics = processing.metrics.clone();
-    // The same content check as an upload's (415, 413, 400), then the job; both on the pool.
-    let encoded = processing
-        .pool
-        .run(move || {
-            let frames = upload::frames::animation_frames(format, &input);
-            Ok(match sniff::check(format, &input, max_input) {
-                Err(rejection) => Err(upload::rejected(rejection)),
-                // Never silently the first frame only.
-                Ok(()) if frames > 1 => Err(ApiError::Unprocessable(format!(
-                    "the image is animated ({frames} frames); animated images are not processed yet"
-                ))),
-                Ok(()) => Ok(processing::run(
-                    operation.name(),
-                    op,
-                    &input,
-                    format,
-                    output,
-                    quality,
-                    &limits,
-                    &metrics,
-                )),
-            })
-        })
-        .await;
-    let outcome = match &encoded {
-        Ok(Ok(Ok(_))) => "ok",
-        Ok(Ok(Err(e))) | Err(e) => e.label(),
-        Ok(Err(_)) => "refused",
-    };
-    processing.metrics.processing_job(operation.name(), outcome);
-    let encoded = encoded.map_err(problem)??.map_err(problem)?;
+    let encoded = checked(processing, operation, format, bytes, Some(max_input), move |input| {
+        processing::run(operation.name(), op, input, format, output, quality, &limits, &metrics)
+    })
+    .await?;
     tracing::info!(
         operation = operation.name(),
         width = encoded.width,
@@ -266,12 +238,7 @@ pub(crate) async fn handle(
         "image".into(),
         base64::engine::general_purpose::STANDARD.encode(&encoded.bytes).into(),
     );
-    let mut response = Response::new(body::full(serde_json::Value::Object(extra).to_string()));
-    *response.status_mut() = StatusCode::OK;
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(json_response(serde_json::Value::Object(extra)))
 }
 
 /// The query's parameters; unknown ones are refused, naming them.
@@ -438,32 +405,15 @@ fn problem(e: ProcessError) -> ApiError {
     }
 }
 
-/// `extract/metadata`: the description as JSON (200), nothing stored.
+/// `extract/metadata`: the description as JSON (200), nothing stored. Animated images are
+/// described too, and the whole file is read however many pixels it declares (no decoding).
 async fn describe(processing: &Processing, format: ImageFormat, bytes: Bytes) -> Result<Response<Body>, ApiError> {
-    let described = processing
-        .pool
-        .run(move || {
-            let frames = upload::frames::animation_frames(format, &bytes);
-            Ok(match sniff::check(format, &bytes, u64::MAX) {
-                Err(rejection) => Err(upload::rejected(rejection)),
-                Ok(()) => Ok(processing::describe(&bytes, format, frames)),
-            })
-        })
-        .await;
-    let outcome = match &described {
-        Ok(Ok(Ok(_))) => "ok",
-        Ok(Ok(Err(e))) | Err(e) => e.label(),
-        Ok(Err(_)) => "refused",
-    };
-    processing
-        .metrics
-        .processing_job(Operation::ExtractMetadata.name(), outcome);
-    let json = described.map_err(problem)??.map_err(problem)?;
-    let mut response = Response::new(body::full(json.to_string()));
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    let operation = Operation::ExtractMetadata;
+    let json = checked(processing, operation, format, bytes, None, move |input| {
+        processing::describe(input, format, upload::frames::animation_frames(format, input))
+    })
+    .await?;
+    Ok(json_response(json))
 }
 
 /// `extract/colors`: the palette as JSON (200), nothing stored.
@@ -476,31 +426,57 @@ async fn colors(
 ) -> Result<Response<Body>, ApiError> {
     let limits = processing.limits.clone();
     let max_input = limits.max_input_pixels.min(uploads.max_pixels());
-    let found = processing
+    let json = checked(
+        processing,
+        Operation::ExtractColors,
+        format,
+        bytes,
+        Some(max_input),
+        move |input| processing::dominant_colors(input, format, count, &limits),
+    )
+    .await?;
+    Ok(json_response(json))
+}
+
+/// Runs `job` on the processing pool after the upload's content check (415, 413, 400); with a
+/// pixel limit (`max_input`), animated inputs are refused (422: never silently the first frame
+/// only). Every outcome is counted in `image_processing_jobs_total`.
+async fn checked<T: Send + 'static>(
+    processing: &Processing,
+    operation: Operation,
+    format: ImageFormat,
+    bytes: Bytes,
+    max_input: Option<u64>,
+    job: impl FnOnce(&[u8]) -> Result<T, ProcessError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let result = processing
         .pool
         .run(move || {
-            let frames = upload::frames::animation_frames(format, &bytes);
-            Ok(match sniff::check(format, &bytes, max_input) {
+            Ok(match sniff::check(format, &bytes, max_input.unwrap_or(u64::MAX)) {
                 Err(rejection) => Err(upload::rejected(rejection)),
-                Ok(()) if frames > 1 => Err(ApiError::Unprocessable(format!(
-                    "the image is animated ({frames} frames); animated images are not processed yet"
-                ))),
-                Ok(()) => Ok(processing::dominant_colors(&bytes, format, count, &limits)),
+                Ok(()) => match upload::frames::animation_frames(format, &bytes) {
+                    frames if frames > 1 && max_input.is_some() => Err(ApiError::Unprocessable(format!(
+                        "the image is animated ({frames} frames); animated images are not processed yet"
+                    ))),
+                    _ => Ok(job(&bytes)),
+                },
             })
         })
         .await;
-    let outcome = match &found {
+    let outcome = match &result {
         Ok(Ok(Ok(_))) => "ok",
         Ok(Ok(Err(e))) | Err(e) => e.label(),
         Ok(Err(_)) => "refused",
     };
-    processing
-        .metrics
-        .processing_job(Operation::ExtractColors.name(), outcome);
-    let json = found.map_err(problem)??.map_err(problem)?;
+    processing.metrics.processing_job(operation.name(), outcome);
+    result.map_err(problem)??.map_err(problem)
+}
+
+/// A JSON answer (200) that caches nowhere.
+fn json_response(json: serde_json::Value) -> Response<Body> {
     let mut response = Response::new(body::full(json.to_string()));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
 }
