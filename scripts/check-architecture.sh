@@ -5,16 +5,10 @@
 # import that points up or sideways between layers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
-version=0.27.0
-root="$IG_CACHE/cargo-modules"
-if ! "$root/bin/cargo-modules" --version 2>/dev/null | grep -qF "$version"; then
-  echo "installing cargo-modules $version into $root (once)" >&2
-  cargo install --quiet --locked --version "$version" --root "$root" cargo-modules
-fi
+bin="$(bash scripts/install-cargo-tool.sh cargo-modules 0.27.0)"
 graph="$(mktemp)"
 trap 'rm -f "$graph"' EXIT
 # Modules only: every `use` of a function, type or trait becomes an edge between two modules.
-PATH="$root/bin:$PATH" cargo modules dependencies --lib --layout dot \
+PATH="$bin:$PATH" cargo modules dependencies --lib --layout dot \
   --no-externs --no-sysroot --no-fns --no-traits --no-types >"$graph"
 python3 scripts/check-architecture.py "$graph"

@@ -4,12 +4,6 @@
 # database lives on GitHub, which these machines cannot reach.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
-version=0.20.2
-root="$IG_CACHE/cargo-deny"
-if ! "$root/bin/cargo-deny" --version 2>/dev/null | grep -qF "$version"; then
-  echo "installing cargo-deny $version into $root (once)" >&2
-  cargo install --quiet --locked --version "$version" --root "$root" cargo-deny
-fi
-"$root/bin/cargo-deny" --log-level error --locked check licenses bans sources
+bin="$(bash scripts/install-cargo-tool.sh cargo-deny 0.20.2)"
+"$bin/cargo-deny" --log-level error --locked check licenses bans sources
 echo "dependencies: licences, bans and sources as deny.toml allows"
