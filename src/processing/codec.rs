@@ -1,11 +1,12 @@
-//! Decoding (header limits first, EXIF orientation applied) and encoding, with the `image`
-//! crate's codecs.
+//! Decoding (header limits first, shrink-on-load for JPEG, EXIF orientation applied, ICC
+//! profiles converted to sRGB) and encoding (jpeg-encoder for JPEG, libwebp for lossy WebP, the
+//! `image` crate for the rest).
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, codecs::jpeg::JpegEncoder};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader, metadata::Orientation};
 
-use super::error::ProcessError;
+use super::{color, error::ProcessError, shrink};
 use crate::object_name::ImageFormat;
 
 /// What a result is encoded as (every stored format but SVG).
@@ -35,6 +36,16 @@ impl OutputFormat {
     pub fn format(self) -> ImageFormat {
         self.0
     }
+
+    /// Whether `quality` changes the result (JPEG and WebP are lossy).
+    pub fn is_lossy(self) -> bool {
+        matches!(self.0, ImageFormat::Jpeg | ImageFormat::Webp)
+    }
+
+    /// Whether the format keeps an alpha channel.
+    pub fn has_alpha(self) -> bool {
+        !matches!(self.0, ImageFormat::Jpeg | ImageFormat::Bmp)
+    }
 }
 
 /// An encoded result.
@@ -50,9 +61,33 @@ pub struct Encoded {
     pub height: u32,
 }
 
+/// A decoded image, upright and in sRGB, with what the encoder may need to keep.
+pub(crate) struct Decoded {
+    /// The pixels; smaller than `full_size` after shrink-on-load.
+    pub image: DynamicImage,
+    /// The upright size the file declares (what geometry is planned from).
+    pub full_size: (u32, u32),
+    /// The EXIF block (TIFF header first) with its orientation reset, if the file had one.
+    pub exif: Option<Vec<u8>>,
+}
+
+/// What the first operation needs at least, given the upright full size: `Some((w, h))` lets a
+/// JPEG be decoded at 1/2, 1/4 or 1/8 scale as long as the result still covers `w`×`h`.
+pub(crate) type ShrinkHint<'a> = &'a dyn Fn(u32, u32) -> Option<(u32, u32)>;
+
 /// Decodes `bytes` (already checked to be a `format` image within the input pixel limit) with
-/// allocation limits, and turns it upright by its EXIF orientation.
-pub(crate) fn decode(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<DynamicImage, ProcessError> {
+/// allocation limits, turns it upright by its EXIF orientation and into sRGB by its ICC profile.
+pub(crate) fn decode(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+    hint: ShrinkHint<'_>,
+) -> Result<Decoded, ProcessError> {
+    if format == ImageFormat::Jpeg
+        && let Some(decoded) = shrink::jpeg(bytes, max_pixels, hint)?
+    {
+        return Ok(decoded);
+    }
     let codec = codec_of(format)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), codec);
     let mut limits = image::Limits::default();
@@ -62,71 +97,130 @@ pub(crate) fn decode(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Resu
     // Eight bytes per pixel covers RGBA16; the decoders' own buffers come on top.
     limits.max_alloc = Some(max_pixels.saturating_mul(8).saturating_add(64 << 20));
     reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| ProcessError::Undecodable(e.to_string()))?;
-    let orientation = decoder
-        .orientation()
-        .map_err(|e| ProcessError::Undecodable(e.to_string()))?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| ProcessError::Undecodable(e.to_string()))?;
-    image.apply_orientation(orientation);
-    Ok(image)
+    let undecodable = |e: image::ImageError| ProcessError::Undecodable(e.to_string());
+    let mut decoder = reader.into_decoder().map_err(undecodable)?;
+    let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten();
+    let orientation = decoder.orientation().map_err(undecodable)?;
+    let image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    Ok(upright(image, orientation, icc.as_deref(), exif))
 }
 
-/// Encodes `image` as `output`; `quality` (1–100) applies to JPEG. Formats without alpha get
-/// the image flattened onto white.
-pub(crate) fn encode(image: &DynamicImage, output: OutputFormat, quality: u8) -> Result<Encoded, ProcessError> {
+/// Turns `image` upright, into sRGB, and resets the orientation kept in `exif`.
+pub(super) fn upright(
+    mut image: DynamicImage,
+    orientation: Orientation,
+    icc: Option<&[u8]>,
+    mut exif: Option<Vec<u8>>,
+) -> Decoded {
+    image.apply_orientation(orientation);
+    if let Some(exif) = exif.as_mut() {
+        let _ = Orientation::remove_from_exif_chunk(exif);
+    }
+    let image = match icc {
+        Some(profile) => color::to_srgb(image, profile),
+        None => image,
+    };
+    Decoded {
+        full_size: (image.width(), image.height()),
+        image,
+        exif,
+    }
+}
+
+/// How to encode: `quality` (1–100) applies to JPEG and WebP; `background` is what alpha is
+/// flattened onto for formats without it; `exif` is embedded (JPEG, PNG, WebP) when kept.
+pub(crate) struct Encoding<'a> {
+    /// The format.
+    pub output: OutputFormat,
+    /// 1–100, for lossy formats.
+    pub quality: u8,
+    /// RGB under transparent pixels when the format has no alpha.
+    pub background: [u8; 3],
+    /// The EXIF block to keep (`keep_metadata=true`).
+    pub exif: Option<&'a [u8]>,
+}
+
+/// Encodes `image`.
+pub(crate) fn encode(image: &DynamicImage, how: &Encoding<'_>) -> Result<Encoded, ProcessError> {
+    let failed = |e: &dyn std::fmt::Display| ProcessError::Failed(e.to_string());
+    let format = how.output.format();
+    let (width, height) = (image.width(), image.height());
     let mut bytes = Vec::new();
-    let failed = |e: image::ImageError| ProcessError::Failed(e.to_string());
-    let format = output.format();
     match format {
         ImageFormat::Jpeg => {
-            let rgb = flatten(image);
-            JpegEncoder::new_with_quality(&mut bytes, quality)
-                .encode_image(&rgb)
-                .map_err(failed)?;
+            let rgb = flatten(image, how.background);
+            let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, how.quality);
+            if let Some(exif) = how.exif {
+                encoder.add_exif_metadata(exif).map_err(|e| failed(&e))?;
+            }
+            let (w, h) = (side16(width)?, side16(height)?);
+            encoder
+                .encode(rgb.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+                .map_err(|e| failed(&e))?;
         }
-        ImageFormat::Bmp => flatten(image)
+        ImageFormat::Webp => {
+            side16(width)?;
+            side16(height)?;
+            let rgba = image.to_rgba8();
+            let encoder = webp::Encoder::from_rgba(rgba.as_raw(), width, height);
+            let mut config = webp::WebPConfig::new().map_err(|()| failed(&"libwebp refused its defaults"))?;
+            config.quality = f32::from(how.quality);
+            config.method = 4;
+            let memory = encoder
+                .encode_advanced(&config)
+                .map_err(|e| failed(&format!("{e:?}")))?;
+            bytes.extend_from_slice(&memory);
+        }
+        ImageFormat::Png => {
+            let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+            if let Some(exif) = how.exif {
+                let _ = encoder.set_exif_metadata(exif.to_vec());
+            }
+            image.write_with_encoder(encoder).map_err(|e| failed(&e))?;
+        }
+        ImageFormat::Bmp => DynamicImage::ImageRgb8(flatten(image, how.background))
             .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Bmp)
-            .map_err(failed)?,
-        _ => {
-            let codec = match format {
-                ImageFormat::Png => image::ImageFormat::Png,
-                ImageFormat::Webp => image::ImageFormat::WebP,
-                ImageFormat::Gif => image::ImageFormat::Gif,
-                _ => image::ImageFormat::Tiff,
-            };
-            let prepared = match format {
-                // The WebP encoder takes 8-bit RGB(A) only.
-                ImageFormat::Webp | ImageFormat::Gif => DynamicImage::ImageRgba8(image.to_rgba8()),
-                _ => image.clone(),
-            };
-            prepared.write_to(&mut Cursor::new(&mut bytes), codec).map_err(failed)?;
-        }
+            .map_err(|e| failed(&e))?,
+        ImageFormat::Gif => DynamicImage::ImageRgba8(image.to_rgba8())
+            .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Gif)
+            .map_err(|e| failed(&e))?,
+        ImageFormat::Tiff | ImageFormat::Svg => image
+            .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Tiff)
+            .map_err(|e| failed(&e))?,
     }
     Ok(Encoded {
         bytes,
         format,
-        width: image.width(),
-        height: image.height(),
+        width,
+        height,
     })
 }
 
-/// The image as 8-bit RGB over a white background (for formats without alpha).
-fn flatten(image: &DynamicImage) -> DynamicImage {
-    if !image.color().has_alpha() {
-        return DynamicImage::ImageRgb8(image.to_rgb8());
-    }
-    let rgba = image.to_rgba8();
-    let rgb = image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let [r, g, b, a] = rgba.get_pixel(x, y).0;
-        let over = |c: u8| ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a))) / 255) as u8;
-        image::Rgb([over(r), over(g), over(b)])
-    });
-    DynamicImage::ImageRgb8(rgb)
+/// A side for the JPEG and WebP encoders (at most 16383 for WebP, 65535 for JPEG).
+fn side16(side: u32) -> Result<u16, ProcessError> {
+    u16::try_from(side).ok().filter(|s| *s <= 16_383).ok_or_else(|| {
+        ProcessError::Unsupported(format!(
+            "a side of {side} pixels is over what JPEG and WebP hold (16383); choose png or tiff"
+        ))
+    })
 }
 
-/// The `image` crate's codec for `format`; SVG input is not processed yet (422).
+/// The image as 8-bit RGB over `background` (for formats without alpha).
+pub(crate) fn flatten(image: &DynamicImage, background: [u8; 3]) -> image::RgbImage {
+    if !image.color().has_alpha() {
+        return image.to_rgb8();
+    }
+    let rgba = image.to_rgba8();
+    image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let over =
+            |c: u8, under: u8| ((u16::from(c) * u16::from(a) + u16::from(under) * (255 - u16::from(a))) / 255) as u8;
+        image::Rgb([over(r, background[0]), over(g, background[1]), over(b, background[2])])
+    })
+}
+
+/// The `image` crate's codec for `format`; SVG is rasterized elsewhere.
 pub(crate) fn codec_of(format: ImageFormat) -> Result<image::ImageFormat, ProcessError> {
     Ok(match format {
         ImageFormat::Png => image::ImageFormat::Png,
@@ -136,9 +230,7 @@ pub(crate) fn codec_of(format: ImageFormat) -> Result<image::ImageFormat, Proces
         ImageFormat::Bmp => image::ImageFormat::Bmp,
         ImageFormat::Tiff => image::ImageFormat::Tiff,
         ImageFormat::Svg => {
-            return Err(ProcessError::Unsupported(
-                "SVG input is not processed yet; upload it as is or convert it first".into(),
-            ));
+            return Err(ProcessError::Unsupported("SVG is rasterized, not decoded".into()));
         }
     })
 }

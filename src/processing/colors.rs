@@ -1,8 +1,8 @@
 //! `extract/colors`: the dominant colours of an image and the share of the picture each covers.
-//! The image is shrunk to at most 64×64 (Lanczos3), quantized with NeuQuant (`color_quant`, the
+//! The image is shrunk to at most 64×64 (an area average), quantized with NeuQuant (`color_quant`, the
 //! quantizer the GIF encoder uses), and each pixel is counted against its palette entry.
 
-use image::{DynamicImage, imageops::FilterType};
+use image::DynamicImage;
 use serde_json::{Value, json};
 
 /// Side of the thumbnail the palette is computed from.
@@ -11,7 +11,7 @@ const SAMPLE: u32 = 64;
 /// Up to `count` colours, most common first, as `{"hex": "#rrggbb", "share": 0.0..1.0}`;
 /// fully transparent pixels are not counted.
 pub(crate) fn dominant(image: &DynamicImage, count: usize) -> Value {
-    let small = image.resize(SAMPLE, SAMPLE, FilterType::Lanczos3).to_rgba8();
+    let small = image.thumbnail(SAMPLE, SAMPLE).to_rgba8();
     let pixels: Vec<u8> = small.pixels().filter(|p| p[3] > 0).flat_map(|p| p.0).collect();
     if pixels.is_empty() {
         return json!([]);

@@ -3,42 +3,113 @@
 //! endpoint.
 
 mod codec;
+mod color;
 mod colors;
 mod error;
+mod geometry;
 mod metadata;
 mod operations;
 mod pool;
+mod shrink;
+mod smart_crop;
 
 pub use codec::{Encoded, OutputFormat};
 pub use error::ProcessError;
-pub use operations::{Crop, Fit, Flip, Op, Resize, Rotation};
+pub use geometry::{Background, Crop, Fit, Padding, Resize};
+pub use operations::{Flip, Op, Rotation};
 pub use pool::Pool;
 
-/// Decodes `bytes` (a `format` image already checked against the input pixel limit), applies
-/// `op` and encodes the result. Runs on the pool; `operation` labels the metrics.
-#[allow(clippy::too_many_arguments)]
+/// How a job's result is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    /// The format.
+    pub format: OutputFormat,
+    /// 1–100, for JPEG and WebP.
+    pub quality: u8,
+    /// What transparent pixels are flattened onto where the format has no alpha.
+    pub background: Background,
+    /// Whether the EXIF block is kept (orientation reset); it is dropped by default.
+    pub keep_metadata: bool,
+    /// For lossy formats: the highest quality (up to `quality`) whose file is at most this big.
+    pub max_bytes: Option<u64>,
+}
+
+/// Decodes `bytes` (a `format` image already checked against the input pixel limit) once,
+/// applies `steps` in order and encodes the result once. Runs on the pool; `operation` labels
+/// the metrics.
 pub(crate) fn run(
     operation: &str,
-    op: Op,
+    steps: &[Op],
     bytes: &[u8],
     format: crate::object_name::ImageFormat,
-    output: OutputFormat,
-    quality: u8,
+    output: Output,
     limits: &crate::config::ProcessingConfig,
     metrics: &crate::metrics::Metrics,
 ) -> Result<Encoded, ProcessError> {
     let timed = |stage: &str, start: std::time::Instant| metrics.processing_stage(operation, stage, start.elapsed());
     let start = std::time::Instant::now();
-    let image = codec::decode(bytes, format, limits.max_input_pixels)?;
+    let first = steps.first().copied().unwrap_or(Op::Keep);
+    let decoded = codec::decode(bytes, format, limits.max_input_pixels, &|w, h| first.needs(w, h))?;
     timed("decode", start);
-    metrics.processing_pixels(operation, u64::from(image.width()) * u64::from(image.height()));
+    let (width, height) = decoded.full_size;
+    metrics.processing_pixels(operation, u64::from(width) * u64::from(height));
     let start = std::time::Instant::now();
-    let result = op.apply(image, limits.max_output_pixels)?;
+    let mut image = decoded.image;
+    let mut full = decoded.full_size;
+    for step in steps {
+        image = step.apply(image, full, limits.max_output_pixels)?;
+        full = (image.width(), image.height());
+    }
     timed("process", start);
     let start = std::time::Instant::now();
-    let encoded = codec::encode(&result, output, quality)?;
+    let how = codec::Encoding {
+        output: output.format,
+        quality: output.quality,
+        background: output.background.rgb(),
+        exif: decoded.exif.as_deref().filter(|_| output.keep_metadata),
+    };
+    let encoded = match output.max_bytes {
+        Some(target) => within(&image, how, target)?,
+        None => codec::encode(&image, &how)?,
+    };
     timed("encode", start);
     Ok(encoded)
+}
+
+/// The lowest quality `compress?max_bytes=` tries before giving up.
+const MIN_QUALITY: u8 = 10;
+
+/// The encoding at the highest quality in `MIN_QUALITY..=how.quality` that fits in `target`
+/// bytes, by bisection (at most 7 encodes); 422 when even the lowest does not fit.
+fn within(image: &image::DynamicImage, mut how: codec::Encoding<'_>, target: u64) -> Result<Encoded, ProcessError> {
+    let fits = |e: &Encoded| e.bytes.len() as u64 <= target;
+    let first = codec::encode(image, &how)?;
+    if fits(&first) {
+        return Ok(first);
+    }
+    let (mut low, mut high) = (MIN_QUALITY, how.quality.saturating_sub(1).max(MIN_QUALITY));
+    let mut best: Option<Encoded> = None;
+    let mut smallest = first.bytes.len();
+    while low <= high {
+        let middle = low + (high - low) / 2;
+        how.quality = middle;
+        let attempt = codec::encode(image, &how)?;
+        smallest = smallest.min(attempt.bytes.len());
+        if fits(&attempt) {
+            best = Some(attempt);
+            low = middle + 1;
+        } else if middle == MIN_QUALITY {
+            break;
+        } else {
+            high = middle - 1;
+        }
+    }
+    best.ok_or_else(|| {
+        ProcessError::Unsupported(format!(
+            "max_bytes={target} cannot be reached: the smallest result (quality {MIN_QUALITY}) is {smallest} bytes; \
+             resize the image first or allow more bytes"
+        ))
+    })
 }
 
 /// `extract/metadata` of `bytes` (a `format` image of `frames` animation frames). Runs on the pool.
@@ -58,6 +129,6 @@ pub(crate) fn dominant_colors(
     count: usize,
     limits: &crate::config::ProcessingConfig,
 ) -> Result<serde_json::Value, ProcessError> {
-    let image = codec::decode(bytes, format, limits.max_input_pixels)?;
-    Ok(serde_json::json!({ "colors": colors::dominant(&image, count) }))
+    let decoded = codec::decode(bytes, format, limits.max_input_pixels, &|_, _| Some((64, 64)))?;
+    Ok(serde_json::json!({ "colors": colors::dominant(&decoded.image, count) }))
 }

@@ -1,143 +1,12 @@
-//! The operations on a decoded image. Resampling is Lanczos3 (the `image` crate's).
+//! The operations on a decoded image: one step of a pipeline. Geometry is in `geometry.rs`;
+//! the colour filters are here.
 
-use image::{DynamicImage, imageops::FilterType};
+use image::DynamicImage;
 
-use super::error::ProcessError;
-
-/// How `resize` fits the image to `width`×`height` (sharp's and the toolkit's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Fit {
-    /// Within the box, aspect kept (the default); no letterbox is added, as `inside`.
-    #[default]
-    Contain,
-    /// Covers the box, aspect kept, then cropped to it around the centre.
-    Cover,
-    /// Exactly the box, aspect ignored.
-    Fill,
-    /// Within the box, aspect kept.
-    Inside,
-    /// Covers the box, aspect kept, not cropped.
-    Outside,
-}
-
-impl Fit {
-    /// `contain`, `cover`, `fill`, `inside`, `outside`.
-    pub fn parse(text: &str) -> Result<Fit, ProcessError> {
-        Ok(match text {
-            "contain" => Fit::Contain,
-            "cover" => Fit::Cover,
-            "fill" => Fit::Fill,
-            "inside" => Fit::Inside,
-            "outside" => Fit::Outside,
-            other => {
-                return Err(ProcessError::BadParameter(format!(
-                    "`fit`: `{other}` is not one of contain, cover, fill, inside, outside"
-                )));
-            }
-        })
-    }
-}
-
-/// `resize`: to a width, a height, or a box.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resize {
-    /// Target width in pixels.
-    pub width: Option<u32>,
-    /// Target height in pixels.
-    pub height: Option<u32>,
-    /// How the image meets a box of both.
-    pub fit: Fit,
-    /// Whether the result may be larger than the input.
-    pub enlarge: bool,
-}
-
-impl Resize {
-    /// The size of the result for an input of `width`×`height`, before any crop.
-    fn scaled(&self, width: u32, height: u32) -> Result<(u32, u32), ProcessError> {
-        let (w, h) = (f64::from(width), f64::from(height));
-        let by_width = self.width.map(|t| f64::from(t) / w);
-        let by_height = self.height.map(|t| f64::from(t) / h);
-        let (sx, sy) = match (by_width, by_height, self.fit) {
-            // Neither: the size is kept (the result is re-encoded, e.g. to another `format`).
-            (None, None, _) => (1.0, 1.0),
-            (Some(s), None, _) | (None, Some(s), _) => (s, s),
-            (Some(x), Some(y), Fit::Fill) => (x, y),
-            (Some(x), Some(y), Fit::Contain | Fit::Inside) => (x.min(y), x.min(y)),
-            (Some(x), Some(y), Fit::Cover | Fit::Outside) => (x.max(y), x.max(y)),
-        };
-        let (sx, sy) = if self.enlarge {
-            (sx, sy)
-        } else {
-            (sx.min(1.0), sy.min(1.0))
-        };
-        let side = |size: f64, scale: f64| (size * scale).round().clamp(1.0, f64::from(u32::MAX)) as u32;
-        Ok((side(w, sx), side(h, sy)))
-    }
-
-    /// Resizes `image`; refuses a result over `max_pixels`.
-    pub(crate) fn apply(&self, image: &DynamicImage, max_pixels: u64) -> Result<DynamicImage, ProcessError> {
-        let (width, height) = self.scaled(image.width(), image.height())?;
-        let pixels = u64::from(width) * u64::from(height);
-        if pixels > max_pixels {
-            return Err(ProcessError::BadParameter(format!(
-                "the result would be {width}×{height} = {pixels} pixels, over processing.max_output_pixels \
-                 ({max_pixels}); ask for a smaller `width` or `height`"
-            )));
-        }
-        let resized = image.resize_exact(width, height, FilterType::Lanczos3);
-        match (self.fit, self.width, self.height) {
-            (Fit::Cover, Some(w), Some(h)) if width > w || height > h => {
-                let (w, h) = (w.min(width), h.min(height));
-                Ok(resized.crop_imm((width - w) / 2, (height - h) / 2, w, h))
-            }
-            _ => Ok(resized),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn resize(width: Option<u32>, height: Option<u32>, fit: Fit, enlarge: bool) -> Resize {
-        Resize {
-            width,
-            height,
-            fit,
-            enlarge,
-        }
-    }
-
-    #[test]
-    fn sizes_follow_the_fit() {
-        let r = |w, h, fit, enlarge| resize(w, h, fit, enlarge).scaled(400, 200).unwrap();
-        assert_eq!(r(Some(100), None, Fit::Contain, false), (100, 50));
-        assert_eq!(r(None, Some(50), Fit::Contain, false), (100, 50));
-        assert_eq!(r(Some(100), Some(100), Fit::Contain, false), (100, 50));
-        assert_eq!(r(Some(100), Some(100), Fit::Inside, false), (100, 50));
-        assert_eq!(r(Some(100), Some(100), Fit::Cover, false), (200, 100));
-        assert_eq!(r(Some(100), Some(100), Fit::Outside, false), (200, 100));
-        assert_eq!(r(Some(100), Some(100), Fit::Fill, false), (100, 100));
-        assert_eq!(
-            r(Some(800), None, Fit::Contain, false),
-            (400, 200),
-            "no enlarging by default"
-        );
-        assert_eq!(r(Some(800), None, Fit::Contain, true), (800, 400));
-        assert_eq!(resize(None, None, Fit::Contain, false).scaled(4, 4).unwrap(), (4, 4));
-    }
-
-    #[test]
-    fn cover_crops_to_the_box_and_outputs_are_bounded() {
-        let image = DynamicImage::new_rgb8(400, 200);
-        let cover = resize(Some(100), Some(100), Fit::Cover, false)
-            .apply(&image, u64::MAX)
-            .unwrap();
-        assert_eq!((cover.width(), cover.height()), (100, 100));
-        let big = resize(Some(4000), None, Fit::Contain, true).apply(&image, 1_000_000);
-        assert!(matches!(big, Err(ProcessError::BadParameter(m)) if m.contains("4000×2000")));
-    }
-}
+use super::{
+    error::ProcessError,
+    geometry::{self, Background, Crop, Padding, Resize},
+};
 
 /// Turns by a multiple of 90° (lossless in pixels), clockwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,15 +20,16 @@ pub enum Rotation {
 }
 
 impl Rotation {
-    /// `90`, `180`, `270` (or `-90`); other angles are not supported yet.
-    pub fn parse(text: &str) -> Result<Rotation, ProcessError> {
-        match text.trim() {
-            "90" | "-270" => Ok(Rotation::Quarter),
-            "180" | "-180" => Ok(Rotation::Half),
-            "270" | "-90" => Ok(Rotation::ThreeQuarters),
-            other => Err(ProcessError::BadParameter(format!(
-                "`angle`: `{other}` is not one of 90, 180, 270 (multiples of 90 only, for now)"
-            ))),
+    /// The step for `degrees` clockwise (−360…360): exact for multiples of 90° (nothing for
+    /// 0°), resampled onto a larger canvas of `background` otherwise.
+    pub fn step(degrees: f64, background: Background) -> Op {
+        let turn = degrees.rem_euclid(360.0);
+        match turn {
+            0.0 => Op::Keep,
+            90.0 => Op::Rotate(Rotation::Quarter),
+            180.0 => Op::Rotate(Rotation::Half),
+            270.0 => Op::Rotate(Rotation::ThreeQuarters),
+            _ => Op::RotateBy(turn, background),
         }
     }
 }
@@ -186,32 +56,25 @@ impl Flip {
     }
 }
 
-/// A rectangle to keep: `x`, `y` from the top left, `width`×`height`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Crop {
-    /// Left edge.
-    pub x: u32,
-    /// Top edge.
-    pub y: u32,
-    /// Width kept.
-    pub width: u32,
-    /// Height kept.
-    pub height: u32,
-}
-
 /// One operation on a decoded image.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op {
     /// Nothing but a re-encode (`convert`, `compress`, `strip-exif`).
     Keep,
-    /// `resize`.
+    /// `resize` and `thumbnail`.
     Resize(Resize),
     /// `rotate` by a multiple of 90°.
     Rotate(Rotation),
+    /// `rotate` by another angle (degrees, clockwise), the corners filled.
+    RotateBy(f64, Background),
     /// `flip`.
     Flip(Flip),
-    /// `crop` with coordinates.
+    /// `crop`.
     Crop(Crop),
+    /// `trim`: the border within this difference of the top-left colour.
+    Trim(u8),
+    /// `pad`.
+    Pad(Padding, Background),
     /// `filter/grayscale`.
     Grayscale,
     /// `filter/blur` with a Gaussian of this sigma.
@@ -234,32 +97,35 @@ pub enum Op {
 }
 
 impl Op {
-    /// Applies the operation; a result over `max_pixels` is refused.
-    pub(crate) fn apply(&self, image: DynamicImage, max_pixels: u64) -> Result<DynamicImage, ProcessError> {
+    /// What a JPEG decoded for this first step must cover at least, for an upright full size
+    /// of `width`×`height` (shrink-on-load); `None` when the step needs every pixel.
+    pub(crate) fn needs(&self, width: u32, height: u32) -> Option<(u32, u32)> {
+        match self {
+            Op::Resize(resize) => Some(resize.scaled(width, height)),
+            _ => None,
+        }
+    }
+
+    /// Applies the operation to `image`, whose upright full size (before any shrink-on-load) is
+    /// `full`; a result over `max_pixels` is refused.
+    pub(crate) fn apply(
+        &self,
+        image: DynamicImage,
+        full: (u32, u32),
+        max_pixels: u64,
+    ) -> Result<DynamicImage, ProcessError> {
         Ok(match *self {
             Op::Keep => image,
-            Op::Resize(resize) => resize.apply(&image, max_pixels)?,
+            Op::Resize(resize) => resize.apply(&image, full, max_pixels)?,
+            Op::RotateBy(degrees, background) => geometry::rotate(&image, degrees, background, max_pixels)?,
+            Op::Trim(threshold) => geometry::trim(image, threshold),
+            Op::Pad(sides, background) => geometry::pad(&image, sides, background, max_pixels)?,
             Op::Rotate(Rotation::Quarter) => image.rotate90(),
             Op::Rotate(Rotation::Half) => image.rotate180(),
             Op::Rotate(Rotation::ThreeQuarters) => image.rotate270(),
             Op::Flip(Flip::Horizontal) => image.fliph(),
             Op::Flip(Flip::Vertical) => image.flipv(),
-            Op::Crop(crop) => {
-                let fits = u64::from(crop.x) + u64::from(crop.width) <= u64::from(image.width())
-                    && u64::from(crop.y) + u64::from(crop.height) <= u64::from(image.height());
-                if !fits {
-                    return Err(ProcessError::BadParameter(format!(
-                        "the crop {}×{} at ({}, {}) does not lie within the {}×{} image",
-                        crop.width,
-                        crop.height,
-                        crop.x,
-                        crop.y,
-                        image.width(),
-                        image.height()
-                    )));
-                }
-                image.crop_imm(crop.x, crop.y, crop.width, crop.height)
-            }
+            Op::Crop(crop) => crop.apply(&image)?,
             Op::Grayscale => {
                 if image.color().has_alpha() {
                     DynamicImage::ImageLumaA8(image.to_luma_alpha8())

@@ -385,11 +385,17 @@ async fn every_operation_does_what_it_says() {
     );
 
     for (target, status, detail) in [
-        ("/v1/image/rotate?angle=45", 400, "`angle`"),
+        ("/v1/image/rotate?angle=361", 400, "`angle`"),
+        ("/v1/image/rotate?angle=45&background=red", 400, "`background`"),
         ("/v1/image/flip?direction=diagonal", 400, "`direction`"),
         ("/v1/image/crop?width=100&height=10", 400, "does not lie within"),
         ("/v1/image/crop?x=2&height=10", 400, "`width` is required"),
-        ("/v1/image/crop?mode=smart&width=10&height=10", 400, "`mode`"),
+        ("/v1/image/crop?mode=entropy&width=10&height=10", 400, "`mode`"),
+        ("/v1/image/crop?mode=square&x=1", 400, "`x` and `y`"),
+        ("/v1/image/pad", 400, "`all`"),
+        ("/v1/image/thumbnail", 400, "`width` or `height`"),
+        ("/v1/image/compress?max_bytes=100", 400, "lossy"),
+        ("/v1/image/trim?threshold=256", 400, "`threshold`"),
         ("/v1/image/filter/blur?sigma=0", 400, "`sigma`"),
         ("/v1/image/convert", 400, "`to_format`"),
         ("/v1/image/rotate?angle=90&sigma=1", 400, "sigma"),

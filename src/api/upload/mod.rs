@@ -127,6 +127,16 @@ impl Uploads {
         read_capped(headers, body, self.max_bytes, self.body_idle).await
     }
 
+    /// Reads a request body of at most `limit` bytes (a JSON document, not an image).
+    pub(crate) async fn receive_small(
+        &self,
+        headers: &HeaderMap,
+        body: Incoming,
+        limit: u64,
+    ) -> Result<Bytes, ApiError> {
+        read_capped(headers, body, limit.min(self.max_bytes), self.body_idle).await
+    }
+
     /// Stores `bytes` under a new name and answers 201 with its URLs (`extra` fields added).
     pub(crate) async fn store(
         &self,
