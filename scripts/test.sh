@@ -12,6 +12,7 @@ export IG_GARAGE_BIN
 venv="$(bash scripts/install-python-tools.sh)"
 IG_ROTEL_BIN="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 export IG_ROTEL_BIN
+export IG_PYTHON="$venv/bin/python"
 bash scripts/install-prometheus.sh >/dev/null
 IG_MINIO_BIN="$(bash scripts/install-minio.sh)"
 export IG_MINIO_BIN

@@ -15,6 +15,7 @@ mod kubernetes;
 mod lifecycle;
 mod observability;
 mod process;
+mod process_ops;
 mod ranges;
 mod retention;
 mod svg_inertness;

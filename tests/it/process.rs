@@ -394,7 +394,7 @@ async fn every_operation_does_what_it_says() {
         ("/v1/image/crop?mode=square&x=1", 400, "`x` and `y`"),
         ("/v1/image/pad", 400, "`all`"),
         ("/v1/image/thumbnail", 400, "`width` or `height`"),
-        ("/v1/image/compress?max_bytes=100", 400, "lossy"),
+        ("/v1/image/compress?max_bytes=100&format=png", 400, "lossy"),
         ("/v1/image/trim?threshold=256", 400, "`threshold`"),
         ("/v1/image/filter/blur?sigma=0", 400, "`sigma`"),
         ("/v1/image/convert", 400, "`to_format`"),

@@ -1,0 +1,582 @@
+//! The processing operations beyond resize: thumbnail (shrink-on-load), crop modes, trim, pad,
+//! rotation by any angle, `compress?max_bytes`, lossy WebP, `keep_metadata`, ICC profiles,
+//! `pipeline` on every backend, decompression bombs of every format, and pixels checked
+//! against Pillow (an independent implementation, from PyPI).
+
+use std::{io::Cursor, path::PathBuf};
+
+use image::{DynamicImage, GenericImageView, ImageEncoder, RgbImage, RgbaImage};
+use reqwest::header;
+
+use crate::support::{Backend, Fixture, TestServer, client, within};
+
+/// POSTs `body` (or nothing, for `?source=`) and returns the status and the body.
+async fn post(server: &TestServer, target: &str, content_type: &str, body: &[u8], accept: &str) -> (u16, Vec<u8>) {
+    let request = client()
+        .post(server.url(target))
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ACCEPT, accept)
+        .body(body.to_vec());
+    let response = within("process", request.send()).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.bytes().await.unwrap().to_vec())
+}
+
+/// `image` encoded as `format`.
+fn encoded(image: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image.write_to(&mut Cursor::new(&mut bytes), format).unwrap();
+    bytes
+}
+
+/// A photograph-like test card: smooth gradients with texture, `w`×`h`.
+fn card(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let ripple = ((f64::from(x) / 7.0).sin() * (f64::from(y) / 5.0).cos() * 40.0) as i32;
+        let channel = |base: i32| (base + ripple).clamp(0, 255) as u8;
+        image::Rgb([
+            channel((x * 255 / w) as i32),
+            channel((y * 255 / h) as i32),
+            channel(((x + y) * 127 / (w + h)) as i32 + 64),
+        ])
+    })
+}
+
+fn detail(body: &[u8]) -> String {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    json["detail"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn geometry_operations_do_what_they_say() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let photo = encoded(&DynamicImage::ImageRgb8(card(1600, 1000)), image::ImageFormat::Jpeg);
+    let size = |bytes: &[u8]| image::load_from_memory(bytes).unwrap().dimensions();
+
+    // thumbnail: within the box, aspect kept, never enlarged (the JPEG shrinks on load).
+    let (status, body) = post(
+        &server,
+        "/v1/image/thumbnail?width=200&height=200",
+        "image/jpeg",
+        &photo,
+        "image/*",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
+    assert_eq!(size(&body), (200, 125));
+    let (_, body) = post(
+        &server,
+        "/v1/image/thumbnail?width=4000",
+        "image/jpeg",
+        &photo,
+        "image/*",
+    )
+    .await;
+    assert_eq!(size(&body), (1600, 1000));
+
+    // crop: the largest centred square; smart keeps the textured part of a half-flat image.
+    let (_, body) = post(&server, "/v1/image/crop?mode=square", "image/jpeg", &photo, "image/*").await;
+    assert_eq!(size(&body), (1000, 1000));
+    let half_flat = RgbImage::from_fn(600, 200, |x, y| {
+        if x < 400 {
+            image::Rgb([200, 200, 200])
+        } else {
+            image::Rgb([
+                ((x * 37 + y * 91) % 256) as u8,
+                ((x * y) % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ])
+        }
+    });
+    let png = encoded(&DynamicImage::ImageRgb8(half_flat), image::ImageFormat::Png);
+    let (status, body) = post(
+        &server,
+        "/v1/image/crop?mode=smart&width=200",
+        "image/png",
+        &png,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
+    let smart = image::load_from_memory(&body).unwrap().to_rgb8();
+    assert_eq!(smart.dimensions(), (200, 200));
+    let flat = smart.pixels().filter(|p| p.0 == [200, 200, 200]).count();
+    assert!(
+        flat < 200 * 200 / 10,
+        "{flat} flat pixels: the window missed the detail"
+    );
+
+    // trim: a logo on a white border comes out as the logo.
+    let mut framed = RgbImage::from_pixel(120, 80, image::Rgb([255, 255, 255]));
+    for (x, y, pixel) in framed.enumerate_pixels_mut() {
+        if (30..70).contains(&x) && (20..45).contains(&y) {
+            *pixel = image::Rgb([20, 60, 200]);
+        }
+    }
+    let png = encoded(&DynamicImage::ImageRgb8(framed), image::ImageFormat::Png);
+    let (_, body) = post(&server, "/v1/image/trim", "image/png", &png, "image/png").await;
+    assert_eq!(size(&body), (40, 25));
+
+    // pad with a colour; rotate by 30° onto a larger canvas of a colour.
+    let (_, body) = post(
+        &server,
+        "/v1/image/pad?all=10&top=0&background=%23ff0000",
+        "image/png",
+        &png,
+        "image/png",
+    )
+    .await;
+    let padded = image::load_from_memory(&body).unwrap().to_rgba8();
+    assert_eq!(padded.dimensions(), (140, 90));
+    assert_eq!(padded.get_pixel(139, 89).0, [255, 0, 0, 255]);
+    assert_eq!(padded.get_pixel(10, 0).0, [255, 255, 255, 255], "no padding on top");
+    let (status, body) = post(
+        &server,
+        "/v1/image/rotate?angle=30&background=00ff00",
+        "image/png",
+        &png,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
+    let turned = image::load_from_memory(&body).unwrap().to_rgb8();
+    // 120×80 turned by 30°: 120·cos + 80·sin = 143.9, 120·sin + 80·cos = 129.3.
+    assert_eq!(turned.dimensions(), (144, 130));
+    assert_eq!(turned.get_pixel(0, 0).0, [0, 255, 0], "the corner is the background");
+    let (_, body) = post(&server, "/v1/image/rotate?angle=-270", "image/png", &png, "image/png").await;
+    assert_eq!(size(&body), (80, 120), "-270° is a lossless quarter turn");
+}
+
+#[tokio::test]
+async fn encoding_options_do_what_they_say() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let photo = encoded(&DynamicImage::ImageRgb8(card(800, 500)), image::ImageFormat::Png);
+
+    // Lossy WebP: quality changes the size; both decode to the same dimensions.
+    let (_, high) = post(
+        &server,
+        "/v1/image/convert?to_format=webp&quality=95",
+        "image/png",
+        &photo,
+        "image/webp",
+    )
+    .await;
+    let (_, low) = post(
+        &server,
+        "/v1/image/convert?to_format=webp&quality=30",
+        "image/png",
+        &photo,
+        "image/webp",
+    )
+    .await;
+    assert_eq!(image::guess_format(&low).unwrap(), image::ImageFormat::WebP);
+    assert!(
+        low.len() * 2 < high.len(),
+        "quality 30: {} bytes, 95: {}",
+        low.len(),
+        high.len()
+    );
+    assert_eq!(image::load_from_memory(&low).unwrap().dimensions(), (800, 500));
+
+    // compress?max_bytes: the highest quality that fits; 422 when nothing does.
+    let (status, body) = post(
+        &server,
+        "/v1/image/compress?format=jpeg&max_bytes=20000",
+        "image/png",
+        &photo,
+        "image/jpeg",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
+    assert!(body.len() <= 20_000 && body.len() > 5_000, "{} bytes", body.len());
+    let (status, body) = post(
+        &server,
+        "/v1/image/compress?format=jpeg&max_bytes=300",
+        "image/png",
+        &photo,
+        "image/jpeg",
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(detail(&body).contains("cannot be reached"), "{}", detail(&body));
+    let (status, body) = post(
+        &server,
+        "/v1/image/compress?max_bytes=300",
+        "image/png",
+        &photo,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(detail(&body).contains("lossy"));
+
+    // Alpha: kept by PNG and WebP, flattened onto `background` by JPEG.
+    let glass = DynamicImage::ImageRgba8(RgbaImage::from_pixel(10, 10, image::Rgba([0, 0, 0, 0])));
+    let png = encoded(&glass, image::ImageFormat::Png);
+    let (_, body) = post(
+        &server,
+        "/v1/image/convert?to_format=webp",
+        "image/png",
+        &png,
+        "image/webp",
+    )
+    .await;
+    assert_eq!(
+        image::load_from_memory(&body).unwrap().to_rgba8().get_pixel(5, 5).0[3],
+        0
+    );
+    let (_, body) = post(
+        &server,
+        "/v1/image/convert?to_format=jpeg&background=%230000ff",
+        "image/png",
+        &png,
+        "image/jpeg",
+    )
+    .await;
+    let blue = image::load_from_memory(&body).unwrap().to_rgb8().get_pixel(5, 5).0;
+    assert!(blue[2] > 230 && blue[0] < 25, "flattened onto blue: {blue:?}");
+
+    // keep_metadata: EXIF kept, orientation reset to 1 (the pixels were turned).
+    let mut jpeg = encoded(&DynamicImage::ImageRgb8(card(64, 32)), image::ImageFormat::Jpeg);
+    let mut exif = b"Exif\0\0II*\0\x08\0\0\0\x01\0".to_vec();
+    exif.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend(((exif.len() + 2) as u16).to_be_bytes());
+    segment.extend(exif);
+    jpeg.splice(2..2, segment);
+    let (_, kept) = post(
+        &server,
+        "/v1/image/resize?width=16&keep_metadata=true",
+        "image/jpeg",
+        &jpeg,
+        "image/jpeg",
+    )
+    .await;
+    let (_, stripped) = post(&server, "/v1/image/resize?width=16", "image/jpeg", &jpeg, "image/jpeg").await;
+    assert!(!stripped.windows(4).any(|w| w == b"Exif"));
+    let mut decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(&kept)).unwrap();
+    use image::ImageDecoder;
+    let block = decoder.exif_metadata().unwrap().expect("EXIF kept");
+    assert_eq!(
+        image::metadata::Orientation::from_exif_chunk(&block),
+        Some(image::metadata::Orientation::NoTransforms)
+    );
+    assert_eq!(
+        image::load_from_memory(&kept).unwrap().dimensions(),
+        (16, 32),
+        "turned by 6, then 16 wide"
+    );
+}
+
+/// A pipeline runs its steps on one decode and one encode and stores one result.
+async fn pipeline_chains_steps_on_one_decode(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let server = TestServer::start(&fx).await;
+    let png = encoded(&DynamicImage::ImageRgb8(card(300, 200)), image::ImageFormat::Png);
+    let (status, body) = post(&server, "/v1/image/upload", "image/png", &png, "application/json").await;
+    assert_eq!(status, 201);
+    let uploaded: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let source = uploaded["object_name"].as_str().unwrap();
+    let pipeline = serde_json::json!({
+        "source": source,
+        "format": "webp",
+        "quality": 70,
+        "steps": [
+            {"op": "resize", "width": 150},
+            {"op": "rotate", "angle": 90},
+            {"op": "filter/grayscale"},
+            {"op": "crop", "mode": "coordinates", "x": 0, "y": 0, "width": 100, "height": 150},
+        ],
+    });
+    let request = client()
+        .post(server.url("/v1/image/pipeline"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(pipeline.to_string());
+    let response = within("pipeline", request.send()).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (json["width"].as_u64(), json["height"].as_u64()),
+        (Some(100), Some(150))
+    );
+    assert_eq!(json["content_type"], "image/webp");
+    let result = client().get(json["upload_url"].as_str().unwrap()).send().await.unwrap();
+    let image = image::load_from_memory(&result.bytes().await.unwrap())
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(image.dimensions(), (100, 150));
+    let [r, g, b] = image.get_pixel(50, 75).0;
+    assert!(r.abs_diff(g) < 8 && g.abs_diff(b) < 8, "grey: {r} {g} {b}");
+    // Two objects in storage: the upload and the pipeline's one result (no intermediates).
+    let listed = within("list", fx.storage.list(None, 100)).await.unwrap();
+    assert_eq!(listed.objects.len(), 2, "{:?}", listed.objects);
+
+    // Mistakes name the step; a body that is not JSON is refused before anything runs.
+    let bad = serde_json::json!({"source": source, "steps": [{"op": "flip", "direction": "vertical"}, {"op": "resize", "width": -1}]});
+    let (status, body) = post(
+        &server,
+        "/v1/image/pipeline",
+        "application/json",
+        bad.to_string().as_bytes(),
+        "*/*",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(detail(&body).starts_with("steps[1]: `width`"), "{}", detail(&body));
+    let (status, _) = post(&server, "/v1/image/pipeline", "image/png", &png, "*/*").await;
+    assert_eq!(status, 415);
+    let missing = serde_json::json!({"source": "0123456789abcdef0123456789abcdef.png", "steps": [{"op": "trim"}]});
+    let (status, _) = post(
+        &server,
+        "/v1/image/pipeline",
+        "application/json",
+        missing.to_string().as_bytes(),
+        "*/*",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let listed = within("list", fx.storage.list(None, 100)).await.unwrap();
+    assert_eq!(listed.objects.len(), 2, "nothing stored by the refused pipelines");
+}
+
+crate::on_every_backend!(pipeline_chains_steps_on_one_decode);
+
+/// A header that declares 10^10 pixels (or the format's maximum) in every format is refused
+/// with 413 before any decoding, and nothing is stored.
+#[tokio::test]
+async fn decompression_bombs_of_every_format_are_refused() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let tiny = DynamicImage::ImageRgb8(RgbImage::from_pixel(1, 1, image::Rgb([9, 9, 9])));
+    let big = 100_000u32;
+    let mut png = encoded(&tiny, image::ImageFormat::Png);
+    png[16..20].copy_from_slice(&big.to_be_bytes());
+    png[20..24].copy_from_slice(&big.to_be_bytes());
+    let mut jpeg = encoded(&tiny, image::ImageFormat::Jpeg);
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    let mut gif = encoded(&tiny, image::ImageFormat::Gif);
+    gif[6..10].copy_from_slice(&[0xFF; 4]);
+    let descriptor = gif.iter().position(|b| *b == 0x2C).unwrap();
+    gif[descriptor + 5..descriptor + 9].copy_from_slice(&[0xFF; 4]);
+    let mut bmp = encoded(&tiny, image::ImageFormat::Bmp);
+    bmp[18..22].copy_from_slice(&(big as i32).to_le_bytes());
+    bmp[22..26].copy_from_slice(&(big as i32).to_le_bytes());
+    let mut webp = encoded(&DynamicImage::ImageRgba8(tiny.to_rgba8()), image::ImageFormat::WebP);
+    let vp8l = webp.windows(4).position(|w| w == b"VP8L").unwrap();
+    let bits = 0x3FFF | (0x3FFF << 14) | (1 << 28);
+    webp[vp8l + 9..vp8l + 13].copy_from_slice(&u32::to_le_bytes(bits));
+    let mut tiff = encoded(&tiny, image::ImageFormat::Tiff);
+    let ifd = u32::from_le_bytes(tiff[4..8].try_into().unwrap()) as usize;
+    let entries = u16::from_le_bytes(tiff[ifd..ifd + 2].try_into().unwrap()) as usize;
+    for entry in (0..entries).map(|i| ifd + 2 + 12 * i) {
+        let tag = u16::from_le_bytes(tiff[entry..entry + 2].try_into().unwrap());
+        if tag == 256 || tag == 257 {
+            tiff[entry + 2..entry + 4].copy_from_slice(&4u16.to_le_bytes());
+            tiff[entry + 8..entry + 12].copy_from_slice(&big.to_le_bytes());
+        }
+    }
+    for (content_type, bomb) in [
+        ("image/png", png),
+        ("image/jpeg", jpeg),
+        ("image/gif", gif),
+        ("image/bmp", bmp),
+        ("image/webp", webp),
+        ("image/tiff", tiff),
+    ] {
+        let (status, body) = post(&server, "/v1/image/thumbnail?width=10", content_type, &bomb, "image/*").await;
+        assert_eq!(status, 413, "{content_type}: {}", detail(&body));
+        // Truncated: the first half of a real image is refused (400 or 422), never a 5xx.
+        let real = encoded(&DynamicImage::ImageRgb8(card(64, 64)), format_of(content_type));
+        let (status, body) = post(
+            &server,
+            "/v1/image/thumbnail?width=10",
+            content_type,
+            &real[..real.len() / 2],
+            "image/*",
+        )
+        .await;
+        assert!(
+            matches!(status, 400 | 415 | 422),
+            "{content_type} truncated: {status} {}",
+            detail(&body)
+        );
+    }
+    let listed = within("list", fx.storage.list(None, 100)).await.unwrap();
+    assert!(listed.objects.is_empty());
+}
+
+fn format_of(content_type: &str) -> image::ImageFormat {
+    image::ImageFormat::from_mime_type(content_type).unwrap()
+}
+
+/// The Python interpreter with Pillow (scripts/install-python-tools.sh).
+fn pillow() -> PathBuf {
+    std::env::var_os("IG_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("IG_PYTHON is not set: run `bash scripts/install-python-tools.sh` and set IG_PYTHON to its venv's python (scripts/test.sh does both)")
+    })
+}
+
+/// Runs `script` with Pillow on `input` (a file); the script prints the result as PNG to stdout.
+fn with_pillow(script: &str, input: &[u8]) -> RgbaImage {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input");
+    std::fs::write(&path, input).unwrap();
+    let program = format!(
+        "import sys, io\nfrom PIL import Image, ImageOps, ImageCms\nim = Image.open(sys.argv[1])\n{script}\nbuf = io.BytesIO()\nout.save(buf, 'PNG')\nsys.stdout.buffer.write(buf.getvalue())\n"
+    );
+    let output = std::process::Command::new(pillow())
+        .arg("-c")
+        .arg(program)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "Pillow: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    image::load_from_memory(&output.stdout).unwrap().to_rgba8()
+}
+
+/// Mean and largest absolute difference per channel between two images of one size.
+fn difference(a: &RgbaImage, b: &RgbaImage) -> (f64, u8) {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let (mut sum, mut most, mut n) = (0u64, 0u8, 0u64);
+    for (p, q) in a.pixels().zip(b.pixels()) {
+        for (x, y) in p.0.iter().zip(q.0) {
+            let d = x.abs_diff(y);
+            sum += u64::from(d);
+            most = most.max(d);
+            n += 1;
+        }
+    }
+    (sum as f64 / n as f64, most)
+}
+
+#[tokio::test]
+async fn pixels_agree_with_pillow() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let png = encoded(&DynamicImage::ImageRgb8(card(403, 251)), image::ImageFormat::Png);
+    let ours = |bytes: Vec<u8>| {
+        image::load_from_memory(&bytes)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
+            .to_rgba8()
+    };
+
+    // Lanczos3 resampling to an exact size.
+    let (_, body) = post(
+        &server,
+        "/v1/image/resize?width=150&height=90&fit=fill",
+        "image/png",
+        &png,
+        "image/png",
+    )
+    .await;
+    let reference = with_pillow(
+        "out = im.convert('RGB').resize((150, 90), Image.Resampling.LANCZOS).convert('RGBA')",
+        &png,
+    );
+    let (mean, most) = difference(&ours(body), &reference);
+    assert!(mean < 1.5 && most < 24, "resize: mean {mean:.2}, max {most}");
+
+    // Shrink-on-load: a JPEG thumbnail decoded at 1/4 scale stays close to Pillow's full decode.
+    let jpeg = encoded(&DynamicImage::ImageRgb8(card(1600, 1000)), image::ImageFormat::Jpeg);
+    let (_, body) = post(
+        &server,
+        "/v1/image/thumbnail?width=200&format=png",
+        "image/jpeg",
+        &jpeg,
+        "image/png",
+    )
+    .await;
+    let reference = with_pillow(
+        "out = im.convert('RGB').resize((200, 125), Image.Resampling.LANCZOS).convert('RGBA')",
+        &jpeg,
+    );
+    let (mean, most) = difference(&ours(body), &reference);
+    assert!(mean < 3.0 && most < 48, "thumbnail: mean {mean:.2}, max {most}");
+
+    // Lossless geometry is exact: a quarter turn, a mirror and a crop.
+    for (target, script) in [
+        (
+            "/v1/image/rotate?angle=90",
+            "out = im.convert('RGBA').transpose(Image.Transpose.ROTATE_270)",
+        ),
+        (
+            "/v1/image/flip?direction=horizontal",
+            "out = im.convert('RGBA').transpose(Image.Transpose.FLIP_LEFT_RIGHT)",
+        ),
+        (
+            "/v1/image/crop?x=10&y=20&width=100&height=50",
+            "out = im.convert('RGBA').crop((10, 20, 110, 70))",
+        ),
+    ] {
+        let (_, body) = post(&server, target, "image/png", &png, "image/png").await;
+        assert_eq!(
+            difference(&ours(body), &with_pillow(script, &png)),
+            (0.0, 0),
+            "{target}"
+        );
+    }
+
+    // A turn by 30° (clockwise here, counter-clockwise in Pillow): the canvas and, away from
+    // the anti-aliased edges, the bilinear samples agree.
+    let (_, body) = post(
+        &server,
+        "/v1/image/rotate?angle=30&background=%23000000",
+        "image/png",
+        &png,
+        "image/png",
+    )
+    .await;
+    let turned = ours(body);
+    let reference = with_pillow(
+        "out = im.convert('RGBA').rotate(-30, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(0, 0, 0, 255))",
+        &png,
+    );
+    let (w, h) = turned.dimensions();
+    assert!(
+        w.abs_diff(reference.width()) <= 1 && h.abs_diff(reference.height()) <= 1,
+        "{w}×{h} vs {:?}",
+        reference.dimensions()
+    );
+    let (cw, ch) = (w.min(reference.width()), h.min(reference.height()));
+    let centre = |image: &RgbaImage| image::imageops::crop_imm(image, cw / 2 - 60, ch / 2 - 40, 120, 80).to_image();
+    let (mean, _) = difference(&centre(&turned), &centre(&reference));
+    assert!(mean < 4.0, "rotate 30: mean {mean:.2}");
+
+    // An embedded ICC profile (Adobe RGB) is converted to sRGB, as Pillow's LittleCMS does.
+    let adobe = moxcms::ColorProfile::new_adobe_rgb().encode().unwrap();
+    let flat = RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, 140, (y * 16) as u8]));
+    let mut tagged = Vec::new();
+    let mut encoder = image::codecs::png::PngEncoder::new(&mut tagged);
+    encoder.set_icc_profile(adobe).unwrap();
+    encoder
+        .write_image(flat.as_raw(), 16, 16, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let (status, body) = post(
+        &server,
+        "/v1/image/convert?to_format=png",
+        "image/png",
+        &tagged,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let converted = ours(body);
+    let reference = with_pillow(
+        "src = ImageCms.ImageCmsProfile(io.BytesIO(im.info['icc_profile']))\nout = ImageCms.profileToProfile(im.convert('RGB'), src, ImageCms.createProfile('sRGB')).convert('RGBA')",
+        &tagged,
+    );
+    let untouched = DynamicImage::ImageRgb8(flat).to_rgba8();
+    let (mean, most) = difference(&converted, &reference);
+    assert!(mean < 1.5 && most <= 6, "ICC: mean {mean:.2}, max {most}");
+    assert!(
+        difference(&untouched, &reference).0 > 5.0,
+        "the profile must matter for this test to mean anything"
+    );
+}
