@@ -1,4 +1,4 @@
-//! Decoding (header limits first, shrink-on-load for JPEG, EXIF orientation applied, ICC
+//! Decoding (header limits first, SVG rasterized, shrink-on-load for JPEG, EXIF orientation applied, ICC
 //! profiles converted to sRGB) and encoding (jpeg-encoder for JPEG, libwebp for lossy WebP, the
 //! `image` crate for the rest).
 
@@ -6,7 +6,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader, metadata::Orientation};
 
-use super::{color, error::ProcessError, shrink};
+use super::{color, error::ProcessError, shrink, svg};
 use crate::object_name::ImageFormat;
 
 /// What a result is encoded as (every stored format but SVG).
@@ -83,6 +83,9 @@ pub(crate) fn decode(
     max_pixels: u64,
     hint: ShrinkHint<'_>,
 ) -> Result<Decoded, ProcessError> {
+    if format == ImageFormat::Svg {
+        return svg::rasterize(bytes, max_pixels, hint);
+    }
     if format == ImageFormat::Jpeg
         && let Some(decoded) = shrink::jpeg(bytes, max_pixels, hint)?
     {

@@ -6,17 +6,22 @@ use std::io::Cursor;
 use image::{ImageDecoder, ImageReader};
 use serde_json::{Value, json};
 
-use super::{codec, error::ProcessError};
+use super::{codec, error::ProcessError, svg};
 use crate::object_name::ImageFormat;
 
 /// The description of `bytes`, a `format` image of `frames` animation frames.
 pub(crate) fn describe(bytes: &[u8], format: ImageFormat, frames: usize) -> Result<Value, ProcessError> {
-    let codec = codec::codec_of(format)?;
-    let decoder = ImageReader::with_format(Cursor::new(bytes), codec)
-        .into_decoder()
-        .map_err(|e| ProcessError::Undecodable(e.to_string()))?;
-    let (width, height) = decoder.dimensions();
-    let has_alpha = decoder.color_type().has_alpha();
+    let (width, height, has_alpha) = if format == ImageFormat::Svg {
+        let (width, height) = svg::size(bytes)?;
+        (width, height, true)
+    } else {
+        let codec = codec::codec_of(format)?;
+        let decoder = ImageReader::with_format(Cursor::new(bytes), codec)
+            .into_decoder()
+            .map_err(|e| ProcessError::Undecodable(e.to_string()))?;
+        let (width, height) = decoder.dimensions();
+        (width, height, decoder.color_type().has_alpha())
+    };
     Ok(json!({
         "format": format.name().to_ascii_lowercase(),
         "content_type": format.content_type(),

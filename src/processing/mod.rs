@@ -12,6 +12,7 @@ mod operations;
 mod pool;
 mod shrink;
 mod smart_crop;
+mod svg;
 
 pub use codec::{Encoded, OutputFormat};
 pub use error::ProcessError;

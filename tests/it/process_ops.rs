@@ -580,3 +580,99 @@ async fn pixels_agree_with_pillow() {
         "the profile must matter for this test to mean anything"
     );
 }
+
+/// SVG input is rasterized (resvg): at the first step's size directly (crisp, not upscaled
+/// pixels), within the pixel limit, embedded `data:` images drawn, external references refused.
+#[tokio::test]
+async fn svg_input_is_rasterized_at_the_size_asked() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let svg = br##"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="20" height="20" fill="#ff0000"/><rect x="20" width="20" height="20" fill="#0000ff"/></svg>"##;
+    let (status, body) = post(
+        &server,
+        "/v1/image/convert?to_format=png",
+        "image/svg+xml",
+        svg,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
+    let small = image::load_from_memory(&body).unwrap().to_rgba8();
+    assert_eq!(small.dimensions(), (40, 20));
+    assert_eq!(small.get_pixel(5, 5).0, [255, 0, 0, 255]);
+    let (status, body) = post(
+        &server,
+        "/v1/image/resize?width=400&enlarge=true",
+        "image/svg+xml",
+        svg,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
+    let big = image::load_from_memory(&body).unwrap().to_rgba8();
+    assert_eq!(big.dimensions(), (400, 200));
+    assert_eq!(
+        big.get_pixel(198, 100).0,
+        [255, 0, 0, 255],
+        "rendered at 400 wide, the edge stays sharp"
+    );
+    assert_eq!(big.get_pixel(201, 100).0, [0, 0, 255, 255]);
+
+    let huge = br#"<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="100000"><rect width="10" height="10"/></svg>"#;
+    let (status, body) = post(
+        &server,
+        "/v1/image/convert?to_format=png",
+        "image/svg+xml",
+        huge,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 413, "{}", detail(&body));
+    let (status, body) = post(
+        &server,
+        "/v1/image/thumbnail?width=100",
+        "image/svg+xml",
+        huge,
+        "image/png",
+    )
+    .await;
+    assert_eq!(
+        status,
+        200,
+        "a thumbnail of it renders at 100×100 only: {}",
+        detail(&body)
+    );
+
+    let green = encoded(
+        &DynamicImage::ImageRgb8(RgbImage::from_pixel(4, 4, image::Rgb([0, 255, 0]))),
+        image::ImageFormat::Png,
+    );
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(&green);
+    let embedded = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><image width="8" height="8" href="data:image/png;base64,{data}"/></svg>"#
+    );
+    let (status, body) = post(
+        &server,
+        "/v1/image/convert?to_format=png",
+        "image/svg+xml",
+        embedded.as_bytes(),
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
+    assert_eq!(
+        image::load_from_memory(&body).unwrap().to_rgba8().get_pixel(4, 4).0,
+        [0, 255, 0, 255]
+    );
+    let external = br#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><image width="8" height="8" href="http://127.0.0.1:9/x.png"/></svg>"#;
+    let (status, _) = post(
+        &server,
+        "/v1/image/convert?to_format=png",
+        "image/svg+xml",
+        external,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 415, "external references never reach the renderer");
+}
