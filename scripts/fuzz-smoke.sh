@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bounded fuzzing smoke run (libFuzzer through cargo-fuzz) of the five input parsers: object
 # names, Range, conditional headers, upload sniffing, SVG checks (with an inertness oracle on
-# every accepted SVG). FUZZ_SECONDS per target (default 30);
+# every accepted SVG), and the processing decode path (every codec, shrink-on-load, SVG
+# rasterizing, a step, an encode) on inputs that pass the content check. FUZZ_SECONDS per target (default 30);
 # FUZZ_PROFILE=release (default: optimised, ~10x the executions, ~8 min first build) or dev
 # (what the test command uses: ~3.5 min first build on 2 cores).
 # cargo-fuzz comes from crates.io into the cache, once. The toolchain is the machine's stable
@@ -27,7 +28,7 @@ fi
 export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-for target in object_name range conditional sniff svg; do
+for target in object_name range conditional sniff svg decode; do
   mkdir -p "$scratch/$target"
   log="$scratch/$target.log"
   if ! "$FUZZ" fuzz run "${profile_args[@]}" --sanitizer none --fuzz-dir fuzz "$target" "$scratch/$target" "fuzz/corpus/$target" -- \

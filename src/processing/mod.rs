@@ -38,7 +38,7 @@ pub struct Output {
 /// Decodes `bytes` (a `format` image already checked against the input pixel limit) once,
 /// applies `steps` in order and encodes the result once. Runs on the pool; `operation` labels
 /// the metrics.
-pub(crate) fn run(
+pub fn run(
     operation: &str,
     steps: &[Op],
     bytes: &[u8],

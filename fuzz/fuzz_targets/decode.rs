@@ -1,0 +1,42 @@
+//! The processing decode path (every codec, JPEG shrink-on-load, SVG rasterizing, EXIF, ICC)
+//! then a step and an encode, on small inputs that passed the endpoint's content check: never
+//! panics, never exceeds the pixel limits (libFuzzer's -rss_limit_mb catches a blow-up).
+#![no_main]
+
+use image_gateway::{
+    api::upload::sniff,
+    config::ProcessingConfig,
+    metrics::Metrics,
+    object_name::ImageFormat,
+    processing::{self, Background, Fit, Op, Output, OutputFormat, Resize},
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
+    let format = ImageFormat::ALL[usize::from(selector & 0x0F) % ImageFormat::ALL.len()];
+    let limits = ProcessingConfig {
+        max_input_pixels: 1_000_000,
+        max_output_pixels: 1_000_000,
+        ..ProcessingConfig::default()
+    };
+    if sniff::check(format, bytes, limits.max_input_pixels).is_err() {
+        return;
+    }
+    // The high bits pick the step: none, a thumbnail (shrink-on-load), or a trim.
+    let step = match selector >> 4 {
+        0..=5 => Op::Keep,
+        6..=11 => Op::Resize(Resize { width: Some(16), height: Some(16), fit: Fit::Inside, enlarge: false }),
+        _ => Op::Trim(10),
+    };
+    let output = Output {
+        format: OutputFormat::like(format),
+        quality: 50,
+        background: Background::default(),
+        keep_metadata: selector & 0x80 != 0,
+        max_bytes: None,
+    };
+    let _ = processing::run("fuzz", &[step], bytes, format, output, &limits, &Metrics::new());
+});
