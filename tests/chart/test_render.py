@@ -42,22 +42,36 @@ def failed_render(helm_env, *args):
     return done.stderr
 
 
-# -- Memory: uploads held in memory must fit the limit ------------------------------------------
+# -- Memory: uploads and processing jobs held in memory must fit the limit ----------------------
 
-def test_the_default_memory_limit_holds_every_concurrent_upload(helm_env):
+def test_the_default_memory_limit_holds_every_concurrent_upload_and_job(helm_env):
     docs = template(helm_env)
     config = config_of(docs)
     limit = size(kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
     uploads = config["upload"]["max_concurrent"] * 2 * size(config["upload"]["max_bytes"])
-    assert limit >= uploads + 96 * MIB, f"limit {limit / MIB} MiB < {uploads / MIB} MiB of uploads + 96 MiB"
+    processing = config["processing"]
+    assert processing["workers"] >= 1, "the chart sizes memory for a known number of workers"
+    jobs = processing["workers"] * 12 * (processing["max_input_pixels"] + processing["max_output_pixels"])
+    needed = uploads + jobs + 96 * MIB
+    assert limit >= needed, f"limit {limit / MIB} MiB < {uploads / MIB} (uploads) + {jobs / MIB} (jobs) + 96 MiB"
 
 
 def test_a_memory_limit_that_cannot_hold_the_uploads_fails_the_render(helm_env):
     err = failed_render(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=256Mi")
-    assert "resources.limits.memory (256Mi) cannot hold upload.maxConcurrent (16)" in err and "896Mi" in err, err
-    # Raising the limit, or lowering the concurrency, makes it render.
-    template(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=1Gi")
-    template(helm_env, "--set", "upload.maxConcurrent=2", "--set", "resources.limits.memory=256Mi")
+    # 16 × 2 × 25 MiB + 1 × 12 × 24 MP + 96 MiB = 1171 MiB.
+    assert "resources.limits.memory (256Mi) cannot hold upload.maxConcurrent (16)" in err and "1171Mi" in err, err
+    # Raising the limit, or lowering the concurrency and the pixel limits, makes it render.
+    template(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=1200Mi")
+    template(helm_env, "--set", "upload.maxConcurrent=2", "--set", "processing.maxInputPixels=4000000",
+             "--set", "processing.maxOutputPixels=1000000", "--set", "resources.limits.memory=256Mi")
+
+
+def test_processing_workers_count_in_the_memory_limit(helm_env):
+    err = failed_render(helm_env, "--set", "processing.workers=4")
+    assert "processing.workers (4) jobs of 12 bytes per pixel" in err, err
+    err = failed_render(helm_env, "--set", "processing.workers=0")
+    assert "processing.workers must be set" in err, err
+    template(helm_env, "--set", "processing.workers=0", "--set", "resources.limits.memory=null")
 
 
 # -- Labels: each workload selects only its own pods ----------------------------------------------

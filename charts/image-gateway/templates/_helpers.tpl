@@ -107,15 +107,21 @@ app.kubernetes.io/component: retention
 {{- end }}
 
 {{/* Uploads are held in memory while they are checked (up to twice upload.maxBytes for a
-     chunked body): upload.maxConcurrent of them at once, plus 96 MiB for the server itself,
-     must fit the memory limit, or the kernel kills the pod and every download on it. */}}
+     chunked body): upload.maxConcurrent of them at once (processing inputs take the same
+     slots). Each processing worker holds at most 12 bytes per input and per output pixel
+     (a 16-bit RGBA decode or result, 8 bytes, plus one 8-bit RGBA working copy, 4 bytes; see
+     docs/processing.md). Both, plus 96 MiB for the server itself, must fit the memory limit,
+     or the kernel kills the pod and every download on it. */}}
 {{- define "image-gateway.checkMemory" -}}
 {{- with (.Values.resources.limits | default dict).memory }}
 {{- $limit := include "image-gateway.bytes" . | float64 }}
 {{- $uploads := mulf (include "image-gateway.bytes" $.Values.upload.maxBytes) 2 $.Values.upload.maxConcurrent }}
-{{- $needed := addf $uploads 100663296 }}
+{{- $workers := $.Values.processing.workers | int }}
+{{- if eq $workers 0 }}{{ fail "processing.workers must be set (not 0) when resources.limits.memory is: the chart cannot know the node's cores to size memory for them" }}{{ end }}
+{{- $jobs := mulf $workers 12 (addf $.Values.processing.maxInputPixels $.Values.processing.maxOutputPixels) }}
+{{- $needed := addf $uploads $jobs 100663296 }}
 {{- if lt $limit $needed }}
-{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus 96Mi for the server: %dMi are needed. Raise the limit or lower upload.maxConcurrent or upload.maxBytes." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes (divf $needed 1048576 | ceil | int)) }}
+{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus processing.workers (%d) jobs of 12 bytes per pixel of processing.maxInputPixels (%d) and processing.maxOutputPixels (%d), plus 96Mi for the server: %dMi are needed. Raise the limit or lower those values." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes $workers (int64 $.Values.processing.maxInputPixels) (int64 $.Values.processing.maxOutputPixels) (divf $needed 1048576 | ceil | int)) }}
 {{- end }}
 {{- end }}
 {{- end }}
