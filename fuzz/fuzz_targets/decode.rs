@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     // The high bits pick the step: none, a thumbnail (shrink-on-load), or a trim.
     let step = match selector >> 4 {
         0..=5 => Op::Keep,
-        6..=11 => Op::Resize(Resize { width: Some(16), height: Some(16), fit: Fit::Inside, enlarge: false }),
+        6..=11 => Op::Resize(Resize { width: Some(16), height: Some(16), fit: Fit::Inside, enlarge: false, linear: selector & 1 == 0 }),
         _ => Op::Trim(10),
     };
     let output = Output {

@@ -94,6 +94,8 @@ pub struct Resize {
     pub fit: Fit,
     /// Whether the result may be larger than the input.
     pub enlarge: bool,
+    /// Whether to resample in linear light (`linear=true`) rather than on sRGB values.
+    pub linear: bool,
 }
 
 impl Resize {
@@ -129,7 +131,11 @@ impl Resize {
     ) -> Result<DynamicImage, ProcessError> {
         let (width, height) = self.scaled(full.0, full.1);
         check_output(width, height, max_pixels)?;
-        let resized = resample(image, width, height)?;
+        let resized = if self.linear {
+            resample_linear(image, width, height)?
+        } else {
+            resample(image, width, height)?
+        };
         match (self.fit, self.width, self.height) {
             (Fit::Cover, Some(w), Some(h)) if width > w || height > h => {
                 let (w, h) = (w.min(width), h.min(height));
@@ -164,6 +170,33 @@ pub(crate) fn resample(image: &DynamicImage, width: u32, height: u32) -> Result<
         .resize(image, &mut resized, &options)
         .map_err(|e| ProcessError::Failed(format!("resampling: {e}")))?;
     Ok(resized)
+}
+
+/// `image` resampled like [`resample`] but in linear light: 8-bit sRGB values are mapped to
+/// 16-bit linear ones, filtered, and mapped back (alpha is not mapped). A black-and-white
+/// checkerboard shrinks to the grey of equal light (188), not the darker 128 of averaging
+/// sRGB values; it costs about three times a plain resample (docs/processing.md).
+pub(crate) fn resample_linear(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ProcessError> {
+    let (source, color, deep) = match image {
+        DynamicImage::ImageLuma8(_) => (image.clone(), image::ColorType::L8, image::ColorType::L16),
+        DynamicImage::ImageLumaA8(_) => (image.clone(), image::ColorType::La8, image::ColorType::La16),
+        DynamicImage::ImageRgb8(_) => (image.clone(), image::ColorType::Rgb8, image::ColorType::Rgb16),
+        DynamicImage::ImageRgba8(_) => (image.clone(), image::ColorType::Rgba8, image::ColorType::Rgba16),
+        // Deeper images: mapped through 8-bit RGBA (a 16-bit sRGB input is rare on the web).
+        _ => (
+            DynamicImage::ImageRgba8(image.to_rgba8()),
+            image::ColorType::Rgba8,
+            image::ColorType::Rgba16,
+        ),
+    };
+    let failed = |e: &dyn std::fmt::Display| ProcessError::Failed(format!("linear resampling: {e}"));
+    let mapper = fr::create_srgb_mapper();
+    let mut linear = DynamicImage::new(source.width(), source.height(), deep);
+    mapper.forward_map(&source, &mut linear).map_err(|e| failed(&e))?;
+    let resized = resample(&linear, width, height)?;
+    let mut back = DynamicImage::new(width, height, color);
+    mapper.backward_map(&resized, &mut back).map_err(|e| failed(&e))?;
+    Ok(back)
 }
 
 /// What `crop` keeps.
@@ -346,6 +379,7 @@ mod tests {
             height,
             fit,
             enlarge,
+            linear: false,
         }
     }
 
@@ -377,6 +411,20 @@ mod tests {
         assert_eq!((cover.width(), cover.height()), (100, 100));
         let big = resize(Some(4000), None, Fit::Contain, true).apply(&image, (400, 200), 1_000_000);
         assert!(matches!(big, Err(ProcessError::BadParameter(m)) if m.contains("4000×2000")));
+    }
+
+    #[test]
+    fn linear_light_keeps_the_brightness_of_fine_detail() {
+        let checkers = image::GrayImage::from_fn(64, 64, |x, y| image::Luma([if (x + y) % 2 == 0 { 0 } else { 255 }]));
+        let image = DynamicImage::ImageLuma8(checkers);
+        let plain = resample(&image, 8, 8).unwrap().to_luma8();
+        let linear = resample_linear(&image, 8, 8).unwrap().to_luma8();
+        let (p, l) = (plain.get_pixel(4, 4).0[0], linear.get_pixel(4, 4).0[0]);
+        assert!(p.abs_diff(128) <= 2, "sRGB averaging gives mid-grey values: {p}");
+        assert!(
+            l.abs_diff(188) <= 2,
+            "linear light gives the grey of half the light: {l}"
+        );
     }
 
     #[test]

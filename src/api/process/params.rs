@@ -94,8 +94,8 @@ impl Operation {
     /// The parameters of this operation besides [`COMMON`].
     pub(super) fn parameters(self) -> &'static [&'static str] {
         match self {
-            Operation::Resize => &["width", "height", "fit", "maintain_aspect", "enlarge"],
-            Operation::Thumbnail => &["width", "height"],
+            Operation::Resize => &["width", "height", "fit", "maintain_aspect", "enlarge", "linear"],
+            Operation::Thumbnail => &["width", "height", "linear"],
             Operation::Convert => &["to_format"],
             Operation::Compress => &["max_bytes"],
             Operation::StripExif
@@ -243,6 +243,7 @@ impl Params {
                     height,
                     fit: Fit::Inside,
                     enlarge: false,
+                    linear: self.flag("linear", false)?,
                 })
             }
             Operation::Convert => {
@@ -310,6 +311,7 @@ impl Params {
             height: self.side("height")?,
             fit,
             enlarge: self.flag("enlarge", false)?,
+            linear: self.flag("linear", false)?,
         })
     }
 
