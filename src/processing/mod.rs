@@ -47,32 +47,37 @@ pub fn run(
     limits: &crate::config::ProcessingConfig,
     metrics: &crate::metrics::Metrics,
 ) -> Result<Encoded, ProcessError> {
+    // Each stage is a span (`image decode`, `image process`, `image encode`) and a histogram sample.
+    let stage = |name: &'static str| {
+        let span = tracing::info_span!("image stage", otel.name = name, operation);
+        (span, std::time::Instant::now())
+    };
     let timed = |stage: &str, start: std::time::Instant| metrics.processing_stage(operation, stage, start.elapsed());
-    let start = std::time::Instant::now();
+    let (span, start) = stage("image decode");
     let first = steps.first().copied().unwrap_or(Op::Keep);
-    let decoded = codec::decode(bytes, format, limits.max_input_pixels, &|w, h| first.needs(w, h))?;
+    let decoded = span.in_scope(|| codec::decode(bytes, format, limits.max_input_pixels, &|w, h| first.needs(w, h)))?;
     timed("decode", start);
     let (width, height) = decoded.full_size;
     metrics.processing_pixels(operation, u64::from(width) * u64::from(height));
-    let start = std::time::Instant::now();
+    let (span, start) = stage("image process");
     let mut image = decoded.image;
     let mut full = decoded.full_size;
     for step in steps {
-        image = step.apply(image, full, limits.max_output_pixels)?;
+        image = span.in_scope(|| step.apply(image, full, limits.max_output_pixels))?;
         full = (image.width(), image.height());
     }
     timed("process", start);
-    let start = std::time::Instant::now();
+    let (span, start) = stage("image encode");
     let how = codec::Encoding {
         output: output.format,
         quality: output.quality,
         background: output.background.rgb(),
         exif: decoded.exif.as_deref().filter(|_| output.keep_metadata),
     };
-    let encoded = match output.max_bytes {
-        Some(target) => within(&image, how, target)?,
-        None => codec::encode(&image, &how)?,
-    };
+    let encoded = span.in_scope(|| match output.max_bytes {
+        Some(target) => within(&image, how, target),
+        None => codec::encode(&image, &how),
+    })?;
     timed("encode", start);
     Ok(encoded)
 }

@@ -47,7 +47,9 @@ impl Pool {
             .acquire_owned()
             .await
             .map_err(|e| ProcessError::Failed(e.to_string()))?;
-        tokio::task::spawn_blocking(job)
+        // The job's stage spans are children of the request's, though they run on another thread.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(job))
             .await
             .map_err(|e| ProcessError::Failed(e.to_string()))?
     }

@@ -398,6 +398,7 @@ async fn traced_gateway(dir: &std::path::Path, endpoint: &str, env: &[(&str, &st
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join(TRACED_OBJECT), b"RIFF-bytes").unwrap();
+    std::fs::write(data.join(PROCESSED_OBJECT), include_bytes!("../fixtures/sample.png")).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_image-gateway"));
     command
         .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
@@ -438,6 +439,50 @@ fn stop(gateway: &mut Process) -> String {
 }
 
 const TRACED_OBJECT: &str = "0123456789abcdef0123456789abcdef.webp";
+const PROCESSED_OBJECT: &str = "0123456789abcdef0123456789abcdef.png";
+
+/// A processing job's three stages are spans, children of the request's server span though
+/// they run on the processing pool's threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_stages_are_spans_of_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path()).await;
+    let (mut gateway, addr) = traced_gateway(dir.path(), &format!("http://127.0.0.1:{}", collector.http), &[]).await;
+    let target = format!("/v1/image/resize?source={PROCESSED_OBJECT}&width=4");
+    let response = raw_request(
+        addr,
+        "POST",
+        &target,
+        &[("Content-Length", "0"), ("Accept", "image/png")],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.detail());
+    stop(&mut gateway);
+    let spans = within("spans arrive", async {
+        loop {
+            let text = collector.spans();
+            if text.contains("Name           : image encode") && text.contains("SPAN_KIND_SERVER") {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let blocks: Vec<&str> = spans.split("Span #").skip(1).collect();
+    let server_id = blocks
+        .iter()
+        .find(|b| b.contains("Name           : POST /v1/image/{operation}"))
+        .and_then(|b| b.lines().find_map(|l| l.trim().strip_prefix("ID             : ")))
+        .unwrap_or_else(|| panic!("a server span: {spans}"));
+    for stage in ["image decode", "image process", "image encode"] {
+        let block = blocks
+            .iter()
+            .find(|b| b.contains(&format!("Name           : {stage}")))
+            .unwrap_or_else(|| panic!("no {stage} span: {spans}"));
+        assert!(block.contains(&format!("Parent ID      : {server_id}")), "{block}");
+        assert!(block.contains("operation: Str(resize)"), "{block}");
+    }
+}
 
 /// Spans reach a real OTLP collector: the server span with its HTTP attributes, parented to
 /// the caller's `traceparent`, and the storage calls as its children.
