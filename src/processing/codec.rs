@@ -4,9 +4,13 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader, metadata::Orientation};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader};
 
-use super::{color, error::ProcessError, shrink, svg};
+use super::{
+    decoded::{Decoded, ShrinkHint, upright},
+    error::ProcessError,
+    jpeg, svg,
+};
 use crate::object_name::ImageFormat;
 
 /// What a result is encoded as (every stored format but SVG).
@@ -61,20 +65,6 @@ pub struct Encoded {
     pub height: u32,
 }
 
-/// A decoded image, upright and in sRGB, with what the encoder may need to keep.
-pub(crate) struct Decoded {
-    /// The pixels; smaller than `full_size` after shrink-on-load.
-    pub image: DynamicImage,
-    /// The upright size the file declares (what geometry is planned from).
-    pub full_size: (u32, u32),
-    /// The EXIF block (TIFF header first) with its orientation reset, if the file had one.
-    pub exif: Option<Vec<u8>>,
-}
-
-/// What the first operation needs at least, given the upright full size: `Some((w, h))` lets a
-/// JPEG be decoded at 1/2, 1/4 or 1/8 scale as long as the result still covers `w`×`h`.
-pub(crate) type ShrinkHint<'a> = &'a dyn Fn(u32, u32) -> Option<(u32, u32)>;
-
 /// Decodes `bytes` (already checked to be a `format` image within the input pixel limit) with
 /// allocation limits, turns it upright by its EXIF orientation and into sRGB by its ICC profile.
 pub(crate) fn decode(
@@ -87,7 +77,7 @@ pub(crate) fn decode(
         return svg::rasterize(bytes, max_pixels, hint);
     }
     if format == ImageFormat::Jpeg
-        && let Some(decoded) = shrink::jpeg(bytes, max_pixels, hint)?
+        && let Some(decoded) = jpeg::decode(bytes, max_pixels, hint)?
     {
         return Ok(decoded);
     }
@@ -107,28 +97,6 @@ pub(crate) fn decode(
     let orientation = decoder.orientation().map_err(undecodable)?;
     let image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     Ok(upright(image, orientation, icc.as_deref(), exif))
-}
-
-/// Turns `image` upright, into sRGB, and resets the orientation kept in `exif`.
-pub(super) fn upright(
-    mut image: DynamicImage,
-    orientation: Orientation,
-    icc: Option<&[u8]>,
-    mut exif: Option<Vec<u8>>,
-) -> Decoded {
-    image.apply_orientation(orientation);
-    if let Some(exif) = exif.as_mut() {
-        let _ = Orientation::remove_from_exif_chunk(exif);
-    }
-    let image = match icc {
-        Some(profile) => color::to_srgb(image, profile),
-        None => image,
-    };
-    Decoded {
-        full_size: (image.width(), image.height()),
-        image,
-        exif,
-    }
 }
 
 /// How to encode: `quality` (1–100) applies to JPEG and WebP; `background` is what alpha is

@@ -5,12 +5,13 @@
 mod codec;
 mod color;
 mod colors;
+mod decoded;
 mod error;
 mod geometry;
+mod jpeg;
 mod metadata;
 mod operations;
 mod pool;
-mod shrink;
 mod smart_crop;
 mod svg;
 

@@ -1,57 +1,91 @@
-//! The processing pool: at most `processing.workers` jobs run at once on the blocking pool,
-//! at most `processing.queue` more wait; beyond that a job is refused at once (503), as
-//! imgproxy's request queue does, so that a burst of processing never starves downloads.
+//! The processing pool: `processing.workers` dedicated threads run the jobs, at most
+//! `processing.queue` more wait; beyond that a job is refused at once (503), as imgproxy's
+//! request queue does, so that a burst of processing never starves downloads.
+//!
+//! Dedicated threads rather than tokio's blocking pool: the blocking pool also serves the fs
+//! backend's reads and grows to hundreds of threads, and with glibc every thread that runs a
+//! job may get a malloc arena of its own that keeps its peak (a 4K progressive JPEG holds ~50 MB
+//! of coefficients). A fixed set of workers keeps that memory bounded: 377 → 167 MiB peak RSS
+//! at c=8 in bench/processing.sh, at the same throughput (docs/benchmarks.md).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use super::error::ProcessError;
 use crate::metrics::Metrics;
 
+type Job = Box<dyn FnOnce() + Send>;
+
 /// Bounded concurrency for CPU-heavy jobs.
 pub struct Pool {
-    running: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     admitted: Arc<Semaphore>,
     capacity: usize,
     metrics: Arc<Metrics>,
 }
 
 impl Pool {
-    /// `workers` at once (at least 1), `queue` more waiting.
+    /// `workers` threads (at least 1), `queue` more jobs waiting. The threads end when the
+    /// pool is dropped.
     pub fn new(workers: usize, queue: usize, metrics: Arc<Metrics>) -> Pool {
         let workers = workers.max(1);
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..workers {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("image-worker-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let next = receiver.lock().map(|r| r.recv());
+                        match next {
+                            Ok(Ok(job)) => job(),
+                            _ => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a processing worker");
+            }
+        }
         Pool {
-            running: Arc::new(Semaphore::new(workers)),
+            jobs,
             admitted: Arc::new(Semaphore::new(workers + queue)),
             capacity: workers + queue,
             metrics,
         }
     }
 
-    /// Runs `job` on the blocking pool when a worker is free; refuses at once when the queue is
-    /// full. A job that has started runs to its end (its limits bound it).
+    /// Runs `job` on a worker when one is free; refuses at once when the queue is full. A job
+    /// that has started runs to its end (its limits bound it).
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T, ProcessError> + Send + 'static,
     ) -> Result<T, ProcessError> {
-        let _admitted = self
+        // Both guards go with the job: a client that gives up frees its place only when the
+        // job it started has ended.
+        let admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| ProcessError::Busy(self.capacity))?;
-        let _queued = self.metrics.processing_queued();
-        let _running = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| ProcessError::Failed(e.to_string()))?;
+        let queued = self.metrics.processing_queued();
+        let (done, result) = oneshot::channel();
         // The job's stage spans are children of the request's, though they run on another thread.
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(job))
+        let job: Job = Box::new(move || {
+            let _held = (admitted, queued);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| span.in_scope(job)));
+            let _ = done.send(outcome.unwrap_or_else(|_| Err(ProcessError::Failed("the job panicked".into()))));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| ProcessError::Failed("the processing workers have stopped".into()))?;
+        result
             .await
-            .map_err(|e| ProcessError::Failed(e.to_string()))?
+            .map_err(|_| ProcessError::Failed("the processing worker went away".into()))?
     }
 }
 

@@ -6,7 +6,7 @@
 use resvg::{tiny_skia, usvg};
 
 use super::{
-    codec::{Decoded, ShrinkHint},
+    decoded::{Decoded, ShrinkHint},
     error::ProcessError,
 };
 

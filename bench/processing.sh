@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The processing benchmark (bench/processing.py): JPEG photographs shrunk to fit 512x512 at
+# quality 80 by imgproxy, thumbor, plain libvips (pyvips) and the gateway, all loaded by wrk.
+# Installs wrk (Debian), the anchors (scripts/install-imgproxy.sh, install-thumbor.sh,
+# install-pyvips.sh, cached in $IG_CACHE) and builds the gateway in release, only for the servers
+# selected; arguments go to processing.py, e.g. --duration 5 --servers imgproxy,thumbor.
+# Writes bench/results/processing.json and processing.md. About 12 minutes for the four servers
+# at the default 3 + 20 s per row (warm caches).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
+servers=imgproxy,thumbor,vips,gateway
+prev=
+for arg in "$@"; do
+  case "$arg" in --servers=*) servers="${arg#--servers=}" ;; esac
+  [ "$prev" = --servers ] && servers="$arg"
+  prev="$arg"
+done
+if ! command -v wrk >/dev/null; then
+  apt-get install -y --no-install-recommends wrk >/dev/null
+fi
+[ -d /usr/share/backgrounds/mate ] || apt-get install -y --no-install-recommends mate-backgrounds >/dev/null
+args=()
+case ",$servers," in *,imgproxy,*) args+=(--imgproxy "$(bash scripts/install-imgproxy.sh)") ;; esac
+case ",$servers," in *,thumbor,*) args+=(--thumbor "$(bash scripts/install-thumbor.sh)") ;; esac
+case ",$servers," in *,vips,*) args+=(--vips-python "$(bash scripts/install-pyvips.sh)") ;; esac
+case ",$servers," in
+  *,gateway,*)
+    # libjpeg-turbo is built from source (turbojpeg-sys): cmake and NASM, as in the Dockerfile.
+    command -v nasm >/dev/null && command -v cmake >/dev/null || apt-get install -y --no-install-recommends nasm cmake >/dev/null
+    cargo build --release --locked --features libjpeg-turbo --bin image-gateway
+    args+=(--gateway "$CARGO_TARGET_DIR/release/image-gateway")
+    ;;
+esac
+python3 bench/processing.py "${args[@]}" "$@"
