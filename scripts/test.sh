@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
 # MinIO, schemathesis, rotel, Prometheus, kube-apiserver, kube-controller-manager and etcd, cargo-fuzz,
-# cargo-modules, cargo-deny, Chromium;
+# cargo-modules, cargo-deny, Chromium, Pillow, cmake and NASM;
 # once, into a cache outside the clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +41,9 @@ export IG_CHART_TOOLS
 # Bounded fuzzing of the input parsers (cargo-fuzz, cached; FUZZ_SECONDS per target; the dev
 # build, which compiles in half the time of the optimised one).
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" bash scripts/fuzz-smoke.sh
+# The processing tests again with the libjpeg-turbo feature (what the container image runs):
+# cmake and NASM build it (Debian, once).
+command -v nasm >/dev/null && command -v cmake >/dev/null || apt-get install -y -qq --no-install-recommends nasm cmake >&2
+cargo test --locked --features libjpeg-turbo --lib --test it -- processing:: process
 # Unit tests and the integration test binary; their summary lines close the run.
 cargo test --locked --lib --bins --tests "$@"
