@@ -40,4 +40,3 @@ pub(super) fn upright(
         exif,
     }
 }
-

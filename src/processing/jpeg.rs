@@ -112,7 +112,9 @@ mod backend {
         let (w, h) = (w as u32, h as u32);
         let short = || ProcessError::Failed("libjpeg-turbo returned fewer pixels than declared".into());
         Ok(Some(match format {
-            turbojpeg::PixelFormat::GRAY => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(short)?),
+            turbojpeg::PixelFormat::GRAY => {
+                DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(short)?)
+            }
             _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, data).ok_or_else(short)?),
         }))
     }
@@ -145,7 +147,10 @@ mod backend {
         let Some(info) = decoder.info() else {
             return Ok(None);
         };
-        if !matches!(info.pixel_format, jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8) {
+        if !matches!(
+            info.pixel_format,
+            jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+        ) {
             return Ok(None);
         }
         let side = |s: u32| u16::try_from(s.div_ceil(n).max(1)).unwrap_or(u16::MAX);
@@ -158,7 +163,9 @@ mod backend {
         let (w, h) = (u32::from(w), u32::from(h));
         let short = || ProcessError::Undecodable("the JPEG decoder returned fewer pixels than declared".into());
         Ok(Some(match info.pixel_format {
-            jpeg_decoder::PixelFormat::L8 => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(short)?),
+            jpeg_decoder::PixelFormat::L8 => {
+                DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(short)?)
+            }
             _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, data).ok_or_else(short)?),
         }))
     }
@@ -175,7 +182,11 @@ mod tests {
         assert_eq!(reduction((1920, 1080), Some((512, 288))), 2);
         assert_eq!(reduction((1000, 800), Some((600, 480))), 1);
         assert_eq!(reduction((1000, 800), None), 1);
-        assert_eq!(reduction((1001, 9), Some((126, 1))), 8, "sides round up: 1001/8 → 126, 9/8 → 2");
+        assert_eq!(
+            reduction((1001, 9), Some((126, 1))),
+            8,
+            "sides round up: 1001/8 → 126, 9/8 → 2"
+        );
         assert_eq!(reduction((1001, 9), Some((127, 1))), 4);
     }
 }

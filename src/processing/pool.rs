@@ -6,7 +6,8 @@
 //! backend's reads and grows to hundreds of threads, and with glibc every thread that runs a
 //! job may get a malloc arena of its own that keeps its peak (a 4K progressive JPEG holds ~50 MB
 //! of coefficients). A fixed set of workers keeps that memory bounded: 377 → 167 MiB peak RSS
-//! at c=8 in bench/processing.sh, at the same throughput (docs/benchmarks.md).
+//! at c=8 in bench/processing.sh, at the same throughput (docs/benchmarks.md). They also run
+//! under SCHED_IDLE, below every ordinary thread.
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -25,6 +26,26 @@ pub struct Pool {
     metrics: Arc<Metrics>,
 }
 
+/// Puts the calling thread under SCHED_IDLE (Linux): it runs whenever a core would otherwise
+/// idle, and any ordinary thread that wakes (the I/O threads, a download's file read) takes
+/// the core at once. Nice values were not enough: at nice 10 and 19 a download's p99 under full
+/// processing load was still 9.9× and 6.3× its idle value, because the scheduler lets a running
+/// task finish its slice before a woken one of higher weight; under SCHED_IDLE it is ≤ 3×
+/// (docs/benchmarks.md). A thread may always lower its own priority: no capability is needed.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle) {
+            tracing::warn!(error = ?e, "could not put a processing worker under SCHED_IDLE");
+        }
+    }
+}
+
 impl Pool {
     /// `workers` threads (at least 1), `queue` more jobs waiting. The threads end when the
     /// pool is dropped.
@@ -37,6 +58,7 @@ impl Pool {
             let spawned = std::thread::Builder::new()
                 .name(format!("image-worker-{n}"))
                 .spawn(move || {
+                    lower_priority();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let next = receiver.lock().map(|r| r.recv());
@@ -113,5 +135,19 @@ mod tests {
         assert_eq!(blocker.await.unwrap(), Ok(true));
         assert_eq!(queued.await.unwrap(), Ok(2));
         assert_eq!(pool.run(|| Ok(4)).await, Ok(4));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn workers_run_below_the_io_threads() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy};
+        let pool = Pool::new(1, 0, Arc::new(Metrics::new()));
+        let policy = pool.run(|| Ok(thread_schedule_policy().unwrap())).await.unwrap();
+        assert_eq!(policy, ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle));
+        assert_eq!(
+            thread_schedule_policy().unwrap(),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+            "the caller's thread keeps its policy"
+        );
     }
 }
