@@ -42,6 +42,8 @@ import time
 import urllib.request
 
 SERVERS = ["imgproxy", "thumbor", "vips", "gateway"]
+from load import cpu_seconds  # bench/load.py: user + system time of pids, in seconds
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BOX = 512
 QUALITY = 80
@@ -213,18 +215,6 @@ def tree(pid):
         except OSError:
             pass
     return out
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / CLK_TCK
 
 
 def rss_kib(pids):

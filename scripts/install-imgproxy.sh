@@ -27,15 +27,7 @@ if [ -x "$BIN" ] && "$BIN" version 2>/dev/null | grep -qx "${VERSION#v}"; then
   exit 0
 fi
 
-missing=()
-for pkg in libvips-dev pkg-config gcc libc6-dev; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "install-imgproxy: installing ${missing[*]} (Debian)" >&2
-  apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
-    || { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
-fi
+bash "$(dirname "$0")/apt-ensure.sh" libvips-dev pkg-config gcc libc6-dev
 command -v go >/dev/null || { echo "install-imgproxy: Go is needed (the machine's /usr/local/go)" >&2; exit 1; }
 
 export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOPATH="$CACHE/go/path"

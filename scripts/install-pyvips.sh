@@ -7,15 +7,7 @@ set -euo pipefail
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 VERSION=3.2.0
 VENV="$CACHE/vips-venv"
-missing=()
-for pkg in libvips-dev pkg-config gcc libc6-dev; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "install-pyvips: installing ${missing[*]} (Debian)" >&2
-  apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
-    || { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
-fi
+bash "$(dirname "$0")/apt-ensure.sh" libvips-dev pkg-config gcc libc6-dev
 if [ ! -x "$VENV/bin/python" ] \
   || [ "$("$VENV/bin/python" -c 'import pyvips; print(pyvips.__version__, pyvips.API_mode)' 2>/dev/null)" != "$VERSION True" ]; then
   echo "installing pyvips $VERSION (API mode, Debian's libvips $(pkg-config --modversion vips)) into $VENV" >&2

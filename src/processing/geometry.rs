@@ -175,7 +175,7 @@ pub(crate) fn resample(image: &DynamicImage, width: u32, height: u32) -> Result<
 /// `image` resampled like [`resample`] but in linear light: 8-bit sRGB values are mapped to
 /// 16-bit linear ones, filtered, and mapped back (alpha is not mapped). A black-and-white
 /// checkerboard shrinks to the grey of equal light (188), not the darker 128 of averaging
-/// sRGB values; it costs about three times a plain resample (docs/processing.md).
+/// sRGB values; it costs about three times a plain resample (docs/benchmarks.md).
 pub(crate) fn resample_linear(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ProcessError> {
     let (source, color, deep) = match image {
         DynamicImage::ImageLuma8(_) => (image.clone(), image::ColorType::L8, image::ColorType::L16),
