@@ -98,8 +98,9 @@ impl Pool {
         // The job's stage spans are children of the request's, though they run on another thread.
         let span = tracing::Span::current();
         let job: Job = Box::new(move || {
-            let _held = (admitted, queued);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| span.in_scope(job)));
+            // The place is free before the caller hears the result (the queue gauge is exact).
+            drop((admitted, queued));
             let _ = done.send(outcome.unwrap_or_else(|_| Err(ProcessError::Failed("the job panicked".into()))));
         });
         self.jobs

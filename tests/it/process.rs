@@ -159,7 +159,12 @@ async fn bad_input_is_refused_clearly(backend: Backend) {
     assert!(listed.objects.is_empty(), "{:?}", listed.objects);
 }
 
-crate::on_every_backend!(resize_answers_in_three_forms, bad_input_is_refused_clearly);
+crate::on_every_backend!(
+    resize_answers_in_three_forms,
+    bad_input_is_refused_clearly,
+    every_operation_does_what_it_says,
+    filters_and_adjustments
+);
 
 /// With `processing.store_results = false` the result comes inline as base64 (200).
 #[tokio::test]
@@ -325,9 +330,8 @@ async fn processing_is_measured() {
 }
 
 /// The other operations over HTTP, each checked on the quadrant image (red, green / blue, white).
-#[tokio::test]
-async fn every_operation_does_what_it_says() {
-    let fx = Fixture::new(Backend::Fs).await;
+async fn every_operation_does_what_it_says(backend: Backend) {
+    let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
     let quadrants = oriented_jpeg(1);
     let run = |target: String, accept: &'static str| {
@@ -435,9 +439,8 @@ async fn animated_images_are_refused_not_cut_to_one_frame() {
 }
 
 /// Sharpen, sepia, brightness, contrast and saturation over HTTP, on a mid-gray-and-colour image.
-#[tokio::test]
-async fn filters_and_adjustments() {
-    let fx = Fixture::new(Backend::Fs).await;
+async fn filters_and_adjustments(backend: Backend) {
+    let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
     // Left half a muted red (180, 90, 60), right half mid gray (128, 128, 128); PNG, exact.
     let source = image::RgbImage::from_fn(16, 8, |x, _| {

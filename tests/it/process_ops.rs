@@ -47,9 +47,8 @@ fn detail(body: &[u8]) -> String {
     json["detail"].as_str().unwrap_or_default().to_owned()
 }
 
-#[tokio::test]
-async fn geometry_operations_do_what_they_say() {
-    let fx = Fixture::new(Backend::Fs).await;
+async fn geometry_operations_do_what_they_say(backend: Backend) {
+    let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
     let photo = encoded(&DynamicImage::ImageRgb8(card(1600, 1000)), image::ImageFormat::Jpeg);
     let size = |bytes: &[u8]| image::load_from_memory(bytes).unwrap().dimensions();
@@ -148,9 +147,8 @@ async fn geometry_operations_do_what_they_say() {
     assert_eq!(size(&body), (80, 120), "-270° is a lossless quarter turn");
 }
 
-#[tokio::test]
-async fn encoding_options_do_what_they_say() {
-    let fx = Fixture::new(Backend::Fs).await;
+async fn encoding_options_do_what_they_say(backend: Backend) {
+    let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
     let photo = encoded(&DynamicImage::ImageRgb8(card(800, 500)), image::ImageFormat::Png);
 
@@ -341,7 +339,12 @@ async fn pipeline_chains_steps_on_one_decode(backend: Backend) {
     assert_eq!(listed.objects.len(), 2, "nothing stored by the refused pipelines");
 }
 
-crate::on_every_backend!(pipeline_chains_steps_on_one_decode);
+crate::on_every_backend!(
+    pipeline_chains_steps_on_one_decode,
+    geometry_operations_do_what_they_say,
+    encoding_options_do_what_they_say,
+    svg_input_is_rasterized_at_the_size_asked
+);
 
 /// A header that declares 10^10 pixels (or the format's maximum) in every format is refused
 /// with 413 before any decoding, and nothing is stored.
@@ -583,9 +586,8 @@ async fn pixels_agree_with_pillow() {
 
 /// SVG input is rasterized (resvg): at the first step's size directly (crisp, not upscaled
 /// pixels), within the pixel limit, embedded `data:` images drawn, external references refused.
-#[tokio::test]
-async fn svg_input_is_rasterized_at_the_size_asked() {
-    let fx = Fixture::new(Backend::Fs).await;
+async fn svg_input_is_rasterized_at_the_size_asked(backend: Backend) {
+    let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
     let svg = br##"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="20" height="20" fill="#ff0000"/><rect x="20" width="20" height="20" fill="#0000ff"/></svg>"##;
     let (status, body) = post(
