@@ -163,7 +163,9 @@ crate::on_every_backend!(
     resize_answers_in_three_forms,
     bad_input_is_refused_clearly,
     every_operation_does_what_it_says,
-    filters_and_adjustments
+    filters_and_adjustments,
+    metadata_is_extracted_and_gps_flagged,
+    dominant_colors_with_their_shares
 );
 
 /// With `processing.store_results = false` the result comes inline as base64 (200).
@@ -499,9 +501,8 @@ async fn filters_and_adjustments(backend: Backend) {
 }
 
 /// `extract/metadata` describes without decoding pixels, and flags GPS data.
-#[tokio::test]
-async fn metadata_is_extracted_and_gps_flagged() {
-    let fx = Fixture::new(Backend::Fs).await;
+async fn metadata_is_extracted_and_gps_flagged(backend: Backend) {
+    let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
     // A JPEG whose EXIF holds an orientation and a GPS directory (latitude reference "N").
     let mut jpeg = oriented_jpeg(1);
@@ -548,9 +549,8 @@ async fn metadata_is_extracted_and_gps_flagged() {
 }
 
 /// `extract/colors` on an image three quarters red and one quarter blue.
-#[tokio::test]
-async fn dominant_colors_with_their_shares() {
-    let fx = Fixture::new(Backend::Fs).await;
+async fn dominant_colors_with_their_shares(backend: Backend) {
+    let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
     let source = image::RgbImage::from_fn(40, 40, |x, _| {
         image::Rgb(if x < 30 { [220, 20, 20] } else { [20, 20, 220] })
