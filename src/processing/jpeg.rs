@@ -16,7 +16,7 @@
 
 use std::io::Cursor;
 
-use image::{ImageDecoder, metadata::Orientation};
+use image::{DynamicImage, ImageDecoder, metadata::Orientation};
 
 use super::{
     decoded::{Decoded, ShrinkHint, upright},
@@ -57,11 +57,21 @@ fn reduction(size: (u32, u32), wanted: Option<(u32, u32)>) -> u32 {
         .unwrap_or(1)
 }
 
+/// Decoded 8-bit samples as an image: grey or RGB, `short` when there are fewer than declared.
+fn raster(gray: bool, w: u32, h: u32, data: Vec<u8>, short: ProcessError) -> Result<DynamicImage, ProcessError> {
+    let image = if gray {
+        image::GrayImage::from_raw(w, h, data).map(DynamicImage::ImageLuma8)
+    } else {
+        image::RgbImage::from_raw(w, h, data).map(DynamicImage::ImageRgb8)
+    };
+    image.ok_or(short)
+}
+
 #[cfg(feature = "libjpeg-turbo")]
 mod backend {
     use image::DynamicImage;
 
-    use super::reduction;
+    use super::{raster, reduction};
     use crate::processing::error::ProcessError;
 
     /// More scans than any encoder writes (libjpeg's progressive scripts use ~10): a file with
@@ -110,13 +120,9 @@ mod backend {
             return Ok(None);
         }
         let (w, h) = (w as u32, h as u32);
-        let short = || ProcessError::Failed("libjpeg-turbo returned fewer pixels than declared".into());
-        Ok(Some(match format {
-            turbojpeg::PixelFormat::GRAY => {
-                DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(short)?)
-            }
-            _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, data).ok_or_else(short)?),
-        }))
+        let gray = format == turbojpeg::PixelFormat::GRAY;
+        let short = ProcessError::Failed("libjpeg-turbo returned fewer pixels than declared".into());
+        raster(gray, w, h, data, short).map(Some)
     }
 }
 
@@ -126,7 +132,7 @@ mod backend {
 
     use image::DynamicImage;
 
-    use super::reduction;
+    use super::{raster, reduction};
     use crate::processing::error::ProcessError;
 
     /// jpeg-decoder's scaled decode when a reduction of 2 or more applies to an RGB/grey JPEG;
@@ -161,13 +167,9 @@ mod backend {
         decoder.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(3)).unwrap_or(usize::MAX));
         let data = decoder.decode().map_err(undecodable)?;
         let (w, h) = (u32::from(w), u32::from(h));
-        let short = || ProcessError::Undecodable("the JPEG decoder returned fewer pixels than declared".into());
-        Ok(Some(match info.pixel_format {
-            jpeg_decoder::PixelFormat::L8 => {
-                DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(short)?)
-            }
-            _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, data).ok_or_else(short)?),
-        }))
+        let gray = info.pixel_format == jpeg_decoder::PixelFormat::L8;
+        let short = ProcessError::Undecodable("the JPEG decoder returned fewer pixels than declared".into());
+        raster(gray, w, h, data, short).map(Some)
     }
 }
 
