@@ -272,7 +272,7 @@ impl Gateway {
                 process::handle(
                     &self.processing,
                     &self.uploads,
-                    storage,
+                    &self.storage,
                     operation,
                     query,
                     headers,

@@ -56,7 +56,7 @@ impl Processing {
 pub(crate) async fn handle(
     processing: &Processing,
     uploads: &Uploads,
-    storage: &dyn Storage,
+    storage: &Arc<dyn Storage>,
     operation: Operation,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -86,20 +86,25 @@ pub(crate) async fn handle(
         (params, vec![step], uploads.slot(client)?, Some(body))
     };
     let quality = params.quality()?;
-    let (format, bytes) = match (params.get("source"), body) {
+    let (format, input) = match (params.get("source"), body) {
         (Some(source), _) => {
             let name = ObjectName::parse(source).map_err(ApiError::InvalidObjectName)?;
-            (name.format(), read_stored(storage, &name, uploads.max_bytes()).await?)
+            let (format, storage, limit) = (name.format(), storage.clone(), uploads.max_bytes());
+            let read: StoredRead = Box::pin(async move { read_stored(storage.as_ref(), &name, limit).await });
+            (format, Input::Stored(read))
         }
-        (None, Some(body)) => (upload::declared_format(headers)?, uploads.receive(headers, body).await?),
+        (None, Some(body)) => (
+            upload::declared_format(headers)?,
+            Input::Bytes(uploads.receive(headers, body).await?),
+        ),
         (None, None) => return Err(ApiError::BadRequest("`source` is required".into())),
     };
     if operation == Operation::ExtractMetadata {
-        return describe(processing, format, bytes).await;
+        return describe(processing, format, input).await;
     }
     if operation == Operation::ExtractColors {
         let count = params.whole("count", 1, 16)?.unwrap_or(5) as usize;
-        return colors(processing, uploads, format, bytes, count).await;
+        return colors(processing, uploads, format, input, count).await;
     }
     let output = Output {
         format: params.format()?.unwrap_or_else(|| OutputFormat::like(format)),
@@ -117,7 +122,7 @@ pub(crate) async fn handle(
     let limits = processing.limits.clone();
     let max_input = limits.max_input_pixels.min(uploads.max_pixels());
     let metrics = processing.metrics.clone();
-    let encoded = checked(processing, operation, format, bytes, Some(max_input), move |input| {
+    let encoded = checked(processing, operation, format, input, Some(max_input), move |input| {
         processing::run(operation.name(), &steps, input, format, output, &limits, &metrics)
     })
     .await?;
@@ -128,7 +133,7 @@ pub(crate) async fn handle(
         size = encoded.bytes.len(),
         "processed an image"
     );
-    answer(processing, uploads, storage, headers, encoded).await
+    answer(processing, uploads, storage.as_ref(), headers, encoded).await
 }
 
 /// The result in the form the client asked for: the bytes (`Accept: image/*`), stored with
@@ -173,6 +178,15 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// A job's image: received already, or a stored object (`?source=`) that the worker reads
+/// itself, so that copying megabytes into one buffer never holds an I/O thread.
+enum Input {
+    Bytes(Bytes),
+    Stored(StoredRead),
+}
+
+type StoredRead = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, ApiError>> + Send>>;
+
 /// Reads a stored object whole (it is bounded by `upload.max_bytes`, like a body).
 async fn read_stored(storage: &dyn Storage, name: &ObjectName, limit: u64) -> Result<Bytes, ApiError> {
     let got = storage.get(name, None).await?;
@@ -205,9 +219,9 @@ fn wants_bytes(headers: &HeaderMap, format: ImageFormat) -> bool {
 
 /// `extract/metadata`: the description as JSON (200), nothing stored. Animated images are
 /// described too, and the whole file is read however many pixels it declares (no decoding).
-async fn describe(processing: &Processing, format: ImageFormat, bytes: Bytes) -> Result<Response<Body>, ApiError> {
+async fn describe(processing: &Processing, format: ImageFormat, input: Input) -> Result<Response<Body>, ApiError> {
     let operation = Operation::ExtractMetadata;
-    let json = checked(processing, operation, format, bytes, None, move |input| {
+    let json = checked(processing, operation, format, input, None, move |input| {
         processing::describe(input, format, upload::frames::animation_frames(format, input))
     })
     .await?;
@@ -219,7 +233,7 @@ async fn colors(
     processing: &Processing,
     uploads: &Uploads,
     format: ImageFormat,
-    bytes: Bytes,
+    input: Input,
     count: usize,
 ) -> Result<Response<Body>, ApiError> {
     let limits = processing.limits.clone();
@@ -228,7 +242,7 @@ async fn colors(
         processing,
         Operation::ExtractColors,
         format,
-        bytes,
+        input,
         Some(max_input),
         move |input| processing::dominant_colors(input, format, count, &limits),
     )
@@ -243,13 +257,21 @@ async fn checked<T: Send + 'static>(
     processing: &Processing,
     operation: Operation,
     format: ImageFormat,
-    bytes: Bytes,
+    input: Input,
     max_input: Option<u64>,
     job: impl FnOnce(&[u8]) -> Result<T, ProcessError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let runtime = tokio::runtime::Handle::current();
     let result = processing
         .pool
         .run(move || {
+            let bytes = match input {
+                Input::Bytes(bytes) => bytes,
+                Input::Stored(read) => match runtime.block_on(read) {
+                    Ok(bytes) => bytes,
+                    Err(e) => return Ok(Err(e)),
+                },
+            };
             Ok(match sniff::check(format, &bytes, max_input.unwrap_or(u64::MAX)) {
                 Err(rejection) => Err(upload::rejected(rejection)),
                 Ok(()) => match upload::frames::animation_frames(format, &bytes) {
