@@ -1,9 +1,13 @@
 //! The `fs` backend: one file per object under a root folder, named by the object name.
 
+mod page_cache;
+
 use std::{
     collections::BinaryHeap,
+    fs::File,
     io::{self, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
+    sync::Arc,
     time::SystemTime,
 };
 
@@ -31,7 +35,7 @@ impl FsStorage {
             .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", root.display())))?;
         Ok(Self {
             root: root.to_owned(),
-            inline_reads: false,
+            inline_reads: true,
         })
     }
 
@@ -59,14 +63,8 @@ impl FsStorage {
     }
 }
 
-/// Runs blocking file work on tokio's blocking pool, or right here with `inline`.
-async fn blocking<T: Send + 'static>(
-    inline: bool,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, StorageError> {
-    if inline {
-        return Ok(work());
-    }
+/// Runs blocking file work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| StorageError::Other(format!("file task failed: {e}")))
@@ -78,61 +76,115 @@ enum Opened {
 }
 
 struct OpenFile {
-    /// Positioned after `first`.
-    file: std::fs::File,
+    file: Arc<File>,
     meta: ObjectMeta,
     /// The range asked for, resolved against the length.
     range: ByteRange,
+    /// The first bytes of `range` (possibly none yet).
     first: Bytes,
-    /// Bytes of the range still to read after `first`.
-    remaining: u64,
 }
 
 /// Blocking: opens the object, reads its metadata from the open file (so they describe the
 /// bytes we read even if the name is replaced meanwhile) and the first chunk of `range`.
 fn open_and_read_first(path: &Path, range: Option<ByteRange>) -> io::Result<Opened> {
-    let mut file = std::fs::File::open(path)?;
-    let m = file.metadata()?;
-    if !m.is_file() {
+    let file = File::open(path)?;
+    let Some((meta, range)) = describe(&file, range)? else {
         return Ok(Opened::NotAFile);
-    }
-    let meta = meta_of(&m);
-    let range = match range {
-        Some(r) => r,
-        None => ByteRange {
-            start: 0,
-            end: meta.len.saturating_sub(1),
-        },
     };
-    let want = if meta.len == 0 { 0 } else { range.byte_count() };
-    if range.start > 0 {
-        file.seek(SeekFrom::Start(range.start))?;
-    }
-    let (file, first) = read_chunk(file, want)?;
-    let remaining = want - first.len() as u64;
+    let first = read_exact_at(&file, range.start, first_len(&meta, &range))?;
     Ok(Opened::File(OpenFile {
-        file,
+        file: Arc::new(file),
         meta,
         range,
         first,
-        remaining,
     }))
 }
 
-/// Blocking: reads `min(CHUNK, remaining)` bytes, or fails if the file ends first (it shrank
-/// under us: the body must not end short as if complete).
-fn read_chunk(mut file: std::fs::File, remaining: u64) -> io::Result<(std::fs::File, Bytes)> {
-    let len = usize::try_from(remaining).unwrap_or(usize::MAX).min(CHUNK);
-    let mut buf = Vec::with_capacity(len);
-    // `take` + `read_to_end` fills the spare capacity without zeroing it first.
-    (&mut file).take(len as u64).read_to_end(&mut buf)?;
-    if buf.len() < len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the file ended before its length",
-        ));
+/// The same without waiting for a disk (`page_cache`): `Ok(None)` when the open would. A
+/// first chunk that is not cached is left to the stream (it comes back empty).
+fn open_cached(path: &Path, range: Option<ByteRange>) -> io::Result<Option<Opened>> {
+    let Some(file) = page_cache::open(path)? else {
+        return Ok(None);
+    };
+    let Some((meta, range)) = describe(&file, range)? else {
+        return Ok(Some(Opened::NotAFile));
+    };
+    let want = first_len(&meta, &range);
+    let first = match page_cache::read(&file, range.start, want)? {
+        Some(bytes) if bytes.is_empty() && want > 0 => return Err(ended_early()),
+        Some(bytes) => bytes,
+        None => Bytes::new(),
+    };
+    Ok(Some(Opened::File(OpenFile {
+        file: Arc::new(file),
+        meta,
+        range,
+        first,
+    })))
+}
+
+/// The object's metadata and `range` resolved against its length; `None` if it is not a
+/// regular file.
+fn describe(file: &File, range: Option<ByteRange>) -> io::Result<Option<(ObjectMeta, ByteRange)>> {
+    let m = file.metadata()?;
+    if !m.is_file() {
+        return Ok(None);
     }
-    Ok((file, Bytes::from(buf)))
+    let meta = meta_of(&m);
+    let range = range.unwrap_or(ByteRange {
+        start: 0,
+        end: meta.len.saturating_sub(1),
+    });
+    Ok(Some((meta, range)))
+}
+
+/// Bytes of `range` to read: none for an empty object.
+fn range_len(meta: &ObjectMeta, range: &ByteRange) -> u64 {
+    if meta.len == 0 { 0 } else { range.byte_count() }
+}
+
+fn first_len(meta: &ObjectMeta, range: &ByteRange) -> usize {
+    chunk_len(range_len(meta, range))
+}
+
+fn chunk_len(remaining: u64) -> usize {
+    usize::try_from(remaining).unwrap_or(usize::MAX).min(CHUNK)
+}
+
+/// The file ended before its length: it shrank under us, and the body must not end short as
+/// if complete.
+fn ended_early() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "the file ended before its length")
+}
+
+/// Blocking: reads exactly `len` bytes at `offset`, or fails if the file ends first.
+fn read_exact_at(mut file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(len);
+    file.seek(SeekFrom::Start(offset))?;
+    // `take` + `read_to_end` fills the spare capacity without zeroing it first.
+    file.take(len as u64).read_to_end(&mut buf)?;
+    if buf.len() < len {
+        return Err(ended_early());
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// The next chunk at `offset`: from the page cache right here when `inline` allows it (a
+/// short read is fine, the stream goes on from where it stopped), else on the blocking pool.
+async fn read_next(file: &Arc<File>, offset: u64, remaining: u64, inline: bool) -> Result<Bytes, StorageError> {
+    let failed = |e: io::Error| StorageError::Unavailable(format!("read failed: {e}"));
+    let len = chunk_len(remaining);
+    if inline {
+        match page_cache::read(file, offset, len).map_err(failed)? {
+            Some(bytes) if bytes.is_empty() => return Err(failed(ended_early())),
+            Some(bytes) => return Ok(bytes),
+            None => {}
+        }
+    }
+    let file = file.clone();
+    blocking(move || read_exact_at(&file, offset, len))
+        .await?
+        .map_err(failed)
 }
 
 fn meta_of(m: &std::fs::Metadata) -> ObjectMeta {
@@ -170,29 +222,40 @@ impl Storage for FsStorage {
     async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
         let path = self.path(name);
         let inline = self.inline_reads;
-        // One trip to the blocking pool opens, stats and reads the first chunk: a small image
-        // costs one hop instead of one per call (the hops, not the reads, dominated the profile).
-        let opened = blocking(inline, move || open_and_read_first(&path, range)).await?;
+        // Page-cached files are opened and read right here; otherwise one trip to the blocking
+        // pool opens, stats and reads the first chunk: a small image costs one hop instead of
+        // one per call (the hops, not the reads, dominated the profile).
+        let cached = if inline {
+            open_cached(&path, range).transpose()
+        } else {
+            None
+        };
+        let opened = match cached {
+            Some(opened) => opened,
+            None => blocking(move || open_and_read_first(&path, range)).await?,
+        };
         let OpenFile {
             file,
             meta,
             range,
             first,
-            remaining,
         } = match opened {
             Ok(Opened::File(open)) => open,
             Ok(Opened::NotAFile) => return Err(StorageError::NotFound),
             Err(e) => return Err(self.io_error(e).await),
         };
-        let rest = futures_util::stream::try_unfold((file, remaining), move |(file, remaining)| async move {
-            if remaining == 0 {
-                return Ok(None);
+        let offset = range.start + first.len() as u64;
+        let remaining = range_len(&meta, &range) - first.len() as u64;
+        let rest = futures_util::stream::try_unfold((offset, remaining), move |(offset, remaining)| {
+            let file = file.clone();
+            async move {
+                if remaining == 0 {
+                    return Ok(None);
+                }
+                let chunk = read_next(&file, offset, remaining, inline).await?;
+                let read = chunk.len() as u64;
+                Ok(Some((chunk, (offset + read, remaining - read))))
             }
-            let (file, chunk) = blocking(inline, move || read_chunk(file, remaining))
-                .await?
-                .map_err(|e| StorageError::Unavailable(format!("read failed: {e}")))?;
-            let remaining = remaining - chunk.len() as u64;
-            Ok(Some((chunk, (file, remaining))))
         });
         let first = (!first.is_empty()).then_some(Ok(first));
         Ok(GetResult {
@@ -312,23 +375,35 @@ mod tests {
         Ok(chunks.concat())
     }
 
-    /// Both read modes return exactly the bytes asked for, across chunk boundaries, and fail
-    /// (never end short) when the file shrinks after it was opened.
+    /// Both read modes return exactly the bytes asked for, across chunk boundaries, whether
+    /// the file is in the page cache or not, and fail (never end short) when the file shrinks
+    /// after it was opened. The folder is on the clone's disk: tmpfs cannot drop pages.
     #[tokio::test]
     async fn chunked_reads_in_both_modes() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let name = ObjectName::parse("0123456789abcdef0123456789abcdef.png").unwrap();
         let data: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
         std::fs::write(dir.path().join(name.as_str()), &data).unwrap();
-        for inline in [false, true] {
+        for (inline, evicted) in [(false, false), (true, false), (true, true)] {
+            if evicted {
+                evict(&dir.path().join(name.as_str()));
+            }
             let storage = FsStorage::new(dir.path()).await.unwrap().with_inline_reads(inline);
-            assert_eq!(read_all(&storage, &name, None).await.unwrap(), data, "inline={inline}");
+            assert_eq!(
+                read_all(&storage, &name, None).await.unwrap(),
+                data,
+                "inline={inline} evicted={evicted}"
+            );
             let range = ByteRange {
                 start: CHUNK as u64 - 5,
                 end: 2 * CHUNK as u64 + 5,
             };
             let part = read_all(&storage, &name, Some(range)).await.unwrap();
-            assert_eq!(part, &data[CHUNK - 5..=2 * CHUNK + 5], "inline={inline}");
+            assert_eq!(
+                part,
+                &data[CHUNK - 5..=2 * CHUNK + 5],
+                "inline={inline} evicted={evicted}"
+            );
 
             let got = storage.get(&name, None).await.unwrap();
             std::fs::OpenOptions::new()
@@ -338,8 +413,19 @@ mod tests {
                 .set_len(CHUNK as u64 + 1)
                 .unwrap();
             let result: Result<Vec<Bytes>, _> = got.body.try_collect().await;
-            assert!(matches!(result, Err(StorageError::Unavailable(_))), "inline={inline}");
+            assert!(
+                matches!(result, Err(StorageError::Unavailable(_))),
+                "inline={inline} evicted={evicted}"
+            );
             std::fs::write(dir.path().join(name.as_str()), &data).unwrap();
         }
+    }
+
+    /// Drops the file's pages from the page cache (Linux), so reads must go to the disk.
+    fn evict(path: &Path) {
+        let file = File::open(path).unwrap();
+        file.sync_all().unwrap();
+        #[cfg(target_os = "linux")]
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
     }
 }
