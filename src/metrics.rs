@@ -59,6 +59,10 @@ pub struct Metrics {
     processing_jobs: IntCounterVec,
     processing_queued: IntGauge,
     processing_pixels: IntCounterVec,
+    cache_lookups: IntCounterVec,
+    cache_evictions: IntCounterVec,
+    cache_bytes: IntGauge,
+    cache_entries: IntGauge,
 }
 
 /// Registers `metric` and hands it back. Names and labels are constants, so a failure here
@@ -246,6 +250,31 @@ impl Metrics {
                     &["operation"],
                 ),
             ),
+            cache_lookups: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "cache_lookups_total",
+                        "Hot-object cache lookups: hit, miss (this request read storage) or coalesced (it waited for another's read)",
+                    ),
+                    &["result"],
+                ),
+            ),
+            cache_evictions: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("cache_evictions_total", "Entries the hot-object cache dropped"),
+                    &["cause"],
+                ),
+            ),
+            cache_bytes: register(
+                r,
+                IntGauge::new(
+                    "cache_bytes",
+                    "Bytes held by the hot-object cache, bookkeeping included",
+                ),
+            ),
+            cache_entries: register(r, IntGauge::new("cache_entries", "Entries in the hot-object cache")),
             registry,
         }
     }
@@ -373,6 +402,27 @@ impl Metrics {
     /// Input pixels a job decoded.
     pub(crate) fn processing_pixels(&self, operation: &str, pixels: u64) {
         self.processing_pixels.with_label_values(&[operation]).inc_by(pixels);
+    }
+
+    /// A hot-object cache lookup: `hit`, `miss` or `coalesced`.
+    pub(crate) fn cache_lookup(&self, result: &str) {
+        self.cache_lookups.with_label_values(&[result]).inc();
+    }
+
+    /// An entry of `weight` bytes entered the hot-object cache.
+    pub(crate) fn cache_added(&self, weight: u64) {
+        self.cache_bytes.add(i64::try_from(weight).unwrap_or(i64::MAX));
+        self.cache_entries.inc();
+    }
+
+    /// An entry of `weight` bytes left the hot-object cache; `cause` when it was evicted
+    /// (`size`, `expired`) rather than dropped on purpose.
+    pub(crate) fn cache_removed(&self, weight: u64, cause: Option<&str>) {
+        self.cache_bytes.sub(i64::try_from(weight).unwrap_or(i64::MAX));
+        self.cache_entries.dec();
+        if let Some(cause) = cause {
+            self.cache_evictions.with_label_values(&[cause]).inc();
+        }
     }
 
     #[cfg(test)]

@@ -35,7 +35,7 @@ use crate::{
     },
     metrics::Metrics,
     object_name::ObjectName,
-    storage::{InstrumentedStorage, Storage},
+    storage::{CachedStorage, InstrumentedStorage, Storage},
     telemetry,
 };
 
@@ -100,7 +100,11 @@ impl Gateway {
             key_secret,
         } = components;
         let config = &settings.config;
-        let storage: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(storage, metrics.clone()));
+        let mut storage: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(storage, metrics.clone()));
+        if config.cache.enabled == Some(true) {
+            // Outside the instrumentation: storage metrics count only what reaches storage.
+            storage = Arc::new(CachedStorage::new(storage, &config.cache, metrics.clone()));
+        }
         let (access, key_sources) = AccessControl::new(&settings)?;
         let links = Links {
             public_url: settings.public_url().to_owned(),

@@ -11,9 +11,9 @@ mod settings;
 pub mod units;
 
 pub use raw::{
-    AuthConfig, AuthMode, Backend, Config, ConfigError, CorsConfig, CredentialsSource, ENV_PREFIX, FsConfig,
-    HttpConfig, LogConfig, LogFormat, ProcessingConfig, RateLimitConfig, RetentionConfig, S3Config, SecretKeys,
-    SecretName, ServerConfig, ShutdownConfig, StorageConfig, StorageSecretConfig, UploadConfig,
+    AuthConfig, AuthMode, Backend, CacheConfig, Config, ConfigError, CorsConfig, CredentialsSource, ENV_PREFIX,
+    FsConfig, HttpConfig, LogConfig, LogFormat, ProcessingConfig, RateLimitConfig, RetentionConfig, S3Config,
+    SecretKeys, SecretName, ServerConfig, ShutdownConfig, StorageConfig, StorageSecretConfig, UploadConfig,
 };
 pub use secret::Secret;
 pub use settings::Settings;

@@ -54,6 +54,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[processing]`: the image operations (`POST /v1/image/{operation}`).
     pub processing: ProcessingConfig,
+    /// The hot-object cache in front of storage (`[cache]`).
+    pub cache: CacheConfig,
 }
 
 /// `[processing]`: decoding, operations and encoding.
@@ -82,6 +84,39 @@ impl Default for ProcessingConfig {
             queue: 16,
             max_input_pixels: 50_000_000,
             max_output_pixels: 25_000_000,
+        }
+    }
+}
+
+/// `[cache]`: whole small objects kept in memory in front of storage. Stored images never
+/// change, so a copy is only ever stale once retention has deleted the original: it is then
+/// served for at most `ttl` more.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// On or off; unset: on with the `s3` backend, off with `fs` (the kernel's page cache
+    /// already keeps hot files in memory).
+    pub enabled: Option<bool>,
+    /// Memory for cached objects in all.
+    pub max_bytes: ByteSize,
+    /// Objects up to this size are kept whole; larger ones stream from storage every time
+    /// (their metadata is kept, for HEAD and conditional requests).
+    pub max_object_bytes: ByteSize,
+    /// How long an object (or its metadata) is served from memory.
+    pub ttl: HumanDuration,
+    /// How long a 404 is remembered; 0 turns that off. An upload through this replica
+    /// forgets it at once.
+    pub negative_ttl: HumanDuration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            max_bytes: ByteSize(64 << 20),
+            max_object_bytes: ByteSize(1 << 20),
+            ttl: HumanDuration(Duration::from_secs(60)),
+            negative_ttl: HumanDuration(Duration::from_secs(1)),
         }
     }
 }
@@ -360,6 +395,7 @@ impl Default for Config {
             log: LogConfig::default(),
             retention: RetentionConfig::default(),
             processing: ProcessingConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }

@@ -104,6 +104,22 @@ impl Settings {
                 format!("`{level}` is not a log filter; use e.g. \"info\""),
             ));
         }
+        let cache = &mut config.cache;
+        cache.enabled.get_or_insert(config.storage.backend == Backend::S3);
+        if cache.enabled == Some(true) {
+            if cache.ttl.0.is_zero() {
+                return Err(ConfigError::key("cache.ttl", "must be greater than zero"));
+            }
+            if cache.max_object_bytes.0 == 0 || cache.max_object_bytes.0 > cache.max_bytes.0 {
+                return Err(ConfigError::key(
+                    "cache.max_object_bytes",
+                    "must be greater than zero and at most cache.max_bytes",
+                ));
+            }
+            if cache.max_object_bytes.0 > 1 << 30 {
+                return Err(ConfigError::key("cache.max_object_bytes", "must be at most 1GiB"));
+            }
+        }
         if config.retention.max_age.0.is_zero() {
             return Err(ConfigError::key("retention.max_age", "must be greater than zero"));
         }

@@ -70,7 +70,7 @@ pub struct ListPage {
 }
 
 /// Storage failures, in the three kinds the HTTP layer treats differently.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The object does not exist (404).
     #[error("object not found")]

@@ -16,7 +16,7 @@ pub use contract::{ByteRange, ByteStream, GetResult, ListPage, ListedObject, Obj
 pub use fs::FsStorage;
 pub use memory::MemoryStorage;
 pub use s3::{S3Credentials, S3Storage};
-pub use wrappers::{InstrumentedStorage, TimeoutStorage};
+pub use wrappers::{CachedStorage, InstrumentedStorage, TimeoutStorage};
 
 use crate::config::{Backend, StorageConfig};
 

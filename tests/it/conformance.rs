@@ -193,6 +193,7 @@ macro_rules! conformance {
 }
 
 conformance!(crate::on_every_backend);
+conformance!(crate::on_cached_backends);
 
 /// The same suite on the in-memory backend, alone and under the wrappers.
 macro_rules! on_memory_stacks {

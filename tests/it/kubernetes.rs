@@ -356,6 +356,8 @@ async fn secrets_rotate_without_restart(backend: Backend) {
     );
 
     let mut config = s3.config();
+    // Every request must reach storage with the credentials of the moment.
+    config.cache.enabled = Some(false);
     config.storage.s3.credentials = CredentialsSource::Kubernetes;
     config.storage.s3.access_key_id = None;
     config.storage.s3.secret_access_key = None;

@@ -105,3 +105,4 @@ async fn every_range_returns_exactly_its_bytes(backend: Backend) {
 }
 
 on_every_backend!(every_range_returns_exactly_its_bytes);
+crate::on_cached_backends!(every_range_returns_exactly_its_bytes);

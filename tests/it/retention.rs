@@ -20,12 +20,12 @@ const FOREIGN: [&str; 3] = [
 /// Writes `key` next to the gateway's objects, bypassing the gateway.
 async fn put_foreign(fx: &Fixture, backend: Backend, key: &str) {
     match backend {
-        Backend::Fs => {
+        Backend::Fs | Backend::FsCached => {
             let path = fx.config.storage.fs.root.join(key);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, b"not an image of ours").unwrap();
         }
-        Backend::Garage | Backend::Minio => {
+        Backend::Garage | Backend::Minio | Backend::MinioCached => {
             raw_s3(fx)
                 .put_object()
                 .bucket(&fx.config.storage.s3.bucket)
@@ -41,8 +41,8 @@ async fn put_foreign(fx: &Fixture, backend: Backend, key: &str) {
 
 async fn foreign_exists(fx: &Fixture, backend: Backend, key: &str) -> bool {
     match backend {
-        Backend::Fs => fx.config.storage.fs.root.join(key).is_file(),
-        Backend::Garage | Backend::Minio => raw_s3(fx)
+        Backend::Fs | Backend::FsCached => fx.config.storage.fs.root.join(key).is_file(),
+        Backend::Garage | Backend::Minio | Backend::MinioCached => raw_s3(fx)
             .head_object()
             .bucket(&fx.config.storage.s3.bucket)
             .key(key)

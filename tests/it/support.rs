@@ -20,8 +20,8 @@ use image_gateway::{
     metrics::Metrics,
     object_name::{ImageFormat, ObjectName},
     storage::{
-        self, ByteRange, GetResult, InstrumentedStorage, ListPage, MemoryStorage, ObjectMeta, Storage, StorageError,
-        TimeoutStorage,
+        self, ByteRange, CachedStorage, GetResult, InstrumentedStorage, ListPage, MemoryStorage, ObjectMeta, Storage,
+        StorageError, TimeoutStorage,
     },
 };
 use tempfile::TempDir;
@@ -99,6 +99,11 @@ pub enum Backend {
     Fs,
     Garage,
     Minio,
+    /// `fs` with the hot-object cache on (it is off by default there).
+    FsCached,
+    /// MinIO with the hot-object cache on (the plain S3 variants turn it off, so that tests of
+    /// storage behaviour see every call reach storage).
+    MinioCached,
     /// The in-memory backend alone (storage tests only: the service cannot be configured with it).
     Memory,
     /// The in-memory backend under the wrappers the service puts around every backend:
@@ -110,14 +115,19 @@ impl Backend {
     /// The shared S3 server behind this backend (started on first use), or `None` for `fs`.
     pub fn s3_server(self) -> Option<&'static dyn S3Server> {
         match self {
-            Backend::Fs | Backend::Memory | Backend::WrappedMemory => None,
+            Backend::Fs | Backend::FsCached | Backend::Memory | Backend::WrappedMemory => None,
             Backend::Garage => Some(Garage::shared()),
-            Backend::Minio => Some(Minio::shared()),
+            Backend::Minio | Backend::MinioCached => Some(Minio::shared()),
         }
     }
 
     pub fn is_s3(self) -> bool {
-        matches!(self, Backend::Garage | Backend::Minio)
+        matches!(self, Backend::Garage | Backend::Minio | Backend::MinioCached)
+    }
+
+    /// Whether the hot-object cache is on.
+    pub fn is_cached(self) -> bool {
+        matches!(self, Backend::FsCached | Backend::MinioCached)
     }
 
     /// Whether the service can serve it from its configuration alone.
@@ -151,6 +161,7 @@ impl Fixture {
         };
         config.storage.timeout = HumanDuration(Duration::from_secs(5));
         config.shutdown.grace = HumanDuration(Duration::from_millis(100));
+        config.cache.enabled = Some(backend.is_cached());
         adjust(&mut config);
         let metrics = Arc::new(Metrics::new());
         let storage: Arc<dyn Storage> = match backend {
@@ -162,13 +173,16 @@ impl Fixture {
                 )),
                 metrics,
             )),
-            // As the service builds it (`Timeout(backend)`), then instrumented as the service does.
-            _ => Arc::new(InstrumentedStorage::new(
-                within("build storage", storage::build(&config.storage, None))
-                    .await
-                    .unwrap(),
-                metrics,
-            )),
+            // As the service builds it (`Timeout(backend)`), then instrumented and cached as
+            // the service does.
+            _ => {
+                let built = within("build storage", storage::build(&config.storage, None)).await;
+                let storage = Arc::new(InstrumentedStorage::new(built.unwrap(), metrics.clone()));
+                match config.cache.enabled {
+                    Some(true) => Arc::new(CachedStorage::new(storage, &config.cache, metrics)),
+                    _ => storage,
+                }
+            }
         };
         Fixture {
             backend,
@@ -565,6 +579,10 @@ macro_rules! on_every_backend {
         $crate::on_every_backend!(@backend garage, Garage, $($name),*);
         $crate::on_every_backend!(@backend minio, Minio, $($name),*);
     };
+    (@cached $($name:ident),* $(,)?) => {
+        $crate::on_every_backend!(@backend fs_cached, FsCached, $($name),*);
+        $crate::on_every_backend!(@backend minio_cached, MinioCached, $($name),*);
+    };
     (@backend $module:ident, $variant:ident, $($name:ident),*) => {
         mod $module {
             $(
@@ -574,5 +592,14 @@ macro_rules! on_every_backend {
                 }
             )*
         }
+    };
+}
+
+/// The same for the backends with the hot-object cache on, as `fs_cached::name` and
+/// `minio_cached::name`.
+#[macro_export]
+macro_rules! on_cached_backends {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_every_backend!(@cached $($name),*);
     };
 }
