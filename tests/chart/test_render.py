@@ -52,18 +52,33 @@ def test_the_default_memory_limit_holds_every_concurrent_upload_and_job(helm_env
     processing = config["processing"]
     assert processing["workers"] >= 1, "the chart sizes memory for a known number of workers"
     jobs = processing["workers"] * 12 * (processing["max_input_pixels"] + processing["max_output_pixels"])
-    needed = uploads + jobs + 96 * MIB
-    assert limit >= needed, f"limit {limit / MIB} MiB < {uploads / MIB} (uploads) + {jobs / MIB} (jobs) + 96 MiB"
+    cache = config["cache"]
+    assert cache["enabled"] is True, "on by default with the s3 backend"
+    cached = size(cache["max_bytes"]) + 16 * size(cache["max_object_bytes"])
+    needed = uploads + jobs + cached + 96 * MIB
+    assert limit >= needed, (f"limit {limit / MIB} MiB < {uploads / MIB} (uploads) + {jobs / MIB} (jobs) "
+                             f"+ {cached / MIB} (cache) + 96 MiB")
 
 
 def test_a_memory_limit_that_cannot_hold_the_uploads_fails_the_render(helm_env):
     err = failed_render(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=256Mi")
-    # 16 × 2 × 25 MiB + 1 × 12 × 24 MP + 96 MiB = 1171 MiB.
-    assert "resources.limits.memory (256Mi) cannot hold upload.maxConcurrent (16)" in err and "1171Mi" in err, err
+    # 16 × 2 × 25 MiB + 1 × 12 × 24 MP + (64 + 16 × 1) MiB of cache + 96 MiB = 1251 MiB.
+    assert "resources.limits.memory (256Mi) cannot hold upload.maxConcurrent (16)" in err and "1251Mi" in err, err
     # Raising the limit, or lowering the concurrency and the pixel limits, makes it render.
-    template(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=1200Mi")
+    template(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=1260Mi")
     template(helm_env, "--set", "upload.maxConcurrent=2", "--set", "processing.maxInputPixels=4000000",
-             "--set", "processing.maxOutputPixels=1000000", "--set", "resources.limits.memory=256Mi")
+             "--set", "processing.maxOutputPixels=1000000", "--set", "cache.enabled=false",
+             "--set", "resources.limits.memory=256Mi")
+
+
+def test_the_hot_object_cache_counts_in_the_memory_limit(helm_env):
+    err = failed_render(helm_env, "--set", "cache.maxBytes=512MiB")
+    assert "plus the hot-object cache (cache.maxBytes and 16 loads of cache.maxObjectBytes: 528Mi)" in err, err
+    # Off (or `auto` on the fs backend), it neither counts nor appears enabled in the config.
+    template(helm_env, "--set", "cache.maxBytes=512MiB", "--set", "cache.enabled=false")
+    docs = template(helm_env, "--set", "storage.backend=fs", "--set", "storage.fs.existingClaim=images",
+                    "--set", "cache.maxBytes=512MiB")
+    assert config_of(docs)["cache"]["enabled"] is False
 
 
 def test_processing_workers_count_in_the_memory_limit(helm_env):

@@ -119,11 +119,21 @@ app.kubernetes.io/component: retention
 {{- $workers := $.Values.processing.workers | int }}
 {{- if eq $workers 0 }}{{ fail "processing.workers must be set (not 0) when resources.limits.memory is: the chart cannot know the node's cores to size memory for them" }}{{ end }}
 {{- $jobs := mulf $workers 12 (addf $.Values.processing.maxInputPixels $.Values.processing.maxOutputPixels) }}
-{{- $needed := addf $uploads $jobs 100663296 }}
+{{- $cache := 0.0 }}
+{{- if include "image-gateway.cacheEnabled" $ }}
+{{- $cache = addf (include "image-gateway.bytes" $.Values.cache.maxBytes) (mulf 16 (include "image-gateway.bytes" $.Values.cache.maxObjectBytes)) }}
+{{- end }}
+{{- $needed := addf $uploads $jobs $cache 100663296 }}
 {{- if lt $limit $needed }}
-{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus processing.workers (%d) jobs of 12 bytes per pixel of processing.maxInputPixels (%d) and processing.maxOutputPixels (%d), plus 96Mi for the server: %dMi are needed. Raise the limit or lower those values." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes $workers (int64 $.Values.processing.maxInputPixels) (int64 $.Values.processing.maxOutputPixels) (divf $needed 1048576 | ceil | int)) }}
+{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus processing.workers (%d) jobs of 12 bytes per pixel of processing.maxInputPixels (%d) and processing.maxOutputPixels (%d), plus the hot-object cache (cache.maxBytes and 16 loads of cache.maxObjectBytes: %dMi), plus 96Mi for the server: %dMi are needed. Raise the limit or lower those values." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes $workers (int64 $.Values.processing.maxInputPixels) (int64 $.Values.processing.maxOutputPixels) (divf $cache 1048576 | ceil | int) (divf $needed 1048576 | ceil | int)) }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* "true" when the hot-object cache is on: cache.enabled, or with `auto` the s3 backend. */}}
+{{- define "image-gateway.cacheEnabled" -}}
+{{- $enabled := .Values.cache.enabled }}
+{{- if or (eq (toString $enabled) "true") (and (eq (toString $enabled) "auto") (eq .Values.storage.backend "s3")) }}true{{ end }}
 {{- end }}
 
 {{/* The URL base handed out in upload answers: publicUrl, else the first Ingress host. */}}
@@ -191,6 +201,8 @@ app.kubernetes.io/component: retention
   "retention" (dict "max_age" $v.retention.maxAge)
   "processing" (dict "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels))
 }}
+{{- $cache := dict "enabled" (eq (include "image-gateway.cacheEnabled" .) "true") "max_bytes" $v.cache.maxBytes "max_object_bytes" $v.cache.maxObjectBytes "ttl" $v.cache.ttl "negative_ttl" $v.cache.negativeTtl }}
+{{- $_ := set $config "cache" $cache }}
 {{- with include "image-gateway.publicUrl" . }}{{ $_ := set $config "public_url" . }}{{ end }}
 {{- with $v.http.cacheControl }}{{ $_ := set $config "http" (dict "cache_control" .) }}{{ end }}
 {{- toToml $config }}
