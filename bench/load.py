@@ -352,6 +352,8 @@ def main():
         "IMAGE_GATEWAY_STORAGE__S3__ACCESS_KEY_ID": garage.access_key,
         "IMAGE_GATEWAY_STORAGE__S3__SECRET_ACCESS_KEY": garage.secret_key,
         "IMAGE_GATEWAY_STORAGE__S3__POOL_IDLE_TIMEOUT": os.environ.get("IG_BENCH_S3_POOL_IDLE_TIMEOUT", "0s"),
+        # These rows measure the storage path: every request reads storage.
+        "IMAGE_GATEWAY_CACHE__ENABLED": "false",
     }
     fs_env = {"IMAGE_GATEWAY_STORAGE__BACKEND": "fs", "IMAGE_GATEWAY_STORAGE__FS__ROOT": root}
     servers = {
@@ -359,6 +361,8 @@ def main():
         "gateway-fs": Gateway(args.gateway, workdir, "gateway-fs", fs_env),
         "gateway-fs-inline": Gateway(args.gateway, workdir, "gateway-fs-inline",
                                      dict(fs_env, IMAGE_GATEWAY_STORAGE__FS__INLINE_READS="true")),
+        "gateway-fs-pool": Gateway(args.gateway, workdir, "gateway-fs-pool",
+                                   dict(fs_env, IMAGE_GATEWAY_STORAGE__FS__INLINE_READS="false")),
         "nginx": Nginx(workdir, garage.s3_port, root),
     }
     gateway_header = [f"X-API-Key: {API_KEY}"]
