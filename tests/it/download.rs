@@ -396,29 +396,24 @@ async fn storage_outage_is_503(backend: Backend) {
     assert_eq!(upload.headers()[header::RETRY_AFTER], "5");
 }
 
-crate::on_every_backend!(
-    serves_every_format_with_its_headers,
-    every_extension_alias_gets_its_content_type,
-    head_is_get_without_body,
-    ranges,
-    if_range,
-    conditionals_and_precedence,
-    bad_names_are_refused_without_touching_storage,
-    missing_object_is_404,
-    methods_and_unknown_paths,
-    large_objects_stream_without_buffering,
-    storage_outage_is_503,
-);
-crate::on_cached_backends!(
-    serves_every_format_with_its_headers,
-    every_extension_alias_gets_its_content_type,
-    head_is_get_without_body,
-    ranges,
-    if_range,
-    conditionals_and_precedence,
-    bad_names_are_refused_without_touching_storage,
-    missing_object_is_404,
-    methods_and_unknown_paths,
-    large_objects_stream_without_buffering,
-    storage_outage_is_503,
-);
+/// The download tests, run on every backend and again with the hot-object cache on.
+macro_rules! download_tests {
+    ($($on:tt)*) => {
+        $($on)*!(
+            serves_every_format_with_its_headers,
+            every_extension_alias_gets_its_content_type,
+            head_is_get_without_body,
+            ranges,
+            if_range,
+            conditionals_and_precedence,
+            bad_names_are_refused_without_touching_storage,
+            missing_object_is_404,
+            methods_and_unknown_paths,
+            large_objects_stream_without_buffering,
+            storage_outage_is_503,
+        );
+    };
+}
+
+download_tests!(crate::on_every_backend);
+download_tests!(crate::on_cached_backends);
