@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
+# No incremental state (a clean clone gains little from it, and it is gigabytes); the cache is
+# pruned before building when the disk runs low.
+export CARGO_INCREMENTAL=0
+bash scripts/prune-cache.sh
 IG_GARAGE_BIN="$(bash scripts/install-garage.sh)"
 export IG_GARAGE_BIN
 venv="$(bash scripts/install-python-tools.sh)"

@@ -378,7 +378,7 @@ crate::on_every_backend!(
 
 #[tokio::test]
 async fn key_file_changes_apply_without_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let keys = dir.path().join("keys");
     std::fs::write(&keys, format!("# readers\n{READER}\n")).unwrap();
     let fx = Fixture::with(Backend::Fs, |c| {

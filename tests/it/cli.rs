@@ -31,7 +31,7 @@ pub(crate) struct Spawned {
 impl Spawned {
     /// Starts `image-gateway` with `env` added, and waits until `/readyz` answers 200.
     pub(crate) async fn start(env: &[(&str, &str)], stderr: Stdio) -> Spawned {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::scratch_dir();
         let (port, admin_port) = (crate::support::free_port(), crate::support::free_port());
         let mut command = gateway();
         command
@@ -96,7 +96,7 @@ impl Drop for Spawned {
 
 #[test]
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let file = dir.path().join("gw.toml");
     std::fs::write(
         &file,
@@ -185,7 +185,7 @@ async fn serve_uses_the_local_folder_and_drains_on_sigterm() {
 #[test]
 fn log_format_and_level() {
     for (format, level) in [("text", "info"), ("json", "info"), ("json", "warn")] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::scratch_dir();
         let port = crate::support::free_port();
         let child = gateway()
             .current_dir(dir.path())
@@ -328,7 +328,7 @@ async fn s3_credentials_from_the_aws_default_chain() {
     use crate::support::{Minio, S3Server, client, hex};
     let minio = tokio::task::spawn_blocking(Minio::shared).await.unwrap();
     let (id, secret) = tokio::task::block_in_place(|| minio.add_key());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let profiles = dir.path().join("credentials");
     std::fs::write(
         &profiles,

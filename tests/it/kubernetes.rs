@@ -82,7 +82,7 @@ struct Cluster {
 impl Cluster {
     fn start() -> Cluster {
         let (etcd, apiserver) = (kube_bin("etcd"), kube_bin("kube-apiserver"));
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::scratch_dir();
         let d = dir.path();
         let (client_port, peer_port, secure_port) = (free_port(), free_port(), free_port());
         let etcd = Process(

@@ -220,7 +220,7 @@ async fn a_real_prometheus_scrapes_the_admin_listener() {
     let fx = Fixture::new(Backend::Fs).await;
     let server = TestServer::start(&fx).await;
     let name = fx.put(ImageFormat::Jpeg, pattern(50_000)).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
@@ -445,7 +445,7 @@ const PROCESSED_OBJECT: &str = "0123456789abcdef0123456789abcdef.png";
 /// they run on the processing pool's threads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processing_stages_are_spans_of_the_request() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let collector = Collector::start(dir.path()).await;
     let (mut gateway, addr) = traced_gateway(dir.path(), &format!("http://127.0.0.1:{}", collector.http), &[]).await;
     let target = format!("/v1/image/resize?source={PROCESSED_OBJECT}&width=4");
@@ -488,7 +488,7 @@ async fn processing_stages_are_spans_of_the_request() {
 /// the caller's `traceparent`, and the storage calls as its children.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_reach_a_real_otlp_collector() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let collector = Collector::start(dir.path()).await;
     let name = TRACED_OBJECT;
     let (mut gateway, addr) = traced_gateway(dir.path(), &format!("http://127.0.0.1:{}", collector.http), &[]).await;
@@ -694,7 +694,7 @@ impl Drop for TlsFront {
 /// the CA, the spans arrive through TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_reach_a_collector_over_tls() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let collector = Collector::start(dir.path()).await;
     let front = TlsFront::start(dir.path(), collector.http).await;
     let endpoint = format!("https://127.0.0.1:{}", front.port);

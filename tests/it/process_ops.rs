@@ -424,7 +424,7 @@ fn pillow() -> PathBuf {
 
 /// Runs `script` with Pillow on `input` (a file); the script prints the result as PNG to stdout.
 fn with_pillow(script: &str, input: &[u8]) -> RgbaImage {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let path = dir.path().join("input");
     std::fs::write(&path, input).unwrap();
     let program = format!(

@@ -172,7 +172,7 @@ crate::on_every_backend!(expired_names_go_and_everything_else_stays, runs_page_a
 /// The command a CronJob runs: a summary line, exit 0; `--dry-run` changes nothing.
 #[test]
 fn retention_command_prints_a_summary() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::scratch_dir();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let name = "0123456789abcdef0123456789abcdef.png";

@@ -142,7 +142,7 @@ impl Garage {
 
     /// A Garage of one's own (for tests that stop it).
     pub fn start() -> Garage {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::scratch_dir();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
         let config = dir.path().join("garage.toml");
         std::fs::write(
@@ -281,7 +281,7 @@ impl Minio {
 
     /// A MinIO of one's own.
     pub fn start() -> Minio {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::scratch_dir();
         let port = free_port();
         let minio = Minio {
             endpoint: format!("http://127.0.0.1:{port}"),

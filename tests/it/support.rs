@@ -4,8 +4,9 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener as StdListener, TcpStream},
+    path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -26,6 +27,28 @@ use image_gateway::{
 };
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// A temporary folder under `<tmp>/image-gateway-it/<pid>/`. The shared servers live in
+/// statics, which are never dropped, so their folders would outlive the test process (MinIO's
+/// alone are tens of megabytes per run); the first call removes the folders of test processes
+/// that are gone.
+pub fn scratch_dir() -> TempDir {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let base = std::env::temp_dir().join("image-gateway-it");
+        let proc_fs = Path::new("/proc/self").exists();
+        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok());
+            if proc_fs && pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let root = base.join(std::process::id().to_string());
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    });
+    tempfile::tempdir_in(root).unwrap()
+}
 
 /// The download path of a valid object name that no fixture ever stores.
 pub const MISSING_OBJECT: &str = "/v1/image/download/0123456789abcdef0123456789abcdef.png";
@@ -152,7 +175,7 @@ impl Fixture {
     pub async fn with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Fixture {
         let (mut config, dir) = match tokio::task::spawn_blocking(move || backend.s3_server()).await.unwrap() {
             None => {
-                let dir = tempfile::tempdir().unwrap();
+                let dir = scratch_dir();
                 let mut config = Config::default();
                 config.storage.fs.root = dir.path().join("images");
                 (config, Some(dir))

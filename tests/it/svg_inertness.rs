@@ -91,7 +91,7 @@ fn chromium() -> PathBuf {
 /// Loads `url` in headless Chromium and lets it run (timers, loads) for a few seconds of
 /// virtual time.
 async fn render(url: &str) {
-    let profile = tempfile::tempdir().unwrap();
+    let profile = crate::support::scratch_dir();
     let mut command = tokio::process::Command::new(chromium());
     command
         .args([
