@@ -1,4 +1,4 @@
-//! The HTTP client under the S3 SDK: hyper with a bounded read buffer.
+//! The HTTP client under the S3 SDK and the lean read path: hyper with a bounded read buffer.
 //!
 //! The SDK's default client lets hyper grow each connection's read buffer to ~400 KiB; with
 //! hundreds of large downloads in flight that buffer, not the gateway, set the memory use
@@ -22,9 +22,12 @@ use hyper_util::{
 /// Largest read buffer per storage connection (hyper's minimum is 8 KiB).
 const MAX_READ_BUFFER: usize = 64 * 1024;
 
+/// The hyper client both read paths share (the SDK's and `reader.rs`), so they share one pool.
+pub type HyperClient = Client<HttpsConnector<TcpConnector>, SdkBody>;
+
 /// An S3 HTTP client: pooled (idle connections kept `pool_idle_timeout`), TCP_NODELAY, TLS
 /// with the system's roots, `connect_timeout` on the TCP connect.
-pub fn client(pool_idle_timeout: Duration, connect_timeout: Duration) -> SharedHttpClient {
+pub fn client(pool_idle_timeout: Duration, connect_timeout: Duration) -> HyperClient {
     let mut tcp = TcpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
@@ -53,14 +56,18 @@ pub fn client(pool_idle_timeout: Duration, connect_timeout: Duration) -> SharedH
         // waits for a new one is still handed over, and reused.
         builder.pool_max_idle_per_host(0);
     }
-    let client = builder.build(https);
+    builder.build(https)
+}
+
+/// `client` as the SDK's HTTP client.
+pub fn for_sdk(client: HyperClient) -> SharedHttpClient {
     let connector = SharedHttpConnector::new(Connector { client });
     http_client_fn(move |_, _| connector.clone())
 }
 
 #[derive(Clone)]
 struct Connector {
-    client: Client<HttpsConnector<TcpConnector>, SdkBody>,
+    client: HyperClient,
 }
 
 impl std::fmt::Debug for Connector {

@@ -11,7 +11,6 @@ use aws_sdk_s3::{
     Client,
     config::{BehaviorVersion, Credentials, Region, http::HttpResponse, retry::RetryConfig, timeout::TimeoutConfig},
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
-    primitives::ByteStream as SdkByteStream,
     types::{Delete, ObjectIdentifier},
 };
 use bytes::Bytes;
@@ -19,6 +18,7 @@ use tokio::sync::watch;
 
 mod credentials;
 mod http;
+mod reader;
 
 pub use credentials::S3Credentials;
 
@@ -31,6 +31,8 @@ use crate::{
 /// The `s3` backend: each object stored under the key `prefix` + name in one bucket.
 pub struct S3Storage {
     client: Client,
+    /// GET and HEAD, without the SDK (`reader.rs`); an invalid endpoint fails each read.
+    reader: Result<reader::Reader, String>,
     bucket: String,
     prefix: String,
 }
@@ -92,6 +94,9 @@ impl S3Storage {
     }
 
     fn build(config: &S3Config, timeout: Duration, provider: Option<SharedCredentialsProvider>) -> Self {
+        let client = http::client(config.pool_idle_timeout.0, timeout);
+        let cache_credentials = config.credentials == CredentialsSource::Default;
+        let reader = reader::Reader::new(client.clone(), config, provider.clone(), cache_credentials);
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
@@ -99,7 +104,7 @@ impl S3Storage {
             .timeout_config(TimeoutConfig::builder().connect_timeout(timeout).build())
             // One quick retry for a dropped pooled connection; the storage timeout bounds the rest.
             .retry_config(RetryConfig::standard().with_max_attempts(2))
-            .http_client(http::client(config.pool_idle_timeout.0, timeout));
+            .http_client(http::for_sdk(client.clone()));
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
@@ -115,9 +120,14 @@ impl S3Storage {
         }
         Self {
             client: Client::from_conf(builder.build()),
+            reader,
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
         }
+    }
+
+    fn reader(&self) -> Result<&reader::Reader, StorageError> {
+        self.reader.as_ref().map_err(|e| StorageError::Other(e.clone()))
     }
 
     fn key(&self, name: &ObjectName) -> String {
@@ -131,7 +141,7 @@ impl S3Storage {
 async fn default_chain(config: &S3Config, timeout: Duration) -> SharedCredentialsProvider {
     let provider_config = aws_config::provider_config::ProviderConfig::without_region()
         .with_region(Some(Region::new(config.region.clone())))
-        .with_http_client(http::client(config.pool_idle_timeout.0, timeout));
+        .with_http_client(http::for_sdk(http::client(config.pool_idle_timeout.0, timeout)));
     let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
         .configure(provider_config)
         .build()
@@ -155,12 +165,20 @@ where
         }
         _ => return StorageError::Other(DisplayErrorContext(&err).to_string()),
     };
-    match (status, err.code()) {
+    status_error(status, err.code(), || {
+        format!("storage answered {status}: {}", DisplayErrorContext(&err))
+    })
+}
+
+/// The storage error for an S3 error answer (both read paths classify alike); `other`
+/// describes an unexpected one.
+fn status_error(status: u16, code: Option<&str>, other: impl FnOnce() -> String) -> StorageError {
+    match (status, code) {
         (_, Some("NoSuchBucket")) => StorageError::Unavailable("the configured bucket does not exist".into()),
         (404, _) => StorageError::NotFound,
         (401 | 403, _) => StorageError::Unavailable(format!("storage refused our credentials ({status})")),
         (500.., _) | (429, _) => StorageError::Unavailable(format!("storage answered {status}")),
-        _ => StorageError::Other(format!("storage answered {status}: {}", DisplayErrorContext(&err))),
+        _ => StorageError::Other(other()),
     }
 }
 
@@ -178,20 +196,6 @@ fn quoted(etag: Option<&str>) -> String {
     }
 }
 
-/// The total length from `Content-Range: bytes a-b/total`.
-fn total_from_content_range(value: &str) -> Option<u64> {
-    value.rsplit_once('/')?.1.parse().ok()
-}
-
-fn body_stream(body: SdkByteStream) -> crate::storage::ByteStream {
-    Box::pin(futures_util::stream::unfold(body, |mut body| async move {
-        let chunk = body.next().await?;
-        let chunk: Result<Bytes, StorageError> =
-            chunk.map_err(|e| StorageError::Unavailable(format!("storage body failed: {}", DisplayErrorContext(&e))));
-        Some((chunk, body))
-    }))
-}
-
 #[async_trait::async_trait]
 impl Storage for S3Storage {
     fn backend(&self) -> &'static str {
@@ -199,46 +203,11 @@ impl Storage for S3Storage {
     }
 
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
-        let out = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(self.key(name))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(ObjectMeta {
-            len: out.content_length().unwrap_or(0).max(0) as u64,
-            etag: quoted(out.e_tag()),
-            last_modified: to_system_time(out.last_modified()),
-        })
+        self.reader()?.head(name.as_str()).await
     }
 
     async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
-        let mut request = self.client.get_object().bucket(&self.bucket).key(self.key(name));
-        if let Some(r) = range {
-            request = request.range(format!("bytes={}-{}", r.start, r.end));
-        }
-        let out = request.send().await.map_err(classify)?;
-        let served = out.content_length().unwrap_or(0).max(0) as u64;
-        let len = match (range, out.content_range()) {
-            (Some(_), Some(content_range)) => total_from_content_range(content_range)
-                .ok_or_else(|| StorageError::Other(format!("unexpected Content-Range {content_range}")))?,
-            _ => served,
-        };
-        let range = range.unwrap_or(ByteRange {
-            start: 0,
-            end: len.saturating_sub(1),
-        });
-        Ok(GetResult {
-            meta: ObjectMeta {
-                len,
-                etag: quoted(out.e_tag()),
-                last_modified: to_system_time(out.last_modified()),
-            },
-            range,
-            body: body_stream(out.body),
-        })
+        self.reader()?.get(name.as_str(), range).await
     }
 
     async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
@@ -247,7 +216,7 @@ impl Storage for S3Storage {
             .bucket(&self.bucket)
             .key(self.key(name))
             .content_type(name.format().content_type())
-            .body(SdkByteStream::from(data))
+            .body(aws_sdk_s3::primitives::ByteStream::from(data))
             .send()
             .await
             .map_err(classify)?;
@@ -358,8 +327,6 @@ mod tests {
 
     #[test]
     fn content_range_total() {
-        assert_eq!(total_from_content_range("bytes 0-9/100"), Some(100));
-        assert_eq!(total_from_content_range("bytes 0-9/*"), None);
         assert_eq!(quoted(Some("abc")), "\"abc\"");
         assert_eq!(quoted(Some("\"abc\"")), "\"abc\"");
     }
