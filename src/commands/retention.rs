@@ -1,12 +1,15 @@
 //! `image-gateway retention`: deletes stored images older than `retention.max_age`.
 //!
-//! Lists storage a page at a time (memory stays bounded however many objects there are),
+//! Lists storage in one pass, a page at a time ([`Storage::list_all`]: memory stays bounded
+//! however many objects there are, and the pass costs O(objects) on every backend),
 //! touches only keys that are valid object names under the configured root or prefix (never
 //! anything else in the bucket or folder), and deletes in batches (S3 DeleteObjects, at most
 //! 1000 keys a call). Deleting is idempotent, so two runs at once, or a run interrupted and
 //! started again, are safe. Age is the object's last-modified time (the file's mtime for `fs`).
 
 use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
 
 use crate::{object_name::ObjectName, storage::Storage};
 
@@ -44,9 +47,9 @@ impl Report {
 pub async fn run(storage: &dyn Storage, max_age: Duration, now: SystemTime, dry_run: bool, page_size: usize) -> Report {
     let cutoff = now.checked_sub(max_age).unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = Report::default();
-    let mut after: Option<String> = None;
-    loop {
-        let page = match storage.list(after.as_deref(), page_size.clamp(1, PAGE_SIZE)).await {
+    let mut pages = storage.list_all(page_size.clamp(1, PAGE_SIZE));
+    while let Some(page) = pages.next().await {
+        let page = match page {
             Ok(page) => page,
             Err(e) => {
                 tracing::error!(error = %e, "listing failed; stopping this run");
@@ -54,9 +57,9 @@ pub async fn run(storage: &dyn Storage, max_age: Duration, now: SystemTime, dry_
                 break;
             }
         };
-        report.scanned += page.objects.len() as u64;
+        report.scanned += page.len() as u64;
         let mut batch = Vec::new();
-        for object in &page.objects {
+        for object in &page {
             let Ok(name) = ObjectName::parse(&object.key) else {
                 report.foreign += 1;
                 continue;
@@ -88,10 +91,6 @@ pub async fn run(storage: &dyn Storage, max_age: Duration, now: SystemTime, dry_
                     report.errors += names.len() as u64;
                 }
             }
-        }
-        match page.next_start_after {
-            Some(next) => after = Some(next),
-            None => break,
         }
     }
     report

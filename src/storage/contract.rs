@@ -12,6 +12,9 @@ use crate::object_name::ObjectName;
 /// A stream of body chunks from storage.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
 
+/// Pages of listed objects from [`Storage::list_all`]; it ends after the first error.
+pub type ListStream<'a> = Pin<Box<dyn Stream<Item = Result<Vec<ListedObject>, StorageError>> + Send + 'a>>;
+
 /// What storage knows about one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -135,6 +138,24 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Lists up to `limit` objects with keys after `start_after`, in key order.
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError>;
+
+    /// Every object, once, in pages of at most `page_size`: one pass for retention, costing
+    /// O(objects) in all. By default it pages through [`Storage::list`] in key order; a backend
+    /// whose `list` costs a scan of everything per page (fs) overrides it with one pass in no
+    /// particular order. Objects added or removed during the pass may or may not be listed.
+    fn list_all(&self, page_size: usize) -> ListStream<'_> {
+        let page_size = page_size.max(1);
+        Box::pin(futures_util::stream::try_unfold(
+            Some(None),
+            move |after: Option<Option<String>>| async move {
+                let Some(after) = after else {
+                    return Ok(None);
+                };
+                let page = self.list(after.as_deref(), page_size).await?;
+                Ok(Some((page.objects, page.next_start_after.map(Some))))
+            },
+        ))
+    }
 
     /// A cheap check that storage is reachable and ours to use (for readiness).
     async fn check(&self) -> Result<(), StorageError>;

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use contract::{ByteRange, ByteStream, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError};
+pub use contract::{
+    ByteRange, ByteStream, GetResult, ListPage, ListStream, ListedObject, ObjectMeta, Storage, StorageError,
+};
 pub use fs::FsStorage;
 pub use memory::MemoryStorage;
 pub use s3::{S3Credentials, S3Storage};

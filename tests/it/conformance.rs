@@ -129,6 +129,28 @@ async fn list_pages_in_key_order(backend: Backend) {
     assert!(pages >= 3, "7 objects in pages of 3 take at least 3 pages");
 }
 
+/// One `list_all` pass: every object exactly once (in any order), with its size, in pages of
+/// at most the size asked for.
+async fn list_all_lists_every_object_once(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let mut stored = std::collections::BTreeMap::new();
+    for i in 0..7 {
+        let name = fx.put(ImageFormat::Png, pattern(100 + i)).await;
+        stored.insert(name.to_string(), 100 + i as u64);
+    }
+    let pages: Vec<_> = within("list_all", fx.storage.list_all(3).try_collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(pages.iter().all(|page| page.len() <= 3), "pages of at most 3");
+    let mut seen: Vec<(String, u64)> = pages.into_iter().flatten().map(|o| (o.key, o.len)).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        stored.into_iter().collect::<Vec<_>>(),
+        "every object once, with its size"
+    );
+}
+
 async fn puts_are_atomic_for_readers(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let old = pattern(200_000);
@@ -186,6 +208,7 @@ macro_rules! conformance {
             empty_objects,
             put_replaces_and_delete_removes,
             list_pages_in_key_order,
+            list_all_lists_every_object_once,
             puts_are_atomic_for_readers,
             delete_many_deletes_and_forgives_missing,
         );
@@ -231,4 +254,9 @@ async fn fs_list_skips_temporary_files_and_reports_sizes() {
     assert_eq!(page.objects.len(), 1);
     assert_eq!(page.objects[0].key, name.to_string());
     assert_eq!(page.objects[0].len, 1234);
+    let walked: Vec<_> = within("list_all", fx.storage.list_all(100).try_collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let walked: Vec<_> = walked.into_iter().flatten().map(|o| (o.key, o.len)).collect();
+    assert_eq!(walked, [(name.to_string(), 1234)], "the walk skips them too");
 }

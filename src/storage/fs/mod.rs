@@ -1,9 +1,9 @@
 //! The `fs` backend: one file per object under a root folder, named by the object name.
 
+mod listing;
 mod page_cache;
 
 use std::{
-    collections::BinaryHeap,
     fs::File,
     io::{self, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError};
+use super::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
 use crate::object_name::ObjectName;
 
 /// Read size for file bodies: large enough to keep syscalls few, small enough to stream.
@@ -311,52 +311,17 @@ impl Storage for FsStorage {
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         let root = self.root.clone();
         let start_after = start_after.map(str::to_owned);
-        tokio::task::spawn_blocking(move || list_dir(&root, start_after.as_deref(), limit.max(1)))
+        tokio::task::spawn_blocking(move || listing::page(&root, start_after.as_deref(), limit.max(1)))
             .await
             .map_err(|e| StorageError::Other(e.to_string()))?
             .map_err(|e| StorageError::Unavailable(format!("cannot list {}: {e}", "storage folder")))
     }
-}
 
-/// Keeps only the `limit` smallest names after `start_after`, so memory stays bounded
-/// however many files the folder holds.
-fn list_dir(root: &Path, start_after: Option<&str>, limit: usize) -> io::Result<ListPage> {
-    let mut smallest: BinaryHeap<String> = BinaryHeap::with_capacity(limit + 1);
-    let mut more = false;
-    for entry in std::fs::read_dir(root)? {
-        let entry = entry?;
-        let Ok(key) = entry.file_name().into_string() else {
-            continue;
-        };
-        if key.starts_with('.') || start_after.is_some_and(|s| key.as_str() <= s) {
-            continue;
-        }
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
-        smallest.push(key);
-        if smallest.len() > limit {
-            smallest.pop();
-            more = true;
-        }
+    /// One walk of the folder (a page per `page_size` files, in directory order) instead of
+    /// one full scan per page: retention over n files costs O(n), not O(n²/page).
+    fn list_all(&self, page_size: usize) -> ListStream<'_> {
+        listing::all(self.root.clone(), page_size.max(1))
     }
-    let keys = smallest.into_sorted_vec();
-    let next_start_after = if more { keys.last().cloned() } else { None };
-    let mut objects = Vec::with_capacity(keys.len());
-    for key in keys {
-        // A file deleted since the scan is simply left out.
-        if let Ok(m) = std::fs::metadata(root.join(&key)) {
-            objects.push(ListedObject {
-                len: m.len(),
-                last_modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                key,
-            });
-        }
-    }
-    Ok(ListPage {
-        objects,
-        next_start_after,
-    })
 }
 
 #[cfg(test)]

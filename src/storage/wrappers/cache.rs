@@ -19,7 +19,7 @@ use futures_util::TryStreamExt;
 use moka::{future::Cache, notification::RemovalCause};
 use tokio::sync::Semaphore;
 
-use crate::storage::{ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError};
+use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
 use crate::{config::CacheConfig, metrics::Metrics, object_name::ObjectName};
 
 /// Objects loading into the cache at once hold at most this many times `max_object_bytes`;
@@ -290,6 +290,10 @@ impl Storage for CachedStorage {
 
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         self.inner.list(start_after, limit).await
+    }
+
+    fn list_all(&self, page_size: usize) -> ListStream<'_> {
+        self.inner.list_all(page_size)
     }
 
     async fn check(&self) -> Result<(), StorageError> {

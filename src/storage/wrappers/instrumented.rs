@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Instant};
 use bytes::Bytes;
 use tracing::Instrument;
 
-use crate::storage::{ByteRange, GetResult, ListPage, ObjectMeta, Storage, StorageError};
+use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
 use crate::{metrics::Metrics, object_name::ObjectName};
 
 /// Wraps a backend to record metrics and a trace span for every call.
@@ -84,6 +84,10 @@ impl Storage for InstrumentedStorage {
 
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         self.observe("list", self.inner.list(start_after, limit)).await
+    }
+
+    fn list_all(&self, page_size: usize) -> ListStream<'_> {
+        self.inner.list_all(page_size)
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -13,7 +13,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use crate::object_name::ObjectName;
-use crate::storage::{ByteRange, ByteStream, GetResult, ListPage, ObjectMeta, Storage, StorageError};
+use crate::storage::{ByteRange, ByteStream, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
 
 /// Wraps a backend to bound every call, and every wait for a body chunk, by a timeout.
 pub struct TimeoutStorage {
@@ -67,6 +67,19 @@ impl Storage for TimeoutStorage {
 
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         self.bounded(self.inner.list(start_after, limit)).await
+    }
+
+    /// Each page is bounded: a walk may take long in all, but never stall.
+    fn list_all(&self, page_size: usize) -> ListStream<'_> {
+        let pages = self.inner.list_all(page_size);
+        Box::pin(futures_util::stream::unfold(Some(pages), move |pages| async move {
+            let mut pages = pages?;
+            match self.bounded(async { pages.next().await.transpose() }).await {
+                Ok(Some(page)) => Some((Ok(page), Some(pages))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        }))
     }
 
     async fn check(&self) -> Result<(), StorageError> {
