@@ -20,8 +20,6 @@ Run through bench/run.sh, which installs the tools and builds the gateway.
 
 import argparse
 import datetime
-import hashlib
-import hmac
 import json
 import os
 import platform
@@ -31,14 +29,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import urllib.error
 import urllib.request
 
+from servers import (API_KEY, CHILDREN, Garage, Gateway, Nginx, cpu_seconds, free_port, peak_rss_kib,
+                     reset_peak_rss, stop_children)
+
 SIZES = {"10KB": 10_000, "50KB": 50_000, "1MB": 1_000_000, "10MB": 10_000_000}
 CONFIGS = ["gateway-s3", "direct", "nginx-proxy", "gateway-fs", "nginx-static"]
-API_KEY = "bench-" + secrets.token_hex(16)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 WRK_LUA = r"""
 done = function(summary, latency, requests)
@@ -51,218 +49,6 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
-
-
-CHILDREN = []
-
-
-def stop_children():
-    """Every server this run started ends with it, also on errors and Ctrl-C."""
-    for proc in CHILDREN:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(port, path, deadline_s=30.0, expect=200):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-                if r.status == expect:
-                    return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"nothing answered {expect} on 127.0.0.1:{port}{path} within {deadline_s}s")
-
-
-# --- processes ---------------------------------------------------------------------------
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / CLK_TCK
-
-
-def reset_peak_rss(pid):
-    """Linux resets VmHWM when 5 is written to clear_refs (owner or root only)."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
-class Garage:
-    def __init__(self, binary, workdir):
-        self.dir = workdir
-        self.s3_port, rpc, admin = free_port(), free_port(), free_port()
-        self.admin_port = admin
-        self.access_key = "GK" + secrets.token_hex(12)
-        self.secret_key = secrets.token_hex(32)
-        self.bucket = "images"
-        config = os.path.join(workdir, "garage.toml")
-        with open(config, "w") as f:
-            f.write(
-                f'metadata_dir = "{workdir}/meta"\ndata_dir = "{workdir}/data"\ndb_engine = "lmdb"\n'
-                f'replication_factor = 1\nrpc_bind_addr = "127.0.0.1:{rpc}"\n'
-                f'rpc_public_addr = "127.0.0.1:{rpc}"\nrpc_secret = "{secrets.token_hex(32)}"\n'
-                f'[s3_api]\ns3_region = "us-east-1"\napi_bind_addr = "127.0.0.1:{self.s3_port}"\n'
-                f'[admin]\napi_bind_addr = "127.0.0.1:{admin}"\n'
-            )
-        os.chmod(config, 0o600)
-        env = dict(os.environ, RUST_LOG="warn", GARAGE_DEFAULT_ACCESS_KEY=self.access_key,
-                   GARAGE_DEFAULT_SECRET_KEY=self.secret_key, GARAGE_DEFAULT_BUCKET=self.bucket)
-        self.log = open(os.path.join(workdir, "garage.log"), "w")
-        self.proc = subprocess.Popen([binary, "-c", config, "server", "--single-node", "--default-bucket"],
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        CHILDREN.append(self.proc)
-        wait_http(admin, "/health")
-
-    def presign(self, method, key, expires=86400):
-        host = f"127.0.0.1:{self.s3_port}"
-        now = datetime.datetime.now(datetime.timezone.utc)
-        amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-        scope = f"{day}/us-east-1/s3/aws4_request"
-        query = {
-            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-            "X-Amz-Credential": f"{self.access_key}/{scope}",
-            "X-Amz-Date": amz_date,
-            "X-Amz-Expires": str(expires),
-            "X-Amz-SignedHeaders": "host",
-        }
-        canonical_query = "&".join(
-            f"{urllib.parse.quote(k, safe='')}={urllib.parse.quote(v, safe='')}" for k, v in sorted(query.items())
-        )
-        path = urllib.parse.quote(f"/{self.bucket}/{key}", safe="/~")
-        request = "\n".join([method, path, canonical_query, f"host:{host}\n", "host", "UNSIGNED-PAYLOAD"])
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(request.encode()).hexdigest()])
-        key_bytes = ("AWS4" + self.secret_key).encode()
-        for part in (day, "us-east-1", "s3", "aws4_request"):
-            key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
-        signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
-        return f"{path}?{canonical_query}&X-Amz-Signature={signature}"
-
-    def put(self, key, data):
-        url = f"http://127.0.0.1:{self.s3_port}{self.presign('PUT', key)}"
-        request = urllib.request.Request(url, data=data, method="PUT")
-        with urllib.request.urlopen(request, timeout=60) as r:
-            assert r.status == 200, r.status
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
-class Gateway:
-    def __init__(self, binary, workdir, name, storage_env):
-        self.port, self.admin_port = free_port(), free_port()
-        self.env = dict(
-            os.environ,
-            IMAGE_GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
-            IMAGE_GATEWAY_ADMIN_LISTEN=f"127.0.0.1:{self.admin_port}",
-            IMAGE_GATEWAY_AUTH__MODE="api_key",
-            IMAGE_GATEWAY_AUTH__API_KEYS=f'["read:{API_KEY}"]',
-            IMAGE_GATEWAY_LOG__FORMAT="json",
-            **storage_env,
-        )
-        self.env.pop("RUST_LOG", None)
-        self.binary = binary
-        self.log = open(os.path.join(workdir, f"{name}.log"), "w")
-        self.proc = subprocess.Popen([binary, "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        CHILDREN.append(self.proc)
-        wait_http(self.admin_port, "/readyz")
-
-    def pids(self):
-        return [self.proc.pid]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-
-
-NGINX_CONF = """
-worker_processes 2;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log {dir}/nginx-access.log;
-  client_body_temp_path {dir}/tmp; proxy_temp_path {dir}/tmp; fastcgi_temp_path {dir}/tmp;
-  uwsgi_temp_path {dir}/tmp; scgi_temp_path {dir}/tmp;
-  sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 1000000;
-  types {{ image/png png; }}
-  upstream garage {{ server 127.0.0.1:{s3}; }}
-  server {{
-    listen 127.0.0.1:{proxy};
-    location / {{
-      proxy_pass http://garage;
-      proxy_set_header Host 127.0.0.1:{s3};
-      proxy_buffering off;
-    }}
-  }}
-  server {{
-    listen 127.0.0.1:{static};
-    location /v1/image/download/ {{ alias {root}/; }}
-  }}
-}}
-"""
-
-
-class Nginx:
-    def __init__(self, workdir, s3_port, root):
-        self.proxy_port, self.static_port = free_port(), free_port()
-        os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
-        conf = os.path.join(workdir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=workdir, s3=s3_port, proxy=self.proxy_port,
-                                      static=self.static_port, root=root))
-        self.proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        CHILDREN.append(self.proc)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(os.path.join(workdir, "nginx.pid")) or not children(self.proc.pid):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise SystemExit(f"nginx did not start; see {workdir}/nginx-error.log")
-            time.sleep(0.05)
-
-    def pids(self):
-        return children(self.proc.pid)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
 
 
 # --- load ----------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import time
 import urllib.request
 
 SERVERS = ["imgproxy", "thumbor", "vips", "gateway"]
-from load import cpu_seconds  # bench/load.py: user + system time of pids, in seconds
+from servers import cpu_seconds  # bench/servers.py: user + system time of pids, in seconds
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BOX = 512

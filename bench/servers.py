@@ -1,0 +1,222 @@
+"""The servers the benchmarks start: S3 stores (Garage, MinIO), the gateway, nginx, and the
+/proc readings (CPU time, peak RSS) taken of them. Every process started here ends with the
+benchmark (stop_children), also on errors and Ctrl-C. Python standard library only.
+"""
+
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+API_KEY = "bench-" + secrets.token_hex(16)
+
+
+CHILDREN = []
+
+
+def stop_children():
+    """Every server this run started ends with it, also on errors and Ctrl-C."""
+    for proc in CHILDREN:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port, path, deadline_s=30.0, expect=200):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                if r.status == expect:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"nothing answered {expect} on 127.0.0.1:{port}{path} within {deadline_s}s")
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def reset_peak_rss(pid):
+    """Linux resets VmHWM when 5 is written to clear_refs (owner or root only)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+
+def presign(endpoint_port, bucket, access_key, secret_key, method, key, expires=86400):
+    """A SigV4 presigned path (path style, us-east-1) for `method` on `key`."""
+    host = f"127.0.0.1:{endpoint_port}"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    query = {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{access_key}/{scope}",
+        "X-Amz-Date": amz_date,
+        "X-Amz-Expires": str(expires),
+        "X-Amz-SignedHeaders": "host",
+    }
+    canonical_query = "&".join(
+        f"{urllib.parse.quote(k, safe='')}={urllib.parse.quote(v, safe='')}" for k, v in sorted(query.items())
+    )
+    path = urllib.parse.quote(f"/{bucket}/{key}", safe="/~")
+    request = "\n".join([method, path, canonical_query, f"host:{host}\n", "host", "UNSIGNED-PAYLOAD"])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(request.encode()).hexdigest()])
+    key_bytes = ("AWS4" + secret_key).encode()
+    for part in (day, "us-east-1", "s3", "aws4_request"):
+        key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"{path}?{canonical_query}&X-Amz-Signature={signature}"
+
+
+class S3Store:
+    """What the benchmarks use of an S3 server: presigned URLs, PUT, the gateway's settings."""
+
+    s3_port: int
+    access_key: str
+    secret_key: str
+    bucket = "images"
+    proc: subprocess.Popen
+
+    def presign(self, method, key, expires=86400):
+        return presign(self.s3_port, self.bucket, self.access_key, self.secret_key, method, key, expires)
+
+    def put(self, key, data):
+        url = f"http://127.0.0.1:{self.s3_port}{self.presign('PUT', key)}"
+        request = urllib.request.Request(url, data=data, method="PUT")
+        with urllib.request.urlopen(request, timeout=60) as r:
+            assert r.status == 200, r.status
+
+    def gateway_env(self):
+        return {
+            "IMAGE_GATEWAY_STORAGE__BACKEND": "s3",
+            "IMAGE_GATEWAY_STORAGE__S3__ENDPOINT": f"http://127.0.0.1:{self.s3_port}",
+            "IMAGE_GATEWAY_STORAGE__S3__BUCKET": self.bucket,
+            "IMAGE_GATEWAY_STORAGE__S3__ACCESS_KEY_ID": self.access_key,
+            "IMAGE_GATEWAY_STORAGE__S3__SECRET_ACCESS_KEY": self.secret_key,
+        }
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Garage(S3Store):
+    def __init__(self, binary, workdir):
+        self.dir = workdir
+        self.s3_port, rpc, admin = free_port(), free_port(), free_port()
+        self.admin_port = admin
+        self.access_key = "GK" + secrets.token_hex(12)
+        self.secret_key = secrets.token_hex(32)
+        self.bucket = "images"
+        config = os.path.join(workdir, "garage.toml")
+        with open(config, "w") as f:
+            f.write(
+                f'metadata_dir = "{workdir}/meta"\ndata_dir = "{workdir}/data"\ndb_engine = "lmdb"\n'
+                f'replication_factor = 1\nrpc_bind_addr = "127.0.0.1:{rpc}"\n'
+                f'rpc_public_addr = "127.0.0.1:{rpc}"\nrpc_secret = "{secrets.token_hex(32)}"\n'
+                f'[s3_api]\ns3_region = "us-east-1"\napi_bind_addr = "127.0.0.1:{self.s3_port}"\n'
+                f'[admin]\napi_bind_addr = "127.0.0.1:{admin}"\n'
+            )
+        os.chmod(config, 0o600)
+        env = dict(os.environ, RUST_LOG="warn", GARAGE_DEFAULT_ACCESS_KEY=self.access_key,
+                   GARAGE_DEFAULT_SECRET_KEY=self.secret_key, GARAGE_DEFAULT_BUCKET=self.bucket)
+        self.log = open(os.path.join(workdir, "garage.log"), "w")
+        self.proc = subprocess.Popen([binary, "-c", config, "server", "--single-node", "--default-bucket"],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        CHILDREN.append(self.proc)
+        wait_http(admin, "/health")
+
+
+class Minio(S3Store):
+    """A single-drive MinIO (scripts/install-minio.sh) with bucket `images`; its Prometheus
+    metrics are public, so `get_requests()` counts the GETs that reached storage."""
+
+    def __init__(self, binary, workdir):
+        self.dir = workdir
+        self.s3_port = free_port()
+        self.access_key = "bench" + secrets.token_hex(8)
+        self.secret_key = secrets.token_hex(20)
+        self.mc = os.path.join(os.path.dirname(binary), "mc")
+        env = dict(os.environ, MINIO_ROOT_USER=self.access_key, MINIO_ROOT_PASSWORD=self.secret_key,
+                   MINIO_BROWSER="off", MINIO_UPDATE="off", MINIO_PROMETHEUS_AUTH_TYPE="public", HOME=workdir)
+        self.log = open(os.path.join(workdir, "minio.log"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "server", os.path.join(workdir, "data"), "--address", f"127.0.0.1:{self.s3_port}",
+             "--console-address", f"127.0.0.1:{free_port()}", "--quiet"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        CHILDREN.append(self.proc)
+        wait_http(self.s3_port, "/minio/health/ready")
+        self.run_mc("mb", "--ignore-existing", f"local/{self.bucket}")
+
+    def run_mc(self, *args, data=None):
+        host = f"http://{self.access_key}:{self.secret_key}@127.0.0.1:{self.s3_port}"
+        subprocess.run([self.mc, "--config-dir", os.path.join(self.dir, "mc"), "--quiet", "--no-color", *args],
+                       env=dict(os.environ, MC_HOST_local=host), input=data, check=True, capture_output=True)
+
+    def get_requests(self):
+        """GetObject and HeadObject requests MinIO has served, 404s included. Its v3 metrics:
+        the v2 endpoints cache their values for tens of seconds. MinIO counts a request when
+        its handler returns, maybe after the client has its answer: read until it holds still."""
+        last = None
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.s3_port}/minio/metrics/v3/api/requests",
+                                        timeout=10) as r:
+                text = r.read().decode()
+            total = 0.0
+            for line in text.splitlines():
+                if line.startswith("minio_api_requests_total{") and re.search(r'name="(GetObject|HeadObject)"', line):
+                    total += float(line.rsplit(" ", 1)[1])
+            if total == last:
+                return int(total)
+            last = total
+            time.sleep(0.3)
