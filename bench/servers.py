@@ -220,3 +220,85 @@ class Minio(S3Store):
                 return int(total)
             last = total
             time.sleep(0.3)
+
+
+class Gateway:
+    def __init__(self, binary, workdir, name, storage_env):
+        self.port, self.admin_port = free_port(), free_port()
+        self.env = dict(
+            os.environ,
+            IMAGE_GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
+            IMAGE_GATEWAY_ADMIN_LISTEN=f"127.0.0.1:{self.admin_port}",
+            IMAGE_GATEWAY_AUTH__MODE="api_key",
+            IMAGE_GATEWAY_AUTH__API_KEYS=f'["read:{API_KEY}"]',
+            IMAGE_GATEWAY_LOG__FORMAT="json",
+            **storage_env,
+        )
+        self.env.pop("RUST_LOG", None)
+        self.binary = binary
+        self.log = open(os.path.join(workdir, f"{name}.log"), "w")
+        self.proc = subprocess.Popen([binary, "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        CHILDREN.append(self.proc)
+        wait_http(self.admin_port, "/readyz")
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+NGINX_CONF = """
+worker_processes 2;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log {dir}/nginx-access.log;
+  client_body_temp_path {dir}/tmp; proxy_temp_path {dir}/tmp; fastcgi_temp_path {dir}/tmp;
+  uwsgi_temp_path {dir}/tmp; scgi_temp_path {dir}/tmp;
+  sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 1000000;
+  types {{ image/png png; }}
+  upstream garage {{ server 127.0.0.1:{s3}; }}
+  server {{
+    listen 127.0.0.1:{proxy};
+    location / {{
+      proxy_pass http://garage;
+      proxy_set_header Host 127.0.0.1:{s3};
+      proxy_buffering off;
+    }}
+  }}
+  server {{
+    listen 127.0.0.1:{static};
+    location /v1/image/download/ {{ alias {root}/; }}
+  }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, workdir, s3_port, root):
+        self.proxy_port, self.static_port = free_port(), free_port()
+        os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
+        conf = os.path.join(workdir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(dir=workdir, s3=s3_port, proxy=self.proxy_port,
+                                      static=self.static_port, root=root))
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        CHILDREN.append(self.proc)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(workdir, "nginx.pid")) or not children(self.proc.pid):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"nginx did not start; see {workdir}/nginx-error.log")
+            time.sleep(0.05)
+
+    def pids(self):
+        return children(self.proc.pid)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
