@@ -5,6 +5,7 @@ Stores (--stores): MinIO (the main column: no Nagle delay, so "direct" is a fair
 Garage (a second column). For each store, all on loopback, loaded by the same client (wrk):
   gateway           the gateway (release build), hot-object cache off: every GET reads the store
   gateway-cache     the same with its hot-object cache on (cache.* defaults: 64 MiB, 1 MiB objects)
+  gateway-before    with --gateway-before BIN: an earlier build, cache off (a before/after row)
   direct            GET straight from the store with a presigned URL
   nginx-proxy       Debian's nginx as a reverse proxy in front of the store (same presigned URLs)
   s3-gateway        NGINX's nginx-s3-gateway (nginx + njs SigV4, bench/s3_gateway.py), proxy_cache off
@@ -229,6 +230,7 @@ def metric(admin_port, name):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway", required=True, help="the release binary")
+    parser.add_argument("--gateway-before", help="an earlier release binary, for the gateway-before rows")
     parser.add_argument("--minio", help="the minio binary (mc beside it)")
     parser.add_argument("--garage", help="the garage binary")
     parser.add_argument("--s3-gateway", required=True, help="the nginx-s3-gateway tree")
@@ -302,10 +304,12 @@ def main():
         store_pids = lambda store=store: [store.proc.pid]  # noqa: E731
         for config in configs:
             row_name = f"{config}/{store_name}"
-            if config in ("gateway", "gateway-cache"):
+            if config in ("gateway", "gateway-cache", "gateway-before"):
                 cache = "true" if config == "gateway-cache" else "false"
-                g = Gateway(args.gateway, workdir, f"{config}-{store_name}",
-                            dict(env, IMAGE_GATEWAY_CACHE__ENABLED=cache))
+                binary = args.gateway_before if config == "gateway-before" else args.gateway
+                if not binary:
+                    raise SystemExit("gateway-before needs --gateway-before")
+                g = Gateway(binary, workdir, f"{config}-{store_name}", dict(env, IMAGE_GATEWAY_CACHE__ENABLED=cache))
                 rows[row_name] = Row(row_name, g.port, download, g.pids, gateway_header, store, g)
             elif config == "direct":
                 rows[row_name] = Row(row_name, store.s3_port, presigned, store_pids, store=store)

@@ -12,7 +12,8 @@ from collections import defaultdict
 
 # (gateway row, reference row) for each store; the fs pair last.
 PAIRS = [("gateway-cache/{s}", "s3-gateway-cache/{s}"), ("gateway-cache/{s}", "direct/{s}"),
-         ("gateway/{s}", "s3-gateway/{s}"), ("gateway/{s}", "direct/{s}"), ("gateway/{s}", "nginx-proxy/{s}")]
+         ("gateway/{s}", "s3-gateway/{s}"), ("gateway/{s}", "direct/{s}"), ("gateway/{s}", "nginx-proxy/{s}"),
+         ("gateway/{s}", "gateway-before/{s}")]
 FS_PAIRS = [("gateway/fs", "nginx-static/fs")]
 
 
