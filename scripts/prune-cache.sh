@@ -15,7 +15,7 @@ free_gb() { df -P -BG "$CACHE" 2>/dev/null | awk 'NR==2 { sub("G", "", $4); prin
 mkdir -p "$CACHE"
 for dir in "$TARGET"/debug/incremental "$CACHE"/fuzz-target-dev/*/debug/incremental "$CACHE"/fuzz-target-dev/debug/incremental; do
   if [ -d "$dir" ]; then
-    echo "prune-cache: removing $dir ($(du -sh "$dir" | cut -f1))" >&2
+    [ -z "$(ls -A "$dir")" ] || echo "prune-cache: removing $dir ($(du -sh "$dir" | cut -f1))" >&2
     rm -rf "$dir"
   fi
 done

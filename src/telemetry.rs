@@ -2,7 +2,7 @@
 //!
 //! Logs: `tracing` lines, JSON or text (`log.format`; unset: text on a terminal, JSON
 //! otherwise), filtered by `RUST_LOG`, else `log.level`, else `info`, written to stderr by one
-//! writer thread (request threads only format and queue their line; see [`log_writer`]).
+//! writer thread (request threads only format and queue their line; see `log_writer`).
 //! Traces: OpenTelemetry over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, named by `OTEL_SERVICE_NAME`, sampled by
 //! `OTEL_TRACES_SAMPLER`; off otherwise. Incoming W3C `traceparent` headers parent our spans.
