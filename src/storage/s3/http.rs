@@ -19,8 +19,12 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 
-/// Largest read buffer per storage connection (hyper's minimum is 8 KiB).
-const MAX_READ_BUFFER: usize = 64 * 1024;
+/// Largest read buffer per storage connection (hyper's minimum is 8 KiB). Each body chunk we
+/// forward pins the buffer it was read into until the client has it, so this sets most of the
+/// memory per download: with 256 concurrent 10 MB downloads and a full 64 MiB cache, 64 KiB
+/// peaked at 127.5–133.9 MiB RSS, 48 KiB at 115.6–116.8 MiB, for 0–7 % of 10 MB throughput
+/// (32 KiB: the same memory, 12 % slower at c=256; docs/benchmarks.md).
+const MAX_READ_BUFFER: usize = 48 * 1024;
 
 /// The hyper client both read paths share (the SDK's and `reader.rs`), so they share one pool.
 pub type HyperClient = Client<HttpsConnector<TcpConnector>, SdkBody>;
