@@ -218,11 +218,11 @@ impl Storage for S3Storage {
     }
 
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
-        self.reader()?.head(name.as_str()).await
+        self.reader()?.head(&self.key(name)).await
     }
 
     async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
-        self.reader()?.get(name.as_str(), range).await
+        self.reader()?.get(&self.key(name), range).await
     }
 
     async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
@@ -352,7 +352,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_range_total() {
+    fn etags_are_quoted() {
         assert_eq!(quoted(Some("abc")), "\"abc\"");
         assert_eq!(quoted(Some("\"abc\"")), "\"abc\"");
     }

@@ -101,7 +101,6 @@ pub(super) struct Reader {
     client: HyperClient,
     target: Target,
     region: String,
-    prefix: String,
     credentials: Option<SharedCredentialsProvider>,
     /// For the default chain (network sources, expiring keys): the last credentials it gave.
     cached_credentials: Option<Mutex<Option<Credentials>>>,
@@ -121,23 +120,22 @@ impl Reader {
             client,
             target: Target::new(config)?,
             region: config.region.clone(),
-            prefix: config.prefix.clone(),
             credentials,
             cached_credentials: cache_credentials.then(|| Mutex::new(None)),
             signing_key: Mutex::new(None),
         })
     }
 
-    /// `HEAD` of `name`'s key.
-    pub(super) async fn head(&self, name: &str) -> Result<ObjectMeta, StorageError> {
-        let response = self.send(Method::HEAD, name, None).await?;
+    /// `HEAD` of the object at `key` (the prefixed name: `S3Storage::key`).
+    pub(super) async fn head(&self, key: &str) -> Result<ObjectMeta, StorageError> {
+        let response = self.send(Method::HEAD, key, None).await?;
         let response = check(response).await?;
         Ok(meta(response.headers())?.0)
     }
 
-    /// `GET` of `name`'s key, or of `range` of it.
-    pub(super) async fn get(&self, name: &str, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
-        let response = self.send(Method::GET, name, range).await?;
+    /// `GET` of the object at `key`, or of `range` of it.
+    pub(super) async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
+        let response = self.send(Method::GET, key, range).await?;
         let response = check(response).await?;
         let (meta, range) = meta(response.headers())?;
         let body: ByteStream = Box::pin(
@@ -154,13 +152,13 @@ impl Reader {
     async fn send(
         &self,
         method: Method,
-        name: &str,
+        key: &str,
         range: Option<ByteRange>,
     ) -> Result<Response<Incoming>, StorageError> {
         let mut attempts = 2;
         loop {
             attempts -= 1;
-            let request = self.signed(method.clone(), name, range).await?;
+            let request = self.signed(method.clone(), key, range).await?;
             match self.client.request(request).await {
                 Ok(response) if attempts > 0 && response.status().is_server_error() => {}
                 Ok(response) => return Ok(response),
@@ -170,17 +168,17 @@ impl Reader {
         }
     }
 
-    /// The request for `name`'s key, signed with SigV4 in the `Authorization` header.
+    /// The request for the object at `key`, signed with SigV4 in the `Authorization` header.
     async fn signed(
         &self,
         method: Method,
-        name: &str,
+        key: &str,
         range: Option<ByteRange>,
     ) -> Result<Request<SdkBody>, StorageError> {
         let credentials = self.credentials().await?;
         let now = SystemTime::now();
         let amz_date = amz_date(now);
-        let key = utf8_percent_encode(&format!("{}{name}", self.prefix), KEY).to_string();
+        let key = utf8_percent_encode(key, KEY).to_string();
         let path = format!("{}/{key}", self.target.path_prefix);
         let range = range.map(|r| format!("bytes={}-{}", r.start, r.end));
         let host = self.target.authority.as_str();
@@ -381,7 +379,6 @@ mod tests {
             endpoint: endpoint.map(str::to_owned),
             bucket: "images".into(),
             region: "eu-west-3".into(),
-            prefix: "gallery/2026 +x/".into(),
             force_path_style: path_style,
             ..S3Config::default()
         }
@@ -412,7 +409,11 @@ mod tests {
             )
             .unwrap();
             let request = reader
-                .signed(Method::GET, "0123456789abcdef0123456789abcdef.png", range)
+                .signed(
+                    Method::GET,
+                    "gallery/2026 +x/0123456789abcdef0123456789abcdef.png",
+                    range,
+                )
                 .await
                 .unwrap();
             let ours = request.headers()[header::AUTHORIZATION].to_str().unwrap().to_owned();
