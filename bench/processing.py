@@ -42,7 +42,7 @@ import time
 import urllib.request
 
 SERVERS = ["imgproxy", "thumbor", "vips", "gateway"]
-from servers import cpu_seconds  # bench/servers.py: user + system time of pids, in seconds
+from servers import cpu_seconds, free_port  # bench/servers.py: process CPU time, a free loopback port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BOX = 512
@@ -179,12 +179,6 @@ def prepare_images(workdir, min_width, max_width):
 
 
 # --- processes -----------------------------------------------------------------------------
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(port, path, proc, deadline_s=60.0, logfile=None):

@@ -22,6 +22,15 @@ fn listable(entry: &DirEntry) -> io::Result<Option<String>> {
     Ok(Some(key))
 }
 
+/// The listing of `key` from its metadata.
+fn listed(key: String, meta: &std::fs::Metadata) -> ListedObject {
+    ListedObject {
+        key,
+        len: meta.len(),
+        last_modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    }
+}
+
 /// Keeps only the `limit` smallest names after `start_after`, so memory stays bounded
 /// however many files the folder holds.
 pub(super) fn page(root: &Path, start_after: Option<&str>, limit: usize) -> io::Result<ListPage> {
@@ -45,12 +54,8 @@ pub(super) fn page(root: &Path, start_after: Option<&str>, limit: usize) -> io::
     let mut objects = Vec::with_capacity(keys.len());
     for key in keys {
         // A file deleted since the scan is simply left out.
-        if let Ok(m) = std::fs::metadata(root.join(&key)) {
-            objects.push(ListedObject {
-                len: m.len(),
-                last_modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                key,
-            });
+        if let Ok(meta) = std::fs::metadata(root.join(&key)) {
+            objects.push(listed(key, &meta));
         }
     }
     Ok(ListPage {
@@ -90,11 +95,7 @@ fn walk(
         let Ok(meta) = entry.metadata() else {
             continue;
         };
-        page.push(ListedObject {
-            key,
-            len: meta.len(),
-            last_modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        });
+        page.push(listed(key, &meta));
         if page.len() == page_size
             && pages
                 .blocking_send(Ok(std::mem::replace(&mut page, Vec::with_capacity(page_size))))
