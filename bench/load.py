@@ -32,6 +32,7 @@ the tools and builds the gateway.
 
 import argparse
 import datetime
+import http.client
 import json
 import os
 import platform
@@ -186,8 +187,6 @@ def random_object(size):
 def herd(row, name, clients=256):
     """`clients` connections, opened first, each sending one GET of `name` at the same instant.
     Answers (errors, seconds from the release to the last byte of the last answer)."""
-    import http.client
-
     connections = []
     for _ in range(clients):
         conn = http.client.HTTPConnection("127.0.0.1", row.port, timeout=60)
