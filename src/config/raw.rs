@@ -319,6 +319,11 @@ pub struct RateLimitConfig {
     /// minute, a burst of as many; past them every request of that client gets 429 until the
     /// budget refills. 0 turns it off. Default 30.
     pub auth_failures_per_minute: u32,
+    /// Where the counters live: `memory` (each replica its own, the default) or `redis`
+    /// (one budget shared by every replica).
+    pub backend: RateLimitBackend,
+    /// `[rate_limit.redis]`, with `backend = "redis"`.
+    pub redis: RedisConfig,
 }
 
 impl Default for RateLimitConfig {
@@ -327,6 +332,58 @@ impl Default for RateLimitConfig {
             requests_per_minute: 0,
             burst: 0,
             auth_failures_per_minute: 30,
+            backend: RateLimitBackend::Memory,
+            redis: RedisConfig::default(),
+        }
+    }
+}
+
+/// Where rate-limit counters live (`rate_limit.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitBackend {
+    /// In this process: every replica enforces the limits on its own.
+    Memory,
+    /// In Redis (or Valkey): one budget per client across replicas.
+    Redis,
+}
+
+/// `[rate_limit.redis]`: the shared counters' server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS. A secret: it
+    /// may hold the password.
+    pub url: Option<Secret>,
+    /// Password (Redis `AUTH`), overriding one in the URL; e.g. from a Kubernetes Secret
+    /// through `IMAGE_GATEWAY_RATE_LIMIT__REDIS__PASSWORD`.
+    pub password: Option<Secret>,
+    /// PEM file of the CA that signed the server's certificate, for `rediss://` with a
+    /// private CA; unset: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Longest wait for one decision; past it this replica decides alone (its in-memory
+    /// limiter) until Redis answers a probe again.
+    pub timeout: HumanDuration,
+    /// Multiplexed connections, used in turn.
+    pub connections: usize,
+    /// Prefix of every key written (several services can share one Redis).
+    pub key_prefix: String,
+    /// While Redis is unreachable, each replica allows `1/fallback_divisor` of the limits
+    /// (set it to the usual replica count to keep the sum near the limit); 1 (the default)
+    /// lets each replica allow the full limits.
+    pub fallback_divisor: u32,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            password: None,
+            ca_file: None,
+            timeout: HumanDuration(Duration::from_millis(20)),
+            connections: 2,
+            key_prefix: "image-gateway:ratelimit:".to_owned(),
+            fallback_divisor: 1,
         }
     }
 }

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::{
     api_keys::{self, KeyEntry},
     networks,
-    raw::{AuthMode, Backend, Config, ConfigError, CredentialsSource},
+    raw::{AuthMode, Backend, Config, ConfigError, CredentialsSource, RateLimitBackend, RateLimitConfig},
     secret::Secret,
 };
 
@@ -191,6 +191,7 @@ impl Settings {
                 CredentialsSource::Kubernetes | CredentialsSource::Default => {}
             }
         }
+        check_rate_limit(&config.rate_limit)?;
         Ok(Settings {
             config,
             trusted_proxies,
@@ -214,6 +215,58 @@ pub enum UrlError {
     NoHost(String),
     #[error("`{0}` is not a valid URL")]
     Invalid(String),
+}
+
+/// `rate_limit.redis.*`, checked when the backend is Redis: a URL of either scheme with a host,
+/// and bounds that keep a decision quick.
+fn check_rate_limit(limits: &RateLimitConfig) -> Result<(), ConfigError> {
+    if limits.backend != RateLimitBackend::Redis {
+        return Ok(());
+    }
+    let redis = &limits.redis;
+    let Some(url) = &redis.url else {
+        return Err(ConfigError::key(
+            "rate_limit.redis.url",
+            "is required when rate_limit.backend = \"redis\"",
+        ));
+    };
+    // SECURITY: the URL may carry a password, so errors never quote it.
+    let url = url.expose();
+    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+    let host = url.split_once("://").map_or("", |(_, rest)| rest);
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if !scheme_ok || host.is_empty() || host.starts_with('/') || host.starts_with(':') {
+        return Err(ConfigError::key(
+            "rate_limit.redis.url",
+            "must be redis://host[:port][/db] or rediss://… with a host",
+        ));
+    }
+    let timeout = redis.timeout.0;
+    if timeout.is_zero() || timeout > std::time::Duration::from_secs(5) {
+        return Err(ConfigError::key(
+            "rate_limit.redis.timeout",
+            "must be between 1ms and 5s",
+        ));
+    }
+    if !(1..=64).contains(&redis.connections) {
+        return Err(ConfigError::key(
+            "rate_limit.redis.connections",
+            "must be between 1 and 64",
+        ));
+    }
+    if redis.fallback_divisor == 0 {
+        return Err(ConfigError::key(
+            "rate_limit.redis.fallback_divisor",
+            "must be at least 1",
+        ));
+    }
+    if redis.key_prefix.len() > 128 {
+        return Err(ConfigError::key(
+            "rate_limit.redis.key_prefix",
+            "must be at most 128 bytes",
+        ));
+    }
+    Ok(())
 }
 
 fn check_http_url(url: &str) -> Result<(), UrlError> {

@@ -9,5 +9,4 @@ pub mod cors;
 pub mod error;
 pub mod health;
 pub mod per_client;
-pub mod rate_limit;
 pub mod server;

@@ -121,12 +121,67 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
 }
 
 #[test]
+fn a_bad_redis_url_is_named_without_its_password() {
+    for (key, value, named) in [
+        (
+            "IMAGE_GATEWAY_RATE_LIMIT__REDIS__URL",
+            "http://user:hunter2@cache:6379",
+            "rate_limit.redis.url",
+        ),
+        (
+            "IMAGE_GATEWAY_RATE_LIMIT__REDIS__URL",
+            "redis://:hunter2@",
+            "rate_limit.redis.url",
+        ),
+        (
+            "IMAGE_GATEWAY_RATE_LIMIT__REDIS__TIMEOUT",
+            "0s",
+            "rate_limit.redis.timeout",
+        ),
+        (
+            "IMAGE_GATEWAY_RATE_LIMIT__REDIS__CONNECTIONS",
+            "0",
+            "rate_limit.redis.connections",
+        ),
+        (
+            "IMAGE_GATEWAY_RATE_LIMIT__REDIS__FALLBACK_DIVISOR",
+            "0",
+            "rate_limit.redis.fallback_divisor",
+        ),
+    ] {
+        let out = gateway()
+            .arg("check-config")
+            .env("IMAGE_GATEWAY_RATE_LIMIT__BACKEND", "redis")
+            .env("IMAGE_GATEWAY_RATE_LIMIT__REDIS__URL", "redis://:hunter2@cache:6379")
+            .env(key, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{key}={value}: {stderr}");
+        assert!(stderr.contains(&format!("`{named}`")), "{stderr} names {named}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    let out = gateway()
+        .arg("check-config")
+        .env("IMAGE_GATEWAY_RATE_LIMIT__BACKEND", "redis")
+        .env("IMAGE_GATEWAY_RATE_LIMIT__REDIS__URL", "rediss://:hunter2@cache:6380/1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("url = \"[redacted]\""), "{stdout}");
+    assert!(!stdout.contains("hunter2"));
+}
+
+#[test]
 fn bad_values_exit_64_with_one_line_naming_the_key() {
     for (key, value, named) in [
         ("IMAGE_GATEWAY_STORAGE__TIMEOUT", "soon", "storage.timeout"),
         ("IMAGE_GATEWAY_UPLOAD__MAX_BYTES", "-3", "upload.max_bytes"),
         ("IMAGE_GATEWAY_LISTEN", "not-an-address", "listen"),
         ("IMAGE_GATEWAY_STORAGE__BACKEND", "s3", "storage.s3.bucket"),
+        ("IMAGE_GATEWAY_RATE_LIMIT__BACKEND", "redis", "rate_limit.redis.url"),
+        ("IMAGE_GATEWAY_RATE_LIMIT__BACKEND", "valkey", "rate_limit.backend"),
     ] {
         for command in ["check-config", "serve"] {
             let out = gateway().arg(command).env(key, value).output().unwrap();

@@ -19,5 +19,6 @@ mod process;
 mod process_ops;
 mod ranges;
 mod retention;
+mod shared_limits;
 mod svg_inertness;
 mod upload;

@@ -600,44 +600,7 @@ struct TlsFront {
 impl TlsFront {
     async fn start(dir: &std::path::Path, upstream: u16) -> TlsFront {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-        // A CA of its own, and a serving certificate for 127.0.0.1 signed by it (webpki refuses
-        // a self-signed CA certificate presented as the server's own).
-        let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
-        let (cert, key, csr) = (
-            dir.join("collector.crt"),
-            dir.join("collector.key"),
-            dir.join("collector.csr"),
-        );
-        let ext = dir.join("san.ext");
-        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-        let p = |path: &PathBuf| path.to_str().unwrap().to_owned();
-        for args in [
-            format!(
-                "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ca -keyout {} -out {}",
-                p(&ca_key),
-                p(&ca)
-            ),
-            format!(
-                "req -newkey rsa:2048 -nodes -subj /CN=collector -keyout {} -out {}",
-                p(&key),
-                p(&csr)
-            ),
-            format!(
-                "x509 -req -days 1 -in {} -CA {} -CAkey {} -CAcreateserial -extfile {} -out {}",
-                p(&csr),
-                p(&ca),
-                p(&ca_key),
-                p(&ext),
-                p(&cert)
-            ),
-        ] {
-            let made = Command::new("openssl").args(args.split(' ')).output().unwrap();
-            assert!(
-                made.status.success(),
-                "openssl {args}: {}",
-                String::from_utf8_lossy(&made.stderr)
-            );
-        }
+        let crate::support::Certificate { ca, cert, key } = crate::support::certificate(dir, "collector");
         let certs: Vec<_> = CertificateDer::pem_file_iter(&cert)
             .unwrap()
             .map(Result::unwrap)

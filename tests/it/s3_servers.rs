@@ -41,7 +41,7 @@ pub trait S3Server: Send + Sync {
 
 /// The binary named by `env` or found at `cache_path` under the cache, or a failure naming
 /// the install step.
-fn cached_bin(env: &str, cache_path: &str, install: &str) -> PathBuf {
+pub fn cached_bin(env: &str, cache_path: &str, install: &str) -> PathBuf {
     let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
         let cache = std::env::var_os("IG_CACHE").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/image-gateway")

@@ -626,3 +626,55 @@ macro_rules! on_cached_backends {
         $crate::on_every_backend!(@cached $($name),*);
     };
 }
+
+/// A CA of its own and a serving certificate for 127.0.0.1 signed by it, as PEM files (webpki
+/// refuses a self-signed CA certificate presented as the server's own); made with `openssl`.
+pub struct Certificate {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Makes a [`Certificate`] named `name` in `dir`.
+pub fn certificate(dir: &Path, name: &str) -> Certificate {
+    let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    let (cert, key, csr) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.csr")),
+    );
+    let ext = dir.join("san.ext");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let p = |path: &PathBuf| path.to_str().unwrap().to_owned();
+    for args in [
+        format!(
+            "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ca -keyout {} -out {}",
+            p(&ca_key),
+            p(&ca)
+        ),
+        format!(
+            "req -newkey rsa:2048 -nodes -subj /CN={name} -keyout {} -out {}",
+            p(&key),
+            p(&csr)
+        ),
+        format!(
+            "x509 -req -days 1 -in {} -CA {} -CAkey {} -CAcreateserial -extfile {} -out {}",
+            p(&csr),
+            p(&ca),
+            p(&ca_key),
+            p(&ext),
+            p(&cert)
+        ),
+    ] {
+        let made = std::process::Command::new("openssl")
+            .args(args.split(' '))
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    Certificate { ca, cert, key }
+}

@@ -1,7 +1,5 @@
-//! Per-client rate limits (GCRA, via `governor`): `rate_limit.requests_per_minute` refill into
-//! a bucket of `rate_limit.burst`. Every limited response carries `X-RateLimit-Limit` (the
-//! bucket size), `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time when the bucket is
-//! full again); a refusal is 429 with `Retry-After`.
+//! The counters of this process (`rate_limit.backend = "memory"`, and Redis's fallback):
+//! GCRA through `governor`.
 
 use std::{
     collections::HashMap,
@@ -12,21 +10,56 @@ use std::{
 };
 
 use governor::{
-    Quota, RateLimiter,
+    RateLimiter,
     clock::{Clock, DefaultClock},
     middleware::StateInformationMiddleware,
     state::keyed::DefaultKeyedStateStore,
 };
-use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::{Attempt, Decision, Quota, Quotas, RateStatus, ceil_secs};
 use crate::clock::unix_now;
 
 type Limiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
-pub const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-pub const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-pub const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+/// Both budgets, counted in this process.
+pub struct LocalLimits {
+    requests: Option<RateLimits>,
+    failures: Option<AuthFailures>,
+}
 
+impl LocalLimits {
+    /// Counters for `quotas`.
+    pub fn new(quotas: Quotas) -> LocalLimits {
+        LocalLimits {
+            requests: quotas.requests.map(RateLimits::new),
+            failures: quotas.auth_failures.map(AuthFailures::new),
+        }
+    }
+
+    /// Counts `attempt` of `client` and decides (see [`super::Limiter::decide`]).
+    pub fn decide(&self, client: IpAddr, attempt: Attempt<'_>) -> Decision {
+        if let Some(status) = self.failures.as_ref().and_then(|f| f.blocked(client)) {
+            return Decision::Blocked(status);
+        }
+        Decision::Counted(match attempt {
+            Attempt::Accepted(identity) => self.requests.as_ref().map(|r| r.check(identity)),
+            Attempt::WrongCredential => self.failures.as_ref().map(|f| f.failed(client)),
+            Attempt::Refused => None,
+        })
+    }
+
+    /// Forgets clients whose buckets are full again, so memory follows active clients only.
+    pub fn forget_idle(&self) {
+        if let Some(requests) = &self.requests {
+            requests.forget_idle();
+        }
+        if let Some(failures) = &self.failures {
+            failures.forget_idle();
+        }
+    }
+}
+
+/// One budget per caller, counted in this process.
 pub struct RateLimits {
     limiter: Limiter,
     clock: DefaultClock,
@@ -35,30 +68,21 @@ pub struct RateLimits {
     per_request: Duration,
 }
 
-/// The outcome of one check, as headers (and, when refused, how long to wait).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateStatus {
-    pub limit: u32,
-    pub remaining: u32,
-    pub reset: u64,
-    /// `Some(seconds)` when the request is refused.
-    pub retry_after: Option<u64>,
-}
-
 impl RateLimits {
-    /// `None` (no limits) when `requests_per_minute` is 0; `burst` 0 means one minute's worth.
-    pub fn new(requests_per_minute: u32, burst: u32) -> Option<RateLimits> {
-        let rate = NonZeroU32::new(requests_per_minute)?;
-        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+    /// Buckets of `quota`.
+    pub fn new(quota: Quota) -> RateLimits {
         let clock = DefaultClock::default();
-        let limiter = RateLimiter::dashmap_with_clock(Quota::per_minute(rate).allow_burst(burst), clock.clone())
-            .with_middleware::<StateInformationMiddleware>();
-        Some(RateLimits {
+        let rate = NonZeroU32::new(quota.per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(quota.burst).unwrap_or(NonZeroU32::MIN);
+        let limiter =
+            RateLimiter::dashmap_with_clock(governor::Quota::per_minute(rate).allow_burst(burst), clock.clone())
+                .with_middleware::<StateInformationMiddleware>();
+        RateLimits {
             limiter,
             clock,
             burst: burst.get(),
-            per_request: Duration::from_secs(60) / rate.get(),
-        })
+            per_request: quota.per_request(),
+        }
     }
 
     /// Counts one request of `client` and says whether it may proceed.
@@ -112,12 +136,12 @@ pub struct AuthFailures {
 }
 
 impl AuthFailures {
-    /// `None` (no budget) when `per_minute` is 0; the burst is one minute's worth.
-    pub fn new(per_minute: u32) -> Option<AuthFailures> {
-        Some(AuthFailures {
-            budget: RateLimits::new(per_minute, per_minute)?,
+    /// A budget of `quota`.
+    pub fn new(quota: Quota) -> AuthFailures {
+        AuthFailures {
+            budget: RateLimits::new(quota),
             blocked: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The 429 status to answer when `client` has spent its budget, before anything is checked.
@@ -158,28 +182,13 @@ impl AuthFailures {
     }
 }
 
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-impl RateStatus {
-    pub fn apply(&self, headers: &mut HeaderMap) {
-        headers.insert(LIMIT, HeaderValue::from(self.limit));
-        headers.insert(REMAINING, HeaderValue::from(self.remaining));
-        headers.insert(RESET, HeaderValue::from(self.reset));
-        if let Some(seconds) = self.retry_after {
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn burst_then_refusal_per_client() {
-        let limits = RateLimits::new(60, 3).unwrap();
+        let limits = RateLimits::new(Quota::new(60, 3).unwrap());
         let now = unix_now();
         let statuses: Vec<RateStatus> = (0..4).map(|_| limits.check("a")).collect();
         assert_eq!(statuses.iter().map(|s| s.remaining).collect::<Vec<_>>(), [2, 1, 0, 0]);
@@ -193,7 +202,7 @@ mod tests {
 
     #[test]
     fn spent_failure_budget_blocks_the_client() {
-        let failures = AuthFailures::new(2).unwrap();
+        let failures = AuthFailures::new(Quota::new(2, 2).unwrap());
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         assert!(failures.blocked(a).is_none());
         assert_eq!(failures.failed(a).remaining, 1);
@@ -205,12 +214,5 @@ mod tests {
         assert!(blocked.retry_after.is_some_and(|s| (29..=30).contains(&s)));
         assert_eq!(blocked.limit, 2);
         assert!(failures.blocked(b).is_none(), "another client is not");
-        assert!(AuthFailures::new(0).is_none());
-    }
-
-    #[test]
-    fn zero_rate_means_no_limits() {
-        assert!(RateLimits::new(0, 10).is_none());
-        assert_eq!(RateLimits::new(120, 0).unwrap().burst, 120);
     }
 }

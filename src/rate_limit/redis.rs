@@ -1,0 +1,292 @@
+//! Counters in Redis (`rate_limit.backend = "redis"`): one budget per caller across every
+//! replica. Each decision is one `EVALSHA` of `gcra.lua` (one round trip, atomic, on Redis's
+//! clock) on one of `rate_limit.redis.connections` multiplexed connections.
+//!
+//! When Redis errs or takes longer than `rate_limit.redis.timeout`, this replica decides with
+//! its own in-memory counters ([`LocalLimits`], the quotas divided by
+//! `rate_limit.redis.fallback_divisor`) and stops asking Redis; a probe task pings it every
+//! second and switches back once it answers. A request never waits longer than the timeout
+//! and never fails because of the limiter.
+
+use std::{
+    net::IpAddr,
+    path::PathBuf,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use redis::{
+    Client, IntoConnectionInfo, Script, TlsCertificates,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tokio::sync::Notify;
+
+use super::{Attempt, Decision, LocalLimits, Quota, Quotas, RateStatus};
+use crate::{clock::unix_now, config::RedisConfig, metrics::Metrics};
+
+/// How often an unreachable Redis is asked again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest wait for a connection (and a probe's answer, and the start).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why the Redis backend cannot be built (a configuration mistake, found at start-up).
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    /// The URL (or the TLS set-up) is refused by the client.
+    #[error("rate_limit.redis.url: {0}")]
+    Url(redis::RedisError),
+    /// The CA file cannot be read.
+    #[error("cannot read rate_limit.redis.ca_file {path}: {source}")]
+    CaFile {
+        /// The configured file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
+}
+
+/// Rate limits counted in Redis, with this replica's own counters as the fallback.
+pub struct RedisLimits {
+    quotas: Quotas,
+    fallback: LocalLimits,
+    shared: Arc<Shared>,
+}
+
+/// What the request path and the probe task share.
+struct Shared {
+    connections: Vec<ConnectionManager>,
+    next: AtomicUsize,
+    script: Script,
+    timeout: Duration,
+    prefix: String,
+    /// Whether decisions go to Redis (false: the fallback decides, the probe is at work).
+    up: AtomicBool,
+    /// Wakes the probe when a call fails.
+    went_down: Arc<Notify>,
+    metrics: Arc<Metrics>,
+}
+
+/// A call to Redis that did not give an answer in time.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("no answer in time")]
+    Timeout,
+    #[error(transparent)]
+    Error(redis::RedisError),
+}
+
+impl RedisLimits {
+    /// Connects (waiting at most [`CONNECT_TIMEOUT`]: a Redis that is down only means this
+    /// replica starts on its own counters) and starts the probe.
+    pub async fn start(
+        quotas: Quotas,
+        config: &RedisConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<RedisLimits, RedisSetupError> {
+        let client = client(config)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(config.timeout.0))
+            .set_number_of_retries(1)
+            .set_max_delay(PROBE_INTERVAL);
+        let connections = (0..config.connections.max(1))
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RedisSetupError::Url)?;
+        let shared = Arc::new(Shared {
+            connections,
+            next: AtomicUsize::new(0),
+            script: Script::new(include_str!("gcra.lua")),
+            timeout: config.timeout.0,
+            prefix: config.key_prefix.clone(),
+            up: AtomicBool::new(false),
+            went_down: Arc::new(Notify::new()),
+            metrics,
+        });
+        match shared.answers().await {
+            Ok(()) => shared.up.store(true, Ordering::Release),
+            Err(failure) => tracing::warn!(
+                error = %failure,
+                "rate-limit Redis failed at start; this replica counts alone until it answers"
+            ),
+        }
+        shared.metrics.ratelimit_redis_up(shared.up.load(Ordering::Acquire));
+        tokio::spawn(probe(Arc::downgrade(&shared)));
+        Ok(RedisLimits {
+            quotas,
+            fallback: LocalLimits::new(quotas.divided(config.fallback_divisor)),
+            shared,
+        })
+    }
+
+    /// The in-memory counters used while Redis is unreachable.
+    pub fn fallback(&self) -> &LocalLimits {
+        &self.fallback
+    }
+
+    /// Counts `attempt` of `client` in Redis and decides; the fallback decides when Redis
+    /// is known to be down or does not answer within the timeout.
+    pub async fn decide(&self, client: IpAddr, attempt: Attempt<'_>) -> Decision {
+        let check_block = self.quotas.auth_failures.is_some();
+        let (mode, bucket, quota) = match attempt {
+            Attempt::Accepted(identity) => ("accepted", format!("req:{identity}"), self.quotas.requests),
+            Attempt::WrongCredential => ("failed", format!("fail:{client}"), self.quotas.auth_failures),
+            Attempt::Refused => ("refused", format!("fail:{client}"), None),
+        };
+        let (mode, quota) = match quota {
+            Some(quota) => (mode, quota),
+            // Nothing to count, and no block to look at: no round trip.
+            None if !check_block => return Decision::Counted(None),
+            None => (
+                "refused",
+                Quota {
+                    per_minute: 1,
+                    burst: 1,
+                },
+            ),
+        };
+        let shared = &self.shared;
+        if !shared.up.load(Ordering::Acquire) {
+            shared.metrics.ratelimit_fallback();
+            return self.fallback.decide(client, attempt);
+        }
+        let block = format!("{}block:{client}", shared.prefix);
+        let bucket = format!("{}{bucket}", shared.prefix);
+        let mut invocation = shared.script.key(block);
+        invocation
+            .key(bucket)
+            .arg(mode)
+            .arg(quota.per_request().as_micros() as u64)
+            .arg(quota.burst)
+            .arg(u8::from(check_block));
+        let mut connection = shared.connection();
+        let start = Instant::now();
+        let reply = tokio::time::timeout(shared.timeout, invocation.invoke_async::<[i64; 4]>(&mut connection)).await;
+        match reply {
+            Ok(Ok(reply)) => {
+                shared.metrics.ratelimit_redis_call(start.elapsed());
+                self.status(reply, quota)
+            }
+            Ok(Err(e)) => {
+                shared.failed(Failure::Error(e));
+                self.fallback.decide(client, attempt)
+            }
+            Err(_) => {
+                shared.failed(Failure::Timeout);
+                self.fallback.decide(client, attempt)
+            }
+        }
+    }
+
+    /// The script's reply `[verdict, remaining, wait µs, µs until full]` as a decision.
+    fn status(&self, [verdict, remaining, wait, full_in]: [i64; 4], quota: Quota) -> Decision {
+        let now = unix_now();
+        let secs = |micros: i64| u64::try_from(micros).unwrap_or(0).div_ceil(1_000_000);
+        let status = |limit: u32| RateStatus {
+            limit,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            reset: now + secs(full_in),
+            retry_after: (verdict != 0).then(|| secs(wait).max(1)),
+        };
+        match verdict {
+            0 | 1 => Decision::Counted(Some(status(quota.burst))),
+            2 => Decision::Blocked(status(self.quotas.auth_failures.map_or(quota.burst, |q| q.burst))),
+            _ => Decision::Counted(None),
+        }
+    }
+}
+
+impl Shared {
+    /// The next connection in turn.
+    fn connection(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+
+    /// Records a failed call and, the first time, switches to the fallback.
+    fn failed(&self, failure: Failure) {
+        let reason = match &failure {
+            Failure::Timeout => "timeout",
+            Failure::Error(_) => "error",
+        };
+        self.metrics.ratelimit_redis_error(reason);
+        self.metrics.ratelimit_fallback();
+        if self.up.swap(false, Ordering::AcqRel) {
+            self.metrics.ratelimit_redis_up(false);
+            tracing::warn!(
+                error = %failure,
+                timeout_ms = self.timeout.as_millis() as u64,
+                "rate-limit Redis failed; this replica counts alone until it answers"
+            );
+            self.went_down.notify_one();
+        }
+    }
+
+    /// Checks that every connection is up and has the script loaded (after a restart Redis
+    /// has forgotten it), each within [`CONNECT_TIMEOUT`].
+    async fn answers(&self) -> Result<(), Failure> {
+        for connection in &self.connections {
+            let mut connection = connection.clone();
+            let load = self.script.load_async(&mut connection);
+            match tokio::time::timeout(CONNECT_TIMEOUT, load).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(Failure::Error(e)),
+                Err(_) => return Err(Failure::Timeout),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// While Redis is down, pings it every [`PROBE_INTERVAL`] and switches back when it answers;
+/// ends when the limiter is dropped.
+async fn probe(shared: Weak<Shared>) {
+    loop {
+        let Some(strong) = shared.upgrade() else { return };
+        if strong.up.load(Ordering::Acquire) {
+            let went_down = strong.went_down.clone();
+            drop(strong);
+            // Wakes at least every interval, so a dropped limiter ends the task.
+            let _ = tokio::time::timeout(PROBE_INTERVAL, went_down.notified()).await;
+            continue;
+        }
+        if strong.answers().await.is_ok() {
+            strong.up.store(true, Ordering::Release);
+            strong.metrics.ratelimit_redis_up(true);
+            tracing::info!("rate-limit Redis answers again; limits are shared across replicas");
+            continue;
+        }
+        drop(strong);
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// The client for `rate_limit.redis.url`, with the password and CA of the configuration.
+fn client(config: &RedisConfig) -> Result<Client, RedisSetupError> {
+    // Settings checked that the URL is there.
+    let url = config.url.as_ref().map_or("", |url| url.expose());
+    let mut info = url.into_connection_info().map_err(RedisSetupError::Url)?;
+    if let Some(password) = &config.password {
+        let settings = info.redis_settings().clone().set_password(password.expose());
+        info = info.set_redis_settings(settings);
+    }
+    match &config.ca_file {
+        None => Client::open(info),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            let certificates = TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            Client::build_with_tls(info, certificates)
+        }
+    }
+    .map_err(RedisSetupError::Url)
+}
