@@ -16,7 +16,7 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
-use super::{Attempt, Decision, Quota, Quotas, RateStatus, ceil_secs};
+use super::decision::{Attempt, Decision, Quota, Quotas, RateStatus, ceil_secs};
 use crate::clock::unix_now;
 
 type Limiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;

@@ -24,7 +24,10 @@ use redis::{
 };
 use tokio::sync::Notify;
 
-use super::{Attempt, Decision, LocalLimits, Quota, Quotas, RateStatus};
+use super::{
+    decision::{Attempt, Decision, Quota, Quotas, RateStatus},
+    local::LocalLimits,
+};
 use crate::{clock::unix_now, config::RedisConfig, metrics::Metrics};
 
 /// How often an unreachable Redis is asked again.

@@ -354,3 +354,38 @@ def test_s3_credentials_from_the_aws_default_chain(helm_env):
     assert kind(docs, "Role")["rules"][0]["resourceNames"] == ["image-gateway-api-keys"], "no storage Secret to read"
     sa = kind(docs, "ServiceAccount")["metadata"]["annotations"]
     assert sa["eks.amazonaws.com/role-arn"] == "arn:aws:iam::123456789012:role/images"
+
+
+def test_shared_rate_limits_reach_redis_with_the_password_from_a_secret(helm_env, tmp_path):
+    values = tmp_path / "v.yaml"
+    values.write_text(
+        "rateLimit: {requestsPerMinute: 60, backend: redis, redis: {url: 'redis://valkey.cache.svc:6379/2', "
+        "existingSecret: valkey, passwordKey: valkey-password}}\n"
+        "networkPolicy: {egress: {enabled: true, redis: {to: [{namespaceSelector: {matchLabels: "
+        "{kubernetes.io/metadata.name: cache}}}]}}}\n")
+    docs = template(helm_env, "-f", values)
+    limits = config_of(docs)["rate_limit"]
+    assert limits["backend"] == "redis"
+    assert limits["redis"] == {"url": "redis://valkey.cache.svc:6379/2", "timeout": "20ms", "connections": 2,
+                               "key_prefix": "image-gateway:ratelimit:", "fallback_divisor": 1}
+    env = {e["name"]: e for e in pod_spec(kind(docs, "Deployment"))["spec"]["containers"][0]["env"]}
+    assert env["IMAGE_GATEWAY_RATE_LIMIT__REDIS__PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "valkey", "key": "valkey-password"}
+    egress = kind(docs, "NetworkPolicy")["spec"]["egress"]
+    redis = [rule for rule in egress if rule.get("ports") == [{"port": 6379, "protocol": "TCP"}]]
+    assert redis and redis[0]["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "cache"}
+    # The memory backend (the default) writes no Redis settings, no password and no egress to it.
+    docs = template(helm_env, "--set", "networkPolicy.egress.enabled=true")
+    assert "redis" not in config_of(docs)["rate_limit"]
+    assert all(rule.get("ports") != [{"port": 6379, "protocol": "TCP"}]
+               for rule in kind(docs, "NetworkPolicy")["spec"]["egress"])
+
+
+def test_a_redis_url_is_required_and_never_holds_the_password(helm_env):
+    err = failed_render(helm_env, "--set", "rateLimit.backend=redis")
+    assert "rateLimit.redis.url is required" in err, err
+    err = failed_render(helm_env, "--set", "rateLimit.backend=redis", "--set",
+                        "rateLimit.redis.url=redis://:hunter2@redis:6379")
+    assert "must not hold credentials" in err, err
+    err = failed_render(helm_env, "--set", "rateLimit.backend=redis", "--set", "rateLimit.redis.url=http://redis:6379")
+    assert "/rateLimit/redis/url" in err, err

@@ -195,12 +195,19 @@ app.kubernetes.io/component: retention
   "server" (dict "header_read_timeout" $v.server.headerReadTimeout "drain_timeout" $v.server.drainTimeout "trusted_proxies" $v.server.trustedProxies "max_connections" (int64 $v.server.maxConnections) "max_connections_per_client" (int64 $v.server.maxConnectionsPerClient) "first_byte_timeout" $v.server.firstByteTimeout "max_header_bytes" $v.server.maxHeaderBytes "max_headers" (int64 $v.server.maxHeaders) "max_url_bytes" (int64 $v.server.maxUrlBytes) "request_timeout" $v.server.requestTimeout)
   "shutdown" (dict "grace" $v.shutdown.grace)
   "auth" $auth
-  "rate_limit" (dict "requests_per_minute" (int64 $v.rateLimit.requestsPerMinute) "burst" (int64 $v.rateLimit.burst) "auth_failures_per_minute" (int64 $v.rateLimit.authFailuresPerMinute))
+  "rate_limit" (dict "requests_per_minute" (int64 $v.rateLimit.requestsPerMinute) "burst" (int64 $v.rateLimit.burst) "auth_failures_per_minute" (int64 $v.rateLimit.authFailuresPerMinute) "backend" $v.rateLimit.backend)
   "cors" (dict "allowed_origins" $v.cors.allowedOrigins)
   "log" (dict "format" $v.log.format "level" $v.log.level)
   "retention" (dict "max_age" $v.retention.maxAge)
   "processing" (dict "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels))
 }}
+{{- $redis := $v.rateLimit.redis }}
+{{- if eq $v.rateLimit.backend "redis" }}
+{{- /* The password comes from the Secret, through the environment: never in the ConfigMap. */}}
+{{- if not $redis.url }}{{ fail "rateLimit.redis.url is required with rateLimit.backend=redis" }}{{ end }}
+{{- if regexMatch "^rediss?://[^/]*@" $redis.url }}{{ fail "rateLimit.redis.url must not hold credentials (it lands in a ConfigMap): put the password in rateLimit.redis.existingSecret" }}{{ end }}
+{{- $_ := set $config.rate_limit "redis" (dict "url" $redis.url "timeout" $redis.timeout "connections" (int64 $redis.connections) "key_prefix" $redis.keyPrefix "fallback_divisor" (int64 $redis.fallbackDivisor)) }}
+{{- end }}
 {{- $cache := dict "enabled" (eq (include "image-gateway.cacheEnabled" .) "true") "max_bytes" $v.cache.maxBytes "max_object_bytes" $v.cache.maxObjectBytes "ttl" $v.cache.ttl "negative_ttl" $v.cache.negativeTtl }}
 {{- $_ := set $config "cache" $cache }}
 {{- with include "image-gateway.publicUrl" . }}{{ $_ := set $config "public_url" . }}{{ end }}
@@ -213,6 +220,6 @@ app.kubernetes.io/component: retention
 checkov.io/skip1: CKV_K8S_11=No CPU limit on purpose - limits throttle a latency-sensitive proxy; requests drive scheduling and the HPA
 checkov.io/skip2: CKV_K8S_43=Pin by digest with image.tag set to a digest-addressed tag in production; the chart cannot know the digest
 checkov.io/skip3: CKV_K8S_38=The token is needed - the gateway watches its Secrets through the Kubernetes API
-checkov.io/skip4: CKV_K8S_35=The URL-signing key is passed as an environment variable because the gateway reads it from its config or env only
+checkov.io/skip4: CKV_K8S_35=The URL-signing key and the Redis password are passed as environment variables because the gateway reads them from its config or env only
 checkov.io/skip5: CKV_K8S_15=IfNotPresent is right for immutable version tags
 {{- end }}
