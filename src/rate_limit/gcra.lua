@@ -33,9 +33,9 @@ local next_tat = tat + interval
 local wait = next_tat - burst * interval - now
 if wait > 0 then
   if mode == 'failed' then
-    redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil(wait / 1000))
+    redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.max(1, math.ceil(wait / 1000)))
   end
   return {1, 0, wait, tat - now}
 end
-redis.call('SET', KEYS[2], string.format('%d', next_tat), 'PX', math.ceil((next_tat - now) / 1000))
+redis.call('SET', KEYS[2], string.format('%d', next_tat), 'PX', math.max(1, math.ceil((next_tat - now) / 1000)))
 return {0, math.floor((burst * interval - (next_tat - now)) / interval), 0, next_tat - now}

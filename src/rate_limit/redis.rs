@@ -163,7 +163,8 @@ impl RedisLimits {
         invocation
             .key(bucket)
             .arg(mode)
-            .arg(quota.per_request().as_micros() as u64)
+            // GCRA in whole µs: rates above 60 million a minute count as that.
+            .arg((quota.per_request().as_micros() as u64).max(1))
             .arg(quota.burst)
             .arg(u8::from(check_block));
         let mut connection = shared.connection();
@@ -257,14 +258,16 @@ async fn probe(shared: Weak<Shared>) {
             let _ = tokio::time::timeout(PROBE_INTERVAL, went_down.notified()).await;
             continue;
         }
+        drop(strong);
+        // Waits before probing: a Redis that answers the probe but fails real calls flips
+        // the state (and logs) at most once per interval.
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        let Some(strong) = shared.upgrade() else { return };
         if strong.answers().await.is_ok() {
             strong.up.store(true, Ordering::Release);
             strong.metrics.ratelimit_redis_up(true);
             tracing::info!("rate-limit Redis answers again; limits are shared across replicas");
-            continue;
         }
-        drop(strong);
-        tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }
 

@@ -312,3 +312,14 @@ async fn tls_and_password_from_the_environment() {
     assert!(log.contains("rate-limit Redis failed"), "{log}");
     assert!(!log.contains("not-the-password") && !log.contains("the-redis-password"));
 }
+
+#[tokio::test]
+async fn rates_beyond_one_per_microsecond_are_counted_in_redis_too() {
+    let redis = Redis::start().await;
+    let mut env = redis_env(&redis.url(), "it-fast:");
+    env[0].1 = "1000000000".into();
+    let gateway = spawn(&env).await;
+    assert_eq!(spend(&[&gateway], 5).await.allowed, 5);
+    assert_eq!(metric(&gateway, "ratelimit_fallback_decisions_total"), 0.0);
+    assert_eq!(metric(&gateway, "ratelimit_redis_duration_seconds_count"), 5.0);
+}
