@@ -4,6 +4,10 @@ backend, through the same gateway binary, with rate limits off, counted in memor
 in a real Redis (Debian's redis-server, started here), loaded by wrk at --concurrency (64) on
 loopback. Rows alternate within each round; the figures are medians over rounds.
 
+Two loads: *closed* (each connection sends its next request when the last is answered: the
+machine's ceiling, where latency is queueing) and *paced* (each connection one request every
+--pace-ms, an open-ish load below the ceiling, where latency is the cost of a request).
+
 Reported per row: requests/s, wrk's p50 and p99, gateway and Redis CPU per request; for the
 Redis row also the gateway's own histogram of the limiter call (ratelimit_redis_duration_seconds)
 as p50/p99 bucket bounds. "Added" is Redis minus memory (what choosing Redis costs) and Redis
@@ -31,6 +35,7 @@ from servers import API_KEY, CHILDREN, Gateway, cpu_seconds, free_port, stop_chi
 
 OBJECT = "0123456789abcdef0123456789abcdef.png"
 ROWS = ("off", "memory", "redis")
+MODES = ("closed", "paced")
 
 
 def start_redis(binary, workdir):
@@ -87,6 +92,14 @@ def metric(admin_port, name):
     return None
 
 
+def paced_lua(lua, workdir, pace_ms):
+    """`lua` with a wait of `pace_ms` before each request (wrk's delay())."""
+    path = os.path.join(workdir, "paced.lua")
+    with open(lua) as f, open(path, "w") as out:
+        out.write(f.read() + f"\nfunction delay()\n  return {pace_ms}\nend\n")
+    return path
+
+
 def measure(gateway, redis_proc, url, args, lua):
     header = [f"X-API-Key: {API_KEY}"]
     wrk(url, header, args.concurrency, args.warmup, lua)
@@ -113,6 +126,7 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--pace-ms", type=int, default=10, help="paced load: ms between a connection's requests")
     parser.add_argument("--out", default="bench/results/rate-limit.json")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -122,43 +136,49 @@ def main():
     os.makedirs(root)
     with open(os.path.join(root, OBJECT), "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + os.urandom(1016))
-    lua = lua_file(workdir, "done")
-    runs = {row: [] for row in ROWS}
-    limiter = []
+    luas = {"closed": lua_file(workdir, "done")}
+    luas["paced"] = paced_lua(luas["closed"], workdir, args.pace_ms)
+    runs = {mode: {row: [] for row in ROWS} for mode in MODES}
+    limiter = {mode: [] for mode in MODES}
     try:
         redis_proc, redis_port = start_redis(args.redis, workdir)
         for round_no in range(args.rounds):
-            for row in ROWS:
-                gateway = Gateway(args.gateway, workdir, f"gateway-{row}-{round_no}", row_env(row, root, redis_port))
-                url = f"http://127.0.0.1:{gateway.port}/v1/image/download/{OBJECT}"
-                figures = measure(gateway, redis_proc, url, args, lua)
-                if row == "redis":
-                    limiter.append(histogram_quantiles(gateway.admin_port, "ratelimit_redis_duration_seconds"))
-                    figures["fallbacks"] = metric(gateway.admin_port, "ratelimit_fallback_decisions_total")
-                gateway.stop()
-                runs[row].append(figures)
-                print(f"round {round_no + 1} {row:7} {figures['rps']:9.0f} req/s  p50 {figures['p50_us'] / 1000:6.3f} ms"
-                      f"  p99 {figures['p99_us'] / 1000:6.3f} ms  gateway {figures['gateway_cpu_us']:5.1f} µs/req"
-                      f"  redis {figures['redis_cpu_us']:5.1f} µs/req  errors {figures['errors']}"
-                      + (f"  fallbacks {figures['fallbacks']:.0f}" if row == "redis" else ""), flush=True)
+            for mode in MODES:
+                for row in ROWS:
+                    gateway = Gateway(args.gateway, workdir, f"gateway-{row}-{mode}-{round_no}",
+                                      row_env(row, root, redis_port))
+                    url = f"http://127.0.0.1:{gateway.port}/v1/image/download/{OBJECT}"
+                    figures = measure(gateway, redis_proc, url, args, luas[mode])
+                    if row == "redis":
+                        limiter[mode].append(histogram_quantiles(gateway.admin_port, "ratelimit_redis_duration_seconds"))
+                        figures["fallbacks"] = metric(gateway.admin_port, "ratelimit_fallback_decisions_total")
+                    gateway.stop()
+                    runs[mode][row].append(figures)
+                    print(f"round {round_no + 1} {mode:6} {row:7} {figures['rps']:9.0f} req/s"
+                          f"  p50 {figures['p50_us'] / 1000:6.3f} ms  p99 {figures['p99_us'] / 1000:6.3f} ms"
+                          f"  gateway {figures['gateway_cpu_us']:5.1f} µs/req  redis {figures['redis_cpu_us']:5.1f} µs/req"
+                          f"  errors {figures['errors']}"
+                          + (f"  fallbacks {figures['fallbacks']:.0f}" if row == "redis" else ""), flush=True)
     finally:
         stop_children()
-    median = {row: {k: statistics.median(r[k] for r in runs[row]) for k in runs[row][0]} for row in ROWS}
-    added = {
-        f"redis_minus_{base}": {q: median["redis"][q] - median[base][q] for q in ("p50_us", "p99_us")}
-        for base in ("memory", "off")
-    }
+    median = {mode: {row: {k: statistics.median(r[k] for r in runs[mode][row]) for k in runs[mode][row][0]}
+                     for row in ROWS} for mode in MODES}
+    added = {mode: {f"redis_minus_{base}": {q: median[mode]["redis"][q] - median[mode][base][q]
+                                            for q in ("p50_us", "p99_us")}
+                    for base in ("memory", "off")} for mode in MODES}
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "concurrency": args.concurrency, "duration_s": args.duration, "rounds": args.rounds,
-        "object_bytes": 1024, "runs": runs, "median": median, "added": added, "limiter_call": limiter,
+        "pace_ms": args.pace_ms, "object_bytes": 1024, "runs": runs, "median": median, "added": added,
+        "limiter_call": limiter,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
-    for base, delta in added.items():
-        print(f"added ({base}): p50 {delta['p50_us'] / 1000:+.3f} ms, p99 {delta['p99_us'] / 1000:+.3f} ms")
+    for mode in MODES:
+        for base, delta in added[mode].items():
+            print(f"{mode} added ({base}): p50 {delta['p50_us'] / 1000:+.3f} ms, p99 {delta['p99_us'] / 1000:+.3f} ms")
     print(f"limiter call (gateway histogram, bucket bounds): {limiter}")
     print(f"wrote {args.out}")
     shutil.rmtree(workdir, ignore_errors=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The rate-limit benchmark (bench/rate_limit.py): a 1 KB download with limits off, in memory
 # and in Redis, at 64 connections. Installs wrk (Debian) and Redis (scripts/install-redis.sh),
-# builds the gateway in release; arguments go to rate_limit.py (e.g. --rounds 1). About 2
-# minutes at the defaults (3 rounds of 3 rows, 12 s each, plus start-ups).
+# builds the gateway in release; arguments go to rate_limit.py (e.g. --rounds 1). About 4
+# minutes at the defaults (3 rounds of 2 loads × 3 rows, 12 s each, plus start-ups).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
