@@ -83,7 +83,7 @@ enum Failure {
 }
 
 impl RedisLimits {
-    /// Connects (waiting at most [`CONNECT_TIMEOUT`]: a Redis that is down only means this
+    /// Connects (waiting a second at most: a Redis that is down only means this
     /// replica starts on its own counters) and starts the probe.
     pub async fn start(
         quotas: Quotas,
