@@ -236,22 +236,17 @@ impl Gateway {
             }
             Decision::Counted(rate) => rate,
         };
-        let refused = rate.as_ref().is_some_and(RateStatus::refused);
-        let caller = match authorized {
-            Ok(caller) => caller,
-            Err(e) => {
-                self.metrics.auth_failed(e.metric_label());
-                if refused {
-                    self.metrics.rate_limited();
-                    return (Err(ApiError::RateLimited), rate);
-                }
-                return (Err(ApiError::from(e)), rate);
-            }
-        };
-        if refused {
+        if let Err(e) = &authorized {
+            self.metrics.auth_failed(e.metric_label());
+        }
+        if rate.as_ref().is_some_and(RateStatus::refused) {
             self.metrics.rate_limited();
             return (Err(ApiError::RateLimited), rate);
         }
+        let caller = match authorized {
+            Ok(caller) => caller,
+            Err(e) => return (Err(ApiError::from(e)), rate),
+        };
         let admitted = match (name, operation) {
             (Some(name), _) => Admitted::Download {
                 cache_control: self.cache.for_caller(&caller, unix_now()),
