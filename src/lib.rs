@@ -30,7 +30,7 @@ use crate::{
     api::gateway::{Components, Gateway},
     auth::{KeyFileError, keys::KeySet},
     commands::retention,
-    config::{Backend, CredentialsSource, Settings},
+    config::{Backend, CredentialsSource, RateLimitBackend, Settings},
     http::{
         health::Latch,
         server::{self, ServeOptions},
@@ -116,7 +116,12 @@ pub async fn run_with(
         Some(storage) => storage,
         None => storage::build(&settings.config.storage, sources.storage.clone()).await?,
     };
-    let limiter = Limiter::start(&settings.config.rate_limit, metrics.clone()).await?;
+    let limiter = Limiter::start(
+        &settings.config.rate_limit,
+        sources.redis_password.clone(),
+        metrics.clone(),
+    )
+    .await?;
     tracing::info!(
         listen = %listeners.public.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -175,6 +180,7 @@ pub async fn retention(settings: &Settings, max_age: Duration, dry_run: bool) ->
 struct CredentialSources {
     storage: Option<watch::Receiver<Option<S3Credentials>>>,
     api_keys: Option<watch::Receiver<Option<KeySet>>>,
+    redis_password: Option<watch::Receiver<Option<config::Secret>>>,
 }
 
 impl CredentialSources {
@@ -191,7 +197,9 @@ impl CredentialSources {
         let storage_secret = config.storage.backend == Backend::S3 && s3.credentials == CredentialsSource::Kubernetes;
         let watch_storage = storage_secret && storage.is_none();
         let key_secret = config.auth.api_keys_secret.as_ref();
-        let client = match (kube, watch_storage || key_secret.is_some()) {
+        let redis_secret = config.rate_limit.redis.password_secret.as_ref();
+        let redis_secret = redis_secret.filter(|_| config.rate_limit.backend == RateLimitBackend::Redis);
+        let client = match (kube, watch_storage || key_secret.is_some() || redis_secret.is_some()) {
             (_, false) => None,
             (Some(client), true) => Some(client),
             (None, true) => Some(kubernetes::client().await?),
@@ -200,6 +208,7 @@ impl CredentialSources {
             return Ok(CredentialSources {
                 storage: storage.filter(|_| storage_secret),
                 api_keys: None,
+                redis_password: None,
             });
         };
         let storage = match storage {
@@ -213,7 +222,9 @@ impl CredentialSources {
         };
         Ok(CredentialSources {
             storage,
-            api_keys: key_secret.map(|secret| kubernetes::watch_api_keys(client, secret, metrics.clone())),
+            api_keys: key_secret.map(|secret| kubernetes::watch_api_keys(client.clone(), secret, metrics.clone())),
+            redis_password: redis_secret
+                .map(|secret| kubernetes::watch_redis_password(client, secret, metrics.clone())),
         })
     }
 }

@@ -13,8 +13,8 @@ pub mod units;
 pub use raw::{
     AuthConfig, AuthMode, Backend, CacheConfig, Config, ConfigError, CorsConfig, CredentialsSource, ENV_PREFIX,
     FsConfig, HttpConfig, LogConfig, LogFormat, ProcessingConfig, RateLimitBackend, RateLimitConfig, RedisConfig,
-    RetentionConfig, S3Config, SecretKeys, SecretName, ServerConfig, ShutdownConfig, StorageConfig,
-    StorageSecretConfig, UploadConfig,
+    RedisPasswordSecret, RetentionConfig, S3Config, SecretKeys, SecretName, ServerConfig, ShutdownConfig,
+    StorageConfig, StorageSecretConfig, UploadConfig,
 };
 pub use secret::Secret;
 pub use settings::Settings;

@@ -355,9 +355,11 @@ pub struct RedisConfig {
     /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS. A secret: it
     /// may hold the password.
     pub url: Option<Secret>,
-    /// Password (Redis `AUTH`), overriding one in the URL; e.g. from a Kubernetes Secret
-    /// through `IMAGE_GATEWAY_RATE_LIMIT__REDIS__PASSWORD`.
+    /// Password (Redis `AUTH`), overriding one in the URL.
     pub password: Option<Secret>,
+    /// A Kubernetes Secret holding the password, watched: a new version re-authenticates the
+    /// open connections and is used for new ones (instead of `password`).
+    pub password_secret: Option<RedisPasswordSecret>,
     /// PEM file of the CA that signed the server's certificate, for `rediss://` with a
     /// private CA; unset: the system's roots.
     pub ca_file: Option<PathBuf>,
@@ -374,11 +376,29 @@ pub struct RedisConfig {
     pub fallback_divisor: u32,
 }
 
+/// `[rate_limit.redis.password_secret]`: the Kubernetes Secret with the Redis password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisPasswordSecret {
+    /// Name of the Secret.
+    pub name: String,
+    /// Namespace of the Secret; unset: the client's own (the pod's in a cluster).
+    pub namespace: Option<String>,
+    /// The data key holding the password (`redis-password`, as bitnami's charts write it).
+    #[serde(default = "default_redis_password_key")]
+    pub key: String,
+}
+
+fn default_redis_password_key() -> String {
+    "redis-password".to_owned()
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: None,
             password: None,
+            password_secret: None,
             ca_file: None,
             timeout: HumanDuration(Duration::from_millis(20)),
             connections: 2,

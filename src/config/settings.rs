@@ -254,6 +254,20 @@ fn check_rate_limit(limits: &RateLimitConfig) -> Result<(), ConfigError> {
             "must be between 1 and 64",
         ));
     }
+    if let Some(secret) = &redis.password_secret {
+        if secret.name.trim().is_empty() || secret.key.is_empty() {
+            return Err(ConfigError::key(
+                "rate_limit.redis.password_secret",
+                "needs a name and a data key",
+            ));
+        }
+        if redis.password.is_some() {
+            return Err(ConfigError::key(
+                "rate_limit.redis.password_secret",
+                "and rate_limit.redis.password are exclusive: choose one",
+            ));
+        }
+    }
     if redis.fallback_divisor == 0 {
         return Err(ConfigError::key(
             "rate_limit.redis.fallback_divisor",

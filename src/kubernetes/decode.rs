@@ -9,6 +9,9 @@ pub enum DecodeError {
     /// The access key id or secret under these data keys is empty.
     #[error("data keys `{0}` are empty")]
     EmptyPair(String),
+    /// This data key is not in the Secret.
+    #[error("data key `{0}` is missing")]
+    MissingKey(String),
     /// None of these data key pairs is present.
     #[error("none of the data key pairs {0} is present")]
     NoPair(String),

@@ -1,15 +1,17 @@
 //! Kubernetes: Secrets read through kube-rs and watched for rotation, each published on a
 //! watch channel (`None` until the first good version): MinIO/S3 credentials for the storage
-//! layer, API keys for the auth layer. In a pod the client uses the service account;
+//! layer, API keys for the auth layer, the Redis password for rate limits. In a pod the client uses the service account;
 //! elsewhere `KUBECONFIG`. This layer depends on storage and auth, never the reverse.
 
 mod api_keys;
 mod decode;
+mod redis_password;
 mod secret_watch;
 mod storage_credentials;
 
 pub(crate) use api_keys::decode_key_secret;
 pub use decode::DecodeError;
+pub(crate) use redis_password::decode_redis_password;
 pub(crate) use secret_watch::{SecretEvent, SecretWatch, watch_secret};
 pub(crate) use storage_credentials::decode_s3_credentials;
 
@@ -20,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::{
     auth::keys::KeySet,
-    config::{S3Config, SecretName},
+    config::{self, RedisPasswordSecret, S3Config, SecretName},
     metrics::Metrics,
     storage::S3Credentials,
 };
@@ -70,6 +72,23 @@ pub(crate) fn watch_api_keys(
     let on_deleted = Some(KeySet::default());
     publish(client, secret, "api_keys", metrics, on_deleted, |secret| {
         Ok::<_, std::convert::Infallible>(decode_key_secret(secret))
+    })
+}
+
+/// Starts watching the rate-limit Redis password. A deleted Secret keeps the last good
+/// password (open connections stay authenticated; rotation deletes and recreates Secrets).
+pub(crate) fn watch_redis_password(
+    client: kube::Client,
+    secret: &RedisPasswordSecret,
+    metrics: Arc<Metrics>,
+) -> watch::Receiver<Option<config::Secret>> {
+    let name = SecretName {
+        name: secret.name.clone(),
+        namespace: secret.namespace.clone(),
+    };
+    let key = secret.key.clone();
+    publish(client, &name, "redis_password", metrics, None, move |secret| {
+        decode_redis_password(secret, &key)
     })
 }
 

@@ -14,8 +14,10 @@ pub mod redis;
 
 use std::{net::IpAddr, sync::Arc};
 
+use tokio::sync::watch;
+
 use crate::{
-    config::{RateLimitBackend, RateLimitConfig},
+    config::{RateLimitBackend, RateLimitConfig, Secret},
     metrics::Metrics,
 };
 
@@ -37,14 +39,21 @@ impl Limiter {
     /// The limiter `config` asks for; `None` when no budget is configured. With Redis this
     /// connects (waiting a second at most: a replica starts while Redis is down) and starts a
     /// task that follows the server's health (it ends when the limiter is dropped).
-    pub async fn start(config: &RateLimitConfig, metrics: Arc<Metrics>) -> Result<Option<Limiter>, RedisSetupError> {
+    /// `password`, when given, is the Redis password as a watched Secret publishes it.
+    pub async fn start(
+        config: &RateLimitConfig,
+        password: Option<watch::Receiver<Option<Secret>>>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Option<Limiter>, RedisSetupError> {
         let quotas = Quotas::new(config);
         if !quotas.any() {
             return Ok(None);
         }
         Ok(Some(match config.backend {
             RateLimitBackend::Memory => Limiter::Local(LocalLimits::new(quotas)),
-            RateLimitBackend::Redis => Limiter::Redis(RedisLimits::start(quotas, &config.redis, metrics).await?),
+            RateLimitBackend::Redis => {
+                Limiter::Redis(RedisLimits::start(quotas, &config.redis, password, metrics).await?)
+            }
         }))
     }
 

@@ -11,6 +11,7 @@
 use std::{
     net::IpAddr,
     path::PathBuf,
+    pin::Pin,
     sync::{
         Arc, Weak,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -18,17 +19,22 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::Stream;
 use redis::{
-    Client, IntoConnectionInfo, Script, TlsCertificates,
+    BasicAuth, Client, IntoConnectionInfo, RedisResult, Script, StreamingCredentialsProvider, TlsCertificates,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::{
     decision::{Attempt, Decision, Quota, Quotas, RateStatus},
     local::LocalLimits,
 };
-use crate::{clock::unix_now, config::RedisConfig, metrics::Metrics};
+use crate::{
+    clock::unix_now,
+    config::{RedisConfig, Secret},
+    metrics::Metrics,
+};
 
 /// How often an unreachable Redis is asked again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -88,14 +94,24 @@ impl RedisLimits {
     pub async fn start(
         quotas: Quotas,
         config: &RedisConfig,
+        password: Option<watch::Receiver<Option<Secret>>>,
         metrics: Arc<Metrics>,
     ) -> Result<RedisLimits, RedisSetupError> {
         let client = client(config)?;
-        let manager_config = ConnectionManagerConfig::new()
+        let mut manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(config.timeout.0))
             .set_number_of_retries(1)
             .set_max_delay(PROBE_INTERVAL);
+        if let Some(password) = password {
+            let username = client
+                .get_connection_info()
+                .redis_settings()
+                .username()
+                .unwrap_or("default")
+                .to_owned();
+            manager_config = manager_config.set_credentials_provider(WatchedPassword { username, password });
+        }
         let connections = (0..config.connections.max(1))
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone()))
             .collect::<Result<Vec<_>, _>>()
@@ -268,6 +284,37 @@ async fn probe(shared: Weak<Shared>) {
             strong.metrics.ratelimit_redis_up(true);
             tracing::info!("rate-limit Redis answers again; limits are shared across replicas");
         }
+    }
+}
+
+/// The password of a watched Secret, as redis-rs asks for credentials: a new connection takes
+/// the current one (waiting for the first), and open connections re-authenticate with each
+/// new one.
+struct WatchedPassword {
+    username: String,
+    password: watch::Receiver<Option<Secret>>,
+}
+
+impl StreamingCredentialsProvider for WatchedPassword {
+    fn subscribe(&self) -> Pin<Box<dyn Stream<Item = RedisResult<BasicAuth>> + Send + 'static>> {
+        let mut password = self.password.clone();
+        // The current value counts as new to this subscriber.
+        password.mark_changed();
+        let username = self.username.clone();
+        Box::pin(futures_util::stream::unfold(password, move |mut password| {
+            let username = username.clone();
+            async move {
+                loop {
+                    // Ends with the watch (the service is stopping).
+                    password.changed().await.ok()?;
+                    let current = password.borrow_and_update().clone();
+                    if let Some(current) = current {
+                        let auth = BasicAuth::new(username, current.expose().to_owned());
+                        return Some((Ok(auth), password));
+                    }
+                }
+            }
+        }))
     }
 }
 

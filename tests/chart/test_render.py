@@ -367,16 +367,19 @@ def test_shared_rate_limits_reach_redis_with_the_password_from_a_secret(helm_env
     limits = config_of(docs)["rate_limit"]
     assert limits["backend"] == "redis"
     assert limits["redis"] == {"url": "redis://valkey.cache.svc:6379/2", "timeout": "20ms", "connections": 2,
-                               "key_prefix": "image-gateway:ratelimit:", "fallback_divisor": 1}
-    env = {e["name"]: e for e in pod_spec(kind(docs, "Deployment"))["spec"]["containers"][0]["env"]}
-    assert env["IMAGE_GATEWAY_RATE_LIMIT__REDIS__PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "valkey", "key": "valkey-password"}
+                               "key_prefix": "image-gateway:ratelimit:", "fallback_divisor": 1,
+                               "password_secret": {"name": "valkey", "key": "valkey-password"}}
+    # Watched like the other Secrets: the Role may read it, by name.
+    assert "valkey" in kind(docs, "Role")["rules"][0]["resourceNames"]
+    env = pod_spec(kind(docs, "Deployment"))["spec"]["containers"][0]["env"]
+    assert not any("REDIS" in e["name"] for e in env), "never in the pod spec"
     egress = kind(docs, "NetworkPolicy")["spec"]["egress"]
     redis = [rule for rule in egress if rule.get("ports") == [{"port": 6379, "protocol": "TCP"}]]
     assert redis and redis[0]["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "cache"}
     # The memory backend (the default) writes no Redis settings, no password and no egress to it.
-    docs = template(helm_env, "--set", "networkPolicy.egress.enabled=true")
+    docs = template(helm_env, "--set", "networkPolicy.egress.enabled=true", "--set", "rateLimit.redis.existingSecret=valkey")
     assert "redis" not in config_of(docs)["rate_limit"]
+    assert "valkey" not in kind(docs, "Role")["rules"][0]["resourceNames"]
     assert all(rule.get("ports") != [{"port": 6379, "protocol": "TCP"}]
                for rule in kind(docs, "NetworkPolicy")["spec"]["egress"])
 

@@ -161,6 +161,17 @@ fn a_bad_redis_url_is_named_without_its_password() {
         assert!(stderr.contains(&format!("`{named}`")), "{stderr} names {named}");
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
+    let both = gateway()
+        .arg("check-config")
+        .env("IMAGE_GATEWAY_RATE_LIMIT__BACKEND", "redis")
+        .env("IMAGE_GATEWAY_RATE_LIMIT__REDIS__URL", "redis://cache:6379")
+        .env("IMAGE_GATEWAY_RATE_LIMIT__REDIS__PASSWORD", "hunter2")
+        .env("IMAGE_GATEWAY_RATE_LIMIT__REDIS__PASSWORD_SECRET__NAME", "redis")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert_eq!(both.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("`rate_limit.redis.password_secret`") && stderr.contains("exclusive"));
     let out = gateway()
         .arg("check-config")
         .env("IMAGE_GATEWAY_RATE_LIMIT__BACKEND", "redis")

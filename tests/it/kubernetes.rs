@@ -16,7 +16,7 @@ use std::{
 use bytes::Bytes;
 use image_gateway::{
     Overrides,
-    config::{AuthMode, CredentialsSource, SecretName},
+    config::{AuthMode, CredentialsSource, RateLimitBackend, RedisPasswordSecret, SecretName},
     object_name::{ImageFormat, ObjectName},
 };
 use k8s_openapi::{
@@ -175,6 +175,27 @@ fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
     }
 }
 
+/// Creates the chart's namespace, once the apiserver answers.
+async fn create_namespace(admin: &Client) {
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    within("apiserver ready", async {
+        while Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}
+
 /// Applies the ServiceAccount, Role and RoleBinding exactly as the chart renders them
 /// (manifests/base/image-gateway.yaml): read only the named Secrets.
 async fn grant(admin: &Client) {
@@ -286,23 +307,7 @@ async fn secrets_rotate_without_restart(backend: Backend) {
         .await
         .unwrap();
     let admin = cluster.client(ADMIN_TOKEN).await;
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(NAMESPACE.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    within("apiserver ready", async {
-        while Api::<Namespace>::all(admin.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
+    create_namespace(&admin).await;
     grant(&admin).await;
     let secrets = Api::<Secret>::namespaced(admin.clone(), NAMESPACE);
     let pp = PostParams::default();
@@ -592,4 +597,111 @@ async fn not_ready_until_the_secret_arrives() {
     server.wait_for("/readyz").await;
     let found = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
     assert_eq!(found.status, 404, "signed now: the object is simply not there");
+}
+
+/// `redis-cli` against the test's Redis, authenticated with `password`.
+fn redis_cli(port: u16, password: &str, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--no-auth-warning", "-a", password])
+        .args(args)
+        .output()
+        .expect("redis-cli (Debian's redis-tools, scripts/install-redis.sh)");
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The limiter's (fallback decisions, decisions in Redis) so far.
+async fn decisions(server: &TestServer) -> (f64, f64) {
+    let text = metrics_text(server).await;
+    let read = |name| sample(&text, name, &[]).unwrap_or(0.0);
+    (
+        read("ratelimit_fallback_decisions_total"),
+        read("ratelimit_redis_duration_seconds_count"),
+    )
+}
+
+/// Waits until a request's rate-limit decision is taken in Redis (a broken connection is
+/// noticed by the first request after it, which the replica then decides alone until its
+/// probe reconnects), then checks three more are too.
+async fn three_decisions_in_redis(server: &TestServer) {
+    within("rate-limit decisions in Redis", async {
+        loop {
+            let (fallbacks, calls) = decisions(server).await;
+            let _ = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
+            if decisions(server).await == (fallbacks, calls + 1.0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let (fallbacks, calls) = decisions(server).await;
+    for _ in 0..3 {
+        let response = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
+        assert_eq!(response.status, 404);
+        assert!(response.header("x-ratelimit-remaining").is_some());
+    }
+    assert_eq!(decisions(server).await, (fallbacks, calls + 3.0));
+}
+
+/// The rate-limit Redis password from a watched Secret, like the other credentials: the
+/// gateway authenticates with it, and a rotation (Redis's password first, then the Secret)
+/// reaches the connections made afterwards, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_password_follows_its_secret() {
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let admin = cluster.client(ADMIN_TOKEN).await;
+    create_namespace(&admin).await;
+    let secrets = Api::<Secret>::namespaced(admin.clone(), NAMESPACE);
+    let (first, second) = ("first-redis-password-0", "second-redis-password-0");
+    let stored = secrets
+        .create(
+            &PostParams::default(),
+            &secret("redis-auth", &[("redis-password", first)]),
+        )
+        .await
+        .unwrap();
+    let port = free_port();
+    let args = ["--port", &port.to_string(), "--requirepass", first].map(String::from);
+    let redis = crate::shared_limits::Redis::start_with(port, args.to_vec()).await;
+
+    let fixture = crate::support::Fixture::new(Backend::Fs).await;
+    let mut config = fixture.config.clone();
+    config.rate_limit.requests_per_minute = 600;
+    config.rate_limit.backend = RateLimitBackend::Redis;
+    config.rate_limit.redis.url = Some(image_gateway::config::Secret::new(redis.url()));
+    config.rate_limit.redis.password_secret = Some(RedisPasswordSecret {
+        name: "redis-auth".into(),
+        namespace: Some(NAMESPACE.into()),
+        key: "redis-password".into(),
+    });
+    let overrides = Overrides {
+        kube: Some(admin.clone()),
+        ..Overrides::default()
+    };
+    let server = TestServer::start_run(config, overrides).await;
+    three_decisions_in_redis(&server).await;
+
+    redis_cli(port, first, &["CONFIG", "SET", "requirepass", second]);
+    let mut rotated = secret("redis-auth", &[("redis-password", second)]);
+    rotated.metadata.resource_version = stored.metadata.resource_version.clone();
+    secrets
+        .replace("redis-auth", &PostParams::default(), &rotated)
+        .await
+        .unwrap();
+    until_applied(&server, "redis_password", 2.0).await;
+    // Every client connection dropped: the gateway's new ones need the new password.
+    let killed: u32 = redis_cli(port, second, &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .parse()
+        .unwrap();
+    assert!(killed >= 1, "the gateway was connected");
+    three_decisions_in_redis(&server).await;
+    assert!(
+        redis_cli(port, second, &["CLIENT", "LIST"]).lines().count() >= 2,
+        "the gateway connected again, with the rotated password"
+    );
 }

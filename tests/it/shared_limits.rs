@@ -18,21 +18,21 @@ use crate::{
 };
 
 /// A redis-server process on a loopback port, without persistence; restartable on that port.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
     args: Vec<String>,
     dir: TempDir,
 }
 
 impl Redis {
     /// Plain TCP on a free port.
-    async fn start() -> Redis {
+    pub(crate) async fn start() -> Redis {
         let port = free_port();
         Redis::start_with(port, vec!["--port".into(), port.to_string()]).await
     }
 
-    async fn start_with(port: u16, mut args: Vec<String>) -> Redis {
+    pub(crate) async fn start_with(port: u16, mut args: Vec<String>) -> Redis {
         let dir = scratch_dir();
         for arg in ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"] {
             args.push(arg.into());
@@ -76,7 +76,7 @@ impl Redis {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }

@@ -172,6 +172,11 @@ app.kubernetes.io/component: retention
 {{- if eq .Values.auth.mode "api_key" }}{{ .Values.auth.apiKeysSecret }}{{ end }}
 {{- end }}
 
+{{/* The rate-limit Redis password's Secret, when the counters are in Redis and it has a password. */}}
+{{- define "image-gateway.redisSecret" -}}
+{{- if eq .Values.rateLimit.backend "redis" }}{{ .Values.rateLimit.redis.existingSecret }}{{ end }}
+{{- end }}
+
 {{/* The gateway's configuration file (TOML), rendered from values. */}}
 {{- define "image-gateway.config" -}}
 {{- $v := .Values }}
@@ -203,10 +208,11 @@ app.kubernetes.io/component: retention
 }}
 {{- $redis := $v.rateLimit.redis }}
 {{- if eq $v.rateLimit.backend "redis" }}
-{{- /* The password comes from the Secret, through the environment: never in the ConfigMap. */}}
+{{- /* The password comes from the watched Secret: never in the ConfigMap. */}}
 {{- if not $redis.url }}{{ fail "rateLimit.redis.url is required with rateLimit.backend=redis" }}{{ end }}
 {{- if regexMatch "^rediss?://[^/]*@" $redis.url }}{{ fail "rateLimit.redis.url must not hold credentials (it lands in a ConfigMap): put the password in rateLimit.redis.existingSecret" }}{{ end }}
 {{- $_ := set $config.rate_limit "redis" (dict "url" $redis.url "timeout" $redis.timeout "connections" (int64 $redis.connections) "key_prefix" $redis.keyPrefix "fallback_divisor" (int64 $redis.fallbackDivisor)) }}
+{{- with include "image-gateway.redisSecret" . }}{{ $_ := set $config.rate_limit.redis "password_secret" (dict "name" . "key" $redis.passwordKey) }}{{ end }}
 {{- end }}
 {{- $cache := dict "enabled" (eq (include "image-gateway.cacheEnabled" .) "true") "max_bytes" $v.cache.maxBytes "max_object_bytes" $v.cache.maxObjectBytes "ttl" $v.cache.ttl "negative_ttl" $v.cache.negativeTtl }}
 {{- $_ := set $config "cache" $cache }}
@@ -220,6 +226,6 @@ app.kubernetes.io/component: retention
 checkov.io/skip1: CKV_K8S_11=No CPU limit on purpose - limits throttle a latency-sensitive proxy; requests drive scheduling and the HPA
 checkov.io/skip2: CKV_K8S_43=Pin by digest with image.tag set to a digest-addressed tag in production; the chart cannot know the digest
 checkov.io/skip3: CKV_K8S_38=The token is needed - the gateway watches its Secrets through the Kubernetes API
-checkov.io/skip4: CKV_K8S_35=The URL-signing key and the Redis password are passed as environment variables because the gateway reads them from its config or env only
+checkov.io/skip4: CKV_K8S_35=The URL-signing key is passed as an environment variable because the gateway reads it from its config or env only
 checkov.io/skip5: CKV_K8S_15=IfNotPresent is right for immutable version tags
 {{- end }}
