@@ -230,7 +230,9 @@ impl Shared {
     /// Records a failed call and, the first time, switches to the fallback.
     fn failed(&self, failure: Failure) {
         let reason = match &failure {
+            // The client's own response timeout (the same) may fire first.
             Failure::Timeout => "timeout",
+            Failure::Error(e) if e.is_timeout() => "timeout",
             Failure::Error(_) => "error",
         };
         self.metrics.ratelimit_redis_error(reason);

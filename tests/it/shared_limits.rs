@@ -323,3 +323,35 @@ async fn rates_beyond_one_per_microsecond_are_counted_in_redis_too() {
     assert_eq!(metric(&gateway, "ratelimit_fallback_decisions_total"), 0.0);
     assert_eq!(metric(&gateway, "ratelimit_redis_duration_seconds_count"), 5.0);
 }
+
+#[tokio::test]
+async fn a_slow_redis_is_decided_around_within_the_timeout() {
+    let port = free_port();
+    let args = ["--port", &port.to_string(), "--enable-debug-command", "local"].map(String::from);
+    let redis = Redis::start_with(port, args.to_vec()).await;
+    let mut env = redis_env(&redis.url(), "it-slow:");
+    env.push(("IMAGE_GATEWAY_RATE_LIMIT__REDIS__TIMEOUT", "20ms".into()));
+    let gateway = spawn(&env).await;
+    assert_eq!(spend(&[&gateway], 2).await.allowed, 2);
+    // Redis stops answering anyone for 3 s; the requests sent meanwhile are answered before
+    // it wakes up.
+    let sleeping = std::thread::spawn(move || {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "DEBUG", "SLEEP", "3"])
+            .output()
+            .expect("redis-cli (scripts/install-redis.sh)")
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let tally = spend(&[&gateway], 5).await;
+    assert!(!sleeping.is_finished(), "answered while Redis was still asleep");
+    assert_eq!(tally.allowed, 5);
+    let (status, body) = blocking_get(gateway.admin.port(), "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(
+        sample(&text, "ratelimit_redis_errors_total", &[("reason", "timeout")]),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "ratelimit_fallback_decisions_total", &[]), Some(5.0));
+    assert!(sleeping.join().unwrap().status.success());
+}
