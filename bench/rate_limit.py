@@ -30,7 +30,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import lua_file, wrk  # noqa: E402
+from load import lua_file, metric, wrk  # noqa: E402
 from servers import API_KEY, CHILDREN, Gateway, cpu_seconds, free_port, stop_children  # noqa: E402
 
 OBJECT = "0123456789abcdef0123456789abcdef.png"
@@ -82,14 +82,6 @@ def histogram_quantiles(admin_port, name, quantiles=(0.5, 0.99)):
         out[f"p{int(q * 100)}_us"] = None if bound is None or bound == float("inf") else round(bound * 1e6)
     out["count"] = int(total)
     return out
-
-
-def metric(admin_port, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def paced_lua(lua, workdir, pace_ms):

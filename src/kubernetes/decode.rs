@@ -9,6 +9,9 @@ pub enum DecodeError {
     /// The access key id or secret under these data keys is empty.
     #[error("data keys `{0}` are empty")]
     EmptyPair(String),
+    /// The value of this data key is empty.
+    #[error("data key `{0}` is empty")]
+    Empty(String),
     /// This data key is not in the Secret.
     #[error("data key `{0}` is missing")]
     MissingKey(String),

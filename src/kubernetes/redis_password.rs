@@ -14,7 +14,7 @@ pub fn decode_redis_password(secret: &Secret, key: &str) -> Result<config::Secre
         .ok_or_else(|| DecodeError::MissingKey(key.to_owned()))?;
     let password = String::from_utf8(value.0.clone()).map_err(|_| DecodeError::NotUtf8(key.to_owned()))?;
     if password.is_empty() {
-        return Err(DecodeError::EmptyPair(key.to_owned()));
+        return Err(DecodeError::Empty(key.to_owned()));
     }
     Ok(config::Secret::new(password))
 }
@@ -43,6 +43,7 @@ mod tests {
         assert!(!missing.to_string().contains("s3cret"));
         let binary = decode_redis_password(&secret("redis-password", &[0xff, 0xfe]), "redis-password");
         assert_eq!(binary.unwrap_err(), DecodeError::NotUtf8("redis-password".into()));
-        assert!(decode_redis_password(&secret("redis-password", b""), "redis-password").is_err());
+        let empty = decode_redis_password(&secret("redis-password", b""), "redis-password");
+        assert_eq!(empty.unwrap_err(), DecodeError::Empty("redis-password".into()));
     }
 }

@@ -27,7 +27,7 @@ use redis::{
 use tokio::sync::{Notify, watch};
 
 use super::{
-    decision::{Attempt, Decision, Quota, Quotas, RateStatus},
+    decision::{Attempt, Decision, Quota, Quotas, RateStatus, ceil_secs},
     local::LocalLimits,
 };
 use crate::{
@@ -185,18 +185,13 @@ impl RedisLimits {
             .arg(u8::from(check_block));
         let mut connection = shared.connection();
         let start = Instant::now();
-        let reply = tokio::time::timeout(shared.timeout, invocation.invoke_async::<[i64; 4]>(&mut connection)).await;
-        match reply {
-            Ok(Ok(reply)) => {
+        match within(shared.timeout, invocation.invoke_async::<[i64; 4]>(&mut connection)).await {
+            Ok(reply) => {
                 shared.metrics.ratelimit_redis_call(start.elapsed());
                 self.status(reply, quota)
             }
-            Ok(Err(e)) => {
-                shared.failed(Failure::Error(e));
-                self.fallback.decide(client, attempt)
-            }
-            Err(_) => {
-                shared.failed(Failure::Timeout);
+            Err(failure) => {
+                shared.failed(failure);
                 self.fallback.decide(client, attempt)
             }
         }
@@ -205,7 +200,7 @@ impl RedisLimits {
     /// The script's reply `[verdict, remaining, wait µs, µs until full]` as a decision.
     fn status(&self, [verdict, remaining, wait, full_in]: [i64; 4], quota: Quota) -> Decision {
         let now = unix_now();
-        let secs = |micros: i64| u64::try_from(micros).unwrap_or(0).div_ceil(1_000_000);
+        let secs = |micros: i64| ceil_secs(Duration::from_micros(u64::try_from(micros).unwrap_or(0)));
         let status = |limit: u32| RateStatus {
             limit,
             remaining: u32::try_from(remaining).unwrap_or(0),
@@ -253,14 +248,17 @@ impl Shared {
     async fn answers(&self) -> Result<(), Failure> {
         for connection in &self.connections {
             let mut connection = connection.clone();
-            let load = self.script.load_async(&mut connection);
-            match tokio::time::timeout(CONNECT_TIMEOUT, load).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(Failure::Error(e)),
-                Err(_) => return Err(Failure::Timeout),
-            }
+            within(CONNECT_TIMEOUT, self.script.load_async(&mut connection)).await?;
         }
         Ok(())
+    }
+}
+
+/// The answer of a call to Redis, or why there was none within `limit`.
+async fn within<T>(limit: Duration, call: impl Future<Output = RedisResult<T>>) -> Result<T, Failure> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(answer) => answer.map_err(Failure::Error),
+        Err(_) => Err(Failure::Timeout),
     }
 }
 

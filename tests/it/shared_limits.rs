@@ -129,8 +129,12 @@ fn redis_env(url: &str, prefix: &str) -> Vec<(&'static str, String)> {
 }
 
 async fn spawn(env: &[(&'static str, String)]) -> Spawned {
+    spawn_logging(env, Stdio::null()).await
+}
+
+async fn spawn_logging(env: &[(&'static str, String)], stderr: Stdio) -> Spawned {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Spawned::start(&env, Stdio::null()).await
+    Spawned::start(&env, stderr).await
 }
 
 /// One budget refills at 1/s: a run of a few seconds may see a request or two come back.
@@ -302,9 +306,8 @@ async fn tls_and_password_from_the_environment() {
     let log_path = log_dir.path().join("gateway.log");
     let mut wrong = env.clone();
     wrong.push(("IMAGE_GATEWAY_RATE_LIMIT__REDIS__PASSWORD", "not-the-password".into()));
-    let wrong_env: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let log = std::fs::File::create(&log_path).unwrap();
-    let refused = Spawned::start(&wrong_env, Stdio::from(log)).await;
+    let refused = spawn_logging(&wrong, Stdio::from(log)).await;
     assert_eq!(spend(&[&refused], 3).await.allowed, 3);
     assert!(metric(&refused, "ratelimit_fallback_decisions_total") >= 3.0);
     drop(refused);
