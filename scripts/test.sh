@@ -10,20 +10,30 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
 # No incremental state (a clean clone gains little from it, and it is gigabytes); the cache is
 # pruned before building when the disk runs low.
 export CARGO_INCREMENTAL=0
+# shellcheck source=scripts/phase.sh
+source scripts/phase.sh
+phase "test command: prune the cache"
 bash scripts/prune-cache.sh
+phase "install Garage"
 IG_GARAGE_BIN="$(bash scripts/install-garage.sh)"
 export IG_GARAGE_BIN
+phase "install the Python tools"
 venv="$(bash scripts/install-python-tools.sh)"
 IG_ROTEL_BIN="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 export IG_ROTEL_BIN
 export IG_PYTHON="$venv/bin/python"
+phase "install Prometheus"
 bash scripts/install-prometheus.sh >/dev/null
+phase "install MinIO"
 IG_MINIO_BIN="$(bash scripts/install-minio.sh)"
 export IG_MINIO_BIN
+phase "install the Kubernetes control plane"
 IG_KUBE_BIN_DIR="$(bash scripts/install-kube.sh)"
 export IG_KUBE_BIN_DIR
+phase "install Chromium"
 IG_CHROMIUM_BIN="$(bash scripts/install-chromium.sh)"
 export IG_CHROMIUM_BIN
+phase "install Redis"
 IG_REDIS_BIN="$(bash scripts/install-redis.sh)"
 export IG_REDIS_BIN
 echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
@@ -33,24 +43,33 @@ echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
 echo "redis: $("$IG_REDIS_BIN" --version)"
 echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
 # The module graph: no import cycle, every import points down (cargo-modules, crates.io, cached).
+phase "architecture (cargo-modules)"
 bash scripts/check-architecture.sh
 # Licences, bans and sources of every dependency (cargo-deny, crates.io, cached; deny.toml).
+phase "dependencies (cargo-deny)"
 bash scripts/check-deps.sh
 # The API description against the running server (schemathesis, from PyPI, cached).
+phase "schemathesis"
 bash scripts/schemathesis.sh
 # The chart, the manifests and the Dockerfile (helm, kubernetes-validate, yamllint, hadolint, checkov).
+phase "chart checks"
 bash scripts/check-chart.sh
+phase "chart tools"
 IG_CHART_TOOLS="$(bash scripts/install-chart-tools.sh)"
 export IG_CHART_TOOLS
 # The chart rendered by Helm, and installed for real with Helm 3 and Helm 4 into the control plane
 # (pytest, tests/chart/).
+phase "chart tests (pytest)"
 "$IG_CACHE/chart-venv/bin/python" -m pytest -q -p no:cacheprovider tests/chart
 # Bounded fuzzing of the input parsers (cargo-fuzz, cached; FUZZ_SECONDS per target; the dev
 # build, which compiles in half the time of the optimised one).
+phase "fuzzing"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" bash scripts/fuzz-smoke.sh
 # The processing tests again with the libjpeg-turbo feature (what the container image runs):
 # cmake and NASM build it (Debian, once).
 command -v nasm >/dev/null && command -v cmake >/dev/null || apt-get install -y -qq --no-install-recommends nasm cmake >&2
+phase "processing tests with libjpeg-turbo"
 cargo test --locked --features libjpeg-turbo --lib --test it -- processing:: process
 # Unit tests and the integration test binary; their summary lines close the run.
+phase "unit and integration tests"
 cargo test --locked --lib --bins --tests "$@"
