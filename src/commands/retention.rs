@@ -6,6 +6,8 @@
 //! anything else in the bucket or folder), and deletes in batches (S3 DeleteObjects, at most
 //! 1000 keys a call). Deleting is idempotent, so two runs at once, or a run interrupted and
 //! started again, are safe. Age is the object's last-modified time (the file's mtime for `fs`).
+//! A run also removes what writes interrupted by a crash left behind more than
+//! [`STALE_WRITE`] ago (the fs backend's hidden temporary files).
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +17,10 @@ use crate::{object_name::ObjectName, storage::Storage};
 
 /// S3 DeleteObjects takes at most this many keys.
 pub const PAGE_SIZE: usize = 1000;
+
+/// A write in progress for longer than this was interrupted (one takes seconds; storage calls
+/// time out long before).
+pub const STALE_WRITE: Duration = Duration::from_secs(3600);
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,14 +37,17 @@ pub struct Report {
     pub bytes_freed: u64,
     /// Failed listings or deletions.
     pub errors: u64,
+    /// Leftovers of interrupted writes removed (0 in a dry run).
+    pub incomplete: u64,
 }
 
 impl Report {
     /// The one-line summary printed at the end of a run.
     pub fn summary(&self, dry_run: bool) -> String {
         format!(
-            "retention: scanned={} foreign={} expired={} deleted={} bytes_freed={} errors={} dry_run={dry_run}",
-            self.scanned, self.foreign, self.expired, self.deleted, self.bytes_freed, self.errors
+            "retention: scanned={} foreign={} expired={} deleted={} bytes_freed={} errors={} incomplete={} \
+             dry_run={dry_run}",
+            self.scanned, self.foreign, self.expired, self.deleted, self.bytes_freed, self.errors, self.incomplete
         )
     }
 }
@@ -90,6 +99,15 @@ pub async fn run(storage: &dyn Storage, max_age: Duration, now: SystemTime, dry_
                     tracing::warn!(error = %e, objects = names.len(), "batch delete failed");
                     report.errors += names.len() as u64;
                 }
+            }
+        }
+    }
+    if !dry_run {
+        match storage.sweep_incomplete(STALE_WRITE).await {
+            Ok(removed) => report.incomplete = removed,
+            Err(e) => {
+                tracing::warn!(error = %e, "removing interrupted writes failed");
+                report.errors += 1;
             }
         }
     }
@@ -183,13 +201,14 @@ mod tests {
                 expired: 2,
                 deleted: 1,
                 bytes_freed: 10,
-                errors: 1
+                errors: 1,
+                incomplete: 0,
             }
         );
         assert_eq!(
             *storage.deleted.lock().unwrap(),
             ["0000000000000000000000000000000b.png"]
         );
-        assert!(report.summary(false).ends_with("errors=1 dry_run=false"));
+        assert!(report.summary(false).ends_with("errors=1 incomplete=0 dry_run=false"));
     }
 }

@@ -157,6 +157,14 @@ pub trait Storage: Send + Sync + 'static {
         ))
     }
 
+    /// Removes what interrupted writes left behind more than `older_than` ago (the fs backend's
+    /// temporary files after a crash) and answers how many; retention calls it. Backends whose
+    /// writes leave nothing (S3's single PUT) keep this default.
+    async fn sweep_incomplete(&self, older_than: std::time::Duration) -> Result<u64, StorageError> {
+        let _ = older_than;
+        Ok(0)
+    }
+
     /// A cheap check that storage is reachable and ours to use (for readiness).
     async fn check(&self) -> Result<(), StorageError>;
 }

@@ -178,13 +178,20 @@ fn retention_command_prints_a_summary() {
     let name = "0123456789abcdef0123456789abcdef.png";
     std::fs::write(data.join(name), vec![7u8; 4096]).unwrap();
     std::fs::write(data.join("keep.txt"), b"x").unwrap();
-    let old = SystemTime::now() - Duration::from_secs(8 * 24 * 3600);
-    std::fs::File::options()
-        .write(true)
-        .open(data.join(name))
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    // What interrupted writes leave: one from two hours ago (a crash), one in progress now.
+    let (stale, writing) = (format!(".{name}.1.tmp"), format!(".{name}.2.tmp"));
+    std::fs::write(data.join(&stale), b"half").unwrap();
+    std::fs::write(data.join(&writing), b"half").unwrap();
+    let age = |file: &str, ago: Duration| {
+        std::fs::File::options()
+            .write(true)
+            .open(data.join(file))
+            .unwrap()
+            .set_modified(SystemTime::now() - ago)
+            .unwrap()
+    };
+    age(name, Duration::from_secs(8 * 24 * 3600));
+    age(&stale, Duration::from_secs(2 * 3600));
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_image-gateway"))
             .current_dir(dir.path())
@@ -202,9 +209,13 @@ fn retention_command_prints_a_summary() {
         stdout.contains("scanned=2 foreign=1 expired=1 deleted=0") && stdout.contains("dry_run=true"),
         "{stdout}"
     );
-    assert!(data.join(name).exists());
+    assert!(
+        data.join(name).exists() && data.join(&stale).exists(),
+        "a dry run removes nothing"
+    );
     let young = run(&["--max-age", "30d"]);
-    assert!(String::from_utf8_lossy(&young.stdout).contains("expired=0"));
+    let young = String::from_utf8_lossy(&young.stdout).into_owned();
+    assert!(young.contains("expired=0") && young.contains("incomplete=1"), "{young}");
     let real = run(&[]);
     assert!(real.status.success());
     let stdout = String::from_utf8_lossy(&real.stdout);
@@ -213,4 +224,9 @@ fn retention_command_prints_a_summary() {
         "{stdout}"
     );
     assert!(!data.join(name).exists() && data.join("keep.txt").exists());
+    assert!(
+        !data.join(&stale).exists(),
+        "the stale temporary file is left: {stdout}"
+    );
+    assert!(data.join(&writing).exists(), "a write in progress was removed");
 }

@@ -110,6 +110,33 @@ fn walk(
     Ok(())
 }
 
+/// How the fs backend names a file being written: `.{name}.{uuid}.tmp`, hidden from listings.
+pub(super) const TMP_PREFIX: &str = ".";
+pub(super) const TMP_SUFFIX: &str = ".tmp";
+
+/// Removes the temporary files under `root` last modified more than `older_than` ago (a write
+/// takes seconds; one interrupted by a crash stays forever otherwise), and counts them.
+pub(super) fn sweep_temporary(root: &Path, older_than: std::time::Duration) -> io::Result<u64> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with(TMP_PREFIX) && name.ends_with(TMP_SUFFIX) && entry.file_type()?.is_file()) {
+            continue;
+        }
+        let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+        if age > older_than {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use futures_util::TryStreamExt;

@@ -1,6 +1,7 @@
 //! The `fs` backend: one file per object under a root folder, named by the object name.
 
 mod listing;
+use listing::{TMP_PREFIX, TMP_SUFFIX};
 mod page_cache;
 
 use std::{
@@ -13,7 +14,6 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use super::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
 use crate::object_name::ObjectName;
@@ -266,28 +266,41 @@ impl Storage for FsStorage {
     }
 
     async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
-        let unavailable = |e: io::Error| StorageError::Unavailable(format!("write failed: {e}"));
-        // A dot-file in the same folder, so the rename is atomic and listings skip it.
-        let tmp = self
-            .root
-            .join(format!(".{}.{}.tmp", name, uuid::Uuid::new_v4().simple()));
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            file.write_all(&data).await?;
-            file.sync_all().await?;
-            drop(file);
-            tokio::fs::rename(&tmp, self.path(name)).await?;
-            let root = self.root.clone();
-            tokio::task::spawn_blocking(move || std::fs::File::open(root)?.sync_all())
-                .await
-                .map_err(io::Error::other)?
-        }
-        .await;
-        if let Err(e) = result {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(unavailable(e));
-        }
-        Ok(())
+        // A dot-file in the same folder, so the rename is atomic and listings skip it. The whole
+        // write is one task on the blocking pool: a caller that goes away (a client hanging up,
+        // a storage timeout) cannot drop it half-way and leave the temporary file behind; it
+        // ends, and removes the file itself when something failed. Files a crash left are
+        // removed by retention (`sweep_incomplete`).
+        let tmp = self.root.join(format!(
+            "{TMP_PREFIX}{}.{}{TMP_SUFFIX}",
+            name,
+            uuid::Uuid::new_v4().simple()
+        ));
+        let (path, root) = (self.path(name), self.root.clone());
+        let write = move || {
+            let written = (|| {
+                let mut file = File::create(&tmp)?;
+                io::Write::write_all(&mut file, &data)?;
+                file.sync_all()?;
+                drop(file);
+                std::fs::rename(&tmp, &path)?;
+                File::open(&root)?.sync_all()
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written
+        };
+        blocking(write)
+            .await?
+            .map_err(|e| StorageError::Unavailable(format!("write failed: {e}")))
+    }
+
+    async fn sweep_incomplete(&self, older_than: std::time::Duration) -> Result<u64, StorageError> {
+        let root = self.root.clone();
+        blocking(move || listing::sweep_temporary(&root, older_than))
+            .await?
+            .map_err(|e| StorageError::Unavailable(format!("cannot sweep storage folder: {e}")))
     }
 
     async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
@@ -338,6 +351,67 @@ mod tests {
         let got = storage.get(name, range).await?;
         let chunks: Vec<Bytes> = got.body.try_collect().await?;
         Ok(chunks.concat())
+    }
+
+    /// A caller that goes away during a put (a client hanging up, a storage timeout) leaves
+    /// no temporary file: the write ends whole, or not at all, on its own.
+    #[tokio::test]
+    async fn a_put_dropped_half_way_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let storage = FsStorage::new(dir.path()).await.unwrap();
+        let name = ObjectName::parse("0123456789abcdef0123456789abcdef.png").unwrap();
+        let data = Bytes::from(vec![7u8; 64 << 20]);
+        let dropped = tokio::time::timeout(std::time::Duration::from_millis(2), storage.put(&name, data.clone())).await;
+        assert!(
+            dropped.is_err(),
+            "the put ended before it could be dropped; the test proves nothing"
+        );
+        let hidden = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'))
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while hidden() > 0 {
+            assert!(std::time::Instant::now() < deadline, "a temporary file was left behind");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(std::fs::read(dir.path().join(name.as_str())).unwrap().len(), data.len());
+    }
+
+    #[tokio::test]
+    async fn only_stale_temporary_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).await.unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for file in [
+            ".a.1.tmp",
+            ".b.2.tmp",
+            "0123456789abcdef0123456789abcdef.png",
+            ".hidden",
+        ] {
+            std::fs::write(dir.path().join(file), b"x").unwrap();
+            if file != ".b.2.tmp" {
+                std::fs::File::options()
+                    .write(true)
+                    .open(dir.path().join(file))
+                    .unwrap()
+                    .set_modified(old)
+                    .unwrap();
+            }
+        }
+        let removed = storage
+            .sweep_incomplete(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".b.2.tmp", ".hidden", "0123456789abcdef0123456789abcdef.png"]);
     }
 
     /// Both read modes return exactly the bytes asked for, across chunk boundaries, whether

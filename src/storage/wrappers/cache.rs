@@ -300,6 +300,10 @@ impl Storage for CachedStorage {
         self.inner.list_all(page_size)
     }
 
+    async fn sweep_incomplete(&self, older_than: Duration) -> Result<u64, StorageError> {
+        self.inner.sweep_incomplete(older_than).await
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         self.inner.check().await
     }

@@ -1,7 +1,10 @@
 //! Metrics and trace spans for every storage call: `storage_operation_duration_seconds`,
 //! `storage_errors_total`, and one child span per call under the request's span.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use tracing::Instrument;
@@ -88,6 +91,11 @@ impl Storage for InstrumentedStorage {
 
     fn list_all(&self, page_size: usize) -> ListStream<'_> {
         self.inner.list_all(page_size)
+    }
+
+    async fn sweep_incomplete(&self, older_than: Duration) -> Result<u64, StorageError> {
+        self.observe("sweep_incomplete", self.inner.sweep_incomplete(older_than))
+            .await
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -82,6 +82,10 @@ impl Storage for TimeoutStorage {
         }))
     }
 
+    async fn sweep_incomplete(&self, older_than: Duration) -> Result<u64, StorageError> {
+        self.bounded(self.inner.sweep_incomplete(older_than)).await
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         self.bounded(self.inner.check()).await
     }
