@@ -266,11 +266,21 @@ fn tiff(b: &[u8], out: &mut Largest) {
                 break;
             };
             let value = entry + value_at;
-            // SHORT (3) values sit in the first two bytes of the field; LONG (4) in four.
+            // Every type the decoder (the tiff crate) takes for a dimension: BYTE (1), SHORT
+            // (3), LONG (4), IFD (13), LONG8 (16), IFD8 (18). A value sits in the field's first
+            // bytes; one wider than the field (8 bytes in a classic TIFF) is at its offset.
+            let eight_bytes = |at: usize| {
+                if big {
+                    u64_at(at)
+                } else {
+                    offset_at(at).and_then(|a| usize::try_from(a).ok()).and_then(u64_at)
+                }
+            };
             let scalar = match kind {
+                1 => b.get(value).map(|&v| u64::from(v)),
                 3 => u16_at(value),
-                4 => u32_at(value),
-                16 => u64_at(value),
+                4 | 13 => u32_at(value),
+                16 | 18 => eight_bytes(value),
                 _ => None,
             };
             match tag {
@@ -401,6 +411,55 @@ mod tests {
         let last = tiff.len() - 4;
         tiff[last..].copy_from_slice(&first);
         assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((100_000, 100_000)));
+    }
+
+    /// The sample TIFF with its first page's width and height entries rewritten as `kind`,
+    /// holding `value` inline (`None`: the value at an offset, appended to the file).
+    fn tiff_dimensions_as(kind: u16, value: Option<u32>, wide: u64) -> Vec<u8> {
+        let mut tiff = TIFF.to_vec();
+        let count = le16(&tiff, 8).unwrap() as usize;
+        for i in 0..count {
+            let entry = 10 + i * 12;
+            if matches!(le16(&tiff, entry), Some(256 | 257)) {
+                tiff[entry + 2..entry + 4].copy_from_slice(&kind.to_le_bytes());
+                let field = match value {
+                    Some(v) => v,
+                    None => {
+                        let at = tiff.len() as u32;
+                        tiff.extend(wide.to_le_bytes());
+                        at
+                    }
+                };
+                tiff[entry + 8..entry + 12].copy_from_slice(&field.to_le_bytes());
+            }
+        }
+        tiff
+    }
+
+    #[test]
+    fn tiff_dimensions_in_every_type_the_decoder_reads() {
+        // IFD (13) was the bypass: a 21,000² page declared through it counted as no page at all.
+        assert_eq!(
+            largest_of(ImageFormat::Tiff, &tiff_dimensions_as(13, Some(21_000), 0)),
+            Some((21_000, 21_000))
+        );
+        assert_eq!(
+            largest_of(ImageFormat::Tiff, &tiff_dimensions_as(4, Some(21_000), 0)),
+            Some((21_000, 21_000))
+        );
+        assert_eq!(
+            largest_of(ImageFormat::Tiff, &tiff_dimensions_as(1, Some(200), 0)),
+            Some((200, 200))
+        );
+        // LONG8 and IFD8 do not fit a classic TIFF's field: the value is at its offset.
+        for kind in [16, 18] {
+            let tiff = tiff_dimensions_as(kind, None, 30_000);
+            assert_eq!(
+                largest_of(ImageFormat::Tiff, &tiff),
+                Some((30_000, 30_000)),
+                "type {kind}"
+            );
+        }
     }
 
     #[test]
