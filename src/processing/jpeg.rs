@@ -1,6 +1,8 @@
-//! JPEG decoding with shrink-on-load. When the first step will make the image at least twice
-//! smaller, the decoder's scaled IDCT produces 1/2, 1/4 or 1/8 of the pixels directly (the
-//! target still covered), as libvips does with libjpeg.
+//! JPEG decoding with shrink-on-load. When the first step will make the image at least four
+//! times smaller, the decoder's scaled IDCT produces 1/2, 1/4 or 1/8 of the pixels directly,
+//! still at least twice the target, and Lanczos3 does the rest — libvips's margin: the block
+//! scaling alone aliases (a 2000-pixel photo to 400 by 1/4 then 500 → 400 scored 31 dB against
+//! a full decode; with the margin, like pyvips, about 40).
 //!
 //! Two decoders, one choice at build time:
 //! - default (pure Rust): jpeg-decoder's DCT scaling when a scale below 1 applies, else the
@@ -8,8 +10,11 @@
 //!   compiler;
 //! - feature `libjpeg-turbo` (the container image and the benchmark): libjpeg-turbo's
 //!   TurboJPEG API (built from source with cmake and NASM), for every JPEG: 22 % less decode
-//!   time on the benchmark's photographs (docs/processing.md), and a scan limit against
-//!   progressive JPEGs built to cost unbounded time.
+//!   time on the benchmark's photographs (docs/processing.md).
+//!
+//! SECURITY: both paths refuse a JPEG of more than [`MAX_SCANS`] scans before decoding: each
+//! scan of a progressive JPEG costs a pass over the whole image (1,000 empty scans at 49 MP
+//! took 10 s in jpeg-decoder, which has no limit of its own).
 //!
 //! Metadata (orientation, ICC profile, EXIF) comes from the `image` crate's header parse in
 //! both cases. CMYK JPEGs, and anything a fast path declines, take the full decode.
@@ -23,8 +28,19 @@ use super::{
     error::ProcessError,
 };
 
-/// The JPEG decoded by the fast path, or `None` when the caller should run the full decoder.
+/// More scans than any encoder writes (libjpeg's progressive scripts use ~10, `jpegtran
+/// -progressive` at most a few dozen).
+pub(super) const MAX_SCANS: usize = 256;
+
+/// The JPEG decoded by the fast path, or `None` when the caller should run the full decoder;
+/// `Err` for a JPEG of more than [`MAX_SCANS`] scans, whichever path would decode it.
 pub(super) fn decode(bytes: &[u8], max_pixels: u64, hint: ShrinkHint<'_>) -> Result<Option<Decoded>, ProcessError> {
+    let scans = scans(bytes);
+    if scans > MAX_SCANS {
+        return Err(ProcessError::Unsupported(format!(
+            "the JPEG has {scans} scans, more than the {MAX_SCANS} accepted (each costs a pass over the whole image)"
+        )));
+    }
     let undecodable = |e: image::ImageError| ProcessError::Undecodable(e.to_string());
     let mut header = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(undecodable)?;
     let (width, height) = header.dimensions();
@@ -46,15 +62,46 @@ pub(super) fn decode(bytes: &[u8], max_pixels: u64, hint: ShrinkHint<'_>) -> Res
     Ok(Some(decoded))
 }
 
-/// The largest reduction `n` in 1, 2, 4, 8 such that `size / n` (rounded up) still covers `wanted`.
+/// The largest reduction `n` in 1, 2, 4, 8 such that `size / n` (rounded up) is still at least
+/// twice `wanted` on both sides: the resampler, not the block scaling, makes the last factor
+/// of two (libvips's `thumbnail` keeps the same margin).
 fn reduction(size: (u32, u32), wanted: Option<(u32, u32)>) -> u32 {
     let Some((want_w, want_h)) = wanted else {
         return 1;
     };
+    let covers = |side: u32, n: u32, want: u32| u64::from(side.div_ceil(n)) >= 2 * u64::from(want.max(1));
     [8, 4, 2]
         .into_iter()
-        .find(|n| size.0.div_ceil(*n) >= want_w.max(1) && size.1.div_ceil(*n) >= want_h.max(1))
+        .find(|&n| covers(size.0, n, want_w) && covers(size.1, n, want_h))
         .unwrap_or(1)
+}
+
+/// How many scans (SOS segments) the JPEG holds, counted by walking its markers: a segment's
+/// length is skipped, and after a scan header the entropy-coded data up to the next marker
+/// (`FF 00` stuffing and restart markers belong to the data). Linear, no allocation.
+fn scans(bytes: &[u8]) -> usize {
+    let (mut at, mut count) = (2usize, 0usize);
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            at += 1;
+            continue;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            0xFF => at += 1,                      // fill byte
+            0x00 | 0x01 | 0xD0..=0xD7 => at += 2, // stuffing, TEM, restart markers
+            0xD8 => at += 2,                      // SOI
+            0xD9 => break,                        // EOI
+            _ => {
+                let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+                at += 2 + length.max(2);
+                if marker == 0xDA {
+                    count += 1;
+                }
+            }
+        }
+    }
+    count
 }
 
 /// Decoded 8-bit samples as an image: grey or RGB, `short` when there are fewer than declared.
@@ -71,12 +118,8 @@ fn raster(gray: bool, w: u32, h: u32, data: Vec<u8>, short: ProcessError) -> Res
 mod backend {
     use image::DynamicImage;
 
-    use super::{raster, reduction};
+    use super::{MAX_SCANS, raster, reduction};
     use crate::processing::error::ProcessError;
-
-    /// More scans than any encoder writes (libjpeg's progressive scripts use ~10): a file with
-    /// thousands of tiny scans would otherwise cost a full pass over the image for each.
-    const MAX_SCANS: u32 = 256;
 
     /// Every baseline or progressive RGB/grey JPEG, at the reduction that still covers
     /// `wanted`; `None` for CMYK and for files libjpeg-turbo refuses (the full decoder then
@@ -100,7 +143,7 @@ mod backend {
         };
         let n = reduction(size, wanted) as usize;
         let factor = turbojpeg::ScalingFactor::new(1, n);
-        if decoder.set_scaling_factor(factor).is_err() || decoder.set_scan_limit(MAX_SCANS).is_err() {
+        if decoder.set_scaling_factor(factor).is_err() || decoder.set_scan_limit(MAX_SCANS as u32).is_err() {
             return Ok(None);
         }
         let (w, h) = (factor.scale(header.width), factor.scale(header.height));
@@ -178,17 +221,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_reduction_still_covers_what_is_wanted() {
-        assert_eq!(reduction((3840, 2160), Some((512, 288))), 4);
-        assert_eq!(reduction((3840, 2160), Some((480, 270))), 8);
-        assert_eq!(reduction((1920, 1080), Some((512, 288))), 2);
+    fn the_reduction_leaves_the_resampler_a_factor_of_two() {
+        assert_eq!(reduction((3840, 2160), Some((512, 288))), 2);
+        assert_eq!(reduction((3840, 2160), Some((480, 270))), 4);
+        assert_eq!(reduction((3840, 2160), Some((240, 135))), 8);
+        assert_eq!(
+            reduction((2000, 1121), Some((400, 224))),
+            2,
+            "the photograph that scored 31 dB at 1/4"
+        );
+        assert_eq!(reduction((1920, 1080), Some((512, 288))), 1);
         assert_eq!(reduction((1000, 800), Some((600, 480))), 1);
         assert_eq!(reduction((1000, 800), None), 1);
         assert_eq!(
-            reduction((1001, 9), Some((126, 1))),
+            reduction((1001, 9), Some((63, 1))),
             8,
-            "sides round up: 1001/8 → 126, 9/8 → 2"
+            "sides round up: 1001/8 → 126 = 2 × 63, 9/8 → 2"
         );
-        assert_eq!(reduction((1001, 9), Some((127, 1))), 4);
+        assert_eq!(reduction((1001, 9), Some((64, 1))), 4);
+    }
+
+    /// A baseline JPEG with `extra` empty progressive-looking scans appended before its EOI.
+    fn with_scans(extra: usize) -> Vec<u8> {
+        let mut jpeg = Vec::new();
+        DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([x as u8 * 4, y as u8 * 5, 90])
+        }))
+        .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .unwrap();
+        let end = jpeg.len() - 2;
+        assert_eq!(&jpeg[end..], [0xFF, 0xD9]);
+        let mut out = jpeg[..end].to_vec();
+        for _ in 0..extra {
+            // SOS: one component (1), tables 0/0, spectral 1..1, approximation 0; then no data.
+            out.extend([0xFF, 0xDA, 0, 8, 1, 1, 0x00, 1, 1, 0x00]);
+        }
+        out.extend([0xFF, 0xD9]);
+        out
+    }
+
+    #[test]
+    fn scans_are_counted_through_entropy_data_and_stuffing() {
+        assert_eq!(scans(&with_scans(0)), 1);
+        assert_eq!(scans(&with_scans(3)), 4);
+        assert_eq!(scans(b"\xFF\xD8\xFF\xD9"), 0);
+        assert_eq!(
+            scans(b"\xFF\xD8\xFF\xDA\x00"),
+            0,
+            "a truncated header counts nothing and ends"
+        );
+    }
+
+    #[test]
+    fn a_jpeg_of_too_many_scans_is_refused_before_decoding() {
+        let refused = decode(&with_scans(MAX_SCANS), 50_000_000, &|_, _| Some((16, 12)));
+        assert!(
+            matches!(&refused, Err(ProcessError::Unsupported(why)) if why.contains("scans")),
+            "{:?}",
+            refused.map(|d| d.map(|d| d.full_size))
+        );
+        assert!(decode(&with_scans(0), 50_000_000, &|_, _| Some((16, 12))).is_ok());
     }
 }
