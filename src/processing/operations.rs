@@ -79,18 +79,20 @@ pub enum Op {
     Grayscale,
     /// `filter/blur` with a Gaussian of this sigma.
     Blur(f32),
-    /// `filter/sharpen`: an unsharp mask of this sigma and threshold.
+    /// `filter/sharpen`: an unsharp mask, `out = in + amount × (in − blur(in))`.
     Sharpen {
         /// Radius of the blur the mask subtracts.
         sigma: f32,
-        /// Differences below this are left alone (0: sharpen everything).
-        threshold: i32,
+        /// Strength: how much of the difference is added (1: as much again).
+        amount: f32,
+        /// Differences at or below this (0–255) are left alone (0: sharpen everything).
+        threshold: u8,
     },
     /// `filter/sepia`.
     Sepia,
     /// `adjust/brightness`: added to every channel (−255…255).
     Brightness(i32),
-    /// `adjust/contrast`: in percent (−100…100).
+    /// `adjust/contrast`: in percent (−100…100): the slope around mid-grey is `1 + value/100`.
     Contrast(f32),
     /// `adjust/saturation`: a factor (0 = gray, 1 = unchanged, up to 4).
     Saturation(f32),
@@ -126,15 +128,13 @@ impl Op {
             Op::Flip(Flip::Horizontal) => image.fliph(),
             Op::Flip(Flip::Vertical) => image.flipv(),
             Op::Crop(crop) => crop.apply(&image)?,
-            Op::Grayscale => {
-                if image.color().has_alpha() {
-                    DynamicImage::ImageLumaA8(image.to_luma_alpha8())
-                } else {
-                    DynamicImage::ImageLuma8(image.to_luma8())
-                }
-            }
+            Op::Grayscale => grayscale(&image),
             Op::Blur(sigma) => image.blur(sigma),
-            Op::Sharpen { sigma, threshold } => image.unsharpen(sigma, threshold),
+            Op::Sharpen {
+                sigma,
+                amount,
+                threshold,
+            } => sharpen(&image, sigma, amount, threshold),
             Op::Sepia => map_rgb(image, |[r, g, b]| {
                 let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
                 [
@@ -143,20 +143,59 @@ impl Op {
                     0.272 * r + 0.534 * g + 0.131 * b,
                 ]
             }),
+            Op::Brightness(0) | Op::Contrast(0.0) => image,
             Op::Brightness(value) => image.brighten(value),
-            Op::Contrast(percent) => image.adjust_contrast(percent),
+            Op::Contrast(percent) => {
+                // A straight line through mid-grey: +50 % is a slope of 1.5, −50 % of 0.5.
+                let slope = 1.0 + percent / 100.0;
+                map_rgb(image, |rgb| rgb.map(|c| (f32::from(c) - 127.5) * slope + 127.5))
+            }
             Op::Saturation(factor) => map_rgb(image, |[r, g, b]| {
-                // Rec. 601 luma, then each channel moved away from (or towards) it.
-                let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
-                let luma = 0.299 * r + 0.587 * g + 0.114 * b;
-                [
-                    luma + (r - luma) * factor,
-                    luma + (g - luma) * factor,
-                    luma + (b - luma) * factor,
-                ]
+                // Each channel moved away from (or towards) the pixel's luma.
+                let luma = luma([r, g, b]);
+                [r, g, b].map(|c| luma + (f32::from(c) - luma) * factor)
             }),
         })
     }
+}
+
+/// The grey of an sRGB pixel, the one definition `filter/grayscale` and `adjust/saturation`
+/// share: Rec. 709 weights on the sRGB values, as CSS's `grayscale()` and `saturate()` filters
+/// (so an image looks as the same filter in a browser makes it look).
+fn luma([r, g, b]: [u8; 3]) -> f32 {
+    0.2126 * f32::from(r) + 0.7152 * f32::from(g) + 0.0722 * f32::from(b)
+}
+
+/// `filter/grayscale`: one grey channel (alpha kept) of [`luma`].
+fn grayscale(image: &DynamicImage) -> DynamicImage {
+    let rgba = image.to_rgba8();
+    let grey = |p: &image::Rgba<u8>| luma([p[0], p[1], p[2]]).round().clamp(0.0, 255.0) as u8;
+    if image.color().has_alpha() {
+        let pixels = rgba.pixels().flat_map(|p| [grey(p), p[3]]).collect();
+        DynamicImage::ImageLumaA8(
+            image::GrayAlphaImage::from_raw(rgba.width(), rgba.height(), pixels).unwrap_or_default(),
+        )
+    } else {
+        let pixels = rgba.pixels().map(grey).collect();
+        DynamicImage::ImageLuma8(image::GrayImage::from_raw(rgba.width(), rgba.height(), pixels).unwrap_or_default())
+    }
+}
+
+/// An unsharp mask: each channel gets `amount` times its difference from a Gaussian blur of
+/// `sigma` added, where that difference is above `threshold`; alpha is kept.
+fn sharpen(image: &DynamicImage, sigma: f32, amount: f32, threshold: u8) -> DynamicImage {
+    let sharp = image.to_rgba8();
+    let blurred = image::imageops::blur(&sharp, sigma);
+    let mut out = sharp.clone();
+    for (o, (p, b)) in out.pixels_mut().zip(sharp.pixels().zip(blurred.pixels())) {
+        for c in 0..3 {
+            let difference = f32::from(p[c]) - f32::from(b[c]);
+            if difference.abs() > f32::from(threshold) {
+                o[c] = (f32::from(p[c]) + amount * difference).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    DynamicImage::ImageRgba8(out)
 }
 
 /// Applies `f` to every pixel's red, green and blue (8-bit; results clamped), alpha kept.
@@ -168,4 +207,77 @@ fn map_rgb(image: DynamicImage, f: impl Fn([u8; 3]) -> [f32; 3]) -> DynamicImage
         pixel.0 = [r, g, b, a];
     }
     DynamicImage::ImageRgba8(rgba)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pixel(image: &DynamicImage) -> [u8; 4] {
+        image.to_rgba8().get_pixel(0, 0).0
+    }
+
+    fn one(rgb: [u8; 3]) -> DynamicImage {
+        DynamicImage::ImageRgb8(image::RgbImage::from_pixel(1, 1, image::Rgb(rgb)))
+    }
+
+    fn apply(op: Op, image: DynamicImage) -> DynamicImage {
+        op.apply(image, (1, 1), u64::MAX).unwrap()
+    }
+
+    #[test]
+    fn contrast_is_a_straight_line_through_mid_grey() {
+        // 200 is 72.5 above mid-grey: +50 % moves it to 108.75 above, −50 % to 36.25 above.
+        assert_eq!(pixel(&apply(Op::Contrast(50.0), one([200, 200, 200])))[0], 236);
+        assert_eq!(pixel(&apply(Op::Contrast(-50.0), one([200, 200, 200])))[0], 164);
+        assert_eq!(
+            pixel(&apply(Op::Contrast(-100.0), one([200, 30, 90])))[..3],
+            [128, 128, 128]
+        );
+        // 0 changes nothing, not even the pixel type.
+        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(1, 1, image::Rgb([40_000u16, 7, 65_535])));
+        assert_eq!(apply(Op::Contrast(0.0), deep.clone()), deep);
+        assert_eq!(apply(Op::Brightness(0), deep.clone()), deep);
+    }
+
+    #[test]
+    fn grayscale_and_no_saturation_give_the_same_grey() {
+        for rgb in [[200, 40, 40], [10, 250, 90], [128, 128, 128], [0, 0, 255]] {
+            let grey = pixel(&apply(Op::Grayscale, one(rgb)))[0];
+            let desaturated = pixel(&apply(Op::Saturation(0.0), one(rgb)));
+            assert_eq!(desaturated[..3], [grey; 3], "{rgb:?}");
+        }
+        // Rec. 709 on the sRGB values, as CSS: (200, 40, 40) is 74 (Rec. 601 would say 88).
+        assert_eq!(pixel(&apply(Op::Grayscale, one([200, 40, 40])))[0], 74);
+    }
+
+    #[test]
+    fn sharpen_amount_is_a_strength_and_threshold_spares_small_differences() {
+        // A step edge: the dark side's pixel next to the edge gets darker, more with more amount.
+        let edge = DynamicImage::ImageRgb8(image::RgbImage::from_fn(16, 1, |x, _| {
+            if x < 8 {
+                image::Rgb([100, 100, 100])
+            } else {
+                image::Rgb([160, 160, 160])
+            }
+        }));
+        let at = |image: &DynamicImage| image.to_rgba8().get_pixel(7, 0)[0];
+        let sharpen = |amount, threshold| {
+            Op::Sharpen {
+                sigma: 1.0,
+                amount,
+                threshold,
+            }
+            .apply(edge.clone(), (16, 1), u64::MAX)
+            .unwrap()
+        };
+        let (soft, strong) = (at(&sharpen(0.5, 0)), at(&sharpen(2.0, 0)));
+        assert!(strong < soft && soft < 100, "{soft} {strong}");
+        assert_eq!(at(&sharpen(1.0, 0)), at(&sharpen(1.0, 0)));
+        assert_eq!(
+            at(&sharpen(2.0, 100)),
+            100,
+            "a difference under the threshold is left alone"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! `POST /v1/image/pipeline`: `{"source": "<object_name>", "steps": [{"op": "resize", …}, …],
 //! "format": …, "quality": …}` — several steps on one decode and one encode, no intermediate
 //! objects. Each step takes the parameters of the operation of its name, checked by the same
-//! code as the query string's.
+//! code as the query string's. A `pad` or `rotate` step takes its own `background` (what it
+//! fills), and without one, the pipeline's (which is also what the encoder flattens alpha onto).
 
 use std::collections::HashMap;
 
@@ -44,6 +45,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Pipeline, ApiError> {
         return Err(bad("`source` is required: the object_name of a stored image".into()));
     }
     let params = Params::checked(Operation::Pipeline, strings(top, "")?, &COMMON, "")?;
+    let background = params.get("background").cloned();
     let steps = steps
         .into_iter()
         .enumerate()
@@ -68,7 +70,13 @@ pub(crate) fn parse(body: &[u8]) -> Result<Pipeline, ApiError> {
                          flip, filter/* and adjust/* (format and quality are the pipeline's own)"
                 ))
             })?;
-            Params::checked(operation, strings(step, &at)?, &[], &at)?
+            let fills = matches!(operation, Operation::Pad | Operation::Rotate);
+            let mut step = strings(step, &at)?;
+            if fills && let Some(background) = &background {
+                step.entry("background".into()).or_insert_with(|| background.clone());
+            }
+            let own: &[&str] = if fills { &["background"] } else { &[] };
+            Params::checked(operation, step, own, &at)?
                 .step(operation)
                 .map_err(|e| match e {
                     ApiError::BadRequest(why) => bad(format!("{at}{why}")),
@@ -155,5 +163,41 @@ mod tests {
         assert!(step(r#"{"width": 1}"#).contains("`op` is required"));
         assert!(step(r#"{"op": "resize", "quality": 50}"#).contains("unknown parameter"));
         assert!(error(&format!("{{{src}, \"steps\": [{{\"op\": \"trim\"}}], \"colour\": 1}}")).contains("colour"));
+        assert!(
+            step(r#"{"op": "resize", "width": 9, "background": "red"}"#).contains("unknown parameter(s) for resize")
+        );
+    }
+
+    #[test]
+    fn pad_and_rotate_steps_take_a_background_or_the_pipelines() {
+        // The README's own example.
+        let pipeline = parse(
+            br##"{"source": "0123456789abcdef0123456789abcdef.png",
+                 "steps": [{"op": "pad", "all": 8, "background": "#ffffff"}, {"op": "rotate", "angle": 10}]}"##,
+        )
+        .unwrap();
+        let white = crate::processing::Background::parse("#ffffff").unwrap();
+        assert!(
+            matches!(pipeline.steps[0], Op::Pad(_, b) if b == white),
+            "{:?}",
+            pipeline.steps[0]
+        );
+        assert!(matches!(pipeline.steps[1], Op::RotateBy(_, b) if b == crate::processing::Background::default()));
+        let inherited = parse(
+            br##"{"source": "0123456789abcdef0123456789abcdef.png", "background": "#ff0000",
+                 "steps": [{"op": "pad", "all": 8}, {"op": "rotate", "angle": 10, "background": "#ffffff"}]}"##,
+        )
+        .unwrap();
+        let red = crate::processing::Background::parse("#ff0000").unwrap();
+        assert!(
+            matches!(inherited.steps[0], Op::Pad(_, b) if b == red),
+            "{:?}",
+            inherited.steps[0]
+        );
+        assert!(
+            matches!(inherited.steps[1], Op::RotateBy(_, b) if b == white),
+            "{:?}",
+            inherited.steps[1]
+        );
     }
 }
