@@ -39,6 +39,7 @@ fn resize(width: u32, linear: bool) -> Op {
 fn stages(c: &mut Criterion) {
     let limits = ProcessingConfig::default();
     let metrics = Metrics::new();
+    let budget = processing::Budget::detached(std::time::Duration::from_secs(3600));
     let output = |format| Output {
         format: OutputFormat::like(format),
         quality: 80,
@@ -60,6 +61,7 @@ fn stages(c: &mut Criterion) {
                     output(ImageFormat::Bmp),
                     &limits,
                     &metrics,
+                    &budget,
                 )
                 .unwrap()
             })
@@ -82,6 +84,7 @@ fn stages(c: &mut Criterion) {
                     output(ImageFormat::Jpeg),
                     &limits,
                     &metrics,
+                    &budget,
                 )
                 .unwrap()
             })

@@ -38,5 +38,5 @@ fuzz_target!(|data: &[u8]| {
         keep_metadata: selector & 0x80 != 0,
         max_bytes: None,
     };
-    let _ = processing::run("fuzz", &[step], bytes, format, output, &limits, &Metrics::new());
+    let _ = processing::run("fuzz", &[step], bytes, format, output, &limits, &Metrics::new(), &processing::Budget::detached(std::time::Duration::from_secs(60)));
 });

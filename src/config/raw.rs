@@ -72,8 +72,11 @@ pub struct ProcessingConfig {
     /// Inputs with a frame over this many pixels are refused (413) before decoding. Each decoded
     /// pixel takes 4 to 8 bytes: this bounds a job's memory.
     pub max_input_pixels: u64,
-    /// Results over this many pixels are refused (400).
+    /// Results over this many pixels are refused (400), after any step.
     pub max_output_pixels: u64,
+    /// A job running longer than this (on its worker; time in the queue does not count) is
+    /// stopped at its next check and answered 422. A job whose client goes away stops too.
+    pub job_timeout: HumanDuration,
 }
 
 impl Default for ProcessingConfig {
@@ -84,6 +87,7 @@ impl Default for ProcessingConfig {
             queue: 16,
             max_input_pixels: 50_000_000,
             max_output_pixels: 25_000_000,
+            job_timeout: HumanDuration(Duration::from_secs(30)),
         }
     }
 }

@@ -78,6 +78,7 @@ impl Settings {
         for (key, value) in [
             ("server.first_byte_timeout", config.server.first_byte_timeout),
             ("upload.body_idle_timeout", config.upload.body_idle_timeout),
+            ("processing.job_timeout", config.processing.job_timeout),
         ] {
             if value.0.is_zero() {
                 return Err(ConfigError::key(key, "must be greater than zero"));

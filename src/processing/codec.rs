@@ -7,6 +7,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader};
 
 use super::{
+    budget::Budget,
     decoded::{Decoded, ShrinkHint, upright},
     error::ProcessError,
     jpeg, svg,
@@ -67,14 +68,17 @@ pub struct Encoded {
 
 /// Decodes `bytes` (already checked to be a `format` image within the input pixel limit) with
 /// allocation limits, turns it upright by its EXIF orientation and into sRGB by its ICC profile.
+/// Only an SVG's rendering checks `budget` (between its top-level elements); the raster
+/// decoders are bounded by the pixel limits.
 pub(crate) fn decode(
     bytes: &[u8],
     format: ImageFormat,
     max_pixels: u64,
     hint: ShrinkHint<'_>,
+    budget: &Budget,
 ) -> Result<Decoded, ProcessError> {
     if format == ImageFormat::Svg {
-        return svg::rasterize(bytes, max_pixels, hint);
+        return svg::rasterize(bytes, max_pixels, hint, budget);
     }
     if format == ImageFormat::Jpeg
         && let Some(decoded) = jpeg::decode(bytes, max_pixels, hint)?
@@ -92,6 +96,16 @@ pub(crate) fn decode(
     reader.limits(limits);
     let undecodable = |e: image::ImageError| ProcessError::Undecodable(e.to_string());
     let mut decoder = reader.into_decoder().map_err(undecodable)?;
+    // SECURITY: the size the decoder itself will allocate for, whatever the content check read
+    // from the header (a TIFF dimension of a type the check missed was 441 MP of 1-byte pixels,
+    // under the allocation limit).
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(ProcessError::TooLarge(format!(
+            "the image is {width}×{height} = {pixels} pixels, over processing.max_input_pixels ({max_pixels})"
+        )));
+    }
     let icc = decoder.icc_profile().ok().flatten();
     let exif = decoder.exif_metadata().ok().flatten();
     let orientation = decoder.orientation().map_err(undecodable)?;
@@ -204,4 +218,29 @@ pub(crate) fn codec_of(format: ImageFormat) -> Result<image::ImageFormat, Proces
             return Err(ProcessError::Unsupported("SVG is rasterized, not decoded".into()));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_decoders_own_dimensions_are_held_to_the_pixel_limit() {
+        // Whatever the header walk saw, the size the decoder allocates for is checked before it
+        // does: a 64×64 TIFF against a limit of 1,000 pixels.
+        let mut tiff = Vec::new();
+        DynamicImage::ImageLuma8(image::GrayImage::new(64, 64))
+            .write_to(&mut Cursor::new(&mut tiff), image::ImageFormat::Tiff)
+            .unwrap();
+        let budget = Budget::detached(Duration::from_secs(60));
+        let refused = decode(&tiff, ImageFormat::Tiff, 1_000, &|_, _| None, &budget);
+        assert!(
+            matches!(&refused, Err(ProcessError::TooLarge(why)) if why.contains("64×64")),
+            "{:?}",
+            refused.map(|d| d.full_size)
+        );
+        assert!(decode(&tiff, ImageFormat::Tiff, 4_096, &|_, _| None, &budget).is_ok());
+    }
 }

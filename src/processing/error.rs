@@ -18,6 +18,17 @@ pub enum ProcessError {
     /// Every worker is busy and the queue is full (503 with `Retry-After`).
     #[error("image processing is at capacity ({0} jobs running or queued); retry later")]
     Busy(usize),
+    /// The job ran past `processing.job_timeout` and was stopped (422: the input or the
+    /// operation asks more work than one job is allowed).
+    #[error(
+        "the job was stopped after processing.job_timeout ({0:?}): this image and these steps take longer than a job \
+         may; ask for a smaller result or fewer steps"
+    )]
+    TimedOut(std::time::Duration),
+    /// The job's client went away (or its request timed out) before it ended; it was stopped.
+    /// Nobody reads this answer: it names the outcome in logs and metrics.
+    #[error("the job was stopped: its client went away")]
+    Abandoned,
     /// The job could not run (500).
     #[error("the processing job failed: {0}")]
     Failed(String),
@@ -32,6 +43,8 @@ impl ProcessError {
             ProcessError::TooLarge(_) => "too_large",
             ProcessError::Unsupported(_) => "unsupported",
             ProcessError::Busy(_) => "busy",
+            ProcessError::TimedOut(_) => "timed_out",
+            ProcessError::Abandoned => "abandoned",
             ProcessError::Failed(_) => "failed",
         }
     }

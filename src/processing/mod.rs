@@ -2,6 +2,7 @@
 //! they run on (never on the I/O threads). It knows nothing of HTTP; `api/process.rs` is the
 //! endpoint.
 
+mod budget;
 mod codec;
 mod color;
 mod colors;
@@ -15,6 +16,7 @@ mod pool;
 mod smart_crop;
 mod svg;
 
+pub use budget::Budget;
 pub use codec::{Encoded, OutputFormat};
 pub use error::ProcessError;
 pub use geometry::{Background, Crop, Fit, Padding, Resize};
@@ -37,8 +39,10 @@ pub struct Output {
 }
 
 /// Decodes `bytes` (a `format` image already checked against the input pixel limit) once,
-/// applies `steps` in order and encodes the result once. Runs on the pool; `operation` labels
-/// the metrics.
+/// applies `steps` in order and encodes the result once. Runs on the pool, within `budget`
+/// (checked between stages and steps); `operation` labels the metrics. Every step's result,
+/// whatever the step, is refused over `processing.max_output_pixels`.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     operation: &str,
     steps: &[Op],
@@ -47,6 +51,7 @@ pub fn run(
     output: Output,
     limits: &crate::config::ProcessingConfig,
     metrics: &crate::metrics::Metrics,
+    budget: &Budget,
 ) -> Result<Encoded, ProcessError> {
     // Each stage is a span (`image decode`, `image process`, `image encode`) and a histogram sample.
     let stage = |name: &'static str| {
@@ -56,17 +61,28 @@ pub fn run(
     let timed = |stage: &str, start: std::time::Instant| metrics.processing_stage(operation, stage, start.elapsed());
     let (span, start) = stage("image decode");
     let first = steps.first().copied().unwrap_or(Op::Keep);
-    let decoded = span.in_scope(|| codec::decode(bytes, format, limits.max_input_pixels, &|w, h| first.needs(w, h)))?;
+    let decoded = span.in_scope(|| {
+        codec::decode(
+            bytes,
+            format,
+            limits.max_input_pixels,
+            &|w, h| first.needs(w, h),
+            budget,
+        )
+    })?;
     timed("decode", start);
     let (width, height) = decoded.full_size;
     metrics.processing_pixels(operation, u64::from(width) * u64::from(height));
     let (span, start) = stage("image process");
     let mut image = decoded.image;
     let mut full = decoded.full_size;
-    for step in steps {
+    for (n, step) in steps.iter().enumerate() {
+        budget.check()?;
         image = span.in_scope(|| step.apply(image, full, limits.max_output_pixels))?;
         full = (image.width(), image.height());
+        within_output_limit(n, full, limits.max_output_pixels)?;
     }
+    budget.check()?;
     timed("process", start);
     let (span, start) = stage("image encode");
     let how = codec::Encoding {
@@ -76,11 +92,25 @@ pub fn run(
         exif: decoded.exif.as_deref().filter(|_| output.keep_metadata),
     };
     let encoded = span.in_scope(|| match output.max_bytes {
-        Some(target) => within(&image, how, target),
+        Some(target) => within(&image, how, target, budget),
         None => codec::encode(&image, &how),
     })?;
     timed("encode", start);
     Ok(encoded)
+}
+
+/// Refuses the result of step `n` (counted from 0) when it is over `max_pixels`: flips,
+/// rotations, filters and plain conversions are held to the same limit as geometry.
+fn within_output_limit(n: usize, (width, height): (u32, u32), max_pixels: u64) -> Result<(), ProcessError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(ProcessError::BadParameter(format!(
+            "step {} gives {width}×{height} = {pixels} pixels, over processing.max_output_pixels ({max_pixels}); \
+             resize first",
+            n + 1
+        )));
+    }
+    Ok(())
 }
 
 /// The lowest quality `compress?max_bytes=` tries before giving up.
@@ -88,7 +118,12 @@ const MIN_QUALITY: u8 = 10;
 
 /// The encoding at the highest quality in `MIN_QUALITY..=how.quality` that fits in `target`
 /// bytes, by bisection (at most 7 encodes); 422 when even the lowest does not fit.
-fn within(image: &image::DynamicImage, mut how: codec::Encoding<'_>, target: u64) -> Result<Encoded, ProcessError> {
+fn within(
+    image: &image::DynamicImage,
+    mut how: codec::Encoding<'_>,
+    target: u64,
+    budget: &Budget,
+) -> Result<Encoded, ProcessError> {
     let fits = |e: &Encoded| e.bytes.len() as u64 <= target;
     let first = codec::encode(image, &how)?;
     if fits(&first) {
@@ -98,6 +133,7 @@ fn within(image: &image::DynamicImage, mut how: codec::Encoding<'_>, target: u64
     let mut best: Option<Encoded> = None;
     let mut smallest = first.bytes.len();
     while low <= high {
+        budget.check()?;
         let middle = low + (high - low) / 2;
         how.quality = middle;
         let attempt = codec::encode(image, &how)?;
@@ -129,13 +165,14 @@ pub(crate) fn describe(
 }
 
 /// `extract/colors` of `bytes` (a `format` image within the input limit): up to `count`
-/// dominant colours with their shares. Runs on the pool.
+/// dominant colours with their shares. Runs on the pool, within `budget`.
 pub(crate) fn dominant_colors(
     bytes: &[u8],
     format: crate::object_name::ImageFormat,
     count: usize,
     limits: &crate::config::ProcessingConfig,
+    budget: &Budget,
 ) -> Result<serde_json::Value, ProcessError> {
-    let decoded = codec::decode(bytes, format, limits.max_input_pixels, &|_, _| Some((64, 64)))?;
+    let decoded = codec::decode(bytes, format, limits.max_input_pixels, &|_, _| Some((64, 64)), budget)?;
     Ok(serde_json::json!({ "colors": colors::dominant(&decoded.image, count) }))
 }

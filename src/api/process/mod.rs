@@ -44,7 +44,7 @@ impl Processing {
             n => n,
         };
         Processing {
-            pool: Pool::new(workers, limits.queue, metrics.clone()),
+            pool: Pool::new(workers, limits.queue, limits.job_timeout.0, metrics.clone()),
             limits: limits.clone(),
             metrics,
         }
@@ -122,9 +122,25 @@ pub(crate) async fn handle(
     let limits = processing.limits.clone();
     let max_input = limits.max_input_pixels.min(uploads.max_pixels());
     let metrics = processing.metrics.clone();
-    let encoded = checked(processing, operation, format, input, Some(max_input), move |input| {
-        processing::run(operation.name(), &steps, input, format, output, &limits, &metrics)
-    })
+    let encoded = checked(
+        processing,
+        operation,
+        format,
+        input,
+        Some(max_input),
+        move |input, budget| {
+            processing::run(
+                operation.name(),
+                &steps,
+                input,
+                format,
+                output,
+                &limits,
+                &metrics,
+                budget,
+            )
+        },
+    )
     .await?;
     tracing::info!(
         operation = operation.name(),
@@ -221,7 +237,7 @@ fn wants_bytes(headers: &HeaderMap, format: ImageFormat) -> bool {
 /// described too, and the whole file is read however many pixels it declares (no decoding).
 async fn describe(processing: &Processing, format: ImageFormat, input: Input) -> Result<Response<Body>, ApiError> {
     let operation = Operation::ExtractMetadata;
-    let json = checked(processing, operation, format, input, None, move |input| {
+    let json = checked(processing, operation, format, input, None, move |input, _| {
         processing::describe(input, format, upload::frames::animation_frames(format, input))
     })
     .await?;
@@ -244,7 +260,7 @@ async fn colors(
         format,
         input,
         Some(max_input),
-        move |input| processing::dominant_colors(input, format, count, &limits),
+        move |input, budget| processing::dominant_colors(input, format, count, &limits, budget),
     )
     .await?;
     Ok(json_response(json))
@@ -252,19 +268,21 @@ async fn colors(
 
 /// Runs `job` on the processing pool after the upload's content check (415, 413, 400); with a
 /// pixel limit (`max_input`), animated inputs are refused (422: never silently the first frame
-/// only). Every outcome is counted in `image_processing_jobs_total`.
+/// only). Every outcome is counted in `image_processing_jobs_total`, a job whose client went
+/// away as `abandoned`.
 async fn checked<T: Send + 'static>(
     processing: &Processing,
     operation: Operation,
     format: ImageFormat,
     input: Input,
     max_input: Option<u64>,
-    job: impl FnOnce(&[u8]) -> Result<T, ProcessError> + Send + 'static,
+    job: impl FnOnce(&[u8], &processing::Budget) -> Result<T, ProcessError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let runtime = tokio::runtime::Handle::current();
+    let unfinished = Unfinished(Some((processing.metrics.clone(), operation)));
     let result = processing
         .pool
-        .run(move || {
+        .run(move |budget| {
             let bytes = match input {
                 Input::Bytes(bytes) => bytes,
                 Input::Stored(read) => match runtime.block_on(read) {
@@ -278,7 +296,7 @@ async fn checked<T: Send + 'static>(
                     frames if frames > 1 && max_input.is_some() => Err(ApiError::Unprocessable(format!(
                         "the image is animated ({frames} frames); animated images are not processed yet"
                     ))),
-                    _ => Ok(job(&bytes)),
+                    _ => Ok(job(&bytes, budget)),
                 },
             })
         })
@@ -288,8 +306,27 @@ async fn checked<T: Send + 'static>(
         Ok(Ok(Err(e))) | Err(e) => e.label(),
         Ok(Err(_)) => "refused",
     };
+    unfinished.finished();
     processing.metrics.processing_job(operation.name(), outcome);
     result.map_err(problem)??.map_err(problem)
+}
+
+/// Counts a job as `abandoned` when its caller's future is dropped before the job's outcome
+/// is known (the client hung up, or the request timed out).
+struct Unfinished(Option<(Arc<Metrics>, Operation)>);
+
+impl Unfinished {
+    fn finished(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some((metrics, operation)) = self.0.take() {
+            metrics.processing_job(operation.name(), "abandoned");
+        }
+    }
 }
 
 /// A JSON answer (200) that caches nowhere.

@@ -35,7 +35,7 @@ pub(crate) enum Operation {
     Grayscale,
     /// `filter/blur`: `sigma`.
     Blur,
-    /// `filter/sharpen`: `sigma`, `amount` (the threshold below which nothing is sharpened).
+    /// `filter/sharpen`: `sigma`, `amount` (strength), `threshold`.
     Sharpen,
     /// `filter/sepia`.
     Sepia,
@@ -103,7 +103,7 @@ impl Operation {
             | Operation::Sepia
             | Operation::ExtractMetadata
             | Operation::Pipeline => &[],
-            Operation::Sharpen => &["sigma", "amount"],
+            Operation::Sharpen => &["sigma", "amount", "threshold"],
             Operation::Brightness | Operation::Contrast | Operation::Saturation => &["value"],
             Operation::ExtractColors => &["count"],
             Operation::Rotate => &["angle"],
@@ -284,7 +284,8 @@ impl Params {
             Operation::Blur => Op::Blur(self.decimal("sigma", 0.1, 50.0, Some(2.0))? as f32),
             Operation::Sharpen => Op::Sharpen {
                 sigma: self.decimal("sigma", 0.1, 10.0, Some(1.0))? as f32,
-                threshold: self.decimal("amount", 0.0, 255.0, Some(0.0))? as i32,
+                amount: self.decimal("amount", 0.0, 10.0, Some(1.0))? as f32,
+                threshold: self.whole("threshold", 0, 255)?.unwrap_or(0) as u8,
             },
             Operation::Sepia => Op::Sepia,
             Operation::Brightness => Op::Brightness(self.decimal("value", -255.0, 255.0, None)? as i32),
@@ -357,7 +358,10 @@ impl Params {
 pub(crate) fn problem(e: ProcessError) -> ApiError {
     match e {
         ProcessError::BadParameter(why) => ApiError::BadRequest(why),
-        ProcessError::Undecodable(_) | ProcessError::Unsupported(_) => ApiError::Unprocessable(e.to_string()),
+        ProcessError::Undecodable(_)
+        | ProcessError::Unsupported(_)
+        | ProcessError::TimedOut(_)
+        | ProcessError::Abandoned => ApiError::Unprocessable(e.to_string()),
         ProcessError::TooLarge(why) => ApiError::ImageTooLarge(why),
         ProcessError::Busy(_) => ApiError::Busy(e.to_string()),
         ProcessError::Failed(why) => ApiError::Internal(why),
