@@ -302,7 +302,7 @@ async fn safer_uploads(backend: Backend) {
     );
     let inert = include_bytes!("../fixtures/sample.svg").to_vec();
     assert_eq!(upload(&server, None, "image/svg+xml", inert).await.status(), 201);
-    let page = within("list", fx.storage.list(None, 10)).await.unwrap();
+    let page = within("list", fx.setup.list(None, 10)).await.unwrap();
     assert_eq!(page.objects.len(), 1, "only the inert SVG was stored");
 }
 

@@ -43,7 +43,7 @@ async fn every_extension_alias_gets_its_content_type(backend: Backend) {
     let id = uuid::Uuid::new_v4().simple().to_string();
     for (ext, content_type) in [("jpeg", "image/jpeg"), ("tif", "image/tiff"), ("jpg", "image/jpeg")] {
         let name = image_gateway::object_name::ObjectName::parse(&format!("{id}.{ext}")).unwrap();
-        within("put", fx.storage.put(&name, pattern(10).into())).await.unwrap();
+        within("put", fx.setup.put(&name, pattern(10).into())).await.unwrap();
         let response = within("get", client().get(server.download_url(&name)).send())
             .await
             .unwrap();

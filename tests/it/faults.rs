@@ -104,7 +104,8 @@ async fn garage_outage_under_load_and_recovery() {
     let storage = image_gateway::storage::build(&config.storage, None).await.unwrap();
     let data = Arc::new(pattern(2 << 20));
     let name = ObjectName::generate(ImageFormat::Png);
-    within("put", storage.put(&name, Bytes::from(data.to_vec())))
+    let setup = crate::support::setup_storage(&config).await;
+    within("put", setup.put(&name, Bytes::from(data.to_vec())))
         .await
         .unwrap();
     let server = TestServer::start_with(config, storage).await;
@@ -246,7 +247,7 @@ async fn stalled_storage_times_out_and_frees_the_request() {
     let proxy = Proxy::start(port).await;
     // Objects go in directly; the gateway reaches the same bucket and prefix through the proxy.
     let direct = garage.config();
-    let seed = image_gateway::storage::build(&direct.storage, None).await.unwrap();
+    let seed = crate::support::setup_storage(&direct).await;
     let data = pattern(16 << 20);
     let name = ObjectName::generate(ImageFormat::Png);
     within("put", seed.put(&name, Bytes::from(data.clone()))).await.unwrap();
@@ -468,7 +469,7 @@ async fn upload_concurrency_and_request_timeout() {
     // The slot is free again, and a normal upload works.
     let ok = upload_png(&server).await;
     assert_eq!(ok.status(), 201);
-    assert_eq!(fx.storage.list(None, 10).await.unwrap().objects.len(), 1);
+    assert_eq!(fx.setup.list(None, 10).await.unwrap().objects.len(), 1);
 }
 
 async fn upload_png(server: &TestServer) -> reqwest::Response {

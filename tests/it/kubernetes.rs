@@ -377,7 +377,7 @@ async fn secrets_rotate_without_restart(backend: Backend) {
     // Objects go in with the static key, under the gateway's prefix.
     let mut seed_config = s3.config();
     seed_config.storage.s3.prefix = config.storage.s3.prefix.clone();
-    let seed = image_gateway::storage::build(&seed_config.storage, None).await.unwrap();
+    let seed = crate::support::setup_storage(&seed_config).await;
     let name = ObjectName::generate(ImageFormat::Png);
     seed.put(&name, Bytes::from(pattern(1000))).await.unwrap();
     let big = ObjectName::generate(ImageFormat::Png);

@@ -222,7 +222,7 @@ async fn graceful_shutdown_drains_in_flight_downloads() {
 async fn garage_killed_mid_download() {
     let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let mut config = garage.config();
-    let seeding = image_gateway::storage::build(&config.storage, None).await.unwrap();
+    let seeding = crate::support::setup_storage(&config).await;
     let name = ObjectName::generate(ImageFormat::Png);
     within("put", seeding.put(&name, Bytes::from(pattern(64 << 20))))
         .await

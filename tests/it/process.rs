@@ -155,7 +155,7 @@ async fn bad_input_is_refused_clearly(backend: Backend) {
     let response = post(&server, "/v1/image/resize?width=10", "image/png", &bomb, None).await;
     assert_eq!(response.status(), 413);
     // Nothing was stored by any of them.
-    let listed = within("list", fx.storage.list(None, 100)).await.unwrap();
+    let listed = within("list", fx.setup.list(None, 100)).await.unwrap();
     assert!(listed.objects.is_empty(), "{:?}", listed.objects);
 }
 
@@ -540,7 +540,7 @@ async fn metadata_is_extracted_and_gps_flagged(backend: Backend) {
         "{json}"
     );
     assert!(
-        within("list", fx.storage.list(None, 10))
+        within("list", fx.setup.list(None, 10))
             .await
             .unwrap()
             .objects

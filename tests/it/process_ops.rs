@@ -308,7 +308,7 @@ async fn pipeline_chains_steps_on_one_decode(backend: Backend) {
     let [r, g, b] = image.get_pixel(50, 75).0;
     assert!(r.abs_diff(g) < 8 && g.abs_diff(b) < 8, "grey: {r} {g} {b}");
     // Two objects in storage: the upload and the pipeline's one result (no intermediates).
-    let listed = within("list", fx.storage.list(None, 100)).await.unwrap();
+    let listed = within("list", fx.setup.list(None, 100)).await.unwrap();
     assert_eq!(listed.objects.len(), 2, "{:?}", listed.objects);
 
     // Mistakes name the step; a body that is not JSON is refused before anything runs.
@@ -335,7 +335,7 @@ async fn pipeline_chains_steps_on_one_decode(backend: Backend) {
     )
     .await;
     assert_eq!(status, 404);
-    let listed = within("list", fx.storage.list(None, 100)).await.unwrap();
+    let listed = within("list", fx.setup.list(None, 100)).await.unwrap();
     assert_eq!(listed.objects.len(), 2, "nothing stored by the refused pipelines");
 }
 
@@ -407,7 +407,7 @@ async fn decompression_bombs_of_every_format_are_refused() {
             detail(&body)
         );
     }
-    let listed = within("list", fx.storage.list(None, 100)).await.unwrap();
+    let listed = within("list", fx.setup.list(None, 100)).await.unwrap();
     assert!(listed.objects.is_empty());
 }
 

@@ -88,7 +88,7 @@ fn foreign_keys(fx: &Fixture, backend: Backend) -> Vec<String> {
 }
 
 async fn exists(fx: &Fixture, name: &ObjectName) -> bool {
-    within("head", fx.storage.head(name)).await.is_ok()
+    within("head", fx.setup.head(name)).await.is_ok()
 }
 
 async fn expired_names_go_and_everything_else_stays(backend: Backend) {

@@ -159,11 +159,29 @@ impl Backend {
     }
 }
 
+/// How long a test's own storage calls (setup, inspection) may take: generous, and never the
+/// product's `storage.timeout`, so a slow machine slows a test down but does not fail it.
+pub const SETUP_STORAGE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A storage for a test's own calls: the backend of `config`, with [`SETUP_STORAGE_TIMEOUT`].
+pub async fn setup_storage(config: &Config) -> Arc<dyn Storage> {
+    let mut config = config.storage.clone();
+    config.timeout = HumanDuration(SETUP_STORAGE_TIMEOUT);
+    within("build setup storage", storage::build(&config, None))
+        .await
+        .unwrap()
+}
+
 /// A configured, empty storage of one kind, plus what keeps it alive.
 pub struct Fixture {
     pub backend: Backend,
     pub config: Config,
+    /// The storage as the service sees it (timeouts, instrumentation, cache): give it to the
+    /// server, and use it where the test is about it.
     pub storage: Arc<dyn Storage>,
+    /// The same objects for the test's own setup and inspection, without the product's
+    /// timeouts or cache ([`SETUP_STORAGE_TIMEOUT`]).
+    pub setup: Arc<dyn Storage>,
     _dir: Option<TempDir>,
 }
 
@@ -187,13 +205,15 @@ impl Fixture {
         config.cache.enabled = Some(backend.is_cached());
         adjust(&mut config);
         let metrics = Arc::new(Metrics::new());
+        let memory: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let setup = match backend {
+            Backend::Memory | Backend::WrappedMemory => memory.clone(),
+            _ => setup_storage(&config).await,
+        };
         let storage: Arc<dyn Storage> = match backend {
-            Backend::Memory => Arc::new(MemoryStorage::new()),
+            Backend::Memory => memory,
             Backend::WrappedMemory => Arc::new(InstrumentedStorage::new(
-                Arc::new(TimeoutStorage::new(
-                    Arc::new(MemoryStorage::new()),
-                    config.storage.timeout.0,
-                )),
+                Arc::new(TimeoutStorage::new(memory, config.storage.timeout.0)),
                 metrics,
             )),
             // As the service builds it (`Timeout(backend)`), then instrumented and cached as
@@ -211,14 +231,16 @@ impl Fixture {
             backend,
             config,
             storage,
+            setup,
             _dir: dir,
         }
     }
 
-    /// Stores `data` directly (not through HTTP) and returns its name.
+    /// Stores `data` directly (not through HTTP, nor through the product's storage timeout)
+    /// and returns its name.
     pub async fn put(&self, format: ImageFormat, data: impl Into<Bytes>) -> ObjectName {
         let name = ObjectName::generate(format);
-        within("put", self.storage.put(&name, data.into())).await.unwrap();
+        within("put", self.setup.put(&name, data.into())).await.unwrap();
         name
     }
 }

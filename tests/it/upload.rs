@@ -134,7 +134,7 @@ async fn rejections_store_nothing(backend: Backend) {
     .unwrap();
     assert_eq!(response.status(), 413);
     assert_eq!(counting.calls(), 0, "nothing was stored");
-    let page = within("list", fx.storage.list(None, 10)).await.unwrap();
+    let page = within("list", fx.setup.list(None, 10)).await.unwrap();
     assert!(page.objects.is_empty(), "storage is still empty: {:?}", page.objects);
 }
 
