@@ -16,6 +16,7 @@ mod kubernetes;
 mod lifecycle;
 mod observability;
 mod process;
+mod process_budget;
 mod process_ops;
 mod ranges;
 mod retention;

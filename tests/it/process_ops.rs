@@ -11,7 +11,13 @@ use reqwest::header;
 use crate::support::{Backend, Fixture, TestServer, client, within};
 
 /// POSTs `body` (or nothing, for `?source=`) and returns the status and the body.
-async fn post(server: &TestServer, target: &str, content_type: &str, body: &[u8], accept: &str) -> (u16, Vec<u8>) {
+pub(crate) async fn post(
+    server: &TestServer,
+    target: &str,
+    content_type: &str,
+    body: &[u8],
+    accept: &str,
+) -> (u16, Vec<u8>) {
     let request = client()
         .post(server.url(target))
         .header(header::CONTENT_TYPE, content_type)
@@ -23,14 +29,14 @@ async fn post(server: &TestServer, target: &str, content_type: &str, body: &[u8]
 }
 
 /// `image` encoded as `format`.
-fn encoded(image: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+pub(crate) fn encoded(image: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut bytes = Vec::new();
     image.write_to(&mut Cursor::new(&mut bytes), format).unwrap();
     bytes
 }
 
 /// A photograph-like test card: smooth gradients with texture, `w`×`h`.
-fn card(w: u32, h: u32) -> RgbImage {
+pub(crate) fn card(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
         let ripple = ((f64::from(x) / 7.0).sin() * (f64::from(y) / 5.0).cos() * 40.0) as i32;
         let channel = |base: i32| (base + ripple).clamp(0, 255) as u8;
@@ -42,7 +48,7 @@ fn card(w: u32, h: u32) -> RgbImage {
     })
 }
 
-fn detail(body: &[u8]) -> String {
+pub(crate) fn detail(body: &[u8]) -> String {
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     json["detail"].as_str().unwrap_or_default().to_owned()
 }

@@ -1,0 +1,192 @@
+//! Processing jobs are bounded whatever the client sends: an SVG's filters are costed before
+//! rendering, a job past `processing.job_timeout` stops, a job whose client hangs up stops and
+//! frees its place (and is counted), and every step's result is held to `max_output_pixels`.
+
+use std::time::Duration;
+
+use image::DynamicImage;
+use image_gateway::{config::units::HumanDuration, object_name::ImageFormat};
+
+use crate::{
+    process_ops::{card, detail, encoded, post},
+    support::{Backend, Fixture, TestServer, metrics_text, sample, within},
+};
+
+/// 230 bytes that used to pin a worker for good: turbulence of 10¹⁰ octaves.
+const TURBULENCE: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><filter id="f"><feTurbulence baseFrequency="0.01" numOctaves="10000000000"/></filter><rect width="64" height="64" filter="url(#f)"/></svg>"#;
+
+/// A pipeline of 16 blurs on a stored photograph-like card: many seconds of work in steps of
+/// well under a second each (the budget is checked between steps).
+fn heavy_pipeline(source: &impl std::fmt::Display) -> String {
+    let steps: Vec<String> = (0..16)
+        .map(|_| r#"{"op": "filter/blur", "sigma": 8}"#.to_owned())
+        .collect();
+    format!(
+        r#"{{"source": "{source}", "format": "png", "steps": [{}]}}"#,
+        steps.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_svg_filters_are_refused_and_leave_the_workers_free() {
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.processing.workers = 2;
+        c.processing.queue = 16;
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    // More at once than workers and queue hold: before the cost bound, 18 of these filled
+    // every place for good and every processing request was 503 until a restart.
+    let hostile = (0..24).map(|_| {
+        post(
+            &server,
+            "/v1/image/convert?format=png",
+            "image/svg+xml",
+            TURBULENCE.as_bytes(),
+            "image/png",
+        )
+    });
+    let answers = within("24 hostile SVGs", futures_util::future::join_all(hostile)).await;
+    let refused = answers.iter().filter(|(status, _)| *status == 422).count();
+    for (status, body) in &answers {
+        // 503 only when every place was taken at that instant; never an image, never a 500.
+        assert!(matches!(status, 422 | 503), "{status}: {}", detail(body));
+        if *status == 422 {
+            assert!(detail(body).contains("filters would cost"), "{}", detail(body));
+        }
+    }
+    assert!(refused >= 1, "no SVG was refused for its filters: {answers:?}");
+    let ordinary = TURBULENCE.replace("10000000000", "3");
+    let (status, body) = post(
+        &server,
+        "/v1/image/convert?format=png",
+        "image/svg+xml",
+        ordinary.as_bytes(),
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
+    assert_eq!(image::load_from_memory(&body).unwrap().width(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_timeout_is_stopped_with_a_422() {
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.processing.job_timeout = HumanDuration(Duration::from_millis(200))
+    })
+    .await;
+    let name = fx
+        .put(
+            ImageFormat::Png,
+            encoded(&DynamicImage::ImageRgb8(card(800, 800)), image::ImageFormat::Png),
+        )
+        .await;
+    let server = TestServer::start(&fx).await;
+    let (status, body) = post(
+        &server,
+        "/v1/image/pipeline",
+        "application/json",
+        heavy_pipeline(&name).as_bytes(),
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 422, "{}", detail(&body));
+    assert!(detail(&body).contains("processing.job_timeout"), "{}", detail(&body));
+    let text = metrics_text(&server).await;
+    let timed_out = [("operation", "pipeline"), ("outcome", "timed_out")];
+    assert_eq!(sample(&text, "image_processing_jobs_total", &timed_out), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_client_hangs_up_stops_and_frees_its_place() {
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.processing.workers = 1;
+        c.processing.queue = 0;
+    })
+    .await;
+    let name = fx
+        .put(
+            ImageFormat::Png,
+            encoded(&DynamicImage::ImageRgb8(card(800, 800)), image::ImageFormat::Png),
+        )
+        .await;
+    let server = TestServer::start(&fx).await;
+    // The client gives up after a second, mid-job.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(server.url("/v1/image/pipeline"))
+        .header("content-type", "application/json")
+        .header("accept", "image/png")
+        .body(heavy_pipeline(&name))
+        .send()
+        .await;
+    assert!(
+        sent.is_err(),
+        "the pipeline ended within a second; the test proves nothing"
+    );
+    // The place is free again once the worker reaches its next check: the job did not run on to
+    // its encode, and it was counted.
+    within("the abandoned job's place", async {
+        loop {
+            let text = metrics_text(&server).await;
+            if sample(&text, "image_processing_queue_depth", &[]) == Some(0.0) {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let text = metrics_text(&server).await;
+    let abandoned = [("operation", "pipeline"), ("outcome", "abandoned")];
+    assert_eq!(
+        sample(&text, "image_processing_jobs_total", &abandoned),
+        Some(1.0),
+        "{text}"
+    );
+    let encoded_samples = sample(
+        &text,
+        "image_processing_duration_seconds_count",
+        &[("operation", "pipeline"), ("stage", "encode")],
+    );
+    assert_eq!(encoded_samples.unwrap_or(0.0), 0.0, "the abandoned job ran to its end");
+    let small = encoded(&DynamicImage::ImageRgb8(card(8, 8)), image::ImageFormat::Png);
+    let (status, _) = post(
+        &server,
+        "/v1/image/flip?direction=vertical",
+        "image/png",
+        &small,
+        "image/png",
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_steps_result_is_held_to_the_output_limit() {
+    let fx = Fixture::with(Backend::Fs, |c| c.processing.max_output_pixels = 1000).await;
+    let server = TestServer::start(&fx).await;
+    let png = encoded(&DynamicImage::ImageRgb8(card(40, 40)), image::ImageFormat::Png);
+    for target in [
+        "/v1/image/flip?direction=horizontal",
+        "/v1/image/rotate?angle=90",
+        "/v1/image/filter/grayscale",
+        "/v1/image/adjust/brightness?value=10",
+        "/v1/image/convert?format=webp",
+    ] {
+        let (status, body) = post(&server, target, "image/png", &png, "image/png").await;
+        assert_eq!(
+            status, 400,
+            "{target}: 1,600 pixels were returned past a limit of 1,000"
+        );
+        assert!(
+            detail(&body).contains("processing.max_output_pixels"),
+            "{target}: {}",
+            detail(&body)
+        );
+    }
+    let (status, _) = post(&server, "/v1/image/resize?width=20", "image/png", &png, "image/png").await;
+    assert_eq!(status, 200, "a result within the limit");
+}
