@@ -42,7 +42,7 @@ fn stages(c: &mut Criterion) {
     let budget = processing::Budget::detached(std::time::Duration::from_secs(3600));
     let output = |format| Output {
         format: OutputFormat::like(format),
-        quality: 80,
+        quality: Some(80),
         background: Background::default(),
         keep_metadata: false,
         max_bytes: None,

@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let output = Output {
         format: OutputFormat::like(format),
-        quality: 50,
+        quality: Some(50),
         background: Background::default(),
         keep_metadata: selector & 0x80 != 0,
         max_bytes: None,

@@ -76,6 +76,61 @@ fn reduction(size: (u32, u32), wanted: Option<(u32, u32)>) -> u32 {
         .unwrap_or(1)
 }
 
+/// The IJG luminance quantisation table at quality 50 (libjpeg's `std_luminance_quant_tbl`).
+const STANDARD_LUMINANCE: [u16; 64] = [
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51,
+    87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101,
+    72, 92, 95, 98, 112, 100, 103, 99,
+];
+
+/// The quality the JPEG was saved at, estimated from its luminance quantisation table against
+/// the IJG table and scaling (libjpeg, Pillow, ImageMagick and most cameras' encoders use it):
+/// a re-encode without a `quality` keeps the source's instead of a fixed 80. `None` without a
+/// readable table 0.
+pub(super) fn estimated_quality(bytes: &[u8]) -> Option<u8> {
+    let mut at = 2;
+    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+        let marker = bytes[at + 1];
+        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        if marker == 0xDA || marker == 0xD9 {
+            return None;
+        }
+        if marker == 0xDB {
+            // One or more tables: Pq/Tq, then 64 values of 8 or 16 bits.
+            let mut table = at + 4;
+            while table < at + 2 + length {
+                let (precision, id) = (bytes.get(table)? >> 4, bytes.get(table)? & 0x0F);
+                let size = if precision == 0 { 1 } else { 2 };
+                let values = bytes.get(table + 1..table + 1 + 64 * size)?;
+                if id == 0 {
+                    let sum: u64 = values
+                        .chunks(size)
+                        .map(|v| {
+                            u64::from(if size == 1 {
+                                u16::from(v[0])
+                            } else {
+                                u16::from_be_bytes([v[0], v[1]])
+                            })
+                        })
+                        .sum();
+                    let standard: u64 = STANDARD_LUMINANCE.iter().map(|&v| u64::from(v)).sum();
+                    // IJG: table = standard × scale / 100, scale = 5000/q below 50, 200 − 2q above.
+                    let scale = sum as f64 * 100.0 / standard as f64;
+                    let quality = if scale <= 100.0 {
+                        (200.0 - scale) / 2.0
+                    } else {
+                        5000.0 / scale
+                    };
+                    return Some(quality.round().clamp(1.0, 100.0) as u8);
+                }
+                table += 1 + 64 * size;
+            }
+        }
+        at += 2 + length;
+    }
+    None
+}
+
 /// How many scans (SOS segments) the JPEG holds, counted by walking its markers: a segment's
 /// length is skipped, and after a scan header the entropy-coded data up to the next marker
 /// (`FF 00` stuffing and restart markers belong to the data). Linear, no allocation.
@@ -258,6 +313,25 @@ mod tests {
         }
         out.extend([0xFF, 0xD9]);
         out
+    }
+
+    #[test]
+    fn the_source_quality_is_read_from_its_tables() {
+        let photo = DynamicImage::ImageRgb8(image::RgbImage::from_fn(32, 32, |x, y| {
+            image::Rgb([x as u8 * 8, y as u8 * 8, 7])
+        }));
+        for quality in [30, 50, 75, 80, 90, 95] {
+            let mut jpeg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality)
+                .encode_image(&photo)
+                .unwrap();
+            let estimated = estimated_quality(&jpeg).unwrap();
+            assert!(
+                estimated.abs_diff(quality) <= 1,
+                "saved at {quality}, estimated {estimated}"
+            );
+        }
+        assert_eq!(estimated_quality(b"\xFF\xD8\xFF\xD9"), None);
     }
 
     #[test]

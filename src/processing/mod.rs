@@ -14,6 +14,7 @@ mod metadata;
 mod operations;
 mod pool;
 mod smart_crop;
+mod strip;
 mod svg;
 
 pub use budget::Budget;
@@ -28,8 +29,9 @@ pub use pool::Pool;
 pub struct Output {
     /// The format.
     pub format: OutputFormat,
-    /// 1–100, for JPEG and WebP.
-    pub quality: u8,
+    /// 1–100, for JPEG and WebP; `None`: a JPEG made from a JPEG keeps the source's quality
+    /// (estimated from its quantisation tables), anything else 80.
+    pub quality: Option<u8>,
     /// What transparent pixels are flattened onto where the format has no alpha.
     pub background: Background,
     /// Whether the EXIF block is kept (orientation reset); it is dropped by default.
@@ -87,7 +89,13 @@ pub fn run(
     let (span, start) = stage("image encode");
     let how = codec::Encoding {
         output: output.format,
-        quality: output.quality,
+        quality: output.quality.unwrap_or_else(|| {
+            let from_jpeg = format == crate::object_name::ImageFormat::Jpeg && output.format.format() == format;
+            from_jpeg
+                .then(|| jpeg::estimated_quality(bytes))
+                .flatten()
+                .unwrap_or(DEFAULT_QUALITY)
+        }),
         background: output.background.rgb(),
         exif: decoded.exif.as_deref().filter(|_| output.keep_metadata),
     };
@@ -111,6 +119,26 @@ fn within_output_limit(n: usize, (width, height): (u32, u32), max_pixels: u64) -
         )));
     }
     Ok(())
+}
+
+/// The quality of a lossy result when neither the request nor a JPEG source says.
+pub const DEFAULT_QUALITY: u8 = 80;
+
+/// `strip-exif` without decoding: `bytes` (a `format` image that passed the content check)
+/// without its metadata, every pixel kept; `None` when the format is not handled that way (the
+/// caller re-encodes). Runs on the pool.
+pub fn strip_metadata(bytes: &[u8], format: crate::object_name::ImageFormat) -> Option<Encoded> {
+    let stripped = strip::strip(bytes, format)?;
+    let (width, height) =
+        image::ImageReader::with_format(std::io::Cursor::new(&stripped), codec::codec_of(format).ok()?)
+            .into_dimensions()
+            .ok()?;
+    Some(Encoded {
+        bytes: stripped,
+        format,
+        width,
+        height,
+    })
 }
 
 /// The lowest quality `compress?max_bytes=` tries before giving up.

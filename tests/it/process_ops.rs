@@ -684,3 +684,72 @@ async fn svg_input_is_rasterized_at_the_size_asked(backend: Backend) {
     .await;
     assert_eq!(status, 415, "external references never reach the renderer");
 }
+
+/// A q95 JPEG with EXIF (GPS included): `strip-exif` keeps every byte of the image and drops
+/// the EXIF segment, again and again; a re-encode that names no quality keeps the source's
+/// (q95, estimated from its tables), not 80.
+#[tokio::test]
+async fn strip_exif_is_lossless_and_reencodes_keep_the_source_quality() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&DynamicImage::ImageRgb8(card(640, 400)))
+        .unwrap();
+    // APP1 Exif: Orientation 1 and a GPS directory.
+    let mut exif = b"Exif\0\0II*\0\x08\0\0\0\x02\0".to_vec();
+    exif.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+    exif.extend([0x25, 0x88, 4, 0, 1, 0, 0, 0, 38, 0, 0, 0]);
+    exif.extend([0; 10]);
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend(((exif.len() + 2) as u16).to_be_bytes());
+    segment.extend(&exif);
+    jpeg.splice(2..2, segment.iter().copied());
+    let mut stripped = jpeg.clone();
+    for pass in 1..=5 {
+        let (status, body) = post(&server, "/v1/image/strip-exif", "image/jpeg", &stripped, "image/jpeg").await;
+        assert_eq!(status, 200, "pass {pass}: {}", detail(&body));
+        stripped = body;
+        assert_eq!(
+            stripped.len(),
+            jpeg.len() - segment.len(),
+            "pass {pass}: only the EXIF segment went"
+        );
+    }
+    assert!(!stripped.windows(4).any(|w| w == b"Exif"));
+    let (source, result) = (
+        image::load_from_memory(&jpeg).unwrap(),
+        image::load_from_memory(&stripped).unwrap(),
+    );
+    assert_eq!(
+        source.to_rgb8(),
+        result.to_rgb8(),
+        "five passes, and not one pixel changed"
+    );
+    // A lossless rotation is not possible without the DCT, so it re-encodes: at the source's
+    // quality its size stays near the source's (at 80 it was a third of it).
+    let (status, turned) = post(
+        &server,
+        "/v1/image/rotate?angle=90",
+        "image/jpeg",
+        &stripped,
+        "image/jpeg",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, at_80) = post(
+        &server,
+        "/v1/image/rotate?angle=90&quality=80",
+        "image/jpeg",
+        &stripped,
+        "image/jpeg",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        turned.len() as f64 > at_80.len() as f64 * 1.4,
+        "no quality given: {} bytes; quality 80: {} bytes",
+        turned.len(),
+        at_80.len()
+    );
+}

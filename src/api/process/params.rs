@@ -216,9 +216,9 @@ impl Params {
             .map_err(problem)
     }
 
-    /// `quality` (1…100), 80 when absent.
-    pub(super) fn quality(&self) -> Result<u8, ApiError> {
-        Ok(self.whole("quality", 1, 100)?.unwrap_or(80) as u8)
+    /// `quality` (1…100), if given.
+    pub(super) fn quality(&self) -> Result<Option<u8>, ApiError> {
+        Ok(self.whole("quality", 1, 100)?.map(|q| q as u8))
     }
 
     /// The output format asked for (`to_format` or `format`), if any.

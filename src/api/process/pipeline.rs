@@ -140,7 +140,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pipeline.steps.len(), 3);
-        assert_eq!(pipeline.params.quality().unwrap(), 70);
+        assert_eq!(pipeline.params.quality().unwrap(), Some(70));
         assert!(matches!(pipeline.steps[0], Op::Resize(r) if r.width == Some(100)));
     }
 

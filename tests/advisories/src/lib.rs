@@ -1,0 +1,1 @@
+//! Nothing: the canary exists for its Cargo.lock.
