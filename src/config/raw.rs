@@ -280,6 +280,10 @@ pub struct UploadConfig {
     pub max_concurrent_per_client: usize,
     /// An upload whose body sends no byte for this long is refused with 408 and its slot freed.
     pub body_idle_timeout: HumanDuration,
+    /// Once a body has had `body_idle_timeout` to get going, it must have arrived at this many
+    /// bytes per second on average, or it is refused with 408 and its slot freed (a byte every
+    /// few seconds would otherwise hold a slot until `server.request_timeout`); 0: no minimum.
+    pub min_body_rate: ByteSize,
 }
 
 /// Whether requests must authenticate (`auth.mode`).
@@ -526,6 +530,7 @@ impl Default for UploadConfig {
             max_concurrent: 16,
             max_concurrent_per_client: 4,
             body_idle_timeout: HumanDuration(Duration::from_secs(10)),
+            min_body_rate: ByteSize(8 << 10),
         }
     }
 }

@@ -29,8 +29,9 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("the request body is empty; send the image bytes as the body")]
     EmptyBody,
-    #[error("the image is larger than the limit of {limit} bytes")]
-    PayloadTooLarge { limit: u64 },
+    /// `what`: "image", or "JSON body" for a pipeline.
+    #[error("the {what} is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64, what: &'static str },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -53,6 +54,15 @@ pub enum ApiError {
     /// The upload body sent nothing for `upload.body_idle_timeout` (408).
     #[error("the request body stalled: no bytes for {0:?}")]
     BodyStalled(std::time::Duration),
+    /// The upload body arrived slower than `upload.min_body_rate` on average (408).
+    #[error(
+        "the request body arrives too slowly: {received} bytes in {elapsed:?}, under upload.min_body_rate ({rate} bytes/s)"
+    )]
+    BodyTooSlow {
+        received: u64,
+        elapsed: std::time::Duration,
+        rate: u64,
+    },
     /// The request is understood but its image cannot be processed (422).
     #[error("{0}")]
     Unprocessable(String),
@@ -92,7 +102,7 @@ impl ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::RequestTimeout(_) | Self::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RequestTimeout(_) | Self::BodyStalled(_) | Self::BodyTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::StorageUnavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -138,7 +148,10 @@ impl ApiError {
                     HeaderValue::from_static("ApiKey realm=\"image-gateway\", header=\"X-API-Key\""),
                 );
             }
-            Self::PayloadTooLarge { .. } | Self::RequestTimeout(_) | Self::BodyStalled(_) => {
+            Self::PayloadTooLarge { .. }
+            | Self::RequestTimeout(_)
+            | Self::BodyStalled(_)
+            | Self::BodyTooSlow { .. } => {
                 // The unread rest of the body makes the connection unusable.
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }

@@ -306,6 +306,57 @@ async fn stalled_uploads_cannot_hold_the_upload_slots() {
     assert_eq!(upload_as("192.0.2.1").await.status(), 201, "the slots came back");
 }
 
+/// A body trickled a byte at a time, never pausing as long as `upload.body_idle_timeout`, is
+/// refused once its average falls under `upload.min_body_rate`, and its slot freed: before, a
+/// byte every 8 s held a slot until `server.request_timeout` (60 s), and 16–20 such bodies made
+/// every upload and processing request 503.
+#[tokio::test]
+async fn trickled_bodies_are_refused_for_their_average_rate() {
+    let fx = Fixture::with(crate::support::Backend::Fs, |c| {
+        c.upload.body_idle_timeout = image_gateway::config::units::HumanDuration(Duration::from_secs(2));
+        c.upload.min_body_rate = image_gateway::config::units::ByteSize(1024);
+        c.upload.max_concurrent = 1;
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /v1/image/upload HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // One byte every 500 ms: never a pause of 2 s, and 2 bytes a second on average.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..120 {
+            if tokio::io::AsyncWriteExt::write_all(&mut writer, b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let mut answer = vec![0u8; 4096];
+    let read = within(
+        "the trickled upload is answered",
+        tokio::io::AsyncReadExt::read(&mut reader, &mut answer),
+    )
+    .await
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("upload.min_body_rate"), "{answer}");
+    trickle.abort();
+    // Its only slot is free again.
+    let png = include_bytes!("../fixtures/sample.png");
+    let response = crate::support::client()
+        .post(server.url("/v1/image/upload"))
+        .header("content-type", "image/png")
+        .body(png.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
 /// The pixel limit reads every frame: a GIF with a 1×1 screen and a 65535² frame is refused
 /// (413), and a top-down BMP (negative height) is accepted at its real size (before: refused as
 /// 4294967286 rows high). The other formats' frames, pages and bitstreams are covered by the

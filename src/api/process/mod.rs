@@ -215,7 +215,7 @@ type StoredRead = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Byte
 async fn read_stored(storage: &dyn Storage, name: &ObjectName, limit: u64) -> Result<Bytes, ApiError> {
     let got = storage.get(name, None).await?;
     if got.meta.len > limit {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(ApiError::PayloadTooLarge { limit, what: "image" });
     }
     // Copied chunk by chunk as they arrive into one buffer of the declared size: no second
     // copy of the whole object (an 8 MB memcpy holds an I/O thread for milliseconds).
@@ -223,7 +223,7 @@ async fn read_stored(storage: &dyn Storage, name: &ObjectName, limit: u64) -> Re
     let mut body = got.body;
     while let Some(chunk) = body.try_next().await? {
         if whole.len() as u64 + chunk.len() as u64 > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+            return Err(ApiError::PayloadTooLarge { limit, what: "image" });
         }
         whole.extend_from_slice(&chunk);
     }

@@ -36,8 +36,9 @@ pub(crate) struct Uploads {
     /// Uploads in progress per client address (`upload.max_concurrent_per_client`).
     per_client: Arc<PerClient>,
     max_per_client: usize,
-    /// Longest pause in a body (`upload.body_idle_timeout`).
-    body_idle: Duration,
+    /// Longest pause in a body, and the slowest average (`upload.body_idle_timeout`,
+    /// `upload.min_body_rate`).
+    pace: Pace,
     max_bytes: u64,
     max_pixels: u64,
     links: Links,
@@ -61,7 +62,10 @@ impl Uploads {
             max_concurrent: limits.max_concurrent,
             per_client: PerClient::new(limits.max_concurrent_per_client),
             max_per_client: limits.max_concurrent_per_client,
-            body_idle: limits.body_idle_timeout.0,
+            pace: Pace {
+                idle: limits.body_idle_timeout.0,
+                min_rate: limits.min_body_rate.0,
+            },
             max_bytes: limits.max_bytes.0,
             max_pixels: limits.max_pixels,
             links,
@@ -124,7 +128,7 @@ pub(crate) fn rejected(rejection: Rejection) -> ApiError {
 impl Uploads {
     /// Reads a request body of at most `upload.max_bytes` (the caller holds a slot).
     pub(crate) async fn receive(&self, headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
-        read_capped(headers, body, self.max_bytes, self.body_idle).await
+        read_capped(headers, body, self.max_bytes, self.pace, "image").await
     }
 
     /// Reads a request body of at most `limit` bytes (a JSON document, not an image).
@@ -134,7 +138,7 @@ impl Uploads {
         body: Incoming,
         limit: u64,
     ) -> Result<Bytes, ApiError> {
-        read_capped(headers, body, limit.min(self.max_bytes), self.body_idle).await
+        read_capped(headers, body, limit.min(self.max_bytes), self.pace, "JSON body").await
     }
 
     /// Stores `bytes` under a new name and answers 201 with its URLs (`extra` fields added).
@@ -200,20 +204,66 @@ pub(crate) fn declared_format(headers: &HeaderMap) -> Result<ImageFormat, ApiErr
     }
 }
 
-/// Reads at most `limit` bytes; a larger declared length is refused before reading anything,
-/// a chunked body as soon as it passes the limit.
-async fn read_capped(headers: &HeaderMap, mut body: Incoming, limit: u64, idle: Duration) -> Result<Bytes, ApiError> {
+/// How a body must keep coming: a pause of at most `idle`, and after `idle` (its grace to
+/// get going) an average of at least `min_rate` bytes per second (0: none). The average is
+/// what defeats trickling: a byte every `idle − 1` seconds never pauses long enough.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    pub idle: Duration,
+    pub min_rate: u64,
+}
+
+impl Pace {
+    /// When the next bytes must have arrived, `received` having arrived since `started`.
+    fn deadline(&self, started: tokio::time::Instant, received: u64) -> tokio::time::Instant {
+        let pause = tokio::time::Instant::now() + self.idle;
+        if self.min_rate == 0 {
+            return pause;
+        }
+        let earned = Duration::from_secs_f64(received as f64 / self.min_rate as f64);
+        pause.min(started + self.idle + earned)
+    }
+
+    /// Why the body is refused at its deadline.
+    fn missed(&self, started: tokio::time::Instant, received: u64) -> ApiError {
+        let elapsed = started.elapsed();
+        if self.min_rate > 0
+            && elapsed > self.idle
+            && (received as f64) < self.min_rate as f64 * (elapsed - self.idle).as_secs_f64()
+        {
+            ApiError::BodyTooSlow {
+                received,
+                elapsed,
+                rate: self.min_rate,
+            }
+        } else {
+            ApiError::BodyStalled(self.idle)
+        }
+    }
+}
+
+/// Reads at most `limit` bytes of `what`; a larger declared length is refused before reading
+/// anything, a chunked body as soon as it passes the limit; a body slower than `pace` is 408.
+async fn read_capped(
+    headers: &HeaderMap,
+    mut body: Incoming,
+    limit: u64,
+    pace: Pace,
+    what: &'static str,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(ApiError::PayloadTooLarge { limit, what });
     }
     let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    let started = tokio::time::Instant::now();
     loop {
-        let Ok(next) = tokio::time::timeout(idle, body.frame()).await else {
-            return Err(ApiError::BodyStalled(idle));
+        let received = buffer.len() as u64;
+        let Ok(next) = tokio::time::timeout_at(pace.deadline(started, received), body.frame()).await else {
+            return Err(pace.missed(started, received));
         };
         let Some(frame) = next else { break };
         let frame = frame.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
@@ -222,7 +272,7 @@ async fn read_capped(headers: &HeaderMap, mut body: Incoming, limit: u64, idle: 
         };
         if (buffer.len() + data.len()) as u64 > limit {
             discard_rest(body).await;
-            return Err(ApiError::PayloadTooLarge { limit });
+            return Err(ApiError::PayloadTooLarge { limit, what });
         }
         buffer.extend_from_slice(&data);
     }
