@@ -22,17 +22,26 @@ pub enum Rotation {
 impl Rotation {
     /// The step for `degrees` clockwise (−360…360): exact for multiples of 90° (nothing for
     /// 0°), resampled onto a larger canvas of `background` otherwise.
+    /// An angle within [`RIGHT_ANGLE_TOLERANCE`] of a multiple of 90° is that multiple (−1e-300°
+    /// is 0°, not a resampling by 360°).
     pub fn step(degrees: f64, background: Background) -> Op {
         let turn = degrees.rem_euclid(360.0);
-        match turn {
-            0.0 => Op::Keep,
-            90.0 => Op::Rotate(Rotation::Quarter),
-            180.0 => Op::Rotate(Rotation::Half),
-            270.0 => Op::Rotate(Rotation::ThreeQuarters),
-            _ => Op::RotateBy(turn, background),
+        let quarters = (turn / 90.0).round();
+        if (turn - quarters * 90.0).abs() < RIGHT_ANGLE_TOLERANCE {
+            return match quarters as u8 % 4 {
+                1 => Op::Rotate(Rotation::Quarter),
+                2 => Op::Rotate(Rotation::Half),
+                3 => Op::Rotate(Rotation::ThreeQuarters),
+                _ => Op::Keep,
+            };
         }
+        Op::RotateBy(turn, background)
     }
 }
+
+/// Degrees under which an angle is taken for the right angle it is next to: far below what
+/// turns a corner pixel of the largest image allowed by a pixel (about 1e-4° at 500,000 px).
+pub const RIGHT_ANGLE_TOLERANCE: f64 = 1e-9;
 
 /// A mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +232,18 @@ mod tests {
 
     fn apply(op: Op, image: DynamicImage) -> DynamicImage {
         op.apply(image, (1, 1), u64::MAX).unwrap()
+    }
+
+    #[test]
+    fn angles_a_hair_from_a_right_angle_are_that_right_angle() {
+        let bg = Background::default();
+        assert_eq!(Rotation::step(-1e-300, bg), Op::Keep);
+        assert_eq!(Rotation::step(360.0, bg), Op::Keep);
+        assert_eq!(Rotation::step(-90.0, bg), Op::Rotate(Rotation::ThreeQuarters));
+        assert_eq!(Rotation::step(90.000_000_000_01, bg), Op::Rotate(Rotation::Quarter));
+        assert_eq!(Rotation::step(-180.0, bg), Op::Rotate(Rotation::Half));
+        assert_eq!(Rotation::step(45.0, bg), Op::RotateBy(45.0, bg));
+        assert_eq!(Rotation::step(-0.5, bg), Op::RotateBy(359.5, bg));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! filters, animation, `id`/`class`/`style`, `data-*`, `aria-*`), every reference (`href`,
 //! `url()`) is a local `#fragment` or an embedded PNG/JPEG/GIF/WebP `data:` image of at most
 //! 2 MiB, and CSS — after its escapes and comments are resolved — imports and loads nothing.
-//! A DTD is accepted only without entity declarations (editors write `<!DOCTYPE svg PUBLIC …>`).
+//! A DTD is accepted only without entity declarations, and with no external identifier but the
+//! W3C's own SVG ones (editors write `<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" …>`; a
+//! `SYSTEM "http://…"` identifier names something to fetch).
 //! `<use>` copies and attributes are bounded. The first construct off the list is named in the
 //! 415. We reject rather than rewrite: the bytes stored are exactly the bytes received, and a
 //! stored SVG is inert when served from any origin, without our CSP (which stays, in depth).
@@ -394,6 +396,8 @@ pub enum Active {
     CssLoader(&'static str),
     #[error("its DTD declares entities")]
     Entities,
+    #[error("its DOCTYPE names a DTD other than the W3C's SVG ones")]
+    ExternalDtd,
 }
 
 /// `Ok` when `bytes` is a well-formed, inert SVG; otherwise why not, for the client.
@@ -406,6 +410,7 @@ pub fn check(bytes: &[u8]) -> Result<(), SvgError> {
     if text.contains("<!ENTITY") {
         return Err(SvgError::NotInert(Active::Entities));
     }
+    check_doctype(text).map_err(SvgError::NotInert)?;
     let options = ParsingOptions {
         allow_dtd: true,
         nodes_limit: MAX_NODES,
@@ -678,7 +683,64 @@ fn resolve_css(css: &str) -> String {
 
 fn is_inline_image(value: &str) -> bool {
     let value = compact(value);
-    value.len() <= MAX_INLINE_IMAGE && INLINE_IMAGES.iter().any(|prefix| value.starts_with(prefix))
+    // The media type ends at `;` or `,`: `data:image/png+xml` is not a PNG.
+    value.len() <= MAX_INLINE_IMAGE
+        && INLINE_IMAGES.iter().any(|prefix| {
+            value
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with(';') || rest.starts_with(','))
+        })
+}
+
+/// The W3C's public identifiers of SVG DTDs, and where their system identifiers live.
+const SVG_PUBLIC_IDS: [&str; 5] = [
+    "-//W3C//DTD SVG 1.0//EN",
+    "-//W3C//DTD SVG 1.1//EN",
+    "-//W3C//DTD SVG 1.1 Basic//EN",
+    "-//W3C//DTD SVG 1.1 Tiny//EN",
+    "-//W3C//DTD SVG 20010904//EN",
+];
+const W3C_DTDS: &str = "http://www.w3.org/";
+
+/// A document type declaration names no DTD but the W3C's own SVG ones: `SYSTEM` identifiers
+/// and other public ones are refused (a validating parser, or an XML tool downstream, would
+/// fetch them).
+fn check_doctype(text: &str) -> Result<(), Active> {
+    let Some(at) = text.find("<!DOCTYPE") else {
+        return Ok(());
+    };
+    let declaration = &text[at + "<!DOCTYPE".len()..];
+    let end = declaration.find(['[', '>']).unwrap_or(declaration.len());
+    let words = quoted_words(&declaration[..end]);
+    match words.as_slice() {
+        [_name] => Ok(()),
+        [_name, public, id] | [_name, public, id, _] if public == "PUBLIC" && SVG_PUBLIC_IDS.contains(&id.as_str()) => {
+            match words.get(3) {
+                Some(system) if !system.starts_with(W3C_DTDS) => Err(Active::ExternalDtd),
+                _ => Ok(()),
+            }
+        }
+        _ => Err(Active::ExternalDtd),
+    }
+}
+
+/// The words of a declaration, a quoted string counting as one word (without its quotes).
+fn quoted_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = text.trim_start();
+    while let Some(first) = rest.chars().next() {
+        let (word, after) = if first == '"' || first == '\'' {
+            let body = &rest[1..];
+            let close = body.find(first).unwrap_or(body.len());
+            (&body[..close], body.get(close + 1..).unwrap_or(""))
+        } else {
+            let close = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            (&rest[..close], &rest[close..])
+        };
+        words.push(word.to_owned());
+        rest = after.trim_start();
+    }
+    words
 }
 
 /// Lowercase without whitespace or escapes' padding, so `java script:` or `URL (` cannot hide.
@@ -744,12 +806,33 @@ mod tests {
             "<set attributeName=\"href\" to=\"javascript:alert(1)\"/>",
             "<animate attributeName=\"xlink:href\" values=\"x\"/>",
             "<set attributeName=\"onclick\" to=\"alert(1)\"/>",
+            // The media type must end where the prefix does.
+            "<image href=\"data:image/png+xml;base64,PHN2Zz4=\"/>",
+            "<image href=\"data:image/pngx,AAAA\"/>",
         ] {
             let err = check(svg(inner).as_bytes()).unwrap_err().to_string();
             assert!(err.contains("not inert"), "{inner}: {err}");
         }
         let pi = "<?xml-stylesheet href=\"https://evil.example/x.css\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>";
         assert!(check(pi.as_bytes()).is_err());
+        let root = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+        for doctype in [
+            "<!DOCTYPE svg SYSTEM \"http://evil.example/x.dtd\">",
+            "<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"http://evil.example/svg11.dtd\">",
+            "<!DOCTYPE svg PUBLIC \"-//EVIL//DTD//EN\" \"http://www.w3.org/x.dtd\">",
+        ] {
+            let err = check(format!("{doctype}{root}").as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("DOCTYPE"), "{doctype}: {err}");
+        }
+        for doctype in [
+            "<!DOCTYPE svg>",
+            "<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd\">",
+            "<!DOCTYPE svg PUBLIC '-//W3C//DTD SVG 1.0//EN' 'http://www.w3.org/TR/2001/REC-SVG-20010904/DTD/svg10.dtd'>",
+        ] {
+            assert_eq!(check(format!("{doctype}{root}").as_bytes()), Ok(()), "{doctype}");
+        }
+        let inline = "<image href=\"data:image/png;base64,iVBORw0KGgo=\"/>";
+        assert_eq!(check(svg(inline).as_bytes()), Ok(()));
     }
 
     /// The bypasses found in issue 14: CSS escapes and comment splits, `image-set(`, and
