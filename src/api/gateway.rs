@@ -116,7 +116,10 @@ impl Gateway {
         let gateway = Arc::new(Gateway {
             limiter,
             cors: Cors::new(&config.cors.allowed_origins),
-            proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
+            proxies: TrustedProxies::new(
+                settings.trusted_proxies.clone(),
+                settings.config.server.client_ipv6_prefix,
+            ),
             cache: CachePolicy::new(settings.cache_control.clone()),
             uploads: Uploads::new(&config.upload, links, metrics.clone()),
             processing: Processing::new(&config.processing, metrics.clone()),
@@ -311,14 +314,17 @@ impl Service for Gateway {
         );
         telemetry::set_remote_parent(&span, &parts.headers);
         let client = self.proxies.client_ip(peer.ip(), &parts.headers);
-        let (admitted, rate) = self.admit(&parts, client).instrument(span.clone()).await;
+        // Budgets (rate limits, failed authentications, per-client caps) count per network for
+        // IPv6; the log keeps the full address.
+        let budget = self.proxies.budget_address(client);
+        let (admitted, rate) = self.admit(&parts, budget).instrument(span.clone()).await;
         let result = match admitted {
             Err(e) => Err(e),
             Ok(admitted) => {
                 let timeout = self.limits.request_timeout.0;
                 tokio::time::timeout(
                     timeout,
-                    self.respond(admitted, &parts, body, client).instrument(span.clone()),
+                    self.respond(admitted, &parts, body, budget).instrument(span.clone()),
                 )
                 .await
                 .unwrap_or(Err(ApiError::RequestTimeout(timeout)))

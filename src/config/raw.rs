@@ -434,6 +434,10 @@ pub struct ServerConfig {
     pub drain_timeout: HumanDuration,
     /// Proxies (addresses or networks) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// IPv6 clients are counted per network of this prefix length in every per-client budget
+    /// (rate limits, failed authentications, per-client upload caps): one subscriber holds a
+    /// whole /64 and could otherwise rotate through 2^64 budgets. Logs keep the full address.
+    pub client_ipv6_prefix: u8,
     /// Open client connections at most; more are answered 503 and closed at once.
     pub max_connections: usize,
     /// Open connections from one peer address at most (0: no cap); more are answered 503 and
@@ -541,6 +545,7 @@ impl Default for ServerConfig {
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
             drain_timeout: HumanDuration(Duration::from_secs(30)),
             trusted_proxies: Vec::new(),
+            client_ipv6_prefix: 64,
             max_connections: 10_000,
             max_connections_per_client: 512,
             first_byte_timeout: HumanDuration(Duration::from_secs(10)),

@@ -61,6 +61,9 @@ impl Settings {
         if config.server.max_header_bytes.0 < 1024 {
             return Err(ConfigError::key("server.max_header_bytes", "must be at least 1KiB"));
         }
+        if !(1..=128).contains(&config.server.client_ipv6_prefix) {
+            return Err(ConfigError::key("server.client_ipv6_prefix", "must be 1 to 128"));
+        }
         if config.server.max_url_bytes < 256 {
             return Err(ConfigError::key("server.max_url_bytes", "must be at least 256"));
         }

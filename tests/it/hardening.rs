@@ -86,6 +86,66 @@ async fn failed_authentication_is_rate_limited_per_client() {
     assert_eq!(other.status, 404, "another client is served");
 }
 
+/// An IPv6 client rotating its address inside its /64 (through a trusted proxy here) still
+/// spends one budget of failed authentications; a proxy that writes `ip:port` hops names the
+/// client, not itself. Before: every address of the /64 had a budget of its own, and a hop
+/// with a port was charged to the proxy, so everyone behind it shared one.
+#[tokio::test]
+async fn ipv6_clients_rotating_within_their_network_share_one_budget() {
+    let fx = Fixture::with(crate::support::Backend::Fs, |c| {
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys = vec![Secret::new(READER)];
+        c.server.trusted_proxies = vec!["127.0.0.1".into()];
+        c.rate_limit.auth_failures_per_minute = 3;
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let wrong = format!("wrong-key-{}", "0".repeat(16));
+    let from = |hop: String, key: &str| {
+        let (addr, key) = (server.addr, key.to_owned());
+        async move {
+            raw_request(
+                addr,
+                "GET",
+                MISSING_OBJECT,
+                &[("X-API-Key", key.as_str()), ("X-Forwarded-For", hop.as_str())],
+            )
+            .await
+        }
+    };
+    for i in 1..=3 {
+        assert_eq!(
+            from(format!("2001:db8:1:2::{i}"), &wrong).await.status,
+            401,
+            "failure {i}"
+        );
+    }
+    assert_eq!(
+        from("2001:db8:1:2:ffff::9".into(), &wrong).await.status,
+        429,
+        "the same /64"
+    );
+    assert_eq!(
+        from("2001:db8:1:3::1".into(), READER).await.status,
+        404,
+        "another /64 is served"
+    );
+    // ip:port hops: the clients behind the proxy keep budgets of their own.
+    for i in 1..=3 {
+        assert_eq!(
+            from("198.51.100.7:5555".into(), &wrong).await.status,
+            401,
+            "failure {i}"
+        );
+    }
+    assert_eq!(from("198.51.100.7:6666".into(), &wrong).await.status, 429);
+    assert_eq!(
+        from("198.51.100.8:5555".into(), READER).await.status,
+        404,
+        "not charged to the proxy"
+    );
+}
+
 #[tokio::test]
 async fn forged_signatures_are_rate_limited_per_client() {
     let fx = Fixture::with(crate::support::Backend::Fs, |c| {
