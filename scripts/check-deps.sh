@@ -30,13 +30,15 @@ if [ "$(cat "$db/.snapshot-commit" 2>/dev/null)" != "$commit" ]; then
   cp -r "$snapshot/." "$db/"
   git -C "$db" init -q
   git -C "$db" add -A
-  GIT_AUTHOR_DATE="$date" GIT_COMMITTER_DATE="$date" git -C "$db" -c user.name=snapshot \
+  GIT_AUTHOR_DATE="${date}T00:00:00Z" GIT_COMMITTER_DATE="${date}T00:00:00Z" git -C "$db" -c user.name=snapshot \
     -c user.email=snapshot@localhost commit -q -m "RustSec advisory-db $commit"
   echo "$commit" >"$db/.snapshot-commit"
 fi
 check_advisories() {
-  "$bin/cargo-deny" --log-level error --config "$PWD/deny.toml" --manifest-path "$1/Cargo.toml" \
-    check --disable-fetch advisories
+  # The crates' manifests from crates.io (cached), then no network: the database is never fetched.
+  cargo fetch --locked --quiet --manifest-path "$1/Cargo.toml"
+  "$bin/cargo-deny" --log-level error --offline --config "$PWD/deny.toml" --manifest-path "$1/Cargo.toml" \
+    check advisories
 }
 if canary="$(check_advisories tests/advisories 2>&1)" || ! grep -q RUSTSEC-2021-0003 <<<"$canary"; then
   echo "$canary" >&2
