@@ -24,7 +24,7 @@ use crate::{
     clock::unix_now,
     config::{ServerConfig, Settings},
     http::{
-        access_log::{InFlight, LoggedBody, RequestInfo},
+        access_log::{InFlight, Pending, RequestInfo},
         body::{self, Body},
         client_ip::TrustedProxies,
         cors::Cors,
@@ -317,6 +317,19 @@ impl Service for Gateway {
         // Budgets (rate limits, failed authentications, per-client caps) count per network for
         // IPv6; the log keeps the full address.
         let budget = self.proxies.budget_address(client);
+        // Logged and counted however the request ends, a client that goes away first included.
+        let pending = Pending::new(
+            RequestInfo {
+                method: parts.method.clone(),
+                route: route_name,
+                path,
+                client,
+                status: 0,
+                start,
+                span: span.clone(),
+            },
+            in_flight,
+        );
         let (admitted, rate) = self.admit(&parts, budget).instrument(span.clone()).await;
         let result = match admitted {
             Err(e) => Err(e),
@@ -339,16 +352,7 @@ impl Service for Gateway {
         if status >= 500 {
             span.record("otel.status_code", "ERROR");
         }
-        let info = RequestInfo {
-            method: parts.method.clone(),
-            route: route_name,
-            path,
-            client,
-            status,
-            start,
-            span,
-        };
-        response.map(|inner| http_body_util::combinators::UnsyncBoxBody::new(LoggedBody::new(inner, info, in_flight)))
+        response.map(|inner| http_body_util::combinators::UnsyncBoxBody::new(pending.respond(inner, status)))
     }
 
     /// The admin listener: `/metrics`, `/livez`, `/readyz`; not logged, not counted.

@@ -1,6 +1,8 @@
 //! The end of every request: one access-log line and the request's metrics, recorded when the
 //! response body is finished or dropped, so they carry the bytes really sent and say whether
-//! the download completed, failed (storage) or was aborted (client gone).
+//! the download completed, failed (storage) or was aborted (client gone). A request whose client
+//! went away before its response was ready (hyper then drops the handler: a processing job's
+//! client hanging up, say) is logged and counted too, as status 499 with outcome `abandoned`.
 
 use std::{
     pin::Pin,
@@ -47,6 +49,43 @@ pub struct RequestInfo {
     pub span: tracing::Span,
 }
 
+/// The status logged and counted for a request whose client went away before its response
+/// was ready (nginx's "client closed request").
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// A request being handled: dropped before [`Pending::respond`], it is logged and counted as
+/// abandoned ([`CLIENT_CLOSED_REQUEST`]).
+pub struct Pending(Option<Entry>);
+
+impl Pending {
+    /// Starts the record of a request (`info.status` is set when it is answered).
+    pub fn new(info: RequestInfo, in_flight: InFlight) -> Pending {
+        Pending(Some(Entry {
+            info: RequestInfo {
+                status: CLIENT_CLOSED_REQUEST,
+                ..info
+            },
+            bytes: 0,
+            outcome: Outcome::Abandoned,
+            in_flight,
+        }))
+    }
+
+    /// The answer is ready: `inner` with `status` is logged when its body ends or is dropped.
+    pub fn respond(mut self, inner: Body, status: u16) -> LoggedBody {
+        let Some(mut entry) = self.0.take() else {
+            unreachable!("a Pending is answered once: respond takes it by value")
+        };
+        entry.info.status = status;
+        entry.outcome = if http_body::Body::is_end_stream(&inner) {
+            Outcome::Complete
+        } else {
+            Outcome::Aborted
+        };
+        LoggedBody { inner, entry }
+    }
+}
+
 /// Wraps a response body; logs and counts the request when the body ends or is dropped.
 pub struct LoggedBody {
     inner: Body,
@@ -67,25 +106,8 @@ enum Outcome {
     Aborted,
     /// The body failed (storage broke mid-stream) and the response was aborted.
     Failed,
-}
-
-impl LoggedBody {
-    pub fn new(inner: Body, info: RequestInfo, in_flight: InFlight) -> Self {
-        let outcome = if http_body::Body::is_end_stream(&inner) {
-            Outcome::Complete
-        } else {
-            Outcome::Aborted
-        };
-        Self {
-            inner,
-            entry: Entry {
-                info,
-                bytes: 0,
-                outcome,
-                in_flight,
-            },
-        }
-    }
+    /// The client went away before the response was ready.
+    Abandoned,
 }
 
 /// A bounded `method` label.
@@ -118,6 +140,7 @@ impl Drop for Entry {
                 metrics.response_aborted(Aborted::StorageFailed);
                 "failed"
             }
+            Outcome::Abandoned => "abandoned",
         };
         info.span.record("http.response.status_code", i64::from(info.status));
         let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;

@@ -152,6 +152,10 @@ async fn a_job_whose_client_hangs_up_stops_and_frees_its_place() {
         &[("operation", "pipeline"), ("stage", "encode")],
     );
     assert_eq!(encoded_samples.unwrap_or(0.0), 0.0, "the abandoned job ran to its end");
+    // The request is logged and counted, as nginx's 499 (client closed request).
+    let closed = [("route", "pipeline"), ("method", "POST"), ("status", "499")];
+    assert_eq!(sample(&text, "http_requests_total", &closed), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "http_requests_in_flight", &[]), Some(0.0));
     let small = encoded(&DynamicImage::ImageRgb8(card(8, 8)), image::ImageFormat::Png);
     let (status, _) = post(
         &server,
