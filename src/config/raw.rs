@@ -455,6 +455,12 @@ pub struct ServerConfig {
     pub max_url_bytes: usize,
     /// Longest time from the request head to the response head (reading an upload included); then 408.
     pub request_timeout: HumanDuration,
+    /// A connection with no request in progress for this long is closed (HTTP/2: GOAWAY): an
+    /// HTTP/2 client answering every PING but sending nothing would hold it forever.
+    pub idle_timeout: HumanDuration,
+    /// A connection whose responses its client reads nothing of for this long is closed: a
+    /// download whose client never reads would hold its place under `max_connections`.
+    pub send_timeout: HumanDuration,
 }
 
 /// `[http]`: headers on image responses.
@@ -547,6 +553,8 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             client_ipv6_prefix: 64,
             max_connections: 10_000,
+            idle_timeout: HumanDuration(Duration::from_secs(120)),
+            send_timeout: HumanDuration(Duration::from_secs(60)),
             max_connections_per_client: 512,
             first_byte_timeout: HumanDuration(Duration::from_secs(10)),
             max_header_bytes: ByteSize(16 << 10),

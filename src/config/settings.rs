@@ -82,6 +82,8 @@ impl Settings {
             ("server.first_byte_timeout", config.server.first_byte_timeout),
             ("upload.body_idle_timeout", config.upload.body_idle_timeout),
             ("processing.job_timeout", config.processing.job_timeout),
+            ("server.idle_timeout", config.server.idle_timeout),
+            ("server.send_timeout", config.server.send_timeout),
         ] {
             if value.0.is_zero() {
                 return Err(ConfigError::key(key, "must be greater than zero"));

@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod body;
 pub mod client_ip;
+mod connection;
 pub mod cors;
 pub mod error;
 pub mod health;

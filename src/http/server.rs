@@ -1,5 +1,7 @@
 //! The HTTP servers: the public listener (HTTP/1.1 and h2c, header-read timeout, keep-alive,
-//! connection limit) and the admin listener, both serving any [`Service`].
+//! connection limits) and the admin listener, both serving any [`Service`]. Every connection,
+//! on either listener, is watched for idleness and for responses nobody reads
+//! (`connection.rs`); the admin listener has a connection cap of its own.
 //!
 //! Shutdown: readiness turns 503 at once; after `shutdown.grace` the public listener closes;
 //! then in-flight requests drain for up to `server.drain_timeout`. The admin listener keeps
@@ -10,16 +12,17 @@ use std::{convert::Infallible, future::Future, io, net::SocketAddr, pin::Pin, sy
 use http::{Request, Response};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    rt::{TokioExecutor, TokioTimer},
+    server::conn::auto,
 };
 use tokio::{
     io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
+    sync::{Semaphore, mpsc, watch},
     time::Sleep,
 };
 
+use super::connection::{self, Activity, Timeouts};
 use crate::{
     config::ServerConfig,
     http::{body::Body, per_client::PerClient},
@@ -50,6 +53,10 @@ type Builder = Arc<auto::Builder<TokioExecutor>>;
 /// this long: a peer that went away (or never answers) does not hold its connection.
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
+/// Connections the admin listener (probes, metrics) holds at once; more are closed at once.
+/// The kubelet and a few Prometheus servers need a handful.
+pub const ADMIN_MAX_CONNECTIONS: usize = 256;
+
 /// Serves `app` on `listener` (and `admin`, if given) until `shutdown` resolves, then drains.
 pub async fn serve<S: Service>(
     app: Arc<S>,
@@ -64,7 +71,21 @@ pub async fn serve<S: Service>(
     let connections = Arc::new(Semaphore::new(server.max_connections));
     let per_client = PerClient::new(server.max_connections_per_client);
     let first_byte = server.first_byte_timeout.0;
-    let graceful = GracefulShutdown::new();
+    let timeouts = Timeouts {
+        idle: server.idle_timeout.0,
+        send: server.send_timeout.0,
+    };
+    let admin_connections = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    // Shutdown asks every connection to close gracefully; the drain waits for the last `Live`.
+    let (closing, closing_seen) = watch::channel(false);
+    // Live connection tasks hold a clone of `live`; the drain waits until none is left.
+    let (live, mut all_closed) = mpsc::channel::<()>(1);
+    let admin_side = AdminSide {
+        builder: builder.clone(),
+        permits: admin_connections,
+        timeouts,
+        first_byte,
+    };
     tokio::pin!(shutdown);
     let mut grace_end: Option<Pin<Box<Sleep>>> = None;
 
@@ -79,28 +100,31 @@ pub async fn serve<S: Service>(
                 };
                 let open = metrics.connection_opened();
                 let app = app.clone();
+                let activity = Activity::new();
+                let watched = activity.clone();
                 let service = service_fn(move |request| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.call(request, peer).await) }
+                    let (app, activity) = (app.clone(), watched.clone());
+                    async move {
+                        let handling = activity.handling();
+                        let response = app.call(request, peer).await;
+                        drop(handling);
+                        Ok::<_, Infallible>(activity.sending(response))
+                    }
                 });
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
+                let (builder, closing, live) = (builder.clone(), closing_seen.clone(), live.clone());
                 tokio::spawn(async move {
                     // hyper's header timer starts once the protocol is known, at the first
                     // byte: a connection that never sends one is closed here.
                     let mut first = [0u8; 1];
                     if !matches!(tokio::time::timeout(first_byte, stream.peek(&mut first)).await, Ok(Ok(1))) {
                         tracing::debug!(%peer, "closing a connection that sent nothing");
-                        return drop((permit, open, slot));
+                        return drop((permit, open, slot, live));
                     }
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    drop((permit, open, slot));
+                    connection::serve(&builder, stream, service, activity, timeouts, closing).await;
+                    drop((permit, open, slot, live));
                 });
             }
-            accepted = accept(admin.as_ref()) => spawn_admin(&app, &builder, accepted).await,
+            accepted = accept(admin.as_ref()) => admin_side.spawn(&app, accepted).await,
             () = &mut shutdown, if grace_end.is_none() => {
                 app.begin_shutdown();
                 tracing::info!(grace = ?grace, "shutdown: readiness is now 503; closing the listener after the grace period");
@@ -113,13 +137,15 @@ pub async fn serve<S: Service>(
     drop(listener);
     let drain = server.drain_timeout.0;
     tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
-    let drained = graceful.shutdown();
-    tokio::pin!(drained);
+    // Public connections close gracefully; the admin listener keeps answering probes (its
+    // connections are not counted in the drain) until the drain ends.
+    let _ = closing.send(true);
+    drop(live);
     let deadline = tokio::time::sleep(drain);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            () = &mut drained => {
+            None = all_closed.recv() => {
                 tracing::info!("all connections drained");
                 break;
             }
@@ -127,7 +153,7 @@ pub async fn serve<S: Service>(
                 tracing::warn!("drain timeout reached; closing remaining connections");
                 break;
             }
-            accepted = accept(admin.as_ref()) => spawn_admin(&app, &builder, accepted).await,
+            accepted = accept(admin.as_ref()) => admin_side.spawn(&app, accepted).await,
         }
     }
 }
@@ -203,17 +229,49 @@ async fn accepted_or_back_off(accepted: io::Result<(TcpStream, SocketAddr)>) -> 
     }
 }
 
-async fn spawn_admin<S: Service>(app: &Arc<S>, builder: &Builder, accepted: io::Result<(TcpStream, SocketAddr)>) {
-    let Some((stream, _)) = accepted_or_back_off(accepted).await else {
-        return;
-    };
-    let app = app.clone();
-    let builder = builder.clone();
-    tokio::spawn(async move {
-        let service = service_fn(move |request: Request<Incoming>| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.call_admin(request).await) }
+/// The admin listener's connections: capped at [`ADMIN_MAX_CONNECTIONS`], closed when they
+/// send nothing within `server.first_byte_timeout`, watched like the public ones, closed at
+/// once over the cap. Shutdown neither waits for them nor closes them: probes are answered
+/// until the drain ends.
+struct AdminSide {
+    builder: Builder,
+    permits: Arc<Semaphore>,
+    timeouts: Timeouts,
+    first_byte: Duration,
+}
+
+impl AdminSide {
+    async fn spawn<S: Service>(&self, app: &Arc<S>, accepted: io::Result<(TcpStream, SocketAddr)>) {
+        let Some((stream, _)) = accepted_or_back_off(accepted).await else {
+            return;
+        };
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            tracing::debug!("closing an admin connection over the cap");
+            return;
+        };
+        let (app, builder, timeouts, first_byte) = (app.clone(), self.builder.clone(), self.timeouts, self.first_byte);
+        tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(first_byte, stream.peek(&mut first)).await,
+                Ok(Ok(1))
+            ) {
+                return drop(permit);
+            }
+            let activity = Activity::new();
+            let watched = activity.clone();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let (app, activity) = (app.clone(), watched.clone());
+                async move {
+                    let handling = activity.handling();
+                    let response = app.call_admin(request).await;
+                    drop(handling);
+                    Ok::<_, Infallible>(activity.sending(response))
+                }
+            });
+            let (_never, open) = watch::channel(false);
+            connection::serve(&builder, stream, service, activity, timeouts, open).await;
+            drop(permit);
         });
-        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-    });
+    }
 }

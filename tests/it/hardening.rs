@@ -474,6 +474,87 @@ async fn use_fan_out_svgs_are_refused() {
     assert_eq!(std::fs::read_dir(&fx.config.storage.fs.root).unwrap().count(), 0);
 }
 
+/// Connections held for nothing are closed: an HTTP/2 connection that answers every PING but
+/// sends no request (after `server.idle_timeout`, with a GOAWAY), a download whose client reads
+/// nothing (after `server.send_timeout`), and silent sockets on the admin listener (after
+/// `server.first_byte_timeout`). Before: each held its place, and `max_connections` filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_held_for_nothing_are_closed() {
+    use image_gateway::config::units::HumanDuration;
+    let fx = Fixture::with(crate::support::Backend::Fs, |c| {
+        c.server.idle_timeout = HumanDuration(Duration::from_secs(1));
+        c.server.send_timeout = HumanDuration(Duration::from_secs(1));
+        c.server.first_byte_timeout = HumanDuration(Duration::from_secs(1));
+        c.server.max_connections = 1;
+    })
+    .await;
+    let name = fx
+        .put(
+            image_gateway::object_name::ImageFormat::Png,
+            crate::support::pattern(32 << 20),
+        )
+        .await;
+    let server = TestServer::start(&fx).await;
+
+    // An HTTP/2 connection that keeps answering (and sending) PINGs, and nothing else.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (send, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut pings = connection.ping_pong().unwrap();
+    let driver = tokio::spawn(connection);
+    let pinger = tokio::spawn(async move {
+        while pings.ping(h2::Ping::opaque()).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let ended = within("the pinging HTTP/2 connection is closed", driver).await;
+    assert!(ended.is_ok(), "{ended:?}");
+    pinger.abort();
+    drop(send);
+    within("the HTTP/2 connection's place comes back", async {
+        while raw_request(server.addr, "GET", "/livez", &[]).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    // A download whose client never reads: 32 MiB cannot all sit in socket buffers.
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let get = format!("GET /v1/image/download/{name} HTTP/1.1\r\nHost: x\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut stalled, get.as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        raw_request(server.addr, "GET", "/livez", &[]).await.status,
+        503,
+        "the stalled download holds the only place"
+    );
+    within("the stalled download's place comes back", async {
+        while raw_request(server.addr, "GET", "/livez", &[]).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    drop(stalled);
+
+    // 300 silent sockets on the admin listener: over the cap they are closed at once, the
+    // rest after the first-byte timeout; probes are answered meanwhile and after.
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(tokio::net::TcpStream::connect(server.admin).await.unwrap());
+    }
+    for mut socket in silent {
+        let mut byte = [0u8; 1];
+        let read = within(
+            "a silent admin socket is closed",
+            tokio::io::AsyncReadExt::read(&mut socket, &mut byte),
+        )
+        .await;
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    assert_eq!(raw_request(server.admin, "GET", "/livez", &[]).await.status, 200);
+}
+
 /// The hostile table over HTTP/2 (h2c with prior knowledge, the `h2` crate as the client):
 /// header and URL limits, errors, rapid resets, a stalled flow-control window, many streams.
 /// Every case: no 5xx, and the process keeps serving.
