@@ -22,7 +22,8 @@ esac
 FUZZ="$CACHE/cargo-fuzz/bin/cargo-fuzz"
 if [ ! -x "$FUZZ" ]; then
   echo "installing cargo-fuzz into $CACHE/cargo-fuzz (about 2 minutes, once)" >&2
-  CARGO_TARGET_DIR="$CACHE/cargo-fuzz-build" cargo install --locked --root "$CACHE/cargo-fuzz" cargo-fuzz@0.13.1 >&2
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_TARGET_DIR="$CACHE/cargo-fuzz-build" cargo install --locked --root "$CACHE/cargo-fuzz" cargo-fuzz@0.13.1 >&2
   rm -rf "$CACHE/cargo-fuzz-build"
 fi
 export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR"

@@ -14,6 +14,14 @@ export CARGO_INCREMENTAL=0
 source scripts/phase.sh
 phase "test command: prune the cache"
 bash scripts/prune-cache.sh
+# The Go builds (MinIO and the Kubernetes control plane, about 12 minutes of a cold run) start
+# first, in the background: the Rust builds that follow leave a core idle in their long
+# single-threaded ends (the last crates, linking), and Go fills it. Their output is shown when
+# they are waited for.
+phase "install MinIO and the Kubernetes control plane (Go, in the background)"
+go_out="$(mktemp -d)"
+( bash scripts/install-minio.sh >"$go_out/minio" && bash scripts/install-kube.sh >"$go_out/kube" ) 2>"$go_out/log" &
+go_builds=$!
 phase "install Garage"
 IG_GARAGE_BIN="$(bash scripts/install-garage.sh)"
 export IG_GARAGE_BIN
@@ -24,30 +32,35 @@ export IG_ROTEL_BIN
 export IG_PYTHON="$venv/bin/python"
 phase "install Prometheus"
 bash scripts/install-prometheus.sh >/dev/null
-phase "install MinIO"
-IG_MINIO_BIN="$(bash scripts/install-minio.sh)"
-export IG_MINIO_BIN
-phase "install the Kubernetes control plane"
-IG_KUBE_BIN_DIR="$(bash scripts/install-kube.sh)"
-export IG_KUBE_BIN_DIR
 phase "install Chromium"
 IG_CHROMIUM_BIN="$(bash scripts/install-chromium.sh)"
 export IG_CHROMIUM_BIN
 phase "install Redis"
 IG_REDIS_BIN="$(bash scripts/install-redis.sh)"
 export IG_REDIS_BIN
-echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
-echo "prometheus: $(prometheus --version 2>&1 | head -1)"
-echo "rotel: $("$IG_ROTEL_BIN" --version)"
-echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
-echo "redis: $("$IG_REDIS_BIN" --version)"
-echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
 # The module graph: no import cycle, every import points down (cargo-modules, crates.io, cached).
 phase "architecture (cargo-modules)"
 bash scripts/check-architecture.sh
 # Licences, bans and sources of every dependency (cargo-deny, crates.io, cached; deny.toml).
 phase "dependencies (cargo-deny)"
 bash scripts/check-deps.sh
+phase "wait for the Go builds (MinIO, the Kubernetes control plane)"
+if ! wait "$go_builds"; then
+  cat "$go_out/log" >&2
+  echo "the Go builds failed (their output is above)" >&2
+  exit 1
+fi
+cat "$go_out/log" >&2
+IG_MINIO_BIN="$(cat "$go_out/minio")"
+IG_KUBE_BIN_DIR="$(cat "$go_out/kube")"
+export IG_MINIO_BIN IG_KUBE_BIN_DIR
+rm -rf "$go_out"
+echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
+echo "prometheus: $(prometheus --version 2>&1 | head -1)"
+echo "rotel: $("$IG_ROTEL_BIN" --version)"
+echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
+echo "redis: $("$IG_REDIS_BIN" --version)"
+echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
 # The API description against the running server (schemathesis, from PyPI, cached).
 phase "schemathesis"
 bash scripts/schemathesis.sh
@@ -65,11 +78,12 @@ phase "chart tests (pytest)"
 # build, which compiles in half the time of the optimised one).
 phase "fuzzing"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" bash scripts/fuzz-smoke.sh
-# The processing tests again with the libjpeg-turbo feature (what the container image runs):
-# cmake and NASM build it (Debian, once).
+# One build of the tests, with the libjpeg-turbo feature (what the container image runs; cmake
+# and NASM build it, from Debian, once). That build also has the pure-Rust JPEG decoder (what
+# `cargo run` uses): the processing tests run a second time with it, from the same binaries.
 command -v nasm >/dev/null && command -v cmake >/dev/null || apt-get install -y -qq --no-install-recommends nasm cmake >&2
-phase "processing tests with libjpeg-turbo"
-cargo test --locked --features libjpeg-turbo --lib --test it -- processing:: process
-# Unit tests and the integration test binary; their summary lines close the run.
+phase "processing tests with the pure-Rust JPEG decoder"
+IG_JPEG_DECODER=rust cargo test --locked --features libjpeg-turbo --lib --bins --tests -- processing:: process
+# Unit tests and the integration test binary (libjpeg-turbo); their summary lines close the run.
 phase "unit and integration tests"
-cargo test --locked --lib --bins --tests "$@"
+cargo test --locked --features libjpeg-turbo --lib --bins --tests "$@"

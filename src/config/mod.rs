@@ -12,8 +12,8 @@ pub mod units;
 
 pub use raw::{
     AuthConfig, AuthMode, Backend, CacheConfig, Config, ConfigError, CorsConfig, CredentialsSource, ENV_PREFIX,
-    FsConfig, HttpConfig, LogConfig, LogFormat, ProcessingConfig, RateLimitBackend, RateLimitConfig, RedisConfig,
-    RedisPasswordSecret, RetentionConfig, S3Config, SecretKeys, SecretName, ServerConfig, ShutdownConfig,
+    FsConfig, HttpConfig, JpegDecoder, LogConfig, LogFormat, ProcessingConfig, RateLimitBackend, RateLimitConfig,
+    RedisConfig, RedisPasswordSecret, RetentionConfig, S3Config, SecretKeys, SecretName, ServerConfig, ShutdownConfig,
     StorageConfig, StorageSecretConfig, UploadConfig,
 };
 pub use secret::Secret;

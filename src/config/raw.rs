@@ -77,6 +77,20 @@ pub struct ProcessingConfig {
     /// A job running longer than this (on its worker; time in the queue does not count) is
     /// stopped at its next check and answered 422. A job whose client goes away stops too.
     pub job_timeout: HumanDuration,
+    /// Which JPEG decoder: `auto` (libjpeg-turbo when the binary was built with it, as the
+    /// container image is; else the pure-Rust one) or `rust` (always the pure-Rust one).
+    pub jpeg_decoder: JpegDecoder,
+}
+
+/// `processing.jpeg_decoder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JpegDecoder {
+    /// libjpeg-turbo when built in, else the pure-Rust decoder.
+    #[default]
+    Auto,
+    /// The pure-Rust decoder (jpeg-decoder's DCT scaling, zune-jpeg at full size).
+    Rust,
 }
 
 impl Default for ProcessingConfig {
@@ -88,6 +102,7 @@ impl Default for ProcessingConfig {
             max_input_pixels: 50_000_000,
             max_output_pixels: 25_000_000,
             job_timeout: HumanDuration(Duration::from_secs(30)),
+            jpeg_decoder: JpegDecoder::Auto,
         }
     }
 }

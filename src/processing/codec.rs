@@ -66,6 +66,15 @@ pub struct Encoded {
     pub height: u32,
 }
 
+/// How to decode: the input pixel limit, and which JPEG decoder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decoding {
+    /// `processing.max_input_pixels` (or lower).
+    pub max_pixels: u64,
+    /// `processing.jpeg_decoder`.
+    pub jpeg: crate::config::JpegDecoder,
+}
+
 /// Decodes `bytes` (already checked to be a `format` image within the input pixel limit) with
 /// allocation limits, turns it upright by its EXIF orientation and into sRGB by its ICC profile.
 /// Only an SVG's rendering checks `budget` (between its top-level elements); the raster
@@ -73,15 +82,16 @@ pub struct Encoded {
 pub(crate) fn decode(
     bytes: &[u8],
     format: ImageFormat,
-    max_pixels: u64,
+    how: Decoding,
     hint: ShrinkHint<'_>,
     budget: &Budget,
 ) -> Result<Decoded, ProcessError> {
+    let max_pixels = how.max_pixels;
     if format == ImageFormat::Svg {
         return svg::rasterize(bytes, max_pixels, hint, budget);
     }
     if format == ImageFormat::Jpeg
-        && let Some(decoded) = jpeg::decode(bytes, max_pixels, hint)?
+        && let Some(decoded) = jpeg::decode(bytes, max_pixels, hint, how.jpeg)?
     {
         return Ok(decoded);
     }
@@ -235,12 +245,16 @@ mod tests {
             .write_to(&mut Cursor::new(&mut tiff), image::ImageFormat::Tiff)
             .unwrap();
         let budget = Budget::detached(Duration::from_secs(60));
-        let refused = decode(&tiff, ImageFormat::Tiff, 1_000, &|_, _| None, &budget);
+        let limit = |max_pixels| Decoding {
+            max_pixels,
+            jpeg: crate::config::JpegDecoder::Auto,
+        };
+        let refused = decode(&tiff, ImageFormat::Tiff, limit(1_000), &|_, _| None, &budget);
         assert!(
             matches!(&refused, Err(ProcessError::TooLarge(why)) if why.contains("64×64")),
             "{:?}",
             refused.map(|d| d.full_size)
         );
-        assert!(decode(&tiff, ImageFormat::Tiff, 4_096, &|_, _| None, &budget).is_ok());
+        assert!(decode(&tiff, ImageFormat::Tiff, limit(4_096), &|_, _| None, &budget).is_ok());
     }
 }

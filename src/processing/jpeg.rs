@@ -4,13 +4,15 @@
 //! scaling alone aliases (a 2000-pixel photo to 400 by 1/4 then 500 → 400 scored 31 dB against
 //! a full decode; with the margin, like pyvips, about 40).
 //!
-//! Two decoders, one choice at build time:
-//! - default (pure Rust): jpeg-decoder's DCT scaling when a scale below 1 applies, else the
-//!   `image` crate's full decode (zune-jpeg) — `cargo build` needs nothing but Rust and a C
+//! Two decoders:
+//! - pure Rust (always built): jpeg-decoder's DCT scaling when a scale below 1 applies, else
+//!   the `image` crate's full decode (zune-jpeg) — `cargo build` needs nothing but Rust and a C
 //!   compiler;
 //! - feature `libjpeg-turbo` (the container image and the benchmark): libjpeg-turbo's
 //!   TurboJPEG API (built from source with cmake and NASM), for every JPEG: 22 % less decode
-//!   time on the benchmark's photographs (docs/processing.md).
+//!   time on the benchmark's photographs (docs/processing.md). A binary built with it still
+//!   has the pure-Rust one, chosen by `processing.jpeg_decoder = "rust"` (the test command
+//!   runs the processing tests with both from one build).
 //!
 //! SECURITY: both paths refuse a JPEG of more than [`MAX_SCANS`] scans before decoding: each
 //! scan of a progressive JPEG costs a pass over the whole image (1,000 empty scans at 49 MP
@@ -27,14 +29,21 @@ use super::{
     decoded::{Decoded, ShrinkHint, upright},
     error::ProcessError,
 };
+use crate::config::JpegDecoder;
 
 /// More scans than any encoder writes (libjpeg's progressive scripts use ~10, `jpegtran
 /// -progressive` at most a few dozen).
 pub(super) const MAX_SCANS: usize = 256;
 
-/// The JPEG decoded by the fast path, or `None` when the caller should run the full decoder;
-/// `Err` for a JPEG of more than [`MAX_SCANS`] scans, whichever path would decode it.
-pub(super) fn decode(bytes: &[u8], max_pixels: u64, hint: ShrinkHint<'_>) -> Result<Option<Decoded>, ProcessError> {
+/// The JPEG decoded by the fast path of `decoder`, or `None` when the caller should run the
+/// full decoder; `Err` for a JPEG of more than [`MAX_SCANS`] scans, whichever path would
+/// decode it.
+pub(super) fn decode(
+    bytes: &[u8],
+    max_pixels: u64,
+    hint: ShrinkHint<'_>,
+    decoder: JpegDecoder,
+) -> Result<Option<Decoded>, ProcessError> {
     let scans = scans(bytes);
     if scans > MAX_SCANS {
         return Err(ProcessError::Unsupported(format!(
@@ -52,7 +61,12 @@ pub(super) fn decode(bytes: &[u8], max_pixels: u64, hint: ShrinkHint<'_>) -> Res
     let (upright_w, upright_h) = if turned { (height, width) } else { (width, height) };
     // What the first step needs, in the file's own orientation.
     let wanted = hint(upright_w, upright_h).map(|(w, h)| if turned { (h, w) } else { (w, h) });
-    let Some(image) = backend::pixels(bytes, (width, height), wanted, max_pixels)? else {
+    let pixels = match decoder {
+        #[cfg(feature = "libjpeg-turbo")]
+        JpegDecoder::Auto => turbo::pixels,
+        _ => rust::pixels,
+    };
+    let Some(image) = pixels(bytes, (width, height), wanted, max_pixels)? else {
         return Ok(None);
     };
     let icc = header.icc_profile().ok().flatten();
@@ -170,7 +184,7 @@ fn raster(gray: bool, w: u32, h: u32, data: Vec<u8>, short: ProcessError) -> Res
 }
 
 #[cfg(feature = "libjpeg-turbo")]
-mod backend {
+mod turbo {
     use image::DynamicImage;
 
     use super::{MAX_SCANS, raster, reduction};
@@ -224,8 +238,7 @@ mod backend {
     }
 }
 
-#[cfg(not(feature = "libjpeg-turbo"))]
-mod backend {
+mod rust {
     use std::io::Cursor;
 
     use image::DynamicImage;
@@ -348,12 +361,15 @@ mod tests {
 
     #[test]
     fn a_jpeg_of_too_many_scans_is_refused_before_decoding() {
-        let refused = decode(&with_scans(MAX_SCANS), 50_000_000, &|_, _| Some((16, 12)));
-        assert!(
-            matches!(&refused, Err(ProcessError::Unsupported(why)) if why.contains("scans")),
-            "{:?}",
-            refused.map(|d| d.map(|d| d.full_size))
-        );
-        assert!(decode(&with_scans(0), 50_000_000, &|_, _| Some((16, 12))).is_ok());
+        for decoder in [JpegDecoder::Auto, JpegDecoder::Rust] {
+            let refused = decode(&with_scans(MAX_SCANS), 50_000_000, &|_, _| Some((16, 12)), decoder);
+            assert!(
+                matches!(&refused, Err(ProcessError::Unsupported(why)) if why.contains("scans")),
+                "{decoder:?}: {:?}",
+                refused.map(|d| d.map(|d| d.full_size))
+            );
+            let decoded = decode(&with_scans(0), 50_000_000, &|_, _| Some((16, 12)), decoder).unwrap();
+            assert_eq!(decoded.map(|d| d.full_size), Some((64, 48)), "{decoder:?}");
+        }
     }
 }

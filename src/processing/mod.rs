@@ -63,15 +63,8 @@ pub fn run(
     let timed = |stage: &str, start: std::time::Instant| metrics.processing_stage(operation, stage, start.elapsed());
     let (span, start) = stage("image decode");
     let first = steps.first().copied().unwrap_or(Op::Keep);
-    let decoded = span.in_scope(|| {
-        codec::decode(
-            bytes,
-            format,
-            limits.max_input_pixels,
-            &|w, h| first.needs(w, h),
-            budget,
-        )
-    })?;
+    let decoded =
+        span.in_scope(|| codec::decode(bytes, format, decoding(limits), &|w, h| first.needs(w, h), budget))?;
     timed("decode", start);
     let (width, height) = decoded.full_size;
     metrics.processing_pixels(operation, u64::from(width) * u64::from(height));
@@ -119,6 +112,14 @@ fn within_output_limit(n: usize, (width, height): (u32, u32), max_pixels: u64) -
         )));
     }
     Ok(())
+}
+
+/// How `processing.*` says to decode.
+fn decoding(limits: &crate::config::ProcessingConfig) -> codec::Decoding {
+    codec::Decoding {
+        max_pixels: limits.max_input_pixels,
+        jpeg: limits.jpeg_decoder,
+    }
 }
 
 /// The quality of a lossy result when neither the request nor a JPEG source says.
@@ -201,6 +202,6 @@ pub(crate) fn dominant_colors(
     limits: &crate::config::ProcessingConfig,
     budget: &Budget,
 ) -> Result<serde_json::Value, ProcessError> {
-    let decoded = codec::decode(bytes, format, limits.max_input_pixels, &|_, _| Some((64, 64)), budget)?;
+    let decoded = codec::decode(bytes, format, decoding(limits), &|_, _| Some((64, 64)), budget)?;
     Ok(serde_json::json!({ "colors": colors::dominant(&decoded.image, count) }))
 }

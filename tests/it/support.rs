@@ -201,6 +201,11 @@ impl Fixture {
             Some(server) => (server.config(), None),
         };
         config.storage.timeout = HumanDuration(Duration::from_secs(5));
+        // The test command runs the processing tests a second time with the pure-Rust JPEG
+        // decoder, from the same build (IG_JPEG_DECODER=rust).
+        if std::env::var("IG_JPEG_DECODER").as_deref() == Ok("rust") {
+            config.processing.jpeg_decoder = image_gateway::config::JpegDecoder::Rust;
+        }
         config.shutdown.grace = HumanDuration(Duration::from_millis(100));
         config.cache.enabled = Some(backend.is_cached());
         adjust(&mut config);
