@@ -1,5 +1,8 @@
 //! `extract/metadata`: what an image says about itself, read from its headers and EXIF without
-//! decoding its pixels. GPS coordinates are flagged: they are personal data.
+//! decoding its pixels. GPS coordinates are flagged: they are personal data. `width` and
+//! `height` are the pixels as stored; `display_width` and `display_height` are the image as
+//! shown and as every operation sees it, after its EXIF orientation (a photograph stored
+//! 300×451 with orientation 6 is displayed 451×300).
 //!
 //! SECURITY: the EXIF parser (kamadak-exif) allocates per value as it reads, so an entry's
 //! declared count is memory: 5,000 ASCII entries pointing at one 60 KB run of NULs became
@@ -27,6 +30,7 @@ const MAX_EXIF_PARSED: u64 = 16 << 20;
 
 /// The description of `bytes`, a `format` image of `frames` animation frames.
 pub(crate) fn describe(bytes: &[u8], format: ImageFormat, frames: usize) -> Result<Value, ProcessError> {
+    let mut turned = false;
     let (width, height, has_alpha, exif) = if format == ImageFormat::Svg {
         let (width, height) = svg::size(bytes)?;
         (width, height, true, None)
@@ -36,6 +40,11 @@ pub(crate) fn describe(bytes: &[u8], format: ImageFormat, frames: usize) -> Resu
             .into_decoder()
             .map_err(|e| ProcessError::Undecodable(e.to_string()))?;
         let (width, height) = decoder.dimensions();
+        use image::metadata::Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
+        turned = matches!(
+            decoder.orientation(),
+            Ok(Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH)
+        );
         let exif = match format {
             ImageFormat::Tiff => Some(Cow::Borrowed(bytes)),
             _ => decoder.exif_metadata().ok().flatten().map(Cow::Owned),
@@ -54,6 +63,8 @@ pub(crate) fn describe(bytes: &[u8], format: ImageFormat, frames: usize) -> Resu
         "content_type": format.content_type(),
         "width": width,
         "height": height,
+        "display_width": if turned { height } else { width },
+        "display_height": if turned { width } else { height },
         "has_alpha": has_alpha,
         "animated": frames > 1,
         "frames": frames,

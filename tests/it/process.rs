@@ -526,6 +526,12 @@ async fn metadata_is_extracted_and_gps_flagged(backend: Backend) {
         (Some(64), Some(32)),
         "{json}"
     );
+    // Orientation 6: stored 64×32, shown (and processed) 32×64.
+    assert_eq!(
+        (json["display_width"].as_u64(), json["display_height"].as_u64()),
+        (Some(32), Some(64)),
+        "{json}"
+    );
     assert_eq!(json["has_alpha"], false);
     assert_eq!(json["animated"], false);
     assert_eq!(json["exif"]["orientation"], 6, "{json}");
