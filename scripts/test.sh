@@ -35,6 +35,8 @@ bash scripts/install-prometheus.sh >/dev/null
 phase "install Chromium"
 IG_CHROMIUM_BIN="$(bash scripts/install-chromium.sh)"
 export IG_CHROMIUM_BIN
+phase "install Ghostscript's ICC profiles (a CMYK profile for the processing tests)"
+bash scripts/apt-ensure.sh libgs-common
 phase "install Redis"
 IG_REDIS_BIN="$(bash scripts/install-redis.sh)"
 export IG_REDIS_BIN

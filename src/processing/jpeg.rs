@@ -19,13 +19,17 @@
 //! took 10 s in jpeg-decoder, which has no limit of its own).
 //!
 //! Metadata (orientation, ICC profile, EXIF) comes from the `image` crate's header parse in
-//! both cases. CMYK JPEGs, and anything a fast path declines, take the full decode.
+//! both cases. A CMYK JPEG with a CMYK profile is decoded to ink values by jpeg-decoder and
+//! converted to sRGB through its profile (moxcms), as LittleCMS would: the full decoder's naive
+//! conversion made pure cyan (0, 255, 255) where the profile says (0, 156, 228). Other CMYK
+//! JPEGs, and anything a fast path declines, take the full decode.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, metadata::Orientation};
 
 use super::{
+    color,
     decoded::{Decoded, ShrinkHint, upright},
     error::ProcessError,
 };
@@ -61,6 +65,15 @@ pub(super) fn decode(
     let (upright_w, upright_h) = if turned { (height, width) } else { (width, height) };
     // What the first step needs, in the file's own orientation.
     let wanted = hint(upright_w, upright_h).map(|(w, h)| if turned { (h, w) } else { (w, h) });
+    let icc = header.icc_profile().ok().flatten();
+    if let Some(profile) = icc.as_deref().filter(|p| color::is_cmyk(p))
+        && let Some(image) = cmyk(bytes, (width, height), wanted, max_pixels, profile)?
+    {
+        let exif = header.exif_metadata().ok().flatten();
+        let mut decoded = upright(image, orientation, None, exif);
+        decoded.full_size = (upright_w, upright_h);
+        return Ok(Some(decoded));
+    }
     let pixels = match decoder {
         #[cfg(feature = "libjpeg-turbo")]
         JpegDecoder::Auto => turbo::pixels,
@@ -69,7 +82,6 @@ pub(super) fn decode(
     let Some(image) = pixels(bytes, (width, height), wanted, max_pixels)? else {
         return Ok(None);
     };
-    let icc = header.icc_profile().ok().flatten();
     let exif = header.exif_metadata().ok().flatten();
     let mut decoded = upright(image, orientation, icc.as_deref(), exif);
     decoded.full_size = (upright_w, upright_h);
@@ -88,6 +100,61 @@ fn reduction(size: (u32, u32), wanted: Option<(u32, u32)>) -> u32 {
         .into_iter()
         .find(|&n| covers(size.0, n, want_w) && covers(size.1, n, want_h))
         .unwrap_or(1)
+}
+
+/// A CMYK JPEG, decoded to ink values (at the reduction that still covers `wanted`) and
+/// converted to sRGB through `profile`; `None` when it is not CMYK or the profile cannot be
+/// used (the full decoder then converts it naively).
+fn cmyk(
+    bytes: &[u8],
+    size: (u32, u32),
+    wanted: Option<(u32, u32)>,
+    max_pixels: u64,
+    profile: &[u8],
+) -> Result<Option<DynamicImage>, ProcessError> {
+    let undecodable = |e: jpeg_decoder::Error| ProcessError::Undecodable(e.to_string());
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.read_info().map_err(undecodable)?;
+    if decoder.info().map(|i| i.pixel_format) != Some(jpeg_decoder::PixelFormat::CMYK32) {
+        return Ok(None);
+    }
+    let n = reduction(size, wanted);
+    let side = |s: u32| u16::try_from(s.div_ceil(n).max(1)).unwrap_or(u16::MAX);
+    let (w, h) = decoder.scale(side(size.0), side(size.1)).map_err(undecodable)?;
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Ok(None);
+    }
+    decoder.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX));
+    let mut ink = decoder.decode().map_err(undecodable)?;
+    // jpeg-decoder inverts every sample, assuming Adobe's inverted CMYK (what Photoshop and
+    // most writers store, with an APP14 "Adobe" marker); without that marker the file held
+    // ink values already.
+    if !has_adobe_marker(bytes) {
+        ink.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    let Some(rgb) = color::cmyk_to_srgb(&ink, profile) else {
+        return Ok(None);
+    };
+    let image = image::RgbImage::from_raw(u32::from(w), u32::from(h), rgb)
+        .ok_or_else(|| ProcessError::Undecodable("the JPEG decoder returned fewer pixels than declared".into()))?;
+    Ok(Some(DynamicImage::ImageRgb8(image)))
+}
+
+/// Whether the JPEG has an APP14 "Adobe" segment before its first scan.
+fn has_adobe_marker(bytes: &[u8]) -> bool {
+    let mut at = 2;
+    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+        let marker = bytes[at + 1];
+        if marker == 0xDA {
+            return false;
+        }
+        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        if marker == 0xEE && bytes.get(at + 4..at + 9) == Some(b"Adobe") {
+            return true;
+        }
+        at += 2 + length;
+    }
+    false
 }
 
 /// The IJG luminance quantisation table at quality 50 (libjpeg's `std_luminance_quant_tbl`).
