@@ -124,7 +124,8 @@ pub(crate) fn decode(
 }
 
 /// How to encode: `quality` (1–100) applies to JPEG and WebP; `background` is what alpha is
-/// flattened onto for formats without it; `exif` is embedded (JPEG, PNG, WebP) when kept.
+/// flattened onto for formats without it; `exif` is embedded (JPEG, PNG, WebP) when kept
+/// (TIFF, GIF and BMP results carry none).
 pub(crate) struct Encoding<'a> {
     /// The format.
     pub output: OutputFormat,
@@ -165,7 +166,13 @@ pub(crate) fn encode(image: &DynamicImage, how: &Encoding<'_>) -> Result<Encoded
             let memory = encoder
                 .encode_advanced(&config)
                 .map_err(|e| failed(&format!("{e:?}")))?;
-            bytes.extend_from_slice(&memory);
+            match how.exif {
+                Some(exif) => bytes.extend(
+                    with_exif_chunk(&memory, exif, width, height)
+                        .ok_or_else(|| failed(&"libwebp's output is not a RIFF WebP"))?,
+                ),
+                None => bytes.extend_from_slice(&memory),
+            }
         }
         ImageFormat::Png => {
             let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
@@ -188,6 +195,37 @@ pub(crate) fn encode(image: &DynamicImage, how: &Encoding<'_>) -> Result<Encoded
         width,
         height,
     })
+}
+
+/// A WebP (as libwebp writes it: a simple `VP8 ` file, or an extended one) with an `EXIF` chunk:
+/// the extended header (`VP8X`) says so, and the chunk follows the image data, as the format
+/// asks. libwebp's simple API cannot add metadata itself.
+fn with_exif_chunk(webp: &[u8], exif: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
+    if webp.get(..4) != Some(b"RIFF") || webp.get(8..12) != Some(b"WEBP") {
+        return None;
+    }
+    let mut chunks = webp[12..].to_vec();
+    if chunks.starts_with(b"VP8X") {
+        *chunks.get_mut(8)? |= 0x08;
+    } else {
+        let mut vp8x = b"VP8X".to_vec();
+        vp8x.extend(10u32.to_le_bytes());
+        vp8x.extend([0x08, 0, 0, 0]);
+        vp8x.extend(&(width.checked_sub(1)?).to_le_bytes()[..3]);
+        vp8x.extend(&(height.checked_sub(1)?).to_le_bytes()[..3]);
+        chunks.splice(0..0, vp8x);
+    }
+    chunks.extend(b"EXIF");
+    chunks.extend(u32::try_from(exif.len()).ok()?.to_le_bytes());
+    chunks.extend(exif);
+    if exif.len() % 2 == 1 {
+        chunks.push(0);
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend(u32::try_from(chunks.len() + 4).ok()?.to_le_bytes());
+    out.extend(b"WEBP");
+    out.extend(chunks);
+    Some(out)
 }
 
 /// TIFF with Deflate compression and the horizontal predictor: lossless, and a fraction of the

@@ -8,6 +8,7 @@ mod color;
 mod colors;
 mod decoded;
 mod error;
+mod exif;
 mod geometry;
 mod jpeg;
 mod metadata;
@@ -80,6 +81,10 @@ pub fn run(
     budget.check()?;
     timed("process", start);
     let (span, start) = stage("image encode");
+    let kept = decoded
+        .exif
+        .filter(|_| output.keep_metadata)
+        .map(|block| exif::refreshed(block, (image.width(), image.height())));
     let how = codec::Encoding {
         output: output.format,
         quality: output.quality.unwrap_or_else(|| {
@@ -90,7 +95,7 @@ pub fn run(
                 .unwrap_or(DEFAULT_QUALITY)
         }),
         background: output.background.rgb(),
-        exif: decoded.exif.as_deref().filter(|_| output.keep_metadata),
+        exif: kept.as_deref(),
     };
     let encoded = span.in_scope(|| match output.max_bytes {
         Some(target) => within(&image, how, target, budget),

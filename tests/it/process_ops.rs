@@ -272,6 +272,23 @@ async fn encoding_options_do_what_they_say(backend: Backend) {
         (16, 32),
         "turned by 6, then 16 wide"
     );
+    // WebP results keep it too, in an EXIF chunk the extended header declares.
+    let (status, webp) = post(
+        &server,
+        "/v1/image/resize?width=16&keep_metadata=true&format=webp",
+        "image/jpeg",
+        &jpeg,
+        "image/webp",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&webp));
+    let mut decoder = image::codecs::webp::WebPDecoder::new(Cursor::new(&webp)).unwrap();
+    let block = decoder.exif_metadata().unwrap().expect("EXIF kept in the WebP");
+    assert_eq!(
+        image::metadata::Orientation::from_exif_chunk(&block),
+        Some(image::metadata::Orientation::NoTransforms)
+    );
+    assert_eq!(image::load_from_memory(&webp).unwrap().dimensions(), (16, 32));
 }
 
 /// A pipeline runs its steps on one decode and one encode and stores one result.
