@@ -847,3 +847,25 @@ async fn cmyk_jpegs_are_converted_through_their_profile() {
     }
     assert!(total <= 60, "the patches differ by {total} levels in all");
 }
+
+/// A pipeline body over its limit (64 KiB) is a 413 that names the JSON body, not an image.
+#[tokio::test]
+async fn an_oversized_pipeline_is_named_as_a_json_body() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let body = format!(
+        r#"{{"source": "0123456789abcdef0123456789abcdef.png", "pad": "{}"}}"#,
+        " ".repeat(70_000)
+    );
+    let (status, answer) = post(
+        &server,
+        "/v1/image/pipeline",
+        "application/json",
+        body.as_bytes(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 413);
+    let detail = detail(&answer);
+    assert!(detail.contains("JSON body") && !detail.contains("image"), "{detail}");
+}
