@@ -22,7 +22,7 @@ pub enum Rotation {
 impl Rotation {
     /// The step for `degrees` clockwise (−360…360): exact for multiples of 90° (nothing for
     /// 0°), resampled onto a larger canvas of `background` otherwise.
-    /// An angle within [`RIGHT_ANGLE_TOLERANCE`] of a multiple of 90° is that multiple (−1e-300°
+    /// An angle within `RIGHT_ANGLE_TOLERANCE` of a multiple of 90° is that multiple (−1e-300°
     /// is 0°, not a resampling by 360°).
     pub fn step(degrees: f64, background: Background) -> Op {
         let turn = degrees.rem_euclid(360.0);
