@@ -196,15 +196,15 @@ app.kubernetes.io/component: retention
   "listen" "0.0.0.0:8080"
   "admin_listen" "0.0.0.0:9090"
   "storage" $storage
-  "upload" (dict "max_bytes" $v.upload.maxBytes "max_pixels" (int64 $v.upload.maxPixels) "max_concurrent" (int64 $v.upload.maxConcurrent) "max_concurrent_per_client" (int64 $v.upload.maxConcurrentPerClient) "body_idle_timeout" $v.upload.bodyIdleTimeout)
-  "server" (dict "header_read_timeout" $v.server.headerReadTimeout "drain_timeout" $v.server.drainTimeout "trusted_proxies" $v.server.trustedProxies "max_connections" (int64 $v.server.maxConnections) "max_connections_per_client" (int64 $v.server.maxConnectionsPerClient) "first_byte_timeout" $v.server.firstByteTimeout "max_header_bytes" $v.server.maxHeaderBytes "max_headers" (int64 $v.server.maxHeaders) "max_url_bytes" (int64 $v.server.maxUrlBytes) "request_timeout" $v.server.requestTimeout)
+  "upload" (dict "max_bytes" $v.upload.maxBytes "max_pixels" (int64 $v.upload.maxPixels) "max_concurrent" (int64 $v.upload.maxConcurrent) "max_concurrent_per_client" (int64 $v.upload.maxConcurrentPerClient) "body_idle_timeout" $v.upload.bodyIdleTimeout "min_body_rate" $v.upload.minBodyRate)
+  "server" (dict "header_read_timeout" $v.server.headerReadTimeout "drain_timeout" $v.server.drainTimeout "trusted_proxies" $v.server.trustedProxies "max_connections" (int64 $v.server.maxConnections) "max_connections_per_client" (int64 $v.server.maxConnectionsPerClient) "first_byte_timeout" $v.server.firstByteTimeout "max_header_bytes" $v.server.maxHeaderBytes "max_headers" (int64 $v.server.maxHeaders) "max_url_bytes" (int64 $v.server.maxUrlBytes) "request_timeout" $v.server.requestTimeout "idle_timeout" $v.server.idleTimeout "send_timeout" $v.server.sendTimeout "client_ipv6_prefix" (int64 $v.server.clientIpv6Prefix))
   "shutdown" (dict "grace" $v.shutdown.grace)
   "auth" $auth
   "rate_limit" (dict "requests_per_minute" (int64 $v.rateLimit.requestsPerMinute) "burst" (int64 $v.rateLimit.burst) "auth_failures_per_minute" (int64 $v.rateLimit.authFailuresPerMinute) "backend" $v.rateLimit.backend)
   "cors" (dict "allowed_origins" $v.cors.allowedOrigins)
   "log" (dict "format" $v.log.format "level" $v.log.level)
   "retention" (dict "max_age" $v.retention.maxAge)
-  "processing" (dict "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels))
+  "processing" (dict "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels) "job_timeout" $v.processing.jobTimeout "jpeg_decoder" $v.processing.jpegDecoder)
 }}
 {{- $redis := $v.rateLimit.redis }}
 {{- if eq $v.rateLimit.backend "redis" }}
