@@ -4,7 +4,7 @@ use image_gateway::object_name::ImageFormat;
 use reqwest::{StatusCode, header};
 
 use crate::support::{
-    Backend, BodyReader, Counting, Fixture, MISSING_OBJECT, TestServer, client, pattern, raw_request, samples, within,
+    Backend, Counting, Fixture, MISSING_OBJECT, TestServer, client, pattern, raw_request, samples, within,
 };
 
 async fn serves_every_format_with_its_headers(backend: Backend) {
@@ -345,13 +345,25 @@ async fn large_objects_stream_without_buffering(backend: Backend) {
     let name = fx.put(ImageFormat::Tiff, data.clone()).await;
     let counting = Counting::new(fx.storage.clone());
     let server = TestServer::start_with(fx.config.clone(), counting.clone()).await;
-    let response = within("get", client().get(server.download_url(&name)).send())
+    // A raw client with a fixed 256 KiB receive buffer: the kernel's autotuning would otherwise
+    // let the socket hold up to net.ipv4.tcp_rmem's maximum (32 MiB on these machines), which
+    // says nothing about the server buffering.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(256 << 10).unwrap();
+    let mut stream = within("connect", socket.connect(server.addr)).await.unwrap();
+    let get = format!("GET /v1/image/download/{name} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, get.as_bytes())
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.content_length(), Some(SIZE as u64));
-    let mut body = BodyReader::new(response);
-    body.read_at_least(1 << 20).await;
+    let mut received = Vec::with_capacity(SIZE + 4096);
+    let mut buffer = vec![0u8; 64 << 10];
+    while received.len() < (1 << 20) {
+        let n = within("read", tokio::io::AsyncReadExt::read(&mut stream, &mut buffer))
+            .await
+            .unwrap();
+        assert!(n > 0, "the download ended early");
+        received.extend_from_slice(&buffer[..n]);
+    }
     // Give the server every chance to run ahead if it were buffering.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let pulled = counting.pulled();
@@ -359,10 +371,20 @@ async fn large_objects_stream_without_buffering(backend: Backend) {
         pulled < (SIZE as u64) / 2,
         "storage read {pulled} bytes while the client had read 1 MiB"
     );
-    body.finish().await.expect("the download completes");
-    let received = body.received;
-    assert_eq!(received.len(), SIZE);
-    assert!(received == data, "the 64 MiB body is byte-exact");
+    within(
+        "the rest",
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut received),
+    )
+    .await
+    .unwrap();
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200") && head.contains(&format!("content-length: {SIZE}")),
+        "{head}"
+    );
+    assert_eq!(received.len() - head_end, SIZE);
+    assert!(received[head_end..] == data[..], "the 64 MiB body is byte-exact");
 }
 
 async fn storage_outage_is_503(backend: Backend) {
