@@ -32,6 +32,7 @@ use super::{
     color,
     decoded::{Decoded, ShrinkHint, upright},
     error::ProcessError,
+    jpeg_markers,
 };
 use crate::config::JpegDecoder;
 
@@ -142,19 +143,7 @@ fn cmyk(
 
 /// Whether the JPEG has an APP14 "Adobe" segment before its first scan.
 fn has_adobe_marker(bytes: &[u8]) -> bool {
-    let mut at = 2;
-    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
-        let marker = bytes[at + 1];
-        if marker == 0xDA {
-            return false;
-        }
-        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
-        if marker == 0xEE && bytes.get(at + 4..at + 9) == Some(b"Adobe") {
-            return true;
-        }
-        at += 2 + length;
-    }
-    false
+    jpeg_markers::header(bytes).any(|s| s.marker == 0xEE && s.body().starts_with(b"Adobe"))
 }
 
 /// The IJG luminance quantisation table at quality 50 (libjpeg's `std_luminance_quant_tbl`).
@@ -169,75 +158,44 @@ const STANDARD_LUMINANCE: [u16; 64] = [
 /// a re-encode without a `quality` keeps the source's instead of a fixed 80. `None` without a
 /// readable table 0.
 pub(super) fn estimated_quality(bytes: &[u8]) -> Option<u8> {
-    let mut at = 2;
-    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
-        let marker = bytes[at + 1];
-        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
-        if marker == 0xDA || marker == 0xD9 {
-            return None;
-        }
-        if marker == 0xDB {
-            // One or more tables: Pq/Tq, then 64 values of 8 or 16 bits.
-            let mut table = at + 4;
-            while table < at + 2 + length {
-                let (precision, id) = (bytes.get(table)? >> 4, bytes.get(table)? & 0x0F);
-                let size = if precision == 0 { 1 } else { 2 };
-                let values = bytes.get(table + 1..table + 1 + 64 * size)?;
-                if id == 0 {
-                    let sum: u64 = values
-                        .chunks(size)
-                        .map(|v| {
-                            u64::from(if size == 1 {
-                                u16::from(v[0])
-                            } else {
-                                u16::from_be_bytes([v[0], v[1]])
-                            })
+    for segment in jpeg_markers::header(bytes).filter(|s| s.marker == 0xDB) {
+        // One or more tables: Pq/Tq, then 64 values of 8 or 16 bits.
+        let tables = segment.body();
+        let mut table = 0;
+        while table < tables.len() {
+            let (precision, id) = (tables[table] >> 4, tables[table] & 0x0F);
+            let size = if precision == 0 { 1 } else { 2 };
+            let values = tables.get(table + 1..table + 1 + 64 * size)?;
+            if id == 0 {
+                let sum: u64 = values
+                    .chunks(size)
+                    .map(|v| {
+                        u64::from(if size == 1 {
+                            u16::from(v[0])
+                        } else {
+                            u16::from_be_bytes([v[0], v[1]])
                         })
-                        .sum();
-                    let standard: u64 = STANDARD_LUMINANCE.iter().map(|&v| u64::from(v)).sum();
-                    // IJG: table = standard × scale / 100, scale = 5000/q below 50, 200 − 2q above.
-                    let scale = sum as f64 * 100.0 / standard as f64;
-                    let quality = if scale <= 100.0 {
-                        (200.0 - scale) / 2.0
-                    } else {
-                        5000.0 / scale
-                    };
-                    return Some(quality.round().clamp(1.0, 100.0) as u8);
-                }
-                table += 1 + 64 * size;
+                    })
+                    .sum();
+                let standard: u64 = STANDARD_LUMINANCE.iter().map(|&v| u64::from(v)).sum();
+                // IJG: table = standard × scale / 100, scale = 5000/q below 50, 200 − 2q above.
+                let scale = sum as f64 * 100.0 / standard as f64;
+                let quality = if scale <= 100.0 {
+                    (200.0 - scale) / 2.0
+                } else {
+                    5000.0 / scale
+                };
+                return Some(quality.round().clamp(1.0, 100.0) as u8);
             }
+            table += 1 + 64 * size;
         }
-        at += 2 + length;
     }
     None
 }
 
-/// How many scans (SOS segments) the JPEG holds, counted by walking its markers: a segment's
-/// length is skipped, and after a scan header the entropy-coded data up to the next marker
-/// (`FF 00` stuffing and restart markers belong to the data). Linear, no allocation.
+/// How many scans (SOS segments) the JPEG holds.
 fn scans(bytes: &[u8]) -> usize {
-    let (mut at, mut count) = (2usize, 0usize);
-    while at + 4 <= bytes.len() {
-        if bytes[at] != 0xFF {
-            at += 1;
-            continue;
-        }
-        let marker = bytes[at + 1];
-        match marker {
-            0xFF => at += 1,                      // fill byte
-            0x00 | 0x01 | 0xD0..=0xD7 => at += 2, // stuffing, TEM, restart markers
-            0xD8 => at += 2,                      // SOI
-            0xD9 => break,                        // EOI
-            _ => {
-                let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
-                at += 2 + length.max(2);
-                if marker == 0xDA {
-                    count += 1;
-                }
-            }
-        }
-    }
-    count
+    jpeg_markers::walk(bytes, 2).scans
 }
 
 /// Decoded 8-bit samples as an image: grey or RGB, `short` when there are fewer than declared.

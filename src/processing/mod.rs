@@ -11,6 +11,7 @@ mod error;
 mod exif;
 mod geometry;
 mod jpeg;
+mod jpeg_markers;
 mod metadata;
 mod operations;
 mod pool;

@@ -13,6 +13,7 @@
 
 use image::metadata::Orientation;
 
+use super::jpeg_markers;
 use crate::object_name::ImageFormat;
 
 /// `bytes` (a `format` image that passed the content check) without its metadata, or `None`
@@ -47,24 +48,15 @@ fn jpeg(bytes: &[u8]) -> Option<Vec<u8>> {
     }
     let mut out = vec![0xFF, 0xD8];
     let mut orientation = None;
-    let mut at = 2;
+    let mut scan = None;
     // Marker segments up to the first scan: each kept or dropped whole.
-    let scan = loop {
-        let marker = *bytes.get(at + 1)?;
-        if bytes[at] != 0xFF {
-            return None;
+    for segment in jpeg_markers::header(bytes) {
+        if segment.marker == jpeg_markers::SOS {
+            scan = Some(segment.at);
+            break;
         }
-        if marker == 0xFF {
-            at += 1; // fill byte
-            continue;
-        }
-        let length = usize::from(u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]));
-        let segment = bytes.get(at..at + 2 + length)?;
-        let body = &segment[4..];
-        if marker == 0xDA {
-            break at;
-        }
-        let keep = match marker {
+        let body = segment.body();
+        let keep = match segment.marker {
             0xE1 => {
                 if let Some(exif) = body.strip_prefix(b"Exif\0\0") {
                     orientation = orientation.or(turned(exif));
@@ -77,10 +69,11 @@ fn jpeg(bytes: &[u8]) -> Option<Vec<u8>> {
             _ => true,                   // tables, frame headers, restart interval
         };
         if keep {
-            out.extend_from_slice(segment);
+            out.extend_from_slice(segment.bytes);
         }
-        at += 2 + length;
-    };
+    }
+    // A header that does not reach its scan is left to the decoder (re-encoded).
+    let scan = scan?;
     if let Some(orientation) = orientation {
         let mut exif = b"Exif\0\0".to_vec();
         exif.extend(orientation_only(orientation));
@@ -96,31 +89,9 @@ fn jpeg(bytes: &[u8]) -> Option<Vec<u8>> {
         out.splice(after..after, segment);
     }
     // The scans, to the end of the image: anything appended after it goes.
-    let end = end_of_image(bytes, scan)?;
+    let end = jpeg_markers::walk(bytes, scan).end?;
     out.extend_from_slice(&bytes[scan..end]);
     Some(out)
-}
-
-/// The offset just past the EOI marker, walking scans (entropy-coded data with its stuffing and
-/// restart markers) and the segments between them from `at`.
-fn end_of_image(bytes: &[u8], mut at: usize) -> Option<usize> {
-    while at + 1 < bytes.len() {
-        if bytes[at] != 0xFF {
-            at += 1;
-            continue;
-        }
-        match bytes[at + 1] {
-            0xD9 => return Some(at + 2),
-            0xFF => at += 1,
-            0x00 | 0x01 | 0xD0..=0xD7 => at += 2,
-            _ => {
-                let length = usize::from(u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]));
-                at += 2 + length.max(2);
-            }
-        }
-    }
-    // No EOI (a truncated file the decoder tolerates): everything is kept.
-    Some(bytes.len())
 }
 
 fn png(bytes: &[u8]) -> Option<Vec<u8>> {
