@@ -6,41 +6,68 @@
 //! GPS — is the photograph's and stays. Edits are made in place; a block whose structure is not
 //! what it should be is kept as it was rather than guessed at.
 
+/// The byte order of a TIFF-structured block (EXIF's body), read from its header; the one
+/// reader of its numbers for this module and for the bounds check in `metadata.rs`.
+#[derive(Clone, Copy)]
+pub(super) enum ByteOrder {
+    Little,
+    Big,
+}
+
+impl ByteOrder {
+    /// `II` or `MM` at the start of `block`, or `None` when it is not TIFF-structured.
+    pub(super) fn of(block: &[u8]) -> Option<Self> {
+        match block.get(..2)? {
+            b"II" => Some(Self::Little),
+            b"MM" => Some(Self::Big),
+            _ => None,
+        }
+    }
+
+    pub(super) fn u16_at(self, block: &[u8], at: usize) -> Option<u16> {
+        let bytes = block.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(match self {
+            Self::Little => u16::from_le_bytes(bytes),
+            Self::Big => u16::from_be_bytes(bytes),
+        })
+    }
+
+    pub(super) fn u32_at(self, block: &[u8], at: usize) -> Option<u32> {
+        let bytes = block.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(match self {
+            Self::Little => u32::from_le_bytes(bytes),
+            Self::Big => u32::from_be_bytes(bytes),
+        })
+    }
+
+    fn u16_bytes(self, value: u16) -> [u8; 2] {
+        match self {
+            Self::Little => value.to_le_bytes(),
+            Self::Big => value.to_be_bytes(),
+        }
+    }
+
+    fn u32_bytes(self, value: u32) -> [u8; 4] {
+        match self {
+            Self::Little => value.to_le_bytes(),
+            Self::Big => value.to_be_bytes(),
+        }
+    }
+}
+
 /// `block` (TIFF header first) made true of a `width`×`height` result.
 pub(crate) fn refreshed(mut block: Vec<u8>, (width, height): (u32, u32)) -> Vec<u8> {
-    let little = match block.get(..2) {
-        Some(b"II") => true,
-        Some(b"MM") => false,
-        _ => return block,
+    let Some(order) = ByteOrder::of(&block) else {
+        return block;
     };
-    let u16_at = |b: &[u8], at: usize| {
-        b.get(at..at + 2).map(|s| {
-            if little {
-                u16::from_le_bytes([s[0], s[1]])
-            } else {
-                u16::from_be_bytes([s[0], s[1]])
-            }
-        })
-    };
-    let u32_at = |b: &[u8], at: usize| {
-        b.get(at..at + 4).map(|s| {
-            let s = [s[0], s[1], s[2], s[3]];
-            if little {
-                u32::from_le_bytes(s)
-            } else {
-                u32::from_be_bytes(s)
-            }
-        })
-    };
+    let u16_at = |b: &[u8], at: usize| order.u16_at(b, at);
+    let u32_at = |b: &[u8], at: usize| order.u32_at(b, at);
     let put = |b: &mut [u8], at: usize, bytes: &[u8]| {
         if let Some(slot) = b.get_mut(at..at + bytes.len()) {
             slot.copy_from_slice(bytes);
         }
     };
-    let (put16, put32) = (
-        |v: u16| if little { v.to_le_bytes() } else { v.to_be_bytes() },
-        |v: u32| if little { v.to_le_bytes() } else { v.to_be_bytes() },
-    );
+    let (put16, put32) = (|v: u16| order.u16_bytes(v), |v: u32| order.u32_bytes(v));
     let Some(ifd0) = u32_at(&block, 4).map(|o| o as usize) else {
         return block;
     };

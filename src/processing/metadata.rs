@@ -16,7 +16,7 @@ use image::{ImageDecoder, ImageReader};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 
-use super::{codec, error::ProcessError, svg};
+use super::{codec, error::ProcessError, exif::ByteOrder, svg};
 use crate::object_name::ImageFormat;
 
 /// SECURITY: the largest EXIF block summarised (a JPEG's APP1 segment cannot be larger; a PNG
@@ -109,30 +109,11 @@ fn bounded(block: &[u8], whole_file: bool) -> Result<(), String> {
             block.len()
         ));
     }
-    let little = match block.get(..2) {
-        Some(b"II") => true,
-        Some(b"MM") => false,
-        _ => return Ok(()), // not TIFF-structured: the parser refuses it at once
+    let Some(order) = ByteOrder::of(block) else {
+        return Ok(()); // not TIFF-structured: the parser refuses it at once
     };
-    let u16_at = |at: usize| {
-        block.get(at..at + 2).map(|s| {
-            if little {
-                u16::from_le_bytes([s[0], s[1]])
-            } else {
-                u16::from_be_bytes([s[0], s[1]])
-            }
-        })
-    };
-    let u32_at = |at: usize| {
-        block.get(at..at + 4).map(|s| {
-            let s = [s[0], s[1], s[2], s[3]];
-            if little {
-                u32::from_le_bytes(s)
-            } else {
-                u32::from_be_bytes(s)
-            }
-        })
-    };
+    let u16_at = |at: usize| order.u16_at(block, at);
+    let u32_at = |at: usize| order.u32_at(block, at);
     let (mut entries, mut parsed) = (0u64, 0u64);
     let mut pending: Vec<u32> = u32_at(4).into_iter().collect();
     let mut seen = std::collections::HashSet::new();

@@ -224,11 +224,10 @@ async fn silent_connections_are_closed_and_others_served() {
         silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
     }
     let started = std::time::Instant::now();
-    within("a client is served while the silent sockets are still open", async {
-        while raw_request(server.addr, "GET", "/livez", &[]).await.status != 200 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
+    until_live(
+        server.addr,
+        "a client is served while the silent sockets are still open",
+    )
     .await;
     eprintln!("served {:?} after 20 silent connections", started.elapsed());
     for mut socket in silent {
@@ -510,12 +509,7 @@ async fn connections_held_for_nothing_are_closed() {
     assert!(ended.is_ok(), "{ended:?}");
     pinger.abort();
     drop(send);
-    within("the HTTP/2 connection's place comes back", async {
-        while raw_request(server.addr, "GET", "/livez", &[]).await.status != 200 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    until_live(server.addr, "the HTTP/2 connection's place comes back").await;
 
     // A download whose client never reads: 32 MiB cannot all sit in socket buffers.
     let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -529,12 +523,7 @@ async fn connections_held_for_nothing_are_closed() {
         503,
         "the stalled download holds the only place"
     );
-    within("the stalled download's place comes back", async {
-        while raw_request(server.addr, "GET", "/livez", &[]).await.status != 200 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    until_live(server.addr, "the stalled download's place comes back").await;
     drop(stalled);
 
     // 300 silent sockets on the admin listener: over the cap they are closed at once, the
@@ -711,4 +700,15 @@ async fn http2_hostile_table() {
     table.push(format!("300 concurrent streams: {served} served"));
     unharmed().await;
     eprintln!("http/2 hostile table:\n  {}", table.join("\n  "));
+}
+
+/// Waits (bounded by `within`) until `/livez` on `addr` answers 200: `what` names the place
+/// being waited for.
+async fn until_live(addr: std::net::SocketAddr, what: &str) {
+    within(what, async {
+        while raw_request(addr, "GET", "/livez", &[]).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
 }

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use image::DynamicImage;
-use image_gateway::{config::units::HumanDuration, object_name::ImageFormat};
+use image_gateway::{
+    config::units::HumanDuration,
+    object_name::{ImageFormat, ObjectName},
+};
 
 use crate::{
     process_ops::{card, detail, encoded, post},
@@ -75,12 +78,7 @@ async fn a_job_past_its_timeout_is_stopped_with_a_422() {
         c.processing.job_timeout = HumanDuration(Duration::from_millis(200))
     })
     .await;
-    let name = fx
-        .put(
-            ImageFormat::Png,
-            encoded(&DynamicImage::ImageRgb8(card(800, 800)), image::ImageFormat::Png),
-        )
-        .await;
+    let name = stored_card(&fx).await;
     let server = TestServer::start(&fx).await;
     let (status, body) = post(
         &server,
@@ -104,12 +102,7 @@ async fn a_job_whose_client_hangs_up_stops_and_frees_its_place() {
         c.processing.queue = 0;
     })
     .await;
-    let name = fx
-        .put(
-            ImageFormat::Png,
-            encoded(&DynamicImage::ImageRgb8(card(800, 800)), image::ImageFormat::Png),
-        )
-        .await;
+    let name = stored_card(&fx).await;
     let server = TestServer::start(&fx).await;
     // The client gives up after a second, mid-job.
     let impatient = reqwest::Client::builder()
@@ -193,4 +186,13 @@ async fn every_steps_result_is_held_to_the_output_limit() {
     }
     let (status, _) = post(&server, "/v1/image/resize?width=20", "image/png", &png, "image/png").await;
     assert_eq!(status, 200, "a result within the limit");
+}
+
+/// An 800×800 photo-like PNG, stored: `heavy_pipeline` takes seconds on it.
+async fn stored_card(fx: &Fixture) -> ObjectName {
+    fx.put(
+        ImageFormat::Png,
+        encoded(&DynamicImage::ImageRgb8(card(800, 800)), image::ImageFormat::Png),
+    )
+    .await
 }
