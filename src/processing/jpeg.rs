@@ -193,6 +193,11 @@ pub(super) fn estimated_quality(bytes: &[u8]) -> Option<u8> {
     None
 }
 
+/// Whether the JPEG has at most [`MAX_SCANS`] scans (what `decode` checks first).
+pub(super) fn within_scan_limit(bytes: &[u8]) -> bool {
+    scans(bytes) <= MAX_SCANS
+}
+
 /// How many scans (SOS segments) the JPEG holds.
 fn scans(bytes: &[u8]) -> usize {
     jpeg_markers::walk(bytes, 2).scans

@@ -15,9 +15,9 @@ pub(super) struct Segment<'a> {
     pub bytes: &'a [u8],
 }
 
-impl Segment<'_> {
+impl<'a> Segment<'a> {
     /// The segment's content, after its marker and length.
-    pub(super) fn body(&self) -> &[u8] {
+    pub(super) fn body(&self) -> &'a [u8] {
         &self.bytes[4..]
     }
 }

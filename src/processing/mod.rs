@@ -12,6 +12,7 @@ mod exif;
 mod geometry;
 mod jpeg;
 mod jpeg_markers;
+mod lossless;
 mod metadata;
 mod operations;
 mod pool;
@@ -131,17 +132,35 @@ fn decoding(limits: &crate::config::ProcessingConfig) -> codec::Decoding {
 /// The quality of a lossy result when neither the request nor a JPEG source says.
 pub const DEFAULT_QUALITY: u8 = 80;
 
-/// `strip-exif` without decoding: `bytes` (a `format` image that passed the content check)
-/// without its metadata, every pixel kept; `None` when the format is not handled that way (the
-/// caller re-encodes). Runs on the pool.
-pub fn strip_metadata(bytes: &[u8], format: crate::object_name::ImageFormat) -> Option<Encoded> {
-    let stripped = strip::strip(bytes, format)?;
-    let (width, height) =
-        image::ImageReader::with_format(std::io::Cursor::new(&stripped), codec::codec_of(format).ok()?)
-            .into_dimensions()
-            .ok()?;
+/// What a job keeps of its source without decoding it, when every pixel can be kept: for
+/// `strip-exif` (`strip`), the source without its metadata segments (JPEG, PNG, WebP); for
+/// turns and mirrors of a JPEG (`steps`), the coefficients moved in the DCT domain
+/// (`lossless.rs`). Only when the result stays in the source's format and no quality or size
+/// was asked for; `None` otherwise, or where it cannot be done (the caller decodes). Runs on the
+/// pool.
+pub fn lossless(
+    strip: bool,
+    steps: &[Op],
+    bytes: &[u8],
+    format: crate::object_name::ImageFormat,
+    output: &Output,
+) -> Option<Encoded> {
+    use crate::object_name::ImageFormat;
+    if output.format.format() != format || output.quality.is_some() || output.max_bytes.is_some() {
+        return None;
+    }
+    let kept = if strip {
+        strip::strip(bytes, format)?
+    } else if format == ImageFormat::Jpeg && jpeg::within_scan_limit(bytes) {
+        lossless::turned(bytes, steps, output.keep_metadata)?
+    } else {
+        return None;
+    };
+    let (width, height) = image::ImageReader::with_format(std::io::Cursor::new(&kept), codec::codec_of(format).ok()?)
+        .into_dimensions()
+        .ok()?;
     Some(Encoded {
-        bytes: stripped,
+        bytes: kept,
         format,
         width,
         height,

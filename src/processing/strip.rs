@@ -43,11 +43,18 @@ fn turned(exif: &[u8]) -> Option<Orientation> {
 }
 
 fn jpeg(bytes: &[u8]) -> Option<Vec<u8>> {
+    jpeg_with_exif(bytes, |exif| exif.and_then(turned).map(orientation_only))
+}
+
+/// `bytes` (a JPEG) with its metadata segments dropped, as `strip` does, and the EXIF block
+/// that `exif` makes of the source's (TIFF header first; `None` if it had none) written in
+/// their place, if any. `None` when the structure is not what it should be.
+pub(super) fn jpeg_with_exif(bytes: &[u8], exif: impl FnOnce(Option<&[u8]>) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return None;
     }
     let mut out = vec![0xFF, 0xD8];
-    let mut orientation = None;
+    let mut source_exif = None;
     let mut scan = None;
     // Marker segments up to the first scan: each kept or dropped whole.
     for segment in jpeg_markers::header(bytes) {
@@ -59,7 +66,7 @@ fn jpeg(bytes: &[u8]) -> Option<Vec<u8>> {
         let keep = match segment.marker {
             0xE1 => {
                 if let Some(exif) = body.strip_prefix(b"Exif\0\0") {
-                    orientation = orientation.or(turned(exif));
+                    source_exif = source_exif.or(Some(exif));
                 }
                 false
             }
@@ -74,9 +81,9 @@ fn jpeg(bytes: &[u8]) -> Option<Vec<u8>> {
     }
     // A header that does not reach its scan is left to the decoder (re-encoded).
     let scan = scan?;
-    if let Some(orientation) = orientation {
+    if let Some(block) = exif(source_exif) {
         let mut exif = b"Exif\0\0".to_vec();
-        exif.extend(orientation_only(orientation));
+        exif.extend(block);
         let mut segment = vec![0xFF, 0xE1];
         segment.extend(u16::try_from(exif.len() + 2).ok()?.to_be_bytes());
         segment.extend(exif);

@@ -450,13 +450,19 @@ fn with_pillow(script: &str, input: &[u8]) -> RgbaImage {
     let dir = crate::support::scratch_dir();
     let path = dir.path().join("input");
     std::fs::write(&path, input).unwrap();
+    pillow_png(&format!("im = Image.open(sys.argv[1])\n{script}"), &path)
+}
+
+/// Runs `script` (Pillow's `Image`, `ImageOps` and `ImageCms` imported, `path` as `sys.argv[1]`)
+/// and returns the image it leaves in `out`.
+fn pillow_png(script: &str, path: &std::path::Path) -> RgbaImage {
     let program = format!(
-        "import sys, io\nfrom PIL import Image, ImageOps, ImageCms\nim = Image.open(sys.argv[1])\n{script}\nbuf = io.BytesIO()\nout.save(buf, 'PNG')\nsys.stdout.buffer.write(buf.getvalue())\n"
+        "import sys, io\nfrom PIL import Image, ImageOps, ImageCms\n{script}\nbuf = io.BytesIO()\nout.save(buf, 'PNG')\nsys.stdout.buffer.write(buf.getvalue())\n"
     );
     let output = std::process::Command::new(pillow())
         .arg("-c")
         .arg(program)
-        .arg(&path)
+        .arg(path)
         .output()
         .unwrap();
     assert!(
@@ -743,11 +749,11 @@ async fn strip_exif_is_lossless_and_reencodes_keep_the_source_quality() {
         result.to_rgb8(),
         "five passes, and not one pixel changed"
     );
-    // A lossless rotation is not possible without the DCT, so it re-encodes: at the source's
-    // quality its size stays near the source's (at 80 it was a third of it).
-    let (status, turned) = post(
+    // A re-encode (JPEG to JPEG, no quality named) keeps the source's quality: its size stays
+    // near the source's (at 80 it was a third of it).
+    let (status, again) = post(
         &server,
-        "/v1/image/rotate?angle=90",
+        "/v1/image/convert?format=jpeg",
         "image/jpeg",
         &stripped,
         "image/jpeg",
@@ -756,7 +762,7 @@ async fn strip_exif_is_lossless_and_reencodes_keep_the_source_quality() {
     assert_eq!(status, 200);
     let (status, at_80) = post(
         &server,
-        "/v1/image/rotate?angle=90&quality=80",
+        "/v1/image/convert?format=jpeg&quality=80",
         "image/jpeg",
         &stripped,
         "image/jpeg",
@@ -764,8 +770,122 @@ async fn strip_exif_is_lossless_and_reencodes_keep_the_source_quality() {
     .await;
     assert_eq!(status, 200);
     assert!(
-        turned.len() as f64 > at_80.len() as f64 * 1.4,
+        again.len() as f64 > at_80.len() as f64 * 1.4,
         "no quality given: {} bytes; quality 80: {} bytes",
+        again.len(),
+        at_80.len()
+    );
+}
+
+/// A q95 JPEG of orientation 6 with EXIF, `width`×`height`.
+fn turned_q95_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&DynamicImage::ImageRgb8(card(width, height)))
+        .unwrap();
+    // APP1 Exif: Orientation 6 (turn a quarter clockwise to show) and a Make.
+    let mut exif = b"Exif\0\0II*\0\x08\0\0\0\x02\0".to_vec();
+    exif.extend([0x0F, 0x01, 2, 0, 4, 0, 0, 0, b'C', b'a', b'm', 0]);
+    exif.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+    exif.extend([0; 4]);
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend(((exif.len() + 2) as u16).to_be_bytes());
+    segment.extend(&exif);
+    jpeg.splice(2..2, segment);
+    jpeg
+}
+
+/// `rotate` by right angles and `flip` move a JPEG's DCT coefficients (libjpeg-turbo's
+/// transform; the test command builds with it): the result is the source turned (its EXIF
+/// orientation folded in) at the source's size, and four quarter turns give back exactly the
+/// same pixels. Where an edge's partial MCU forbids it, the job re-encodes at the source's
+/// quality, at the right size.
+#[cfg(feature = "libjpeg-turbo")]
+#[tokio::test]
+async fn right_angle_turns_of_a_jpeg_keep_every_coefficient() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let jpeg = turned_q95_jpeg(640, 480);
+    let rotate = async |bytes: &[u8], query: &str| {
+        let (status, body) = post(
+            &server,
+            &format!("/v1/image/rotate?{query}"),
+            "image/jpeg",
+            bytes,
+            "image/jpeg",
+        )
+        .await;
+        assert_eq!(status, 200, "{query}: {}", detail(&body));
+        body
+    };
+    let first = rotate(&jpeg, "angle=90").await;
+    // Upright (480×640), then a quarter turn: 640×480, drawn as the decode path draws it.
+    let mut expected = image::load_from_memory(&jpeg).unwrap();
+    expected.apply_orientation(image::metadata::Orientation::Rotate90);
+    let expected = expected.rotate90().to_rgba8();
+    let result = image::load_from_memory(&first).unwrap().to_rgba8();
+    let (mean, most) = difference(&expected, &result);
+    eprintln!(
+        "lossless turn vs decode-and-turn: mean {mean:.3}, largest {most}; {} → {} bytes",
+        jpeg.len(),
+        first.len()
+    );
+    assert!(mean < 0.5 && most <= 4, "mean {mean}, largest {most}");
+    assert!(
+        (first.len() as f64) > jpeg.len() as f64 * 0.95,
+        "{} bytes from {}: requantised",
+        first.len(),
+        jpeg.len()
+    );
+    assert!(
+        !first.windows(4).any(|w| w == b"Exif"),
+        "metadata is dropped by default"
+    );
+    let mut again = first.clone();
+    for _ in 0..4 {
+        again = rotate(&again, "angle=90").await;
+    }
+    let (_, flipped) = post(
+        &server,
+        "/v1/image/flip?direction=horizontal",
+        "image/jpeg",
+        &again,
+        "image/jpeg",
+    )
+    .await;
+    let (_, flipped) = post(
+        &server,
+        "/v1/image/flip?direction=horizontal",
+        "image/jpeg",
+        &flipped,
+        "image/jpeg",
+    )
+    .await;
+    assert!(
+        image::load_from_memory(&flipped).unwrap().to_rgba8() == result,
+        "four quarter turns and two mirrors: every pixel as it was"
+    );
+    // keep_metadata: the EXIF stays, upright.
+    let kept = rotate(&jpeg, "angle=90&keep_metadata=true").await;
+    let exif = kept
+        .windows(6)
+        .position(|w| w == b"Exif\0\0")
+        .expect("the EXIF block is kept");
+    assert!(kept[exif..].windows(3).any(|w| w == b"Cam"), "its fields stay");
+    assert_eq!(
+        image::metadata::Orientation::from_exif_chunk(&kept[exif + 6..])
+            .unwrap_or(image::metadata::Orientation::NoTransforms),
+        image::metadata::Orientation::NoTransforms
+    );
+
+    // 641×481 (4:2:0, 16-pixel MCUs): the bottom edge cannot move to the left losslessly.
+    let odd = turned_q95_jpeg(641, 481);
+    let turned = rotate(&odd, "angle=90").await;
+    let at_80 = rotate(&odd, "angle=90&quality=80").await;
+    assert_eq!(image::load_from_memory(&turned).unwrap().dimensions(), (641, 481));
+    assert!(
+        turned.len() as f64 > at_80.len() as f64 * 1.4,
+        "re-encoded at the source's quality: {} bytes; quality 80: {} bytes",
         turned.len(),
         at_80.len()
     );
@@ -800,24 +920,7 @@ async fn cmyk_jpegs_are_converted_through_their_profile() {
     );
     let dir = crate::support::scratch_dir();
     let input = dir.path().join("cmyk");
-    let reference = {
-        std::fs::write(&input, b"").unwrap();
-        let program = format!(
-            "import sys, io\nfrom PIL import Image, ImageCms\n{script}\nbuf = io.BytesIO()\nout.save(buf, 'PNG')\nsys.stdout.buffer.write(buf.getvalue())\n"
-        );
-        let output = std::process::Command::new(pillow())
-            .arg("-c")
-            .arg(program)
-            .arg(&input)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "Pillow: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        image::load_from_memory(&output.stdout).unwrap().to_rgba8()
-    };
+    let reference = pillow_png(&script, &input);
     let jpeg = std::fs::read(dir.path().join("cmyk.jpg")).unwrap();
     let (status, png) = post(
         &server,

@@ -122,11 +122,7 @@ pub(crate) async fn handle(
     let limits = processing.limits.clone();
     let max_input = limits.max_input_pixels.min(uploads.max_pixels());
     let metrics = processing.metrics.clone();
-    // strip-exif into the same format drops the metadata segments and keeps every pixel.
-    let lossless = operation == Operation::StripExif
-        && output.format.format() == format
-        && output.quality.is_none()
-        && output.max_bytes.is_none();
+    let strip = operation == Operation::StripExif;
     let encoded = checked(
         processing,
         operation,
@@ -134,8 +130,8 @@ pub(crate) async fn handle(
         input,
         Some(max_input),
         move |input, budget| {
-            if lossless && let Some(stripped) = processing::strip_metadata(input, format) {
-                return Ok(stripped);
+            if let Some(kept) = processing::lossless(strip, &steps, input, format, &output) {
+                return Ok(kept);
             }
             processing::run(
                 operation.name(),
