@@ -13,6 +13,46 @@ pub(crate) struct Decoded {
     pub full_size: (u32, u32),
     /// The EXIF block (TIFF header first) with its orientation reset, if the file had one.
     pub exif: Option<Vec<u8>>,
+    /// Where `full_size` lies in `image`, as `[left, top, width, height]` in its pixels: the
+    /// whole of it, except after shrink-on-load of a JPEG whose size is not a multiple of the
+    /// reduction, whose last row and column stand for part of a block only (3201 pixels at
+    /// 1/8 are 401 pixels for 400.125). Resampling goes from exactly this.
+    pub covered: [f64; 4],
+}
+
+/// All of `image`, as [`Decoded::covered`] has it.
+pub(crate) fn whole(image: &DynamicImage) -> [f64; 4] {
+    [0.0, 0.0, f64::from(image.width()), f64::from(image.height())]
+}
+
+/// What a step knows of its input beyond the pixels: the size it stands for and where that
+/// lies in them (see [`Decoded`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Extent {
+    /// The upright full size (before any shrink-on-load).
+    pub full: (u32, u32),
+    /// `[left, top, width, height]` in the pixels.
+    pub covered: [f64; 4],
+}
+
+impl Extent {
+    /// The extent of an image that stands for itself (every step's result).
+    pub(crate) fn of(image: &DynamicImage) -> Extent {
+        Extent {
+            full: (image.width(), image.height()),
+            covered: whole(image),
+        }
+    }
+}
+
+impl Decoded {
+    /// What the first step is planned from.
+    pub(crate) fn extent(&self) -> Extent {
+        Extent {
+            full: self.full_size,
+            covered: self.covered,
+        }
+    }
 }
 
 /// What the first operation needs at least, given the upright full size: `Some((w, h))` lets a
@@ -36,6 +76,7 @@ pub(super) fn upright(
     };
     Decoded {
         full_size: (image.width(), image.height()),
+        covered: whole(&image),
         image,
         exif,
     }

@@ -4,7 +4,7 @@
 use fast_image_resize as fr;
 use image::{DynamicImage, Rgba, RgbaImage};
 
-use super::{error::ProcessError, smart_crop};
+use super::{decoded::Extent, error::ProcessError, smart_crop};
 
 /// An RGBA colour for what a geometry adds (`pad`, `rotate` by other angles) and what alpha is
 /// flattened onto: `#rrggbb`, `#rrggbbaa` (the `#` optional) or `transparent`.
@@ -121,20 +121,22 @@ impl Resize {
         (side(w, sx), side(h, sy))
     }
 
-    /// Resizes `image`, planned from its upright full size `full` (larger than the image after
-    /// shrink-on-load); refuses a result over `max_pixels`.
+    /// Resizes `image`, planned from `extent`'s full size (larger than the image after
+    /// shrink-on-load) and resampled from the part of it that `extent` covers; refuses a
+    /// result over `max_pixels`.
     pub(crate) fn apply(
         &self,
         image: &DynamicImage,
-        full: (u32, u32),
+        extent: Extent,
         max_pixels: u64,
     ) -> Result<DynamicImage, ProcessError> {
+        let Extent { full, covered } = extent;
         let (width, height) = self.scaled(full.0, full.1);
         check_output(width, height, max_pixels)?;
         let resized = if self.linear {
-            resample_linear(image, width, height)?
+            resample_linear(image, covered, width, height)?
         } else {
-            resample(image, width, height)?
+            resample(image, covered, width, height)?
         };
         match (self.fit, self.width, self.height) {
             (Fit::Cover, Some(w), Some(h)) if width > w || height > h => {
@@ -158,14 +160,23 @@ pub(crate) fn check_output(width: u32, height: u32, max_pixels: u64) -> Result<(
     Ok(())
 }
 
-/// `image` resampled to exactly `width`×`height` with Lanczos3 (alpha premultiplied while
-/// filtering, so transparent pixels do not bleed their colour).
-pub(crate) fn resample(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ProcessError> {
-    if (image.width(), image.height()) == (width, height) {
+/// The `[left, top, width, height]` part of `image` (in its pixels, fractions allowed)
+/// resampled to exactly `width`×`height` with Lanczos3 (alpha premultiplied while filtering, so
+/// transparent pixels do not bleed their colour).
+pub(crate) fn resample(
+    image: &DynamicImage,
+    [left, top, w, h]: [f64; 4],
+    width: u32,
+    height: u32,
+) -> Result<DynamicImage, ProcessError> {
+    let whole = [left, top, w, h] == super::decoded::whole(image);
+    if whole && (image.width(), image.height()) == (width, height) {
         return Ok(image.clone());
     }
     let mut resized = DynamicImage::new(width, height, image.color());
-    let options = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let options = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+        .crop(left, top, w, h);
     fr::Resizer::new()
         .resize(image, &mut resized, &options)
         .map_err(|e| ProcessError::Failed(format!("resampling: {e}")))?;
@@ -176,7 +187,12 @@ pub(crate) fn resample(image: &DynamicImage, width: u32, height: u32) -> Result<
 /// 16-bit linear ones, filtered, and mapped back (alpha is not mapped). A black-and-white
 /// checkerboard shrinks to the grey of equal light (188), not the darker 128 of averaging
 /// sRGB values; it costs about three times a plain resample (docs/benchmarks.md).
-pub(crate) fn resample_linear(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ProcessError> {
+pub(crate) fn resample_linear(
+    image: &DynamicImage,
+    covered: [f64; 4],
+    width: u32,
+    height: u32,
+) -> Result<DynamicImage, ProcessError> {
     let (source, color, deep) = match image {
         DynamicImage::ImageLuma8(_) => (image.clone(), image::ColorType::L8, image::ColorType::L16),
         DynamicImage::ImageLumaA8(_) => (image.clone(), image::ColorType::La8, image::ColorType::La16),
@@ -193,7 +209,7 @@ pub(crate) fn resample_linear(image: &DynamicImage, width: u32, height: u32) -> 
     let mapper = fr::create_srgb_mapper();
     let mut linear = DynamicImage::new(source.width(), source.height(), deep);
     mapper.forward_map(&source, &mut linear).map_err(|e| failed(&e))?;
-    let resized = resample(&linear, width, height)?;
+    let resized = resample(&linear, covered, width, height)?;
     let mut back = DynamicImage::new(width, height, color);
     mapper.backward_map(&resized, &mut back).map_err(|e| failed(&e))?;
     Ok(back)
@@ -406,10 +422,10 @@ mod tests {
     fn cover_crops_to_the_box_and_outputs_are_bounded() {
         let image = DynamicImage::new_rgb8(400, 200);
         let cover = resize(Some(100), Some(100), Fit::Cover, false)
-            .apply(&image, (400, 200), u64::MAX)
+            .apply(&image, Extent::of(&image), u64::MAX)
             .unwrap();
         assert_eq!((cover.width(), cover.height()), (100, 100));
-        let big = resize(Some(4000), None, Fit::Contain, true).apply(&image, (400, 200), 1_000_000);
+        let big = resize(Some(4000), None, Fit::Contain, true).apply(&image, Extent::of(&image), 1_000_000);
         assert!(matches!(big, Err(ProcessError::BadParameter(m)) if m.contains("4000×2000")));
     }
 
@@ -417,8 +433,9 @@ mod tests {
     fn linear_light_keeps_the_brightness_of_fine_detail() {
         let checkers = image::GrayImage::from_fn(64, 64, |x, y| image::Luma([if (x + y) % 2 == 0 { 0 } else { 255 }]));
         let image = DynamicImage::ImageLuma8(checkers);
-        let plain = resample(&image, 8, 8).unwrap().to_luma8();
-        let linear = resample_linear(&image, 8, 8).unwrap().to_luma8();
+        let whole = crate::processing::decoded::whole(&image);
+        let plain = resample(&image, whole, 8, 8).unwrap().to_luma8();
+        let linear = resample_linear(&image, whole, 8, 8).unwrap().to_luma8();
         let (p, l) = (plain.get_pixel(4, 4).0[0], linear.get_pixel(4, 4).0[0]);
         assert!(p.abs_diff(128) <= 2, "sRGB averaging gives mid-grey values: {p}");
         assert!(

@@ -33,6 +33,7 @@ use super::{
     decoded::{Decoded, ShrinkHint, upright},
     error::ProcessError,
     jpeg_markers,
+    turn::Turn,
 };
 use crate::config::JpegDecoder;
 
@@ -71,8 +72,10 @@ pub(super) fn decode(
         && let Some(image) = cmyk(bytes, (width, height), wanted, max_pixels, profile)?
     {
         let exif = header.exif_metadata().ok().flatten();
+        let covered = covered((width, height), &image, orientation);
         let mut decoded = upright(image, orientation, None, exif);
         decoded.full_size = (upright_w, upright_h);
+        decoded.covered = covered;
         return Ok(Some(decoded));
     }
     let pixels = match decoder {
@@ -84,9 +87,29 @@ pub(super) fn decode(
         return Ok(None);
     };
     let exif = header.exif_metadata().ok().flatten();
+    let covered = covered((width, height), &image, orientation);
     let mut decoded = upright(image, orientation, icc.as_deref(), exif);
     decoded.full_size = (upright_w, upright_h);
+    decoded.covered = covered;
     Ok(Some(decoded))
+}
+
+/// Where a `size` JPEG lies in `image`, its decode at 1/n (n = 1, 2, 4 or 8: `ceil(size / n)`
+/// pixels), once turned upright by `orientation`: the top-left `size / n`, the rest of the last
+/// row and column being the encoder's padding of a partial block.
+fn covered(size: (u32, u32), image: &DynamicImage, orientation: Orientation) -> [f64; 4] {
+    let decoded = (image.width(), image.height());
+    let Some(n) = [1, 2, 4, 8]
+        .into_iter()
+        .find(|&n| (size.0.div_ceil(n), size.1.div_ceil(n)) == decoded)
+    else {
+        return [0.0, 0.0, f64::from(decoded.0), f64::from(decoded.1)];
+    };
+    let n = f64::from(n);
+    Turn::upright(orientation).rectangle(
+        (f64::from(decoded.0), f64::from(decoded.1)),
+        [0.0, 0.0, f64::from(size.0) / n, f64::from(size.1) / n],
+    )
 }
 
 /// The largest reduction `n` in 1, 2, 4, 8 such that `size / n` (rounded up) is still at least

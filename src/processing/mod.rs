@@ -19,6 +19,7 @@ mod pool;
 mod smart_crop;
 mod strip;
 mod svg;
+mod turn;
 
 pub use budget::Budget;
 pub use codec::{Encoded, OutputFormat};
@@ -72,13 +73,13 @@ pub fn run(
     let (width, height) = decoded.full_size;
     metrics.processing_pixels(operation, u64::from(width) * u64::from(height));
     let (span, start) = stage("image process");
+    let mut extent = decoded.extent();
     let mut image = decoded.image;
-    let mut full = decoded.full_size;
     for (n, step) in steps.iter().enumerate() {
         budget.check()?;
-        image = span.in_scope(|| step.apply(image, full, limits.max_output_pixels))?;
-        full = (image.width(), image.height());
-        within_output_limit(n, full, limits.max_output_pixels)?;
+        image = span.in_scope(|| step.apply(image, extent, limits.max_output_pixels))?;
+        extent = decoded::Extent::of(&image);
+        within_output_limit(n, extent.full, limits.max_output_pixels)?;
     }
     budget.check()?;
     timed("process", start);

@@ -4,6 +4,7 @@
 use image::DynamicImage;
 
 use super::{
+    decoded::Extent,
     error::ProcessError,
     geometry::{self, Background, Crop, Padding, Resize},
 };
@@ -117,17 +118,17 @@ impl Op {
         }
     }
 
-    /// Applies the operation to `image`, whose upright full size (before any shrink-on-load) is
-    /// `full`; a result over `max_pixels` is refused.
+    /// Applies the operation to `image` of `extent` (its size before any shrink-on-load); a
+    /// result over `max_pixels` is refused.
     pub(crate) fn apply(
         &self,
         image: DynamicImage,
-        full: (u32, u32),
+        extent: Extent,
         max_pixels: u64,
     ) -> Result<DynamicImage, ProcessError> {
         Ok(match *self {
             Op::Keep => image,
-            Op::Resize(resize) => resize.apply(&image, full, max_pixels)?,
+            Op::Resize(resize) => resize.apply(&image, extent, max_pixels)?,
             Op::RotateBy(degrees, background) => geometry::rotate(&image, degrees, background, max_pixels)?,
             Op::Trim(threshold) => geometry::trim(image, threshold),
             Op::Pad(sides, background) => geometry::pad(&image, sides, background, max_pixels)?,
@@ -231,7 +232,8 @@ mod tests {
     }
 
     fn apply(op: Op, image: DynamicImage) -> DynamicImage {
-        op.apply(image, (1, 1), u64::MAX).unwrap()
+        let extent = Extent::of(&image);
+        op.apply(image, extent, u64::MAX).unwrap()
     }
 
     #[test]
@@ -289,7 +291,7 @@ mod tests {
                 amount,
                 threshold,
             }
-            .apply(edge.clone(), (16, 1), u64::MAX)
+            .apply(edge.clone(), Extent::of(&edge), u64::MAX)
             .unwrap()
         };
         let (soft, strong) = (at(&sharpen(0.5, 0)), at(&sharpen(2.0, 0)));

@@ -93,8 +93,10 @@ pub(super) fn rasterize(
         .collect();
     let image = image::RgbaImage::from_raw(w, h, rgba)
         .ok_or_else(|| ProcessError::Failed("the canvas has fewer pixels than its size".into()))?;
+    let image = image::DynamicImage::ImageRgba8(image);
     Ok(Decoded {
-        image: image::DynamicImage::ImageRgba8(image),
+        covered: super::decoded::whole(&image),
+        image,
         full_size: (width, height),
         exif: None,
     })

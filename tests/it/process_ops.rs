@@ -708,6 +708,86 @@ async fn svg_input_is_rasterized_at_the_size_asked(backend: Backend) {
     assert_eq!(status, 415, "external references never reach the renderer");
 }
 
+/// PSNR (dB) of `b` against `a` over the `w`×`h` window at (`x`, `y`), colour channels only.
+fn window_psnr(a: &RgbaImage, b: &RgbaImage, (x, y, w, h): (u32, u32, u32, u32)) -> f64 {
+    let mut sum = 0f64;
+    for j in y..y + h {
+        for i in x..x + w {
+            let (p, q) = (a.get_pixel(i, j).0, b.get_pixel(i, j).0);
+            sum += (0..3).map(|c| (f64::from(p[c]) - f64::from(q[c])).powi(2)).sum::<f64>();
+        }
+    }
+    let mse = sum / f64::from(w * h * 3);
+    10.0 * (255.0f64.powi(2) / mse.max(1e-10)).log10()
+}
+
+/// A JPEG whose size is not a multiple of 8 decoded at 1/8 scale has a last row and column
+/// that stand for only part of a block (3201×1601 at 1/8: 401×201 pixels for 400.125×200.125):
+/// resampling those to the target as if they were whole misplaced the bottom and right edges
+/// by up to 0.43 output pixels. Shrunk on load, the result must match the same pixels resized
+/// from a full decode (a PNG of them) as well at the bottom-right corner as at the top-left,
+/// whatever the EXIF orientation brings to the top left.
+#[tokio::test]
+async fn shrink_on_load_keeps_the_edges_in_place() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    // A grid of 64-pixel squares (4 output pixels at 1/16): any shift shows at their edges. The
+    // image's edges fall mid-square (a 1-pixel sliver there would be the encoder's padding at
+    // 1/8, a whole pixel of it, whatever the resampling).
+    let grid = RgbImage::from_fn(3201, 1601, |x, y| {
+        let on = ((x + 32) / 64 + (y + 32) / 64) % 2 == 0;
+        image::Rgb(if on { [230, 200, 40] } else { [20, 40, 120] })
+    });
+    let plain = encoded(&DynamicImage::ImageRgb8(grid), image::ImageFormat::Jpeg);
+    let resize = async |body: &[u8], content_type: &str| {
+        let (status, out) = post(
+            &server,
+            "/v1/image/resize?width=200&format=png",
+            content_type,
+            body,
+            "image/png",
+        )
+        .await;
+        assert_eq!(status, 200, "{}", detail(&out));
+        image::load_from_memory(&out).unwrap().to_rgba8()
+    };
+    // Upright, half a turn (the padding ends top and left) and a quarter turn (bottom and left).
+    for orientation in [1, 3, 6] {
+        let jpeg = with_orientation(&plain, orientation);
+        let mut upright = image::load_from_memory(&plain).unwrap();
+        upright.apply_orientation(image::metadata::Orientation::from_exif(orientation).unwrap());
+        let png = encoded(&upright, image::ImageFormat::Png);
+        let (shrunk, full) = (resize(&jpeg, "image/jpeg").await, resize(&png, "image/png").await);
+        assert_eq!(shrunk.dimensions(), full.dimensions());
+        let (w, h) = full.dimensions();
+        let (cw, ch) = (w.min(48), h.min(48));
+        let top_left = window_psnr(&full, &shrunk, (0, 0, cw, ch));
+        let bottom_right = window_psnr(&full, &shrunk, (w - cw, h - ch, cw, ch));
+        eprintln!(
+            "orientation {orientation}, shrink-on-load vs full decode, {w}×{h}: top left {top_left:.1} dB, bottom right {bottom_right:.1} dB"
+        );
+        for (corner, psnr) in [("top-left", top_left), ("bottom-right", bottom_right)] {
+            assert!(
+                psnr > 36.0,
+                "orientation {orientation}: the {corner} corner is {psnr:.1} dB: an edge moved"
+            );
+        }
+    }
+}
+
+/// `jpeg` with an EXIF block holding only `orientation`.
+fn with_orientation(jpeg: &[u8], orientation: u8) -> Vec<u8> {
+    let mut exif = b"Exif\0\0II*\0\x08\0\0\0\x01\0".to_vec();
+    exif.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, orientation, 0, 0, 0]);
+    exif.extend([0; 4]);
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend(((exif.len() + 2) as u16).to_be_bytes());
+    segment.extend(&exif);
+    let mut out = jpeg.to_vec();
+    out.splice(2..2, segment);
+    out
+}
+
 /// A q95 JPEG with EXIF (GPS included): `strip-exif` keeps every byte of the image and drops
 /// the EXIF segment, again and again; a re-encode that names no quality keeps the source's
 /// (q95, estimated from its tables), not 80.
