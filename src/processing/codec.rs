@@ -8,6 +8,7 @@ use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader};
 
 use super::{
     budget::Budget,
+    color,
     decoded::{Decoded, ShrinkHint, upright},
     error::ProcessError,
     jpeg, svg,
@@ -95,6 +96,7 @@ pub(crate) fn decode(
     {
         return Ok(decoded);
     }
+    color::check_profile_size(bytes, format)?;
     let codec = codec_of(format)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), codec);
     let mut limits = image::Limits::default();
@@ -117,6 +119,9 @@ pub(crate) fn decode(
         )));
     }
     let icc = decoder.icc_profile().ok().flatten();
+    if let Some(icc) = &icc {
+        color::check_profile(icc)?;
+    }
     let exif = decoder.exif_metadata().ok().flatten();
     let orientation = decoder.orientation().map_err(undecodable)?;
     let image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;

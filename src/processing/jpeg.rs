@@ -68,6 +68,9 @@ pub(super) fn decode(
     // What the first step needs, in the file's own orientation.
     let wanted = hint(upright_w, upright_h).map(|(w, h)| if turned { (h, w) } else { (w, h) });
     let icc = header.icc_profile().ok().flatten();
+    if let Some(icc) = &icc {
+        color::check_profile(icc)?;
+    }
     if let Some(profile) = icc.as_deref().filter(|p| color::is_cmyk(p))
         && let Some(image) = cmyk(bytes, (width, height), wanted, max_pixels, profile)?
     {

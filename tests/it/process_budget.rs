@@ -1,6 +1,7 @@
 //! Processing jobs are bounded whatever the client sends: an SVG's filters are costed before
 //! rendering, a job past `processing.job_timeout` stops, a job whose client hangs up stops and
-//! frees its place (and is counted), and every step's result is held to `max_output_pixels`.
+//! frees its place (and is counted), every step's result is held to `max_output_pixels`, and a
+//! compressed colour profile cannot inflate beyond its bound.
 
 use std::time::Duration;
 
@@ -195,4 +196,41 @@ async fn stored_card(fx: &Fixture) -> ObjectName {
         encoded(&DynamicImage::ImageRgb8(card(800, 800)), image::ImageFormat::Png),
     )
     .await
+}
+
+/// A 16×16 PNG whose iCCP chunk inflates to 64 MiB (64 KB in the file; 400 MB took 811 MB of
+/// memory, inflated by the PNG decoder and copied once more): refused before any decoder
+/// reads it, for processing and for `extract/metadata`; the same image with an ordinary
+/// profile is processed.
+#[tokio::test]
+async fn a_colour_profile_that_inflates_past_its_bound_is_refused() {
+    use image::ImageEncoder;
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let png_with_profile = |profile: Vec<u8>| {
+        let mut bytes = Vec::new();
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+        encoder.set_icc_profile(profile).unwrap();
+        encoder
+            .write_image(&[128; 16 * 16 * 3], 16, 16, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        bytes
+    };
+    let bomb = png_with_profile(vec![0; 64 << 20]);
+    assert!(bomb.len() < 200_000, "{} bytes", bomb.len());
+    for target in ["/v1/image/convert?format=jpeg", "/v1/image/extract/metadata"] {
+        let (status, body) = post(&server, target, "image/png", &bomb, "image/jpeg").await;
+        assert_eq!(status, 422, "{target}: {}", detail(&body));
+        assert!(detail(&body).contains("colour profile"), "{target}: {}", detail(&body));
+    }
+    let ordinary = png_with_profile(vec![0; 3144]);
+    let (status, body) = post(
+        &server,
+        "/v1/image/convert?format=jpeg",
+        "image/png",
+        &ordinary,
+        "image/jpeg",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", detail(&body));
 }
