@@ -55,8 +55,8 @@ impl Turn {
             Orientation::Rotate270 => Turn::THREE_QUARTERS,
             Orientation::FlipHorizontal => Turn::MIRROR,
             Orientation::FlipVertical => Turn::UPSIDE_DOWN,
-            Orientation::Rotate90FlipH => Turn::QUARTER.then(Turn::MIRROR),
-            Orientation::Rotate270FlipH => Turn::THREE_QUARTERS.then(Turn::MIRROR),
+            Orientation::Rotate90FlipH => Turn::TRANSPOSE,
+            Orientation::Rotate270FlipH => Turn::TRANSVERSE,
         }
     }
 }
@@ -110,8 +110,9 @@ mod tests {
         assert_eq!(Turn::THREE_QUARTERS.then(Turn::QUARTER), Turn::NONE);
         assert_eq!(Turn::MIRROR.then(Turn::UPSIDE_DOWN), Turn::HALF);
         // Orientation 5 (transpose) and 7 (transverse), by their EXIF definitions.
-        assert_eq!(Turn::upright(Orientation::Rotate90FlipH), Turn::TRANSPOSE);
-        assert_eq!(Turn::upright(Orientation::Rotate270FlipH), Turn::TRANSVERSE);
+        // `apply_orientation`'s 5 and 7: a quarter turn, then the mirror.
+        assert_eq!(Turn::QUARTER.then(Turn::MIRROR), Turn::TRANSPOSE);
+        assert_eq!(Turn::THREE_QUARTERS.then(Turn::MIRROR), Turn::TRANSVERSE);
         // A group: closed, and every element has an inverse.
         for a in ALL {
             assert!(ALL.iter().any(|&b| a.then(b) == Turn::NONE), "{a:?} has no inverse");

@@ -858,6 +858,7 @@ async fn strip_exif_is_lossless_and_reencodes_keep_the_source_quality() {
 }
 
 /// A q95 JPEG of orientation 6 with EXIF, `width`×`height`.
+#[cfg(feature = "libjpeg-turbo")]
 fn turned_q95_jpeg(width: u32, height: u32) -> Vec<u8> {
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
