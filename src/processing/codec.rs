@@ -316,7 +316,7 @@ mod tests {
         assert!(
             matches!(&refused, Err(ProcessError::TooLarge(why)) if why.contains("64×64")),
             "{:?}",
-            refused.map(|d| d.full_size)
+            refused.map(|d| d.extent.full)
         );
         assert!(decode(&tiff, ImageFormat::Tiff, limit(4_096), &|_, _| None, &budget).is_ok());
     }

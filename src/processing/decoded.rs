@@ -7,31 +7,30 @@ use super::color;
 
 /// A decoded image, upright and in sRGB, with what the encoder may need to keep.
 pub(crate) struct Decoded {
-    /// The pixels; smaller than `full_size` after shrink-on-load.
+    /// The pixels; smaller than `extent.full` after shrink-on-load.
     pub image: DynamicImage,
-    /// The upright size the file declares (what geometry is planned from).
-    pub full_size: (u32, u32),
+    /// What the first step is planned from.
+    pub extent: Extent,
     /// The EXIF block (TIFF header first) with its orientation reset, if the file had one.
     pub exif: Option<Vec<u8>>,
-    /// Where `full_size` lies in `image`, as `[left, top, width, height]` in its pixels: the
-    /// whole of it, except after shrink-on-load of a JPEG whose size is not a multiple of the
-    /// reduction, whose last row and column stand for part of a block only (3201 pixels at
-    /// 1/8 are 401 pixels for 400.125). Resampling goes from exactly this.
-    pub covered: [f64; 4],
 }
 
-/// All of `image`, as [`Decoded::covered`] has it.
+/// All of `image`, as [`Extent::covered`] has it.
 pub(crate) fn whole(image: &DynamicImage) -> [f64; 4] {
     [0.0, 0.0, f64::from(image.width()), f64::from(image.height())]
 }
 
 /// What a step knows of its input beyond the pixels: the size it stands for and where that
-/// lies in them (see [`Decoded`]).
+/// lies in them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Extent {
-    /// The upright full size (before any shrink-on-load).
+    /// The upright size the file declares (what geometry is planned from; before any
+    /// shrink-on-load).
     pub full: (u32, u32),
-    /// `[left, top, width, height]` in the pixels.
+    /// Where `full` lies in the pixels, as `[left, top, width, height]`: the whole of them,
+    /// except after shrink-on-load of a JPEG whose size is not a multiple of the reduction,
+    /// whose last row and column stand for part of a block only (3201 pixels at 1/8 are 401
+    /// pixels for 400.125). Resampling goes from exactly this.
     pub covered: [f64; 4],
 }
 
@@ -41,16 +40,6 @@ impl Extent {
         Extent {
             full: (image.width(), image.height()),
             covered: whole(image),
-        }
-    }
-}
-
-impl Decoded {
-    /// What the first step is planned from.
-    pub(crate) fn extent(&self) -> Extent {
-        Extent {
-            full: self.full_size,
-            covered: self.covered,
         }
     }
 }
@@ -75,8 +64,7 @@ pub(super) fn upright(
         None => image,
     };
     Decoded {
-        full_size: (image.width(), image.height()),
-        covered: whole(&image),
+        extent: Extent::of(&image),
         image,
         exif,
     }

@@ -30,7 +30,7 @@ use image::{DynamicImage, ImageDecoder, metadata::Orientation};
 
 use super::{
     color,
-    decoded::{Decoded, ShrinkHint, upright},
+    decoded::{Decoded, Extent, ShrinkHint, upright, whole},
     error::ProcessError,
     jpeg_markers,
     turn::Turn,
@@ -71,15 +71,21 @@ pub(super) fn decode(
     if let Some(icc) = &icc {
         color::check_profile(icc)?;
     }
+    // Upright, in sRGB (by `rgb_profile`, if any), planned from the file's full size.
+    let mut finish = |image: DynamicImage, rgb_profile: Option<&[u8]>| {
+        let covered = covered((width, height), &image, orientation);
+        let exif = header.exif_metadata().ok().flatten();
+        let mut decoded = upright(image, orientation, rgb_profile, exif);
+        decoded.extent = Extent {
+            full: (upright_w, upright_h),
+            covered,
+        };
+        decoded
+    };
     if let Some(profile) = icc.as_deref().filter(|p| color::is_cmyk(p))
         && let Some(image) = cmyk(bytes, (width, height), wanted, max_pixels, profile)?
     {
-        let exif = header.exif_metadata().ok().flatten();
-        let covered = covered((width, height), &image, orientation);
-        let mut decoded = upright(image, orientation, None, exif);
-        decoded.full_size = (upright_w, upright_h);
-        decoded.covered = covered;
-        return Ok(Some(decoded));
+        return Ok(Some(finish(image, None)));
     }
     let pixels = match decoder {
         #[cfg(feature = "libjpeg-turbo")]
@@ -89,12 +95,7 @@ pub(super) fn decode(
     let Some(image) = pixels(bytes, (width, height), wanted, max_pixels)? else {
         return Ok(None);
     };
-    let exif = header.exif_metadata().ok().flatten();
-    let covered = covered((width, height), &image, orientation);
-    let mut decoded = upright(image, orientation, icc.as_deref(), exif);
-    decoded.full_size = (upright_w, upright_h);
-    decoded.covered = covered;
-    Ok(Some(decoded))
+    Ok(Some(finish(image, icc.as_deref())))
 }
 
 /// Where a `size` JPEG lies in `image`, its decode at 1/n (n = 1, 2, 4 or 8: `ceil(size / n)`
@@ -106,7 +107,7 @@ fn covered(size: (u32, u32), image: &DynamicImage, orientation: Orientation) -> 
         .into_iter()
         .find(|&n| (size.0.div_ceil(n), size.1.div_ceil(n)) == decoded)
     else {
-        return [0.0, 0.0, f64::from(decoded.0), f64::from(decoded.1)];
+        return whole(image);
     };
     let n = f64::from(n);
     Turn::upright(orientation).rectangle(
@@ -422,10 +423,10 @@ mod tests {
             assert!(
                 matches!(&refused, Err(ProcessError::Unsupported(why)) if why.contains("scans")),
                 "{decoder:?}: {:?}",
-                refused.map(|d| d.map(|d| d.full_size))
+                refused.map(|d| d.map(|d| d.extent.full))
             );
             let decoded = decode(&with_scans(0), 50_000_000, &|_, _| Some((16, 12)), decoder).unwrap();
-            assert_eq!(decoded.map(|d| d.full_size), Some((64, 48)), "{decoder:?}");
+            assert_eq!(decoded.map(|d| d.extent.full), Some((64, 48)), "{decoder:?}");
         }
     }
 }

@@ -19,9 +19,9 @@ use image::metadata::Orientation;
 use super::{Op, turn::Turn};
 
 /// `bytes` (a JPEG that passed the content check and the scan limit) upright and turned by
-/// `steps` without requantising, or `None` when the steps are not all turns or mirrors, the
+/// `steps` without requantising, with its size, or `None` when the steps are not all turns or mirrors, the
 /// turn is not possible losslessly, or this build has no transform (the caller decodes).
-pub(super) fn turned(bytes: &[u8], steps: &[Op], keep_metadata: bool) -> Option<Vec<u8>> {
+pub(super) fn turned(bytes: &[u8], steps: &[Op], keep_metadata: bool) -> Option<(Vec<u8>, (u32, u32))> {
     // `convert` and `compress` are steps of nothing: they are asked to re-encode.
     if !steps.iter().any(|step| matches!(step, Op::Rotate(_) | Op::Flip(_))) {
         return None;
@@ -33,14 +33,13 @@ pub(super) fn turned(bytes: &[u8], steps: &[Op], keep_metadata: bool) -> Option<
         Some(turn.then(Turn::of_step(step)?))
     })?;
     let transformed = transform(bytes, turn)?;
-    let size = image::ImageReader::with_format(std::io::Cursor::new(&transformed), image::ImageFormat::Jpeg)
-        .into_dimensions()
-        .ok()?;
-    super::strip::jpeg_with_exif(&transformed, |exif| {
+    let size = super::dimensions(&transformed, crate::object_name::ImageFormat::Jpeg)?;
+    let kept = super::strip::jpeg_with_exif(&transformed, |exif| {
         let mut block = exif.filter(|_| keep_metadata)?.to_vec();
         let _ = Orientation::remove_from_exif_chunk(&mut block);
         Some(super::exif::refreshed(block, size))
-    })
+    })?;
+    Some((kept, size))
 }
 
 /// The source's EXIF block (TIFF header first).

@@ -70,11 +70,10 @@ pub fn run(
     let decoded =
         span.in_scope(|| codec::decode(bytes, format, decoding(limits), &|w, h| first.needs(w, h), budget))?;
     timed("decode", start);
-    let (width, height) = decoded.full_size;
+    let (width, height) = decoded.extent.full;
     metrics.processing_pixels(operation, u64::from(width) * u64::from(height));
     let (span, start) = stage("image process");
-    let mut extent = decoded.extent();
-    let mut image = decoded.image;
+    let (mut image, mut extent) = (decoded.image, decoded.extent);
     for (n, step) in steps.iter().enumerate() {
         budget.check()?;
         image = span.in_scope(|| step.apply(image, extent, limits.max_output_pixels))?;
@@ -150,22 +149,28 @@ pub fn lossless(
     if output.format.format() != format || output.quality.is_some() || output.max_bytes.is_some() {
         return None;
     }
-    let kept = if strip {
-        strip::strip(bytes, format)?
+    let (kept, (width, height)) = if strip {
+        let stripped = strip::strip(bytes, format)?;
+        let size = dimensions(&stripped, format)?;
+        (stripped, size)
     } else if format == ImageFormat::Jpeg && jpeg::within_scan_limit(bytes) {
         lossless::turned(bytes, steps, output.keep_metadata)?
     } else {
         return None;
     };
-    let (width, height) = image::ImageReader::with_format(std::io::Cursor::new(&kept), codec::codec_of(format).ok()?)
-        .into_dimensions()
-        .ok()?;
     Some(Encoded {
         bytes: kept,
         format,
         width,
         height,
     })
+}
+
+/// The size a `format` image's header declares.
+fn dimensions(bytes: &[u8], format: crate::object_name::ImageFormat) -> Option<(u32, u32)> {
+    image::ImageReader::with_format(std::io::Cursor::new(bytes), codec::codec_of(format).ok()?)
+        .into_dimensions()
+        .ok()
 }
 
 /// The lowest quality `compress?max_bytes=` tries before giving up.

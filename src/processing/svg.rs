@@ -97,9 +97,11 @@ pub(super) fn rasterize(
         .ok_or_else(|| ProcessError::Failed("the canvas has fewer pixels than its size".into()))?;
     let image = image::DynamicImage::ImageRgba8(image);
     Ok(Decoded {
-        covered: super::decoded::whole(&image),
+        extent: super::decoded::Extent {
+            full: (width, height),
+            covered: super::decoded::whole(&image),
+        },
         image,
-        full_size: (width, height),
         exif: None,
     })
 }
