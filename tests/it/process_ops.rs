@@ -777,12 +777,18 @@ async fn shrink_on_load_keeps_the_edges_in_place() {
 
 /// `jpeg` with an EXIF block holding only `orientation`.
 fn with_orientation(jpeg: &[u8], orientation: u8) -> Vec<u8> {
-    let mut exif = b"Exif\0\0II*\0\x08\0\0\0\x01\0".to_vec();
+    let mut exif = b"II*\0\x08\0\0\0\x01\0".to_vec();
     exif.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, orientation, 0, 0, 0]);
     exif.extend([0; 4]);
+    with_exif(jpeg, &exif)
+}
+
+/// `jpeg` with an APP1 segment holding `exif` (TIFF header first) right after its SOI.
+fn with_exif(jpeg: &[u8], exif: &[u8]) -> Vec<u8> {
     let mut segment = vec![0xFF, 0xE1];
-    segment.extend(((exif.len() + 2) as u16).to_be_bytes());
-    segment.extend(&exif);
+    segment.extend(((exif.len() + 8) as u16).to_be_bytes());
+    segment.extend(b"Exif\0\0");
+    segment.extend(exif);
     let mut out = jpeg.to_vec();
     out.splice(2..2, segment);
     out
@@ -864,16 +870,12 @@ fn turned_q95_jpeg(width: u32, height: u32) -> Vec<u8> {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
         .encode_image(&DynamicImage::ImageRgb8(card(width, height)))
         .unwrap();
-    // APP1 Exif: Orientation 6 (turn a quarter clockwise to show) and a Make.
-    let mut exif = b"Exif\0\0II*\0\x08\0\0\0\x02\0".to_vec();
+    // Orientation 6 (turn a quarter clockwise to show) and a Make.
+    let mut exif = b"II*\0\x08\0\0\0\x02\0".to_vec();
     exif.extend([0x0F, 0x01, 2, 0, 4, 0, 0, 0, b'C', b'a', b'm', 0]);
     exif.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
     exif.extend([0; 4]);
-    let mut segment = vec![0xFF, 0xE1];
-    segment.extend(((exif.len() + 2) as u16).to_be_bytes());
-    segment.extend(&exif);
-    jpeg.splice(2..2, segment);
-    jpeg
+    with_exif(&jpeg, &exif)
 }
 
 /// `rotate` by right angles and `flip` move a JPEG's DCT coefficients (libjpeg-turbo's
