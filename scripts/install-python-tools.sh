@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Installs the Python-packaged test tools (schemathesis; rotel, a real OTLP collector; Pillow, the
-# processing tests' independent pixel reference) into one
-# venv in the cache, once; prints the venv's path.
+# Installs the Python-packaged test tools into one venv in the cache, once; prints the venv's
+# path: schemathesis; rotel, a real OTLP collector; and the processing tests' independent
+# references: Pillow (LittleCMS inside), pyvips with the pyvips-binary wheel (its own libvips,
+# no Debian packages), numpy (scripts/image_quality.py's SSIM and PSNR) and scikit-image, whose
+# wheel carries the sample photographs (installed without its dependencies: only its files are
+# read, it is never imported).
 set -euo pipefail
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 VENV="$CACHE/venv"
-SCHEMATHESIS=4.32.5
-ROTEL=0.0.1a15
-PILLOW=12.0.0
-if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; \
-    sys.exit(0 if m.version('schemathesis') == '$SCHEMATHESIS' and m.version('rotel') == '$ROTEL' and m.version('pillow') == '$PILLOW' else 1)" 2>/dev/null; then
-  echo "installing schemathesis $SCHEMATHESIS, rotel $ROTEL and Pillow $PILLOW into $VENV" >&2
+PINS="schemathesis==4.32.5 rotel==0.0.1a15 pillow==12.0.0 numpy==2.4.6 pyvips==3.2.0 pyvips-binary==8.18.7"
+SAMPLES="scikit-image==0.26.0"
+if ! "$VENV/bin/python" - $PINS $SAMPLES 2>/dev/null <<'PY'; then
+import importlib.metadata as m, sys
+sys.exit(0 if all(m.version(pin.split("==")[0]) == pin.split("==")[1] for pin in sys.argv[1:]) else 1)
+PY
+  echo "installing $PINS and $SAMPLES (files only) into $VENV" >&2
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS" "rotel==$ROTEL" "pillow==$PILLOW" >&2
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q $PINS >&2
+  "$VENV/bin/pip" install -q --no-deps "$SAMPLES" >&2
 fi
 echo "$VENV"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
 # MinIO, schemathesis, rotel, Prometheus, kube-apiserver, kube-controller-manager and etcd, Redis, cargo-fuzz,
-# cargo-modules, cargo-deny, Chromium, Pillow, cmake and NASM;
+# cargo-modules, cargo-deny, Chromium, Pillow, pyvips, cmake and NASM;
 # once, into a cache outside the clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +35,8 @@ bash scripts/install-prometheus.sh >/dev/null
 phase "install Chromium"
 IG_CHROMIUM_BIN="$(bash scripts/install-chromium.sh)"
 export IG_CHROMIUM_BIN
-phase "install Ghostscript's ICC profiles (a CMYK profile for the processing tests)"
-bash scripts/apt-ensure.sh libgs-common
+phase "install Ghostscript's ICC profiles and mate-backgrounds (the processing tests' CMYK profile and photographs)"
+bash scripts/apt-ensure.sh libgs-common mate-backgrounds
 phase "install Redis"
 IG_REDIS_BIN="$(bash scripts/install-redis.sh)"
 export IG_REDIS_BIN

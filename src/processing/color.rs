@@ -74,7 +74,8 @@ pub(crate) fn is_cmyk(icc: &[u8]) -> bool {
 }
 
 /// 8-bit CMYK ink values (0: no ink) converted through the CMYK profile `icc` to 8-bit sRGB,
-/// perceptual intent (LittleCMS's default); `None` when the profile cannot be used.
+/// perceptual intent (the profile's `A2B0`; within 1 level of LittleCMS towards a v2 sRGB
+/// profile, see docs/processing.md); `None` when the profile cannot be used.
 pub(crate) fn cmyk_to_srgb(cmyk: &[u8], icc: &[u8]) -> Option<Vec<u8>> {
     let source = ColorProfile::new_from_slice(icc).ok()?;
     let transform = source

@@ -18,6 +18,7 @@ mod observability;
 mod process;
 mod process_budget;
 mod process_ops;
+mod process_reference;
 mod ranges;
 mod retention;
 mod shared_limits;

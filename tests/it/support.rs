@@ -50,6 +50,22 @@ pub fn scratch_dir() -> TempDir {
     tempfile::tempdir_in(root).unwrap()
 }
 
+/// Runs the Python of the test tools' venv (Pillow, pyvips with its own libvips, numpy and
+/// scikit-image's sample photographs; scripts/install-python-tools.sh) with `args`; returns
+/// its standard output, or panics with its standard error.
+pub fn python<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Vec<u8> {
+    let interpreter = std::env::var_os("IG_PYTHON").unwrap_or_else(|| {
+        panic!("IG_PYTHON is not set: run `bash scripts/install-python-tools.sh` and set IG_PYTHON to its venv's python (scripts/test.sh does both)")
+    });
+    let output = std::process::Command::new(interpreter).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 /// The download path of a valid object name that no fixture ever stores.
 pub const MISSING_OBJECT: &str = "/v1/image/download/0123456789abcdef0123456789abcdef.png";
 
