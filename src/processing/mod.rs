@@ -2,6 +2,7 @@
 //! they run on (never on the I/O threads). It knows nothing of HTTP; `api/process.rs` is the
 //! endpoint.
 
+mod blur;
 mod budget;
 mod codec;
 mod color;
@@ -76,7 +77,7 @@ pub fn run(
     let (mut image, mut extent) = (decoded.image, decoded.extent);
     for (n, step) in steps.iter().enumerate() {
         budget.check()?;
-        image = span.in_scope(|| step.apply(image, extent, limits.max_output_pixels))?;
+        image = span.in_scope(|| step.apply(image, extent, limits.max_output_pixels, budget))?;
         extent = decoded::Extent::of(&image);
         within_output_limit(n, extent.full, limits.max_output_pixels)?;
     }

@@ -4,6 +4,8 @@
 use image::DynamicImage;
 
 use super::{
+    blur,
+    budget::Budget,
     decoded::Extent,
     error::ProcessError,
     geometry::{self, Background, Crop, Padding, Resize},
@@ -119,12 +121,13 @@ impl Op {
     }
 
     /// Applies the operation to `image` of `extent` (its size before any shrink-on-load); a
-    /// result over `max_pixels` is refused.
+    /// result over `max_pixels` is refused; the blurs check `budget` as they go.
     pub(crate) fn apply(
         &self,
         image: DynamicImage,
         extent: Extent,
         max_pixels: u64,
+        budget: &Budget,
     ) -> Result<DynamicImage, ProcessError> {
         Ok(match *self {
             Op::Keep => image,
@@ -139,12 +142,16 @@ impl Op {
             Op::Flip(Flip::Vertical) => image.flipv(),
             Op::Crop(crop) => crop.apply(&image)?,
             Op::Grayscale => grayscale(&image),
-            Op::Blur(sigma) => image.blur(sigma),
+            Op::Blur(sigma) => {
+                let mut image = image;
+                blur::gaussian(&mut image, sigma, budget)?;
+                image
+            }
             Op::Sharpen {
                 sigma,
                 amount,
                 threshold,
-            } => sharpen(&image, sigma, amount, threshold),
+            } => sharpen(image, sigma, amount, threshold, budget)?,
             Op::Sepia => map_rgb(image, |[r, g, b]| {
                 let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
                 [
@@ -192,20 +199,33 @@ fn grayscale(image: &DynamicImage) -> DynamicImage {
 }
 
 /// An unsharp mask: each channel gets `amount` times its difference from a Gaussian blur of
-/// `sigma` added, where that difference is above `threshold`; alpha is kept.
-fn sharpen(image: &DynamicImage, sigma: f32, amount: f32, threshold: u8) -> DynamicImage {
-    let sharp = image.to_rgba8();
-    let blurred = image::imageops::blur(&sharp, sigma);
-    let mut out = sharp.clone();
-    for (o, (p, b)) in out.pixels_mut().zip(sharp.pixels().zip(blurred.pixels())) {
+/// `sigma` added, where that difference is above `threshold`; alpha is kept. Holds two 8-bit
+/// RGBA copies (the source is dropped once converted): 8 bytes per pixel.
+fn sharpen(
+    image: DynamicImage,
+    sigma: f32,
+    amount: f32,
+    threshold: u8,
+    budget: &Budget,
+) -> Result<DynamicImage, ProcessError> {
+    let sharp = image.into_rgba8();
+    let mut mask = DynamicImage::ImageRgba8(sharp.clone());
+    blur::gaussian(&mut mask, sigma, budget)?;
+    let DynamicImage::ImageRgba8(mut out) = mask else {
+        unreachable!("an 8-bit RGBA image stays one when blurred")
+    };
+    for (o, p) in out.pixels_mut().zip(sharp.pixels()) {
         for c in 0..3 {
-            let difference = f32::from(p[c]) - f32::from(b[c]);
-            if difference.abs() > f32::from(threshold) {
-                o[c] = (f32::from(p[c]) + amount * difference).round().clamp(0.0, 255.0) as u8;
-            }
+            let difference = f32::from(p[c]) - f32::from(o[c]);
+            o[c] = if difference.abs() > f32::from(threshold) {
+                (f32::from(p[c]) + amount * difference).round().clamp(0.0, 255.0) as u8
+            } else {
+                p[c]
+            };
         }
+        o[3] = p[3];
     }
-    DynamicImage::ImageRgba8(out)
+    Ok(DynamicImage::ImageRgba8(out))
 }
 
 /// Applies `f` to every pixel's red, green and blue (8-bit; results clamped), alpha kept.
@@ -233,7 +253,13 @@ mod tests {
 
     fn apply(op: Op, image: DynamicImage) -> DynamicImage {
         let extent = Extent::of(&image);
-        op.apply(image, extent, u64::MAX).unwrap()
+        op.apply(
+            image,
+            extent,
+            u64::MAX,
+            &Budget::detached(std::time::Duration::from_secs(60)),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -291,7 +317,12 @@ mod tests {
                 amount,
                 threshold,
             }
-            .apply(edge.clone(), Extent::of(&edge), u64::MAX)
+            .apply(
+                edge.clone(),
+                Extent::of(&edge),
+                u64::MAX,
+                &Budget::detached(std::time::Duration::from_secs(60)),
+            )
             .unwrap()
         };
         let (soft, strong) = (at(&sharpen(0.5, 0)), at(&sharpen(2.0, 0)));

@@ -318,15 +318,6 @@ fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// 1000 downloads abandoned midway: nothing stays in flight, and the server process's open
 /// descriptors and memory return to where they were (the real binary, so the figures are its own).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,7 +349,7 @@ async fn a_thousand_aborted_downloads_leave_nothing_behind() {
         abandon(addr, &request).await;
     }
     settled().await;
-    let (fds, rss) = (open_fds(pid), rss_bytes(pid));
+    let (fds, rss) = (open_fds(pid), crate::support::memory_bytes("VmRSS", pid));
     let started = Instant::now();
     for _ in 0..1000 {
         abandon(addr, &request).await;
@@ -366,7 +357,7 @@ async fn a_thousand_aborted_downloads_leave_nothing_behind() {
     let took = started.elapsed();
     let text = settled().await;
     let aborted = sample(&text, "http_responses_aborted_total", &[("reason", "client_gone")]).unwrap_or(0.0);
-    let (fds_after, rss_after) = (open_fds(pid), rss_bytes(pid));
+    let (fds_after, rss_after) = (open_fds(pid), crate::support::memory_bytes("VmRSS", pid));
     drop(server);
     eprintln!(
         "1000 aborted downloads in {took:?}: fds {fds} -> {fds_after}, RSS {:.1} -> {:.1} MiB, {aborted} counted aborted",

@@ -66,6 +66,17 @@ pub fn python<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> V
     output.stdout
 }
 
+/// A memory figure of process `pid` from `/proc/<pid>/status` (`VmRSS`: resident now; `VmHWM`:
+/// the most it has been resident), in bytes; 0 when the process is gone.
+pub fn memory_bytes(field: &str, pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
 /// The download path of a valid object name that no fixture ever stores.
 pub const MISSING_OBJECT: &str = "/v1/image/download/0123456789abcdef0123456789abcdef.png";
 
