@@ -13,12 +13,15 @@ and one client for all, wrk (see the note at WRK_LUA). For each server and each 
 a fresh server process gets a warm-up run, then a measured run cycling over every image; the
 server's process tree is sampled from /proc for CPU time and peak RSS. Before any load each
 server's answer for every image is fetched once and checked: 200, a JPEG, fitting 512x512
-with its long side 512.
+with its long side 512; and scored (scripts/image_quality.py: SSIM and PSNR) against the same
+image decoded whole and resampled by Pillow's Lanczos3 to the answer's size, so that a speed
+figure is read beside the quality it was bought at.
 
 With the gateway selected, a second measurement: download latency of a 50 KB stored object
 (GET /v1/image/download/…, c=16), idle and then while the c=8 processing load runs.
 
-Run through bench/processing.sh, which installs the servers and builds the gateway:
+Run through bench/processing.sh, which installs the servers, builds the gateway and runs this
+with the test tools' Python (Pillow and numpy, for the scores):
   bash bench/processing.sh --duration 10 --servers imgproxy,thumbor,vips
 """
 
@@ -26,6 +29,7 @@ import argparse
 import datetime
 import hashlib
 import http.client
+import io
 import json
 import os
 import platform
@@ -41,8 +45,13 @@ import threading
 import time
 import urllib.request
 
+from PIL import Image
+
 SERVERS = ["imgproxy", "thumbor", "vips", "gateway"]
 from servers import cpu_seconds, free_port  # bench/servers.py: process CPU time, a free loopback port
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import image_quality  # noqa: E402  scripts/image_quality.py: the tests' SSIM and PSNR
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BOX = 512
@@ -486,8 +495,10 @@ def wrk(port, concurrency, duration, lua):
     return wrk_result(out.stdout + out.stderr)
 
 
-def check_answers(server):
-    """Every image once: 200, a JPEG fitting BOXxBOX with its long side BOX. Returns details."""
+def check_answers(server, references):
+    """Every image once: 200, a JPEG fitting BOXxBOX with its long side BOX, scored against a
+    full decode resampled by Lanczos3 to its size (`references` keeps those, by image and size,
+    for the next server). Returns details."""
     answers = []
     for image, path in zip(server.images, server.paths()):
         # http.client, not urllib: a POST without a body and without Content-Type, as wrk sends it.
@@ -505,9 +516,22 @@ def check_answers(server):
             raise SystemExit(f"{server.name} {image['name']}: not a JPEG ({content_type}, {body[:16]!r})")
         if max(size) != BOX or min(size) > BOX:
             raise SystemExit(f"{server.name} {image['name']}: {size[0]}x{size[1]} does not fit {BOX}x{BOX}")
+        key = (image["name"], size)
+        if key not in references:
+            references[key] = image_quality.full(os.path.join(server.workdir, "images", image["name"]), size)
+        ours = image_quality.rgb_array(Image.open(io.BytesIO(body)))
         answers.append({"name": image["name"], "width": size[0], "height": size[1], "bytes": len(body),
-                        "content_type": content_type, "first_ms": round(elapsed_ms, 1)})
+                        "content_type": content_type, "first_ms": round(elapsed_ms, 1),
+                        **image_quality.metrics(ours, references[key])})
     return answers
+
+
+def quality(answers):
+    """Mean and worst SSIM and PSNR of a server's answers, and their mean size."""
+    ssim, psnr = [a["ssim"] for a in answers], [a["psnr"] for a in answers]
+    return {"ssim_mean": round(sum(ssim) / len(ssim), 4), "ssim_min": min(ssim),
+            "psnr_mean": round(sum(psnr) / len(psnr), 2), "psnr_min": min(psnr),
+            "bytes_mean": round(sum(a["bytes"] for a in answers) / len(answers))}
 
 
 def measure(server, concurrency, args, lua):
@@ -602,6 +626,15 @@ def markdown(report):
         "system time of the server's process tree per image answered; peak RSS: the largest sum of "
         "VmRSS over the tree, sampled every 100 ms through warm-up and run; errors: answers other "
         "than 200, socket errors and time-outs (60 s).",
+        "",
+        "Quality: each server's answer for every image, scored once before the load against the "
+        "image decoded whole and resampled by Pillow's Lanczos3 to the answer's size "
+        "(scripts/image_quality.py: SSIM on luma, 11x11 Gaussian window; PSNR over RGB).",
+        "",
+        "| server | SSIM mean | SSIM worst | PSNR mean dB | PSNR worst dB | mean output bytes |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {n} | {q['ssim_mean']} | {q['ssim_min']} | {q['psnr_mean']} | {q['psnr_min']} | {q['bytes_mean']} |"
+          for n, q in report["quality"].items()),
         "",
         "| server | c | req/s | p50 ms | p99 ms | CPU ms/image | peak RSS MiB | mean output bytes | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -714,18 +747,21 @@ def main():
             "client": "wrk -t1 (" + subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
             .splitlines()[0].strip() + ")",
             "images": images, "versions": {}, "configs": {n: configs[n] for n in names}, "answers": {},
-        }, "results": []}
+        }, "quality": {}, "results": []}
+        references = {}
         for name, server in servers.items():
             report["meta"]["versions"][name] = server.version()
             server.start()
             try:
-                report["meta"]["answers"][name] = check_answers(server)
+                report["meta"]["answers"][name] = check_answers(server, references)
             finally:
                 server.stop()
             answers = report["meta"]["answers"][name]
+            report["quality"][name] = q = quality(answers)
             log(f"{name} ({report['meta']['versions'][name]}): every image answered, "
-                f"{sum(a['bytes'] for a in answers) / len(answers):.0f} bytes mean, "
-                f"e.g. {answers[0]['width']}x{answers[0]['height']}")
+                f"{q['bytes_mean']} bytes mean, e.g. {answers[0]['width']}x{answers[0]['height']}; "
+                f"against a full decode + Lanczos3: SSIM {q['ssim_mean']} (worst {q['ssim_min']}), "
+                f"PSNR {q['psnr_mean']} dB (worst {q['psnr_min']})")
         for name, server in servers.items():
             lua = write_lua(workdir, name, server.method, server.paths(), server.headers)
             for c in levels:

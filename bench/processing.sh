@@ -4,6 +4,7 @@
 # Installs wrk (Debian), the anchors (scripts/install-imgproxy.sh, install-thumbor.sh,
 # install-pyvips.sh, cached in $IG_CACHE) and builds the gateway in release, only for the servers
 # selected; arguments go to processing.py, e.g. --duration 5 --servers imgproxy,thumbor.
+# Every answer is also scored (SSIM, PSNR) against a full decode resampled by Lanczos3.
 # Writes bench/results/processing.json and processing.md. About 12 minutes for the four servers
 # at the default 3 + 20 s per row (warm caches).
 set -euo pipefail
@@ -33,4 +34,6 @@ case ",$servers," in
     args+=(--gateway "$CARGO_TARGET_DIR/release/image-gateway")
     ;;
 esac
-python3 bench/processing.py "${args[@]}" "$@"
+# The test tools' Python: Pillow and numpy score every answer (scripts/image_quality.py).
+python="$(bash scripts/install-python-tools.sh)/bin/python"
+"$python" bench/processing.py "${args[@]}" "$@"
