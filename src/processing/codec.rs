@@ -11,7 +11,7 @@ use super::{
     color,
     decoded::{Decoded, ShrinkHint, upright},
     error::ProcessError,
-    jpeg, svg,
+    jpeg, svg, tiff_exif,
 };
 use crate::object_name::ImageFormat;
 
@@ -129,8 +129,8 @@ pub(crate) fn decode(
 }
 
 /// How to encode: `quality` (1–100) applies to JPEG and WebP; `background` is what alpha is
-/// flattened onto for formats without it; `exif` is embedded (JPEG, PNG, WebP) when kept
-/// (TIFF, GIF and BMP results carry none).
+/// flattened onto for formats without it; `exif` is embedded when kept (JPEG, PNG, WebP; in a
+/// TIFF as its own tags and directories, `tiff_exif.rs`; GIF and BMP results carry none).
 pub(crate) struct Encoding<'a> {
     /// The format.
     pub output: OutputFormat,
@@ -192,7 +192,12 @@ pub(crate) fn encode(image: &DynamicImage, how: &Encoding<'_>) -> Result<Encoded
         ImageFormat::Gif => DynamicImage::ImageRgba8(image.to_rgba8())
             .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Gif)
             .map_err(|e| failed(&e))?,
-        ImageFormat::Tiff | ImageFormat::Svg => tiff_deflate(image, &mut bytes).map_err(|e| failed(&e))?,
+        ImageFormat::Tiff | ImageFormat::Svg => {
+            tiff_deflate(image, &mut bytes).map_err(|e| failed(&e))?;
+            if let Some(exif) = how.exif {
+                bytes = tiff_exif::with_exif(bytes, exif);
+            }
+        }
     }
     Ok(Encoded {
         bytes,

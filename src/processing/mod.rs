@@ -20,6 +20,7 @@ mod pool;
 mod smart_crop;
 mod strip;
 mod svg;
+mod tiff_exif;
 mod turn;
 
 pub use budget::Budget;

@@ -1041,3 +1041,56 @@ async fn an_oversized_pipeline_is_named_as_a_json_body() {
     let detail = detail(&answer);
     assert!(detail.contains("JSON body") && !detail.contains("image"), "{detail}");
 }
+
+/// `keep_metadata=true` with a TIFF result: the photograph's EXIF (camera, date, GPS; written
+/// big-endian by Pillow) is there for an independent reader (Pillow) as the TIFF's own tags
+/// and Exif/GPS directories, its pixel dimensions the result's; without `keep_metadata`, none.
+#[tokio::test]
+async fn tiff_results_keep_the_exif_as_their_own_tags() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let dir = crate::support::scratch_dir();
+    let photo = dir.path().join("photo.jpg");
+    let make = "from PIL import Image, TiffImagePlugin\n\
+        import sys\n\
+        R = TiffImagePlugin.IFDRational\n\
+        e = Image.Exif()\n\
+        e[0x010F] = 'Cam'\n\
+        e.get_ifd(0x8769)[0x9003] = '2026:01:02 03:04:05'\n\
+        e.get_ifd(0x8769)[0xA002] = 640\n\
+        gps = e.get_ifd(0x8825)\n\
+        gps[1] = 'N'\n\
+        gps[2] = (R(51, 1), R(30, 1), R(1234, 100))\n\
+        e.endian = '>'\n\
+        Image.new('RGB', (64, 48), (200, 100, 50)).save(sys.argv[1], 'JPEG', exif=e.tobytes())\n";
+    crate::support::python([std::ffi::OsStr::new("-c"), make.as_ref(), photo.as_os_str()]);
+    let jpeg = std::fs::read(&photo).unwrap();
+    let read = "from PIL import Image\n\
+        import json, sys\n\
+        im = Image.open(sys.argv[1])\n\
+        e = im.getexif()\n\
+        x, g = e.get_ifd(0x8769), e.get_ifd(0x8825)\n\
+        print(json.dumps({'size': im.size, 'make': e.get(0x010F), 'taken': x.get(0x9003),\n\
+            'width': x.get(0xA002), 'north': g.get(1), 'latitude': [float(v) for v in g.get(2, ())]}))\n";
+    let mut seen = Vec::new();
+    for keep in [true, false] {
+        let target = format!("/v1/image/resize?width=32&format=tiff&keep_metadata={keep}");
+        let (status, tiff) = post(&server, &target, "image/jpeg", &jpeg, "image/tiff").await;
+        assert_eq!(status, 200, "{}", detail(&tiff));
+        let path = dir.path().join(format!("result-{keep}.tiff"));
+        std::fs::write(&path, &tiff).unwrap();
+        let json = crate::support::python([std::ffi::OsStr::new("-c"), read.as_ref(), path.as_os_str()]);
+        seen.push(serde_json::from_slice::<serde_json::Value>(&json).unwrap());
+    }
+    assert_eq!(
+        seen[0],
+        serde_json::json!({"size": [32, 24], "make": "Cam", "taken": "2026:01:02 03:04:05",
+            "width": 32, "north": "N", "latitude": [51.0, 30.0, 12.34]}),
+        "kept"
+    );
+    assert_eq!(
+        seen[1],
+        serde_json::json!({"size": [32, 24], "make": null, "taken": null, "width": null, "north": null, "latitude": []}),
+        "dropped"
+    );
+}
