@@ -152,6 +152,12 @@ pub(crate) fn encode(image: &DynamicImage, how: &Encoding<'_>) -> Result<Encoded
         ImageFormat::Jpeg => {
             let rgb = flatten(image, how.background);
             let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, how.quality);
+            // As libjpeg encodes for libvips and imgproxy: chroma averaged over each 2×2 block
+            // (the crate's default takes its top-left pixel), Huffman tables fitted to the image
+            // (imgproxy's `optimize_coding`). On the benchmark's photos at q80: 4.4 % smaller and
+            // 0.45 dB closer to a full-decode Lanczos3 (37.1 dB), for 0.9 ms more per image.
+            encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+            encoder.set_optimized_huffman_tables(true);
             if let Some(exif) = how.exif {
                 encoder.add_exif_metadata(exif).map_err(|e| failed(&e))?;
             }

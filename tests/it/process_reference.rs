@@ -86,6 +86,14 @@ const CASES: &[Case] = &[
         target: "/v1/image/resize?width=512&height=512&fit=inside&format=jpeg&quality=90",
         floors: [("full", 0.9916, 41.0), ("vips", 0.9916, 40.5)],
     },
+    // ... and at quality 80, where chroma is subsampled: averaged over 2x2 as libjpeg does
+    // (37.25-37.34 dB). A floor 0.15 dB under that, on purpose: taking each block's top-left
+    // chroma, the encoder's default, gives 36.90.
+    Case {
+        source: "mate:nature/TwoWings.jpg",
+        target: "/v1/image/resize?width=512&height=512&fit=inside&format=jpeg&quality=80",
+        floors: [("full", 0.987, 37.1), ("vips", 0.987, 37.0)],
+    },
     // Stored sideways: turned upright on decode, the shrink's covered region turned with it.
     Case {
         source: "wood-o6.jpg",
