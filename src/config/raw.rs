@@ -22,6 +22,19 @@ use super::{
 /// Environment variables with this prefix override the file (`IMAGE_GATEWAY_STORAGE__S3__BUCKET`).
 pub const ENV_PREFIX: &str = "IMAGE_GATEWAY_";
 
+/// The settings outside any section, the only ones named without a `__`.
+const TOP_LEVEL: [&str; 3] = ["listen", "public_url", "admin_listen"];
+
+/// Whether `IMAGE_GATEWAY_{key}` is a setting: a section's key (`STORAGE__BACKEND`) or a
+/// top-level one (`LISTEN`). The others are not read: Kubernetes gives every container
+/// variables for each Service of its namespace, named after it, and a release named
+/// `image-gateway` has `IMAGE_GATEWAY_PORT=tcp://…`, `IMAGE_GATEWAY_SERVICE_HOST` and more
+/// (service links); read as settings, they stopped the process at start. A typo inside a
+/// section (`STORAGE__BAKEND`) is still refused.
+fn is_setting(key: &str) -> bool {
+    key.contains("__") || TOP_LEVEL.iter().any(|top| top.eq_ignore_ascii_case(key))
+}
+
 /// The whole configuration, one field per section; absent sections take their defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -656,7 +669,11 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| is_setting(key.as_str()))
+                .split("__"),
+        );
         Self::from_figment(figment)
     }
 
@@ -744,6 +761,59 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn kubernetes_service_links_are_not_read_as_settings() {
+        figment::Jail::expect_with(|jail| {
+            // What a pod sees beside a Service `image-gateway` (port `http`) and another
+            // named `image-gateway-metrics`.
+            for (name, value) in [
+                ("IMAGE_GATEWAY_PORT", "tcp://198.18.0.10:8080"),
+                ("IMAGE_GATEWAY_PORT_8080_TCP", "tcp://198.18.0.10:8080"),
+                ("IMAGE_GATEWAY_PORT_8080_TCP_PROTO", "tcp"),
+                ("IMAGE_GATEWAY_PORT_8080_TCP_PORT", "8080"),
+                ("IMAGE_GATEWAY_PORT_8080_TCP_ADDR", "198.18.0.10"),
+                ("IMAGE_GATEWAY_SERVICE_HOST", "198.18.0.10"),
+                ("IMAGE_GATEWAY_SERVICE_PORT", "8080"),
+                ("IMAGE_GATEWAY_SERVICE_PORT_HTTP", "8080"),
+                ("IMAGE_GATEWAY_METRICS_SERVICE_HOST", "198.18.0.11"),
+                ("IMAGE_GATEWAY_METRICS_PORT_9090_TCP", "tcp://198.18.0.11:9090"),
+            ] {
+                jail.set_env(name, value);
+            }
+            jail.set_env("IMAGE_GATEWAY_LISTEN", "0.0.0.0:8080");
+            jail.set_env("IMAGE_GATEWAY_UPLOAD__MAX_BYTES", "1MiB");
+            let config = Settings::load(None).map_err(|e| e.to_string())?.config;
+            assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+            assert_eq!(config.upload.max_bytes.0, 1 << 20);
+            // A mistake inside a section is still refused.
+            jail.set_env("IMAGE_GATEWAY_STORAGE__BAKEND", "s3");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("bakend"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_top_level_settings_are_the_configs_plain_fields() {
+        let config = Config {
+            public_url: Some("http://x".into()),
+            ..Config::default()
+        };
+        let toml::Value::Table(table) = toml::Value::try_from(&config).unwrap() else {
+            panic!("a table")
+        };
+        let mut plain: Vec<&str> = table
+            .iter()
+            .filter(|(_, v)| !v.is_table())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        plain.sort_unstable();
+        let mut expected = TOP_LEVEL.to_vec();
+        expected.sort_unstable();
+        assert_eq!(plain, expected);
     }
 
     #[test]

@@ -59,9 +59,9 @@ def helm_env(tmp_path_factory):
     return env
 
 
-def template(helm_env, *args, helm="helm3", check=True):
+def template(helm_env, *args, helm="helm3", check=True, release="ig"):
     """`helm template` of the chart; the parsed documents (or the failed run when check=False)."""
-    done = run(HELMS[helm], "template", "ig", CHART, "--namespace", "images", "--kube-version", "1.34.0",
+    done = run(HELMS[helm], "template", release, CHART, "--namespace", "images", "--kube-version", "1.34.0",
                "--api-versions", "monitoring.coreos.com/v1", *args, env=helm_env, check=check)
     if not check:
         return done

@@ -283,6 +283,31 @@ def test_every_gateway_setting_is_a_value_or_documented_for_extra_env(helm_env, 
     assert not missing, f"settings neither rendered by the chart nor documented for extraEnv: {missing}"
 
 
+def test_service_links_are_off_and_would_not_stop_the_gateway(helm_env, tmp_path):
+    """With the README's release name, Kubernetes gives each container IMAGE_GATEWAY_PORT=tcp://…
+    and more for the release's Services; read as settings, they made every pod exit 64."""
+    docs = template(helm_env, "-f", ALL_ON, release="image-gateway")
+    for workload in ("Deployment", "CronJob"):
+        assert pod_spec(kind(docs, workload))["spec"]["enableServiceLinks"] is False, workload
+    # What a pod would see if service links were on: the gateway still starts (check-config
+    # loads the configuration as `serve` does).
+    links = {}
+    for service in (d for d in docs if d["kind"] == "Service"):
+        name = service["metadata"]["name"].upper().replace("-", "_")
+        for port in service["spec"]["ports"]:
+            n = port["port"]
+            links |= {f"{name}_SERVICE_HOST": "198.18.0.10", f"{name}_SERVICE_PORT": str(n),
+                      f"{name}_SERVICE_PORT_{port['name'].upper().replace('-', '_')}": str(n),
+                      f"{name}_PORT": f"tcp://198.18.0.10:{n}", f"{name}_PORT_{n}_TCP": f"tcp://198.18.0.10:{n}",
+                      f"{name}_PORT_{n}_TCP_PROTO": "tcp", f"{name}_PORT_{n}_TCP_PORT": str(n),
+                      f"{name}_PORT_{n}_TCP_ADDR": "198.18.0.10"}
+    assert "IMAGE_GATEWAY_PORT" in links, sorted(links)
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGE_GATEWAY_")} | links
+    run(gateway_bin(), "check-config", "--config", empty, env=env)
+
+
 # -- The rest of the review ----------------------------------------------------------------------
 
 def test_ingress_path_type_defaults_to_prefix(helm_env, tmp_path):
