@@ -118,9 +118,38 @@ def test_retention_pods_are_never_counted_as_gateway_pods(helm_env, values):
 def test_the_pdb_lets_unhealthy_pods_be_evicted(helm_env):
     pdb = kind(template(helm_env), "PodDisruptionBudget")["spec"]
     assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
-    assert pdb["minAvailable"] == 1
-    pdb = kind(template(helm_env, "--set", "podDisruptionBudget.maxUnavailable=1"), "PodDisruptionBudget")["spec"]
     assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
+    pdb = kind(template(helm_env, "--set", "podDisruptionBudget.minAvailable=1"), "PodDisruptionBudget")["spec"]
+    assert pdb["minAvailable"] == 1 and "maxUnavailable" not in pdb
+
+
+def test_a_release_of_one_pod_has_no_budget_to_block_drains(helm_env):
+    """minAvailable: 1 over one pod (replicaCount 1, or the fs backend) refused every eviction:
+    `kubectl drain` of its node hung."""
+    one_pod = [("--set", "replicaCount=1"),
+               ("--set", "storage.backend=fs", "--set", "storage.fs.existingClaim=images"),
+               ("--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=1",
+                "--set", "autoscaling.maxReplicas=1")]
+    for args in one_pod:
+        docs = template(helm_env, *args)
+        assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"], args
+    scaled = template(helm_env, "--set", "replicaCount=1", "--set", "autoscaling.enabled=true",
+                      "--set", "autoscaling.minReplicas=1", "--set", "autoscaling.maxReplicas=4")
+    assert kind(scaled, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+def test_the_retention_job_ends_and_outlives_its_alert(helm_env):
+    """A run could hang forever (Forbid, no deadline) and keep every later run from starting; the
+    server's podAnnotations (a mesh's sidecar injection) reached the Job, whose sidecar never
+    exits; the Job was deleted after 24 h, before its 48 h alert could send anyone to its logs."""
+    docs = template(helm_env, "-f", ALL_ON, "--set-json", 'podAnnotations={"sidecar.istio.io/inject":"true"}',
+                    "--set-json", 'retention.podAnnotations={"team":"images"}')
+    job = kind(docs, "CronJob")["spec"]["jobTemplate"]["spec"]
+    assert job["activeDeadlineSeconds"] == 3600
+    assert job["template"]["metadata"]["annotations"] == {"team": "images"}
+    assert kind(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["sidecar.istio.io/inject"] == "true"
+    stale_after = 48 * 3600  # metrics.prometheusRule.retentionStaleAfter's default
+    assert job["ttlSecondsAfterFinished"] > stale_after
 
 
 # -- Alerts: this release only, guarded, with runbooks ---------------------------------------------
