@@ -361,6 +361,16 @@ def test_public_url_comes_from_the_ingress_or_the_notes_warn(helm_env, tmp_path,
                       "tls: [{secretName: t, hosts: [img.example.org]}]}\n")
     assert config_of(template(helm_env, "-f", values))["public_url"] == "https://img.example.org"
     assert "public_url" not in config_of(template(helm_env))
+    # An empty or wildcard host names no URL (`http://` and `http://*.example.com` made every pod
+    # exit); the first host that names one is taken.
+    path = "paths: [{path: /}]"
+    for hosts, expected in [(f'[{{host: "", {path}}}]', None), (f'[{{host: "*.example.com", {path}}}]', None),
+                            (f'[{{host: "*.example.com", {path}}}, {{host: img.example.com, {path}}}]',
+                             "http://img.example.com")]:
+        values.write_text(f"ingress: {{enabled: true, hosts: {hosts}}}\n")
+        docs = template(helm_env, "-f", values)
+        assert config_of(docs).get("public_url") == expected, (hosts, config_of(docs).get("public_url"))
+        assert all(r.get("host", "x") for r in kind(docs, "Ingress")["spec"]["rules"]), "no empty host is rendered"
     # NOTES are shown by install (a dry run against the test cluster), not by template.
     install = [HELMS["helm3"], "install", "ig", REPO / "charts" / "image-gateway", "--dry-run=client",
                "--namespace", "images", "--kubeconfig", cluster.kubeconfig]

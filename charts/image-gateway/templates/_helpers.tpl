@@ -136,15 +136,20 @@ app.kubernetes.io/component: retention
 {{- if or (eq (toString $enabled) "true") (and (eq (toString $enabled) "auto") (eq .Values.storage.backend "s3")) }}true{{ end }}
 {{- end }}
 
-{{/* The URL base handed out in upload answers: publicUrl, else the first Ingress host. */}}
+{{/* The URL base handed out in upload answers: publicUrl, else the first Ingress host that
+names one host (an empty or wildcard host names none: `http://` or `http://*.example.com`
+made every pod exit). */}}
 {{- define "image-gateway.publicUrl" -}}
 {{- if .Values.publicUrl }}
 {{- .Values.publicUrl }}
-{{- else if and .Values.ingress.enabled .Values.ingress.hosts }}
-{{- $host := (first .Values.ingress.hosts).host }}
+{{- else if .Values.ingress.enabled }}
+{{- $host := "" }}
+{{- range .Values.ingress.hosts }}{{ if and (not $host) .host (not (hasPrefix "*" .host)) }}{{ $host = .host }}{{ end }}{{ end }}
+{{- if $host }}
 {{- $tls := false }}
 {{- range .Values.ingress.tls }}{{ if has $host (.hosts | default list) }}{{ $tls = true }}{{ end }}{{ end }}
 {{- printf "%s://%s" (ternary "https" "http" $tls) $host }}
+{{- end }}
 {{- end }}
 {{- end }}
 
