@@ -337,6 +337,31 @@ def test_service_links_are_off_and_would_not_stop_the_gateway(helm_env, tmp_path
     run(gateway_bin(), "check-config", "--config", empty, env=env)
 
 
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """A loader that refuses a mapping with a key twice (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        duplicated = {k for k in keys if keys.count(k) > 1}
+        assert not duplicated, f"keys written twice: {duplicated} at {node.start_mark}"
+        return super().construct_mapping(node, deep=deep)
+
+
+def test_common_labels_never_write_a_key_twice(helm_env):
+    """commonLabels with a key the chart sets (part-of, component) rendered it twice: kustomize
+    and Argo/Flux post-renderers refuse such output."""
+    common = '{"app.kubernetes.io/part-of":"shop","app.kubernetes.io/component":"x","team":"images"}'
+    done = template(helm_env, "-f", ALL_ON, "--set-json", f"commonLabels={common}", check=False)
+    assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.load_all(done.stdout, Loader=_NoDuplicateKeys) if d]
+    deployment = kind(docs, "Deployment")
+    labels = deployment["metadata"]["labels"]
+    assert labels["team"] == "images" and labels["app.kubernetes.io/part-of"] == "shop"
+    assert labels["app.kubernetes.io/component"] == "server", "the chart's component wins: selectors use it"
+    assert kind(docs, "CronJob")["metadata"]["labels"]["app.kubernetes.io/component"] == "retention"
+    assert kind(docs, "ConfigMap", "image-gateway")["metadata"]["labels"]["team"] == "images"
+
+
 # -- The rest of the review ----------------------------------------------------------------------
 
 def test_ingress_path_type_defaults_to_prefix(helm_env, tmp_path):

@@ -17,16 +17,22 @@
 {{- end }}
 {{- end }}
 
-{{/* Labels every object carries (commonLabels included). */}}
+{{/* Labels every object carries: commonLabels, then the chart's own (which win, except
+     part-of: a key written twice made kustomize and Argo/Flux post-renderers refuse the output). */}}
 {{- define "image-gateway.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "image-gateway.instanceLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: image-gateway
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
+{{- include "image-gateway.labelsOf" (dict "root" . "component" "") }}
 {{- end }}
+
+{{- define "image-gateway.labelsOf" -}}
+{{- $root := .root }}
+{{- $labels := merge (deepCopy ($root.Values.commonLabels | default dict)) (dict "app.kubernetes.io/part-of" "image-gateway") }}
+{{- $_ := set $labels "helm.sh/chart" (printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-") }}
+{{- $_ := set $labels "app.kubernetes.io/name" (include "image-gateway.name" $root) }}
+{{- $_ := set $labels "app.kubernetes.io/instance" $root.Release.Name }}
+{{- $_ := set $labels "app.kubernetes.io/version" ($root.Chart.AppVersion | toString) }}
+{{- $_ := set $labels "app.kubernetes.io/managed-by" $root.Release.Service }}
+{{- with .component }}{{ $_ := set $labels "app.kubernetes.io/component" . }}{{ end }}
+{{- toYaml $labels }}
 {{- end }}
 
 {{/* Name and instance: what every workload's selector starts with. */}}
@@ -43,13 +49,11 @@ app.kubernetes.io/component: server
 {{- end }}
 
 {{- define "image-gateway.serverLabels" -}}
-{{ include "image-gateway.labels" . }}
-app.kubernetes.io/component: server
+{{- include "image-gateway.labelsOf" (dict "root" . "component" "server") }}
 {{- end }}
 
 {{- define "image-gateway.retentionLabels" -}}
-{{ include "image-gateway.labels" . }}
-app.kubernetes.io/component: retention
+{{- include "image-gateway.labelsOf" (dict "root" . "component" "retention") }}
 {{- end }}
 
 {{- define "image-gateway.serviceAccountName" -}}
