@@ -177,7 +177,21 @@ def test_every_alert_is_scoped_to_this_release(helm_env):
     # A selector of one's own (e.g. a plain scrape config) replaces namespace and job.
     custom = rules_of(template(helm_env, "-f", ALL_ON, "--set-string",
                                'metrics.prometheusRule.selector=service="gw"'))
-    assert 'http_requests_total{service="gw",status=~"5.."}' in custom["ImageGatewayHigh5xxRatio"]["expr"]
+    assert 'http_requests_total{service="gw",status=~"5..",status!="503"}' in custom["ImageGatewayHigh5xxRatio"]["expr"]
+
+
+def test_no_alert_fires_for_ever_or_for_deliberate_503s(helm_env):
+    """With the rules on and the ServiceMonitor off, no target has the rules' job: TargetAbsent
+    fired for ever. High5xxRatio counted the 503s of backpressure and storage outages, which
+    have their own alerts (promtool's test has a half-503 job that must not fire)."""
+    without_monitor = rules_of(template(helm_env, "--set", "metrics.prometheusRule.enabled=true"))
+    assert "ImageGatewayTargetAbsent" not in without_monitor
+    assert "ImageGatewayTargetDown" in without_monitor
+    assert "ImageGatewayTargetAbsent" in rules_of(template(helm_env, "-f", ALL_ON))
+    own_selector = rules_of(template(helm_env, "--set", "metrics.prometheusRule.enabled=true",
+                                     "--set-string", 'metrics.prometheusRule.selector=service="gw"'))
+    assert "ImageGatewayTargetAbsent" in own_selector, "a selector says how the targets are found"
+    assert 'status!="503"' in without_monitor["ImageGatewayHigh5xxRatio"]["expr"]
 
 
 def test_alerts_have_guards_targets_and_runbooks(helm_env):
