@@ -241,6 +241,21 @@ def test_the_chart_can_be_a_dependency_global_values_are_accepted(helm_env):
         "--set", "global.storageClass=fast", env=helm_env)
 
 
+def test_global_registry_and_pull_secrets_reach_every_pod(helm_env):
+    """global.imageRegistry and global.imagePullSecrets were accepted and ignored; a plain string
+    in imagePullSecrets rendered an invalid pod (`- regcred` where `- name: regcred` belongs)."""
+    docs = template(helm_env, "--set", "global.imageRegistry=mirror.example",
+                    "--set-json", 'global.imagePullSecrets=["shared"]',
+                    "--set-json", 'imagePullSecrets=["regcred", {"name": "other"}, "shared"]')
+    for workload in ("Deployment", "CronJob"):
+        spec = pod_spec(kind(docs, workload))["spec"]
+        assert spec["imagePullSecrets"] == [{"name": "shared"}, {"name": "regcred"}, {"name": "other"}], workload
+        assert spec["containers"][0]["image"].startswith("mirror.example/"), spec["containers"][0]["image"]
+    own = template(helm_env, "--set", "global.imageRegistry=mirror.example", "--set", "image.registry=mine.example")
+    assert pod_spec(kind(own, "Deployment"))["spec"]["containers"][0]["image"].startswith("mine.example/")
+    assert "imagePullSecrets" not in pod_spec(kind(template(helm_env), "Deployment"))["spec"]
+
+
 def test_conventional_values_reach_the_objects(helm_env, tmp_path):
     values = tmp_path / "values.yaml"
     values.write_text("""

@@ -67,7 +67,7 @@ app.kubernetes.io/component: server
 {{/* registry/repository:tag, or @digest when image.digest is set (a digest wins over the tag). */}}
 {{- define "image-gateway.image" -}}
 {{- $repository := .Values.image.repository }}
-{{- with .Values.image.registry }}{{ $repository = printf "%s/%s" . $repository }}{{ end }}
+{{- with .Values.image.registry | default (.Values.global | default dict).imageRegistry }}{{ $repository = printf "%s/%s" . $repository }}{{ end }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
@@ -237,4 +237,17 @@ checkov.io/skip2: CKV_K8S_43=Pin by digest with image.tag set to a digest-addres
 checkov.io/skip3: CKV_K8S_38=The token is needed - the gateway watches its Secrets through the Kubernetes API
 checkov.io/skip4: CKV_K8S_35=The URL-signing key is passed as an environment variable because the gateway reads it from its config or env only
 checkov.io/skip5: CKV_K8S_15=IfNotPresent is right for immutable version tags
+{{- end }}
+
+{{/* imagePullSecrets: global.imagePullSecrets, then imagePullSecrets; each a Secret's name or
+     {name: …} (a plain string rendered an invalid pod before). */}}
+{{- define "image-gateway.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat ((.Values.global | default dict).imagePullSecrets | default list) (.Values.imagePullSecrets | default list) }}
+{{- $name := ternary . (get (kindIs "map" . | ternary . dict) "name") (kindIs "string" .) }}
+{{- if and $name (not (has $name $names)) }}{{ $names = append $names $name }}{{ end }}
+{{- end }}
+{{- range $names }}
+- name: {{ . | quote }}
+{{- end }}
 {{- end }}
