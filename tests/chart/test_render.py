@@ -1,6 +1,7 @@
 """The chart as Helm renders it: one test per defect a real install would hit (each failed on
 the chart before its fix), and the conventions Helm users expect."""
 
+import json
 import os
 import re
 import subprocess
@@ -389,6 +390,23 @@ def test_common_labels_never_write_a_key_twice(helm_env):
     assert labels["app.kubernetes.io/component"] == "server", "the chart's component wins: selectors use it"
     assert kind(docs, "CronJob")["metadata"]["labels"]["app.kubernetes.io/component"] == "retention"
     assert kind(docs, "ConfigMap", "image-gateway")["metadata"]["labels"]["team"] == "images"
+
+
+def test_network_policy_reaches_node_local_dns_and_any_prometheus(helm_env):
+    """DNS went only to kube-dns pods (NodeLocal DNSCache, on a link-local address, was cut off:
+    no name resolved) and metrics only from a namespace named `monitoring`."""
+    policy = kind(template(helm_env, "--set", "networkPolicy.egress.enabled=true"), "NetworkPolicy")["spec"]
+    dns = next(rule for rule in policy["egress"] if {"port": 53, "protocol": "UDP"} in rule["ports"])
+    assert {"ipBlock": {"cidr": "169.254.20.10/32"}} in dns["to"]
+    assert any(peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"} for peer in dns["to"])
+    anywhere = kind(template(helm_env, "--set", "networkPolicy.egress.enabled=true",
+                             "--set-json", "networkPolicy.egress.dns.to=[]"), "NetworkPolicy")["spec"]
+    dns = next(rule for rule in anywhere["egress"] if {"port": 53, "protocol": "UDP"} in rule["ports"])
+    assert "to" not in dns, "an empty list allows any destination on port 53"
+    peers = [{"namespaceSelector": {"matchLabels": {"team": "observability"}}}, {"ipBlock": {"cidr": "198.18.0.0/24"}}]
+    custom = kind(template(helm_env, "--set-json", f"networkPolicy.metricsFrom={json.dumps(peers)}"), "NetworkPolicy")
+    metrics = next(rule for rule in custom["spec"]["ingress"] if rule["ports"][0]["port"] == "metrics")
+    assert metrics["from"] == peers
 
 
 # -- The rest of the review ----------------------------------------------------------------------
