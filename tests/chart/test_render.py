@@ -101,12 +101,15 @@ def test_retention_pods_are_never_counted_as_gateway_pods(helm_env, values):
     assert server_pod["app.kubernetes.io/component"] == "server"
     selectors = {
         "Deployment": kind(docs, "Deployment")["spec"]["selector"]["matchLabels"],
-        "Service": kind(docs, "Service")["spec"]["selector"],
+        "Service": kind(docs, "Service", "image-gateway")["spec"]["selector"],
+        "metrics Service": kind(docs, "Service", "-metrics")["spec"]["selector"],
         "PodDisruptionBudget": kind(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
         "NetworkPolicy": kind(docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
     }
     if values:
-        selectors["ServiceMonitor"] = kind(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+        # The ServiceMonitor selects a Service (the metrics one), whose selector picks the pods.
+        monitor = kind(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+        assert matches(monitor, kind(docs, "Service", "-metrics")["metadata"]["labels"])
         assert kind(docs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["kind"] == "Deployment"
     for owner, selector in selectors.items():
         assert matches(selector, server_pod), f"{owner} must select the gateway's pods"
@@ -170,7 +173,7 @@ def test_every_alert_is_scoped_to_this_release(helm_env):
         expr = rule["expr"]
         for metric in GATEWAY_METRICS:
             for selector in re.findall(rf"\b{metric}\{{([^}}]*)\}}", expr):
-                assert 'namespace="images"' in selector and 'job="ig-image-gateway"' in selector, \
+                assert 'namespace="images"' in selector and 'job="ig-image-gateway-metrics"' in selector, \
                     f"{name}: {metric}{{{selector}}} would match other applications"
             assert not re.search(rf"\b{metric}\b(?!\{{)", expr), f"{name}: bare {metric} matches everything"
     assert 'deployment="ig-image-gateway"' in rules["ImageGatewayNoReadyReplicas"]["expr"]
@@ -295,7 +298,7 @@ metrics:
     assert container["envFrom"] == [{"secretRef": {"name": "more-env"}}]
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert deployment["spec"]["revisionHistoryLimit"] == 2
-    assert kind(docs, "Service")["metadata"]["annotations"] == {"cloud.example.com/internal": "true"}
+    assert kind(docs, "Service", "image-gateway")["metadata"]["annotations"] == {"cloud.example.com/internal": "true"}
     retention = pod_spec(kind(docs, "CronJob"))
     assert retention["spec"]["volumes"][-1]["name"] == "ca" and retention["spec"]["priorityClassName"] == "high"
     policy = kind(docs, "NetworkPolicy")["spec"]
@@ -407,6 +410,21 @@ def test_network_policy_reaches_node_local_dns_and_any_prometheus(helm_env):
     custom = kind(template(helm_env, "--set-json", f"networkPolicy.metricsFrom={json.dumps(peers)}"), "NetworkPolicy")
     metrics = next(rule for rule in custom["spec"]["ingress"] if rule["ports"][0]["port"] == "metrics")
     assert metrics["from"] == peers
+
+
+def test_metrics_have_their_own_cluster_ip_service(helm_env):
+    """The admin port (metrics and the detailed /readyz) was on the API's Service:
+    `service.type=LoadBalancer` published it."""
+    docs = template(helm_env, "-f", ALL_ON, "--set", "service.type=LoadBalancer")
+    api = kind(docs, "Service", "image-gateway")
+    assert api["spec"]["type"] == "LoadBalancer"
+    assert [p["name"] for p in api["spec"]["ports"]] == ["http"]
+    metrics = kind(docs, "Service", "-metrics")
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert [p["targetPort"] for p in metrics["spec"]["ports"]] == ["metrics"]
+    assert matches(kind(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"], metrics["metadata"]["labels"])
+    assert not matches(kind(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"], api["metadata"]["labels"])
+    assert matches(metrics["spec"]["selector"], pod_spec(kind(docs, "Deployment"))["metadata"]["labels"])
 
 
 # -- The rest of the review ----------------------------------------------------------------------
