@@ -427,6 +427,48 @@ def test_metrics_have_their_own_cluster_ip_service(helm_env):
     assert matches(metrics["spec"]["selector"], pod_spec(kind(docs, "Deployment"))["metadata"]["labels"])
 
 
+def test_values_operators_ask_for_reach_the_pods(helm_env):
+    docs = template(helm_env, "--set", "minReadySeconds=10", "--set", "automountServiceAccountToken=false",
+                    "--set-json", 'lifecycle={"preStop":{"sleep":{"seconds":5}}}',
+                    "--set-json", 'initContainers=[{"name":"wait","image":"busybox"}]',
+                    "--set-json", 'extraContainers=[{"name":"proxy","image":"envoy"}]',
+                    "--set", "retention.timeZone=Europe/Paris", "--set", "retention.suspend=true",
+                    "--set-json", 'retention.nodeSelector={"pool":"batch"}')
+    deployment = kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["minReadySeconds"] == 10
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert [c["name"] for c in pod["initContainers"]] == ["wait"]
+    assert [c["name"] for c in pod["containers"]] == ["gateway", "proxy"]
+    cronjob = kind(docs, "CronJob")["spec"]
+    assert cronjob["timeZone"] == "Europe/Paris" and cronjob["suspend"] is True
+    assert pod_spec(kind(docs, "CronJob"))["spec"]["nodeSelector"] == {"pool": "batch"}
+    # Spread across nodes and zones by default.
+    keys = [c["topologyKey"] for c in pod_spec(kind(template(helm_env), "Deployment"))["spec"]["topologySpreadConstraints"]]
+    assert keys == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+
+
+def test_requests_make_the_hpa_percentages_mean_something(helm_env):
+    """64Mi requested against a 768Mi limit and 100m of CPU: a pod at one core read as 1000 %
+    of its request, so the HPA jumped to maxReplicas on any load."""
+    resources = kind(template(helm_env, "-f", ALL_ON), "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert size(resources["requests"]["memory"]) == size(resources["limits"]["memory"]), "memory requested as it is limited"
+    cpu = resources["requests"]["cpu"]
+    assert (float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)) >= 0.5, "at least what one processing worker uses"
+
+
+def test_the_retention_job_runs_beside_the_pod_that_holds_an_unshared_volume(helm_env):
+    """With the fs backend on a ReadWriteOnce claim the job was scheduled anywhere and waited
+    for ever to attach a volume that the gateway's pod holds on another node."""
+    docs = template(helm_env, "--set", "storage.backend=fs", "--set", "storage.fs.existingClaim=images")
+    affinity = pod_spec(kind(docs, "CronJob"))["spec"]["affinity"]["podAffinity"]
+    term = affinity["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert matches(term["labelSelector"]["matchLabels"], pod_spec(kind(docs, "Deployment"))["metadata"]["labels"])
+    assert "affinity" not in pod_spec(kind(template(helm_env), "CronJob"))["spec"], "S3: anywhere"
+
+
 # -- The rest of the review ----------------------------------------------------------------------
 
 def test_ingress_path_type_defaults_to_prefix(helm_env, tmp_path):
