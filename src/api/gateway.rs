@@ -72,7 +72,8 @@ pub struct Gateway {
     cors: Cors,
     cache: CachePolicy,
     uploads: Uploads,
-    processing: Processing,
+    /// `None` with `processing.enabled = false`: no worker threads, and 404 for processing.
+    processing: Option<Processing>,
     limits: ServerConfig,
 }
 
@@ -122,7 +123,10 @@ impl Gateway {
             ),
             cache: CachePolicy::new(settings.cache_control.clone()),
             uploads: Uploads::new(&config.upload, links, metrics.clone()),
-            processing: Processing::new(&config.processing, metrics.clone()),
+            processing: config
+                .processing
+                .enabled
+                .then(|| Processing::new(&config.processing, metrics.clone())),
             limits: config.server.clone(),
             access,
             storage,
@@ -204,6 +208,7 @@ impl Gateway {
                 Err(e) => return (Err(ApiError::InvalidObjectName(e)), None),
             },
             Route::Upload => (None, None),
+            Route::Process(_) if self.processing.is_none() => return (Err(ApiError::ProcessingDisabled), None),
             Route::Process(operation) => (None, Some(operation)),
             Route::Livez => return (Ok(Admitted::Answer(status_json(StatusCode::OK, "alive"))), None),
             Route::Readyz => return (Ok(Admitted::Answer(self.readiness(false))), None),
@@ -276,9 +281,10 @@ impl Gateway {
             }
             Admitted::Upload => upload::handle(&self.uploads, storage, &parts.headers, body, client).await,
             Admitted::Process(operation) => {
+                let processing = self.processing.as_ref().ok_or(ApiError::ProcessingDisabled)?;
                 let (query, headers) = (parts.uri.query(), &parts.headers);
                 process::handle(
-                    &self.processing,
+                    processing,
                     &self.uploads,
                     &self.storage,
                     operation,

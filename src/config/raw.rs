@@ -75,6 +75,9 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProcessingConfig {
+    /// Serve `POST /v1/image/{operation}`. `false` answers those 404 and starts no worker:
+    /// download-only replicas, with processing in pods of its own.
+    pub enabled: bool,
     /// Store each result and answer 201 with its `upload_url` (the page's contract); `false`
     /// answers 200 with the image inline as base64.
     pub store_results: bool,
@@ -109,6 +112,7 @@ pub enum JpegDecoder {
 impl Default for ProcessingConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             store_results: true,
             workers: 0,
             queue: 16,

@@ -21,6 +21,11 @@ pub enum ApiError {
     ObjectNotFound,
     #[error("no such endpoint")]
     RouteNotFound,
+    /// `processing.enabled = false` on this server.
+    #[error(
+        "this server does not process images (processing.enabled = false): send POST /v1/image/{{operation}} to the processing service"
+    )]
+    ProcessingDisabled,
     #[error("method not allowed; allowed: {allow}")]
     MethodNotAllowed { allow: &'static str },
     #[error("range not satisfiable: the image is {len} bytes long")]
@@ -90,7 +95,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidObjectName(_) | Self::EmptyBody | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::ObjectNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::ObjectNotFound | Self::RouteNotFound | Self::ProcessingDisabled => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,

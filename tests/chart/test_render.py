@@ -82,6 +82,13 @@ def test_the_hot_object_cache_counts_in_the_memory_limit(helm_env):
     assert config_of(docs)["cache"]["enabled"] is False
 
 
+def test_download_only_replicas_leave_processing_out_of_the_memory_check(helm_env):
+    tight = ("--set", "resources.limits.memory=256Mi", "--set", "upload.maxConcurrent=1")
+    assert "processing.workers (1) jobs" in failed_render(helm_env, *tight)
+    docs = template(helm_env, *tight, "--set", "processing.enabled=false")
+    assert config_of(docs)["processing"]["enabled"] is False
+
+
 def test_processing_workers_count_in_the_memory_limit(helm_env):
     err = failed_render(helm_env, "--set", "processing.workers=4")
     assert "processing.workers (4) jobs of 12 bytes per pixel" in err, err

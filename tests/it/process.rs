@@ -581,3 +581,56 @@ async fn dominant_colors_with_their_shares(backend: Backend) {
     let response = post(&server, "/v1/image/extract/colors?count=40", "image/png", &png, None).await;
     assert_eq!(response.status(), 400);
 }
+
+/// `processing.enabled = false` (download-only replicas, processing in pods of its own): the
+/// real binary starts no worker thread, answers processing 404 with a `detail` that names the
+/// setting, and still stores and serves images. With the default, its workers are there.
+#[tokio::test]
+async fn processing_can_be_turned_off_for_download_only_replicas() {
+    let workers = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("image-worker"))
+            .count()
+    };
+    let default = crate::cli::Spawned::start(
+        &[("IMAGE_GATEWAY_PROCESSING__WORKERS", "2")],
+        std::process::Stdio::null(),
+    )
+    .await;
+    assert_eq!(workers(default.child.id()), 2, "the default starts its workers");
+    let env = [
+        ("IMAGE_GATEWAY_PROCESSING__ENABLED", "false"),
+        ("IMAGE_GATEWAY_PROCESSING__WORKERS", "2"),
+    ];
+    let server = crate::cli::Spawned::start(&env, std::process::Stdio::null()).await;
+    assert_eq!(workers(server.child.id()), 0, "no worker thread");
+    let base = format!("http://{}", server.addr);
+    let send = |path: &str| {
+        client()
+            .post(format!("{base}{path}"))
+            .header(header::CONTENT_TYPE, "image/png")
+            .body(PNG.to_vec())
+            .send()
+    };
+    for path in ["/v1/image/resize?width=12", "/v1/image/pipeline"] {
+        let response = within("process", send(path)).await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["detail"].as_str().unwrap().contains("processing.enabled = false"),
+            "{body}"
+        );
+    }
+    let stored = within("upload", send("/v1/image/upload")).await.unwrap();
+    assert_eq!(stored.status(), 201);
+    let url = stored.json::<serde_json::Value>().await.unwrap()["upload_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = url.split_once("/v1/").map(|(_, p)| format!("{base}/v1/{p}")).unwrap();
+    let fetched = within("download", client().get(path).send()).await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), PNG);
+}

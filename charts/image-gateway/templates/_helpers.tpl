@@ -120,8 +120,8 @@ app.kubernetes.io/component: server
 {{- with (.Values.resources.limits | default dict).memory }}
 {{- $limit := include "image-gateway.bytes" . | float64 }}
 {{- $uploads := mulf (include "image-gateway.bytes" $.Values.upload.maxBytes) 2 $.Values.upload.maxConcurrent }}
-{{- $workers := $.Values.processing.workers | int }}
-{{- if eq $workers 0 }}{{ fail "processing.workers must be set (not 0) when resources.limits.memory is: the chart cannot know the node's cores to size memory for them" }}{{ end }}
+{{- $workers := ternary ($.Values.processing.workers | int) 0 $.Values.processing.enabled }}
+{{- if and $.Values.processing.enabled (eq $workers 0) }}{{ fail "processing.workers must be set (not 0) when resources.limits.memory is: the chart cannot know the node's cores to size memory for them" }}{{ end }}
 {{- $jobs := mulf $workers 12 (addf $.Values.processing.maxInputPixels $.Values.processing.maxOutputPixels) }}
 {{- $cache := 0.0 }}
 {{- if include "image-gateway.cacheEnabled" $ }}
@@ -213,7 +213,7 @@ made every pod exit). */}}
   "cors" (dict "allowed_origins" $v.cors.allowedOrigins)
   "log" (dict "format" $v.log.format "level" $v.log.level)
   "retention" (dict "max_age" $v.retention.maxAge)
-  "processing" (dict "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels) "job_timeout" $v.processing.jobTimeout "jpeg_decoder" $v.processing.jpegDecoder)
+  "processing" (dict "enabled" $v.processing.enabled "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels) "job_timeout" $v.processing.jobTimeout "jpeg_decoder" $v.processing.jpegDecoder)
 }}
 {{- $redis := $v.rateLimit.redis }}
 {{- if eq $v.rateLimit.backend "redis" }}
