@@ -110,9 +110,8 @@ REFERENCES = {"full": full, "vips": vips}
 
 
 def score(ours, source, against):
-    result = Image.open(ours)
-    size = ImageOps.exif_transpose(result).size
-    mine = rgb_array(result)
+    mine = rgb_array(Image.open(ours))  # upright, as the references are
+    size = (mine.shape[1], mine.shape[0])
     return {name: metrics(mine, REFERENCES[name](source, size)) for name in against}
 
 

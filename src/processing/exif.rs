@@ -40,6 +40,16 @@ impl ByteOrder {
         })
     }
 
+    /// The tag, type and count of the 12-byte directory entry at `at` (its value or offset
+    /// follows them).
+    pub(super) fn entry_at(self, block: &[u8], at: usize) -> Option<(u16, u16, u32)> {
+        Some((
+            self.u16_at(block, at)?,
+            self.u16_at(block, at.checked_add(2)?)?,
+            self.u32_at(block, at.checked_add(4)?)?,
+        ))
+    }
+
     fn u16_bytes(self, value: u16) -> [u8; 2] {
         match self {
             Self::Little => value.to_le_bytes(),

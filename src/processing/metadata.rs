@@ -130,7 +130,7 @@ fn bounded(block: &[u8], whole_file: bool) -> Result<(), String> {
         }
         for i in 0..usize::from(count) {
             let entry = at + 2 + i * 12;
-            let (Some(tag), Some(kind), Some(n)) = (u16_at(entry), u16_at(entry + 2), u32_at(entry + 4)) else {
+            let Some((tag, kind, n)) = order.entry_at(block, entry) else {
                 break;
             };
             parsed = parsed.saturating_add(parsed_size(kind, n));

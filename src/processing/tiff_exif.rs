@@ -90,10 +90,11 @@ fn added(tiff: &[u8], exif: &[u8]) -> Option<Vec<u8>> {
     let count = ByteOrder::Little.u16_at(tiff, ifd0)?;
     let mut entries = Vec::new();
     for at in (0..usize::from(count)).map(|i| ifd0 + 2 + i * 12) {
+        let (tag, kind, count) = ByteOrder::Little.entry_at(tiff, at)?;
         entries.push(Entry {
-            tag: ByteOrder::Little.u16_at(tiff, at)?,
-            kind: ByteOrder::Little.u16_at(tiff, at + 2)?,
-            count: ByteOrder::Little.u32_at(tiff, at + 4)?,
+            tag,
+            kind,
+            count,
             value: Value::Field(tiff.get(at + 8..at + 12)?.try_into().ok()?),
         });
     }
@@ -124,13 +125,7 @@ impl Source<'_> {
         let count = order.u16_at(block, ifd)?.min(MAX_ENTRIES);
         let mut entries = Vec::new();
         for at in (0..usize::from(count)).map(|i| ifd + 2 + i * 12) {
-            let (Some(tag), Some(kind), Some(n)) = (
-                order.u16_at(block, at),
-                order.u16_at(block, at + 2),
-                order.u32_at(block, at + 4),
-            ) else {
-                return None;
-            };
+            let (tag, kind, n) = order.entry_at(block, at)?;
             if !directory.keeps(tag) {
                 continue;
             }

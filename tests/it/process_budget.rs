@@ -243,18 +243,11 @@ async fn a_colour_profile_that_inflates_past_its_bound_is_refused() {
 /// answers, whose encoding needs only an 8-bit RGB copy, so the blur's own memory shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blur_of_a_16_bit_image_takes_one_strip_beyond_a_conversion() {
-    use image::ImageEncoder;
     let (w, h) = (1536u32, 1024u32);
     // A smooth 16-bit gradient: 12 MiB of pixels, a few hundred KB of PNG.
-    let pixels: Vec<u8> = (0..h)
-        .flat_map(|y| (0..w).flat_map(move |x| [x as u16 * 40, y as u16 * 64, 40_000, 65_535]))
-        .flat_map(u16::to_be_bytes)
-        .collect();
-    let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&pixels, w, h, image::ExtendedColorType::Rgba16)
-        .unwrap();
-    drop(pixels);
+    let gradient =
+        image::ImageBuffer::from_fn(w, h, |x, y| image::Rgba([x as u16 * 40, y as u16 * 64, 40_000, 65_535]));
+    let png = encoded(&DynamicImage::ImageRgba16(gradient), image::ImageFormat::Png);
     let mut grown = Vec::new();
     for target in [
         "/v1/image/convert?format=jpeg",
