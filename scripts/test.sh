@@ -18,9 +18,14 @@ bash scripts/prune-cache.sh
 # first, in the background: the Rust builds that follow leave a core idle in their long
 # single-threaded ends (the last crates, linking), and Go fills it. Their output is shown when
 # they are waited for.
-phase "install MinIO and the Kubernetes control plane (Go, in the background)"
+# The node's Debian packages first, in the foreground: two apt-get runs at once would fight over
+# dpkg's lock (install-node.sh and build-image.sh then find them installed).
+phase "install containerd, runc, the CNI plugins, buildah, podman (Debian)"
+bash scripts/apt-ensure.sh containerd runc containernetworking-plugins iptables conntrack buildah podman mmdebstrap uidmap
+phase "install MinIO, the Kubernetes control plane and node (Go, in the background)"
 go_out="$(mktemp -d)"
-( bash scripts/install-minio.sh >"$go_out/minio" && bash scripts/install-kube.sh >"$go_out/kube" ) 2>"$go_out/log" &
+( bash scripts/install-minio.sh >"$go_out/minio" && bash scripts/install-kube.sh >"$go_out/kube" \
+  && bash scripts/install-node.sh >"$go_out/node" ) 2>"$go_out/log" &
 go_builds=$!
 phase "install Garage"
 IG_GARAGE_BIN="$(bash scripts/install-garage.sh)"
@@ -55,7 +60,8 @@ fi
 cat "$go_out/log" >&2
 IG_MINIO_BIN="$(cat "$go_out/minio")"
 IG_KUBE_BIN_DIR="$(cat "$go_out/kube")"
-export IG_MINIO_BIN IG_KUBE_BIN_DIR
+IG_NODE_DIR="$(cat "$go_out/node")"
+export IG_MINIO_BIN IG_KUBE_BIN_DIR IG_NODE_DIR
 rm -rf "$go_out"
 echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
@@ -76,6 +82,14 @@ export IG_CHART_TOOLS
 # (pytest, tests/chart/).
 phase "chart tests (pytest)"
 "$IG_CACHE/chart-venv/bin/python" -m pytest -q -p no:cacheprovider tests/chart
+# The container image from the Dockerfile (buildah; local stand-ins for its two bases, made once),
+# then a single-node cluster running it: containerd, runc, kubelet, kube-proxy, CoreDNS beside
+# the control plane, inside namespaces of the tests' own (tests/node/run.sh).
+phase "container image (buildah, the Dockerfile)"
+IG_IMAGE="$(bash scripts/build-image.sh)"
+export IG_IMAGE
+phase "node tests (pytest, tests/node/: the chart on a real node)"
+bash tests/node/run.sh
 # Bounded fuzzing of the input parsers (cargo-fuzz, cached; FUZZ_SECONDS per target; the dev
 # build, which compiles in half the time of the optimised one).
 phase "fuzzing"

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import ALL_ON, CACHE, CHART, HELMS, REPO, TOOLS, free_port, gateway_bin, run, wait_until
+from cluster import ALL_ON, CACHE, CHART, HELMS, REPO, TOOLS, free_port, gateway_bin, run, wait_until
 
 # The prometheus-operator CRDs the all-on values need (ServiceMonitor, PrometheusRule).
 CRDS = sorted((TOOLS / "crds").glob("*.yaml"))

@@ -10,7 +10,8 @@ import tomllib
 import pytest
 import yaml
 
-from conftest import ALL_ON, HELMS, REPO, gateway_bin, kind, run, template
+from cluster import ALL_ON, HELMS, REPO, gateway_bin, run
+from conftest import kind, template
 
 MIB = 1 << 20
 SIZE_UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "Ki": 1 << 10, "MiB": MIB, "Mi": MIB, "GiB": 1 << 30, "Gi": 1 << 30,

@@ -129,7 +129,7 @@ impl Cluster {
                 ))
                 .arg("--api-audiences=https://kubernetes.default.svc")
                 .arg(format!("--token-auth-file={}", d.join("tokens.csv").display()))
-                .args(["--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/24"])
+                .args(["--authorization-mode=RBAC", "--service-cluster-ip-range=198.19.0.0/24"])
                 .arg("--disable-admission-plugins=ServiceAccount")
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(d.join("apiserver.log")).unwrap())

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the node tests (tests/node/) run beside the Kubernetes binaries of
+# install-kube.sh, once, into $IG_CACHE/node; prints that folder:
+# - containerd, runc and the CNI plugins (bridge, host-local, loopback, portmap) from Debian;
+# - CoreDNS from its Go module, at the release kubeadm pins for this Kubernetes minor;
+# - the pod sandbox image (tests/node/pause, built here: no registry serving
+#   registry.k8s.io/pause is reachable), saved as an OCI archive for `ctr images import`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
+COREDNS_VERSION=v1.12.1
+OUT="$CACHE/node"
+bash scripts/apt-ensure.sh containerd runc containernetworking-plugins iptables buildah conntrack
+stamp="coredns $COREDNS_VERSION, pause $(sha256sum tests/node/pause/main.go | cut -c1-12)"
+if [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "$stamp" ]; then
+  echo "$OUT"
+  exit 0
+fi
+command -v go >/dev/null || { echo "install-node: Go is needed (the machine's /usr/local/go)" >&2; exit 1; }
+export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOPATH="$CACHE/go/path"
+export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN=local
+echo "building CoreDNS $COREDNS_VERSION and the pause image into $OUT (once)" >&2
+rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
+GOBIN="$OUT.tmp" go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+(cd tests/node/pause && go build -ldflags "-s -w" -o "$OUT.tmp/pause" .)
+# shellcheck source=scripts/containers-env.sh
+source scripts/containers-env.sh
+ctr="$(buildah from scratch)"
+buildah copy --quiet "$ctr" "$OUT.tmp/pause" /pause >/dev/null
+buildah config --entrypoint '["/pause"]' --user 65535:65535 "$ctr"
+buildah commit --quiet --rm "$ctr" localhost/pause:test >/dev/null
+buildah push --quiet localhost/pause:test "oci-archive:$OUT.tmp/pause.tar:localhost/pause:test" >&2
+echo "$stamp" > "$OUT.tmp/VERSION"
+rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
+echo "$OUT"

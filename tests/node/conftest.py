@@ -1,0 +1,279 @@
+"""A real single-node Kubernetes cluster for the node tests, started once per run.
+
+`tests/node/run.sh` starts pytest inside network, mount and PID namespaces of its own; everything
+here lives in them: the control plane of the chart tests (`tests/chart/cluster.py`) serving the
+node's address too, containerd + runc with the CNI bridge, the kubelet (cgroupfs driver, cgroup
+v1), kube-scheduler, kube-proxy (iptables), CoreDNS and MinIO as processes. The images come from
+the cache: the gateway's (scripts/build-image.sh, through buildah's storage) and the pod sandbox
+(scripts/install-node.sh), imported into containerd without a registry.
+
+Addresses (no private range): pods 198.18.0.0/24 on the bridge, Services 198.19.0.0/24, the
+node 198.19.255.1 (on the namespace's loopback). The tests reach the cluster through 127.0.0.1: the API
+server, and NodePorts, which kube-proxy answers on loopback.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "chart"))
+from cluster import CACHE, CHART, HELMS, KUBE, REPO, Cluster, cached, free_port, run, wait_until  # noqa: E402
+
+NODE = cached("IG_NODE_DIR", "node", "install-node.sh")
+NODE_IP = "198.19.255.1"
+POD_RANGE = "198.18.0.0/24"
+NODE_NAME = "ig-node"
+IMAGE = os.environ.get("IG_IMAGE", "localhost/image-gateway:dev")
+MINIO_USER, MINIO_PASSWORD = "minioadmin", "minio-password-0123"
+
+
+def minio_bin():
+    return cached("IG_MINIO_BIN", "minio/minio", "install-minio.sh")
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    """(status, headers (case-insensitive), body) of one request; (None, {}, b"") when no answer came."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+    except OSError:
+        return None, {}, b""
+
+
+class Node:
+    """The cluster and its one node; `start` brings it up, `stop` ends every process."""
+
+    def __init__(self, base):
+        self.dir = pathlib.Path(base)
+        self.procs = []
+        self.sock = self.dir / "containerd.sock"
+
+    def _start(self, name, *args, env=None):
+        log = open(self.dir / f"{name}.log", "w")
+        self.procs.append((name, subprocess.Popen([str(a) for a in args], stdout=log, stderr=subprocess.STDOUT,
+                                                  env=env)))
+
+    def logs(self, names=None):
+        out = [self.cluster.logs()] if names is None else []
+        for name, _ in self.procs:
+            if names is None or name in names:
+                out.append(f"== {name}\n{(self.dir / f'{name}.log').read_text()[-4000:]}")
+        return "\n".join(out)
+
+    def start(self):
+        self._network()
+        self.cluster = Cluster(self.dir / "control-plane", bind="0.0.0.0", advertise=NODE_IP)
+        self.kubectl = self.cluster.kubectl
+        self._containerd()
+        self._import(NODE / "pause.tar")
+        self._import_gateway_image()
+        self._kubelet()
+        self._start("kube-scheduler", KUBE / "kube-scheduler", f"--kubeconfig={self.cluster.kubeconfig}",
+                    f"--authentication-kubeconfig={self.cluster.kubeconfig}",
+                    f"--authorization-kubeconfig={self.cluster.kubeconfig}",
+                    "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false")
+        self._start("kube-proxy", KUBE / "kube-proxy", f"--kubeconfig={self.cluster.kubeconfig}",
+                    f"--hostname-override={NODE_NAME}", "--proxy-mode=iptables", f"--cluster-cidr={POD_RANGE}",
+                    "--nodeport-addresses=127.0.0.0/8,198.19.255.1/32", "--conntrack-max-per-core=0",
+                    f"--metrics-bind-address=127.0.0.1:{free_port()}",
+                    f"--healthz-bind-address=127.0.0.1:{free_port()}")
+        self._coredns()
+        self._minio()
+        wait_until("the node Ready", self._node_ready, timeout=180)
+
+    def _network(self):
+        # The node's address on loopback (no dummy interface in this kernel): local, so the pods
+        # reach it through the bridge's gateway.
+        run("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
+        pathlib.Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
+        pathlib.Path("/proc/sys/net/bridge/bridge-nf-call-iptables").write_text("1")
+
+    def _containerd(self):
+        cni = self.dir / "cni"
+        cni.mkdir()
+        (cni / "10-ig.conflist").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": "ig-pods",
+            "plugins": [
+                {"type": "bridge", "bridge": "ig-cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
+                 "ipam": {"type": "host-local", "dataDir": str(self.dir / "cni-ipam"),
+                          "ranges": [[{"subnet": POD_RANGE, "gateway": "198.18.0.1"}]],
+                          "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        }))
+        config = self.dir / "containerd.toml"
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        config.write_text(f"""version = 2
+root = "{self.dir / 'containerd-root'}"
+state = "{self.dir / 'containerd-state'}"
+[grpc]
+  address = "{self.sock}"
+[ttrpc]
+  address = "{self.sock}.ttrpc"
+[{cri}]
+  sandbox_image = "localhost/pause:test"
+  enable_selinux = false
+  # This machine's root lacks CAP_SYS_RESOURCE: no score below containerd's own (0).
+  restrict_oom_score_adj = true
+[{cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+[{cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[{cri}.containerd.runtimes.runc.options]
+  SystemdCgroup = false
+[{cri}.cni]
+  bin_dir = "/usr/lib/cni"
+  conf_dir = "{cni}"
+""")
+        self._start("containerd", "containerd", "--config", config)
+        wait_until("containerd", lambda: self.ctr("version", check=False).returncode == 0, timeout=60)
+
+    def ctr(self, *args, check=True):
+        return run("ctr", "--address", self.sock, "--namespace", "k8s.io", *args, check=check)
+
+    def _import(self, archive):
+        self.ctr("images", "import", "--all-platforms", archive)
+
+    def _import_gateway_image(self):
+        env = dict(os.environ, CONTAINERS_STORAGE_CONF=str(CACHE / "containers" / "storage.conf"))
+        archive = self.dir / "gateway.tar"
+        run("podman", "save", "--quiet", "--format", "docker-archive", "-o", archive, IMAGE, env=env)
+        self._import(archive)
+        archive.unlink()
+
+    def _kubelet(self):
+        kubelet = self.dir / "kubelet"
+        kubelet.mkdir()
+        # The kubelet's cgroup root must exist in every hierarchy (run.sh removes it afterwards).
+        for hierarchy in pathlib.Path("/sys/fs/cgroup").iterdir():
+            if hierarchy.is_dir() and hierarchy.name != "unified":
+                (hierarchy / "ig-node").mkdir(exist_ok=True)
+        (self.dir / "resolv.conf").write_text(f"nameserver {NODE_IP}\n")
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "failCgroupV1": False, "cgroupDriver": "cgroupfs", "cgroupRoot": "/ig-node",
+            "containerRuntimeEndpoint": f"unix://{self.sock}",
+            "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
+            "authorization": {"mode": "AlwaysAllow"},
+            "address": NODE_IP, "port": free_port(), "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1", "healthzPort": free_port(),
+            "clusterDNS": [NODE_IP], "clusterDomain": "cluster.local",
+            "resolvConf": str(self.dir / "resolv.conf"),
+            "failSwapOn": False,
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
+                             "nodefs.inodesFree": "1%"},
+            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            "podLogsDir": str(self.dir / "pod-logs"),
+            "serializeImagePulls": False,
+            "syncFrequency": "5s", "fileCheckFrequency": "5s",
+        }
+        (self.dir / "kubelet.yaml").write_text(yaml.safe_dump(config))
+        self._start("kubelet", KUBE / "kubelet", f"--config={self.dir / 'kubelet.yaml'}",
+                    f"--kubeconfig={self.cluster.kubeconfig}", f"--root-dir={kubelet}",
+                    f"--cert-dir={self.dir / 'kubelet-pki'}", f"--hostname-override={NODE_NAME}",
+                    f"--node-ip={NODE_IP}")
+
+    def _coredns(self):
+        (self.dir / "Corefile").write_text(f""".:53 {{
+    bind {NODE_IP}
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {self.cluster.kubeconfig} test
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 5
+}}
+""")
+        self._start("coredns", NODE / "coredns", "-conf", self.dir / "Corefile")
+
+    def _minio(self):
+        """MinIO as a process on the node's address; the pods reach it through a Service without a
+        selector (`minio.minio.svc`), as they would an in-cluster MinIO."""
+        self.minio_port = free_port()
+        self._start("minio", minio_bin(), "server", self.dir / "minio", "--address", f"{NODE_IP}:{self.minio_port}",
+                    "--console-address", f"127.0.0.1:{free_port()}", "--quiet",
+                    env=dict(os.environ, MINIO_ROOT_USER=MINIO_USER, MINIO_ROOT_PASSWORD=MINIO_PASSWORD,
+                             MINIO_BROWSER="off", HOME=str(self.dir)))
+        wait_until("MinIO ready", lambda: http(
+            "GET", f"http://{NODE_IP}:{self.minio_port}/minio/health/ready")[0] == 200, timeout=60)
+        self.mc("mb", "local/images")
+        self.kubectl("create", "namespace", "minio")
+        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "minio", "namespace": "minio"},
+             "spec": {"ports": [{"name": "s3", "port": 9000, "targetPort": self.minio_port}]}},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+             "metadata": {"name": "minio-1", "namespace": "minio", "labels": {"kubernetes.io/service-name": "minio"}},
+             "addressType": "IPv4", "endpoints": [{"addresses": [NODE_IP]}],
+             "ports": [{"name": "s3", "port": self.minio_port, "protocol": "TCP"}]},
+        ]}))
+
+    def mc(self, *args):
+        mc = minio_bin().parent / "mc"
+        return run(mc, "--config-dir", self.dir / "mc", *args, env=dict(
+            os.environ, MC_HOST_local=f"http://{MINIO_USER}:{MINIO_PASSWORD}@{NODE_IP}:{self.minio_port}"))
+
+    def _node_ready(self):
+        got = self.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
+        if got.returncode != 0:
+            return False
+        conditions = json.loads(got.stdout)["status"].get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def stop(self):
+        for _, proc in reversed(self.procs):
+            proc.terminate()
+        for _, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def node():
+    base = tempfile.mkdtemp(prefix="ig-node-")
+    n = Node(base)
+    started = time.monotonic()
+    try:
+        n.start()
+    except BaseException:
+        print(n.logs() if hasattr(n, "cluster") else "", file=sys.stderr)
+        raise
+    print(f"node ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    yield n
+    n.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def helm_env(tmp_path_factory):
+    """Helm's own folders, kept out of $HOME."""
+    home = tmp_path_factory.mktemp("helm")
+    env = dict(os.environ)
+    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        env[var] = str(home / var.lower())
+    return env
+
+
+def helm(node, helm_env, which, *args):
+    return run(HELMS[which], "--kubeconfig", node.cluster.kubeconfig, *args, env=helm_env)
+
+
+__all__ = ["CHART", "REPO", "helm", "http", "wait_until"]

@@ -1,0 +1,3 @@
+module image-gateway/pause
+
+go 1.22
