@@ -4,8 +4,10 @@
 _ig_cache="${IG_CACHE:-$HOME/.cache/image-gateway}"
 mkdir -p "$_ig_cache/containers"
 if [ ! -f "$_ig_cache/containers/storage.conf" ]; then
-  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "/run/image-gateway/containers"\n' \
-    "$_ig_cache/containers/storage" > "$_ig_cache/containers/storage.conf"
+  # One run-state folder per cache: two caches (a cold run beside a warm one) never share it.
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "/run/image-gateway/%s"\n' \
+    "$_ig_cache/containers/storage" "$(printf '%s' "$_ig_cache" | sha256sum | cut -c1-12)" \
+    > "$_ig_cache/containers/storage.conf"
 fi
 export CONTAINERS_STORAGE_CONF="$_ig_cache/containers/storage.conf"
 unset _ig_cache

@@ -69,6 +69,13 @@ echo "rotel: $("$IG_ROTEL_BIN" --version)"
 echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
 echo "redis: $("$IG_REDIS_BIN" --version)"
 echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
+# The container image from the Dockerfile (buildah; local stand-ins for its two bases, made once;
+# a cold build is ~12 minutes of release compilation). In the background: the phases up to the
+# fuzzing leave a core idle most of the time (checkov, schemathesis, one fuzz target at a time).
+phase "container image (buildah, the Dockerfile; in the background)"
+image_out="$(mktemp -d)"
+bash scripts/build-image.sh >"$image_out/image" 2>"$image_out/log" &
+image_build=$!
 # The API description against the running server (schemathesis, from PyPI, cached).
 phase "schemathesis"
 bash scripts/schemathesis.sh
@@ -82,18 +89,24 @@ export IG_CHART_TOOLS
 # (pytest, tests/chart/).
 phase "chart tests (pytest)"
 "$IG_CACHE/chart-venv/bin/python" -m pytest -q -p no:cacheprovider tests/chart
-# The container image from the Dockerfile (buildah; local stand-ins for its two bases, made once),
-# then a single-node cluster running it: containerd, runc, kubelet, kube-proxy, CoreDNS beside
-# the control plane, inside namespaces of the tests' own (tests/node/run.sh).
-phase "container image (buildah, the Dockerfile)"
-IG_IMAGE="$(bash scripts/build-image.sh)"
-export IG_IMAGE
-phase "node tests (pytest, tests/node/: the chart on a real node)"
-bash tests/node/run.sh
 # Bounded fuzzing of the input parsers (cargo-fuzz, cached; FUZZ_SECONDS per target; the dev
 # build, which compiles in half the time of the optimised one).
 phase "fuzzing"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" bash scripts/fuzz-smoke.sh
+# A single-node cluster running that image: containerd, runc, kubelet, kube-proxy, CoreDNS beside
+# the control plane, inside namespaces of the tests' own (tests/node/run.sh).
+phase "wait for the container image"
+if ! wait "$image_build"; then
+  cat "$image_out/log" >&2
+  echo "the image build failed (its output is above)" >&2
+  exit 1
+fi
+grep -v '^ *\(Compiling\|Downloaded\|Downloading\)' "$image_out/log" >&2 || true
+IG_IMAGE="$(cat "$image_out/image")"
+export IG_IMAGE
+rm -rf "$image_out"
+phase "node tests (pytest, tests/node/: the chart on a real node)"
+bash tests/node/run.sh
 # One build of the tests, with the libjpeg-turbo feature (what the container image runs; cmake
 # and NASM build it, from Debian, once). That build also has the pure-Rust JPEG decoder (what
 # `cargo run` uses): the processing tests run a second time with it, from the same binaries.
