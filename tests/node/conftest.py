@@ -42,15 +42,16 @@ def minio_bin():
 
 
 def http(method, url, body=None, headers=None, timeout=30):
-    """(status, headers (case-insensitive), body) of one request; (None, {}, b"") when no answer came."""
+    """(status, headers (case-insensitive), body) of one request; (None, {}, the error) when no
+    answer came."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
-    except OSError:
-        return None, {}, b""
+    except OSError as e:
+        return None, {}, repr(e).encode()
 
 
 class Node:
