@@ -495,16 +495,21 @@ def test_termination_grace_covers_the_grace_and_the_drain(helm_env):
     assert "terminationGracePeriodSeconds (30) must cover shutdown.grace + server.drainTimeout + 5s = 70" in err, err
 
 
-def test_public_url_comes_from_the_ingress_or_the_notes_warn(helm_env, tmp_path, cluster):
+def test_public_url_comes_from_the_ingress_else_the_service_and_the_notes_warn(helm_env, tmp_path, cluster):
     values = tmp_path / "v.yaml"
     values.write_text("ingress: {enabled: true, hosts: [{host: img.example.org, paths: [{path: /}]}], "
                       "tls: [{secretName: t, hosts: [img.example.org]}]}\n")
     assert config_of(template(helm_env, "-f", values))["public_url"] == "https://img.example.org"
-    assert "public_url" not in config_of(template(helm_env))
+    # Nothing external: the Service's in-cluster URL (it was http://0.0.0.0:8080, the listen address).
+    assert config_of(template(helm_env))["public_url"] == "http://ig-image-gateway.images.svc"
+    assert config_of(template(helm_env, "--set", "service.port=8080"))["public_url"] == \
+        "http://ig-image-gateway.images.svc:8080"
     # An empty or wildcard host names no URL (`http://` and `http://*.example.com` made every pod
     # exit); the first host that names one is taken.
     path = "paths: [{path: /}]"
-    for hosts, expected in [(f'[{{host: "", {path}}}]', None), (f'[{{host: "*.example.com", {path}}}]', None),
+    service_url = "http://ig-image-gateway.images.svc"
+    for hosts, expected in [(f'[{{host: "", {path}}}]', service_url),
+                            (f'[{{host: "*.example.com", {path}}}]', service_url),
                             (f'[{{host: "*.example.com", {path}}}, {{host: img.example.com, {path}}}]',
                              "http://img.example.com")]:
         values.write_text(f"ingress: {{enabled: true, hosts: {hosts}}}\n")

@@ -135,6 +135,8 @@ def test_install_runs_ready_confined_pods_that_serve_through_the_service(node, h
     status, _, body = http("POST", f"{base}/v1/image/upload", png, {"Content-Type": "image/png", "X-API-Key": API_KEY})
     assert status == 201, body
     name = json.loads(body)["object_name"]
+    assert json.loads(body)["upload_url"] == f"http://{RELEASE}.{namespace}.svc/v1/image/download/{name}", \
+        "no Ingress, no publicUrl: the Service's in-cluster URL"
     status, headers, got = http("GET", f"{base}/v1/image/download/{name}", headers={"X-API-Key": API_KEY})
     assert (status, got, headers["Content-Type"]) == (200, png, "image/png")
     status, headers, got = http("GET", f"{base}/v1/image/download/{name}",

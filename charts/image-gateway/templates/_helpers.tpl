@@ -144,6 +144,16 @@ app.kubernetes.io/component: server
 names one host (an empty or wildcard host names none: `http://` or `http://*.example.com`
 made every pod exit). */}}
 {{- define "image-gateway.publicUrl" -}}
+{{- include "image-gateway.externalUrl" . | default (include "image-gateway.serviceUrl" .) }}
+{{- end }}
+
+{{/* The Service's in-cluster URL (the public_url when nothing names an external one). */}}
+{{- define "image-gateway.serviceUrl" -}}
+{{- printf "http://%s.%s.svc%s" (include "image-gateway.fullname" .) .Release.Namespace (ternary "" (printf ":%v" .Values.service.port) (eq (int .Values.service.port) 80)) }}
+{{- end }}
+
+{{/* publicUrl, else the first Ingress host that names one host; empty when neither. */}}
+{{- define "image-gateway.externalUrl" -}}
 {{- if .Values.publicUrl }}
 {{- .Values.publicUrl }}
 {{- else if .Values.ingress.enabled }}
