@@ -3,13 +3,25 @@
 //! on either listener, is watched for idleness and for responses nobody reads
 //! (`connection.rs`); the admin listener has a connection cap of its own.
 //!
-//! Shutdown: readiness turns 503 at once; after `shutdown.grace` the public listener closes;
+//! Shutdown: readiness turns 503 at once and HTTP/1 answers say `Connection: close`; after
+//! `shutdown.grace` the public listener closes;
 //! then in-flight requests drain for up to `server.drain_timeout`. The admin listener keeps
 //! answering probes until the drain ends.
 
-use std::{convert::Infallible, future::Future, io, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, Version, header};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
@@ -88,6 +100,10 @@ pub async fn serve<S: Service>(
     };
     tokio::pin!(shutdown);
     let mut grace_end: Option<Pin<Box<Sleep>>> = None;
+    // Set when shutdown begins: from then on every HTTP/1 answer closes its connection, so
+    // keep-alive clients (a proxy's pool, kube-proxy's established flows) reconnect to another
+    // replica during the grace period instead of racing the listener's close.
+    let draining = Arc::new(AtomicBool::new(false));
 
     loop {
         tokio::select! {
@@ -102,12 +118,17 @@ pub async fn serve<S: Service>(
                 let app = app.clone();
                 let activity = Activity::new();
                 let watched = activity.clone();
-                let service = service_fn(move |request| {
-                    let (app, activity) = (app.clone(), watched.clone());
+                let draining = draining.clone();
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (app, activity, draining) = (app.clone(), watched.clone(), draining.clone());
                     async move {
                         let handling = activity.handling();
-                        let response = app.call(request, peer).await;
+                        let http1 = request.version() <= Version::HTTP_11;
+                        let mut response = app.call(request, peer).await;
                         drop(handling);
+                        if http1 && draining.load(Ordering::Relaxed) {
+                            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        }
                         Ok::<_, Infallible>(activity.sending(response))
                     }
                 });
@@ -127,6 +148,7 @@ pub async fn serve<S: Service>(
             accepted = accept(admin.as_ref()) => admin_side.spawn(&app, accepted).await,
             () = &mut shutdown, if grace_end.is_none() => {
                 app.begin_shutdown();
+                draining.store(true, Ordering::Relaxed);
                 tracing::info!(grace = ?grace, "shutdown: readiness is now 503; closing the listener after the grace period");
                 grace_end = Some(Box::pin(tokio::time::sleep(grace)));
             }

@@ -101,7 +101,9 @@ class Cluster:
                     f"--service-account-signing-key-file={self.dir / 'sa.key'}",
                     "--api-audiences=https://kubernetes.default.svc",
                     f"--token-auth-file={self.dir / 'tokens.csv'}",
-                    "--authorization-mode=RBAC", f"--service-cluster-ip-range={self.SERVICE_RANGE}")
+                    "--authorization-mode=RBAC", f"--service-cluster-ip-range={self.SERVICE_RANGE}",
+                    # Logs and exec reach a kubelet by its address (node names resolve nowhere here).
+                    "--kubelet-preferred-address-types=InternalIP")
         self.kubeconfig = self.write_kubeconfig("admin", self.ADMIN_TOKEN)
         self.env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
         wait_until("kube-apiserver /readyz", lambda: self.kubectl("get", "--raw", "/readyz", check=False).returncode == 0,

@@ -217,6 +217,44 @@ async fn graceful_shutdown_drains_in_flight_downloads() {
     within("serve returns", stopped).await.unwrap();
 }
 
+/// During the shutdown grace the public listener still serves, and every HTTP/1.1 answer says
+/// `Connection: close`: keep-alive clients (a proxy's pool, kube-proxy's established flows) move
+/// to another replica before the listener closes instead of racing its close.
+#[tokio::test]
+async fn answers_during_the_shutdown_grace_close_their_connection() {
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.shutdown.grace = image_gateway::config::units::HumanDuration(Duration::from_secs(5))
+    })
+    .await;
+    let mut server = TestServer::start(&fx).await;
+    server.wait_for("/readyz").await;
+    let name = fx.put(ImageFormat::Png, pattern(4096)).await;
+    let (url, admin, http) = (server.download_url(&name), server.admin, client());
+    let before = within("get", http.get(&url).send()).await.unwrap();
+    assert_eq!(before.status(), 200);
+    assert_eq!(
+        before.headers().get("connection"),
+        None,
+        "keep-alive before the shutdown"
+    );
+
+    let stopped = server.begin_stop();
+    within("readiness drops", async {
+        while raw_request(admin, "GET", "/readyz", &[]).await.status != 503 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let during = within("get", http.get(&url).send()).await.unwrap();
+    assert_eq!(during.status(), 200, "still served during the grace");
+    assert_eq!(
+        during.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "the answer closes its keep-alive connection"
+    );
+    within("serve returns", stopped).await.unwrap();
+}
+
 /// Garage killed: a download in flight aborts visibly, new requests get 503 + Retry-After.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage_killed_mid_download() {

@@ -3,6 +3,7 @@ runc, probed by the kubelet, reached through a Service (kube-proxy) on 127.0.0.1
 
 import json
 import pathlib
+import socket
 import ssl
 import time
 import urllib.request
@@ -86,8 +87,19 @@ def kubelet_probes(node):
 
 
 def node_port(node, namespace, service):
+    """The Service's NodePort, once kube-proxy answers on it (its rules follow the Service by
+    up to a sync period)."""
     svc = json.loads(node.kubectl("get", "service", service, "-n", namespace, "-o", "json").stdout)
-    return next(p["nodePort"] for p in svc["spec"]["ports"] if p["name"] == "http")
+    port = next(p["nodePort"] for p in svc["spec"]["ports"] if p["name"] == "http")
+
+    def answers():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return True
+        except OSError:
+            return False
+    wait_until(f"kube-proxy serving NodePort {port}", answers, timeout=60)
+    return port
 
 
 @pytest.mark.parametrize("which", ["helm3", "helm4"])
