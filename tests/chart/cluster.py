@@ -155,3 +155,19 @@ class Cluster:
             proc.wait()
 
 
+def helm_env_in(home):
+    """The environment with Helm's own folders under `home`, kept out of $HOME."""
+    env = dict(os.environ)
+    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        env[var] = str(home / var.lower())
+    return env
+
+
+def restricted_namespace(cluster, name):
+    """A namespace enforcing the restricted Pod Security level, once its default ServiceAccount
+    (made by the controller-manager, needed by every Pod) exists. `cluster` has `kubectl`."""
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted",
+                    "pod-security.kubernetes.io/enforce-version=latest")
+    wait_until(f"default ServiceAccount in {name}",
+               lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0)

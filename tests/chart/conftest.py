@@ -2,24 +2,19 @@
 (`cluster.py` holds the pieces the node tests share).
 """
 
-import os
 import shutil
 import tempfile
 
 import pytest
 import yaml
 
-from cluster import CHART, HELMS, Cluster, run
+from cluster import CHART, HELMS, Cluster, helm_env_in, run
 
 
 @pytest.fixture(scope="session")
 def helm_env(tmp_path_factory):
     """Helm's own folders, kept out of $HOME."""
-    home = tmp_path_factory.mktemp("helm")
-    env = dict(os.environ)
-    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
-        env[var] = str(home / var.lower())
-    return env
+    return helm_env_in(tmp_path_factory.mktemp("helm"))
 
 
 def template(helm_env, *args, helm="helm3", check=True, release="ig"):

@@ -11,7 +11,8 @@ import urllib.request
 import pytest
 import yaml
 
-from cluster import ALL_ON, CACHE, CHART, HELMS, REPO, TOOLS, free_port, gateway_bin, run, wait_until
+from cluster import (ALL_ON, CACHE, CHART, HELMS, REPO, TOOLS, free_port, gateway_bin, restricted_namespace, run,
+                     wait_until)
 
 # The prometheus-operator CRDs the all-on values need (ServiceMonitor, PrometheusRule).
 CRDS = sorted((TOOLS / "crds").glob("*.yaml"))
@@ -30,15 +31,6 @@ def crds(cluster):
     for crd in CRDS:
         name = yaml.safe_load(crd.read_text())["metadata"]["name"]
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-
-
-def restricted_namespace(cluster, name):
-    cluster.kubectl("create", "namespace", name)
-    cluster.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted",
-                    "pod-security.kubernetes.io/enforce-version=latest")
-    # Pods need the namespace's default ServiceAccount, which the controller-manager makes.
-    wait_until(f"default ServiceAccount in {name}",
-               lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0)
 
 
 def secret(cluster, namespace, name, **data):

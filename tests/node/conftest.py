@@ -27,7 +27,8 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "chart"))
-from cluster import CACHE, CHART, HELMS, KUBE, REPO, Cluster, cached, free_port, run, wait_until  # noqa: E402
+from cluster import (CACHE, CHART, HELMS, KUBE, REPO, Cluster, cached, free_port, helm_env_in,  # noqa: E402
+                     restricted_namespace, run, wait_until)
 
 NODE = cached("IG_NODE_DIR", "node", "install-node.sh")
 NODE_IP = "198.19.255.1"
@@ -266,11 +267,7 @@ def node():
 @pytest.fixture(scope="session")
 def helm_env(tmp_path_factory):
     """Helm's own folders, kept out of $HOME."""
-    home = tmp_path_factory.mktemp("helm")
-    env = dict(os.environ)
-    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
-        env[var] = str(home / var.lower())
-    return env
+    return helm_env_in(tmp_path_factory.mktemp("helm"))
 
 
 def helm(node, helm_env, which, *args):

@@ -10,18 +10,11 @@ import urllib.request
 
 import pytest
 
-from conftest import CHART, IMAGE, MINIO_PASSWORD, MINIO_USER, NODE_IP, REPO, helm, http, wait_until
+from conftest import (CHART, IMAGE, MINIO_PASSWORD, MINIO_USER, NODE_IP, REPO, helm, http, restricted_namespace,
+                      wait_until)
 
 RELEASE = "image-gateway"  # the README's release name: its Service injects IMAGE_GATEWAY_* variables
 API_KEY = "key-0123456789abcdef"
-
-
-def restricted_namespace(node, name):
-    node.kubectl("create", "namespace", name)
-    node.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted",
-                 "pod-security.kubernetes.io/enforce-version=latest")
-    wait_until(f"default ServiceAccount in {name}",
-               lambda: node.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0)
 
 
 def image_values():
