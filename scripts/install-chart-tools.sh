@@ -5,16 +5,14 @@
 # prometheus-operator CRD models, @grafana/schema and typescript.
 # Prints the folder that holds helm3/helm, helm4/helm and crds/.
 set -euo pipefail
+# shellcheck source=scripts/go-env.sh
+source "$(dirname "$0")/go-env.sh"
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 TOOLS="$CACHE/chart-tools"
 mkdir -p "$TOOLS"
 HELM3=helm.sh/helm/v3@v3.22.0
 HELM4=helm.sh/helm/v4@v4.3.2
 PROMETHEUS_OPERATOR=github.com/prometheus-operator/prometheus-operator@v0.85.0
-go_env() {
-  export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOPATH="$CACHE/go/path"
-  export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN=local
-}
 for pair in "helm3 $HELM3" "helm4 $HELM4"; do
   set -- $pair
   if [ "$(cat "$TOOLS/$1/VERSION" 2>/dev/null)" != "$2 release-ldflags" ] || [ ! -x "$TOOLS/$1/helm" ]; then
@@ -24,17 +22,17 @@ for pair in "helm3 $HELM3" "helm4 $HELM4"; do
     # Helm 4 reads it from client-go at run time).
     ldflags="-s -w -X ${2%@*}/internal/version.version=${2#*@}"
     if [ "$1" = helm3 ]; then
-      gomod="$(go_env && go mod download -json "$2" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+      gomod="$(go_env install-chart-tools && go mod download -json "$2" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
       minor="$(sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")"
       ldflags="$ldflags -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
     fi
-    (go_env && rm -rf "$TOOLS/$1" && GOBIN="$TOOLS/$1" go install -ldflags "$ldflags" "${2%@*}/cmd/helm@${2#*@}" >&2)
+    (go_env install-chart-tools && rm -rf "$TOOLS/$1" && GOBIN="$TOOLS/$1" go install -ldflags "$ldflags" "${2%@*}/cmd/helm@${2#*@}" >&2)
     echo "$2 release-ldflags" > "$TOOLS/$1/VERSION"
   fi
 done
 if [ "$(cat "$TOOLS/crds/VERSION" 2>/dev/null)" != "$PROMETHEUS_OPERATOR" ]; then
   echo "fetching the prometheus-operator CRDs ($PROMETHEUS_OPERATOR, Go module)" >&2
-  dir="$(go_env && go mod download -json "$PROMETHEUS_OPERATOR" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+  dir="$(go_env install-chart-tools && go mod download -json "$PROMETHEUS_OPERATOR" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
   rm -rf "$TOOLS/crds" && mkdir -p "$TOOLS/crds"
   cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$TOOLS/crds/"
   echo "$PROMETHEUS_OPERATOR" > "$TOOLS/crds/VERSION"

@@ -16,6 +16,8 @@
 # (tag v3.31.4 = commit 8b0aa78279f191081054ba709b39f317f66ace78). Its dependencies come from the
 # Go module proxy as usual. If the proxy ever serves the module, that is tried first.
 set -euo pipefail
+# shellcheck source=scripts/go-env.sh
+source "$(dirname "$0")/go-env.sh"
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 VERSION=v3.31.4
 MODULE=github.com/imgproxy/imgproxy/v3
@@ -28,10 +30,8 @@ if [ -x "$BIN" ] && "$BIN" version 2>/dev/null | grep -qx "${VERSION#v}"; then
 fi
 
 bash "$(dirname "$0")/apt-ensure.sh" libvips-dev pkg-config gcc libc6-dev
-command -v go >/dev/null || { echo "install-imgproxy: Go is needed (the machine's /usr/local/go)" >&2; exit 1; }
-
-export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOPATH="$CACHE/go/path"
-export CGO_ENABLED=1 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN=local
+go_env install-imgproxy
+export CGO_ENABLED=1
 mkdir -p "$OUT"
 work="$(mktemp -d "$CACHE/imgproxy/build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

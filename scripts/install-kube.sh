@@ -8,6 +8,8 @@
 # Module and build caches stay under $IG_CACHE/go, so a rebuild after a version bump is quick.
 # Prints the folder that holds the binaries.
 set -euo pipefail
+# shellcheck source=scripts/go-env.sh
+source "$(dirname "$0")/go-env.sh"
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 K8S_VERSION=v1.34.4
 STAGING_VERSION="v0.${K8S_VERSION#v1.}"
@@ -18,9 +20,7 @@ if [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "$K8S_VERSION" ] && [ -x "$OUT/kube-a
   echo "$OUT"
   exit 0
 fi
-command -v go >/dev/null || { echo "install-kube: Go is needed (the machine's /usr/local/go)" >&2; exit 1; }
-export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOPATH="$CACHE/go/path"
-export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN=local
+go_env install-kube
 echo "building kube-apiserver, kube-controller-manager, kubectl $K8S_VERSION and etcd into $OUT (once; ~15 minutes on 2 cores)" >&2
 scratch="$CACHE/kube-build"
 rm -rf "$scratch" && mkdir -p "$scratch" && cd "$scratch"

@@ -3,15 +3,15 @@
 # modules, one pinned commit each, CGO off, into $IG_CACHE/minio once; prints the server's path.
 # MinIO publishes no semver tags, so the module proxy serves both by pseudo-version.
 set -euo pipefail
+# shellcheck source=scripts/go-env.sh
+source "$(dirname "$0")/go-env.sh"
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 MINIO=github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 MC=github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
 OUT="$CACHE/minio"
 if [ "$(cat "$OUT/VERSION" 2>/dev/null)" != "$MINIO $MC" ] || [ ! -x "$OUT/minio" ] || [ ! -x "$OUT/mc" ]; then
-  command -v go >/dev/null || { echo "install-minio: Go is needed (the machine's /usr/local/go)" >&2; exit 1; }
+  go_env install-minio
   echo "building $MINIO and $MC into $OUT (once; about 8 minutes on 2 cores)" >&2
-  export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOPATH="$CACHE/go/path"
-  export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN=local
   rm -rf "$OUT.tmp"
   # One module per `go install`; the second reuses most of the first's build cache.
   GOBIN="$OUT.tmp" go install -ldflags "-s -w" "$MINIO" >&2

@@ -6,6 +6,8 @@
 # - the pod sandbox image (tests/node/pause, built here: no registry serving
 #   registry.k8s.io/pause is reachable), saved as an OCI archive for `ctr images import`.
 set -euo pipefail
+# shellcheck source=scripts/go-env.sh
+source "$(dirname "$0")/go-env.sh"
 cd "$(dirname "$0")/.."
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 COREDNS_VERSION=v1.12.1
@@ -16,9 +18,7 @@ if [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "$stamp" ]; then
   echo "$OUT"
   exit 0
 fi
-command -v go >/dev/null || { echo "install-node: Go is needed (the machine's /usr/local/go)" >&2; exit 1; }
-export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOPATH="$CACHE/go/path"
-export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN=local
+go_env install-node
 echo "building CoreDNS $COREDNS_VERSION and the pause image into $OUT (once)" >&2
 rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
 GOBIN="$OUT.tmp" go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2

@@ -42,6 +42,25 @@ def minio_bin():
     return cached("IG_MINIO_BIN", "minio/minio", "install-minio.sh")
 
 
+# buildah's and podman's storage: the one scripts/containers-env.sh set up in the cache.
+CONTAINERS_ENV = dict(os.environ, CONTAINERS_STORAGE_CONF=str(CACHE / "containers" / "storage.conf"))
+
+
+def proc_status(pid):
+    """A process's /proc status fields (Uid, CapEff, Seccomp, ...), as the kernel reports them."""
+    return dict(line.split(":\t", 1) for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines()
+                if ":\t" in line)
+
+
+def root_mount_options(pid):
+    """The options of the root mount a process sees (`ro` for a read-only root file system)."""
+    for line in pathlib.Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == "/":
+            return fields[5].split(",")
+    raise AssertionError("no root mount")
+
+
 def http(method, url, body=None, headers=None, timeout=30):
     """(status, headers (case-insensitive), body) of one request; (None, {}, the error) when no
     answer came."""
@@ -151,9 +170,8 @@ state = "{self.dir / 'containerd-state'}"
         self.ctr("images", "import", "--all-platforms", archive)
 
     def _import_gateway_image(self):
-        env = dict(os.environ, CONTAINERS_STORAGE_CONF=str(CACHE / "containers" / "storage.conf"))
         archive = self.dir / "gateway.tar"
-        run("podman", "save", "--quiet", "--format", "docker-archive", "-o", archive, IMAGE, env=env)
+        run("podman", "save", "--quiet", "--format", "docker-archive", "-o", archive, IMAGE, env=CONTAINERS_ENV)
         self._import(archive)
         archive.unlink()
 

@@ -8,13 +8,10 @@ import subprocess
 
 import pytest
 
-from conftest import CACHE, IMAGE, free_port, http, run, wait_until
-
-PODMAN_ENV = dict(os.environ, CONTAINERS_STORAGE_CONF=str(CACHE / "containers" / "storage.conf"))
-
+from conftest import CONTAINERS_ENV, IMAGE, free_port, http, proc_status, root_mount_options, run, wait_until
 
 def podman(*args, check=True):
-    return run("podman", *args, env=PODMAN_ENV, check=check)
+    return run("podman", *args, env=CONTAINERS_ENV, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +52,10 @@ def test_container_answers_livez_read_only_as_65532(tmp_path):
         wait_until("/livez answers 200", lambda: http("GET", f"http://127.0.0.1:{admin}/livez")[0] == 200, timeout=60)
         assert http("GET", f"http://127.0.0.1:{admin}/readyz")[0] == 200
         pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout)
-        status = dict(line.split(":\t", 1) for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines()
-                      if ":\t" in line)
+        status = proc_status(pid)
         assert status["Uid"].split()[:2] == ["65532", "65532"], status["Uid"]
         assert int(status["CapEff"], 16) == 0
-        root = next(line.split() for line in pathlib.Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
-                    if line.split()[4] == "/")
-        assert "ro" in root[5].split(","), root
+        assert "ro" in root_mount_options(pid)
         # It serves: a PNG stored on the volume and fetched back.
         png = (pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "sample.png").read_bytes()
         status_code, _, body = http("POST", f"http://127.0.0.1:{api}/v1/image/upload", png,

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from conftest import (CHART, IMAGE, MINIO_PASSWORD, MINIO_USER, NODE_IP, REPO, helm, http, restricted_namespace,
-                      wait_until)
+from conftest import (CHART, IMAGE, MINIO_PASSWORD, MINIO_USER, NODE_IP, REPO, helm, http, proc_status, restricted_namespace,
+                      root_mount_options, wait_until)
 
 RELEASE = "image-gateway"  # the README's release name: its Service injects IMAGE_GATEWAY_* variables
 API_KEY = "key-0123456789abcdef"
@@ -54,19 +54,6 @@ def container_pid(node, container_id):
         if fields[0] == cid:
             return int(fields[1])
     raise AssertionError(f"no running task {cid}")
-
-
-def proc_status(pid):
-    return dict(line.split(":\t", 1) for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines()
-                if ":\t" in line)
-
-
-def root_mount_options(pid):
-    for line in pathlib.Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
-        fields = line.split()
-        if fields[4] == "/":
-            return fields[5].split(",")
-    raise AssertionError("no root mount")
 
 
 def kubelet_probes(node):
