@@ -3,6 +3,8 @@
 # install-kube.sh, once, into $IG_CACHE/node; prints that folder:
 # - containerd, runc and the CNI plugins (bridge, host-local, loopback, portmap) from Debian;
 # - CoreDNS from its Go module, at the release kubeadm pins for this Kubernetes minor;
+# - Prometheus from its Go module with Kubernetes service discovery only (Debian's package, which
+#   the other tests use, is built without it);
 # - the pod sandbox image (tests/node/pause, built here: no registry serving
 #   registry.k8s.io/pause is reachable), saved as an OCI archive for `ctr images import`.
 set -euo pipefail
@@ -11,17 +13,22 @@ source "$(dirname "$0")/go-env.sh"
 cd "$(dirname "$0")/.."
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 COREDNS_VERSION=v1.12.1
+PROMETHEUS_VERSION=3.16.0
+PROMETHEUS_MODULE=v0.316.0  # the Go module's tag of that release (3.x.y is v0.3xx.y)
 OUT="$CACHE/node"
 bash scripts/apt-ensure.sh containerd runc containernetworking-plugins iptables buildah conntrack
-stamp="coredns $COREDNS_VERSION, pause $(sha256sum tests/node/pause/main.go | cut -c1-12)"
+stamp="coredns $COREDNS_VERSION, prometheus $PROMETHEUS_VERSION, pause $(sha256sum tests/node/pause/main.go | cut -c1-12)"
 if [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "$stamp" ]; then
   echo "$OUT"
   exit 0
 fi
 go_env install-node
-echo "building CoreDNS $COREDNS_VERSION and the pause image into $OUT (once)" >&2
+echo "building CoreDNS $COREDNS_VERSION, Prometheus $PROMETHEUS_VERSION and the pause image into $OUT (once)" >&2
 rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
 GOBIN="$OUT.tmp" go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+GOBIN="$OUT.tmp" go install -tags remove_all_sd,enable_kubernetes_sd \
+  -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
+  "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE" >&2
 (cd tests/node/pause && go build -ldflags "-s -w" -o "$OUT.tmp/pause" .)
 # shellcheck source=scripts/containers-env.sh
 source scripts/containers-env.sh

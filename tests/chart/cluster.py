@@ -171,3 +171,15 @@ def restricted_namespace(cluster, name):
                     "pod-security.kubernetes.io/enforce-version=latest")
     wait_until(f"default ServiceAccount in {name}",
                lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0)
+
+
+def apply_monitoring_crds(cluster):
+    """The prometheus-operator CRDs the chart's monitoring options need (ServiceMonitor,
+    PrometheusRule; scripts/install-chart-tools.sh caches them), applied and Established."""
+    crds = sorted((TOOLS / "crds").glob("*.yaml"))
+    assert crds, "the prometheus-operator CRDs are missing: run `bash scripts/install-chart-tools.sh`"
+    for crd in crds:
+        cluster.kubectl("apply", "--server-side", "-f", crd)
+    for crd in crds:
+        name = yaml.safe_load(crd.read_text())["metadata"]["name"]
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")

@@ -11,11 +11,8 @@ import urllib.request
 import pytest
 import yaml
 
-from cluster import (ALL_ON, CACHE, CHART, HELMS, REPO, TOOLS, free_port, gateway_bin, restricted_namespace, run,
-                     wait_until)
-
-# The prometheus-operator CRDs the all-on values need (ServiceMonitor, PrometheusRule).
-CRDS = sorted((TOOLS / "crds").glob("*.yaml"))
+from cluster import (ALL_ON, CACHE, CHART, HELMS, REPO, apply_monitoring_crds, free_port, gateway_bin,
+                     restricted_namespace, run, wait_until)
 
 # What the chart may create; `helm uninstall` must leave none of it behind.
 KINDS = ("deployments,replicasets,pods,services,configmaps,serviceaccounts,roles,rolebindings,"
@@ -25,12 +22,7 @@ MONITORING_KINDS = "servicemonitors,prometheusrules"
 
 @pytest.fixture(scope="module")
 def crds(cluster):
-    assert CRDS, "the prometheus-operator CRDs are missing: run `bash scripts/install-chart-tools.sh`"
-    for crd in CRDS:
-        cluster.kubectl("apply", "--server-side", "-f", crd)
-    for crd in CRDS:
-        name = yaml.safe_load(crd.read_text())["metadata"]["name"]
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    apply_monitoring_crds(cluster)
 
 
 def secret(cluster, namespace, name, **data):
