@@ -5,6 +5,8 @@
 # - CoreDNS from its Go module, at the release kubeadm pins for this Kubernetes minor;
 # - Prometheus from its Go module with Kubernetes service discovery only (Debian's package, which
 #   the other tests use, is built without it);
+# - Traefik from its Go module, the ingress controller (one process outside the cluster, reading
+#   Ingresses through the API server), as k3s ships it;
 # - the pod sandbox image (tests/node/pause, built here: no registry serving
 #   registry.k8s.io/pause is reachable), saved as an OCI archive for `ctr images import`.
 set -euo pipefail
@@ -15,20 +17,30 @@ CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 COREDNS_VERSION=v1.12.1
 PROMETHEUS_VERSION=3.16.0
 PROMETHEUS_MODULE=v0.316.0  # the Go module's tag of that release (3.x.y is v0.3xx.y)
+# 3.7 cannot be built from the module proxy (its dynamic/ext module and some ACME providers'
+# SDKs are not served).
+TRAEFIK_VERSION=v3.6.12
 OUT="$CACHE/node"
 bash scripts/apt-ensure.sh containerd runc containernetworking-plugins iptables buildah conntrack
-stamp="coredns $COREDNS_VERSION, prometheus $PROMETHEUS_VERSION, pause $(sha256sum tests/node/pause/main.go | cut -c1-12)"
+stamp="coredns $COREDNS_VERSION, prometheus $PROMETHEUS_VERSION, traefik $TRAEFIK_VERSION, pause $(sha256sum tests/node/pause/main.go | cut -c1-12)"
 if [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "$stamp" ]; then
   echo "$OUT"
   exit 0
 fi
 go_env install-node
-echo "building CoreDNS $COREDNS_VERSION, Prometheus $PROMETHEUS_VERSION and the pause image into $OUT (once)" >&2
+echo "building CoreDNS $COREDNS_VERSION, Prometheus $PROMETHEUS_VERSION, Traefik $TRAEFIK_VERSION and the pause image into $OUT (once; ~7 minutes on 2 cores)" >&2
 rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
 GOBIN="$OUT.tmp" go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
 GOBIN="$OUT.tmp" go install -tags remove_all_sd,enable_kubernetes_sd \
   -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
   "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE" >&2
+# Traefik's go.mod replaces modules, which `go install module@version` refuses: it is built
+# from a writable copy of the module's source instead.
+traefik_src="$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+rm -rf "$OUT.traefik-src" && cp -r "$traefik_src" "$OUT.traefik-src" && chmod -R u+w "$OUT.traefik-src"
+(cd "$OUT.traefik-src" && go build -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v}" \
+  -o "$OUT.tmp/traefik" ./cmd/traefik) >&2
+rm -rf "$OUT.traefik-src"
 (cd tests/node/pause && go build -ldflags "-s -w" -o "$OUT.tmp/pause" .)
 # shellcheck source=scripts/containers-env.sh
 source scripts/containers-env.sh

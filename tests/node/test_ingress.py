@@ -1,0 +1,85 @@
+"""The chart's Ingress through a real ingress controller on the node: Traefik (k3s' controller),
+a process in the node's network namespace that reads Ingresses through the API server and
+forwards to the pods' addresses, listening on 127.0.0.1 only."""
+
+import json
+import struct
+import subprocess
+
+import pytest
+
+from cluster import free_port
+from conftest import NODE, NODE_IP, helm, http, wait_until
+from test_install import API_KEY, RELEASE, install
+from test_memory import noise_png
+
+NAMESPACE = "ingress"
+HOST = "images.test"  # the Ingress rule's host, and so the public URL the gateway hands out
+
+
+@pytest.fixture(scope="module")
+def ingress(node, helm_env, tmp_path_factory):
+    """The release behind the chart's Ingress (class `traefik`), and Traefik's address."""
+    node.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "traefik"},
+        "spec": {"controller": "traefik.io/ingress-controller"}}))
+    install(node, helm_env, "helm4", NAMESPACE, "--set", "ingress.enabled=true", "--set", "ingress.className=traefik",
+            "--set", f"ingress.hosts[0].host={HOST}", "--set", "ingress.hosts[0].paths[0].path=/")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("traefik") / "traefik.log", "w")
+    traefik = subprocess.Popen([
+        NODE / "traefik", f"--entryPoints.web.address=127.0.0.1:{port}",
+        "--providers.kubernetesIngress=true",
+        f"--providers.kubernetesIngress.endpoint=https://{NODE_IP}:{node.cluster.port}",
+        f"--providers.kubernetesIngress.token={node.cluster.ADMIN_TOKEN}",
+        f"--providers.kubernetesIngress.certAuthFilePath={node.cluster.dir / 'certs' / 'apiserver.crt'}",
+        "--log.level=INFO"], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    # Traefik answers 404 until it has read the Ingress and its Service's endpoints.
+    wait_until("Traefik routing the Ingress", lambda: http("GET", f"{base}/livez", headers={"Host": HOST})[0] == 200,
+               timeout=120)
+    yield base
+    traefik.terminate()
+    traefik.wait(timeout=30)
+    log.close()
+    helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
+
+
+def png_size(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_a_20_mb_upload_its_download_a_range_and_processing_go_through_the_ingress(ingress):
+    key = {"X-API-Key": API_KEY, "Host": HOST}
+    image = noise_png(2600, seed=25)  # 2600² RGB, stored: 20.3 MB
+    assert len(image) > 20_000_000
+    status, _, body = http("POST", f"{ingress}/v1/image/upload", image, {**key, "Content-Type": "image/png"},
+                           timeout=300)
+    assert status == 201, body
+    stored = json.loads(body)
+    name = stored["object_name"]
+    assert stored["upload_url"] == f"http://{HOST}/v1/image/download/{name}", "the public URL is the Ingress host"
+
+    status, headers, got = http("GET", f"{ingress}/v1/image/download/{name}", headers=key, timeout=300)
+    assert status == 200 and got == image, (status, len(got))
+    assert headers["Content-Type"] == "image/png" and headers["Content-Length"] == str(len(image))
+    assert headers["Content-Disposition"].startswith("inline") and headers["ETag"], dict(headers)
+    assert http("GET", f"{ingress}/v1/image/download/{name}",
+                headers={**key, "If-None-Match": headers["ETag"]})[0] == 304
+
+    status, headers, got = http("GET", f"{ingress}/v1/image/download/{name}", headers={**key, "Range": "bytes=1000-1999"})
+    assert (status, got, headers["Content-Range"]) == (206, image[1000:2000], f"bytes 1000-1999/{len(image)}")
+
+    status, _, body = http("POST", f"{ingress}/v1/image/resize?width=400&source={name}", None, key, timeout=300)
+    assert status == 201, body
+    result = json.loads(body)
+    assert result["width"] == 400 and result["upload_url"].startswith(f"http://{HOST}/v1/image/download/"), result
+    status, _, got = http("GET", f"{ingress}/v1/image/download/{result['object_name']}", headers=key)
+    assert status == 200 and png_size(got) == (400, 400)
+
+    # The gateway's own errors come through unchanged (JSON with a detail), not the ingress's.
+    status, headers, body = http("GET", f"{ingress}/v1/image/download/{'0' * 32}.png", headers=key)
+    assert status == 404 and headers["Content-Type"].startswith("application/json") and json.loads(body)["detail"]
+    status, _, body = http("GET", f"{ingress}/v1/image/download/{name}", headers={"Host": HOST})
+    assert status == 401 and json.loads(body)["detail"], "the API key is still required behind the ingress"
