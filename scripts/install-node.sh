@@ -7,6 +7,7 @@
 #   the other tests use, is built without it);
 # - Traefik from its Go module, the ingress controller (one process outside the cluster, reading
 #   Ingresses through the API server), as k3s ships it;
+# - metrics-server from its Go module (the resource metrics API the HPA reads);
 # - the pod sandbox image (tests/node/pause, built here: no registry serving
 #   registry.k8s.io/pause is reachable), saved as an OCI archive for `ctr images import`.
 set -euo pipefail
@@ -20,20 +21,22 @@ PROMETHEUS_MODULE=v0.316.0  # the Go module's tag of that release (3.x.y is v0.3
 # 3.7 cannot be built from the module proxy (its dynamic/ext module and some ACME providers'
 # SDKs are not served).
 TRAEFIK_VERSION=v3.6.12
+METRICS_SERVER_VERSION=v0.8.0
 OUT="$CACHE/node"
 bash scripts/apt-ensure.sh containerd runc containernetworking-plugins iptables buildah conntrack
-stamp="coredns $COREDNS_VERSION, prometheus $PROMETHEUS_VERSION, traefik $TRAEFIK_VERSION, pause $(sha256sum tests/node/pause/main.go | cut -c1-12)"
+stamp="coredns $COREDNS_VERSION, prometheus $PROMETHEUS_VERSION, traefik $TRAEFIK_VERSION, metrics-server $METRICS_SERVER_VERSION, pause $(sha256sum tests/node/pause/main.go | cut -c1-12)"
 if [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "$stamp" ]; then
   echo "$OUT"
   exit 0
 fi
 go_env install-node
-echo "building CoreDNS $COREDNS_VERSION, Prometheus $PROMETHEUS_VERSION, Traefik $TRAEFIK_VERSION and the pause image into $OUT (once; ~7 minutes on 2 cores)" >&2
+echo "building CoreDNS $COREDNS_VERSION, Prometheus $PROMETHEUS_VERSION, Traefik $TRAEFIK_VERSION, metrics-server $METRICS_SERVER_VERSION and the pause image into $OUT (once; ~9 minutes on 2 cores)" >&2
 rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
 GOBIN="$OUT.tmp" go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
 GOBIN="$OUT.tmp" go install -tags remove_all_sd,enable_kubernetes_sd \
   -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
   "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE" >&2
+GOBIN="$OUT.tmp" go install -ldflags "-s -w" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" >&2
 # Traefik's go.mod replaces modules, which `go install module@version` refuses: it is built
 # from a writable copy of the module's source instead.
 traefik_src="$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"

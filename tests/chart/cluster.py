@@ -92,6 +92,7 @@ class Cluster:
         run("openssl", "genrsa", "-out", self.dir / "sa.key", "2048")
         run("openssl", "rsa", "-pubout", "-in", self.dir / "sa.key", "-out", self.dir / "sa.pub")
         (self.dir / "tokens.csv").write_text(f"{self.ADMIN_TOKEN},admin,admin-uid,system:masters\n")
+        front_proxy = self._front_proxy_certs()
         self._start("kube-apiserver", KUBE / "kube-apiserver",
                     f"--etcd-servers=http://127.0.0.1:{etcd_client}",
                     f"--bind-address={bind}", f"--advertise-address={advertise}",
@@ -103,7 +104,9 @@ class Cluster:
                     f"--token-auth-file={self.dir / 'tokens.csv'}",
                     "--authorization-mode=RBAC", f"--service-cluster-ip-range={self.SERVICE_RANGE}",
                     # Logs and exec reach a kubelet by its address (node names resolve nowhere here).
-                    "--kubelet-preferred-address-types=InternalIP")
+                    "--kubelet-preferred-address-types=InternalIP",
+                    # The aggregation layer (the node tests' metrics-server), as kubeadm sets it up.
+                    *front_proxy)
         self.kubeconfig = self.write_kubeconfig("admin", self.ADMIN_TOKEN)
         self.env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
         wait_until("kube-apiserver /readyz", lambda: self.kubectl("get", "--raw", "/readyz", check=False).returncode == 0,
@@ -123,6 +126,26 @@ class Cluster:
         wait_until("the controller-manager makes the default ServiceAccount",
                    lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
                    timeout=90)
+
+    def _front_proxy_certs(self):
+        """A CA and the client certificate the API server presents to aggregated API servers,
+        which trust the user it names in the request headers; the flags that use them."""
+        d = self.dir
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=front-proxy-ca",
+            "-keyout", d / "front-proxy-ca.key", "-out", d / "front-proxy-ca.crt")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=front-proxy-client",
+            "-keyout", d / "front-proxy-client.key", "-out", d / "front-proxy-client.csr")
+        run("openssl", "x509", "-req", "-days", "2", "-in", d / "front-proxy-client.csr", "-CA", d / "front-proxy-ca.crt",
+            "-CAkey", d / "front-proxy-ca.key", "-CAcreateserial", "-out", d / "front-proxy-client.crt")
+        return (f"--requestheader-client-ca-file={d / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={d / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={d / 'front-proxy-client.key'}",
+                # To the aggregated server's endpoint itself, not its Service address (this
+                # network namespace has no route a Service address could take).
+                "--enable-aggregator-routing=true")
 
     def _start(self, name, binary, *args):
         log = open(self.dir / f"{name}.log", "w")

@@ -114,6 +114,7 @@ class Node:
         self._coredns()
         self._minio()
         wait_until("the node Ready", self._node_ready, timeout=180)
+        self._metrics_server()
 
     def _network(self):
         # The node's address on loopback (no dummy interface in this kernel): local, so the pods
@@ -233,14 +234,34 @@ state = "{self.dir / 'containerd-state'}"
             "GET", f"http://{NODE_IP}:{self.minio_port}/minio/health/ready")[0] == 200, timeout=60)
         self.mc("mb", "local/images")
         self.kubectl("create", "namespace", "minio")
+        self._service_to_node("minio", "minio", 9000, self.minio_port)
+
+    def _service_to_node(self, namespace, name, port, node_port):
+        """A Service without a selector sending `port` to a process on the node's address: its
+        Endpoints (which the controller-manager mirrors into an EndpointSlice for kube-proxy)."""
         self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "minio", "namespace": "minio"},
-             "spec": {"ports": [{"name": "s3", "port": 9000, "targetPort": self.minio_port}]}},
-            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-             "metadata": {"name": "minio-1", "namespace": "minio", "labels": {"kubernetes.io/service-name": "minio"}},
-             "addressType": "IPv4", "endpoints": [{"addresses": [NODE_IP]}],
-             "ports": [{"name": "s3", "port": self.minio_port, "protocol": "TCP"}]},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+             "spec": {"ports": [{"name": "main", "port": port, "targetPort": node_port}]}},
+            {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": namespace},
+             "subsets": [{"addresses": [{"ip": NODE_IP}], "ports": [{"name": "main", "port": node_port}]}]},
         ]}))
+
+    def _metrics_server(self):
+        """metrics-server as a process, registered as the `metrics.k8s.io` API (the aggregation
+        layer): it scrapes the kubelet's resource metrics; the HPA and `kubectl top` read them."""
+        port = free_port()
+        self._start("metrics-server", NODE / "metrics-server", f"--bind-address={NODE_IP}", f"--secure-port={port}",
+                    f"--cert-dir={self.dir / 'metrics-server'}", f"--kubeconfig={self.cluster.kubeconfig}",
+                    f"--authentication-kubeconfig={self.cluster.kubeconfig}",
+                    f"--authorization-kubeconfig={self.cluster.kubeconfig}",
+                    "--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP",
+                    "--kubelet-use-node-status-port", "--metric-resolution=15s")
+        self._service_to_node("kube-system", "metrics-server", 443, port)
+        self.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1beta1.metrics.k8s.io"},
+            "spec": {"service": {"name": "metrics-server", "namespace": "kube-system", "port": 443},
+                     "group": "metrics.k8s.io", "version": "v1beta1", "insecureSkipTLSVerify": True,
+                     "groupPriorityMinimum": 100, "versionPriority": 100}}))
 
     def mc(self, *args):
         mc = minio_bin().parent / "mc"

@@ -1,0 +1,101 @@
+"""The chart's HorizontalPodAutoscaler on the node: metrics-server serves the kubelet's resource
+metrics through the aggregation layer, the controller-manager's HPA scales the gateway out under
+processing load and back in after it, and downloads lose nothing meanwhile."""
+
+import collections
+import json
+import threading
+import time
+
+from conftest import helm, http, wait_until
+from load import Load
+from test_install import API_KEY, RELEASE, install, node_port, pods
+from test_memory import gradient_png
+
+NAMESPACE = "autoscaling"
+SERVER = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=server"
+# Short windows, so a test sees both directions in about two minutes; shutdown.grace as in
+# test_operations.py (a pod leaving under load keeps accepting until kube-proxy has dropped it).
+BEHAVIOR = {"scaleUp": {"stabilizationWindowSeconds": 0},
+            "scaleDown": {"stabilizationWindowSeconds": 15, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}]}}
+VALUES = ("--set", "service.type=NodePort", "--set", "shutdown.grace=15s", "--set", "autoscaling.enabled=true",
+          "--set", "autoscaling.minReplicas=1", "--set", "autoscaling.maxReplicas=2",
+          "--set", "autoscaling.targetCPUUtilizationPercentage=50", "--set-json", f"autoscaling.behavior={json.dumps(BEHAVIOR)}")
+
+
+def running(node):
+    return [p for p in pods(node, NAMESPACE, SERVER) if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")
+            and all(c["ready"] for c in p["status"].get("containerStatuses", []))]
+
+
+def pod_metrics(node):
+    got = node.kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods", check=False)
+    return {p["metadata"]["name"]: p for p in json.loads(got.stdout)["items"]} if got.returncode == 0 else {}
+
+
+def answered(pod):
+    """The requests a pod answered with a success (its own metrics, on its admin port)."""
+    (container,) = pod["spec"]["containers"]
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+    status, _, body = http("GET", f"http://{pod['status']['podIP']}:{port}/metrics")
+    assert status == 200, body
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+               if line.startswith("http_requests_total{") and 'status="2' in line)
+
+
+def test_the_hpa_scales_out_under_processing_load_and_back_in_losing_no_download(node, helm_env):
+    install(node, helm_env, "helm4", NAMESPACE, *VALUES)
+    port = node_port(node, NAMESPACE, RELEASE)
+    (first,) = running(node)
+    wait_until("metrics-server reports the pod's CPU", lambda: first["metadata"]["name"] in pod_metrics(node),
+               timeout=180)
+    key = {"X-API-Key": API_KEY}
+    status, _, body = http("POST", f"http://127.0.0.1:{port}/v1/image/upload", gradient_png(2000, 1500),
+                           {**key, "Content-Type": "image/png"})
+    assert status == 201, body
+    source = json.loads(body)["object_name"]
+
+    # Processing load: resizes answered as bytes (nothing stored), 3 at a time against one worker
+    # per pod. A full queue answers 503 with Retry-After (the bounded refusal): counted, allowed.
+    stop, answers, counting = threading.Event(), collections.Counter(), threading.Lock()
+
+    def resize():
+        while not stop.is_set():
+            status, headers, _ = http("POST", f"http://127.0.0.1:{port}/v1/image/resize?width=1600&source={source}",
+                                      None, {**key, "Accept": "image/png"}, timeout=120)
+            with counting:
+                answers[status] += 1
+            if status == 503:
+                assert headers["Retry-After"]
+                time.sleep(0.2)
+    workers = [threading.Thread(target=resize) for _ in range(3)]
+    mix = [("GET", f"/v1/image/download/{source}", None, key, 200)]
+    with Load(port, mix, rate=40, connections=4, max_seconds=900) as load:
+        started = time.monotonic()
+        for w in workers:
+            w.start()
+        try:
+            wait_until("the HPA scales out to 2 ready pods", lambda: len(running(node)) == 2, timeout=300, every=1)
+            scaled_out = time.monotonic() - started
+            (new,) = [p for p in running(node) if p["metadata"]["uid"] != first["metadata"]["uid"]]
+            # Kube-proxy balances connections, not requests: the download load's keep-alive
+            # connections stay where they are, the processing requests' new ones spread.
+            wait_until("the new pod serves requests", lambda: answered(new) >= 10, timeout=60)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join()
+        stopped = time.monotonic()
+        wait_until("the HPA scales back in to 1 pod", lambda: len(pods(node, NAMESPACE, SERVER)) == 1,
+                   timeout=300, every=1)
+        scaled_in = time.monotonic() - stopped
+        time.sleep(3)
+    tally = load.tally
+    hpa = json.loads(node.kubectl("get", "hpa", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    print(f"HPA: 1 → 2 pods {scaled_out:.0f} s after the processing load started, 2 → 1 {scaled_in:.0f} s after it "
+          f"stopped; processing answers {dict(answers)}; downloads meanwhile: {tally.summary()}")
+    assert set(answers) <= {200, 503} and answers.get(200), answers
+    assert not tally.failures and tally.resets == 0, f"{tally.summary()}: {tally.failures[:10]}"
+    assert hpa["status"]["currentReplicas"] == 1
+    helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
