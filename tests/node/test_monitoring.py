@@ -17,7 +17,7 @@ import urllib.parse
 import pytest
 import yaml
 
-from cluster import apply_monitoring_crds, free_port
+from cluster import apply_crds, free_port
 from conftest import NODE, REPO, helm, http, wait_until
 from test_install import API_KEY, RELEASE, install, node_port, pods
 
@@ -91,7 +91,7 @@ class Prometheus:
 def monitored(node, helm_env, tmp_path_factory):
     """The release with its ServiceMonitor and PrometheusRule, and a Prometheus configured from
     them as the operator would."""
-    apply_monitoring_crds(node.cluster)
+    apply_crds(node.cluster)
     install(node, helm_env, "helm4", NAMESPACE, "--set", "service.type=NodePort",
             "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.interval=2s",
             "--set", "metrics.prometheusRule.enabled=true")

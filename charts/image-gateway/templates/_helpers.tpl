@@ -152,19 +152,23 @@ made every pod exit). */}}
 {{- printf "http://%s.%s.svc%s" (include "image-gateway.fullname" .) .Release.Namespace (ternary "" (printf ":%v" .Values.service.port) (eq (int .Values.service.port) 80)) }}
 {{- end }}
 
-{{/* publicUrl, else the first Ingress host that names one host; empty when neither. */}}
+{{/* publicUrl, else the first Ingress host that names one host, else the first HTTPRoute host
+     name that does; empty when none. */}}
 {{- define "image-gateway.externalUrl" -}}
-{{- if .Values.publicUrl }}
-{{- .Values.publicUrl }}
-{{- else if .Values.ingress.enabled }}
+{{- $url := .Values.publicUrl }}
+{{- if and (not $url) .Values.ingress.enabled }}
 {{- $host := "" }}
 {{- range .Values.ingress.hosts }}{{ if and (not $host) .host (not (hasPrefix "*" .host)) }}{{ $host = .host }}{{ end }}{{ end }}
 {{- if $host }}
 {{- $tls := false }}
 {{- range .Values.ingress.tls }}{{ if has $host (.hosts | default list) }}{{ $tls = true }}{{ end }}{{ end }}
-{{- printf "%s://%s" (ternary "https" "http" $tls) $host }}
+{{- $url = printf "%s://%s" (ternary "https" "http" $tls) $host }}
 {{- end }}
 {{- end }}
+{{- if and (not $url) .Values.httpRoute.enabled }}
+{{- range .Values.httpRoute.hostnames }}{{ if and (not $url) (not (hasPrefix "*" .)) }}{{ $url = printf "%s://%s" $.Values.httpRoute.scheme . }}{{ end }}{{ end }}
+{{- end }}
+{{- $url }}
 {{- end }}
 
 {{/* Replicas: the fs backend on a volume that is not shared runs exactly one pod. */}}
