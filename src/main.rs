@@ -7,7 +7,10 @@ use clap::Parser;
 use image_gateway::{
     EXIT_CONFIG, Listeners,
     auth::signing::UrlSigner,
-    commands::cli::{Cli, Command},
+    commands::{
+        cli::{Cli, Command},
+        probe,
+    },
     config::{Settings, units::HumanDuration},
     object_name::{DOWNLOAD_PREFIX, NAME_FORMAT, ObjectName},
 };
@@ -15,6 +18,10 @@ use image_gateway::{
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before the configuration: a probe runs where none is mounted (a Helm test pod).
+    if let Some(Command::Probe { url, expect, timeout }) = &cli.command {
+        return probe(url, *expect, timeout.0).await;
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -34,6 +41,7 @@ async fn main() -> ExitCode {
             code
         }
         Command::Sign { object_name, ttl } => sign(&settings, &object_name, ttl),
+        Command::Probe { .. } => unreachable!("answered before the configuration is loaded"),
         Command::Retention { max_age, dry_run } => {
             let telemetry = image_gateway::telemetry::init(&settings.config.log);
             let max_age = max_age.unwrap_or(settings.config.retention.max_age).0;
@@ -64,6 +72,29 @@ async fn main() -> ExitCode {
             };
             telemetry.shutdown();
             code
+        }
+    }
+}
+
+/// `probe`: 0 when `url` answers `expect`, 1 when it answers otherwise or not at all, 64 for a
+/// URL or status it cannot ask for.
+async fn probe(url: &str, expect: u16, timeout: std::time::Duration) -> ExitCode {
+    let Ok(expected) = http::StatusCode::from_u16(expect) else {
+        eprintln!("--expect {expect} is not an HTTP status");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    };
+    match probe::probe(url, expected, timeout).await {
+        Ok(status) => {
+            println!("{url}: {status}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ probe::ProbeError::Url(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG as u8)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

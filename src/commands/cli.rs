@@ -1,4 +1,4 @@
-//! Command line: `serve` (the default) and `check-config`.
+//! Command line: `serve` (the default), `check-config`, `retention`, `probe`, `sign`.
 
 use std::path::PathBuf;
 
@@ -38,6 +38,19 @@ pub enum Command {
         /// Count what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// GET a URL and succeed when it answers the expected status (the image has no curl): a Helm
+    /// test hook, a HEALTHCHECK. Exits 0, 1 when the answer or the connection fails, 64 for a
+    /// URL it cannot ask. Reads no configuration.
+    Probe {
+        /// An http:// URL, e.g. `http://image-gateway.images.svc/readyz`
+        url: String,
+        /// The status that counts as success.
+        #[arg(long, default_value_t = 200)]
+        expect: u16,
+        /// How long the whole probe may take, connecting included.
+        #[arg(long, value_parser = parse_ttl, default_value = "10s")]
+        timeout: HumanDuration,
     },
     /// Print a signed, expiring download URL (needs `auth.url_signing_key`).
     Sign {

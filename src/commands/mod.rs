@@ -1,4 +1,5 @@
-//! The command line and the commands besides serving (`retention`).
+//! The command line and the commands besides serving (`retention`, `probe`).
 
 pub mod cli;
+pub mod probe;
 pub mod retention;

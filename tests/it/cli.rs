@@ -337,6 +337,52 @@ async fn sign_prints_a_working_url() {
     assert!(String::from_utf8_lossy(&unconfigured.stderr).contains("auth.url_signing_key"));
 }
 
+/// `image-gateway probe` (what the chart's `helm test` pod runs; the image has no curl): 0 on the
+/// expected status, 1 on another status or no connection, 64 on a URL it cannot ask; it needs
+/// no configuration, even a broken one.
+#[tokio::test]
+async fn probe_succeeds_only_on_the_expected_status() {
+    let server = Spawned::start(&[], Stdio::null()).await;
+    let probe = |args: &[&str]| {
+        gateway()
+            .arg("probe")
+            .args(args)
+            .env("IMAGE_GATEWAY_STORAGE__BACKEND", "ftp")
+            .output()
+            .unwrap()
+    };
+    let ready = probe(&[&server.url("/readyz")]);
+    assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&ready.stdout).trim(),
+        format!("{}: 200 OK", server.url("/readyz"))
+    );
+    let missing = probe(&[&server.url("/nothing-here")]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("answered 404 Not Found, expected 200 OK"));
+    assert!(
+        probe(&["--expect", "404", &server.url("/nothing-here")])
+            .status
+            .success()
+    );
+    let closed = probe(&[&format!("http://127.0.0.1:{}/readyz", crate::support::free_port())]);
+    assert_eq!(closed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&closed.stderr).contains("cannot connect"));
+    for bad in [
+        vec!["https://example.com/readyz"],
+        vec!["/readyz"],
+        vec!["--expect", "1000", "http://a/"],
+    ] {
+        assert_eq!(probe(&bad).status.code(), Some(64), "{bad:?}");
+    }
+    // A listener that accepts and never answers: the probe ends at its timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/readyz", silent.local_addr().unwrap());
+    let hung = probe(&["--timeout", "300ms", &url]);
+    assert_eq!(hung.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&hung.stderr).contains("no answer"));
+}
+
 /// SIGTERM while eight clients download, behind a "load balancer" that polls `/readyz` every
 /// 50 ms and stops sending once it turns 503: not one request fails, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
