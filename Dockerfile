@@ -39,7 +39,9 @@ ENV IMAGE_GATEWAY_LISTEN=0.0.0.0:8080 \
     IMAGE_GATEWAY_ADMIN_LISTEN=0.0.0.0:9090 \
     IMAGE_GATEWAY_STORAGE__FS__ROOT=/data
 EXPOSE 8080 9090
-# Kubernetes probes /livez and /readyz on the admin port; the image has no shell for a HEALTHCHECK.
-HEALTHCHECK NONE
+# For Docker and podman (Kubernetes ignores it and probes /livez, /readyz itself): the binary's own
+# `probe` command (the image has no shell or curl), on the admin port set above.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s \
+    CMD ["/usr/local/bin/image-gateway", "probe", "http://127.0.0.1:9090/livez", "--timeout", "4s"]
 ENTRYPOINT ["/usr/local/bin/image-gateway"]
 CMD ["serve"]

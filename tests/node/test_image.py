@@ -24,6 +24,8 @@ def test_image_runs_as_nonroot_with_the_gateway_as_entrypoint(inspected):
     assert config["User"] == "65532:65532"
     assert config["Entrypoint"] == ["/usr/local/bin/image-gateway"] and config["Cmd"] == ["serve"]
     assert sorted(config["ExposedPorts"]) == ["8080/tcp", "9090/tcp"]
+    check = inspected["Healthcheck"]  # podman shows the image's HEALTHCHECK beside Config
+    assert check["Test"][:3] == ["CMD", "/usr/local/bin/image-gateway", "probe"], check
     size_mib = inspected["Size"] / 2**20
     print(f"image {IMAGE}: {size_mib:.1f} MiB, {len(inspected['RootFS']['Layers'])} layers")
     assert size_mib < 100, "glibc, CA certificates and one static-ish binary"
@@ -36,9 +38,10 @@ def test_image_has_no_shell(inspected):
         assert "no such file or directory" in tried.stderr.lower() or "not found" in tried.stderr.lower(), tried.stderr
 
 
-def test_container_answers_livez_read_only_as_65532(tmp_path):
-    api, admin = free_port(), free_port()
-    name = f"ig-image-test-{api}"
+def test_container_answers_livez_read_only_as_65532_and_is_healthy(tmp_path):
+    # The image's own ports (its HEALTHCHECK asks 9090), free in the tests' network namespace.
+    api, admin = 8080, 9090
+    name = f"ig-image-test-{free_port()}"
     # The fs backend needs a writable /data: a volume, as the chart mounts one. Everything else
     # is read-only.
     data = tmp_path / "data"
@@ -46,11 +49,16 @@ def test_container_answers_livez_read_only_as_65532(tmp_path):
     os.chown(data, 65532, 65532)
     podman("run", "-d", "--name", name, "--read-only", "--network", "host", "--cap-drop", "ALL",
            "--security-opt", "no-new-privileges", "-v", f"{data}:/data",
-           "-e", f"IMAGE_GATEWAY_LISTEN=127.0.0.1:{api}", "-e", f"IMAGE_GATEWAY_ADMIN_LISTEN=127.0.0.1:{admin}",
            "-e", "IMAGE_GATEWAY_AUTH__MODE=none", IMAGE)
     try:
         wait_until("/livez answers 200", lambda: http("GET", f"http://127.0.0.1:{admin}/livez")[0] == 200, timeout=60)
         assert http("GET", f"http://127.0.0.1:{admin}/readyz")[0] == 200
+        # The Dockerfile's HEALTHCHECK (the binary's `probe`; no shell, no curl) passes.
+        checked = podman("healthcheck", "run", name, check=False)
+        assert checked.returncode == 0, checked
+        health = json.loads(podman("inspect", name).stdout)[0]["State"]
+        health = health.get("Health") or health.get("Healthcheck")
+        assert health["Status"] == "healthy", health
         pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout)
         status = proc_status(pid)
         assert status["Uid"].split()[:2] == ["65532", "65532"], status["Uid"]
