@@ -12,7 +12,7 @@ TOOLS="$(bash scripts/install-chart-tools.sh)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export HELM_CACHE_HOME="$work/c" HELM_CONFIG_HOME="$work/g" HELM_DATA_HOME="$work/d"
-"$TOOLS/helm3/helm" template image-gateway charts/image-gateway --namespace image-gateway --kube-version 1.34.0 \
+"$TOOLS/helm3/helm" template image-gateway charts/image-gateway --skip-tests --namespace image-gateway --kube-version 1.34.0 \
   --api-versions monitoring.coreos.com/v1 > "$work/rendered.yaml"
 "$IG_CACHE/chart-venv/bin/python" - "$work/rendered.yaml" "$out" <<'PY'
 import sys, yaml

@@ -546,6 +546,24 @@ def test_an_http_route_attaches_to_its_gateway_and_names_the_public_url(helm_env
     assert not [d for d in template(helm_env) if d["kind"] == "HTTPRoute"], "off by default"
 
 
+def test_helm_test_probes_readiness_through_the_service_from_a_restricted_pod(helm_env):
+    docs = template(helm_env)
+    pod = kind(docs, "Pod", "-test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert "hook-succeeded" in pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["probe", "http://ig-image-gateway.images.svc/readyz", "--timeout", "30s"]
+    assert container["image"] == kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
+    assert security["capabilities"]["drop"] == ["ALL"] and pod["spec"]["securityContext"]["runAsNonRoot"]
+    assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "test", "never selected as a gateway pod"
+    assert not [d for d in template(helm_env, "--set", "helmTest.enabled=false") if d["kind"] == "Pod"]
+    manifests = (REPO / "manifests" / "base" / "image-gateway.yaml").read_text()
+    assert "helm.sh/hook" not in manifests, "the plain manifests carry no test pod"
+
+
 def test_the_fs_backend_runs_one_pod_unless_the_volume_is_shared(helm_env):
     fs = ["--set", "storage.backend=fs", "--set", "storage.fs.existingClaim=images"]
     spec = kind(template(helm_env, *fs), "Deployment")["spec"]

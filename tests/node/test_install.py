@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from conftest import (CHART, IMAGE, MINIO_PASSWORD, MINIO_USER, NODE_IP, REPO, helm, http, proc_status, restricted_namespace,
-                      root_mount_options, wait_until)
+from conftest import (CHART, HELMS, IMAGE, MINIO_PASSWORD, MINIO_USER, NODE_IP, REPO, helm, http, proc_status,
+                      restricted_namespace, root_mount_options, run, wait_until)
 
 RELEASE = "image-gateway"  # the README's release name: its Service injects IMAGE_GATEWAY_* variables
 API_KEY = "key-0123456789abcdef"
@@ -136,6 +136,27 @@ def test_install_runs_ready_confined_pods_that_serve_through_the_service(node, h
     assert (status, got, headers["Content-Range"]) == (206, png[:10], f"bytes 0-9/{len(png)}")
     assert node.mc("stat", f"local/images/{name}").returncode == 0, "stored in MinIO"
 
+    # `helm test`: the chart's test pod (the image's `probe` command, restricted like the rest)
+    # reaches /readyz through the Service by its cluster DNS name; with no pod behind the
+    # Service it fails.
+    tested = helm(node, helm_env, which, "test", RELEASE, "-n", namespace, "--timeout", "3m")
+    assert "Phase:          Succeeded" in tested.stdout or "Phase: Succeeded" in tested.stdout, tested.stdout
+    node.kubectl("scale", f"deployment/{RELEASE}", "-n", namespace, "--replicas=0")
+    wait_until("no pod behind the Service", lambda: not pods(node, namespace, selector), timeout=120)
+    failed = run(HELMS[which], "--kubeconfig", node.cluster.kubeconfig, "test", RELEASE, "-n", namespace,
+                 "--timeout", "3m", env=helm_env, check=False)
+    assert failed.returncode != 0 and "Failed" in failed.stdout + failed.stderr, failed
+    # A failed test pod stays for its log, as Helm keeps it; the operator reads it and removes it.
+    log = node.kubectl("logs", f"{RELEASE}-test", "-n", namespace).stdout
+    assert f"http://{RELEASE}.{namespace}.svc/readyz" in log and ("cannot connect" in log or "no answer" in log), log
+    node.kubectl("delete", "pod", f"{RELEASE}-test", "-n", namespace)
+
     helm(node, helm_env, which, "uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
     wait_until("the release's pods gone", lambda: not pods(node, namespace, f"app.kubernetes.io/instance={RELEASE}"),
                timeout=120)
+    # Nothing of the release is left but the operator's Secrets (and what the namespace has anyway).
+    left = set(node.kubectl("get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,"
+                            "poddisruptionbudgets,horizontalpodautoscalers,ingresses,cronjobs,jobs",
+                            "-n", namespace, "-o", "name").stdout.split())
+    assert left == {"secret/minio-credentials", "secret/image-gateway-api-keys", "configmap/kube-root-ca.crt",
+                    "serviceaccount/default"}, left
