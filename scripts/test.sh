@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
-# MinIO, schemathesis, rotel, Prometheus, kube-apiserver, kube-controller-manager and etcd, Redis, cargo-fuzz,
-# cargo-modules, cargo-deny, Chromium, Pillow, pyvips, cmake and NASM;
-# once, into a cache outside the clone), then runs every test.
+# MinIO, schemathesis, rotel, Prometheus, the Kubernetes control plane and node with etcd,
+# containerd, runc, CoreDNS, Traefik, metrics-server, Redis, cargo-fuzz, cargo-modules, cargo-deny,
+# Chromium, Pillow, pyvips, cmake and NASM; once, into a cache outside the clone), then runs
+# every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -22,7 +23,7 @@ bash scripts/prune-cache.sh
 # dpkg's lock (install-node.sh and build-image.sh then find them installed).
 phase "install containerd, runc, the CNI plugins, buildah, podman (Debian)"
 bash scripts/apt-ensure.sh containerd runc containernetworking-plugins iptables conntrack buildah podman mmdebstrap uidmap
-phase "install MinIO, the Kubernetes control plane and node (Go, in the background)"
+phase "install MinIO, the Kubernetes control plane and node, CoreDNS, Prometheus, Traefik, metrics-server (Go, in the background)"
 go_out="$(mktemp -d)"
 ( bash scripts/install-minio.sh >"$go_out/minio" && bash scripts/install-kube.sh >"$go_out/kube" \
   && bash scripts/install-node.sh >"$go_out/node" ) 2>"$go_out/log" &
