@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "chart"))
-from cluster import (CACHE, CHART, HELMS, KUBE, REPO, Cluster, cached, free_port, helm_env_in,  # noqa: E402
+from cluster import (CACHE, CHART, HELMS, KUBE, REPO, Cluster, apply_crds, cached, free_port, helm_env_in,  # noqa: E402
                      restricted_namespace, run, wait_until)
 
 NODE = cached("IG_NODE_DIR", "node", "install-node.sh")
@@ -287,6 +287,35 @@ state = "{self.dir / 'containerd-state'}"
         self.cluster.stop()
 
 
+class Traefik:
+    """Traefik (scripts/install-node.sh) as an ingress controller and Gateway API implementation:
+    a process in the node's network namespace reading Ingresses, Gateways and HTTPRoutes through
+    the API server, listening on 127.0.0.1:`port` only (its entry point `web`)."""
+
+    def __init__(self, node, base):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        api = {"endpoint": f"https://{NODE_IP}:{node.cluster.port}", "token": node.cluster.ADMIN_TOKEN,
+               "certAuthFilePath": node.cluster.dir / "certs" / "apiserver.crt"}
+        providers = [f"--providers.{provider}.{key}={value}" for provider in ("kubernetesIngress", "kubernetesGateway")
+                     for key, value in api.items()]
+        self.log = open(base / "traefik.log", "w")
+        self.proc = subprocess.Popen([NODE / "traefik", f"--entryPoints.web.address=127.0.0.1:{self.port}",
+                                      "--providers.kubernetesIngress=true", "--providers.kubernetesGateway=true",
+                                      *providers, "--log.level=INFO"], stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_routes(self, host):
+        """Until a request for `host` reaches the gateway (Traefik answers 404 before it has read
+        the route and its Service's endpoints)."""
+        wait_until(f"Traefik routing {host}", lambda: http("GET", f"{self.url}/livez", headers={"Host": host})[0] == 200,
+                   timeout=120)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
 @pytest.fixture(scope="session")
 def node():
     base = tempfile.mkdtemp(prefix="ig-node-")
@@ -301,6 +330,28 @@ def node():
     yield n
     n.stop()
     shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def traefik(node, tmp_path_factory):
+    """Traefik with the cluster's IngressClass `traefik`, GatewayClass `traefik` and a shared
+    Gateway `gateways/public` whose listener `web` is Traefik's entry point."""
+    apply_crds(node.cluster)
+    t = Traefik(node, tmp_path_factory.mktemp("traefik"))
+    node.kubectl("create", "namespace", "gateways")
+    node.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "traefik"},
+         "spec": {"controller": "traefik.io/ingress-controller"}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "traefik"},
+         "spec": {"controllerName": "traefik.io/gateway-controller"}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+         "metadata": {"name": "public", "namespace": "gateways"},
+         "spec": {"gatewayClassName": "traefik",
+                  "listeners": [{"name": "web", "protocol": "HTTP", "port": t.port,
+                                 "allowedRoutes": {"namespaces": {"from": "All"}}}]}},
+    ]}))
+    yield t
+    t.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import time
 
 from conftest import helm, http, wait_until
 from load import Load
-from test_install import API_KEY, RELEASE, install, node_port, pods
+from test_install import API_KEY, RELEASE, install, node_port, pods, ready_pods
 from test_memory import gradient_png
 
 NAMESPACE = "autoscaling"
@@ -24,9 +24,7 @@ VALUES = ("--set", "service.type=NodePort", "--set", "shutdown.grace=15s", "--se
 
 
 def running(node):
-    return [p for p in pods(node, NAMESPACE, SERVER) if p["status"].get("phase") == "Running"
-            and not p["metadata"].get("deletionTimestamp")
-            and all(c["ready"] for c in p["status"].get("containerStatuses", []))]
+    return ready_pods(node, NAMESPACE, SERVER)
 
 
 def pod_metrics(node):

@@ -5,12 +5,10 @@ addresses, listening on 127.0.0.1 only."""
 
 import json
 import struct
-import subprocess
 
 import pytest
 
-from cluster import apply_crds, free_port
-from conftest import NODE, NODE_IP, helm, http, wait_until
+from conftest import helm, http
 from test_install import API_KEY, RELEASE, install
 from test_memory import noise_png
 
@@ -20,50 +18,17 @@ ROUTE_HOST = "route.images.test"  # the HTTPRoute's host name
 
 
 @pytest.fixture(scope="module")
-def ingress(node, helm_env, tmp_path_factory):
-    """The release behind the chart's Ingress (class `traefik`) and its HTTPRoute (on the
-    Gateway `public` in its own namespace, as clusters share one; its listener is Traefik's entry
-    point), and Traefik's address."""
-    apply_crds(node.cluster)
-    port = free_port()
-    node.kubectl("create", "namespace", "gateways")
-    node.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "traefik"},
-         "spec": {"controller": "traefik.io/ingress-controller"}},
-        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "traefik"},
-         "spec": {"controllerName": "traefik.io/gateway-controller"}},
-        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-         "metadata": {"name": "public", "namespace": "gateways"},
-         "spec": {"gatewayClassName": "traefik",
-                  "listeners": [{"name": "web", "protocol": "HTTP", "port": port,
-                                 "allowedRoutes": {"namespaces": {"from": "All"}}}]}},
-    ]}))
+def ingress(node, helm_env, traefik):
+    """The release behind the chart's Ingress (class `traefik`) and its HTTPRoute (on the shared
+    Gateway `gateways/public`); Traefik's address."""
     install(node, helm_env, "helm4", NAMESPACE, "--set", "ingress.enabled=true", "--set", "ingress.className=traefik",
             "--set", f"ingress.hosts[0].host={HOST}", "--set", "ingress.hosts[0].paths[0].path=/",
             "--set", "httpRoute.enabled=true", "--set", "httpRoute.parentRefs[0].name=public",
             "--set", "httpRoute.parentRefs[0].namespace=gateways",
             "--set", "httpRoute.parentRefs[0].sectionName=web", "--set", f"httpRoute.hostnames[0]={ROUTE_HOST}")
-    log = open(tmp_path_factory.mktemp("traefik") / "traefik.log", "w")
-    traefik = subprocess.Popen([
-        NODE / "traefik", f"--entryPoints.web.address=127.0.0.1:{port}",
-        "--providers.kubernetesIngress=true",
-        f"--providers.kubernetesIngress.endpoint=https://{NODE_IP}:{node.cluster.port}",
-        f"--providers.kubernetesIngress.token={node.cluster.ADMIN_TOKEN}",
-        f"--providers.kubernetesIngress.certAuthFilePath={node.cluster.dir / 'certs' / 'apiserver.crt'}",
-        "--providers.kubernetesGateway=true",
-        f"--providers.kubernetesGateway.endpoint=https://{NODE_IP}:{node.cluster.port}",
-        f"--providers.kubernetesGateway.token={node.cluster.ADMIN_TOKEN}",
-        f"--providers.kubernetesGateway.certAuthFilePath={node.cluster.dir / 'certs' / 'apiserver.crt'}",
-        "--log.level=INFO"], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    # Traefik answers 404 until it has read the routes and their Service's endpoints.
     for host in (HOST, ROUTE_HOST):
-        wait_until(f"Traefik routing {host}", lambda: http("GET", f"{base}/livez", headers={"Host": host})[0] == 200,
-                   timeout=120)
-    yield base
-    traefik.terminate()
-    traefik.wait(timeout=30)
-    log.close()
+        traefik.wait_routes(host)
+    yield traefik.url
     helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
 
 

@@ -46,6 +46,13 @@ def pods(node, namespace, selector):
     return json.loads(node.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)["items"]
 
 
+def ready_pods(node, namespace, selector):
+    """The pods serving: Running, every container ready, not being deleted."""
+    return [p for p in pods(node, namespace, selector) if p["status"].get("phase") == "Running"
+            and all(c["ready"] for c in p["status"].get("containerStatuses", []))
+            and not p["metadata"].get("deletionTimestamp")]
+
+
 def container_pid(node, container_id):
     """The host PID of a running container's first process (containerd's task list)."""
     cid = container_id.split("://", 1)[1]

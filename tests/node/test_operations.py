@@ -8,7 +8,7 @@ import pytest
 
 from conftest import CHART, MINIO_PASSWORD, REPO, helm, http, wait_until
 from load import Load
-from test_install import API_KEY, RELEASE, install, node_port, pods
+from test_install import API_KEY, RELEASE, install, node_port, pods, ready_pods
 
 NAMESPACE = "operations"
 RATE = 120  # requests per second, each phase
@@ -42,10 +42,8 @@ def release(node, helm_env):
     return port, mix
 
 
-def ready_pods(node):
-    return [p for p in pods(node, NAMESPACE, SERVER) if p["status"].get("phase") == "Running"
-            and all(c["ready"] for c in p["status"].get("containerStatuses", []))
-            and not p["metadata"].get("deletionTimestamp")]
+def serving(node):
+    return ready_pods(node, NAMESPACE, SERVER)
 
 
 def phase(load, what, action, settle=3.0):
@@ -68,7 +66,7 @@ def assert_clean(tally, seconds, what):
 
 def test_rollouts_under_load_lose_no_request(node, helm_env, release):
     port, mix = release
-    before = {p["metadata"]["name"] for p in ready_pods(node)}
+    before = {p["metadata"]["name"] for p in serving(node)}
     with Load(port, mix, rate=RATE, connections=CONNECTIONS, max_seconds=600) as load:
         time.sleep(2)
         upgraded = phase(load, "helm upgrade (pod template changed)", lambda: helm(
@@ -79,14 +77,14 @@ def test_rollouts_under_load_lose_no_request(node, helm_env, release):
             node.kubectl("rollout", "status", f"deployment/{RELEASE}", "-n", NAMESPACE, "--timeout=300s")))
 
         def delete_one_pod():
-            victim = ready_pods(node)[0]["metadata"]["name"]
+            victim = serving(node)[0]["metadata"]["name"]
             node.kubectl("delete", "pod", victim, "-n", NAMESPACE, "--wait=true", "--timeout=120s")
-            wait_until("two Ready pods again", lambda: len(ready_pods(node)) == 2, timeout=120)
+            wait_until("two Ready pods again", lambda: len(serving(node)) == 2, timeout=120)
 
         deleted = phase(load, "one pod deleted", delete_one_pod)
     for (tally, seconds), what in ((upgraded, "upgrade"), (restarted, "restart"), (deleted, "pod deleted")):
         assert_clean(tally, seconds, what)
-    after = {p["metadata"]["name"] for p in ready_pods(node)}
+    after = {p["metadata"]["name"] for p in serving(node)}
     assert not before & after, "every pod was replaced"
     for pod in pods(node, NAMESPACE, SERVER):
         assert all(c["restartCount"] == 0 for c in pod["status"]["containerStatuses"]), "no container restarted"
@@ -100,7 +98,7 @@ def set_storage_secret(node, user, password):
 def storage_secret_applied(node):
     """Per running pod, how many versions of the storage Secret it has applied (its log)."""
     counts = {}
-    for pod in ready_pods(node):
+    for pod in serving(node):
         name = pod["metadata"]["name"]
         log = node.kubectl("logs", name, "-n", NAMESPACE).stdout
         counts[name] = sum(1 for line in log.splitlines()
@@ -112,7 +110,7 @@ def test_storage_credentials_rotate_under_load_without_a_restart(node, release):
     """The zero-downtime order: a second MinIO key, the Secret switched to it, the first key
     removed once every pod uses the second; twice (root → one → two)."""
     port, mix = release
-    restarts = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] for p in ready_pods(node)}
+    restarts = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] for p in serving(node)}
     with Load(port, mix, rate=RATE, connections=CONNECTIONS, max_seconds=600) as load:
         time.sleep(2)
         for step, (user, old) in enumerate((("gateway-one", None), ("gateway-two", "gateway-one"))):
@@ -130,7 +128,7 @@ def test_storage_credentials_rotate_under_load_without_a_restart(node, release):
 
             tally, seconds = phase(load, f"storage credentials rotated to {user}", rotate, settle=5.0)
             assert_clean(tally, seconds, f"rotation {step + 1}")
-    after = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] for p in ready_pods(node)}
+    after = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] for p in serving(node)}
     assert after == restarts, "no pod restarted, none replaced"
     assert MINIO_PASSWORD not in "".join(node.kubectl("logs", p, "-n", NAMESPACE).stdout for p in after), \
         "no credential in the logs"
