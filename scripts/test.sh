@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
 # MinIO, schemathesis, rotel, Prometheus, the Kubernetes control plane and node with etcd,
-# containerd, runc, CoreDNS, Traefik, metrics-server, Redis, cargo-fuzz, cargo-modules, cargo-deny,
+# containerd, runc, CoreDNS, Traefik, metrics-server, KEDA, Redis, cargo-fuzz, cargo-modules, cargo-deny,
 # Chromium, Pillow, pyvips, cmake and NASM; once, into a cache outside the clone), then runs
 # every test.
 set -euo pipefail
@@ -23,10 +23,10 @@ bash scripts/prune-cache.sh
 # dpkg's lock (install-node.sh and build-image.sh then find them installed).
 phase "install containerd, runc, the CNI plugins, buildah, podman (Debian)"
 bash scripts/apt-ensure.sh containerd runc containernetworking-plugins iptables conntrack buildah podman mmdebstrap uidmap
-phase "install MinIO, the Kubernetes control plane and node, CoreDNS, Prometheus, Traefik, metrics-server (Go, in the background)"
+phase "install MinIO, the Kubernetes control plane and node, CoreDNS, Prometheus, Traefik, metrics-server, KEDA (Go, in the background)"
 go_out="$(mktemp -d)"
 ( bash scripts/install-minio.sh >"$go_out/minio" && bash scripts/install-kube.sh >"$go_out/kube" \
-  && bash scripts/install-node.sh >"$go_out/node" ) 2>"$go_out/log" &
+  && bash scripts/install-node.sh >"$go_out/node" && bash scripts/install-keda.sh >"$go_out/keda" ) 2>"$go_out/log" &
 go_builds=$!
 phase "install Garage"
 IG_GARAGE_BIN="$(bash scripts/install-garage.sh)"
@@ -62,7 +62,8 @@ cat "$go_out/log" >&2
 IG_MINIO_BIN="$(cat "$go_out/minio")"
 IG_KUBE_BIN_DIR="$(cat "$go_out/kube")"
 IG_NODE_DIR="$(cat "$go_out/node")"
-export IG_MINIO_BIN IG_KUBE_BIN_DIR IG_NODE_DIR
+IG_KEDA_DIR="$(cat "$go_out/keda")"
+export IG_MINIO_BIN IG_KUBE_BIN_DIR IG_NODE_DIR IG_KEDA_DIR
 rm -rf "$go_out"
 echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
@@ -106,8 +107,12 @@ grep -v '^ *\(Compiling\|Downloaded\|Downloading\)' "$image_out/log" >&2 || true
 IG_IMAGE="$(cat "$image_out/image")"
 export IG_IMAGE
 rm -rf "$image_out"
-phase "node tests (pytest, tests/node/: the chart on a real node)"
-bash tests/node/run.sh
+# In the background, beside the cargo tests: the node tests wait on pods and rollouts most of
+# the time (they pass with two busy loops beside them), the cargo tests keep both cores busy.
+phase "node tests (pytest, tests/node/: the chart on a real node; in the background)"
+node_out="$(mktemp -d)"
+bash tests/node/run.sh >"$node_out/log" 2>&1 &
+node_tests=$!
 # One build of the tests, with the libjpeg-turbo feature (what the container image runs; cmake
 # and NASM build it, from Debian, once). That build also has the pure-Rust JPEG decoder (what
 # `cargo run` uses): the processing tests run a second time with it, from the same binaries.
@@ -117,3 +122,12 @@ IG_JPEG_DECODER=rust cargo test --locked --features libjpeg-turbo --lib --bins -
 # Unit tests and the integration test binary (libjpeg-turbo); their summary lines close the run.
 phase "unit and integration tests"
 cargo test --locked --features libjpeg-turbo --lib --bins --tests "$@"
+phase "wait for the node tests"
+node_status=0
+wait "$node_tests" || node_status=$?
+cat "$node_out/log"
+rm -rf "$node_out"
+if [ "$node_status" -ne 0 ]; then
+  echo "the node tests failed (their output is above)" >&2
+  exit 1
+fi
