@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Checks the module graph of the library, as cargo-modules prints it (Graphviz `dot`, modules
-only: every `use` of an item becomes an edge between the two modules).
+"""Checks the module graph of the library (scripts/module_graph.py reads it from src/: every
+module, and an edge to each module whose items it names in a `use` or a `crate::`, `super::`,
+`self::` path):
 
-1. No cycle between modules (through `uses` edges).
+1. No cycle between modules.
 2. Each layer (a top-level module) imports only from the layers listed for it below, so every
    import points down (README "Layout").
 
-cargo-modules' own `--acyclic` cannot do (1): it runs on the unfiltered item graph, where every
-`impl T { fn new() -> T }` is a cycle (T owns `new`, `new` uses T).
+Before the library, the checker checks itself on a small crate made for it, with a cycle through
+a re-export, an upward import and paths in comments and strings that name nothing.
 
-Usage: check-architecture.py GRAPH.dot
+Usage: check-architecture.py [SRC]   (default: src/ of this repository)
 """
-import re
 import sys
+import tempfile
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from module_graph import Crate  # noqa: E402
 CRATE = "image_gateway"
 
 # Layer -> the layers it may import from (besides itself). lib.rs (the crate root) wires them all.
@@ -32,9 +36,6 @@ ALLOWED = {
     "api": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "http", "processing", "rate_limit"},
     "commands": {"config", "storage", "object_name", "clock"},
 }
-
-EDGE = re.compile(r'^\s*"([^"]+)" -> "([^"]+)" \[label="uses"')
-
 
 def layer(module: str) -> str:
     parts = module.split("::")
@@ -64,19 +65,8 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def main(path: str) -> int:
-    edges: dict[str, set[str]] = {}
-    modules = set()
-    for line in open(path, encoding="utf-8"):
-        if '"mod" node' in line or '"crate" node' in line:
-            modules.add(line.split('"')[1])
-        m = EDGE.match(line)
-        if m and m.group(1) != m.group(2):
-            edges.setdefault(m.group(1), set()).add(m.group(2))
-    count = sum(len(v) for v in edges.values())
-    if count == 0:
-        print("architecture: the graph has no `uses` edge; is it cargo-modules output?", file=sys.stderr)
-        return 1
+def problems_of(crate: Crate, allowed: dict[str, set[str]]) -> list[str]:
+    edges = crate.edges()
     problems = []
     if cycle := find_cycle(edges):
         problems.append("import cycle: " + " -> ".join(cycle))
@@ -84,20 +74,56 @@ def main(path: str) -> int:
         src_layer = layer(source)
         if src_layer == "<crate root>":
             continue
-        if src_layer not in ALLOWED:
+        if src_layer not in allowed:
             problems.append(f"module `{source}` is in no layer of the table in {__file__}")
             continue
         for target in sorted(targets):
             dst_layer = layer(target)
-            if dst_layer != src_layer and dst_layer not in ALLOWED[src_layer]:
+            if dst_layer != src_layer and dst_layer not in allowed[src_layer]:
                 problems.append(f"`{source}` imports from `{target}` (layer `{dst_layer}`)")
+    return problems
+
+
+SELF_TEST = {
+    "lib.rs": "pub mod low;\npub mod high;\n",
+    "low.rs": 'mod inner;\npub use inner::Thing;\n/// crate::high::Nothing in a comment\npub const S: &str = "crate::high::X";\n',
+    "low/inner.rs": "pub struct Thing(crate::high::Up);\n#[cfg(test)]\nmod tests { use crate::high::Fine; }\n",
+    "high.rs": "use crate::low::{self, Thing};\npub struct Up;\n",
+}
+
+
+def self_test() -> None:
+    """The checker must see a cycle through a re-export (high -> low::inner -> high) and the
+    upward import, and nothing in comments, strings or test modules."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, text in SELF_TEST.items():
+            (Path(folder) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(folder) / name).write_text(text)
+        crate = Crate(Path(folder))
+        edges = {(s, t) for s, ts in crate.edges().items() for t in ts}
+        expected = {("image_gateway::high", "image_gateway::low"), ("image_gateway::high", "image_gateway::low::inner"),
+                    ("image_gateway::low", "image_gateway::low::inner"), ("image_gateway::low::inner", "image_gateway::high")}
+        assert edges == expected, f"self-test: edges {sorted(edges)}"
+        problems = problems_of(crate, {"low": set(), "high": {"low"}})
+        assert any(p.startswith("import cycle") for p in problems), problems
+        assert any("`image_gateway::low::inner` imports from `image_gateway::high`" in p for p in problems), problems
+
+
+def main(src: Path) -> int:
+    self_test()
+    crate = Crate(src)
+    count = sum(len(v) for v in crate.edges().values())
+    if count == 0:
+        print(f"architecture: no import edge found in {src}", file=sys.stderr)
+        return 1
+    problems = problems_of(crate, ALLOWED)
     for p in problems:
         print(f"architecture: {p}", file=sys.stderr)
     if problems:
         return 1
-    print(f"architecture: {len(modules)} modules, {count} import edges, no cycle, every import points down")
+    print(f"architecture: {len(crate.files)} modules, {count} import edges, no cycle, every import points down")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "src"))
