@@ -198,10 +198,11 @@ def restricted_namespace(cluster, name):
 
 def apply_crds(cluster):
     """The CRDs the chart's options need (prometheus-operator's ServiceMonitor and
-    PrometheusRule, the Gateway API's; scripts/install-chart-tools.sh caches them), applied and
-    Established."""
+    PrometheusRule, the Gateway API's; scripts/install-chart-tools.sh caches them; KEDA's,
+    scripts/install-keda.sh), applied and Established."""
     crds = sorted((TOOLS / "crds").glob("*.yaml"))
     assert crds, "the CRDs are missing: run `bash scripts/install-chart-tools.sh`"
+    crds += sorted((cached("IG_KEDA_DIR", "keda", "install-keda.sh") / "crds").glob("*.yaml"))
     for crd in crds:
         cluster.kubectl("apply", "--server-side", "-f", crd)
     for crd in crds:

@@ -38,6 +38,12 @@ def matches(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def selects(selector, labels):
+    """A label selector (matchLabels and matchExpressions with In) against a pod's labels."""
+    return matches(selector.get("matchLabels", {}), labels) and all(
+        labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []))
+
+
 def failed_render(helm_env, *args):
     done = template(helm_env, *args, check=False)
     assert done.returncode != 0, f"the render should have failed: {args}"
@@ -104,24 +110,24 @@ def test_processing_workers_count_in_the_memory_limit(helm_env):
 def test_retention_pods_are_never_counted_as_gateway_pods(helm_env, values):
     docs = template(helm_env, *values)
     retention_pod = pod_spec(kind(docs, "CronJob"))["metadata"]["labels"]
-    server_pod = pod_spec(kind(docs, "Deployment"))["metadata"]["labels"]
+    server_pod = pod_spec(kind(docs, "Deployment", "image-gateway"))["metadata"]["labels"]
     assert retention_pod["app.kubernetes.io/component"] == "retention"
     assert server_pod["app.kubernetes.io/component"] == "server"
     selectors = {
-        "Deployment": kind(docs, "Deployment")["spec"]["selector"]["matchLabels"],
-        "Service": kind(docs, "Service", "image-gateway")["spec"]["selector"],
-        "metrics Service": kind(docs, "Service", "-metrics")["spec"]["selector"],
-        "PodDisruptionBudget": kind(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
-        "NetworkPolicy": kind(docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+        "Deployment": kind(docs, "Deployment", "image-gateway")["spec"]["selector"],
+        "Service": {"matchLabels": kind(docs, "Service", "image-gateway")["spec"]["selector"]},
+        "metrics Service": {"matchLabels": kind(docs, "Service", "image-gateway-metrics")["spec"]["selector"]},
+        "PodDisruptionBudget": kind(docs, "PodDisruptionBudget", "image-gateway")["spec"]["selector"],
+        "NetworkPolicy": kind(docs, "NetworkPolicy")["spec"]["podSelector"],
     }
     if values:
         # The ServiceMonitor selects a Service (the metrics one), whose selector picks the pods.
         monitor = kind(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
-        assert matches(monitor, kind(docs, "Service", "-metrics")["metadata"]["labels"])
+        assert matches(monitor, kind(docs, "Service", "image-gateway-metrics")["metadata"]["labels"])
         assert kind(docs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["kind"] == "Deployment"
     for owner, selector in selectors.items():
-        assert matches(selector, server_pod), f"{owner} must select the gateway's pods"
-        assert not matches(selector, retention_pod), f"{owner} selects the retention Job's pods: {selector}"
+        assert selects(selector, server_pod), f"{owner} must select the gateway's pods"
+        assert not selects(selector, retention_pod), f"{owner} selects the retention Job's pods: {selector}"
     cronjob = kind(docs, "CronJob")["metadata"]
     assert "app.kubernetes.io/component" not in cronjob.get("annotations", {}), "a label, not an annotation"
     assert cronjob["labels"]["app.kubernetes.io/component"] == "retention"
@@ -159,7 +165,8 @@ def test_the_retention_job_ends_and_outlives_its_alert(helm_env):
     job = kind(docs, "CronJob")["spec"]["jobTemplate"]["spec"]
     assert job["activeDeadlineSeconds"] == 3600
     assert job["template"]["metadata"]["annotations"] == {"team": "images"}
-    assert kind(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["sidecar.istio.io/inject"] == "true"
+    assert kind(docs, "Deployment", "image-gateway")["spec"]["template"]["metadata"]["annotations"][
+        "sidecar.istio.io/inject"] == "true"
     stale_after = 48 * 3600  # metrics.prometheusRule.retentionStaleAfter's default
     assert job["ttlSecondsAfterFinished"] > stale_after
 
@@ -175,7 +182,8 @@ def rules_of(docs):
 
 
 def test_every_alert_is_scoped_to_this_release(helm_env):
-    docs = template(helm_env, "-f", ALL_ON)  # release "ig" in namespace "images"
+    # Release "ig" in namespace "images"; with processingPods, see the processing pods' test.
+    docs = template(helm_env, "-f", ALL_ON, "--set", "processingPods.enabled=false")
     rules = rules_of(docs)
     for name, rule in rules.items():
         expr = rule["expr"]
@@ -187,7 +195,7 @@ def test_every_alert_is_scoped_to_this_release(helm_env):
     assert 'deployment="ig-image-gateway"' in rules["ImageGatewayNoReadyReplicas"]["expr"]
     assert 'namespace="images",cronjob="ig-image-gateway-retention"' in rules["ImageGatewayRetentionFailed"]["expr"]
     # A selector of one's own (e.g. a plain scrape config) replaces namespace and job.
-    custom = rules_of(template(helm_env, "-f", ALL_ON, "--set-string",
+    custom = rules_of(template(helm_env, "-f", ALL_ON, "--set", "processingPods.enabled=false", "--set-string",
                                'metrics.prometheusRule.selector=service="gw"'))
     assert 'http_requests_total{service="gw",status=~"5..",status!="503"}' in custom["ImageGatewayHigh5xxRatio"]["expr"]
 
@@ -357,8 +365,10 @@ def test_service_links_are_off_and_would_not_stop_the_gateway(helm_env, tmp_path
     """With the README's release name, Kubernetes gives each container IMAGE_GATEWAY_PORT=tcp://…
     and more for the release's Services; read as settings, they made every pod exit 64."""
     docs = template(helm_env, "-f", ALL_ON, release="image-gateway")
-    for workload in ("Deployment", "CronJob"):
-        assert pod_spec(kind(docs, workload))["spec"]["enableServiceLinks"] is False, workload
+    workloads = [d for d in docs if d["kind"] in ("Deployment", "CronJob")]
+    assert len(workloads) == 3, "the server's and the processing pods' Deployments, the retention CronJob"
+    for workload in workloads:
+        assert pod_spec(workload)["spec"]["enableServiceLinks"] is False, workload["metadata"]["name"]
     # What a pod would see if service links were on: the gateway still starts (check-config
     # loads the configuration as `serve` does).
     links = {}
@@ -395,7 +405,7 @@ def test_common_labels_never_write_a_key_twice(helm_env):
     done = template(helm_env, "-f", ALL_ON, "--set-json", f"commonLabels={common}", check=False)
     assert done.returncode == 0, done.stderr
     docs = [d for d in yaml.load_all(done.stdout, Loader=_NoDuplicateKeys) if d]
-    deployment = kind(docs, "Deployment")
+    deployment = kind(docs, "Deployment", "image-gateway")
     labels = deployment["metadata"]["labels"]
     assert labels["team"] == "images" and labels["app.kubernetes.io/part-of"] == "shop"
     assert labels["app.kubernetes.io/component"] == "server", "the chart's component wins: selectors use it"
@@ -427,12 +437,12 @@ def test_metrics_have_their_own_cluster_ip_service(helm_env):
     api = kind(docs, "Service", "image-gateway")
     assert api["spec"]["type"] == "LoadBalancer"
     assert [p["name"] for p in api["spec"]["ports"]] == ["http"]
-    metrics = kind(docs, "Service", "-metrics")
+    metrics = kind(docs, "Service", "image-gateway-metrics")
     assert metrics["spec"]["type"] == "ClusterIP"
     assert [p["targetPort"] for p in metrics["spec"]["ports"]] == ["metrics"]
     assert matches(kind(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"], metrics["metadata"]["labels"])
     assert not matches(kind(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"], api["metadata"]["labels"])
-    assert matches(metrics["spec"]["selector"], pod_spec(kind(docs, "Deployment"))["metadata"]["labels"])
+    assert matches(metrics["spec"]["selector"], pod_spec(kind(docs, "Deployment", "image-gateway"))["metadata"]["labels"])
 
 
 def test_values_operators_ask_for_reach_the_pods(helm_env):
@@ -460,7 +470,8 @@ def test_values_operators_ask_for_reach_the_pods(helm_env):
 def test_requests_make_the_hpa_percentages_mean_something(helm_env):
     """64Mi requested against a 768Mi limit and 100m of CPU: a pod at one core read as 1000 %
     of its request, so the HPA jumped to maxReplicas on any load."""
-    resources = kind(template(helm_env, "-f", ALL_ON), "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    resources = pod_spec(kind(template(helm_env, "-f", ALL_ON), "Deployment", "image-gateway"))["spec"]["containers"][0][
+        "resources"]
     assert size(resources["requests"]["memory"]) == size(resources["limits"]["memory"]), "memory requested as it is limited"
     cpu = resources["requests"]["cpu"]
     assert (float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)) >= 0.5, "at least what one processing worker uses"
@@ -640,3 +651,125 @@ def test_a_redis_url_is_required_and_never_holds_the_password(helm_env):
     assert "must not hold credentials" in err, err
     err = failed_render(helm_env, "--set", "rateLimit.backend=redis", "--set", "rateLimit.redis.url=http://redis:6379")
     assert "/rateLimit/redis/url" in err, err
+
+
+# -- Processing in pods of its own -----------------------------------------------------------
+
+SPLIT = ["--set", "processingPods.enabled=true", "--set", "ingress.enabled=true",
+         "--set-json", 'httpRoute={"enabled":true,"parentRefs":[{"name":"public"}],"hostnames":["img.example.org"]}']
+
+
+def routed(paths, path):
+    """The backend a request path reaches: the longest matching prefix (Ingress and HTTPRoute)."""
+    best = max((p for p in paths if path.startswith(p)), key=len)
+    return paths[best]
+
+
+def test_processing_pods_take_uploads_and_operations_and_the_serving_pods_only_download(helm_env):
+    docs = template(helm_env, *SPLIT)
+    server, processing = kind(docs, "Deployment", "image-gateway"), kind(docs, "Deployment", "-processing")
+    assert processing["metadata"]["name"] == "ig-image-gateway-processing"
+
+    def env(deployment):
+        return {e["name"]: e.get("value") for e in pod_spec(deployment)["spec"]["containers"][0]["env"]}
+    assert env(server)["IMAGE_GATEWAY_PROCESSING__ENABLED"] == "false"
+    assert env(processing)["IMAGE_GATEWAY_PROCESSING__ENABLED"] == "true"
+    assert config_of(docs)["processing"]["enabled"] is True, "one ConfigMap; the role is the variable"
+    annotations = [pod_spec(d)["metadata"]["annotations"]["checksum/config"] for d in (server, processing)]
+    assert annotations[0] == annotations[1], "a configuration change rolls both"
+    assert pod_spec(processing)["spec"]["containers"][0]["image"] == pod_spec(server)["spec"]["containers"][0]["image"]
+
+    # Each role's Services, budget and spread select its own pods only.
+    services = {s["metadata"]["name"]: s for s in docs if s["kind"] == "Service"}
+    assert set(services) == {"ig-image-gateway", "ig-image-gateway-metrics",
+                             "ig-image-gateway-processing", "ig-image-gateway-processing-metrics"}
+    assert services["ig-image-gateway-processing"]["spec"]["type"] == "ClusterIP"
+    for deployment, other in ((server, processing), (processing, server)):
+        name = deployment["metadata"]["name"]
+        labels, other_labels = pod_spec(deployment)["metadata"]["labels"], pod_spec(other)["metadata"]["labels"]
+        for selector in (services[name]["spec"]["selector"], services[name + "-metrics"]["spec"]["selector"],
+                         deployment["spec"]["selector"]["matchLabels"],
+                         kind(docs, "PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"]):
+            assert matches(selector, labels) and not matches(selector, other_labels), (name, selector)
+    assert processing["spec"]["replicas"] == 2
+
+    # Uploads and operations reach the processing pods, downloads the serving pods.
+    requests = {"/v1/image/upload": "ig-image-gateway-processing", "/v1/image/resize": "ig-image-gateway-processing",
+                "/v1/image/download/0123456789abcdef0123456789abcdef.png": "ig-image-gateway",
+                "/openapi.json": "ig-image-gateway"}
+    rules = kind(docs, "Ingress")["spec"]["rules"]
+    paths = {p["path"]: p["backend"]["service"]["name"] for p in rules[0]["http"]["paths"]}
+    assert all(p["pathType"] == "Prefix" for p in rules[0]["http"]["paths"])
+    route = {m["path"]["value"]: r["backendRefs"][0]["name"]
+             for r in kind(docs, "HTTPRoute")["spec"]["rules"] for m in r["matches"]}
+    for request, service in requests.items():
+        assert routed(paths, request) == service, ("Ingress", request)
+        assert routed(route, request) == service, ("HTTPRoute", request)
+
+    # Both roles' pods are in the NetworkPolicy, and in the alerts' job and deployment selectors.
+    selector = kind(docs, "NetworkPolicy")["spec"]["podSelector"]
+    (expression,) = selector["matchExpressions"]
+    for deployment in (server, processing):
+        labels = pod_spec(deployment)["metadata"]["labels"]
+        assert matches(selector["matchLabels"], labels) and labels[expression["key"]] in expression["values"]
+    rules = yaml.safe_dump(kind(template(helm_env, *SPLIT, "--set", "metrics.serviceMonitor.enabled=true",
+                                         "--set", "metrics.prometheusRule.enabled=true"), "PrometheusRule")["spec"])
+    (jobs,) = set(re.findall(r'job=~"([^"]+)"', rules))
+    assert all(re.fullmatch(jobs, f"{name}-metrics") for name in ("ig-image-gateway", "ig-image-gateway-processing"))
+    assert not re.fullmatch(jobs, "ig-image-gateway-retention-metrics")
+
+
+def test_without_processing_pods_the_release_is_one_deployment_that_does_everything(helm_env):
+    docs = template(helm_env, "--set", "ingress.enabled=true")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    env = [e["name"] for e in pod_spec(deployment)["spec"]["containers"][0]["env"]]
+    assert "IMAGE_GATEWAY_PROCESSING__ENABLED" not in env
+    assert [p["path"] for p in kind(docs, "Ingress")["spec"]["rules"][0]["http"]["paths"]] == ["/"]
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-processing")]
+
+
+def test_processing_pods_scale_and_size_on_their_own_values(helm_env):
+    docs = template(helm_env, "--set", "processingPods.enabled=true", "--set", "processingPods.autoscaling.enabled=true",
+                    "--set", "processingPods.autoscaling.maxReplicas=6",
+                    "--set", "processingPods.resources.requests.cpu=2", "--set", "processingPods.resources.limits.memory=2Gi")
+    hpa = kind(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "ig-image-gateway-processing" and hpa["spec"]["maxReplicas"] == 6
+    assert "replicas" not in kind(docs, "Deployment", "-processing")["spec"], "the HPA owns the count"
+    assert kind(docs, "Deployment", "image-gateway")["spec"]["replicas"] == 2
+    resources = pod_spec(kind(docs, "Deployment", "-processing"))["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": 2}, "limits": {"memory": "2Gi"}}
+    # Their memory limit is checked with processing on; the serving pods' without it.
+    err = failed_render(helm_env, "--set", "processingPods.enabled=true", "--set", "processingPods.resources.limits.memory=300Mi")
+    assert "resources.limits.memory (300Mi)" in err and "processing.workers (1)" in err, err
+    template(helm_env, "--set", "processingPods.enabled=true", "--set", "processing.maxInputPixels=200000000",
+             "--set", "processingPods.resources.limits.memory=12Gi")
+    err = failed_render(helm_env, "--set", "storage.backend=fs", "--set", "storage.fs.existingClaim=images",
+                        "--set", "processingPods.enabled=true")
+    assert "storage.fs.sharedVolume=true" in err, err
+
+
+def test_queue_depth_autoscaling_is_a_keda_scaled_object_on_cpu_and_the_queue(helm_env):
+    keda = ["--set", "processingPods.enabled=true", "--set", "processingPods.autoscaling.enabled=true",
+            "--set", "processingPods.autoscaling.queueDepth.enabled=true",
+            "--set", "processingPods.autoscaling.queueDepth.prometheusUrl=http://prometheus.monitoring.svc:9090"]
+    docs = template(helm_env, *keda)
+    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"], "KEDA makes the HPA"
+    scaled = kind(docs, "ScaledObject")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {"name": "ig-image-gateway-processing"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 10)
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    cpu, queue = spec["triggers"]
+    assert cpu == {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
+    assert queue["type"] == "prometheus"
+    assert queue["metadata"] == {
+        "serverAddress": "http://prometheus.monitoring.svc:9090", "threshold": "2",
+        "query": 'sum(image_processing_queue_depth{namespace="images",job="ig-image-gateway-processing-metrics"})'}
+    # The same option on the single Deployment; the Prometheus address is required.
+    single = kind(template(helm_env, "--set", "autoscaling.enabled=true", "--set", "autoscaling.queueDepth.enabled=true",
+                           "--set", "autoscaling.queueDepth.prometheusUrl=http://p:9090"), "ScaledObject")
+    assert single["spec"]["scaleTargetRef"] == {"name": "ig-image-gateway"}
+    assert 'job="ig-image-gateway-metrics"' in single["spec"]["triggers"][1]["metadata"]["query"]
+    err = failed_render(helm_env, "--set", "autoscaling.enabled=true", "--set", "autoscaling.queueDepth.enabled=true")
+    assert "autoscaling.queueDepth.prometheusUrl" in err, err

@@ -41,15 +41,59 @@ app.kubernetes.io/name: {{ include "image-gateway.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Selector of the gateway's own pods: the retention Job's pods never match it, so the
-     Service, PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicy see only servers. */}}
+{{/* Selector of one role's pods (`server` unless the context is a role's, see roleContext):
+     the retention Job's pods never match it, so the Service, PodDisruptionBudget,
+     HorizontalPodAutoscaler and NetworkPolicy see only gateway pods of that role. */}}
 {{- define "image-gateway.selectorLabels" -}}
 {{ include "image-gateway.instanceLabels" . }}
-app.kubernetes.io/component: server
+app.kubernetes.io/component: {{ .role | default "server" }}
 {{- end }}
 
 {{- define "image-gateway.serverLabels" -}}
-{{- include "image-gateway.labelsOf" (dict "root" . "component" "server") }}
+{{- include "image-gateway.labelsOf" (dict "root" . "component" (.role | default "server")) }}
+{{- end }}
+
+{{/* A role's context, filled into the dict it is given (`root`: the chart's `.`; `role`:
+     `server` or `processing`): the chart's objects with `Values` as that role's pods see them.
+     With processingPods.enabled, the server role serves downloads with processing off, and the
+     processing role takes processingPods' replicas, resources and autoscaling with processing on;
+     otherwise the server role is the chart's values unchanged. */}}
+{{- define "image-gateway.roleContext" -}}
+{{- $root := .root }}
+{{- $values := deepCopy $root.Values }}
+{{- if eq .role "processing" }}
+{{- $pods := $root.Values.processingPods }}
+{{- $_ := set $values "replicaCount" $pods.replicaCount }}
+{{- with $pods.resources }}{{ $_ := set $values "resources" . }}{{ end }}
+{{- $_ := set $values "autoscaling" $pods.autoscaling }}
+{{- $_ := set $values.processing "enabled" true }}
+{{- /* Reached through the Ingress or HTTPRoute, or inside the cluster. */}}
+{{- $_ := set $values.service "type" "ClusterIP" }}
+{{- $_ := set $values.service "annotations" dict }}
+{{- else if $root.Values.processingPods.enabled }}
+{{- $_ := set $values.processing "enabled" false }}
+{{- end }}
+{{- $_ := set . "Values" $values }}
+{{- $_ := set . "Release" $root.Release }}
+{{- $_ := set . "Chart" $root.Chart }}
+{{- $_ := set . "Template" $root.Template }}
+{{- $_ := set . "Files" $root.Files }}
+{{- $_ := set . "Capabilities" $root.Capabilities }}
+{{- end }}
+
+{{/* The path prefixes routed by role (YAML, prefix: role), empty without processingPods: the
+     API's uploads and operations to the processing pods, its downloads to the serving pods. */}}
+{{- define "image-gateway.roleRoutes" -}}
+{{- if .Values.processingPods.enabled }}
+/v1/image/: processing
+/v1/image/download/: server
+{{- end }}
+{{- end }}
+
+{{/* A role's objects' name: the full name for the server, `<fullname>-processing` for processing. */}}
+{{- define "image-gateway.roleName" -}}
+{{- $name := include "image-gateway.fullname" . }}
+{{- if eq (.role | default "server") "server" }}{{ $name }}{{ else }}{{ printf "%s-%s" ($name | trunc 52 | trimSuffix "-") .role }}{{ end }}
 {{- end }}
 
 {{- define "image-gateway.retentionLabels" -}}
