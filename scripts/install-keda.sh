@@ -11,21 +11,26 @@ source "$(dirname "$0")/go-env.sh"
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 KEDA_VERSION=v2.21.0
 OUT="$CACHE/keda"
-if [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "keda $KEDA_VERSION" ]; then
+if [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "keda $KEDA_VERSION" ] && [ -f "$OUT/crds/VERSION" ]; then
   echo "$OUT"
   exit 0
 fi
 go_env install-keda
-echo "building KEDA $KEDA_VERSION (operator and metrics adapter) into $OUT (once; ~5 minutes on 2 cores)" >&2
 src="$(go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
-# Its go.mod replaces a module, which `go install module@version` refuses: built from a writable
-# copy of the module's source.
-rm -rf "$OUT.tmp" "$OUT.src" && mkdir -p "$OUT.tmp/crds" && cp -r "$src" "$OUT.src" && chmod -R u+w "$OUT.src"
-ldflags="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
-(cd "$OUT.src" && go build -ldflags "$ldflags" -o "$OUT.tmp/keda-operator" ./cmd/operator \
-  && go build -ldflags "$ldflags" -o "$OUT.tmp/keda-adapter" ./cmd/adapter) >&2
-cp "$OUT.src"/config/crd/bases/keda.sh_*.yaml "$OUT.tmp/crds/"
-rm -rf "$OUT.src"
-echo "keda $KEDA_VERSION" > "$OUT.tmp/VERSION"
-rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
+if [ "$(cat "$OUT/VERSION" 2>/dev/null)" != "keda $KEDA_VERSION" ]; then
+  echo "building KEDA $KEDA_VERSION (operator and metrics adapter) into $OUT (once; ~5 minutes on 2 cores)" >&2
+  # Its go.mod replaces a module, which `go install module@version` refuses: built from a
+  # writable copy of the module's source.
+  rm -rf "$OUT.tmp" "$OUT.src" && mkdir -p "$OUT.tmp" && cp -r "$src" "$OUT.src" && chmod -R u+w "$OUT.src"
+  ldflags="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
+  (cd "$OUT.src" && go build -ldflags "$ldflags" -o "$OUT.tmp/keda-operator" ./cmd/operator \
+    && go build -ldflags "$ldflags" -o "$OUT.tmp/keda-adapter" ./cmd/adapter) >&2
+  rm -rf "$OUT.src"
+  echo "keda $KEDA_VERSION" > "$OUT.tmp/VERSION"
+  rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
+fi
+# Every CRD the operator watches (its controllers do not start without them), eventing's too.
+rm -rf "$OUT/crds" && mkdir -p "$OUT/crds"
+cp "$src"/config/crd/bases/*.yaml "$OUT/crds/"
+echo "keda $KEDA_VERSION" > "$OUT/crds/VERSION"
 echo "$OUT"
