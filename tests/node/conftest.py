@@ -12,15 +12,18 @@ node 198.19.255.1 (on the namespace's loopback). The tests reach the cluster thr
 server, and NodePorts, which kube-proxy answers on loopback.
 """
 
+import base64
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -31,6 +34,7 @@ from cluster import (CACHE, CHART, HELMS, KUBE, REPO, Cluster, apply_crds, cache
                      restricted_namespace, run, wait_until)
 
 NODE = cached("IG_NODE_DIR", "node", "install-node.sh")
+KEDA = cached("IG_KEDA_DIR", "keda", "install-keda.sh")
 NODE_IP = "198.19.255.1"
 POD_RANGE = "198.18.0.0/24"
 NODE_NAME = "ig-node"
@@ -316,6 +320,135 @@ class Traefik:
         self.log.close()
 
 
+def label_name(key):
+    """A Kubernetes label key as Prometheus' discovery names it (`app.kubernetes.io/x` →
+    `app_kubernetes_io_x`)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+def scrape_config(monitor, api_server, token):
+    """The scrape configuration prometheus-operator generates for a ServiceMonitor (one endpoint)."""
+    namespace, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    keep = [{"action": "keep", "source_labels": [f"__meta_kubernetes_service_label_{label_name(k)}"], "regex": v}
+            for k, v in monitor["spec"]["selector"]["matchLabels"].items()]
+    keep.append({"action": "keep", "source_labels": ["__meta_kubernetes_endpoint_port_name"],
+                 "regex": endpoint["port"]})
+    target_labels = [{"source_labels": [f"__meta_kubernetes_{meta}"], "target_label": label}
+                     for meta, label in (("namespace", "namespace"), ("service_name", "service"),
+                                         ("pod_name", "pod"), ("pod_container_name", "container"),
+                                         ("service_name", "job"))]
+    target_labels.append({"target_label": "endpoint", "replacement": endpoint["port"]})
+    return {
+        "job_name": f"serviceMonitor/{namespace}/{name}/0",
+        "scrape_interval": endpoint["interval"],
+        "metrics_path": endpoint["path"],
+        "kubernetes_sd_configs": [{
+            "role": "endpoints", "api_server": api_server, "namespaces": {"names": [namespace]},
+            "tls_config": {"insecure_skip_verify": True}, "authorization": {"credentials": token}}],
+        "relabel_configs": keep + target_labels,
+    }
+
+
+class Prometheus:
+    """A Prometheus process in the node's network namespace (it reaches the pods' addresses):
+    the one scripts/install-node.sh builds with Kubernetes discovery."""
+
+    def __init__(self, base, config, rules=None, port=None):
+        base.mkdir(parents=True, exist_ok=True)
+        if rules:
+            (base / "rules.yaml").write_text(yaml.safe_dump(rules))
+            config = dict(config, rule_files=[str(base / "rules.yaml")])
+        (base / "prometheus.yaml").write_text(yaml.safe_dump(config))
+        self.url = f"http://127.0.0.1:{port or free_port()}"
+        self.log = open(base / "prometheus.log", "w")
+        self.proc = subprocess.Popen(
+            [NODE / "prometheus", f"--config.file={base / 'prometheus.yaml'}", f"--storage.tsdb.path={base / 'data'}",
+             f"--web.listen-address={self.url.removeprefix('http://')}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until("Prometheus ready", lambda: http("GET", f"{self.url}/-/ready")[0] == 200, timeout=60)
+
+    def api(self, path, **params):
+        status, _, body = http("GET", f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}")
+        assert status == 200, body
+        return json.loads(body)["data"]
+
+    def query(self, expr):
+        return self.api("query", query=expr)["result"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+class Keda:
+    """KEDA (scripts/install-keda.sh) as two processes in the node's network namespace, as its
+    own manifests deploy it: the operator (ScaledObjects: it makes their HPAs and queries their
+    scalers, Prometheus here) and the metrics adapter, registered as the `external.metrics.k8s.io`
+    API (the aggregation layer), which asks the operator over mutual TLS (gRPC) for the values
+    the HPA reads. One CA and one certificate for both, made here as KEDA's cert rotation would."""
+
+    def __init__(self, node, base):
+        self.node, self.dir = node, base
+        certs = base / "certs"
+        certs.mkdir()
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=keda-ca",
+            "-keyout", certs / "ca.key", "-out", certs / "ca.crt")
+        (certs / "san.cnf").write_text(
+            "extendedKeyUsage=serverAuth,clientAuth\n"
+            f"subjectAltName=IP:127.0.0.1,IP:{NODE_IP},DNS:keda-operator.keda.svc,DNS:keda-metrics-apiserver.keda.svc\n")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=keda", "-keyout", certs / "tls.key",
+            "-out", certs / "tls.csr")
+        run("openssl", "x509", "-req", "-days", "2", "-in", certs / "tls.csr", "-CA", certs / "ca.crt",
+            "-CAkey", certs / "ca.key", "-CAcreateserial", "-extfile", certs / "san.cnf", "-out", certs / "tls.crt")
+        node.kubectl("create", "namespace", "keda")
+        kubeconfig = node.cluster.kubeconfig
+        env = dict(os.environ, WATCH_NAMESPACE="", POD_NAMESPACE="keda", KEDA_CLUSTER_OBJECT_NAMESPACE="keda")
+        grpc = f"127.0.0.1:{free_port()}"
+        self.procs = []
+        self._start("keda-operator", f"--kubeconfig={kubeconfig}", "--leader-elect=false", f"--cert-dir={certs}",
+                    f"--metrics-service-bind-address={grpc}", f"--metrics-bind-address=127.0.0.1:{free_port()}",
+                    f"--health-probe-bind-address=127.0.0.1:{free_port()}", "--zap-log-level=info", env=env)
+        port = free_port()
+        self._start("keda-adapter", f"--kubeconfig={kubeconfig}", f"--lister-kubeconfig={kubeconfig}",
+                    f"--authentication-kubeconfig={kubeconfig}",
+                    f"--authorization-kubeconfig={kubeconfig}", f"--bind-address={NODE_IP}", f"--secure-port={port}",
+                    f"--cert-dir={certs}", f"--tls-cert-file={certs / 'tls.crt'}",
+                    f"--tls-private-key-file={certs / 'tls.key'}", f"--metrics-service-address={grpc}",
+                    f"--port={free_port()}", "--zap-log-level=info", env=env)
+        node._service_to_node("keda", "keda-metrics-apiserver", 443, port)
+        node.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+            "spec": {"service": {"name": "keda-metrics-apiserver", "namespace": "keda", "port": 443},
+                     "group": "external.metrics.k8s.io", "version": "v1beta1",
+                     "caBundle": base64.b64encode((certs / "ca.crt").read_bytes()).decode(),
+                     "groupPriorityMinimum": 100, "versionPriority": 100}}))
+        try:
+            wait_until("the external metrics API served by KEDA's adapter", lambda: node.kubectl(
+                "get", "--raw", "/apis/external.metrics.k8s.io/v1beta1", check=False).returncode == 0, timeout=120)
+        except AssertionError:
+            print(self.logs(), file=sys.stderr)
+            self.stop()
+            raise
+
+    def _start(self, name, *args, env):
+        log = open(self.dir / f"{name}.log", "w")
+        self.procs.append((log, subprocess.Popen([str(KEDA / name), *map(str, args)], stdout=log,
+                                                 stderr=subprocess.STDOUT, env=env)))
+
+    def logs(self):
+        return "\n".join(f"== {name}\n{(self.dir / f'{name}.log').read_text()[-4000:]}"
+                         for name in ("keda-operator", "keda-adapter"))
+
+    def stop(self):
+        for log, proc in self.procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+
+
 @pytest.fixture(scope="session")
 def node():
     base = tempfile.mkdtemp(prefix="ig-node-")
@@ -352,6 +485,15 @@ def traefik(node, tmp_path_factory):
     ]}))
     yield t
     t.stop()
+
+
+@pytest.fixture(scope="session")
+def keda(node, tmp_path_factory):
+    """KEDA's operator and metrics adapter, with its CRDs (and the chart's others)."""
+    apply_crds(node.cluster)
+    k = Keda(node, tmp_path_factory.mktemp("keda"))
+    yield k
+    k.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,14 @@
-"""The chart's HorizontalPodAutoscaler on the node: metrics-server serves the kubelet's resource
-metrics through the aggregation layer, the controller-manager's HPA scales the gateway out under
-processing load and back in after it, and downloads lose nothing meanwhile."""
+"""The chart's autoscaling on the node: metrics-server serves the kubelet's resource metrics
+through the aggregation layer, the controller-manager's HPA scales the gateway out under
+processing load and back in after it, and downloads lose nothing meanwhile; with the
+queue-depth option, KEDA scales the processing pods on their queue, read from Prometheus."""
 
 import collections
 import json
 import threading
 import time
 
-from conftest import helm, http, wait_until
+from conftest import Prometheus, free_port, helm, http, scrape_config, wait_until
 from load import Load
 from test_install import API_KEY, RELEASE, install, node_port, pods, ready_pods
 from test_memory import gradient_png
@@ -97,3 +98,99 @@ def test_the_hpa_scales_out_under_processing_load_and_back_in_losing_no_download
     assert not tally.failures and tally.resets == 0, f"{tally.summary()}: {tally.failures[:10]}"
     assert hpa["status"]["currentReplicas"] == 1
     helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
+
+
+QUEUE_NAMESPACE = "queue-scaling"
+QUEUE_HOST = "queue.images.test"
+PROCESSING = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=processing"
+
+
+def test_keda_scales_the_processing_pods_on_their_queue_and_back_in(node, helm_env, keda, traefik, tmp_path):
+    """The chart's queue-depth option: a KEDA ScaledObject whose Prometheus trigger reads
+    `image_processing_queue_depth` of the processing pods. Their CPU target is out of reach
+    (1000 % of the request: one worker uses at most one core, 200 %), so only the queue scales."""
+    prometheus_port = free_port()
+    # upload.maxConcurrent: a processing request holds an intake slot too; 8 of them (of 8 MiB, so
+    # the memory the render checks still fits the default limit) take the 6 clients below.
+    install(node, helm_env, "helm4", QUEUE_NAMESPACE, "--set", "replicaCount=1", "--set", "shutdown.grace=15s",
+            "--set", "upload.maxConcurrent=8", "--set", "upload.maxBytes=8Mi",
+            "--set", "processingPods.enabled=true", "--set", "processingPods.autoscaling.enabled=true",
+            "--set", "processingPods.autoscaling.minReplicas=1", "--set", "processingPods.autoscaling.maxReplicas=2",
+            "--set", "processingPods.autoscaling.targetCPUUtilizationPercentage=1000",
+            "--set-json", f"processingPods.autoscaling.behavior={json.dumps(BEHAVIOR)}",
+            "--set", "processingPods.autoscaling.queueDepth.enabled=true",
+            "--set", f"processingPods.autoscaling.queueDepth.prometheusUrl=http://127.0.0.1:{prometheus_port}",
+            "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.interval=2s",
+            "--set", "ingress.enabled=true", "--set", "ingress.className=traefik",
+            "--set", f"ingress.hosts[0].host={QUEUE_HOST}", "--set", "ingress.hosts[0].paths[0].path=/")
+    monitor = json.loads(node.kubectl("get", "servicemonitor", RELEASE, "-n", QUEUE_NAMESPACE, "-o", "json").stdout)
+    prometheus = Prometheus(tmp_path / "prometheus", {
+        "global": {"scrape_interval": "2s"},
+        "scrape_configs": [scrape_config(monitor, node.cluster.url, node.cluster.ADMIN_TOKEN)]}, port=prometheus_port)
+    hpa_name = f"{RELEASE}-processing"
+    try:
+        traefik.wait_routes(QUEUE_HOST)
+
+        def scaled_object_ready():
+            got = json.loads(node.kubectl("get", "scaledobject", hpa_name, "-n", QUEUE_NAMESPACE, "-o", "json").stdout)
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in got.get("status", {}).get("conditions", []))
+        wait_until("KEDA's ScaledObject Ready and its HPA made", lambda: scaled_object_ready() and node.kubectl(
+            "get", "hpa", hpa_name, "-n", QUEUE_NAMESPACE, check=False).returncode == 0, timeout=180)
+        (first,) = ready_pods(node, QUEUE_NAMESPACE, PROCESSING)
+        key = {"X-API-Key": API_KEY, "Host": QUEUE_HOST}
+        status, _, body = http("POST", f"{traefik.url}/v1/image/upload", gradient_png(2000, 1500),
+                               {**key, "Content-Type": "image/png"})
+        assert status == 201, body
+        source = json.loads(body)["object_name"]
+
+        # 6 resize clients against one worker: 1 job running and 5 waiting, 3 × the target of 2.
+        stop, answers, counting = threading.Event(), collections.Counter(), threading.Lock()
+
+        def resize():
+            while not stop.is_set():
+                status, _, _ = http("POST", f"{traefik.url}/v1/image/resize?width=1600&source={source}", None,
+                                    {**key, "Accept": "image/png"}, timeout=180)
+                with counting:
+                    answers[status] += 1
+                if status != 200:
+                    time.sleep(0.2)
+        workers = [threading.Thread(target=resize) for _ in range(6)]
+        mix = [("GET", f"/v1/image/download/{source}", None, key, 200)]
+        with Load(traefik.port, mix, rate=20, connections=2, max_seconds=900) as load:
+            started = time.monotonic()
+            for w in workers:
+                w.start()
+            try:
+                wait_until("KEDA scales the processing pods out to 2", lambda: len(
+                    ready_pods(node, QUEUE_NAMESPACE, PROCESSING)) == 2, timeout=300, every=1)
+                scaled_out = time.monotonic() - started
+                hpa = json.loads(node.kubectl("get", "hpa", hpa_name, "-n", QUEUE_NAMESPACE, "-o", "json").stdout)
+                (new,) = [p for p in ready_pods(node, QUEUE_NAMESPACE, PROCESSING)
+                          if p["metadata"]["uid"] != first["metadata"]["uid"]]
+                wait_until("the new processing pod takes jobs", lambda: answered(new) >= 1, timeout=120)
+            finally:
+                stop.set()
+                for w in workers:
+                    w.join()
+            stopped = time.monotonic()
+            wait_until("KEDA scales the processing pods back in to 1", lambda: len(
+                pods(node, QUEUE_NAMESPACE, PROCESSING)) == 1, timeout=300, every=1)
+            scaled_in = time.monotonic() - stopped
+        metrics = {m["type"]: m for m in hpa["status"].get("currentMetrics", [])}
+        queue = metrics["External"]["external"]
+        average = queue["current"]["averageValue"]  # a quantity: "3", "2500m"
+        per_pod = float(average[:-1]) / 1000 if average.endswith("m") else float(average)
+        cpu = metrics.get("Resource", {}).get("resource", {}).get("current", {}).get("averageUtilization")
+        print(f"KEDA: processing pods 1 → 2 {scaled_out:.0f} s after the queue built up, 2 → 1 {scaled_in:.0f} s after "
+              f"it drained; the HPA read {queue['metric']['name']} = {per_pod:g} jobs per pod (target 2) at CPU "
+              f"{cpu} % (target 1000 %); resizes {dict(answers)}; downloads meanwhile: {load.tally.summary()}")
+        assert per_pod >= 2, "the queue, read through KEDA, is what scaled the pods out"
+        assert cpu is None or cpu < 1000, "the CPU target was not reached"
+        assert set(answers) == {200}, answers
+        assert not load.tally.failures and load.tally.resets == 0, load.tally.summary()
+    except AssertionError:
+        print(keda.logs())
+        raise
+    finally:
+        prometheus.stop()
+    helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", QUEUE_NAMESPACE, "--wait", "--timeout", "2m")

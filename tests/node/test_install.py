@@ -23,9 +23,9 @@ def image_values():
             "--set", "image.pullPolicy=Never"]
 
 
-def install(node, helm_env, which, namespace, *args):
+def install(node, helm_env, which, namespace, *args, chart=CHART):
     """The chart as the README installs it, against the node's MinIO; the seconds until every pod
-    was Ready (`helm install --wait`)."""
+    was Ready (`helm install --wait`). `chart`: another version's folder."""
     restricted_namespace(node, namespace)
     node.kubectl("create", "secret", "generic", "minio-credentials", "-n", namespace,
                  f"--from-literal=root-user={MINIO_USER}", f"--from-literal=root-password={MINIO_PASSWORD}")
@@ -33,7 +33,7 @@ def install(node, helm_env, which, namespace, *args):
                  f"--from-literal=app=write:{API_KEY}")
     started = time.monotonic()
     try:
-        helm(node, helm_env, which, "install", RELEASE, CHART, "-n", namespace, *image_values(),
+        helm(node, helm_env, which, "install", RELEASE, chart, "-n", namespace, *image_values(),
              "--set", "storage.s3.endpoint=http://minio.minio.svc:9000", *args, "--wait", "--timeout", "5m")
     except AssertionError:
         pods = node.kubectl("get", "pods", "-n", namespace, "-o", "wide", check=False).stdout

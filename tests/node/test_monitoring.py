@@ -2,89 +2,24 @@
 chart's ServiceMonitor asks prometheus-operator to (Kubernetes service discovery of the metrics
 Service's endpoints), scrapes them, and loads and evaluates the chart's PrometheusRule.
 
-prometheus-operator itself is not run: `scrape_config` writes the scrape configuration it
+prometheus-operator itself is not run: `scrape_config` (conftest.py) writes the scrape configuration it
 generates for a ServiceMonitor (the same discovery role, keep rules, and target labels: `job`
 is the Service's name, then `namespace`, `service`, `pod`, `container`, `endpoint`), so a
 selector or port name in the chart that matches nothing finds no target here either.
 """
 
 import json
-import re
-import subprocess
 import time
-import urllib.parse
 
 import pytest
-import yaml
 
-from cluster import apply_crds, free_port
-from conftest import NODE, REPO, helm, http, wait_until
+from cluster import apply_crds
+from conftest import REPO, Prometheus, helm, http, scrape_config, wait_until
 from test_install import API_KEY, RELEASE, install, node_port, pods
 
 NAMESPACE = "observed"
 SERVER = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=server"
 JOB = f"{RELEASE}-metrics"  # the metrics Service's name: the job label of its targets
-
-
-def label_name(key):
-    """A Kubernetes label key as Prometheus' discovery names it (`app.kubernetes.io/x` →
-    `app_kubernetes_io_x`)."""
-    return re.sub(r"[^a-zA-Z0-9_]", "_", key)
-
-
-def scrape_config(monitor, api_server, token):
-    """The scrape configuration prometheus-operator generates for a ServiceMonitor (one endpoint)."""
-    namespace, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
-    (endpoint,) = monitor["spec"]["endpoints"]
-    keep = [{"action": "keep", "source_labels": [f"__meta_kubernetes_service_label_{label_name(k)}"], "regex": v}
-            for k, v in monitor["spec"]["selector"]["matchLabels"].items()]
-    keep.append({"action": "keep", "source_labels": ["__meta_kubernetes_endpoint_port_name"],
-                 "regex": endpoint["port"]})
-    target_labels = [{"source_labels": [f"__meta_kubernetes_{meta}"], "target_label": label}
-                     for meta, label in (("namespace", "namespace"), ("service_name", "service"),
-                                         ("pod_name", "pod"), ("pod_container_name", "container"),
-                                         ("service_name", "job"))]
-    target_labels.append({"target_label": "endpoint", "replacement": endpoint["port"]})
-    return {
-        "job_name": f"serviceMonitor/{namespace}/{name}/0",
-        "scrape_interval": endpoint["interval"],
-        "metrics_path": endpoint["path"],
-        "kubernetes_sd_configs": [{
-            "role": "endpoints", "api_server": api_server, "namespaces": {"names": [namespace]},
-            "tls_config": {"insecure_skip_verify": True}, "authorization": {"credentials": token}}],
-        "relabel_configs": keep + target_labels,
-    }
-
-
-class Prometheus:
-    """A Prometheus process in the node's network namespace (it reaches the pods' addresses):
-    the one scripts/install-node.sh builds with Kubernetes discovery."""
-
-    def __init__(self, base, config, rules):
-        base.mkdir(parents=True, exist_ok=True)
-        (base / "rules.yaml").write_text(yaml.safe_dump(rules))
-        config = dict(config, rule_files=[str(base / "rules.yaml")])
-        (base / "prometheus.yaml").write_text(yaml.safe_dump(config))
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = open(base / "prometheus.log", "w")
-        self.proc = subprocess.Popen(
-            [NODE / "prometheus", f"--config.file={base / 'prometheus.yaml'}", f"--storage.tsdb.path={base / 'data'}",
-             f"--web.listen-address={self.url.removeprefix('http://')}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until("Prometheus ready", lambda: http("GET", f"{self.url}/-/ready")[0] == 200, timeout=60)
-
-    def api(self, path, **params):
-        status, _, body = http("GET", f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}")
-        assert status == 200, body
-        return json.loads(body)["data"]
-
-    def query(self, expr):
-        return self.api("query", query=expr)["result"]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
