@@ -11,6 +11,9 @@ source "$(dirname "$0")/go-env.sh"
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 TOOLS="$CACHE/chart-tools"
 mkdir -p "$TOOLS"
+# One install at a time (the node tests' background job and the chart checks both ask).
+exec 9>"$CACHE/.chart-tools.lock"
+flock 9
 HELM3=helm.sh/helm/v3@v3.22.0
 HELM4=helm.sh/helm/v4@v4.3.2
 PROMETHEUS_OPERATOR=github.com/prometheus-operator/prometheus-operator@v0.85.0
