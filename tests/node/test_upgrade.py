@@ -37,23 +37,26 @@ def test_helm_upgrade_from_chart_0_2_0_loses_no_request(node, helm_env, tmp_path
     old_chart = chart_at("0.2.0", tmp_path)
     install(node, helm_env, "helm4", NAMESPACE, "--set", "service.type=NodePort", "--set", "shutdown.grace=15s",
             chart=old_chart)
-    port = node_port(node, NAMESPACE, RELEASE)
-    key = {"X-API-Key": API_KEY}
-    png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
-    status, _, body = http("POST", f"http://127.0.0.1:{port}/v1/image/upload", png, {**key, "Content-Type": "image/png"})
-    assert status == 201, body
-    name = json.loads(body)["object_name"]
-    old_pods = {p["metadata"]["name"] for p in ready_pods(node, NAMESPACE, SERVER)}
-    assert len(old_pods) == 2
-    mix = [("GET", f"/v1/image/download/{name}", None, key, 200)]
-    with Load(port, mix, rate=RATE, connections=CONNECTIONS, max_seconds=600) as load:
-        time.sleep(2)
-        tally, seconds = phase(load, "helm upgrade from chart 0.2.0", lambda: helm(
-            node, helm_env, "helm4", "upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reset-values",
-            *image_values(), "--set", "storage.s3.endpoint=http://minio.minio.svc:9000", *RELEASE_VALUES,
-            "--wait", "--timeout", "5m"))
-    assert_clean(tally, seconds, "upgrade from 0.2.0")
-    new_pods = {p["metadata"]["name"] for p in ready_pods(node, NAMESPACE, SERVER)}
-    assert len(new_pods) == 2 and not new_pods & old_pods, "every pod was replaced"
-    assert json.loads(node.kubectl("get", "service", f"{RELEASE}-metrics", "-n", NAMESPACE, "-o", "json").stdout)
-    helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
+    try:
+        port = node_port(node, NAMESPACE, RELEASE)
+        key = {"X-API-Key": API_KEY}
+        png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
+        status, _, body = http("POST", f"http://127.0.0.1:{port}/v1/image/upload", png, {**key, "Content-Type": "image/png"})
+        assert status == 201, body
+        name = json.loads(body)["object_name"]
+        old_pods = {p["metadata"]["name"] for p in ready_pods(node, NAMESPACE, SERVER)}
+        assert len(old_pods) == 2
+        mix = [("GET", f"/v1/image/download/{name}", None, key, 200)]
+        with Load(port, mix, rate=RATE, connections=CONNECTIONS, max_seconds=600) as load:
+            time.sleep(2)
+            tally, seconds = phase(load, "helm upgrade from chart 0.2.0", lambda: helm(
+                node, helm_env, "helm4", "upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reset-values",
+                *image_values(), "--set", "storage.s3.endpoint=http://minio.minio.svc:9000", *RELEASE_VALUES,
+                "--wait", "--timeout", "5m"))
+        assert_clean(tally, seconds, "upgrade from 0.2.0")
+        new_pods = {p["metadata"]["name"] for p in ready_pods(node, NAMESPACE, SERVER)}
+        assert len(new_pods) == 2 and not new_pods & old_pods, "every pod was replaced"
+        assert json.loads(node.kubectl("get", "service", f"{RELEASE}-metrics", "-n", NAMESPACE, "-o", "json").stdout)
+    finally:
+        # Always: its pods' CPU requests would leave later tests' pods unschedulable.
+        helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
