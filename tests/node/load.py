@@ -7,10 +7,13 @@ the server asked to close (`Connection: close`) is reopened for the next request
 does; that is not a failure.
 """
 
+import collections
 import http.client
 import threading
 import time
 from dataclasses import dataclass, field
+
+import conftest
 
 
 @dataclass
@@ -114,3 +117,35 @@ class Load:
                 connection = None
         if connection is not None:
             connection.close()
+
+
+class Resizes:
+    """Processing load: `clients` threads each sending `POST {base}/v1/image/resize?…` one after
+    another until the block ends; `answers` counts the statuses. A refusal (503, which must carry
+    Retry-After) makes its client wait 0.2 s, as a client honouring backpressure would."""
+
+    def __init__(self, base, source, headers, clients, width=1600, timeout=180):
+        self.answers = collections.Counter()
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._url = f"{base}/v1/image/resize?width={width}&source={source}"
+        self._headers, self._timeout = {**headers, "Accept": "image/png"}, timeout
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def _run(self):
+        while not self._stop.is_set():
+            status, headers, _ = conftest.http("POST", self._url, None, self._headers, timeout=self._timeout)
+            with self._lock:
+                self.answers[status] += 1
+            if status != 200:
+                assert status != 503 or headers["Retry-After"], "a 503 without Retry-After"
+                time.sleep(0.2)

@@ -3,13 +3,11 @@ through the aggregation layer, the controller-manager's HPA scales the gateway o
 processing load and back in after it, and downloads lose nothing meanwhile; with the
 queue-depth option, KEDA scales the processing pods on their queue, read from Prometheus."""
 
-import collections
 import json
-import threading
 import time
 
 from conftest import Prometheus, free_port, helm, http, scrape_config, wait_until
-from load import Load
+from load import Load, Resizes
 from test_install import API_KEY, RELEASE, install, node_port, pods, ready_pods
 from test_memory import gradient_png
 
@@ -57,34 +55,17 @@ def test_the_hpa_scales_out_under_processing_load_and_back_in_losing_no_download
 
     # Processing load: resizes answered as bytes (nothing stored), 3 at a time against one worker
     # per pod. A full queue answers 503 with Retry-After (the bounded refusal): counted, allowed.
-    stop, answers, counting = threading.Event(), collections.Counter(), threading.Lock()
-
-    def resize():
-        while not stop.is_set():
-            status, headers, _ = http("POST", f"http://127.0.0.1:{port}/v1/image/resize?width=1600&source={source}",
-                                      None, {**key, "Accept": "image/png"}, timeout=120)
-            with counting:
-                answers[status] += 1
-            if status == 503:
-                assert headers["Retry-After"]
-                time.sleep(0.2)
-    workers = [threading.Thread(target=resize) for _ in range(3)]
     mix = [("GET", f"/v1/image/download/{source}", None, key, 200)]
     with Load(port, mix, rate=40, connections=4, max_seconds=900) as load:
         started = time.monotonic()
-        for w in workers:
-            w.start()
-        try:
+        with Resizes(f"http://127.0.0.1:{port}", source, key, clients=3, timeout=120) as resizes:
             wait_until("the HPA scales out to 2 ready pods", lambda: len(running(node)) == 2, timeout=300, every=1)
             scaled_out = time.monotonic() - started
             (new,) = [p for p in running(node) if p["metadata"]["uid"] != first["metadata"]["uid"]]
             # Kube-proxy balances connections, not requests: the download load's keep-alive
             # connections stay where they are, the processing requests' new ones spread.
             wait_until("the new pod serves requests", lambda: answered(new) >= 10, timeout=60)
-        finally:
-            stop.set()
-            for w in workers:
-                w.join()
+        answers = resizes.answers
         stopped = time.monotonic()
         wait_until("the HPA scales back in to 1 pod", lambda: len(pods(node, NAMESPACE, SERVER)) == 1,
                    timeout=300, every=1)
@@ -144,23 +125,10 @@ def test_keda_scales_the_processing_pods_on_their_queue_and_back_in(node, helm_e
         source = json.loads(body)["object_name"]
 
         # 6 resize clients against one worker: 1 job running and 5 waiting, 3 × the target of 2.
-        stop, answers, counting = threading.Event(), collections.Counter(), threading.Lock()
-
-        def resize():
-            while not stop.is_set():
-                status, _, _ = http("POST", f"{traefik.url}/v1/image/resize?width=1600&source={source}", None,
-                                    {**key, "Accept": "image/png"}, timeout=180)
-                with counting:
-                    answers[status] += 1
-                if status != 200:
-                    time.sleep(0.2)
-        workers = [threading.Thread(target=resize) for _ in range(6)]
         mix = [("GET", f"/v1/image/download/{source}", None, key, 200)]
         with Load(traefik.port, mix, rate=20, connections=2, max_seconds=900) as load:
             started = time.monotonic()
-            for w in workers:
-                w.start()
-            try:
+            with Resizes(traefik.url, source, key, clients=6) as resizes:
                 wait_until("KEDA scales the processing pods out to 2", lambda: len(
                     ready_pods(node, QUEUE_NAMESPACE, PROCESSING)) == 2, timeout=300, every=1)
                 scaled_out = time.monotonic() - started
@@ -168,10 +136,7 @@ def test_keda_scales_the_processing_pods_on_their_queue_and_back_in(node, helm_e
                 (new,) = [p for p in ready_pods(node, QUEUE_NAMESPACE, PROCESSING)
                           if p["metadata"]["uid"] != first["metadata"]["uid"]]
                 wait_until("the new processing pod takes jobs", lambda: answered(new) >= 1, timeout=120)
-            finally:
-                stop.set()
-                for w in workers:
-                    w.join()
+            answers = resizes.answers
             stopped = time.monotonic()
             wait_until("KEDA scales the processing pods back in to 1", lambda: len(
                 pods(node, QUEUE_NAMESPACE, PROCESSING)) == 1, timeout=300, every=1)

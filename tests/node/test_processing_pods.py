@@ -5,13 +5,12 @@ its own pods."""
 
 import collections
 import json
-import threading
 import time
 
 import pytest
 
 from conftest import helm, http
-from load import Load
+from load import Load, Resizes
 from test_install import API_KEY, RELEASE, install, ready_pods
 from test_memory import gradient_png
 
@@ -96,27 +95,10 @@ def test_downloads_keep_their_latency_while_processing_saturates_its_pods(node, 
     idle = measure(15)
     # Saturation: 4 resize clients against one worker, so the processing pod's worker is always
     # busy and its queue never empty.
-    stop, answers, counting = threading.Event(), collections.Counter(), threading.Lock()
-
-    def resize():
-        while not stop.is_set():
-            status, headers, _ = http("POST", f"http://127.0.0.1:{split}/v1/image/resize?width=1600&source={source}",
-                                      None, {**KEY, "Accept": "image/png"}, timeout=120)
-            with counting:
-                answers[status] += 1
-            if status == 503:
-                assert headers["Retry-After"]
-                time.sleep(0.2)
-    workers = [threading.Thread(target=resize) for _ in range(4)]
-    for w in workers:
-        w.start()
-    try:
+    with Resizes(f"http://127.0.0.1:{split}", source, KEY, clients=4, timeout=120) as resizes:
         time.sleep(3)
         busy = measure(15)
-    finally:
-        stop.set()
-        for w in workers:
-            w.join()
+    answers = resizes.answers
     print(f"downloads through the ingress: idle {idle.summary()}; while processing is saturated "
           f"{busy.summary()}; processing answers {dict(answers)}")
     assert set(answers) <= {200, 503} and answers.get(200, 0) >= 4, answers
