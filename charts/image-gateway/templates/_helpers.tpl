@@ -90,6 +90,12 @@ app.kubernetes.io/component: {{ .role | default "server" }}
 {{- end }}
 {{- end }}
 
+{{/* A role's Service name from the chart's `.` (`root`) and a `role`: what the Ingress and the
+     HTTPRoute send that role's paths to. */}}
+{{- define "image-gateway.roleServiceName" -}}
+{{- include "image-gateway.roleName" (dict "role" .role "Values" .root.Values "Release" .root.Release "Chart" .root.Chart) }}
+{{- end }}
+
 {{/* A role's objects' name: the full name for the server, `<fullname>-processing` for processing. */}}
 {{- define "image-gateway.roleName" -}}
 {{- $name := include "image-gateway.fullname" . }}
