@@ -21,9 +21,12 @@ pub enum ApiError {
     ObjectNotFound,
     #[error("no such endpoint")]
     RouteNotFound,
-    /// `processing.enabled = false` on this server.
+    /// `processing.enabled = false` on this server (503 with `Retry-After`): behind the chart's
+    /// split, an operation reaches a serving pod only while the processing pods have no ready
+    /// endpoint (the ingress then falls back to the serving pods' `/`), which is an outage to
+    /// retry, not a missing route.
     #[error(
-        "this server does not process images (processing.enabled = false): send POST /v1/image/{{operation}} to the processing service"
+        "this server does not process images (processing.enabled = false): POST /v1/image/{{operation}} is served by the processing service; retry later"
     )]
     ProcessingDisabled,
     #[error("method not allowed; allowed: {allow}")]
@@ -95,7 +98,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidObjectName(_) | Self::EmptyBody | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::ObjectNotFound | Self::RouteNotFound | Self::ProcessingDisabled => StatusCode::NOT_FOUND,
+            Self::ObjectNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -108,7 +111,7 @@ impl ApiError {
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RequestTimeout(_) | Self::BodyStalled(_) | Self::BodyTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::StorageUnavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageUnavailable(_) | Self::Busy(_) | Self::ProcessingDisabled => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,7 +147,7 @@ impl ApiError {
                     headers.insert(header::CONTENT_RANGE, value);
                 }
             }
-            Self::StorageUnavailable(_) | Self::Busy(_) => {
+            Self::StorageUnavailable(_) | Self::Busy(_) | Self::ProcessingDisabled => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             Self::Unauthorized => {

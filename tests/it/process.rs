@@ -583,8 +583,9 @@ async fn dominant_colors_with_their_shares(backend: Backend) {
 }
 
 /// `processing.enabled = false` (download-only replicas, processing in pods of its own): the
-/// real binary starts no worker thread, answers processing 404 with a `detail` that names the
-/// setting, and still stores and serves images. With the default, its workers are there.
+/// real binary starts no worker thread, answers processing 503 with `Retry-After` (behind the
+/// chart's ingress it only gets those while the processing pods are unready) and a `detail` that
+/// names the setting, and still stores and serves images. With the default, its workers are there.
 #[tokio::test]
 async fn processing_can_be_turned_off_for_download_only_replicas() {
     let workers = |pid: u32| {
@@ -616,7 +617,8 @@ async fn processing_can_be_turned_off_for_download_only_replicas() {
     };
     for path in ["/v1/image/resize?width=12", "/v1/image/pipeline"] {
         let response = within("process", send(path)).await.unwrap();
-        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(response.status(), 503, "{path}");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5", "{path}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert!(
             body["detail"].as_str().unwrap().contains("processing.enabled = false"),

@@ -465,6 +465,44 @@ def node():
     shutil.rmtree(base, ignore_errors=True)
 
 
+def pods_by_namespace(node):
+    listed = json.loads(node.kubectl("get", "pods", "--all-namespaces", "-o", "json").stdout)["items"]
+    found = {}
+    for pod in listed:
+        found.setdefault(pod["metadata"]["namespace"], []).append(pod["metadata"]["name"])
+    return found
+
+
+@pytest.fixture(scope="session")
+def infrastructure_namespaces(node):
+    """The namespaces with pods before any test installed anything (MinIO, CoreDNS, …)."""
+    return set(pods_by_namespace(node))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_leaves_the_node_empty(request):
+    """After each test file using the node: no pod of its left (waiting for terminating ones). The
+    one node has 2 CPUs; pods a test leaves behind hold their CPU requests and make the next file's
+    pods unschedulable, failing tests that did nothing wrong. A leak fails the file that leaked,
+    and its namespaces are deleted so the rest of the run still has the node."""
+    if not any("node" in item.fixturenames for item in request.session.items if item.module is request.module):
+        yield
+        return
+    node = request.getfixturevalue("node")
+    infrastructure_namespaces = request.getfixturevalue("infrastructure_namespaces")
+    yield
+
+    def left():
+        return {ns: names for ns, names in pods_by_namespace(node).items() if ns not in infrastructure_namespaces}
+    try:
+        wait_until("the test file's pods gone", lambda: not left(), timeout=180)
+    except AssertionError:
+        leaked = left()
+        for namespace in leaked:
+            node.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=180s", check=False)
+        raise AssertionError(f"pods left on the node after the test file: {leaked}")
+
+
 @pytest.fixture(scope="session")
 def traefik(node, tmp_path_factory):
     """Traefik with the cluster's IngressClass `traefik`, GatewayClass `traefik` and a shared

@@ -27,4 +27,4 @@ unshare --net --mount --pid --fork --mount-proc --propagation private -- bash -c
   mount -t sysfs sysfs /sys
   mount --move /run/ig-node-cgroup /sys/fs/cgroup
   ip link set lo up
-  exec "$@"' bash "$IG_CACHE/chart-venv/bin/python" -m pytest -q -p no:cacheprovider "${@:-tests/node}"
+  exec "$@"' bash "$IG_CACHE/chart-venv/bin/python" -m pytest -q -p no:cacheprovider --durations=0 --durations-min=5 "${@:-tests/node}"

@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from conftest import helm, http
-from test_install import API_KEY, RELEASE, install
+from conftest import http
+from test_install import API_KEY, RELEASE, installed
 from test_memory import noise_png
 
 NAMESPACE = "ingress"
@@ -21,15 +21,14 @@ ROUTE_HOST = "route.images.test"  # the HTTPRoute's host name
 def ingress(node, helm_env, traefik):
     """The release behind the chart's Ingress (class `traefik`) and its HTTPRoute (on the shared
     Gateway `gateways/public`); Traefik's address."""
-    install(node, helm_env, "helm4", NAMESPACE, "--set", "ingress.enabled=true", "--set", "ingress.className=traefik",
-            "--set", f"ingress.hosts[0].host={HOST}", "--set", "ingress.hosts[0].paths[0].path=/",
-            "--set", "httpRoute.enabled=true", "--set", "httpRoute.parentRefs[0].name=public",
-            "--set", "httpRoute.parentRefs[0].namespace=gateways",
-            "--set", "httpRoute.parentRefs[0].sectionName=web", "--set", f"httpRoute.hostnames[0]={ROUTE_HOST}")
-    for host in (HOST, ROUTE_HOST):
-        traefik.wait_routes(host)
-    yield traefik.url
-    helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
+    with installed(node, helm_env, "helm4", NAMESPACE, "--set", "ingress.enabled=true", "--set", "ingress.className=traefik",
+                   "--set", f"ingress.hosts[0].host={HOST}", "--set", "ingress.hosts[0].paths[0].path=/",
+                   "--set", "httpRoute.enabled=true", "--set", "httpRoute.parentRefs[0].name=public",
+                   "--set", "httpRoute.parentRefs[0].namespace=gateways",
+                   "--set", "httpRoute.parentRefs[0].sectionName=web", "--set", f"httpRoute.hostnames[0]={ROUTE_HOST}"):
+        for host in (HOST, ROUTE_HOST):
+            traefik.wait_routes(host)
+        yield traefik.url
 
 
 def png_size(data):

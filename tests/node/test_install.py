@@ -1,6 +1,7 @@
 """`helm install` onto a real node: the image built from the Dockerfile, run by containerd and
 runc, probed by the kubelet, reached through a Service (kube-proxy) on 127.0.0.1."""
 
+import contextlib
 import json
 import pathlib
 import socket
@@ -40,6 +41,20 @@ def install(node, helm_env, which, namespace, *args, chart=CHART):
         events = node.kubectl("get", "events", "-n", namespace, check=False).stdout
         raise AssertionError(f"{pods}\n{events}\n{node.logs(['kubelet', 'containerd'])}")
     return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def installed(node, helm_env, which, namespace, *args, chart=CHART):
+    """`install`, and on leaving, whatever happened (a failed install included), the release
+    uninstalled: a release left behind holds its pods' CPU requests, and every later test's pods
+    stay Pending on the one node (a CI run lost three tests that way)."""
+    try:
+        yield install(node, helm_env, which, namespace, *args, chart=chart)
+    finally:
+        helm(node, helm_env, which, "uninstall", RELEASE, "-n", namespace, "--ignore-not-found", "--wait",
+             "--timeout", "2m")
+        wait_until("the release's pods gone", lambda: not pods(node, namespace, f"app.kubernetes.io/instance={RELEASE}"),
+                   timeout=180)
 
 
 def pods(node, namespace, selector):
@@ -92,78 +107,78 @@ def node_port(node, namespace, service):
 @pytest.mark.parametrize("which", ["helm3", "helm4"])
 def test_install_runs_ready_confined_pods_that_serve_through_the_service(node, helm_env, which):
     namespace = f"install-{which}"
-    seconds = install(node, helm_env, which, namespace, "--set", "service.type=NodePort")
-    print(f"{which}: helm install to every pod Ready: {seconds:.1f} s")
+    with installed(node, helm_env, which, namespace, "--set", "service.type=NodePort") as seconds:
+        print(f"{which}: helm install to every pod Ready: {seconds:.1f} s")
 
-    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=server"
-    running = pods(node, namespace, selector)
-    assert len(running) == 2, [p["metadata"]["name"] for p in running]
-    for pod in running:
-        assert pod["status"]["phase"] == "Running"
-        (status,) = pod["status"]["containerStatuses"]
-        assert status["ready"] and status["restartCount"] == 0, status
-        # What runc really runs: uid and gid 65532, no capability at all, a seccomp filter, no
-        # privilege gain, a read-only root file system.
-        pid = container_pid(node, status["containerID"])
-        proc = proc_status(pid)
-        assert proc["Uid"].split()[:2] == ["65532", "65532"] and proc["Gid"].split()[0] == "65532", proc
-        assert int(proc["CapEff"], 16) == 0 and int(proc["CapPrm"], 16) == 0 and int(proc["CapBnd"], 16) == 0, proc
-        assert proc["Seccomp"].strip() == "2" and proc["NoNewPrivs"].strip() == "1", proc
-        assert "ro" in root_mount_options(pid)
-        assert pathlib.Path(f"/proc/{pid}/exe").resolve().name == "image-gateway"
+        selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=server"
+        running = pods(node, namespace, selector)
+        assert len(running) == 2, [p["metadata"]["name"] for p in running]
+        for pod in running:
+            assert pod["status"]["phase"] == "Running"
+            (status,) = pod["status"]["containerStatuses"]
+            assert status["ready"] and status["restartCount"] == 0, status
+            # What runc really runs: uid and gid 65532, no capability at all, a seccomp filter, no
+            # privilege gain, a read-only root file system.
+            pid = container_pid(node, status["containerID"])
+            proc = proc_status(pid)
+            assert proc["Uid"].split()[:2] == ["65532", "65532"] and proc["Gid"].split()[0] == "65532", proc
+            assert int(proc["CapEff"], 16) == 0 and int(proc["CapPrm"], 16) == 0 and int(proc["CapBnd"], 16) == 0, proc
+            assert proc["Seccomp"].strip() == "2" and proc["NoNewPrivs"].strip() == "1", proc
+            assert "ro" in root_mount_options(pid)
+            assert pathlib.Path(f"/proc/{pid}/exe").resolve().name == "image-gateway"
 
-    # The kubelet probed them: startup, readiness and liveness answered on each pod.
-    def probes():
-        return [line for line in kubelet_probes(node).splitlines()
-                if line.startswith("prober_probe_total{") and f'namespace="{namespace}"' in line]
+        # The kubelet probed them: startup, readiness and liveness answered on each pod.
+        def probes():
+            return [line for line in kubelet_probes(node).splitlines()
+                    if line.startswith("prober_probe_total{") and f'namespace="{namespace}"' in line]
 
-    def every_probe_answered():
-        got = probes()
-        return all(len([line for line in got if f'probe_type="{kind}"' in line and 'result="successful"' in line
-                        and float(line.rsplit(" ", 1)[1]) >= 1]) == 2
-                   for kind in ("Startup", "Liveness", "Readiness"))
+        def every_probe_answered():
+            got = probes()
+            return all(len([line for line in got if f'probe_type="{kind}"' in line and 'result="successful"' in line
+                            and float(line.rsplit(" ", 1)[1]) >= 1]) == 2
+                       for kind in ("Startup", "Liveness", "Readiness"))
 
-    wait_until("each pod's startup, liveness and readiness probes answered", every_probe_answered, timeout=120)
-    # (Readiness may fail before the first storage check and Secret read; liveness never.)
-    assert not [line for line in probes() if 'probe_type="Liveness"' in line and 'result="failed"' in line
-                and not line.endswith(" 0")], probes()
+        wait_until("each pod's startup, liveness and readiness probes answered", every_probe_answered, timeout=120)
+        # (Readiness may fail before the first storage check and Secret read; liveness never.)
+        assert not [line for line in probes() if 'probe_type="Liveness"' in line and 'result="failed"' in line
+                    and not line.endswith(" 0")], probes()
 
-    # Through the Service on 127.0.0.1 (kube-proxy's NodePort): store, fetch, a range.
-    base = f"http://127.0.0.1:{node_port(node, namespace, RELEASE)}"
-    png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
-    status, _, body = http("POST", f"{base}/v1/image/upload", png, {"Content-Type": "image/png", "X-API-Key": API_KEY})
-    assert status == 201, body
-    name = json.loads(body)["object_name"]
-    assert json.loads(body)["upload_url"] == f"http://{RELEASE}.{namespace}.svc/v1/image/download/{name}", \
-        "no Ingress, no publicUrl: the Service's in-cluster URL"
-    status, headers, got = http("GET", f"{base}/v1/image/download/{name}", headers={"X-API-Key": API_KEY})
-    assert (status, got, headers["Content-Type"]) == (200, png, "image/png")
-    status, headers, got = http("GET", f"{base}/v1/image/download/{name}",
-                                headers={"X-API-Key": API_KEY, "Range": "bytes=0-9"})
-    assert (status, got, headers["Content-Range"]) == (206, png[:10], f"bytes 0-9/{len(png)}")
-    assert node.mc("stat", f"local/images/{name}").returncode == 0, "stored in MinIO"
+        # Through the Service on 127.0.0.1 (kube-proxy's NodePort): store, fetch, a range.
+        base = f"http://127.0.0.1:{node_port(node, namespace, RELEASE)}"
+        png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
+        status, _, body = http("POST", f"{base}/v1/image/upload", png, {"Content-Type": "image/png", "X-API-Key": API_KEY})
+        assert status == 201, body
+        name = json.loads(body)["object_name"]
+        assert json.loads(body)["upload_url"] == f"http://{RELEASE}.{namespace}.svc/v1/image/download/{name}", \
+            "no Ingress, no publicUrl: the Service's in-cluster URL"
+        status, headers, got = http("GET", f"{base}/v1/image/download/{name}", headers={"X-API-Key": API_KEY})
+        assert (status, got, headers["Content-Type"]) == (200, png, "image/png")
+        status, headers, got = http("GET", f"{base}/v1/image/download/{name}",
+                                    headers={"X-API-Key": API_KEY, "Range": "bytes=0-9"})
+        assert (status, got, headers["Content-Range"]) == (206, png[:10], f"bytes 0-9/{len(png)}")
+        assert node.mc("stat", f"local/images/{name}").returncode == 0, "stored in MinIO"
 
-    # `helm test`: the chart's test pod (the image's `probe` command, restricted like the rest)
-    # reaches /readyz through the Service by its cluster DNS name; with no pod behind the
-    # Service it fails.
-    tested = helm(node, helm_env, which, "test", RELEASE, "-n", namespace, "--timeout", "3m")
-    assert "Phase:          Succeeded" in tested.stdout or "Phase: Succeeded" in tested.stdout, tested.stdout
-    node.kubectl("scale", f"deployment/{RELEASE}", "-n", namespace, "--replicas=0")
-    wait_until("no pod behind the Service", lambda: not pods(node, namespace, selector), timeout=120)
-    failed = run(HELMS[which], "--kubeconfig", node.cluster.kubeconfig, "test", RELEASE, "-n", namespace,
-                 "--timeout", "3m", env=helm_env, check=False)
-    assert failed.returncode != 0 and "Failed" in failed.stdout + failed.stderr, failed
-    # A failed test pod stays for its log, as Helm keeps it; the operator reads it and removes it.
-    log = node.kubectl("logs", f"{RELEASE}-test", "-n", namespace).stdout
-    assert f"http://{RELEASE}.{namespace}.svc/readyz" in log and ("cannot connect" in log or "no answer" in log), log
-    node.kubectl("delete", "pod", f"{RELEASE}-test", "-n", namespace)
+        # `helm test`: the chart's test pod (the image's `probe` command, restricted like the rest)
+        # reaches /readyz through the Service by its cluster DNS name; with no pod behind the
+        # Service it fails.
+        tested = helm(node, helm_env, which, "test", RELEASE, "-n", namespace, "--timeout", "3m")
+        assert "Phase:          Succeeded" in tested.stdout or "Phase: Succeeded" in tested.stdout, tested.stdout
+        node.kubectl("scale", f"deployment/{RELEASE}", "-n", namespace, "--replicas=0")
+        wait_until("no pod behind the Service", lambda: not pods(node, namespace, selector), timeout=120)
+        failed = run(HELMS[which], "--kubeconfig", node.cluster.kubeconfig, "test", RELEASE, "-n", namespace,
+                     "--timeout", "3m", env=helm_env, check=False)
+        assert failed.returncode != 0 and "Failed" in failed.stdout + failed.stderr, failed
+        # A failed test pod stays for its log, as Helm keeps it; the operator reads it and removes it.
+        log = node.kubectl("logs", f"{RELEASE}-test", "-n", namespace).stdout
+        assert f"http://{RELEASE}.{namespace}.svc/readyz" in log and ("cannot connect" in log or "no answer" in log), log
+        node.kubectl("delete", "pod", f"{RELEASE}-test", "-n", namespace)
 
-    helm(node, helm_env, which, "uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
-    wait_until("the release's pods gone", lambda: not pods(node, namespace, f"app.kubernetes.io/instance={RELEASE}"),
-               timeout=120)
-    # Nothing of the release is left but the operator's Secrets (and what the namespace has anyway).
-    left = set(node.kubectl("get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,"
-                            "poddisruptionbudgets,horizontalpodautoscalers,ingresses,cronjobs,jobs",
-                            "-n", namespace, "-o", "name").stdout.split())
-    assert left == {"secret/minio-credentials", "secret/image-gateway-api-keys", "configmap/kube-root-ca.crt",
-                    "serviceaccount/default"}, left
+        helm(node, helm_env, which, "uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
+        wait_until("the release's pods gone", lambda: not pods(node, namespace, f"app.kubernetes.io/instance={RELEASE}"),
+                   timeout=120)
+        # Nothing of the release is left but the operator's Secrets (and what the namespace has anyway).
+        left = set(node.kubectl("get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,"
+                                "poddisruptionbudgets,horizontalpodautoscalers,ingresses,cronjobs,jobs",
+                                "-n", namespace, "-o", "name").stdout.split())
+        assert left == {"secret/minio-credentials", "secret/image-gateway-api-keys", "configmap/kube-root-ca.crt",
+                        "serviceaccount/default"}, left

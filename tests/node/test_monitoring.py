@@ -14,8 +14,8 @@ import time
 import pytest
 
 from cluster import apply_crds
-from conftest import REPO, Prometheus, helm, http, scrape_config, wait_until
-from test_install import API_KEY, RELEASE, install, node_port, pods
+from conftest import REPO, Prometheus, http, scrape_config, wait_until
+from test_install import API_KEY, RELEASE, installed, node_port, pods
 
 NAMESPACE = "observed"
 SERVER = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=server"
@@ -27,17 +27,16 @@ def monitored(node, helm_env, tmp_path_factory):
     """The release with its ServiceMonitor and PrometheusRule, and a Prometheus configured from
     them as the operator would."""
     apply_crds(node.cluster)
-    install(node, helm_env, "helm4", NAMESPACE, "--set", "service.type=NodePort",
-            "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.interval=2s",
-            "--set", "metrics.prometheusRule.enabled=true")
-    get = lambda kind: json.loads(node.kubectl("get", kind, RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
-    monitor, rule = get("servicemonitor"), get("prometheusrule")
-    config = {"global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
-              "scrape_configs": [scrape_config(monitor, node.cluster.url, node.cluster.ADMIN_TOKEN)]}
-    prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), config, rule["spec"])
-    yield prometheus, rule["spec"], node_port(node, NAMESPACE, RELEASE)
-    prometheus.stop()
-    helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
+    with installed(node, helm_env, "helm4", NAMESPACE, "--set", "service.type=NodePort",
+                   "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.interval=2s",
+                   "--set", "metrics.prometheusRule.enabled=true"):
+        get = lambda kind: json.loads(node.kubectl("get", kind, RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+        monitor, rule = get("servicemonitor"), get("prometheusrule")
+        config = {"global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+                  "scrape_configs": [scrape_config(monitor, node.cluster.url, node.cluster.ADMIN_TOKEN)]}
+        prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), config, rule["spec"])
+        yield prometheus, rule["spec"], node_port(node, NAMESPACE, RELEASE)
+        prometheus.stop()
 
 
 def release_alerts(prometheus):

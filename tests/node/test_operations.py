@@ -8,7 +8,7 @@ import pytest
 
 from conftest import CHART, MINIO_PASSWORD, REPO, helm, http, wait_until
 from load import Load
-from test_install import API_KEY, RELEASE, install, node_port, pods, ready_pods
+from test_install import API_KEY, RELEASE, installed, node_port, pods, ready_pods
 
 NAMESPACE = "operations"
 RATE = 120  # requests per second, each phase
@@ -27,19 +27,19 @@ RELEASE_VALUES = ("--set", "service.type=NodePort", "--set", f"upload.maxConcurr
 
 @pytest.fixture(scope="module")
 def release(node, helm_env):
-    install(node, helm_env, "helm4", NAMESPACE, *RELEASE_VALUES)
-    port = node_port(node, NAMESPACE, RELEASE)
-    png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
-    names = []
-    for _ in range(4):
-        status, _, body = http("POST", f"http://127.0.0.1:{port}/v1/image/upload", png,
-                               {"Content-Type": "image/png", "X-API-Key": API_KEY})
-        assert status == 201, body
-        names.append(json.loads(body)["object_name"])
-    # Downloads and uploads, 4 to 1: every upload reaches MinIO, downloads may come from the cache.
-    mix = [("GET", f"/v1/image/download/{n}", None, {"X-API-Key": API_KEY}, 200) for n in names]
-    mix.append(("POST", "/v1/image/upload", png, {"Content-Type": "image/png", "X-API-Key": API_KEY}, 201))
-    return port, mix
+    with installed(node, helm_env, "helm4", NAMESPACE, *RELEASE_VALUES):
+        port = node_port(node, NAMESPACE, RELEASE)
+        png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
+        names = []
+        for _ in range(4):
+            status, _, body = http("POST", f"http://127.0.0.1:{port}/v1/image/upload", png,
+                                   {"Content-Type": "image/png", "X-API-Key": API_KEY})
+            assert status == 201, body
+            names.append(json.loads(body)["object_name"])
+        # Downloads and uploads, 4 to 1: every upload reaches MinIO, downloads may come from the cache.
+        mix = [("GET", f"/v1/image/download/{n}", None, {"X-API-Key": API_KEY}, 200) for n in names]
+        mix.append(("POST", "/v1/image/upload", png, {"Content-Type": "image/png", "X-API-Key": API_KEY}, 201))
+        yield port, mix
 
 
 def serving(node):

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from conftest import helm, http
+from conftest import http, wait_until
 from load import Load, Resizes
-from test_install import API_KEY, RELEASE, install, ready_pods
+from test_install import API_KEY, RELEASE, installed, ready_pods
 from test_memory import gradient_png
 
 NAMESPACE = "split"
@@ -25,13 +25,18 @@ KEY = {"X-API-Key": API_KEY, "Host": HOST}
 def split(node, helm_env, traefik):
     """The release with one serving and one processing pod behind the chart's Ingress; Traefik's
     port."""
-    install(node, helm_env, "helm4", NAMESPACE, "--set", "processingPods.enabled=true", "--set", "replicaCount=1",
-            "--set", "processingPods.replicaCount=1", "--set", "ingress.enabled=true",
-            "--set", "ingress.className=traefik", "--set", f"ingress.hosts[0].host={HOST}",
-            "--set", "ingress.hosts[0].paths[0].path=/")
-    traefik.wait_routes(HOST)
-    yield traefik.port
-    helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
+    with installed(node, helm_env, "helm4", NAMESPACE, "--set", "processingPods.enabled=true", "--set", "replicaCount=1",
+                   "--set", "processingPods.replicaCount=1", "--set", "ingress.enabled=true",
+                   "--set", "ingress.className=traefik", "--set", f"ingress.hosts[0].host={HOST}",
+                   "--set", "ingress.hosts[0].paths[0].path=/"):
+        traefik.wait_routes(HOST)
+        # Traefik reads the processing Service's endpoints apart from the route: until it has, the
+        # operations' path falls through to `/` and a serving pod refuses them (503). A resize of
+        # an invalid source name is refused by the processing pod itself (400, not counted below).
+        wait_until("Traefik routing operations to the processing pod", lambda: http(
+            "POST", f"http://127.0.0.1:{traefik.port}/v1/image/resize?width=1&source=x", None, KEY)[0] == 400,
+            timeout=120)
+        yield traefik.port
 
 
 def answered(pod):
@@ -75,11 +80,12 @@ def test_uploads_and_operations_reach_the_processing_pods_and_downloads_the_serv
     assert on_processing["upload"] == 1 and on_processing["resize"] == 1, on_processing
     assert on_serving["download"] == 5 and on_processing["download"] == 0, (on_serving, on_processing)
     assert on_serving["upload"] == 0 and on_serving["resize"] == 0, on_serving
-    # Sent to a serving pod anyway, an operation is refused there: its processing is off.
+    # Sent to a serving pod anyway, an operation is refused there, to be retried: its processing
+    # is off.
     api_port = next(p["containerPort"] for p in serving["spec"]["containers"][0]["ports"] if p["name"] == "http")
-    status, _, body = http("POST", f"http://{serving['status']['podIP']}:{api_port}/v1/image/resize?width=100"
-                           f"&source={name}", None, {"X-API-Key": API_KEY})
-    assert status == 404 and json.loads(body)["detail"], body
+    status, headers, body = http("POST", f"http://{serving['status']['podIP']}:{api_port}/v1/image/resize?width=100"
+                                 f"&source={name}", None, {"X-API-Key": API_KEY})
+    assert status == 503 and headers["Retry-After"] and "processing.enabled = false" in json.loads(body)["detail"], body
 
 
 def test_downloads_keep_their_latency_while_processing_saturates_its_pods(node, split):

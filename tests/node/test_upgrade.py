@@ -13,7 +13,7 @@ import time
 
 from conftest import CHART, REPO, helm, http, run
 from load import Load
-from test_install import API_KEY, RELEASE, image_values, install, node_port, ready_pods
+from test_install import API_KEY, RELEASE, image_values, installed, node_port, ready_pods
 from test_operations import CONNECTIONS, RATE, RELEASE_VALUES, assert_clean, phase
 
 NAMESPACE = "upgrade"
@@ -35,9 +35,8 @@ def chart_at(version, into):
 
 def test_helm_upgrade_from_chart_0_2_0_loses_no_request(node, helm_env, tmp_path):
     old_chart = chart_at("0.2.0", tmp_path)
-    install(node, helm_env, "helm4", NAMESPACE, "--set", "service.type=NodePort", "--set", "shutdown.grace=15s",
-            chart=old_chart)
-    try:
+    with installed(node, helm_env, "helm4", NAMESPACE, "--set", "service.type=NodePort", "--set", "shutdown.grace=15s",
+                   chart=old_chart):
         port = node_port(node, NAMESPACE, RELEASE)
         key = {"X-API-Key": API_KEY}
         png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
@@ -57,6 +56,3 @@ def test_helm_upgrade_from_chart_0_2_0_loses_no_request(node, helm_env, tmp_path
         new_pods = {p["metadata"]["name"] for p in ready_pods(node, NAMESPACE, SERVER)}
         assert len(new_pods) == 2 and not new_pods & old_pods, "every pod was replaced"
         assert json.loads(node.kubectl("get", "service", f"{RELEASE}-metrics", "-n", NAMESPACE, "-o", "json").stdout)
-    finally:
-        # Always: its pods' CPU requests would leave later tests' pods unschedulable.
-        helm(node, helm_env, "helm4", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "2m")
