@@ -15,7 +15,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export HELM_CACHE_HOME="$work/helm-cache" HELM_CONFIG_HOME="$work/helm-config" HELM_DATA_HOME="$work/helm-data"
 CHART=charts/image-gateway
-cargo build --locked -q
+server_bin="$(bash scripts/build-debug.sh)"
 
 render() { # name values-file-or-empty output
   local args=(template image-gateway "$CHART" --namespace image-gateway --kube-version 1.30.0 --api-versions monitoring.coreos.com/v1)
@@ -41,7 +41,7 @@ docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 config = [d for d in docs if d["kind"] == "ConfigMap"][0]["data"]["gateway.toml"]
 open(sys.argv[2], "w").write(config)
 PY
-  env -u IMAGE_GATEWAY_CONFIG "$CARGO_TARGET_DIR/debug/image-gateway" check-config --config "$work/gateway.toml" >/dev/null
+  env -u IMAGE_GATEWAY_CONFIG "$server_bin" check-config --config "$work/gateway.toml" >/dev/null
   "$VENV/checkov" --skip-download --quiet --compact --framework kubernetes -f "$out"
 done
 "$VENV/yamllint" -c charts/yamllint.yaml "$CHART/values.yaml" "$CHART/ci/all-on-values.yaml"
@@ -80,7 +80,7 @@ text = config["data"]["gateway.toml"]
 assert "[storage]" in text and "[server]" in text, f"gateway.toml is incomplete:\n{text}"
 open(sys.argv[2], "w").write(text)
 PY
-  cargo run --locked --quiet --bin image-gateway -- check-config --config "$work/gateway.toml" >/dev/null
+  "$server_bin" check-config --config "$work/gateway.toml" >/dev/null
 done
 
 echo "== README values table in sync with values.yaml"

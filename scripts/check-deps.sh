@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
-bin="$(bash scripts/install-cargo-tool.sh cargo-deny 0.20.2)"
+bin="$(bash scripts/install-cargo-deny.sh)"
 "$bin/cargo-deny" --log-level error --locked check licenses bans sources
 echo "dependencies: licences, bans and sources as deny.toml allows"
 

@@ -9,7 +9,7 @@ IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
 VENV="$(IG_CACHE="$IG_CACHE" bash scripts/install-python-tools.sh)"
 
-cargo build --locked -q
+server_bin="$(bash scripts/build-debug.sh)"
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 key="schemathesis-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
@@ -20,7 +20,7 @@ IMAGE_GATEWAY_AUTH__MODE=api_key \
 IMAGE_GATEWAY_RATE_LIMIT__AUTH_FAILURES_PER_MINUTE=0 \
 IMAGE_GATEWAY_AUTH__API_KEYS="[\"write:$key\"]" \
 IMAGE_GATEWAY_AUTH__URL_SIGNING_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(16))')" \
-RUST_LOG=warn "$CARGO_TARGET_DIR/debug/image-gateway" >"$work/server.log" 2>&1 &
+RUST_LOG=warn "$server_bin" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 base="http://127.0.0.1:$port"

@@ -114,9 +114,9 @@ node_out="$(mktemp -d)"
 bash tests/node/run.sh >"$node_out/log" 2>&1 &
 node_tests=$!
 # One build of the tests, with the libjpeg-turbo feature (what the container image runs; cmake
-# and NASM build it, from Debian, once). That build also has the pure-Rust JPEG decoder (what
-# `cargo run` uses): the processing tests run a second time with it, from the same binaries.
-command -v nasm >/dev/null && command -v cmake >/dev/null || apt-get install -y -qq --no-install-recommends nasm cmake >&2
+# and NASM build it, from Debian, once), made by schemathesis.sh (scripts/build-debug.sh). That
+# build also has the pure-Rust JPEG decoder (what `cargo run` uses): the processing tests run a
+# second time with it, from the same binaries.
 phase "processing tests with the pure-Rust JPEG decoder"
 IG_JPEG_DECODER=rust cargo test --locked --features libjpeg-turbo --lib --bins --tests -- processing:: process
 # Unit tests and the integration test binary (libjpeg-turbo); their summary lines close the run.

@@ -33,9 +33,10 @@ HELMS = {name: TOOLS / name / "helm" for name in ("helm3", "helm4")}
 
 
 def gateway_bin():
-    """The debug build of the gateway (scripts/test.sh builds it before the chart tests)."""
+    """The debug build of the gateway (scripts/build-debug.sh; scripts/test.sh builds it before the
+    chart tests)."""
     path = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target")) / "debug" / "image-gateway"
-    assert path.is_file(), f"{path} is missing: run `cargo build` (scripts/test.sh does)"
+    assert path.is_file(), f"{path} is missing: run `bash scripts/build-debug.sh` (scripts/test.sh does)"
     return path
 
 
