@@ -71,13 +71,24 @@ echo "rotel: $("$IG_ROTEL_BIN" --version)"
 echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
 echo "redis: $("$IG_REDIS_BIN" --version)"
 echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
-# The container image from the Dockerfile (buildah; local stand-ins for its two bases, made once;
-# a cold build is ~12 minutes of release compilation). In the background: the phases up to the
-# fuzzing leave a core idle most of the time (checkov, schemathesis, one fuzz target at a time).
-phase "container image (buildah, the Dockerfile; in the background)"
-image_out="$(mktemp -d)"
-bash scripts/build-image.sh >"$image_out/image" 2>"$image_out/log" &
-image_build=$!
+# In the background: the container image from the Dockerfile (buildah; local stand-ins for its
+# two bases, made once; a cold build is ~12 minutes of release compilation), then the node tests
+# on it: a single-node cluster (containerd, runc, kubelet, kube-proxy, CoreDNS beside the control
+# plane, inside namespaces of the tests' own, tests/node/run.sh). The foreground phases leave a
+# core idle much of the time (checkov, schemathesis, one fuzz target at a time), and the node
+# tests wait on pods, rollouts and scaling windows most of theirs.
+phase "container image, then the node tests (in the background)"
+node_out="$(mktemp -d)"
+(
+  bash scripts/build-image.sh >"$node_out/image" 2>"$node_out/image.log" || exit 97
+  IG_IMAGE="$(cat "$node_out/image")"
+  export IG_IMAGE
+  phase "container image built ($IG_IMAGE); node tests (pytest, tests/node/: the chart on a real node; in the background)"
+  # The foreground asks for the same tools (the chart checks); the installer takes a lock.
+  bash scripts/install-chart-tools.sh >/dev/null 2>"$node_out/chart-tools.log"
+  bash tests/node/run.sh >"$node_out/log" 2>&1
+) &
+node_tests=$!
 # The API description against the running server (schemathesis, from PyPI, cached).
 phase "schemathesis"
 bash scripts/schemathesis.sh
@@ -95,24 +106,6 @@ phase "chart tests (pytest)"
 # build, which compiles in half the time of the optimised one).
 phase "fuzzing"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" bash scripts/fuzz-smoke.sh
-# A single-node cluster running that image: containerd, runc, kubelet, kube-proxy, CoreDNS beside
-# the control plane, inside namespaces of the tests' own (tests/node/run.sh).
-phase "wait for the container image"
-if ! wait "$image_build"; then
-  cat "$image_out/log" >&2
-  echo "the image build failed (its output is above)" >&2
-  exit 1
-fi
-grep -v '^ *\(Compiling\|Downloaded\|Downloading\)' "$image_out/log" >&2 || true
-IG_IMAGE="$(cat "$image_out/image")"
-export IG_IMAGE
-rm -rf "$image_out"
-# In the background, beside the cargo tests: the node tests wait on pods and rollouts most of
-# the time (they pass with two busy loops beside them), the cargo tests keep both cores busy.
-phase "node tests (pytest, tests/node/: the chart on a real node; in the background)"
-node_out="$(mktemp -d)"
-bash tests/node/run.sh >"$node_out/log" 2>&1 &
-node_tests=$!
 # One build of the tests, with the libjpeg-turbo feature (what the container image runs; cmake
 # and NASM build it, from Debian, once), made by schemathesis.sh (scripts/build-debug.sh). That
 # build also has the pure-Rust JPEG decoder (what `cargo run` uses): the processing tests run a
@@ -122,12 +115,14 @@ IG_JPEG_DECODER=rust cargo test --locked --features libjpeg-turbo --lib --bins -
 # Unit tests and the integration test binary (libjpeg-turbo); their summary lines close the run.
 phase "unit and integration tests"
 cargo test --locked --features libjpeg-turbo --lib --bins --tests "$@"
-phase "wait for the node tests"
+phase "wait for the container image and the node tests"
 node_status=0
 wait "$node_tests" || node_status=$?
-cat "$node_out/log"
+grep -v '^ *\(Compiling\|Downloaded\|Downloading\)' "$node_out/image.log" >&2 || true
+cat "$node_out/chart-tools.log" "$node_out/log" 2>/dev/null || true
 rm -rf "$node_out"
-if [ "$node_status" -ne 0 ]; then
-  echo "the node tests failed (their output is above)" >&2
-  exit 1
-fi
+case "$node_status" in
+  0) ;;
+  97) echo "the image build failed (its output is above)" >&2; exit 1 ;;
+  *) echo "the node tests failed (their output is above)" >&2; exit 1 ;;
+esac
