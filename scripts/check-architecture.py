@@ -27,13 +27,15 @@ ALLOWED = {
     "metrics": set(),
     "config": set(),
     "telemetry": {"config"},
+    "content": {"object_name"},
     "storage": {"config", "object_name", "metrics", "clock"},
     "auth": {"config", "object_name", "clock"},
     "kubernetes": {"config", "storage", "auth", "metrics", "clock"},
     "processing": {"config", "object_name", "metrics", "clock"},
     "rate_limit": {"config", "metrics", "clock"},
     "http": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry"},
-    "api": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "http", "processing", "rate_limit"},
+    "api": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "http", "content", "processing",
+            "rate_limit"},
     "commands": {"config", "storage", "object_name", "clock"},
 }
 

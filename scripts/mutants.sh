@@ -16,7 +16,7 @@ fi
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
   files=(src/object_name.rs src/api/download/range.rs src/api/download/conditional.rs src/auth/signing.rs src/auth/keys.rs
-         src/config/api_keys.rs src/api/upload/sniff.rs src/api/upload/frames.rs src/api/upload/svg.rs src/config/units.rs src/http/client_ip.rs)
+         src/config/api_keys.rs src/content/sniff.rs src/content/frames.rs src/content/svg.rs src/config/units.rs src/http/client_ip.rs)
 fi
 out="$(mktemp -d)"
 args=()

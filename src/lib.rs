@@ -2,9 +2,9 @@
 //! S3/MinIO or a local folder, over a raw hyper 1.x server.
 //!
 //! Layers, each importing only from the ones listed before it:
-//! `clock`, `object_name`, `metrics` (leaves) → `config` → `telemetry`, `storage`, `auth`,
-//! `rate_limit` →
-//! `kubernetes` → `http` → `api` → `commands`; [`run`] wires them.
+//! `clock`, `object_name`, `metrics` (leaves) → `config`, `content` → `telemetry`, `storage`,
+//! `auth`, `rate_limit`, `processing` → `kubernetes` → `http` → `api` → `commands`; [`run`]
+//! wires them (`scripts/check-architecture.py` holds the exact table and checks it).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,6 +13,7 @@ pub mod auth;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod content;
 pub(crate) mod http;
 pub mod kubernetes;
 pub mod metrics;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use image_gateway::{
-    api::upload::sniff,
+    content::sniff,
     config::ProcessingConfig,
     metrics::Metrics,
     object_name::ImageFormat,

@@ -1,7 +1,7 @@
 //! Upload format sniffing (raster headers, SVG parsing): never panics on any bytes.
 #![no_main]
 
-use image_gateway::{api::upload::sniff, object_name::ImageFormat};
+use image_gateway::{content::sniff, object_name::ImageFormat};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 //! no style sheet processing instruction, no entity declaration.
 #![no_main]
 
-use image_gateway::{api::upload::sniff, object_name::ImageFormat};
+use image_gateway::{content::sniff, object_name::ImageFormat};
 use libfuzzer_sys::fuzz_target;
 
 const ACTIVE_ELEMENTS: [&str; 9] = [

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::{
     api::{
+        ApiRequest,
         download::{self, cache_policy::CachePolicy},
         process::{self, Operation, Processing},
         routes::Route,
@@ -72,21 +73,58 @@ pub struct Gateway {
     cors: Cors,
     cache: CachePolicy,
     uploads: Uploads,
-    /// `None` with `processing.enabled = false`: no worker threads, and 404 for processing.
+    /// `None` with `processing.enabled = false`: no worker threads, and 503 for processing.
     processing: Option<Processing>,
     limits: ServerConfig,
+}
+
+/// What the gate decided, and the caller's rate status, which the answer carries whatever the
+/// decision (a 429 included).
+struct Gate {
+    decision: Result<Admitted, ApiError>,
+    rate: Option<RateStatus>,
+}
+
+impl Gate {
+    fn refused(error: ApiError) -> Gate {
+        Gate {
+            decision: Err(error),
+            rate: None,
+        }
+    }
+
+    fn answered(response: Response<Body>) -> Gate {
+        Gate {
+            decision: Ok(Admitted::Answer(response)),
+            rate: None,
+        }
+    }
 }
 
 /// A request that passed the gate, and what answers it.
 enum Admitted {
     /// Answered without a handler (preflight, probes, the API description).
     Answer(Response<Body>),
-    Download {
-        name: ObjectName,
-        cache_control: HeaderValue,
-    },
+    /// For the handler, on behalf of the authorized caller.
+    Handler { handler: Handler, caller: Caller },
+}
+
+/// The endpoints with a handler, with what the route parsed for them.
+enum Handler {
+    Download(ObjectName),
     Upload,
     Process(Operation),
+}
+
+impl Handler {
+    /// What the caller must be allowed: a download (of this name, perhaps by a signed URL in
+    /// the query) or a write.
+    fn need<'a>(&'a self, query: Option<&'a str>) -> Need<'a> {
+        match self {
+            Handler::Download(name) => Need::Download { name, query },
+            Handler::Upload | Handler::Process(_) => Need::Upload,
+        }
+    }
 }
 
 impl Gateway {
@@ -189,40 +227,30 @@ impl Gateway {
         Ok(())
     }
 
-    /// Everything before the handler: route, preflight, method, access and rate limit. The
-    /// rate status comes back whatever the outcome (a 429 carries its headers too).
-    async fn admit(&self, parts: &Parts, client: IpAddr) -> (Result<Admitted, ApiError>, Option<RateStatus>) {
-        let route = match self.check_limits(parts).and_then(|()| public_route(parts.uri.path())) {
+    /// Everything before the handler: limits, route, preflight, method, access and rate limit.
+    async fn admit(&self, parts: &Parts, route: Result<Route, ApiError>, client: IpAddr) -> Gate {
+        let route = match self.check_limits(parts).and(route) {
             Ok(route) => route,
-            Err(e) => return (Err(e), None),
+            Err(e) => return Gate::refused(e),
         };
         if let Some(preflight) = self.cors.preflight(&parts.method, route.allow(), &parts.headers) {
-            return (Ok(Admitted::Answer(preflight)), None);
+            return Gate::answered(preflight);
         }
         if let Err(e) = route.check_method(&parts.method) {
-            return (Err(e), None);
+            return Gate::refused(e);
         }
-        let (name, operation) = match route {
-            Route::Download { encoded_name } => match ObjectName::parse_encoded(encoded_name) {
-                Ok(name) => (Some(name), None),
-                Err(e) => return (Err(ApiError::InvalidObjectName(e)), None),
-            },
-            Route::Upload => (None, None),
-            Route::Process(_) if self.processing.is_none() => return (Err(ApiError::ProcessingDisabled), None),
-            Route::Process(operation) => (None, Some(operation)),
-            Route::Livez => return (Ok(Admitted::Answer(status_json(StatusCode::OK, "alive"))), None),
-            Route::Readyz => return (Ok(Admitted::Answer(self.readiness(false))), None),
-            Route::OpenApi => return (Ok(Admitted::Answer(openapi())), None),
-            Route::Metrics => return (Err(ApiError::RouteNotFound), None),
+        let handler = match route {
+            Route::Download(Ok(name)) => Handler::Download(name),
+            Route::Download(Err(e)) => return Gate::refused(ApiError::InvalidObjectName(e)),
+            Route::Upload => Handler::Upload,
+            Route::Process(_) if self.processing.is_none() => return Gate::refused(ApiError::ProcessingDisabled),
+            Route::Process(operation) => Handler::Process(operation),
+            Route::Livez => return Gate::answered(status_json(StatusCode::OK, "alive")),
+            Route::Readyz => return Gate::answered(self.readiness(false)),
+            Route::OpenApi => return Gate::answered(openapi()),
+            Route::Metrics => return Gate::refused(ApiError::RouteNotFound),
         };
-        let need = match &name {
-            Some(name) => Need::Download {
-                name,
-                query: parts.uri.query(),
-            },
-            None => Need::Upload,
-        };
-        let authorized = self.access.authorize(need, &parts.headers);
+        let authorized = self.access.authorize(handler.need(parts.uri.query()), &parts.headers);
         let identity;
         let attempt = match &authorized {
             Ok(caller) => {
@@ -233,67 +261,50 @@ impl Gateway {
             Err(e) if e.is_wrong_credential() => Attempt::WrongCredential,
             Err(_) => Attempt::Refused,
         };
-        let decision = match &self.limiter {
+        let rate = match &self.limiter {
             Some(limiter) => limiter.decide(client, attempt).await,
             None => Decision::Counted(None),
         };
-        let rate = match decision {
+        let rate = match rate {
             Decision::Blocked(status) => {
                 self.metrics.rate_limited();
-                return (Err(ApiError::RateLimited), Some(status));
+                return Gate {
+                    decision: Err(ApiError::RateLimited),
+                    rate: Some(status),
+                };
             }
             Decision::Counted(rate) => rate,
         };
         if let Err(e) = &authorized {
             self.metrics.auth_failed(e.metric_label());
         }
-        if rate.as_ref().is_some_and(RateStatus::refused) {
+        let decision = if rate.as_ref().is_some_and(RateStatus::refused) {
             self.metrics.rate_limited();
-            return (Err(ApiError::RateLimited), rate);
-        }
-        let caller = match authorized {
-            Ok(caller) => caller,
-            Err(e) => return (Err(ApiError::from(e)), rate),
+            Err(ApiError::RateLimited)
+        } else {
+            authorized
+                .map(|caller| Admitted::Handler { handler, caller })
+                .map_err(ApiError::from)
         };
-        let admitted = match (name, operation) {
-            (Some(name), _) => Admitted::Download {
-                cache_control: self.cache.for_caller(&caller, unix_now()),
-                name,
-            },
-            (None, Some(operation)) => Admitted::Process(operation),
-            (None, None) => Admitted::Upload,
-        };
-        (Ok(admitted), rate)
+        Gate { decision, rate }
     }
 
-    async fn respond(
-        &self,
-        admitted: Admitted,
-        parts: &Parts,
-        body: Incoming,
-        client: IpAddr,
-    ) -> Result<Response<Body>, ApiError> {
+    async fn respond(&self, admitted: Admitted, request: ApiRequest<'_>) -> Result<Response<Body>, ApiError> {
         let storage = self.storage.as_ref();
-        match admitted {
-            Admitted::Answer(response) => Ok(response),
-            Admitted::Download { name, cache_control } => {
+        let (handler, caller) = match admitted {
+            Admitted::Answer(response) => return Ok(response),
+            Admitted::Handler { handler, caller } => (handler, caller),
+        };
+        match handler {
+            Handler::Download(name) => {
+                let cache_control = self.cache.for_caller(&caller, unix_now());
+                let parts = request.parts;
                 download::handle(storage, &parts.method, &parts.headers, &name, cache_control).await
             }
-            Admitted::Upload => upload::handle(&self.uploads, storage, &parts.headers, body, client).await,
-            Admitted::Process(operation) => {
+            Handler::Upload => upload::handle(&self.uploads, storage, request).await,
+            Handler::Process(operation) => {
                 let processing = self.processing.as_ref().ok_or(ApiError::ProcessingDisabled)?;
-                let (query, headers) = (parts.uri.query(), &parts.headers);
-                process::handle(
-                    processing,
-                    &self.uploads,
-                    &self.storage,
-                    operation,
-                    query,
-                    headers,
-                    body,
-                    client,
-                )
-                .await
+                process::handle(processing, &self.uploads, &self.storage, operation, request).await
             }
         }
     }
@@ -304,7 +315,9 @@ impl Service for Gateway {
         let start = Instant::now();
         let in_flight = InFlight::new(&self.metrics);
         let (parts, body) = request.into_parts();
-        let route = public_route(parts.uri.path()).ok();
+        // The path is parsed here, once: the route names the request in logs, metrics and
+        // traces, and the gate and the handler take what it parsed.
+        let route = public_route(parts.uri.path());
         let route_name = route.as_ref().map_or("not_found", Route::name);
         let template = route.as_ref().map_or("", Route::template);
         let path: String = parts.uri.path().chars().take(MAX_TRACED_PATH).collect();
@@ -336,17 +349,19 @@ impl Service for Gateway {
             },
             in_flight,
         );
-        let (admitted, rate) = self.admit(&parts, budget).instrument(span.clone()).await;
-        let result = match admitted {
+        let Gate { decision, rate } = self.admit(&parts, route, budget).instrument(span.clone()).await;
+        let result = match decision {
             Err(e) => Err(e),
             Ok(admitted) => {
                 let timeout = self.limits.request_timeout.0;
-                tokio::time::timeout(
-                    timeout,
-                    self.respond(admitted, &parts, body, budget).instrument(span.clone()),
-                )
-                .await
-                .unwrap_or(Err(ApiError::RequestTimeout(timeout)))
+                let request = ApiRequest {
+                    parts: &parts,
+                    body,
+                    client: budget,
+                };
+                tokio::time::timeout(timeout, self.respond(admitted, request).instrument(span.clone()))
+                    .await
+                    .unwrap_or(Err(ApiError::RequestTimeout(timeout)))
             }
         };
         let mut response = span.in_scope(|| result.unwrap_or_else(ApiError::into_response));
@@ -396,7 +411,7 @@ fn rate_identity(caller: &Caller, client: IpAddr) -> String {
 }
 
 /// The route of `path` on the public listener, or 404.
-fn public_route(path: &str) -> Result<Route<'_>, ApiError> {
+fn public_route(path: &str) -> Result<Route, ApiError> {
     Route::parse(path)
         .filter(Route::is_public)
         .ok_or(ApiError::RouteNotFound)

@@ -4,15 +4,19 @@
 use http::Method;
 
 use super::process::Operation;
-use crate::{http::error::ApiError, object_name::DOWNLOAD_PREFIX};
+use crate::{
+    http::error::ApiError,
+    object_name::{DOWNLOAD_PREFIX, NameError, ObjectName},
+};
 
 pub const UPLOAD_PATH: &str = "/v1/image/upload";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route<'a> {
-    /// `GET|HEAD /v1/image/download/{object_name}`; the segment is still percent-encoded
-    /// and unvalidated (the handler answers 400 for a bad name).
-    Download { encoded_name: &'a str },
+pub enum Route {
+    /// `GET|HEAD /v1/image/download/{object_name}`, the name percent-decoded and validated;
+    /// a bad one is kept as its error (400 after the method check), so the request still
+    /// counts and logs as a download.
+    Download(Result<ObjectName, NameError>),
     /// `POST /v1/image/upload`
     Upload,
     /// `POST /v1/image/{operation}` (`resize`, `crop`, `filter/blur`, …)
@@ -27,11 +31,11 @@ pub enum Route<'a> {
     Metrics,
 }
 
-impl<'a> Route<'a> {
-    /// Matches a path; `None` is a 404.
-    pub fn parse(path: &'a str) -> Option<Self> {
+impl Route {
+    /// Matches a path, once per request; `None` is a 404.
+    pub fn parse(path: &str) -> Option<Self> {
         if let Some(encoded_name) = path.strip_prefix(DOWNLOAD_PREFIX) {
-            return Some(Self::Download { encoded_name });
+            return Some(Self::Download(ObjectName::parse_encoded(encoded_name)));
         }
         match path {
             UPLOAD_PATH => Some(Self::Upload),
@@ -49,7 +53,7 @@ impl<'a> Route<'a> {
     /// A bounded label for logs and metrics (never the raw path).
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Download { .. } => "download",
+            Self::Download(_) => "download",
             Self::Upload => "upload",
             Self::Process(operation) => operation.name(),
             Self::Livez => "livez",
@@ -62,7 +66,7 @@ impl<'a> Route<'a> {
     /// The route as a template, for the `http.route` span attribute.
     pub fn template(&self) -> &'static str {
         match self {
-            Self::Download { .. } => "/v1/image/download/{object_name}",
+            Self::Download(_) => "/v1/image/download/{object_name}",
             Self::Upload => UPLOAD_PATH,
             Self::Process(_) => "/v1/image/{operation}",
             Self::Livez => "/livez",
@@ -110,15 +114,23 @@ mod tests {
 
     #[test]
     fn parses_paths() {
+        let name = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6.png";
+        assert_eq!(
+            Route::parse(&format!("/v1/image/download/{name}")),
+            Some(Route::Download(Ok(ObjectName::parse(name).unwrap())))
+        );
+        assert_eq!(
+            Route::parse("/v1/image/download/a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6%2Epng"),
+            Some(Route::Download(Ok(ObjectName::parse(name).unwrap()))),
+            "percent-decoded once"
+        );
         assert_eq!(
             Route::parse("/v1/image/download/abc.png"),
-            Some(Route::Download {
-                encoded_name: "abc.png"
-            })
+            Some(Route::Download(Err(NameError::BadId)))
         );
         assert_eq!(
             Route::parse("/v1/image/download/"),
-            Some(Route::Download { encoded_name: "" })
+            Some(Route::Download(Err(NameError::Empty)))
         );
         assert_eq!(Route::parse("/v1/image/upload"), Some(Route::Upload));
         assert_eq!(Route::parse("/v1/image/upload/"), None);
@@ -128,7 +140,7 @@ mod tests {
 
     #[test]
     fn methods() {
-        let download = Route::Download { encoded_name: "x" };
+        let download = Route::Download(Err(NameError::Empty));
         assert!(download.check_method(&Method::HEAD).is_ok());
         assert!(download.check_method(&Method::DELETE).is_err());
         assert!(Route::Upload.check_method(&Method::GET).is_err());

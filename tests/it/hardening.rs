@@ -419,7 +419,7 @@ async fn trickled_bodies_are_refused_for_their_average_rate() {
 /// The pixel limit reads every frame: a GIF with a 1×1 screen and a 65535² frame is refused
 /// (413), and a top-down BMP (negative height) is accepted at its real size (before: refused as
 /// 4294967286 rows high). The other formats' frames, pages and bitstreams are covered by the
-/// unit tests of `api/upload/frames.rs`.
+/// unit tests of `content/frames.rs`.
 #[tokio::test]
 async fn the_pixel_limit_applies_to_every_frame() {
     let fx = Fixture::new(crate::support::Backend::Fs).await;

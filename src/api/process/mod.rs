@@ -6,19 +6,22 @@
 mod params;
 mod pipeline;
 
-use std::{net::IpAddr, sync::Arc};
+use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderValue, Response, header};
-use hyper::body::Incoming;
 pub(crate) use params::Operation;
 use params::{Params, problem};
 
-use super::upload::{self, Uploads, sniff};
+use super::{
+    ApiRequest,
+    upload::{self, Uploads},
+};
 use crate::{
     config::ProcessingConfig,
+    content::{frames, sniff},
     http::{
         body::{self, Body},
         error::ApiError,
@@ -52,17 +55,15 @@ impl Processing {
 }
 
 /// Runs `operation` on the request's image and answers in the form the client asked for.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn handle(
     processing: &Processing,
     uploads: &Uploads,
     storage: &Arc<dyn Storage>,
     operation: Operation,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: Incoming,
-    client: IpAddr,
+    request: ApiRequest<'_>,
 ) -> Result<Response<Body>, ApiError> {
+    let ApiRequest { parts, body, client } = request;
+    let (query, headers) = (parts.uri.query(), &parts.headers);
     // Each job holds its input in memory: the upload slots bound how many, in all and per client.
     let (params, steps, _slots, body) = if operation == Operation::Pipeline {
         let params = Params::from_query(operation, query)?;
@@ -242,7 +243,7 @@ fn wants_bytes(headers: &HeaderMap, format: ImageFormat) -> bool {
 async fn describe(processing: &Processing, format: ImageFormat, input: Input) -> Result<Response<Body>, ApiError> {
     let operation = Operation::ExtractMetadata;
     let json = checked(processing, operation, format, input, None, move |input, _| {
-        processing::describe(input, format, upload::frames::animation_frames(format, input))
+        processing::describe(input, format, frames::animation_frames(format, input))
     })
     .await?;
     Ok(json_response(json))
@@ -296,7 +297,7 @@ async fn checked<T: Send + 'static>(
             };
             Ok(match sniff::check(format, &bytes, max_input.unwrap_or(u64::MAX)) {
                 Err(rejection) => Err(upload::rejected(rejection)),
-                Ok(()) => match upload::frames::animation_frames(format, &bytes) {
+                Ok(()) => match frames::animation_frames(format, &bytes) {
                     frames if frames > 1 && max_input.is_some() => Err(ApiError::Unprocessable(format!(
                         "the image is animated ({frames} frames); animated images are not processed yet"
                     ))),

@@ -8,13 +8,11 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub(crate) mod frames;
-pub mod sniff;
-pub(crate) mod svg;
-
+use super::ApiRequest;
 use crate::{
     auth::signing::UrlSigner,
     config::UploadConfig,
+    content::sniff::{self, Rejection},
     http::{
         body::{self, Body},
         error::ApiError,
@@ -24,7 +22,6 @@ use crate::{
     object_name::{DOWNLOAD_PREFIX, ImageFormat, ObjectName},
     storage::Storage,
 };
-use sniff::Rejection;
 
 const SUPPORTED: &str = "image/png, image/jpeg, image/webp, image/gif, image/bmp, image/tiff, image/svg+xml";
 
@@ -97,10 +94,10 @@ impl Uploads {
 pub(crate) async fn handle(
     uploads: &Uploads,
     storage: &dyn Storage,
-    headers: &HeaderMap,
-    body: Incoming,
-    client: IpAddr,
+    request: ApiRequest<'_>,
 ) -> Result<Response<Body>, ApiError> {
+    let ApiRequest { parts, body, client } = request;
+    let headers = &parts.headers;
     let format = declared_format(headers)?;
     // Each upload holds up to `upload.max_bytes` in memory: their number is bounded, in all
     // and per client, and a body that pauses gives its slot back.

@@ -317,10 +317,10 @@ fn tiff(b: &[u8], out: &mut Largest) {
 mod tests {
     use super::*;
 
-    const PNG: &[u8] = include_bytes!("../../../tests/fixtures/sample.png");
-    const JPEG: &[u8] = include_bytes!("../../../tests/fixtures/sample.jpg");
-    const TIFF: &[u8] = include_bytes!("../../../tests/fixtures/sample.tiff");
-    const BMP: &[u8] = include_bytes!("../../../tests/fixtures/sample.bmp");
+    const PNG: &[u8] = include_bytes!("../../tests/fixtures/sample.png");
+    const JPEG: &[u8] = include_bytes!("../../tests/fixtures/sample.jpg");
+    const TIFF: &[u8] = include_bytes!("../../tests/fixtures/sample.tiff");
+    const BMP: &[u8] = include_bytes!("../../tests/fixtures/sample.bmp");
 
     fn largest_of(format: ImageFormat, bytes: &[u8]) -> Option<Dims> {
         largest(format, bytes).unwrap()
@@ -333,8 +333,8 @@ mod tests {
             (ImageFormat::Jpeg, JPEG),
             (ImageFormat::Tiff, TIFF),
             (ImageFormat::Bmp, BMP),
-            (ImageFormat::Gif, include_bytes!("../../../tests/fixtures/sample.gif")),
-            (ImageFormat::Webp, include_bytes!("../../../tests/fixtures/sample.webp")),
+            (ImageFormat::Gif, include_bytes!("../../tests/fixtures/sample.gif")),
+            (ImageFormat::Webp, include_bytes!("../../tests/fixtures/sample.webp")),
         ] {
             assert_eq!(largest_of(format, bytes), Some((24, 16)), "{format:?}");
         }

@@ -3,7 +3,7 @@
 //!
 //! Raster formats are recognised by their signature and first header structure; dimensions are
 //! read from the header only (never decoded), so a decompression bomb is refused before any
-//! pixel exists. SVG rules live in `api/upload/svg.rs`.
+//! pixel exists. SVG rules live in `content/svg.rs`.
 
 use super::{frames, svg};
 use crate::object_name::ImageFormat;
@@ -128,13 +128,13 @@ mod tests {
     }
 
     const SAMPLES: [(ImageFormat, &[u8]); 7] = [
-        (ImageFormat::Png, include_bytes!("../../../tests/fixtures/sample.png")),
-        (ImageFormat::Jpeg, include_bytes!("../../../tests/fixtures/sample.jpg")),
-        (ImageFormat::Webp, include_bytes!("../../../tests/fixtures/sample.webp")),
-        (ImageFormat::Gif, include_bytes!("../../../tests/fixtures/sample.gif")),
-        (ImageFormat::Bmp, include_bytes!("../../../tests/fixtures/sample.bmp")),
-        (ImageFormat::Tiff, include_bytes!("../../../tests/fixtures/sample.tiff")),
-        (ImageFormat::Svg, include_bytes!("../../../tests/fixtures/sample.svg")),
+        (ImageFormat::Png, include_bytes!("../../tests/fixtures/sample.png")),
+        (ImageFormat::Jpeg, include_bytes!("../../tests/fixtures/sample.jpg")),
+        (ImageFormat::Webp, include_bytes!("../../tests/fixtures/sample.webp")),
+        (ImageFormat::Gif, include_bytes!("../../tests/fixtures/sample.gif")),
+        (ImageFormat::Bmp, include_bytes!("../../tests/fixtures/sample.bmp")),
+        (ImageFormat::Tiff, include_bytes!("../../tests/fixtures/sample.tiff")),
+        (ImageFormat::Svg, include_bytes!("../../tests/fixtures/sample.svg")),
     ];
 
     #[test]
