@@ -86,7 +86,8 @@ node_out="$(mktemp -d)"
   phase "container image built ($IG_IMAGE); node tests (pytest, tests/node/: the chart on a real node; in the background)"
   # The foreground asks for the same tools (the chart checks); the installer takes a lock.
   bash scripts/install-chart-tools.sh >/dev/null 2>"$node_out/chart-tools.log"
-  bash tests/node/run.sh >"$node_out/log" 2>&1
+  # -s: the tests' figures (rollout, scaling and latency lines) go to the log too.
+  bash tests/node/run.sh tests/node -s >"$node_out/log" 2>&1
 ) &
 node_tests=$!
 # The API description against the running server (schemathesis, from PyPI, cached).
