@@ -66,6 +66,7 @@ pub struct Metrics {
     k8s_secret_last_success: IntGaugeVec,
     processing_duration: HistogramVec,
     processing_jobs: IntCounterVec,
+    processing_results: IntCounterVec,
     processing_queued: IntGauge,
     processing_pixels: IntCounterVec,
     cache_lookups: IntCounterVec,
@@ -279,6 +280,16 @@ impl Metrics {
                     &["operation", "outcome"],
                 ),
             ),
+            processing_results: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "image_processing_results_stored_total",
+                        "Processing results stored in the bucket (answered 201 with their upload_url)",
+                    ),
+                    &["operation", "format"],
+                ),
+            ),
             processing_queued: register(
                 r,
                 IntGauge::new(
@@ -455,6 +466,11 @@ impl Metrics {
     /// A processing job's end: `ok`, or the kind of refusal or failure.
     pub(crate) fn processing_job(&self, operation: &str, outcome: &str) {
         self.processing_jobs.with_label_values(&[operation, outcome]).inc();
+    }
+
+    /// A processing result stored under a new name (not counted in `image_uploads_total`).
+    pub(crate) fn processing_result_stored(&self, operation: &str, format: &str) {
+        self.processing_results.with_label_values(&[operation, format]).inc();
     }
 
     /// Counts a job in `image_processing_queue_depth` until the guard is dropped.

@@ -288,7 +288,8 @@ async fn metadata_is_stripped() {
     );
 }
 
-/// Each job is counted by outcome, its stages timed, its pixels counted.
+/// Each job is counted by outcome, its stages timed, its pixels counted, its stored result
+/// counted apart from uploads.
 #[tokio::test]
 async fn processing_is_measured() {
     use crate::support::{metrics_text, sample};
@@ -329,6 +330,16 @@ async fn processing_is_measured() {
         Some(24.0 * 16.0)
     );
     assert_eq!(sample(&text, "image_processing_queue_depth", &[]), Some(0.0));
+    // The stored result counts as a processing result, not as an upload.
+    assert_eq!(
+        sample(
+            &text,
+            "image_processing_results_stored_total",
+            &[resize, ("format", "PNG")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "image_uploads_total", &[("format", "PNG")]), None);
 }
 
 /// The other operations over HTTP, each checked on the quadrant image (red, green / blue, white).

@@ -17,7 +17,7 @@ use params::{Params, problem};
 
 use super::{
     ApiRequest,
-    upload::{self, Uploads},
+    upload::{self, StoredBy, Uploads},
 };
 use crate::{
     config::ProcessingConfig,
@@ -154,7 +154,7 @@ pub(crate) async fn handle(
         size = encoded.bytes.len(),
         "processed an image"
     );
-    answer(processing, uploads, storage.as_ref(), headers, encoded).await
+    answer(processing, uploads, storage.as_ref(), headers, operation, encoded).await
 }
 
 /// The result in the form the client asked for: the bytes (`Accept: image/*`), stored with
@@ -164,6 +164,7 @@ async fn answer(
     uploads: &Uploads,
     storage: &dyn Storage,
     headers: &HeaderMap,
+    operation: Operation,
     encoded: processing::Encoded,
 ) -> Result<Response<Body>, ApiError> {
     let format = encoded.format;
@@ -179,7 +180,10 @@ async fn answer(
     extra.insert("width".into(), encoded.width.into());
     extra.insert("height".into(), encoded.height.into());
     if processing.limits.store_results {
-        return uploads.store(storage, format, Bytes::from(encoded.bytes), extra).await;
+        let by = StoredBy::Operation(operation.name());
+        return uploads
+            .store(storage, format, Bytes::from(encoded.bytes), extra, by)
+            .await;
     }
     extra.insert("size".into(), encoded.bytes.len().into());
     extra.insert("content_type".into(), format.content_type().into());

@@ -110,7 +110,9 @@ pub(crate) async fn handle(
         .await
         .map_err(|e| ApiError::Internal(format!("the content check failed: {e}")))?;
     verdict.map_err(rejected)?;
-    uploads.store(storage, format, bytes, serde_json::Map::new()).await
+    uploads
+        .store(storage, format, bytes, serde_json::Map::new(), StoredBy::Upload)
+        .await
 }
 
 /// The HTTP error for a content check's refusal.
@@ -138,18 +140,23 @@ impl Uploads {
         read_capped(headers, body, limit.min(self.max_bytes), self.pace, "JSON body").await
     }
 
-    /// Stores `bytes` under a new name and answers 201 with its URLs (`extra` fields added).
+    /// Stores `bytes` under a new name and answers 201 with its URLs (`extra` fields added);
+    /// counted as `by` made it.
     pub(crate) async fn store(
         &self,
         storage: &dyn Storage,
         format: ImageFormat,
         bytes: Bytes,
         extra: serde_json::Map<String, serde_json::Value>,
+        by: StoredBy,
     ) -> Result<Response<Body>, ApiError> {
         let name = ObjectName::generate(format);
         let size = bytes.len();
         storage.put(&name, bytes).await?;
-        self.metrics.upload_stored(format.name());
+        match by {
+            StoredBy::Upload => self.metrics.upload_stored(format.name()),
+            StoredBy::Operation(operation) => self.metrics.processing_result_stored(operation, format.name()),
+        }
         tracing::info!(object = %name, format = format.name(), size, "stored an image");
 
         let links = &self.links;
@@ -187,6 +194,14 @@ impl Uploads {
     pub(crate) fn max_pixels(&self) -> u64 {
         self.max_pixels
     }
+}
+
+/// What made a stored object, for its counter: an upload, or an operation's result.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoredBy {
+    Upload,
+    /// The operation's name (`resize`, `pipeline`, …).
+    Operation(&'static str),
 }
 
 /// The declared image format of a request body (`Content-Type`), or 415.
