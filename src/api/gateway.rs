@@ -117,12 +117,13 @@ enum Handler {
 }
 
 impl Handler {
-    /// What the caller must be allowed: a download (of this name, perhaps by a signed URL in
-    /// the query) or a write.
+    /// What the caller must be allowed (a download of this name may come with a signed URL in
+    /// the query).
     fn need<'a>(&'a self, query: Option<&'a str>) -> Need<'a> {
         match self {
             Handler::Download(name) => Need::Download { name, query },
-            Handler::Upload | Handler::Process(_) => Need::Upload,
+            Handler::Upload => Need::Upload,
+            Handler::Process(_) => Need::Process,
         }
     }
 }

@@ -28,11 +28,16 @@ const KEY_FILE_POLL: Duration = Duration::from_secs(2);
 
 /// What a request asks to do.
 pub(crate) enum Need<'a> {
+    /// Read one stored image: a key with the read scope, or a signed URL for that name.
     Download {
         name: &'a ObjectName,
         query: Option<&'a str>,
     },
+    /// Store an image: the write scope.
     Upload,
+    /// Run an operation (`POST /v1/image/{operation}`): the write scope, as its result may be
+    /// stored and its source may be any stored object.
+    Process,
 }
 
 /// Why access was refused; each has a metric label and maps to one HTTP error.
@@ -140,7 +145,7 @@ impl AccessControl {
         let holder = self.keys.current().find(key.trim()).ok_or(AuthError::UnknownKey)?;
         let needed = match need {
             Need::Download { .. } => Scope::Read,
-            Need::Upload => Scope::Write,
+            Need::Upload | Need::Process => Scope::Write,
         };
         if holder.scope < needed {
             return Err(AuthError::Scope {

@@ -1,5 +1,6 @@
-//! Access control against the real server, on both backends: API keys and scopes, the key
-//! file's reload, signed URLs, rate limits, CORS, and the safer-upload checks.
+//! Access control against the real server, on both backends: API keys and scopes (downloads,
+//! uploads, operations), the key file's reload, signed URLs, rate limits, CORS, and the
+//! safer-upload checks.
 
 use std::time::Duration;
 
@@ -73,6 +74,16 @@ async fn api_keys_and_scopes(backend: Backend) {
     assert_eq!(upload(&server, None, "image/png", PNG.to_vec()).await.status(), 401);
     let stored = upload(&server, Some(WRITER), "image/png", PNG.to_vec()).await;
     assert_eq!(stored.status(), 201);
+    // An operation takes the write scope too: its result is stored, its source any object.
+    let resize = server.url(&format!("/v1/image/resize?width=8&source={name}"));
+    for (key, status) in [(Some(READER), 403), (None, 401), (Some(WRITER), 201)] {
+        let mut request = client().post(&resize);
+        if let Some(key) = key {
+            request = request.header("X-API-Key", key);
+        }
+        let response = within("resize", request.send()).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{key:?}");
+    }
     // Probes stay open; a bad name is refused before any key check, without storage.
     assert_eq!(raw_request(server.addr, "GET", "/readyz", &[]).await.status, 200);
     assert_eq!(
