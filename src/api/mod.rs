@@ -1,6 +1,6 @@
 //! The API: the typed route table, the request pipeline, and one handler per endpoint
 //! (download with its conditional/range rules, upload with its content checks), each taking the
-//! request as one [`ApiRequest`].
+//! request as one `ApiRequest`.
 
 pub mod download;
 pub(crate) mod gateway;
