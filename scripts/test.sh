@@ -15,27 +15,47 @@ export CARGO_INCREMENTAL=0
 source scripts/phase.sh
 phase "test command: prune the cache"
 bash scripts/prune-cache.sh
-# The Go builds (MinIO and the Kubernetes control plane, about 12 minutes of a cold run) start
-# first, in the background: the Rust builds that follow leave a core idle in their long
-# single-threaded ends (the last crates, linking), and Go fills it. Their output is shown when
-# they are waited for.
 # The node's Debian packages first, in the foreground: two apt-get runs at once would fight over
 # dpkg's lock (install-node.sh and build-image.sh then find them installed).
 phase "install containerd, runc, the CNI plugins, buildah, podman (Debian)"
 bash scripts/apt-ensure.sh containerd runc containernetworking-plugins iptables conntrack buildah podman mmdebstrap uidmap
-# The container image from the Dockerfile (buildah; local stand-ins for its two bases, made once;
-# a cold build is ~20 CPU-minutes of release compilation), in the background from the start: on
-# a cold machine it shares the cores with Garage and the Go builds instead of lengthening the
-# end of the run, and on a warm one it is ready within minutes. `$image_out/status` marks its end.
-phase "container image (buildah, the Dockerfile; in the background)"
-image_out="$(mktemp -d)"
-( status=0; bash scripts/build-image.sh >"$image_out/image" 2>"$image_out/log" || status=$?
-  echo "$status" >"$image_out/status.tmp" && mv "$image_out/status.tmp" "$image_out/status" ) &
-phase "install MinIO, the Kubernetes control plane and node, CoreDNS, Prometheus, Traefik, metrics-server, KEDA (Go, in the background)"
-go_out="$(mktemp -d)"
-( bash scripts/install-minio.sh >"$go_out/minio" && bash scripts/install-kube.sh >"$go_out/kube" \
-  && bash scripts/install-node.sh >"$go_out/node" && bash scripts/install-keda.sh >"$go_out/keda" ) 2>"$go_out/log" &
-go_builds=$!
+# In the background from the start, one after the other: the Go builds (MinIO, the Kubernetes
+# control plane and node, CoreDNS, Prometheus, Traefik, metrics-server, KEDA; on a cold machine
+# ~30 CPU-minutes) and the container image (buildah, the Dockerfile, local stand-ins for its two
+# bases; ~20 CPU-minutes of release compilation), then the node tests on that image. Those are
+# the run's longest chain; the foreground phases, which need neither the image nor (until the
+# chart tests) the Go builds, share the cores with it. Each step leaves `$builds/NAME.status`
+# (its exit code) and `$builds/NAME.log` (its output and CPU time); `await NAME` waits for it.
+builds="$(mktemp -d)"
+mark() { echo "$2" >"$builds/$1.status.tmp" && mv "$builds/$1.status.tmp" "$builds/$1.status"; }
+await() {
+  while [ ! -f "$builds/$1.status" ]; do sleep 2; done
+  return "$(cat "$builds/$1.status")"
+}
+phase "Go builds, then the container image, then the node tests (in the background)"
+(
+  status=0
+  TIMEFORMAT="the Go builds: %0R s, %0U s user and %0S s system CPU"
+  { time { bash scripts/install-minio.sh >"$builds/minio" && bash scripts/install-kube.sh >"$builds/kube" \
+    && bash scripts/install-node.sh >"$builds/node" && bash scripts/install-keda.sh >"$builds/keda"; }; } \
+    2>"$builds/go.log" || status=$?
+  mark go "$status"
+  # A failed step fails the steps after it, so that nothing waits for them forever.
+  [ "$status" = 0 ] || { mark image 97; mark node-tests 97; exit 0; }
+  TIMEFORMAT="the container image: %0R s, %0U s user and %0S s system CPU"
+  { time bash scripts/build-image.sh >"$builds/image"; } 2>"$builds/image.log" || status=$?
+  mark image "$status"
+  [ "$status" = 0 ] || { mark node-tests 97; exit 0; }
+  IG_MINIO_BIN="$(cat "$builds/minio")" IG_KUBE_BIN_DIR="$(cat "$builds/kube")"
+  IG_NODE_DIR="$(cat "$builds/node")" IG_KEDA_DIR="$(cat "$builds/keda")" IG_IMAGE="$(cat "$builds/image")"
+  export IG_MINIO_BIN IG_KUBE_BIN_DIR IG_NODE_DIR IG_KEDA_DIR IG_IMAGE
+  phase "container image built ($IG_IMAGE); node tests (pytest, tests/node/: the chart on a real node; in the background)"
+  # The foreground asks for the same tools (the chart checks); the installer takes a lock.
+  # -s: the tests' figures (rollout, scaling and latency lines) go to the log too.
+  { bash scripts/install-chart-tools.sh >/dev/null && bash tests/node/run.sh tests/node -s; } >"$builds/node-tests.log" 2>&1 \
+    || status=$?
+  mark node-tests "$status"
+) &
 phase "install Garage"
 IG_GARAGE_BIN="$(bash scripts/install-garage.sh)"
 export IG_GARAGE_BIN
@@ -60,50 +80,31 @@ bash scripts/check-architecture.sh
 # Licences, bans and sources of every dependency (cargo-deny, crates.io, cached; deny.toml).
 phase "dependencies (cargo-deny)"
 bash scripts/check-deps.sh
-phase "wait for the Go builds (MinIO, the Kubernetes control plane)"
-if ! wait "$go_builds"; then
-  cat "$go_out/log" >&2
-  echo "the Go builds failed (their output is above)" >&2
-  exit 1
-fi
-cat "$go_out/log" >&2
-IG_MINIO_BIN="$(cat "$go_out/minio")"
-IG_KUBE_BIN_DIR="$(cat "$go_out/kube")"
-IG_NODE_DIR="$(cat "$go_out/node")"
-IG_KEDA_DIR="$(cat "$go_out/keda")"
-export IG_MINIO_BIN IG_KUBE_BIN_DIR IG_NODE_DIR IG_KEDA_DIR
-rm -rf "$go_out"
-echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
-echo "prometheus: $(prometheus --version 2>&1 | head -1)"
-echo "rotel: $("$IG_ROTEL_BIN" --version)"
-echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
-echo "redis: $("$IG_REDIS_BIN" --version)"
-echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
-# In the background, once the image is built: the node tests on it, a single-node cluster
-# (containerd, runc, kubelet, kube-proxy, CoreDNS beside the control plane, inside namespaces of
-# the tests' own, tests/node/run.sh). The foreground phases leave a core idle much of the time
-# (checkov, schemathesis, one fuzz target at a time), and the node tests wait on pods, rollouts
-# and scaling windows most of theirs.
-phase "node tests, once the image is built (in the background)"
-node_out="$(mktemp -d)"
-(
-  while [ ! -f "$image_out/status" ]; do sleep 2; done
-  [ "$(cat "$image_out/status")" = 0 ] || exit 97
-  IG_IMAGE="$(cat "$image_out/image")"
-  export IG_IMAGE
-  phase "container image built ($IG_IMAGE); node tests (pytest, tests/node/: the chart on a real node; in the background)"
-  # The foreground asks for the same tools (the chart checks); the installer takes a lock.
-  bash scripts/install-chart-tools.sh >/dev/null 2>"$node_out/chart-tools.log"
-  # -s: the tests' figures (rollout, scaling and latency lines) go to the log too.
-  bash tests/node/run.sh tests/node -s >"$node_out/log" 2>&1
-) &
-node_tests=$!
 # The API description against the running server (schemathesis, from PyPI, cached).
 phase "schemathesis"
 bash scripts/schemathesis.sh
 # The chart, the manifests and the Dockerfile (helm, kubernetes-validate, yamllint, hadolint, checkov).
 phase "chart checks"
 bash scripts/check-chart.sh
+phase "wait for the Go builds (MinIO, the Kubernetes control plane and node, ...)"
+go_status=0
+await go || go_status=$?
+cat "$builds/go.log" >&2
+if [ "$go_status" != 0 ]; then
+  echo "the Go builds failed (their output is above)" >&2
+  exit 1
+fi
+IG_MINIO_BIN="$(cat "$builds/minio")"
+IG_KUBE_BIN_DIR="$(cat "$builds/kube")"
+IG_NODE_DIR="$(cat "$builds/node")"
+IG_KEDA_DIR="$(cat "$builds/keda")"
+export IG_MINIO_BIN IG_KUBE_BIN_DIR IG_NODE_DIR IG_KEDA_DIR
+echo "garage: $("$IG_GARAGE_BIN" --version 2>/dev/null | head -1)"
+echo "prometheus: $(prometheus --version 2>&1 | head -1)"
+echo "rotel: $("$IG_ROTEL_BIN" --version)"
+echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
+echo "redis: $("$IG_REDIS_BIN" --version)"
+echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
 phase "chart tools"
 IG_CHART_TOOLS="$(bash scripts/install-chart-tools.sh)"
 export IG_CHART_TOOLS
@@ -126,12 +127,16 @@ phase "unit and integration tests"
 cargo test --locked --features libjpeg-turbo --lib --bins --tests "$@"
 phase "wait for the container image and the node tests"
 node_status=0
-wait "$node_tests" || node_status=$?
-grep -v '^ *\(Compiling\|Downloaded\|Downloading\)' "$image_out/log" >&2 || true
-cat "$node_out/chart-tools.log" "$node_out/log" 2>/dev/null || true
-rm -rf "$node_out" "$image_out"
-case "$node_status" in
-  0) ;;
-  97) echo "the image build failed (its output is above)" >&2; exit 1 ;;
-  *) echo "the node tests failed (their output is above)" >&2; exit 1 ;;
-esac
+await node-tests || node_status=$?
+grep -v '^ *\(Compiling\|Downloaded\|Downloading\)' "$builds/image.log" >&2 || true
+cat "$builds/node-tests.log" 2>/dev/null || true
+image_status="$(cat "$builds/image.status")"
+rm -rf "$builds"
+if [ "$image_status" = 97 ]; then
+  echo "the node tests did not run: the Go builds failed" >&2; exit 1
+elif [ "$image_status" != 0 ]; then
+  echo "the image build failed (its output is above)" >&2; exit 1
+fi
+if [ "$node_status" != 0 ]; then
+  echo "the node tests failed (their output is above)" >&2; exit 1
+fi
