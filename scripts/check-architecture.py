@@ -33,9 +33,11 @@ ALLOWED = {
     "kubernetes": {"config", "storage", "auth", "metrics", "clock"},
     "processing": {"config", "object_name", "metrics", "clock"},
     "rate_limit": {"config", "metrics", "clock"},
-    "http": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry"},
+    "jobs": {"config", "object_name", "metrics", "clock", "storage", "content", "processing"},
+    "http": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "content", "processing",
+             "jobs"},
     "api": {"config", "storage", "auth", "metrics", "clock", "object_name", "telemetry", "http", "content", "processing",
-            "rate_limit"},
+            "jobs", "rate_limit"},
     "commands": {"config", "storage", "object_name", "clock"},
 }
 

@@ -15,7 +15,8 @@ if [ ! -x "$BIN" ] || ! "$BIN" mutants --version 2>/dev/null | grep -q "$VERSION
 fi
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
-  files=(src/object_name.rs src/api/download/range.rs src/api/download/conditional.rs src/auth/signing.rs src/auth/keys.rs
+  files=(src/object_name.rs src/api/download/range.rs src/api/download/conditional.rs src/api/download/variant.rs
+         src/auth/signing.rs src/auth/keys.rs
          src/config/api_keys.rs src/content/sniff.rs src/content/frames.rs src/content/svg.rs src/config/units.rs src/http/client_ip.rs)
 fi
 out="$(mktemp -d)"

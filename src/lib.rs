@@ -3,8 +3,8 @@
 //!
 //! Layers, each importing only from the ones listed before it:
 //! `clock`, `object_name`, `metrics` (leaves) → `config`, `content` → `telemetry`, `storage`,
-//! `auth`, `rate_limit`, `processing` → `kubernetes` → `http` → `api` → `commands`; [`run`]
-//! wires them (`scripts/check-architecture.py` holds the exact table and checks it).
+//! `auth`, `rate_limit`, `processing` → `jobs`, `kubernetes` → `http` → `api` → `commands`;
+//! [`run`] wires them (`scripts/check-architecture.py` holds the exact table and checks it).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod content;
 pub(crate) mod http;
+pub(crate) mod jobs;
 pub mod kubernetes;
 pub mod metrics;
 pub mod object_name;

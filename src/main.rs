@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use image_gateway::{
     EXIT_CONFIG, Listeners,
+    api::download::variant,
     auth::signing::UrlSigner,
     commands::{
         cli::{Cli, Command},
@@ -40,7 +41,11 @@ async fn main() -> ExitCode {
             telemetry.shutdown();
             code
         }
-        Command::Sign { object_name, ttl } => sign(&settings, &object_name, ttl),
+        Command::Sign {
+            object_name,
+            ttl,
+            variant,
+        } => sign(&settings, &object_name, ttl, variant.as_deref()),
         Command::Probe { .. } => unreachable!("answered before the configuration is loaded"),
         Command::Retention { max_age, dry_run } => {
             let telemetry = image_gateway::telemetry::init(&settings.config.log);
@@ -99,8 +104,8 @@ async fn probe(url: &str, expect: u16, timeout: std::time::Duration) -> ExitCode
     }
 }
 
-/// Prints a signed download URL for `object_name`.
-fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>) -> ExitCode {
+/// Prints a signed download URL for `object_name`, or for its `variant` (`w=400&format=webp`).
+fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, options: Option<&str>) -> ExitCode {
     let config = &settings.config;
     let name = match ObjectName::parse(object_name) {
         Ok(name) => name,
@@ -113,9 +118,20 @@ fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>) -> E
         eprintln!("invalid configuration: `auth.url_signing_key` is not set; signing needs it");
         return ExitCode::from(EXIT_CONFIG as u8);
     };
+    let key = match options.map(|query| variant::key_of(&name, query)).transpose() {
+        Ok(key) => key.flatten(),
+        Err(e) => {
+            eprintln!("invalid --variant: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
     let ttl = ttl.unwrap_or(config.auth.signed_url_ttl).0;
     let base = settings.public_url();
-    println!("{base}{DOWNLOAD_PREFIX}{name}?{}", signer.query(&name, ttl));
+    let signed = signer.query_for(&name, key.as_deref(), ttl);
+    match options.filter(|_| key.is_some()) {
+        Some(options) => println!("{base}{DOWNLOAD_PREFIX}{name}?{options}&{signed}"),
+        None => println!("{base}{DOWNLOAD_PREFIX}{name}?{signed}"),
+    }
     ExitCode::SUCCESS
 }
 

@@ -67,6 +67,7 @@ pub struct Metrics {
     processing_duration: HistogramVec,
     processing_jobs: IntCounterVec,
     processing_results: IntCounterVec,
+    variants_served: IntCounterVec,
     processing_queued: IntGauge,
     processing_pixels: IntCounterVec,
     cache_lookups: IntCounterVec,
@@ -280,6 +281,16 @@ impl Metrics {
                     &["operation", "outcome"],
                 ),
             ),
+            variants_served: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "image_variants_served_total",
+                        "Variants answered with their bytes, by where they came from: rendered for this request, or from memory",
+                    ),
+                    &["tier", "format"],
+                ),
+            ),
             processing_results: register(
                 r,
                 IntCounterVec::new(
@@ -471,6 +482,11 @@ impl Metrics {
     /// A processing result stored under a new name (not counted in `image_uploads_total`).
     pub(crate) fn processing_result_stored(&self, operation: &str, format: &str) {
         self.processing_results.with_label_values(&[operation, format]).inc();
+    }
+
+    /// A variant answered with its bytes, from `tier` (`rendered` or `memory`).
+    pub(crate) fn variant_served(&self, tier: &str, format: &str) {
+        self.variants_served.with_label_values(&[tier, format]).inc();
     }
 
     /// Counts a job in `image_processing_queue_depth` until the guard is dropped.

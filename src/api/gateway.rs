@@ -16,10 +16,12 @@ use tracing::Instrument;
 use crate::{
     api::{
         ApiRequest,
-        download::{self, cache_policy::CachePolicy},
-        process::{self, Operation, Processing},
+        download::{self, Renderer, cache_policy::CachePolicy, renders::Renders, variant::Variant},
+        intake::Intake,
+        process::{self, Operation},
+        publish::{Links, Publisher},
         routes::Route,
-        upload::{self, Links, Uploads},
+        upload,
     },
     auth::{self, AccessControl, Caller, KeyFileError, Need, keys::KeySet},
     clock::unix_now,
@@ -33,6 +35,7 @@ use crate::{
         health::{CHECK_INTERVAL, Health, Latch},
         server::Service,
     },
+    jobs::Jobs,
     metrics::Metrics,
     object_name::ObjectName,
     rate_limit::{Attempt, Decision, Limiter, RateStatus},
@@ -72,28 +75,31 @@ pub struct Gateway {
     proxies: TrustedProxies,
     cors: Cors,
     cache: CachePolicy,
-    uploads: Uploads,
+    intake: Intake,
+    publisher: Publisher,
     /// `None` with `processing.enabled = false`: no worker threads, and 503 for processing.
-    processing: Option<Processing>,
+    jobs: Option<Jobs>,
+    /// Rendered variants kept in memory (`variants.cache_max_bytes`).
+    renders: Renders,
     limits: ServerConfig,
 }
 
 /// What the gate decided, and the caller's rate status, which the answer carries whatever the
 /// decision (a 429 included).
-struct Gate {
-    decision: Result<Admitted, ApiError>,
+struct Gate<'g> {
+    decision: Result<Admitted<'g>, ApiError>,
     rate: Option<RateStatus>,
 }
 
-impl Gate {
-    fn refused(error: ApiError) -> Gate {
+impl<'g> Gate<'g> {
+    fn refused(error: ApiError) -> Gate<'g> {
         Gate {
             decision: Err(error),
             rate: None,
         }
     }
 
-    fn answered(response: Response<Body>) -> Gate {
+    fn answered(response: Response<Body>) -> Gate<'g> {
         Gate {
             decision: Ok(Admitted::Answer(response)),
             rate: None,
@@ -102,28 +108,40 @@ impl Gate {
 }
 
 /// A request that passed the gate, and what answers it.
-enum Admitted {
+enum Admitted<'g> {
     /// Answered without a handler (preflight, probes, the API description).
     Answer(Response<Body>),
     /// For the handler, on behalf of the authorized caller.
-    Handler { handler: Handler, caller: Caller },
+    Handler { handler: Handler<'g>, caller: Caller },
 }
 
-/// The endpoints with a handler, with what the route parsed for them.
-enum Handler {
-    Download(ObjectName),
+/// The endpoints with a handler, with what the route parsed for them and, for an operation,
+/// the job service that runs it (present: the gate answered 503 when processing is off).
+enum Handler<'g> {
+    /// The stored image, or a variant of it with its key (`w400.webp`, what a signature covers).
+    Download {
+        name: ObjectName,
+        variant: Option<(Variant, String)>,
+    },
     Upload,
-    Process(Operation),
+    Process {
+        operation: Operation,
+        jobs: &'g Jobs,
+    },
 }
 
-impl Handler {
+impl Handler<'_> {
     /// What the caller must be allowed (a download of this name may come with a signed URL in
     /// the query).
     fn need<'a>(&'a self, query: Option<&'a str>) -> Need<'a> {
         match self {
-            Handler::Download(name) => Need::Download { name, query },
+            Handler::Download { name, variant } => Need::Download {
+                name,
+                variant: variant.as_ref().map(|(_, key)| key.as_str()),
+                query,
+            },
             Handler::Upload => Need::Upload,
-            Handler::Process(_) => Need::Process,
+            Handler::Process { .. } => Need::Process,
         }
     }
 }
@@ -161,11 +179,13 @@ impl Gateway {
                 settings.config.server.client_ipv6_prefix,
             ),
             cache: CachePolicy::new(settings.cache_control.clone()),
-            uploads: Uploads::new(&config.upload, links, metrics.clone()),
-            processing: config
+            intake: Intake::new(&config.upload),
+            publisher: Publisher::new(storage.clone(), links, metrics.clone()),
+            renders: Renders::new(config.variants.cache_max_bytes.0),
+            jobs: config
                 .processing
                 .enabled
-                .then(|| Processing::new(&config.processing, metrics.clone())),
+                .then(|| Jobs::new(&config.processing, &config.upload, storage.clone(), metrics.clone())),
             limits: config.server.clone(),
             access,
             storage,
@@ -229,7 +249,7 @@ impl Gateway {
     }
 
     /// Everything before the handler: limits, route, preflight, method, access and rate limit.
-    async fn admit(&self, parts: &Parts, route: Result<Route, ApiError>, client: IpAddr) -> Gate {
+    async fn admit(&self, parts: &Parts, route: Result<Route, ApiError>, client: IpAddr) -> Gate<'_> {
         let route = match self.check_limits(parts).and(route) {
             Ok(route) => route,
             Err(e) => return Gate::refused(e),
@@ -241,11 +261,19 @@ impl Gateway {
             return Gate::refused(e);
         }
         let handler = match route {
-            Route::Download(Ok(name)) => Handler::Download(name),
+            Route::Download(Ok(name)) => match Variant::from_query(parts.uri.query()) {
+                Ok(variant) => {
+                    let variant = variant.map(|v| (v, v.key(name.format())));
+                    Handler::Download { name, variant }
+                }
+                Err(e) => return Gate::refused(e),
+            },
             Route::Download(Err(e)) => return Gate::refused(ApiError::InvalidObjectName(e)),
             Route::Upload => Handler::Upload,
-            Route::Process(_) if self.processing.is_none() => return Gate::refused(ApiError::ProcessingDisabled),
-            Route::Process(operation) => Handler::Process(operation),
+            Route::Process(operation) => match &self.jobs {
+                Some(jobs) => Handler::Process { operation, jobs },
+                None => return Gate::refused(ApiError::ProcessingDisabled),
+            },
             Route::Livez => return Gate::answered(status_json(StatusCode::OK, "alive")),
             Route::Readyz => return Gate::answered(self.readiness(false)),
             Route::OpenApi => return Gate::answered(openapi()),
@@ -290,22 +318,39 @@ impl Gateway {
         Gate { decision, rate }
     }
 
-    async fn respond(&self, admitted: Admitted, request: ApiRequest<'_>) -> Result<Response<Body>, ApiError> {
-        let storage = self.storage.as_ref();
+    async fn respond(&self, admitted: Admitted<'_>, request: ApiRequest<'_>) -> Result<Response<Body>, ApiError> {
         let (handler, caller) = match admitted {
             Admitted::Answer(response) => return Ok(response),
             Admitted::Handler { handler, caller } => (handler, caller),
         };
         match handler {
-            Handler::Download(name) => {
+            Handler::Download { name, variant } => {
                 let cache_control = self.cache.for_caller(&caller, unix_now());
-                let parts = request.parts;
-                download::handle(storage, &parts.method, &parts.headers, &name, cache_control).await
+                let (storage, parts) = (self.storage.as_ref(), request.parts);
+                match variant {
+                    None => download::handle(storage, &parts.method, &parts.headers, &name, cache_control).await,
+                    Some((variant, _)) => {
+                        let renderer = Renderer {
+                            jobs: self.jobs.as_ref(),
+                            renders: &self.renders,
+                            metrics: &self.metrics,
+                        };
+                        download::handle_variant(
+                            renderer,
+                            storage,
+                            &parts.method,
+                            &parts.headers,
+                            &name,
+                            variant,
+                            cache_control,
+                        )
+                        .await
+                    }
+                }
             }
-            Handler::Upload => upload::handle(&self.uploads, storage, request).await,
-            Handler::Process(operation) => {
-                let processing = self.processing.as_ref().ok_or(ApiError::ProcessingDisabled)?;
-                process::handle(processing, &self.uploads, &self.storage, operation, request).await
+            Handler::Upload => upload::handle(&self.intake, &self.publisher, request).await,
+            Handler::Process { operation, jobs } => {
+                process::handle(jobs, &self.intake, &self.publisher, operation, request).await
             }
         }
     }

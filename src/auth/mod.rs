@@ -28,9 +28,11 @@ const KEY_FILE_POLL: Duration = Duration::from_secs(2);
 
 /// What a request asks to do.
 pub(crate) enum Need<'a> {
-    /// Read one stored image: a key with the read scope, or a signed URL for that name.
+    /// Read one stored image, or one variant of it (its key, `w400.webp`): a key with the
+    /// read scope, or a signed URL for that name and that variant.
     Download {
         name: &'a ObjectName,
+        variant: Option<&'a str>,
         query: Option<&'a str>,
     },
     /// Store an image: the write scope.
@@ -120,14 +122,16 @@ impl AccessControl {
     /// judged by its key; a download without one may be judged by its signed URL; with
     /// `auth.mode = none` everything else is allowed.
     pub(crate) fn authorize(&self, need: Need<'_>, headers: &HeaderMap) -> Result<Caller, AuthError> {
-        if let Need::Download { name, query } = &need {
+        if let Need::Download { name, variant, query } = &need {
             let params = SignedParams::from_query(*query).map_err(AuthError::Signature)?;
             if let (Some(params), false) = (params, headers.contains_key(API_KEY_HEADER)) {
                 let signer = self
                     .signer
                     .as_ref()
                     .ok_or(AuthError::Signature(SignatureError::Invalid))?;
-                signer.verify(name, &params, unix_now()).map_err(AuthError::Signature)?;
+                signer
+                    .verify_for(name, *variant, &params, unix_now())
+                    .map_err(AuthError::Signature)?;
                 return Ok(Caller::SignedUrl {
                     expires: params.expires,
                 });

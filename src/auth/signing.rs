@@ -1,7 +1,9 @@
 //! Signed, expiring download URLs: `?expires=<unix>&signature=<hex HMAC-SHA256>`.
 //!
 //! The MAC covers `GET`, the download path of the validated object name and the expiry, one
-//! per line. HEAD verifies as GET (it is GET without a body). Signing uses the first key;
+//! per line, and for a variant (`?w=400&format=webp`) a fourth line, the variant's normalized
+//! key (`w400.webp`): one signed URL authorizes exactly one variant, never every size. HEAD
+//! verifies as GET (it is GET without a body). Signing uses the first key;
 //! verification accepts any configured key, so keys rotate by putting the new one first.
 
 use std::time::Duration;
@@ -92,22 +94,37 @@ impl UrlSigner {
         (!keys.is_empty()).then(|| UrlSigner { keys: keys.to_vec() })
     }
 
-    fn mac(key: &Secret, name: &ObjectName, expires: u64) -> HmacSha256 {
+    fn mac(key: &Secret, name: &ObjectName, variant: Option<&str>, expires: u64) -> HmacSha256 {
         // HMAC takes keys of any length, so this cannot fail.
         let mut mac = <HmacSha256 as Mac>::new_from_slice(key.expose().as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         mac.update(format!("GET\n{DOWNLOAD_PREFIX}{name}\n{expires}").as_bytes());
+        if let Some(variant) = variant {
+            mac.update(format!("\n{variant}").as_bytes());
+        }
         mac
     }
 
     /// The hex signature of a download of `name` valid until `expires` (Unix seconds).
     pub fn sign(&self, name: &ObjectName, expires: u64) -> String {
-        hex::encode(Self::mac(&self.keys[0], name, expires).finalize().into_bytes())
+        self.sign_for(name, None, expires)
+    }
+
+    /// The hex signature of a download of `name`, or of its `variant` (its key, `w400.webp`),
+    /// valid until `expires` (Unix seconds).
+    pub fn sign_for(&self, name: &ObjectName, variant: Option<&str>, expires: u64) -> String {
+        hex::encode(Self::mac(&self.keys[0], name, variant, expires).finalize().into_bytes())
     }
 
     /// The query string (`expires=…&signature=…`) of a URL valid for `ttl` from now.
     pub fn query(&self, name: &ObjectName, ttl: Duration) -> String {
         self.query_at(name, ttl, unix_now())
+    }
+
+    /// [`UrlSigner::query`] for `name`'s `variant` (its key, `w400.webp`), or `name` itself.
+    pub fn query_for(&self, name: &ObjectName, variant: Option<&str>, ttl: Duration) -> String {
+        let expires = unix_now().saturating_add(ttl.as_secs().max(1));
+        format!("expires={expires}&signature={}", self.sign_for(name, variant, expires))
     }
 
     /// [`UrlSigner::query`] with the clock given: valid until `now + ttl` (at least a second).
@@ -119,8 +136,19 @@ impl UrlSigner {
     /// Checks the signature first (in constant time, against every key), then the expiry,
     /// so "URL expired" is only ever said of a URL we really signed.
     pub fn verify(&self, name: &ObjectName, params: &SignedParams, now: u64) -> Result<(), SignatureError> {
+        self.verify_for(name, None, params, now)
+    }
+
+    /// [`UrlSigner::verify`] of a download of `name`'s `variant` (its key), or of `name` itself.
+    pub fn verify_for(
+        &self,
+        name: &ObjectName,
+        variant: Option<&str>,
+        params: &SignedParams,
+        now: u64,
+    ) -> Result<(), SignatureError> {
         let genuine = self.keys.iter().any(|key| {
-            Self::mac(key, name, params.expires)
+            Self::mac(key, name, variant, params.expires)
                 .verify_slice(&params.signature)
                 .is_ok()
         });
@@ -162,6 +190,35 @@ mod tests {
             signer.verify(&name(), &tampered, unix_now()),
             Err(SignatureError::Invalid)
         );
+    }
+
+    #[test]
+    fn a_variant_signature_authorizes_that_variant_only() {
+        let signer = UrlSigner::new(&[Secret::new("k1-0123456789abcdef")]).unwrap();
+        let expires = unix_now() + 60;
+        let signed = |variant| SignedParams {
+            expires,
+            signature: hex::decode(signer.sign_for(&name(), variant, expires)).unwrap(),
+        };
+        let (now, w400) = (unix_now(), Some("w400.webp"));
+        assert_eq!(signer.verify_for(&name(), w400, &signed(w400), now), Ok(()));
+        for (what, other) in [
+            ("the original", None),
+            ("another size", Some("w3840.webp")),
+            ("another format", Some("w400.png")),
+        ] {
+            assert_eq!(
+                signer.verify_for(&name(), other, &signed(w400), now),
+                Err(SignatureError::Invalid),
+                "a w400.webp signature must not authorize {what}"
+            );
+        }
+        assert_eq!(
+            signer.verify_for(&name(), w400, &signed(None), now),
+            Err(SignatureError::Invalid),
+            "the original's signature must not authorize a variant"
+        );
+        assert_eq!(signer.sign(&name(), expires), signer.sign_for(&name(), None, expires));
     }
 
     /// The clock is the test's: exact expiry times, and the last valid second.

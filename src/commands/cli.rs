@@ -59,6 +59,10 @@ pub enum Command {
         /// How long the URL stays valid (default: `auth.signed_url_ttl`), e.g. "1h".
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<HumanDuration>,
+        /// Variant options the URL is signed for, e.g. "w=400&format=webp": the signature
+        /// covers exactly that variant.
+        #[arg(long)]
+        variant: Option<String>,
     },
 }
 

@@ -14,7 +14,7 @@ pub use raw::{
     AuthConfig, AuthMode, Backend, CacheConfig, Config, ConfigError, CorsConfig, CredentialsSource, ENV_PREFIX,
     FsConfig, HttpConfig, JpegDecoder, LogConfig, LogFormat, ProcessingConfig, RateLimitBackend, RateLimitConfig,
     RedisConfig, RedisPasswordSecret, RetentionConfig, S3Config, SecretKeys, SecretName, ServerConfig, ShutdownConfig,
-    StorageConfig, StorageSecretConfig, UploadConfig,
+    StorageConfig, StorageSecretConfig, UploadConfig, VariantsConfig,
 };
 pub use secret::Secret;
 pub use settings::Settings;

@@ -69,14 +69,33 @@ pub struct Config {
     pub processing: ProcessingConfig,
     /// The hot-object cache in front of storage (`[cache]`).
     pub cache: CacheConfig,
+    /// Variants at the download URL (`[variants]`).
+    pub variants: VariantsConfig,
+}
+
+/// `[variants]`: images resized and re-encoded on request at the download URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VariantsConfig {
+    /// Memory for rendered variants kept for the next request (0: none kept; simultaneous
+    /// requests for one variant still share one render).
+    pub cache_max_bytes: ByteSize,
+}
+
+impl Default for VariantsConfig {
+    fn default() -> Self {
+        Self {
+            cache_max_bytes: ByteSize(64 << 20),
+        }
+    }
 }
 
 /// `[processing]`: decoding, operations and encoding.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProcessingConfig {
-    /// Serve `POST /v1/image/{operation}`. `false` answers those 404 and starts no worker:
-    /// download-only replicas, with processing in pods of its own.
+    /// Serve `POST /v1/image/{operation}` and variants. `false` answers those 503 and starts
+    /// no worker: download-only replicas, with processing in pods of its own.
     pub enabled: bool,
     /// Store each result and answer 201 with its `upload_url` (the page's contract); `false`
     /// answers 200 with the image inline as base64.
@@ -523,6 +542,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             processing: ProcessingConfig::default(),
             cache: CacheConfig::default(),
+            variants: VariantsConfig::default(),
         }
     }
 }

@@ -5,8 +5,11 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::{
     auth::AuthError,
+    content::sniff::Rejection,
     http::body::{self, Body},
+    jobs::JobError,
     object_name::{NAME_FORMAT, NameError},
+    processing::ProcessError,
     storage::StorageError,
 };
 
@@ -90,6 +93,45 @@ impl From<StorageError> for ApiError {
             StorageError::NotFound => Self::ObjectNotFound,
             StorageError::Unavailable(reason) => Self::StorageUnavailable(reason),
             StorageError::Other(reason) => Self::Internal(reason),
+        }
+    }
+}
+
+/// A content check's refusal: not the declared format (415), too many pixels (413), truncated
+/// (400).
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::NotThatFormat(why) => Self::UnsupportedMediaType(why),
+            Rejection::TooManyPixels(why) => Self::ImageTooLarge(why),
+            Rejection::Truncated(why) => Self::BadRequest(why),
+        }
+    }
+}
+
+impl From<ProcessError> for ApiError {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::BadParameter(why) => Self::BadRequest(why),
+            ProcessError::Undecodable(_)
+            | ProcessError::Unsupported(_)
+            | ProcessError::TimedOut(_)
+            | ProcessError::Abandoned => Self::Unprocessable(e.to_string()),
+            ProcessError::TooLarge(why) => Self::ImageTooLarge(why),
+            ProcessError::Busy(_) => Self::Busy(e.to_string()),
+            ProcessError::Failed(why) => Self::Internal(why),
+        }
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Storage(e) => e.into(),
+            JobError::SourceTooLarge { limit } => Self::PayloadTooLarge { limit, what: "image" },
+            JobError::Rejected(rejection) => rejection.into(),
+            e @ JobError::Animated(_) => Self::Unprocessable(e.to_string()),
+            JobError::Process(e) => e.into(),
         }
     }
 }

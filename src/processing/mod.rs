@@ -1,6 +1,6 @@
 //! Image processing: decoding under limits, the operations, encoding, and the bounded pool
-//! they run on (never on the I/O threads). It knows nothing of HTTP; `api/process.rs` is the
-//! endpoint.
+//! they run on (never on the I/O threads). It knows nothing of HTTP or storage: `jobs` runs it
+//! for the endpoint (`api/process/`).
 
 mod blur;
 mod budget;

@@ -305,14 +305,19 @@ async fn sign_prints_a_working_url() {
     .await;
     let server = crate::support::TestServer::start(&fx).await;
     let name = fx.put(ImageFormat::Png, crate::support::pattern(10)).await;
-    let out = gateway()
-        .args(["sign", name.as_str(), "--ttl", "10m"])
-        .env("IMAGE_GATEWAY_AUTH__URL_SIGNING_KEY", key)
-        .env("IMAGE_GATEWAY_PUBLIC_URL", &server.base)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    // The URL `image-gateway sign ARGS…` prints, with the server's key and address.
+    let signed_url = |args: &[&str]| {
+        let out = gateway()
+            .arg("sign")
+            .args(args)
+            .env("IMAGE_GATEWAY_AUTH__URL_SIGNING_KEY", key)
+            .env("IMAGE_GATEWAY_PUBLIC_URL", &server.base)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let url = signed_url(&[name.as_str(), "--ttl", "10m"]);
     assert!(url.starts_with(&server.download_url(&name)), "{url}");
     let response = crate::support::within("signed get", crate::support::client().get(&url).send())
         .await
@@ -325,6 +330,33 @@ async fn sign_prints_a_working_url() {
     .await
     .unwrap();
     assert_eq!(unsigned.status(), 401);
+
+    // --variant: the URL serves exactly that variant.
+    let photo = fx
+        .put(ImageFormat::Png, include_bytes!("../fixtures/sample.png").to_vec())
+        .await;
+    let url = signed_url(&[photo.as_str(), "--variant", "w=16&format=webp"]);
+    assert!(
+        url.starts_with(&format!("{}?w=16&format=webp&expires=", server.download_url(&photo))),
+        "{url}"
+    );
+    let variant = crate::support::within("signed variant", crate::support::client().get(&url).send())
+        .await
+        .unwrap();
+    assert_eq!(variant.status(), 200);
+    assert_eq!(variant.headers()["content-type"], "image/webp");
+    let other = url.replace("w=16", "w=400");
+    let refused = crate::support::within("other variant", crate::support::client().get(&other).send())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let bad_variant = gateway()
+        .args(["sign", photo.as_str(), "--variant", "w=0"])
+        .env("IMAGE_GATEWAY_AUTH__URL_SIGNING_KEY", key)
+        .output()
+        .unwrap();
+    assert_eq!(bad_variant.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&bad_variant.stderr).contains("`w`"));
 
     let bad = gateway()
         .args(["sign", "nope.png"])

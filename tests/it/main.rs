@@ -24,3 +24,4 @@ mod retention;
 mod shared_limits;
 mod svg_inertness;
 mod upload;
+mod variants;

@@ -643,7 +643,13 @@ async fn processing_can_be_turned_off_for_download_only_replicas() {
         .unwrap()
         .to_owned();
     let path = url.split_once("/v1/").map(|(_, p)| format!("{base}/v1/{p}")).unwrap();
-    let fetched = within("download", client().get(path).send()).await.unwrap();
+    let fetched = within("download", client().get(&path).send()).await.unwrap();
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.bytes().await.unwrap().as_ref(), PNG);
+    // A variant needs processing: 503 too, the original still served.
+    let variant = within("download", client().get(format!("{path}?w=16")).send())
+        .await
+        .unwrap();
+    assert_eq!(variant.status(), 503);
+    assert_eq!(variant.headers()[header::RETRY_AFTER], "5");
 }

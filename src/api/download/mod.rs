@@ -1,21 +1,32 @@
-//! `GET|HEAD /v1/image/download/{object_name}`: validators, conditionals, ranges, streaming.
+//! `GET|HEAD /v1/image/download/{object_name}`: validators, conditionals, ranges, streaming;
+//! with variant options (`?w=400&format=webp`, `variant.rs`), the image rendered to them
+//! through the processing job service, with validators and ranges of its own.
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use sha2::{Digest, Sha256};
 
 pub(crate) mod cache_policy;
 pub mod conditional;
 pub mod range;
+pub(crate) mod renders;
+pub mod variant;
 
 use crate::{
     http::{
         body::{self, Body, ObjectBody},
         error::ApiError,
     },
+    jobs::{JobError, Jobs, Source, Transform},
+    metrics::{GIT_SHA, Metrics},
     object_name::{ImageFormat, ObjectName},
+    processing::ProcessError,
     storage::{ByteRange, ObjectMeta, Storage},
 };
 use conditional::Outcome;
 use range::RangeRequest;
+use renders::{RenderKey, Renders};
+use variant::Variant;
 
 /// SECURITY: an SVG renders inline but can never run script, load anything or submit forms
 /// in our origin.
@@ -34,7 +45,7 @@ pub(crate) async fn handle(
         // The common case, a plain GET, costs one storage call: the metadata comes with the body.
         let got = storage.get(name, None).await?;
         let body = ObjectBody::new(got.body, got.meta.len).boxed();
-        return Ok(validators.object_response(name, &got.meta, None, body));
+        return Ok(validators.object_response(File::stored(name), &got.meta, None, body));
     }
     let meta = storage.head(name).await?;
 
@@ -43,19 +54,10 @@ pub(crate) async fn handle(
         Outcome::NotModified => return Ok(validators.not_modified(&meta)),
         Outcome::Proceed { honour_range } => honour_range,
     };
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let range = match range_header {
-        Some(value) if honour_range => range::parse(value, meta.len),
-        _ => RangeRequest::Whole,
-    };
-    let range = match range {
-        RangeRequest::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { len: meta.len }),
-        RangeRequest::Partial(r) => Some(r),
-        RangeRequest::Whole => None,
-    };
+    let range = asked_range(headers, honour_range, meta.len)?;
 
     if method == Method::HEAD {
-        return Ok(validators.object_response(name, &meta, range, body::empty()));
+        return Ok(validators.object_response(File::stored(name), &meta, range, body::empty()));
     }
 
     let got = storage.get(name, range).await?;
@@ -67,7 +69,131 @@ pub(crate) async fn handle(
         None => got.meta.len,
     };
     let body = ObjectBody::new(got.body, len).boxed();
-    Ok(validators.object_response(name, &got.meta, range, body))
+    Ok(validators.object_response(File::stored(name), &got.meta, range, body))
+}
+
+/// What variants are made with: the job service (`None`: this server does not process), the
+/// rendered variants kept in memory, and the counters.
+#[derive(Clone, Copy)]
+pub(crate) struct Renderer<'a> {
+    pub jobs: Option<&'a Jobs>,
+    pub renders: &'a Renders,
+    pub metrics: &'a Metrics,
+}
+
+/// Answers a GET or HEAD of the `variant` of `name`: from memory, or rendered by the job
+/// service (one render for simultaneous requests; 503 on a server that does not process), with
+/// a strong `ETag` of its own (the source's, the variant's canonical form, its format and this
+/// build: a new release may encode differently), the source's `Last-Modified`, and ranges over
+/// the rendered bytes. A revalidation that matches (`If-None-Match`) is answered 304 without
+/// rendering.
+pub(crate) async fn handle_variant(
+    renderer: Renderer<'_>,
+    storage: &dyn Storage,
+    method: &Method,
+    headers: &HeaderMap,
+    name: &ObjectName,
+    variant: Variant,
+    cache_control: HeaderValue,
+) -> Result<Response<Body>, ApiError> {
+    let jobs = renderer.jobs.ok_or(ApiError::ProcessingDisabled)?;
+    let validators = Validators { cache_control };
+    let source = storage.head(name).await?;
+    let output = variant.output(name.format());
+    let format = output.format.format();
+    let canonical = variant.canonical();
+    let variant_key = variant.key(name.format());
+    let mut digest = Sha256::new();
+    for part in [
+        source.etag.as_str(),
+        canonical.as_str(),
+        format.name(),
+        env!("CARGO_PKG_VERSION"),
+        GIT_SHA,
+    ] {
+        digest.update(part.as_bytes());
+        digest.update([0]);
+    }
+    let mut meta = ObjectMeta {
+        len: 0,
+        etag: format!("\"{}\"", &hex::encode(digest.finalize())[..32]),
+        last_modified: source.last_modified,
+    };
+    let honour_range = match conditional::evaluate(headers, &meta) {
+        Outcome::Failed => return Err(ApiError::PreconditionFailed),
+        Outcome::NotModified => return Ok(validators.not_modified(&meta)),
+        Outcome::Proceed { honour_range } => honour_range,
+    };
+    let transform = Transform {
+        operation: "variant",
+        steps: vec![variant.step()],
+        output,
+        strip: false,
+    };
+    let key = RenderKey {
+        name: name.clone(),
+        source_etag: source.etag.clone(),
+        variant: variant_key.clone(),
+    };
+    let render = async {
+        let encoded = jobs
+            .transform(name.format(), Source::Stored(name.clone()), transform)
+            .await?;
+        Ok(Bytes::from(encoded.bytes))
+    };
+    let (bytes, tier) = renderer
+        .renders
+        .get_or_render(key, render)
+        .await
+        .map_err(unrenderable)?;
+    renderer.metrics.variant_served(tier.label(), format.name());
+    meta.len = bytes.len() as u64;
+    let range = asked_range(headers, honour_range, meta.len)?;
+    let body = match (method == Method::HEAD, range) {
+        (true, _) => body::empty(),
+        (false, None) => body::full(bytes),
+        (false, Some(r)) => body::full(bytes.slice(r.start as usize..=r.end as usize)),
+    };
+    let stem = name.as_str().rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
+    let filename = match canonical.as_str() {
+        "" => format!("{stem}.{variant_key}"),
+        _ => format!("{stem}_{variant_key}"),
+    };
+    let file = File {
+        format,
+        filename: &filename,
+    };
+    Ok(validators.object_response(file, &meta, range, body))
+}
+
+/// The answer to a variant that could not be made: a stored image that is not what its name
+/// says, is over the pixel or size limits or cannot be decoded is 422 (a download has no body
+/// to blame: 413 and 415 would point at the request); the rest as for any job (404, 503, …).
+fn unrenderable(e: JobError) -> ApiError {
+    match e {
+        JobError::Rejected(_)
+        | JobError::SourceTooLarge { .. }
+        | JobError::Animated(_)
+        | JobError::Process(ProcessError::TooLarge(_)) => ApiError::Unprocessable(format!(
+            "the stored image cannot be rendered as a variant: {}",
+            ApiError::from(e)
+        )),
+        e => e.into(),
+    }
+}
+
+/// The one range asked for (`Range`, when the preconditions let it be honoured) within `len`
+/// bytes: `None` for the whole body, 416 when it lies outside.
+fn asked_range(headers: &HeaderMap, honour_range: bool, len: u64) -> Result<Option<ByteRange>, ApiError> {
+    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    match asked {
+        Some(value) if honour_range => match range::parse(value, len) {
+            RangeRequest::Unsatisfiable => Err(ApiError::RangeNotSatisfiable { len }),
+            RangeRequest::Partial(r) => Ok(Some(r)),
+            RangeRequest::Whole => Ok(None),
+        },
+        _ => Ok(None),
+    }
 }
 
 /// Whether the answer depends on the object's validators or length before the body is read
@@ -84,6 +210,23 @@ fn is_conditional_or_ranged(headers: &HeaderMap) -> bool {
     .any(|h| headers.contains_key(h))
 }
 
+/// What an answer's body is: its format and the file name it is offered under.
+#[derive(Clone, Copy)]
+struct File<'a> {
+    format: ImageFormat,
+    filename: &'a str,
+}
+
+impl<'a> File<'a> {
+    /// A stored object, under its own name.
+    fn stored(name: &'a ObjectName) -> File<'a> {
+        File {
+            format: name.format(),
+            filename: name.as_str(),
+        }
+    }
+}
+
 /// The response headers that depend on the caller (caching) and the object (validators).
 struct Validators {
     cache_control: HeaderValue,
@@ -93,7 +236,7 @@ impl Validators {
     /// Headers of a 200 or 206 (and of the HEAD equivalent).
     fn object_response(
         &self,
-        name: &ObjectName,
+        file: File<'_>,
         meta: &ObjectMeta,
         range: Option<ByteRange>,
         body: Body,
@@ -101,9 +244,9 @@ impl Validators {
         let mut response = Response::new(body);
         let headers = response.headers_mut();
         self.apply(meta, headers);
-        let format = name.format();
+        let File { format, filename } = file;
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-        if let Ok(value) = HeaderValue::try_from(format!("inline; filename=\"{name}\"")) {
+        if let Ok(value) = HeaderValue::try_from(format!("inline; filename=\"{filename}\"")) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::{
     http::error::ApiError,
-    processing::{Background, Crop, Fit, Flip, Op, OutputFormat, Padding, ProcessError, Resize, Rotation},
+    processing::{Background, Crop, Fit, Flip, Op, OutputFormat, Padding, Resize, Rotation},
 };
 
 /// The operations served under `/v1/image/`.
@@ -213,7 +213,7 @@ impl Params {
     pub(super) fn background(&self) -> Result<Background, ApiError> {
         self.get("background")
             .map_or(Ok(Background::default()), |v| Background::parse(v))
-            .map_err(problem)
+            .map_err(ApiError::from)
     }
 
     /// `quality` (1…100), if given.
@@ -225,7 +225,7 @@ impl Params {
     pub(super) fn format(&self) -> Result<Option<OutputFormat>, ApiError> {
         self.get("to_format")
             .or_else(|| self.get("format"))
-            .map(|f| OutputFormat::parse(f).map_err(problem))
+            .map(|f| OutputFormat::parse(f).map_err(ApiError::from))
             .transpose()
     }
 
@@ -254,7 +254,7 @@ impl Params {
             }
             Operation::Rotate => Rotation::step(self.decimal("angle", -360.0, 360.0, None)?, self.background()?),
             Operation::Flip => {
-                Op::Flip(Flip::parse(self.get("direction").map_or("", String::as_str)).map_err(problem)?)
+                Op::Flip(Flip::parse(self.get("direction").map_or("", String::as_str)).map_err(ApiError::from)?)
             }
             Operation::Crop => Op::Crop(self.crop()?),
             Operation::Trim => Op::Trim(self.whole("threshold", 0, 255)?.unwrap_or(10) as u8),
@@ -301,7 +301,7 @@ impl Params {
 
     fn resize(&self) -> Result<Resize, ApiError> {
         let mut fit = match self.get("fit") {
-            Some(f) => Fit::parse(f).map_err(problem)?,
+            Some(f) => Fit::parse(f).map_err(ApiError::from)?,
             None => Fit::Contain,
         };
         if !self.flag("maintain_aspect", true)? {
@@ -351,19 +351,5 @@ impl Params {
                 )));
             }
         })
-    }
-}
-
-/// The HTTP error for a processing failure.
-pub(crate) fn problem(e: ProcessError) -> ApiError {
-    match e {
-        ProcessError::BadParameter(why) => ApiError::BadRequest(why),
-        ProcessError::Undecodable(_)
-        | ProcessError::Unsupported(_)
-        | ProcessError::TimedOut(_)
-        | ProcessError::Abandoned => ApiError::Unprocessable(e.to_string()),
-        ProcessError::TooLarge(why) => ApiError::ImageTooLarge(why),
-        ProcessError::Busy(_) => ApiError::Busy(e.to_string()),
-        ProcessError::Failed(why) => ApiError::Internal(why),
     }
 }

@@ -1,0 +1,234 @@
+//! Variants at the download URL (`?w=…&format=…`) on every backend: rendered from the stored
+//! image, with validators and ranges of their own, snapped to the width buckets, never
+//! enlarged; refused clearly when an option is wrong (other parameters ignored, as ever); authorized by a signature over exactly
+//! one variant.
+
+use image_gateway::{
+    auth::signing::UrlSigner,
+    clock::unix_now,
+    config::{AuthMode, Secret},
+    object_name::ImageFormat,
+};
+
+use crate::support::{Backend, Fixture, MISSING_OBJECT, TestServer, metrics_text, raw_request, sample};
+
+const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
+const JPEG: &[u8] = include_bytes!("../fixtures/sample.jpg");
+
+/// Width, height and format of an encoded image.
+fn decoded(bytes: &[u8]) -> (u32, u32, image::ImageFormat) {
+    let format = image::guess_format(bytes).unwrap();
+    let image = image::load_from_memory(bytes).unwrap();
+    (image.width(), image.height(), format)
+}
+
+fn detail(body: &[u8]) -> String {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+    json["detail"].as_str().unwrap().to_owned()
+}
+
+async fn a_variant_is_rendered_with_validators_and_ranges_of_its_own(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let original = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[]).await;
+    assert_eq!((original.status, original.body.as_slice()), (200, PNG));
+
+    let target = format!("/v1/image/download/{name}?w=16&format=webp");
+    let variant = raw_request(server.addr, "GET", &target, &[]).await;
+    assert_eq!(variant.status, 200);
+    assert_eq!(decoded(&variant.body), (16, 11, image::ImageFormat::WebP));
+    assert_eq!(variant.header("content-type"), Some("image/webp"));
+    let stem = name.as_str().trim_end_matches(".png");
+    assert_eq!(
+        variant.header("content-disposition"),
+        Some(format!("inline; filename=\"{stem}_w16.webp\"").as_str())
+    );
+    assert_eq!(
+        variant.header("content-length"),
+        Some(variant.body.len().to_string().as_str())
+    );
+    assert_eq!(variant.header("accept-ranges"), Some("bytes"));
+    assert_eq!(variant.header("last-modified"), original.header("last-modified"));
+    let etag = variant.header("etag").unwrap().to_owned();
+    assert!(
+        etag.starts_with('"') && etag != original.header("etag").unwrap(),
+        "{etag}"
+    );
+
+    // The same variant however it is asked: a width within the bucket, the long names.
+    for same in [
+        format!("{target}&q=80"),
+        format!("/v1/image/download/{name}?width=15&f=webp"),
+    ] {
+        let again = raw_request(server.addr, "GET", &same, &[]).await;
+        let same_options = !same.contains("q=80");
+        assert_eq!(again.header("etag") == Some(etag.as_str()), same_options, "{same}");
+        if same_options {
+            assert_eq!(again.body, variant.body, "{same}: renders are deterministic");
+        }
+    }
+    // Revalidation answers 304 without a body; ranges cut the rendered bytes; HEAD tells the
+    // length.
+    let not_modified = raw_request(server.addr, "GET", &target, &[("If-None-Match", &etag)]).await;
+    assert_eq!((not_modified.status, not_modified.body.len()), (304, 0));
+    assert_eq!(not_modified.header("etag"), Some(etag.as_str()));
+    let partial = raw_request(server.addr, "GET", &target, &[("Range", "bytes=0-9")]).await;
+    assert_eq!(partial.status, 206);
+    assert_eq!(partial.body, variant.body[..10]);
+    assert_eq!(
+        partial.header("content-range"),
+        Some(format!("bytes 0-9/{}", variant.body.len()).as_str())
+    );
+    let head = raw_request(server.addr, "HEAD", &target, &[]).await;
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(
+        head.header("content-length"),
+        Some(variant.body.len().to_string().as_str())
+    );
+
+    // Never enlarged; a re-encode only keeps the size; the stored image is unchanged.
+    let wide = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}?w=400"), &[]).await;
+    assert_eq!(decoded(&wide.body), (24, 16, image::ImageFormat::Png));
+    let jpeg = fx.put(ImageFormat::Jpeg, JPEG.to_vec()).await;
+    let png = raw_request(
+        server.addr,
+        "GET",
+        &format!("/v1/image/download/{jpeg}?format=png"),
+        &[],
+    )
+    .await;
+    assert_eq!(decoded(&png.body), (24, 16, image::ImageFormat::Png));
+    let after = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[]).await;
+    assert_eq!(after.body, PNG);
+}
+
+async fn wrong_variant_options_are_refused_clearly(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    for (query, named) in [
+        ("w=0", "`w`"),
+        ("w=3841", "`w`"),
+        ("w=2000&dpr=2", "largest variant side"),
+        ("q=101", "`q`"),
+        ("format=svg", "`format`"),
+        ("fit=stretch", "`fit`"),
+        ("w=16&width=16", "twice"),
+    ] {
+        let response = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}?{query}"), &[]).await;
+        assert_eq!(response.status, 400, "{query}");
+        assert!(
+            detail(&response.body).contains(named),
+            "{query}: {}",
+            detail(&response.body)
+        );
+    }
+    // Other parameters are ignored, as on every download (cache busters).
+    let busted = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}?v=3"), &[]).await;
+    assert_eq!((busted.status, busted.body.as_slice()), (200, PNG));
+    let missing = raw_request(server.addr, "GET", &format!("{MISSING_OBJECT}?w=16"), &[]).await;
+    assert_eq!(missing.status, 404);
+}
+
+async fn a_signed_url_authorizes_exactly_one_variant(backend: Backend) {
+    const SIGNING_KEY: &str = "variant-signing-key-0123456789";
+    let fx = Fixture::with(backend, |c| {
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys = vec![Secret::new("reader-key-0123456789abcdef")];
+        c.auth.url_signing_key = vec![Secret::new(SIGNING_KEY)];
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let signer = UrlSigner::new(&[Secret::new(SIGNING_KEY)]).unwrap();
+    let expires = unix_now() + 600;
+    let signed = |variant: Option<&str>| {
+        format!(
+            "expires={expires}&signature={}",
+            signer.sign_for(&name, variant, expires)
+        )
+    };
+    let get = |query: String| {
+        let target = format!("/v1/image/download/{name}?{query}");
+        async move { raw_request(server.addr, "GET", &target, &[]).await }
+    };
+    let ok = get(format!("w=16&format=webp&{}", signed(Some("w16.webp")))).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(decoded(&ok.body).0, 16);
+    // Equal options in another spelling are the same variant.
+    assert_eq!(
+        get(format!("width=15&f=webp&{}", signed(Some("w16.webp"))))
+            .await
+            .status,
+        200
+    );
+    for (what, query) in [
+        (
+            "another size",
+            format!("w=400&format=webp&{}", signed(Some("w16.webp"))),
+        ),
+        (
+            "another format",
+            format!("w=16&format=png&{}", signed(Some("w16.webp"))),
+        ),
+        ("the original's signature", format!("w=16&format=webp&{}", signed(None))),
+    ] {
+        let refused = get(query).await;
+        assert_eq!(refused.status, 403, "{what}");
+        assert!(detail(&refused.body).contains("signature"), "{what}");
+    }
+    assert_eq!(
+        get("w=16&format=webp".to_owned()).await.status,
+        401,
+        "no key, no signature"
+    );
+    assert_eq!(get(signed(None)).await.status, 200, "the original's URL still works");
+}
+
+/// 256 simultaneous first requests for one new variant: one render, 256 equal answers; the
+/// next request is served from memory.
+async fn a_herd_of_first_requests_makes_one_render(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Jpeg, JPEG.to_vec()).await;
+    let target = format!("/v1/image/download/{name}?w=16&format=png");
+    let herd: Vec<_> = (0..256)
+        .map(|_| {
+            let (addr, target) = (server.addr, target.clone());
+            tokio::spawn(async move { raw_request(addr, "GET", &target, &[]).await })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for request in herd {
+        let response = request.await.unwrap();
+        assert_eq!(response.status, 200);
+        bodies.push(response.body);
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "every answer the same bytes");
+    assert_eq!(decoded(&bodies[0]).0, 16);
+    let after = raw_request(server.addr, "GET", &target, &[]).await;
+    assert_eq!(after.body, bodies[0]);
+    let text = metrics_text(&server).await;
+    let renders = sample(
+        &text,
+        "image_processing_jobs_total",
+        &[("operation", "variant"), ("outcome", "ok")],
+    );
+    assert_eq!(renders, Some(1.0), "one render for the herd and the request after it");
+    let served = |tier| {
+        sample(
+            &text,
+            "image_variants_served_total",
+            &[("tier", tier), ("format", "PNG")],
+        )
+    };
+    assert_eq!((served("rendered"), served("memory")), (Some(1.0), Some(256.0)));
+}
+
+crate::on_every_backend!(
+    a_herd_of_first_requests_makes_one_render,
+    a_variant_is_rendered_with_validators_and_ranges_of_its_own,
+    wrong_variant_options_are_refused_clearly,
+    a_signed_url_authorizes_exactly_one_variant,
+);
