@@ -70,13 +70,14 @@ def test_the_default_memory_limit_holds_every_concurrent_upload_and_job(helm_env
 
 def test_a_memory_limit_that_cannot_hold_the_uploads_fails_the_render(helm_env):
     err = failed_render(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=256Mi")
-    # 16 × 2 × 25 MiB + 1 × 12 × 24 MP + (64 + 16 × 1) MiB of cache + 96 MiB = 1251 MiB.
-    assert "resources.limits.memory (256Mi) cannot hold upload.maxConcurrent (16)" in err and "1251Mi" in err, err
-    # Raising the limit, or lowering the concurrency and the pixel limits, makes it render.
-    template(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=1260Mi")
+    # 16 × 2 × 25 MiB + 1 × 12 × 24 MP + (64 + 16 × 1) MiB of cache + 64 MiB of variants + 96 MiB
+    # = 1315 MiB.
+    assert "resources.limits.memory (256Mi) cannot hold upload.maxConcurrent (16)" in err and "1315Mi" in err, err
+    # Raising the limit, or lowering the concurrency, the pixel limits and the caches, makes it render.
+    template(helm_env, "--set", "upload.maxConcurrent=16", "--set", "resources.limits.memory=1320Mi")
     template(helm_env, "--set", "upload.maxConcurrent=2", "--set", "processing.maxInputPixels=4000000",
              "--set", "processing.maxOutputPixels=1000000", "--set", "cache.enabled=false",
-             "--set", "resources.limits.memory=256Mi")
+             "--set-string", "variants.cacheMaxBytes=0", "--set", "resources.limits.memory=256Mi")
 
 
 def test_the_hot_object_cache_counts_in_the_memory_limit(helm_env):
@@ -87,6 +88,13 @@ def test_the_hot_object_cache_counts_in_the_memory_limit(helm_env):
     docs = template(helm_env, "--set", "storage.backend=fs", "--set", "storage.fs.existingClaim=images",
                     "--set", "cache.maxBytes=512MiB")
     assert config_of(docs)["cache"]["enabled"] is False
+
+
+def test_rendered_variants_count_in_the_memory_limit_of_pods_that_process(helm_env):
+    err = failed_render(helm_env, "--set", "variants.cacheMaxBytes=512MiB")
+    assert "plus rendered variants (variants.cacheMaxBytes: 512Mi)" in err, err
+    docs = template(helm_env, "--set", "variants.cacheMaxBytes=512MiB", "--set", "processing.enabled=false")
+    assert config_of(docs)["variants"]["cache_max_bytes"] == "512MiB"
 
 
 def test_download_only_replicas_leave_processing_out_of_the_memory_check(helm_env):

@@ -177,9 +177,10 @@ app.kubernetes.io/component: {{ .role | default "server" }}
 {{- if include "image-gateway.cacheEnabled" $ }}
 {{- $cache = addf (include "image-gateway.bytes" $.Values.cache.maxBytes) (mulf 16 (include "image-gateway.bytes" $.Values.cache.maxObjectBytes)) }}
 {{- end }}
-{{- $needed := addf $uploads $jobs $cache 100663296 }}
+{{- $variants := ternary (include "image-gateway.bytes" $.Values.variants.cacheMaxBytes | float64) 0.0 $.Values.processing.enabled }}
+{{- $needed := addf $uploads $jobs $cache $variants 100663296 }}
 {{- if lt $limit $needed }}
-{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus processing.workers (%d) jobs of 12 bytes per pixel of processing.maxInputPixels (%d) and processing.maxOutputPixels (%d), plus the hot-object cache (cache.maxBytes and 16 loads of cache.maxObjectBytes: %dMi), plus 96Mi for the server: %dMi are needed. Raise the limit or lower those values." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes $workers (int64 $.Values.processing.maxInputPixels) (int64 $.Values.processing.maxOutputPixels) (divf $cache 1048576 | ceil | int) (divf $needed 1048576 | ceil | int)) }}
+{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus processing.workers (%d) jobs of 12 bytes per pixel of processing.maxInputPixels (%d) and processing.maxOutputPixels (%d), plus the hot-object cache (cache.maxBytes and 16 loads of cache.maxObjectBytes: %dMi), plus rendered variants (variants.cacheMaxBytes: %dMi), plus 96Mi for the server: %dMi are needed. Raise the limit or lower those values." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes $workers (int64 $.Values.processing.maxInputPixels) (int64 $.Values.processing.maxOutputPixels) (divf $cache 1048576 | ceil | int) (divf $variants 1048576 | ceil | int) (divf $needed 1048576 | ceil | int)) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -289,6 +290,7 @@ made every pod exit). */}}
 {{- end }}
 {{- $cache := dict "enabled" (eq (include "image-gateway.cacheEnabled" .) "true") "max_bytes" $v.cache.maxBytes "max_object_bytes" $v.cache.maxObjectBytes "ttl" $v.cache.ttl "negative_ttl" $v.cache.negativeTtl }}
 {{- $_ := set $config "cache" $cache }}
+{{- $_ := set $config "variants" (dict "cache_max_bytes" $v.variants.cacheMaxBytes) }}
 {{- with include "image-gateway.publicUrl" . }}{{ $_ := set $config "public_url" . }}{{ end }}
 {{- with $v.http.cacheControl }}{{ $_ := set $config "http" (dict "cache_control" .) }}{{ end }}
 {{- toToml $config }}
