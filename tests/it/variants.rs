@@ -110,7 +110,6 @@ async fn wrong_variant_options_are_refused_clearly(backend: Backend) {
     for (query, named) in [
         ("w=0", "`w`"),
         ("w=3841", "`w`"),
-        ("w=2000&dpr=2", "largest variant side"),
         ("q=101", "`q`"),
         ("format=svg", "`format`"),
         ("fit=stretch", "`fit`"),

@@ -101,7 +101,7 @@ pub(crate) async fn handle_variant(
     let source = storage.head(name).await?;
     let output = variant.output(name.format());
     let format = output.format.format();
-    let canonical = variant.canonical();
+    let canonical = variant.canonical(name.format());
     let variant_key = variant.key(name.format());
     let mut digest = Sha256::new();
     for part in [

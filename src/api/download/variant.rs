@@ -2,7 +2,7 @@
 //! stored image resized and re-encoded. The options take the short names the leading image
 //! servers converged on (`w`, `h`, `fit`, `q`, `format`, `dpr`) or the processing parameters'
 //! (`width`, `height`, `quality`), and are parsed once into a normalized `Variant`: sides are
-//! multiplied by `dpr` and snapped up to the next of `SIDES`, so a client cannot make a
+//! multiplied by `dpr` and snapped up to the next of `SIDES` (at most the largest), so a client cannot make a
 //! distinct render for every pixel, and two URLs asking the same thing are the same variant.
 //! The canonical form names the variant in its `ETag` and its file name.
 
@@ -86,12 +86,7 @@ impl Variant {
                     let wanted = wanted.ok_or_else(|| {
                         ApiError::BadRequest(format!("`{name}`: `{v}` is not a whole number from 1 to 3840"))
                     })?;
-                    snap((f64::from(wanted) * dpr).ceil() as u32).ok_or_else(|| {
-                        ApiError::BadRequest(format!(
-                            "`{name}`: {wanted} × dpr {dpr} is over the largest variant side, {}",
-                            SIDES[SIDES.len() - 1]
-                        ))
-                    })
+                    Ok(snap((f64::from(wanted) * dpr).ceil()))
                 })
                 .transpose()
         };
@@ -146,15 +141,16 @@ impl Variant {
     /// `webp` for a re-encode only). A signed URL signs it; the file name ends with it.
     pub(crate) fn key(&self, source: ImageFormat) -> String {
         let extension = self.output(source).format.format().canonical_extension();
-        match self.canonical().as_str() {
+        match self.canonical(source).as_str() {
             "" => extension.to_owned(),
             canonical => format!("{canonical}.{extension}"),
         }
     }
 
-    /// The canonical form, in a fixed order, the defaults left out: `w400-h320-cover-q80`
-    /// (the format is the file's extension). Empty for a re-encode only.
-    pub(crate) fn canonical(&self) -> String {
+    /// The canonical form of the variant of a `source` image, in a fixed order, the defaults
+    /// and what does not change the result left out (`q` where the output is not lossy):
+    /// `w400-h320-cover-q80` (the format is the file's extension). Empty for a re-encode only.
+    pub(crate) fn canonical(&self, source: ImageFormat) -> String {
         let mut parts = Vec::new();
         if let Some(w) = self.width {
             parts.push(format!("w{w}"));
@@ -165,7 +161,7 @@ impl Variant {
         if self.fit != Fit::Contain && (self.width.is_some() || self.height.is_some()) {
             parts.push(fit_name(self.fit).to_owned());
         }
-        if let Some(q) = self.quality {
+        if let Some(q) = self.quality.filter(|_| self.output(source).format.is_lossy()) {
             parts.push(format!("q{q}"));
         }
         parts.join("-")
@@ -182,9 +178,11 @@ pub fn key_of(name: &crate::object_name::ObjectName, query: &str) -> Result<Opti
     }
 }
 
-/// The smallest of [`SIDES`] at least `side`; `None` above the largest.
-fn snap(side: u32) -> Option<u32> {
-    SIDES.iter().copied().find(|&s| s >= side)
+/// The smallest of [`SIDES`] at least `side`, and the largest above it (`dpr` may take a side
+/// past it: the answer is the largest variant, as a CDN's would be).
+fn snap(side: f64) -> u32 {
+    let largest = SIDES[SIDES.len() - 1];
+    SIDES.iter().copied().find(|&s| f64::from(s) >= side).unwrap_or(largest)
 }
 
 /// A fit's parameter value.
@@ -234,7 +232,8 @@ mod tests {
         assert_eq!(variant("w=200&dpr=2").width, Some(400));
         assert_eq!(variant("w=201&dpr=1.5").width, Some(320));
         assert_eq!(variant("h=3840").height, Some(3840));
-        assert!(refused("w=3000&dpr=2").contains("largest variant side"));
+        assert_eq!(variant("w=3000&dpr=2").width, Some(3840), "at most the largest side");
+        assert_eq!(variant("h=1330&dpr=3.825").height, Some(3840));
         assert!(refused("w=0").contains("`w`"));
         assert!(refused("h=3841").contains("`h`"));
         assert!(refused("w=400&dpr=5").contains("`dpr`"));
@@ -262,10 +261,17 @@ mod tests {
 
     #[test]
     fn the_canonical_form_leaves_defaults_out() {
-        assert_eq!(variant("w=400").canonical(), "w400");
-        assert_eq!(variant("w=400&fit=contain").canonical(), "w400");
-        assert_eq!(variant("h=300&w=400&fit=cover&q=80").canonical(), "w400-h320-cover-q80");
-        assert_eq!(variant("format=webp").canonical(), "");
+        let jpeg = ImageFormat::Jpeg;
+        assert_eq!(variant("w=400").canonical(jpeg), "w400");
+        assert_eq!(variant("w=400&fit=contain").canonical(jpeg), "w400");
+        assert_eq!(
+            variant("h=300&w=400&fit=cover&q=80").canonical(jpeg),
+            "w400-h320-cover-q80"
+        );
+        assert_eq!(variant("format=webp").canonical(jpeg), "");
+        // A quality changes nothing in a PNG: the same variant with or without it.
+        assert_eq!(variant("w=400&q=80").canonical(ImageFormat::Png), "w400");
+        assert_eq!(variant("w=400&q=80&format=png").key(jpeg), "w400.png");
         assert_eq!(variant("format=webp").step(), Op::Keep);
     }
 
