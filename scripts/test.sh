@@ -33,6 +33,10 @@ await() {
   return "$(cat "$builds/$1.status")"
 }
 phase "Go builds, then the container image, then the node tests (in the background)"
+# The chain keeps the default priority; what the foreground compiles runs at `low` priority
+# (nice 10), so the chain is not slowed by it and the node tests overlap the foreground's last
+# phases instead of running alone at the end, on a core and a half of idle.
+low() { nice -n 10 "$@"; }
 (
   status=0
   TIMEFORMAT="the Go builds: %0R s, %0U s user and %0S s system CPU"
@@ -56,11 +60,24 @@ phase "Go builds, then the container image, then the node tests (in the backgrou
     || status=$?
   mark node-tests "$status"
 ) &
+# Formatting, lints and the library's docs, when CI asks for them (.ci/run): after the chain has
+# started, so that its Go builds do not wait for clippy.
+if [ "${IG_LINT:-0}" = 1 ]; then
+  phase "cargo fmt"
+  cargo fmt --check
+  bash scripts/apt-ensure.sh nasm cmake
+  phase "clippy"
+  low cargo clippy --locked --all-targets -- -D warnings
+  phase "clippy --features libjpeg-turbo"
+  low cargo clippy --locked --all-targets --features libjpeg-turbo -- -D warnings
+  phase "cargo doc"
+  RUSTDOCFLAGS="-D warnings" low cargo doc --locked --no-deps --lib --quiet
+fi
 phase "install Garage"
-IG_GARAGE_BIN="$(bash scripts/install-garage.sh)"
+IG_GARAGE_BIN="$(low bash scripts/install-garage.sh)"
 export IG_GARAGE_BIN
 phase "install the Python tools"
-venv="$(bash scripts/install-python-tools.sh)"
+venv="$(low bash scripts/install-python-tools.sh)"
 IG_ROTEL_BIN="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 export IG_ROTEL_BIN
 export IG_PYTHON="$venv/bin/python"
@@ -80,10 +97,15 @@ bash scripts/check-architecture.sh
 # Licences, bans and sources of every dependency (cargo-deny, crates.io, cached; deny.toml).
 phase "dependencies (cargo-deny)"
 bash scripts/check-deps.sh
+# One debug build of the server and the tests (libjpeg-turbo), for all that follows.
+phase "the tests' debug build"
+low bash scripts/build-debug.sh >/dev/null
 # The API description against the running server (schemathesis, from PyPI, cached).
 phase "schemathesis"
 bash scripts/schemathesis.sh
 # The chart, the manifests and the Dockerfile (helm, kubernetes-validate, yamllint, hadolint, checkov).
+phase "chart tools (Helm 3 and 4)"
+low bash scripts/install-chart-tools.sh >/dev/null
 phase "chart checks"
 bash scripts/check-chart.sh
 phase "wait for the Go builds (MinIO, the Kubernetes control plane and node, ...)"
@@ -115,7 +137,7 @@ phase "chart tests (pytest)"
 # Bounded fuzzing of the input parsers (cargo-fuzz, cached; FUZZ_SECONDS per target; the dev
 # build, which compiles in half the time of the optimised one).
 phase "fuzzing"
-FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" bash scripts/fuzz-smoke.sh
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" low bash scripts/fuzz-smoke.sh
 # One build of the tests, with the libjpeg-turbo feature (what the container image runs; cmake
 # and NASM build it, from Debian, once), made by schemathesis.sh (scripts/build-debug.sh). That
 # build also has the pure-Rust JPEG decoder (what `cargo run` uses): the processing tests run a
