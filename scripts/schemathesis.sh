@@ -2,7 +2,9 @@
 # Runs schemathesis (PyPI, installed once into the cache) against the real server, started
 # here with the fs backend and API keys on, to keep docs/openapi.yaml true. The failed-auth
 # budget is off here: schemathesis sends random keys from one address, and the budget would
-# then answer its valid requests 429 (tests/it/hardening.rs covers the budget).
+# then answer its valid requests 429 (tests/it/hardening.rs covers the budget). Two variant
+# presets are configured: the document the server serves lists them (`preset`'s enum), so the
+# generated downloads ask for presets that exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -20,6 +22,8 @@ IMAGE_GATEWAY_AUTH__MODE=api_key \
 IMAGE_GATEWAY_RATE_LIMIT__AUTH_FAILURES_PER_MINUTE=0 \
 IMAGE_GATEWAY_AUTH__API_KEYS="[\"write:$key\"]" \
 IMAGE_GATEWAY_AUTH__URL_SIGNING_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(16))')" \
+IMAGE_GATEWAY_VARIANTS__PRESETS__CARD="w=64&h=48&fit=cover&format=auto" \
+IMAGE_GATEWAY_VARIANTS__PRESETS__THUMB="w=32&q=70" \
 RUST_LOG=warn "$server_bin" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT

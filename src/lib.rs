@@ -65,6 +65,9 @@ pub enum StartError {
     /// The rate-limit backend cannot be set up (e.g. an unreadable `rate_limit.redis.ca_file`).
     #[error("invalid configuration: {0}")]
     RateLimit(#[from] rate_limit::RedisSetupError),
+    /// A `[variants]` preset (or `allow`) cannot be used: exit 64.
+    #[error("invalid configuration: {0}")]
+    Variants(#[from] api::download::variant::RulesError),
     /// `retention` got no storage credentials from the Kubernetes Secret in time.
     #[error("no credentials from the Kubernetes Secret within {0:?}")]
     CredentialsTimeout(Duration),
@@ -73,7 +76,10 @@ pub enum StartError {
 impl StartError {
     /// Whether the configuration is at fault (exit 64) rather than the environment (exit 69).
     pub fn is_config(&self) -> bool {
-        matches!(self, StartError::KeyFile(_) | StartError::RateLimit(_))
+        matches!(
+            self,
+            StartError::KeyFile(_) | StartError::RateLimit(_) | StartError::Variants(_)
+        )
     }
 }
 
@@ -112,6 +118,8 @@ pub async fn run_with(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    // Checked before anything starts: a bad preset is a configuration error, exit 64.
+    let variant_rules = api::download::variant::Rules::new(&settings.config.variants)?;
     let metrics = Arc::new(Metrics::new());
     let sources = CredentialSources::start(&settings, overrides.kube, overrides.storage_credentials, &metrics).await?;
     let storage = match overrides.storage {
@@ -148,6 +156,7 @@ pub async fn run_with(
         metrics: metrics.clone(),
         latches,
         key_secret: sources.api_keys,
+        variant_rules,
     })?;
     server::serve(
         gateway,

@@ -32,6 +32,9 @@ async fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
+            if let Err(code) = variant_rules(&settings) {
+                return code;
+            }
             print!("{}", settings.config.to_redacted_toml());
             ExitCode::SUCCESS
         }
@@ -105,6 +108,14 @@ async fn probe(url: &str, expect: u16, timeout: std::time::Duration) -> ExitCode
 }
 
 /// Prints a signed download URL for `object_name`, or for its `variant` (`w=400&format=webp`).
+/// The variants `[variants]` allows (its presets checked, as `serve` checks them), or exit 64.
+fn variant_rules(settings: &Settings) -> Result<variant::Rules, ExitCode> {
+    variant::Rules::new(&settings.config.variants).map_err(|e| {
+        eprintln!("invalid configuration: {e}");
+        ExitCode::from(EXIT_CONFIG as u8)
+    })
+}
+
 fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, options: Option<&str>) -> ExitCode {
     let config = &settings.config;
     let name = match ObjectName::parse(object_name) {
@@ -118,7 +129,11 @@ fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, opti
         eprintln!("invalid configuration: `auth.url_signing_key` is not set; signing needs it");
         return ExitCode::from(EXIT_CONFIG as u8);
     };
-    let key = match options.map(|query| variant::key_of(&name, query)).transpose() {
+    let rules = match variant_rules(settings) {
+        Ok(rules) => rules,
+        Err(code) => return code,
+    };
+    let key = match options.map(|query| variant::key_of(&name, query, &rules)).transpose() {
         Ok(key) => key.flatten(),
         Err(e) => {
             eprintln!("invalid --variant: {e}");

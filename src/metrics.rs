@@ -68,6 +68,7 @@ pub struct Metrics {
     processing_jobs: IntCounterVec,
     processing_results: IntCounterVec,
     variants_served: IntCounterVec,
+    variants_bytes: IntCounterVec,
     processing_queued: IntGauge,
     processing_pixels: IntCounterVec,
     cache_lookups: IntCounterVec,
@@ -291,6 +292,16 @@ impl Metrics {
                     &["tier", "format"],
                 ),
             ),
+            variants_bytes: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "image_variants_bytes_total",
+                        "Bytes of the variants served (kind=variant) and of their sources (kind=source): the difference is what variants saved",
+                    ),
+                    &["kind", "format"],
+                ),
+            ),
             processing_results: register(
                 r,
                 IntCounterVec::new(
@@ -484,9 +495,16 @@ impl Metrics {
         self.processing_results.with_label_values(&[operation, format]).inc();
     }
 
-    /// A variant answered with its bytes, from `tier` (`rendered` or `memory`).
-    pub(crate) fn variant_served(&self, tier: &str, format: &str) {
+    /// A variant of `format` answered with its bytes, from `tier` (`rendered` or `memory`):
+    /// `variant_len` bytes instead of the source's `source_len`.
+    pub(crate) fn variant_served(&self, tier: &str, format: &str, variant_len: u64, source_len: u64) {
         self.variants_served.with_label_values(&[tier, format]).inc();
+        self.variants_bytes
+            .with_label_values(&["variant", format])
+            .inc_by(variant_len);
+        self.variants_bytes
+            .with_label_values(&["source", format])
+            .inc_by(source_len);
     }
 
     /// Counts a job in `image_processing_queue_depth` until the guard is dropped.

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
 use hyper::body::Incoming;
 use tokio::sync::watch;
@@ -16,7 +17,12 @@ use tracing::Instrument;
 use crate::{
     api::{
         ApiRequest,
-        download::{self, Renderer, cache_policy::CachePolicy, renders::Renders, variant::Variant},
+        download::{
+            self, Renderer,
+            cache_policy::CachePolicy,
+            renders::Renders,
+            variant::{self, Variant},
+        },
         intake::Intake,
         process::{self, Operation},
         publish::{Links, Publisher},
@@ -63,6 +69,8 @@ pub struct Components {
     pub latches: Vec<Latch>,
     /// API keys from a Kubernetes Secret, when one is configured.
     pub key_secret: Option<watch::Receiver<Option<KeySet>>>,
+    /// The variants served (`[variants]`'s presets, validated).
+    pub variant_rules: variant::Rules,
 }
 
 /// The state of the public and admin listeners.
@@ -79,6 +87,10 @@ pub struct Gateway {
     publisher: Publisher,
     /// `None` with `processing.enabled = false`: no worker threads, and 503 for processing.
     jobs: Option<Jobs>,
+    /// What variants are served (presets, presets only).
+    variant_rules: variant::Rules,
+    /// The API description served, with the configured presets ([`served_openapi`]).
+    openapi: Bytes,
     /// Rendered variants kept in memory (`variants.cache_max_bytes`).
     renders: Renders,
     limits: ServerConfig,
@@ -158,6 +170,7 @@ impl Gateway {
             metrics,
             latches,
             key_secret,
+            variant_rules,
         } = components;
         let config = &settings.config;
         let mut storage: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(storage, metrics.clone()));
@@ -182,6 +195,8 @@ impl Gateway {
             intake: Intake::new(&config.upload),
             publisher: Publisher::new(storage.clone(), links, metrics.clone()),
             renders: Renders::new(config.variants.cache_max_bytes.0),
+            openapi: served_openapi(&variant_rules),
+            variant_rules,
             jobs: config
                 .processing
                 .enabled
@@ -261,7 +276,7 @@ impl Gateway {
             return Gate::refused(e);
         }
         let handler = match route {
-            Route::Download(Ok(name)) => match Variant::from_query(parts.uri.query()) {
+            Route::Download(Ok(name)) => match Variant::from_query(parts.uri.query(), &self.variant_rules) {
                 Ok(variant) => {
                     let variant = variant.map(|v| (v, v.key(name.format())));
                     Handler::Download { name, variant }
@@ -276,7 +291,7 @@ impl Gateway {
             },
             Route::Livez => return Gate::answered(status_json(StatusCode::OK, "alive")),
             Route::Readyz => return Gate::answered(self.readiness(false)),
-            Route::OpenApi => return Gate::answered(openapi()),
+            Route::OpenApi => return Gate::answered(openapi(self.openapi.clone())),
             Route::Metrics => return Gate::refused(ApiError::RouteNotFound),
         };
         let authorized = self.access.authorize(handler.need(parts.uri.query()), &parts.headers);
@@ -491,8 +506,23 @@ async fn sweep_rate_limits(gateway: Weak<Gateway>) {
     }
 }
 
-fn openapi() -> Response<Body> {
-    let mut response = Response::new(body::full(OPENAPI));
+/// The generic `preset` property of [`OPENAPI`], which the served document replaces with the
+/// names configured here.
+const PRESET_PROPERTY: &str = "preset: { type: string, pattern: '^[A-Za-z0-9_-]{1,64}$' }";
+
+/// The API description this server serves: [`OPENAPI`], its `preset` option listing the presets
+/// configured here (a client, or a generated test, then knows which names are served).
+fn served_openapi(rules: &variant::Rules) -> Bytes {
+    let names: Vec<String> = rules.preset_names().map(|name| format!("\"{name}\"")).collect();
+    if names.is_empty() {
+        return Bytes::from_static(OPENAPI.as_bytes());
+    }
+    let listed = format!("preset: {{ type: string, enum: [{}] }}", names.join(", "));
+    Bytes::from(OPENAPI.replacen(PRESET_PROPERTY, &listed, 1))
+}
+
+fn openapi(document: Bytes) -> Response<Body> {
+    let mut response = Response::new(body::full(document));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
@@ -507,4 +537,31 @@ fn status_json(status: StatusCode, state: &str) -> Response<Body> {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VariantsConfig;
+
+    #[test]
+    fn the_served_description_lists_the_configured_presets() {
+        assert_eq!(
+            OPENAPI.matches(PRESET_PROPERTY).count(),
+            1,
+            "the generic property is in the document"
+        );
+        let none = variant::Rules::new(&VariantsConfig::default()).unwrap();
+        assert_eq!(served_openapi(&none), OPENAPI.as_bytes());
+        let config = VariantsConfig {
+            presets: [("thumb", "w=64"), ("card", "w=400")]
+                .map(|(n, o)| (n.to_owned(), o.to_owned()))
+                .into(),
+            ..VariantsConfig::default()
+        };
+        let served = served_openapi(&variant::Rules::new(&config).unwrap());
+        let served = std::str::from_utf8(&served).unwrap();
+        assert!(served.contains(r#"preset: { type: string, enum: ["card", "thumb"] }"#));
+        assert!(!served.contains(PRESET_PROPERTY));
+    }
 }

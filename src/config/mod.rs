@@ -11,10 +11,11 @@ mod settings;
 pub mod units;
 
 pub use raw::{
-    AuthConfig, AuthMode, Backend, CacheConfig, Config, ConfigError, CorsConfig, CredentialsSource, ENV_PREFIX,
-    FsConfig, HttpConfig, JpegDecoder, LogConfig, LogFormat, ProcessingConfig, RateLimitBackend, RateLimitConfig,
-    RedisConfig, RedisPasswordSecret, RetentionConfig, S3Config, SecretKeys, SecretName, ServerConfig, ShutdownConfig,
-    StorageConfig, StorageSecretConfig, UploadConfig, VariantsConfig,
+    AuthConfig, AuthMode, Backend, CacheConfig, Config, ConfigError, CorsConfig, CredentialsSource,
+    DEFAULT_VARIANT_SIDES, ENV_PREFIX, FsConfig, HttpConfig, JpegDecoder, LogConfig, LogFormat, ProcessingConfig,
+    RateLimitBackend, RateLimitConfig, RedisConfig, RedisPasswordSecret, RetentionConfig, S3Config, SecretKeys,
+    SecretName, ServerConfig, ShutdownConfig, StorageConfig, StorageSecretConfig, UploadConfig, VariantsAllowed,
+    VariantsConfig,
 };
 pub use secret::Secret;
 pub use settings::Settings;

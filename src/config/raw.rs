@@ -2,6 +2,7 @@
 //! `IMAGE_GATEWAY_*` environment variables. [`super::Settings`] validates it.
 
 use std::{
+    collections::BTreeMap,
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -80,14 +81,43 @@ pub struct VariantsConfig {
     /// Memory for rendered variants kept for the next request (0: none kept; simultaneous
     /// requests for one variant still share one render).
     pub cache_max_bytes: ByteSize,
+    /// Named variants, asked for as `?preset=NAME`: each a variant's options written as a
+    /// query (`card = "w=400&h=300&fit=cover&format=auto"`). Options given beside a preset
+    /// override its own.
+    pub presets: BTreeMap<String, String>,
+    /// Which variants are served: `any` (every option) or `presets` (only `?preset=NAME`, and
+    /// nothing beside it: a fixed set of renders).
+    pub allow: VariantsAllowed,
+    /// The sides (pixels) a variant's width and height snap up to, ascending; the largest is
+    /// the largest side served. `srcset` widths are picked from these.
+    pub sides: Vec<u32>,
 }
+
+/// `variants.sides` by default: the steps `srcset` widths are picked from, up to 4K.
+pub const DEFAULT_VARIANT_SIDES: [u32; 26] = [
+    16, 32, 48, 64, 96, 128, 160, 200, 240, 320, 400, 480, 560, 640, 720, 800, 960, 1080, 1200, 1440, 1600, 1920, 2048,
+    2560, 3200, 3840,
+];
 
 impl Default for VariantsConfig {
     fn default() -> Self {
         Self {
             cache_max_bytes: ByteSize(64 << 20),
+            presets: BTreeMap::new(),
+            allow: VariantsAllowed::Any,
+            sides: DEFAULT_VARIANT_SIDES.to_vec(),
         }
     }
+}
+
+/// `variants.allow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VariantsAllowed {
+    /// Any combination of options.
+    Any,
+    /// Only the named presets.
+    Presets,
 }
 
 /// `[processing]`: decoding, operations and encoding.
@@ -756,6 +786,28 @@ mod tests {
         let err = load("[storage]\ntimeot = \"5s\"").unwrap_err().to_string();
         assert!(err.contains("timeot"), "{err}");
         assert_eq!(err.lines().count(), 1);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn variant_presets_come_from_a_table_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                "[variants]\nallow = \"presets\"\n[variants.presets]\ncard = \"w=400&format=auto\"",
+            )?;
+            jail.set_env("IMAGE_GATEWAY_VARIANTS__PRESETS__THUMB", "w=64");
+            let config = Config::load(Some(Path::new("gw.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.variants.allow, VariantsAllowed::Presets);
+            let presets: Vec<(&str, &str)> = config
+                .variants
+                .presets
+                .iter()
+                .map(|(n, o)| (n.as_str(), o.as_str()))
+                .collect();
+            assert_eq!(presets, [("card", "w=400&format=auto"), ("thumb", "w=64")]);
+            Ok(())
+        });
     }
 
     #[test]

@@ -97,6 +97,22 @@ def test_rendered_variants_count_in_the_memory_limit_of_pods_that_process(helm_e
     assert config_of(docs)["variants"]["cache_max_bytes"] == "512MiB"
 
 
+def test_variant_presets_reach_the_configuration_and_presets_only_needs_one(helm_env):
+    assert config_of(template(helm_env))["variants"]["allow"] == "any"
+    docs = template(helm_env, "--set-string", "variants.presets.card=w=400&h=300&fit=cover&format=auto",
+                    "--set", "variants.allow=presets")
+    variants = config_of(docs)["variants"]
+    assert variants["presets"] == {"card": "w=400&h=300&fit=cover&format=auto"}
+    assert variants["allow"] == "presets"
+    err = failed_render(helm_env, "--set", "variants.allow=presets")
+    assert "presets" in err, err
+    err = failed_render(helm_env, "--set-string", "variants.presets.a b=w=1")
+    assert "a b" in err or "propertyNames" in err or "pattern" in err, err
+    assert "sides" not in config_of(template(helm_env))["variants"], "the server's default"
+    docs = template(helm_env, "--set", "variants.sides={100,300,600}")
+    assert config_of(docs)["variants"]["sides"] == [100, 300, 600]
+
+
 def test_download_only_replicas_leave_processing_out_of_the_memory_check(helm_env):
     tight = ("--set", "resources.limits.memory=256Mi", "--set", "upload.maxConcurrent=1")
     assert "processing.workers (1) jobs" in failed_render(helm_env, *tight)

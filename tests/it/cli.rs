@@ -193,9 +193,18 @@ fn bad_values_exit_64_with_one_line_naming_the_key() {
         ("IMAGE_GATEWAY_STORAGE__BACKEND", "s3", "storage.s3.bucket"),
         ("IMAGE_GATEWAY_RATE_LIMIT__BACKEND", "redis", "rate_limit.redis.url"),
         ("IMAGE_GATEWAY_RATE_LIMIT__BACKEND", "valkey", "rate_limit.backend"),
+        ("IMAGE_GATEWAY_VARIANTS__PRESETS__CARD", "w=0", "variants.presets.card"),
+        ("IMAGE_GATEWAY_VARIANTS__ALLOW", "presets", "variants.allow"),
     ] {
         for command in ["check-config", "serve"] {
-            let out = gateway().arg(command).env(key, value).output().unwrap();
+            // Free ports: a preset is checked once the listeners are bound.
+            let out = gateway()
+                .arg(command)
+                .env("IMAGE_GATEWAY_LISTEN", "127.0.0.1:0")
+                .env("IMAGE_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0")
+                .env(key, value)
+                .output()
+                .unwrap();
             assert_eq!(out.status.code(), Some(64), "{command} with {key}={value}");
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");

@@ -1,12 +1,13 @@
-//! Variants at the download URL (`?w=…&format=…`) on every backend: rendered from the stored
-//! image, with validators and ranges of their own, snapped to the width buckets, never
-//! enlarged; refused clearly when an option is wrong (other parameters ignored, as ever); authorized by a signature over exactly
-//! one variant.
+//! Variants at the download URL (`?w=…&format=…`, `?preset=…`) on every backend: rendered from
+//! the stored image, with validators and ranges of their own, snapped to the width buckets,
+//! never enlarged; `format=auto` negotiated from `Accept`; refused clearly when an option is
+//! wrong (other parameters ignored, as ever); authorized by a signature over exactly one
+//! variant.
 
 use image_gateway::{
     auth::signing::UrlSigner,
     clock::unix_now,
-    config::{AuthMode, Secret},
+    config::{AuthMode, Secret, VariantsAllowed},
     object_name::ImageFormat,
 };
 
@@ -185,6 +186,89 @@ async fn a_signed_url_authorizes_exactly_one_variant(backend: Backend) {
     assert_eq!(get(signed(None)).await.status, 200, "the original's URL still works");
 }
 
+/// `format=auto`: WebP for a client that names it in `Accept`, the source's format for one that
+/// does not, each with its own `ETag`, both answered `Vary: Accept` (304s too); a fixed format
+/// and the original do not vary.
+async fn format_auto_follows_accept_and_says_so_in_vary(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let target = format!("/v1/image/download/{name}?w=16&format=auto");
+    let browser = [("Accept", "image/avif,image/webp,image/*,*/*;q=0.8")];
+    let webp = raw_request(server.addr, "GET", &target, &browser).await;
+    assert_eq!(webp.status, 200);
+    assert_eq!(decoded(&webp.body), (16, 11, image::ImageFormat::WebP));
+    assert_eq!(webp.header("vary"), Some("Accept"));
+    let stem = name.as_str().trim_end_matches(".png");
+    assert_eq!(
+        webp.header("content-disposition"),
+        Some(format!("inline; filename=\"{stem}_w16.webp\"").as_str())
+    );
+    for accept in [&[][..], &[("Accept", "image/*,*/*")][..]] {
+        let png = raw_request(server.addr, "GET", &target, accept).await;
+        assert_eq!(decoded(&png.body), (16, 11, image::ImageFormat::Png), "{accept:?}");
+        assert_eq!(png.header("vary"), Some("Accept"));
+        assert_ne!(png.header("etag"), webp.header("etag"), "one ETag per format");
+    }
+    let etag = webp.header("etag").unwrap();
+    let revalidated = raw_request(server.addr, "GET", &target, &[browser[0], ("If-None-Match", etag)]).await;
+    assert_eq!((revalidated.status, revalidated.header("vary")), (304, Some("Accept")));
+    let other_client = raw_request(server.addr, "GET", &target, &[("If-None-Match", etag)]).await;
+    assert_eq!(
+        other_client.status, 200,
+        "a client without WebP gets the PNG, not a 304"
+    );
+    let fixed = format!("/v1/image/download/{name}?w=16&format=webp");
+    assert_eq!(
+        raw_request(server.addr, "GET", &fixed, &browser).await.header("vary"),
+        None
+    );
+    let original = format!("/v1/image/download/{name}");
+    assert_eq!(
+        raw_request(server.addr, "GET", &original, &browser)
+            .await
+            .header("vary"),
+        None
+    );
+}
+
+/// Named presets (`variants.presets`) with `variants.allow = "presets"`: a preset renders its
+/// options, anything else asking for a variant is 400, the original is still served, and the
+/// served API description lists the presets.
+async fn presets_only_serves_the_named_variants(backend: Backend) {
+    let fx = Fixture::with(backend, |c| {
+        c.variants.presets = [("card".to_owned(), "w=16&format=webp".to_owned())].into();
+        c.variants.allow = VariantsAllowed::Presets;
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let get = |query: &str| {
+        let target = format!("/v1/image/download/{name}?{query}");
+        async move { raw_request(server.addr, "GET", &target, &[]).await }
+    };
+    let card = get("preset=card").await;
+    assert_eq!(card.status, 200);
+    assert_eq!(decoded(&card.body), (16, 11, image::ImageFormat::WebP));
+    for (query, named) in [
+        ("w=16&format=webp", "presets only"),
+        ("preset=card&w=32", "`w`"),
+        ("preset=hero", "no preset is named `hero`"),
+    ] {
+        let refused = get(query).await;
+        assert_eq!(refused.status, 400, "{query}");
+        assert!(
+            detail(&refused.body).contains(named),
+            "{query}: {}",
+            detail(&refused.body)
+        );
+    }
+    assert_eq!(get("v=2").await.body, PNG, "the original");
+    let described = raw_request(server.addr, "GET", "/openapi.yaml", &[]).await;
+    let described = String::from_utf8(described.body).unwrap();
+    assert!(described.contains(r#"preset: { type: string, enum: ["card"] }"#));
+}
+
 /// 256 simultaneous first requests for one new variant: one render, 256 equal answers; the
 /// next request is served from memory.
 async fn a_herd_of_first_requests_makes_one_render(backend: Backend) {
@@ -223,6 +307,19 @@ async fn a_herd_of_first_requests_makes_one_render(backend: Backend) {
         )
     };
     assert_eq!((served("rendered"), served("memory")), (Some(1.0), Some(256.0)));
+    let bytes = |kind| {
+        sample(
+            &text,
+            "image_variants_bytes_total",
+            &[("kind", kind), ("format", "PNG")],
+        )
+    };
+    assert_eq!(bytes("variant"), Some(257.0 * bodies[0].len() as f64));
+    assert_eq!(
+        bytes("source"),
+        Some(257.0 * JPEG.len() as f64),
+        "what the variants replaced"
+    );
 }
 
 crate::on_every_backend!(
@@ -230,4 +327,6 @@ crate::on_every_backend!(
     a_variant_is_rendered_with_validators_and_ranges_of_its_own,
     wrong_variant_options_are_refused_clearly,
     a_signed_url_authorizes_exactly_one_variant,
+    format_auto_follows_accept_and_says_so_in_vary,
+    presets_only_serves_the_named_variants,
 );

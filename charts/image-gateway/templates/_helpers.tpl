@@ -290,7 +290,12 @@ made every pod exit). */}}
 {{- end }}
 {{- $cache := dict "enabled" (eq (include "image-gateway.cacheEnabled" .) "true") "max_bytes" $v.cache.maxBytes "max_object_bytes" $v.cache.maxObjectBytes "ttl" $v.cache.ttl "negative_ttl" $v.cache.negativeTtl }}
 {{- $_ := set $config "cache" $cache }}
-{{- $_ := set $config "variants" (dict "cache_max_bytes" $v.variants.cacheMaxBytes) }}
+{{- $_ := set $config "variants" (dict "cache_max_bytes" $v.variants.cacheMaxBytes "allow" $v.variants.allow "presets" $v.variants.presets) }}
+{{- with $v.variants.sides }}
+{{- /* Numbers from values are floats to Helm: each side goes to the TOML as an integer. */}}
+{{- $sides := list }}{{ range . }}{{ $sides = append $sides (int64 .) }}{{ end }}
+{{- $_ := set $config.variants "sides" $sides }}
+{{- end }}
 {{- with include "image-gateway.publicUrl" . }}{{ $_ := set $config "public_url" . }}{{ end }}
 {{- with $v.http.cacheControl }}{{ $_ := set $config "http" (dict "cache_control" .) }}{{ end }}
 {{- toToml $config }}

@@ -40,7 +40,10 @@ pub(crate) async fn handle(
     name: &ObjectName,
     cache_control: HeaderValue,
 ) -> Result<Response<Body>, ApiError> {
-    let validators = Validators { cache_control };
+    let validators = Validators {
+        cache_control,
+        vary_accept: false,
+    };
     if method == Method::GET && !is_conditional_or_ranged(headers) {
         // The common case, a plain GET, costs one storage call: the metadata comes with the body.
         let got = storage.get(name, None).await?;
@@ -81,7 +84,8 @@ pub(crate) struct Renderer<'a> {
     pub metrics: &'a Metrics,
 }
 
-/// Answers a GET or HEAD of the `variant` of `name`: from memory, or rendered by the job
+/// Answers a GET or HEAD of the `variant` of `name` (`format=auto` settled from `Accept`, and
+/// `Vary: Accept` on the answer): from memory, or rendered by the job
 /// service (one render for simultaneous requests; 503 on a server that does not process), with
 /// a strong `ETag` of its own (the source's, the variant's canonical form, its format and this
 /// build: a new release may encode differently), the source's `Last-Modified`, and ranges over
@@ -97,7 +101,12 @@ pub(crate) async fn handle_variant(
     cache_control: HeaderValue,
 ) -> Result<Response<Body>, ApiError> {
     let jobs = renderer.jobs.ok_or(ApiError::ProcessingDisabled)?;
-    let validators = Validators { cache_control };
+    let validators = Validators {
+        cache_control,
+        vary_accept: variant.varies(),
+    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let variant = variant.negotiate(accept);
     let source = storage.head(name).await?;
     let output = variant.output(name.format());
     let format = output.format.format();
@@ -146,8 +155,10 @@ pub(crate) async fn handle_variant(
         .get_or_render(key, render)
         .await
         .map_err(unrenderable)?;
-    renderer.metrics.variant_served(tier.label(), format.name());
     meta.len = bytes.len() as u64;
+    renderer
+        .metrics
+        .variant_served(tier.label(), format.name(), meta.len, source.len);
     let range = asked_range(headers, honour_range, meta.len)?;
     let body = match (method == Method::HEAD, range) {
         (true, _) => body::empty(),
@@ -230,6 +241,8 @@ impl<'a> File<'a> {
 /// The response headers that depend on the caller (caching) and the object (validators).
 struct Validators {
     cache_control: HeaderValue,
+    /// The answer depends on `Accept` (`format=auto`): caches must key on it too.
+    vary_accept: bool,
 }
 
 impl Validators {
@@ -277,6 +290,9 @@ impl Validators {
             headers.insert(header::LAST_MODIFIED, date);
         }
         headers.insert(header::CACHE_CONTROL, self.cache_control.clone());
+        if self.vary_accept {
+            headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+        }
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     }
 
