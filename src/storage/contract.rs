@@ -72,6 +72,58 @@ pub struct ListPage {
     pub next_start_after: Option<String>,
 }
 
+/// Where stored variants live, relative to the backend's root or prefix: a variant of `NAME`
+/// is `variants/NAME/ID`. Listings leave this space out (it holds no object names).
+pub const VARIANTS_DIR: &str = "variants";
+
+/// The key of a stored variant (the persistent tier of rendered variants): its source and an id
+/// naming one rendering of it (`<digest>.w400-q80.webp`: the digest of the source's version,
+/// the options, the format and the build, then the readable variant). Every variant of a
+/// source shares the folder `variants/NAME/`, so they are purged with one prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VariantKey {
+    source: ObjectName,
+    id: String,
+}
+
+impl VariantKey {
+    /// The longest id.
+    const MAX_ID: usize = 160;
+
+    /// A key for `source`'s rendering `id`; `None` unless `id` is 1–160 lowercase letters,
+    /// digits, `-` and `.`, starting with a letter or digit and without `..`.
+    /// SECURITY: the id becomes part of a path and an S3 key; it is made by the server from
+    /// a parsed variant, and checked here again.
+    pub fn new(source: ObjectName, id: String) -> Option<VariantKey> {
+        let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+        let valid = (1..=Self::MAX_ID).contains(&id.len())
+            && id.bytes().all(allowed)
+            && id.as_bytes()[0].is_ascii_alphanumeric()
+            && !id.contains("..");
+        valid.then_some(VariantKey { source, id })
+    }
+
+    /// The source image.
+    pub fn source(&self) -> &ObjectName {
+        &self.source
+    }
+
+    /// The rendering's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The key relative to the backend's root or prefix: `variants/NAME/ID`.
+    pub fn path(&self) -> String {
+        format!("{}{}", Self::folder(&self.source), self.id)
+    }
+
+    /// The folder of `source`'s variants, relative to the root or prefix: `variants/NAME/`.
+    pub fn folder(source: &ObjectName) -> String {
+        format!("{VARIANTS_DIR}/{source}/")
+    }
+}
+
 /// Storage failures, in the three kinds the HTTP layer treats differently.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
@@ -155,6 +207,27 @@ pub trait Storage: Send + Sync + 'static {
                 Ok(Some((page.objects, page.next_start_after.map(Some))))
             },
         ))
+    }
+
+    /// Stores a rendered variant (atomically, as [`Storage::put`]); a backend without a
+    /// variants tier keeps this default and stores nothing.
+    async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
+        let _ = (key, data);
+        Ok(())
+    }
+
+    /// A stored variant's bytes, whole (variants are bounded by the processing limits);
+    /// `NotFound` when it was never stored or was purged.
+    async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
+        let _ = key;
+        Err(StorageError::NotFound)
+    }
+
+    /// Deletes every stored variant of `source` and answers how many there were; none is not
+    /// an error.
+    async fn delete_variants(&self, source: &ObjectName) -> Result<u64, StorageError> {
+        let _ = source;
+        Ok(0)
     }
 
     /// Removes what interrupted writes left behind more than `older_than` ago (the fs backend's

@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 
-use super::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError};
+use super::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, Storage, StorageError, VariantKey};
 use crate::object_name::ObjectName;
 
 /// Bodies are streamed in chunks of this size, as a real backend would.
@@ -19,6 +19,9 @@ const CHUNK: usize = 64 << 10;
 #[derive(Default)]
 pub struct MemoryStorage {
     objects: Mutex<BTreeMap<String, Stored>>,
+    /// Stored variants by their path (`variants/NAME/ID`), apart from the objects as a
+    /// backend's listings leave them apart.
+    variants: Mutex<BTreeMap<String, Bytes>>,
 }
 
 #[derive(Clone)]
@@ -46,6 +49,10 @@ impl MemoryStorage {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
         self.objects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn variants(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bytes>> {
+        self.variants.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn stored(&self, name: &ObjectName) -> Result<Stored, StorageError> {
@@ -128,6 +135,23 @@ impl Storage for MemoryStorage {
             objects: page,
             next_start_after,
         })
+    }
+
+    async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
+        self.variants().insert(key.path(), data);
+        Ok(())
+    }
+
+    async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
+        self.variants().get(&key.path()).cloned().ok_or(StorageError::NotFound)
+    }
+
+    async fn delete_variants(&self, source: &ObjectName) -> Result<u64, StorageError> {
+        let folder = VariantKey::folder(source);
+        let mut variants = self.variants();
+        let before = variants.len();
+        variants.retain(|path, _| !path.starts_with(&folder));
+        Ok((before - variants.len()) as u64)
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 pub use contract::{
     ByteRange, ByteStream, GetResult, ListPage, ListStream, ListedObject, ObjectMeta, Storage, StorageError,
+    VARIANTS_DIR, VariantKey,
 };
 pub use fs::FsStorage;
 pub use memory::MemoryStorage;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use image_gateway::{
     object_name::{ImageFormat, ObjectName},
-    storage::{ByteRange, GetResult, StorageError},
+    storage::{ByteRange, GetResult, StorageError, VariantKey},
 };
 
 use crate::support::{Backend, Fixture, pattern, within};
@@ -199,6 +199,107 @@ async fn delete_many_deletes_and_forgives_missing(backend: Backend) {
     );
 }
 
+/// Stored variants (the persistent tier): a round trip, apart from the objects (listings leave
+/// them out, deleting a source's variants leaves the source and other sources' variants), and
+/// purged per source with their count.
+async fn stored_variants_round_trip_stay_out_of_listings_and_are_purged_per_source(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let source = fx.put(ImageFormat::Png, pattern(100)).await;
+    let other = fx.put(ImageFormat::Jpeg, pattern(200)).await;
+    let key = |source: &ObjectName, id: &str| VariantKey::new(source.clone(), id.to_owned()).unwrap();
+    let small = key(&source, "0123456789abcdef.w400.webp");
+    let large = key(&source, "fedcba9876543210.w800-q80.webp");
+    let kept = key(&other, "0123456789abcdef.w400.webp");
+    assert!(matches!(
+        within("get_variant", fx.storage.get_variant(&small)).await,
+        Err(StorageError::NotFound)
+    ));
+    for (key, len) in [(&small, 1000), (&large, 70_000), (&kept, 10)] {
+        within("put_variant", fx.storage.put_variant(key, pattern(len).into()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        within("get_variant", fx.storage.get_variant(&large)).await.unwrap(),
+        pattern(70_000)
+    );
+    within("put_variant", fx.storage.put_variant(&small, pattern(1001).into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        within("get_variant", fx.storage.get_variant(&small)).await.unwrap(),
+        pattern(1001),
+        "replaced"
+    );
+    let listed: Vec<String> = within("list_all", fx.storage.list_all(100).try_collect::<Vec<_>>())
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .map(|o| o.key)
+        .collect();
+    let mut objects = vec![source.to_string(), other.to_string()];
+    objects.sort();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    assert_eq!(listed_sorted, objects, "variants are not objects");
+    let page = within("list", fx.storage.list(None, 100)).await.unwrap();
+    assert_eq!(page.objects.len(), 2, "{:?}", page.objects);
+
+    assert_eq!(
+        within("delete_variants", fx.storage.delete_variants(&source))
+            .await
+            .unwrap(),
+        2
+    );
+    for key in [&small, &large] {
+        assert!(matches!(
+            within("get_variant", fx.storage.get_variant(key)).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+    assert_eq!(
+        within("get_variant", fx.storage.get_variant(&kept)).await.unwrap(),
+        pattern(10)
+    );
+    assert!(
+        within("head", fx.storage.head(&source)).await.is_ok(),
+        "the source stays"
+    );
+    assert_eq!(
+        within("delete_variants", fx.storage.delete_variants(&source))
+            .await
+            .unwrap(),
+        0,
+        "none left is not an error"
+    );
+}
+
+/// A variant's id is what the server makes (`<digest>.<variant>`): anything that could leave
+/// its folder or be a hidden file is refused.
+#[test]
+fn variant_ids_cannot_name_another_path() {
+    let source = ObjectName::generate(ImageFormat::Png);
+    let key = |id: &str| VariantKey::new(source.clone(), id.to_owned());
+    assert_eq!(
+        key("0a1b.w400-q80.webp").unwrap().path(),
+        format!("variants/{source}/0a1b.w400-q80.webp")
+    );
+    for bad in [
+        "",
+        ".hidden",
+        "../x",
+        "a/b",
+        "a..b",
+        "A.webp",
+        "a b",
+        "a\\b",
+        &"a".repeat(161),
+    ] {
+        assert!(key(bad).is_none(), "{bad:?}");
+    }
+}
+
 macro_rules! conformance {
     ($($on:tt)*) => {
         $($on)*!(
@@ -211,6 +312,7 @@ macro_rules! conformance {
             list_all_lists_every_object_once,
             puts_are_atomic_for_readers,
             delete_many_deletes_and_forgives_missing,
+            stored_variants_round_trip_stay_out_of_listings_and_are_purged_per_source,
         );
     };
 }

@@ -15,7 +15,7 @@ use std::{
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
+use super::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError, VariantKey};
 use crate::object_name::ObjectName;
 
 /// Read size for file bodies: large enough to keep syscalls few, small enough to stream.
@@ -47,6 +47,44 @@ impl FsStorage {
     /// SECURITY: the only way a path is made, from a validated name, so it never leaves `root`.
     fn path(&self, name: &ObjectName) -> PathBuf {
         self.root.join(name.as_str())
+    }
+
+    /// SECURITY: a stored variant's path, from a validated name and id (`VariantKey`).
+    fn variant_path(&self, key: &VariantKey) -> PathBuf {
+        self.root.join(key.path())
+    }
+
+    /// Writes `data` to `path` atomically: into a dot-file in the root first (listings skip
+    /// it; `sweep_incomplete` removes it after a crash), then renamed, and the folder synced.
+    /// The whole write is one task on the blocking pool: a caller that goes away (a client
+    /// hanging up, a storage timeout) cannot drop it half-way and leave the temporary file
+    /// behind; it ends, and removes the file itself when something failed.
+    async fn write_atomically(&self, path: PathBuf, tag: String, data: Bytes) -> Result<(), StorageError> {
+        let tmp = self.root.join(format!(
+            "{TMP_PREFIX}{tag}.{}{TMP_SUFFIX}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let write = move || {
+            let written = (|| {
+                let folder = path
+                    .parent()
+                    .ok_or_else(|| io::Error::other("a path without a folder"))?;
+                std::fs::create_dir_all(folder)?;
+                let mut file = File::create(&tmp)?;
+                io::Write::write_all(&mut file, &data)?;
+                file.sync_all()?;
+                drop(file);
+                std::fs::rename(&tmp, &path)?;
+                File::open(folder)?.sync_all()
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written
+        };
+        blocking(write)
+            .await?
+            .map_err(|e| StorageError::Unavailable(format!("write failed: {e}")))
     }
 
     /// A missing file is NotFound only while the root itself is there; a vanished root
@@ -266,34 +304,40 @@ impl Storage for FsStorage {
     }
 
     async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
-        // A dot-file in the same folder, so the rename is atomic and listings skip it. The whole
-        // write is one task on the blocking pool: a caller that goes away (a client hanging up,
-        // a storage timeout) cannot drop it half-way and leave the temporary file behind; it
-        // ends, and removes the file itself when something failed. Files a crash left are
-        // removed by retention (`sweep_incomplete`).
-        let tmp = self.root.join(format!(
-            "{TMP_PREFIX}{}.{}{TMP_SUFFIX}",
-            name,
-            uuid::Uuid::new_v4().simple()
-        ));
-        let (path, root) = (self.path(name), self.root.clone());
-        let write = move || {
-            let written = (|| {
-                let mut file = File::create(&tmp)?;
-                io::Write::write_all(&mut file, &data)?;
-                file.sync_all()?;
-                drop(file);
-                std::fs::rename(&tmp, &path)?;
-                File::open(&root)?.sync_all()
-            })();
-            if written.is_err() {
-                let _ = std::fs::remove_file(&tmp);
+        self.write_atomically(self.path(name), name.to_string(), data).await
+    }
+
+    async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
+        let tag = format!("{}.{}", key.source(), key.id());
+        self.write_atomically(self.variant_path(key), tag, data).await
+    }
+
+    async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
+        match tokio::fs::read(self.variant_path(key)).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) => Err(self.io_error(e).await),
+        }
+    }
+
+    async fn delete_variants(&self, source: &ObjectName) -> Result<u64, StorageError> {
+        let folder = self.root.join(VariantKey::folder(source));
+        let removed = blocking(move || -> io::Result<u64> {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            let mut removed = 0;
+            for entry in entries {
+                std::fs::remove_file(entry?.path())?;
+                removed += 1;
             }
-            written
-        };
-        blocking(write)
-            .await?
-            .map_err(|e| StorageError::Unavailable(format!("write failed: {e}")))
+            // Another pod may store a variant meanwhile: the folder then stays, with it.
+            let _ = std::fs::remove_dir(&folder);
+            Ok(removed)
+        })
+        .await?;
+        removed.map_err(|e| StorageError::Unavailable(format!("cannot delete variants: {e}")))
     }
 
     async fn sweep_incomplete(&self, older_than: std::time::Duration) -> Result<u64, StorageError> {

@@ -22,7 +22,10 @@ mod reader;
 
 pub use credentials::S3Credentials;
 
-use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ListedObject, ObjectMeta, Storage, StorageError};
+use crate::storage::{
+    ByteRange, GetResult, ListPage, ListStream, ListedObject, ObjectMeta, Storage, StorageError, VARIANTS_DIR,
+    VariantKey,
+};
 use crate::{
     config::{CredentialsSource, S3Config},
     object_name::ObjectName,
@@ -134,12 +137,21 @@ impl S3Storage {
         format!("{}{}", self.prefix, name)
     }
 
-    /// Listed objects under our prefix, keys relative to it.
+    /// A stored variant's key: prefix + `variants/NAME/ID`.
+    fn variant_key(&self, key: &VariantKey) -> String {
+        format!("{}{}", self.prefix, key.path())
+    }
+
+    /// Listed objects under our prefix, keys relative to it, the stored variants left out.
     fn listed(&self, contents: &[aws_sdk_s3::types::Object]) -> Vec<ListedObject> {
+        let variants = format!("{VARIANTS_DIR}/");
         contents
             .iter()
             .filter_map(|o| {
                 let key = o.key()?.strip_prefix(&self.prefix)?.to_owned();
+                if key.starts_with(&variants) {
+                    return None;
+                }
                 Some(ListedObject {
                     key,
                     len: o.size().unwrap_or(0).max(0) as u64,
@@ -282,6 +294,70 @@ impl Storage for S3Storage {
             })
             .collect();
         Ok(failed)
+    }
+
+    async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.variant_key(key))
+            .body(aws_sdk_s3::primitives::ByteStream::from(data))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
+        let got = self.reader()?.get(&self.variant_key(key), None).await?;
+        let chunks: Vec<Bytes> = futures_util::TryStreamExt::try_collect(got.body).await?;
+        Ok(Bytes::from(chunks.concat()))
+    }
+
+    /// One listing of the source's folder, then DeleteObjects per page of up to 1000.
+    async fn delete_variants(&self, source: &ObjectName) -> Result<u64, StorageError> {
+        let folder = format!("{}{}", self.prefix, VariantKey::folder(source));
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&folder)
+            .into_paginator()
+            .send();
+        let mut deleted = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify)?;
+            let objects = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            if objects.is_empty() {
+                continue;
+            }
+            let count = objects.len() as u64;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(classify)?;
+            if let Some(e) = out.errors().first() {
+                let why = format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or_default());
+                return Err(StorageError::Other(format!("cannot delete variants: {why}")));
+            }
+            deleted += count;
+        }
+        Ok(deleted)
     }
 
     async fn check(&self) -> Result<(), StorageError> {

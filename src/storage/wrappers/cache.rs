@@ -19,7 +19,7 @@ use futures_util::TryStreamExt;
 use moka::{future::Cache, notification::RemovalCause};
 use tokio::sync::Semaphore;
 
-use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
+use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError, VariantKey};
 use crate::{config::CacheConfig, metrics::Metrics, object_name::ObjectName};
 
 /// Objects loading into the cache at once hold at most this many times `max_object_bytes`;
@@ -298,6 +298,19 @@ impl Storage for CachedStorage {
 
     fn list_all(&self, page_size: usize) -> ListStream<'_> {
         self.inner.list_all(page_size)
+    }
+
+    /// Variants pass through: their memory tier is the renderer's own.
+    async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
+        self.inner.put_variant(key, data).await
+    }
+
+    async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
+        self.inner.get_variant(key).await
+    }
+
+    async fn delete_variants(&self, source: &ObjectName) -> Result<u64, StorageError> {
+        self.inner.delete_variants(source).await
     }
 
     async fn sweep_incomplete(&self, older_than: Duration) -> Result<u64, StorageError> {

@@ -9,7 +9,7 @@ use std::{
 use bytes::Bytes;
 use tracing::Instrument;
 
-use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
+use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError, VariantKey};
 use crate::{metrics::Metrics, object_name::ObjectName};
 
 /// Wraps a backend to record metrics and a trace span for every call.
@@ -91,6 +91,19 @@ impl Storage for InstrumentedStorage {
 
     fn list_all(&self, page_size: usize) -> ListStream<'_> {
         self.inner.list_all(page_size)
+    }
+
+    async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
+        self.observe("put_variant", self.inner.put_variant(key, data)).await
+    }
+
+    async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
+        self.observe("get_variant", self.inner.get_variant(key)).await
+    }
+
+    async fn delete_variants(&self, source: &ObjectName) -> Result<u64, StorageError> {
+        self.observe("delete_variants", self.inner.delete_variants(source))
+            .await
     }
 
     async fn sweep_incomplete(&self, older_than: Duration) -> Result<u64, StorageError> {

@@ -13,7 +13,9 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use crate::object_name::ObjectName;
-use crate::storage::{ByteRange, ByteStream, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError};
+use crate::storage::{
+    ByteRange, ByteStream, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError, VariantKey,
+};
 
 /// Wraps a backend to bound every call, and every wait for a body chunk, by a timeout.
 pub struct TimeoutStorage {
@@ -63,6 +65,18 @@ impl Storage for TimeoutStorage {
 
     async fn delete_many(&self, names: &[ObjectName]) -> Result<Vec<(ObjectName, StorageError)>, StorageError> {
         self.bounded(self.inner.delete_many(names)).await
+    }
+
+    async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
+        self.bounded(self.inner.put_variant(key, data)).await
+    }
+
+    async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
+        self.bounded(self.inner.get_variant(key)).await
+    }
+
+    async fn delete_variants(&self, source: &ObjectName) -> Result<u64, StorageError> {
+        self.bounded(self.inner.delete_variants(source)).await
     }
 
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
