@@ -287,7 +287,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "image_variants_served_total",
-                        "Variants answered with their bytes, by where they came from: rendered for this request, or from memory",
+                        "Variants answered with their bytes, by where they came from: rendered for this request, read from storage, or from memory",
                     ),
                     &["tier", "format"],
                 ),
@@ -495,7 +495,7 @@ impl Metrics {
         self.processing_results.with_label_values(&[operation, format]).inc();
     }
 
-    /// A variant of `format` answered with its bytes, from `tier` (`rendered` or `memory`):
+    /// A variant of `format` answered with its bytes, from `tier` (`rendered`, `stored` or `memory`):
     /// `variant_len` bytes instead of the source's `source_len`.
     pub(crate) fn variant_served(&self, tier: &str, format: &str, variant_len: u64, source_len: u64) {
         self.variants_served.with_label_values(&[tier, format]).inc();

@@ -93,6 +93,8 @@ pub struct Gateway {
     openapi: Bytes,
     /// Rendered variants kept in memory (`variants.cache_max_bytes`).
     renders: Renders,
+    /// Rendered variants kept in storage too (`variants.store`).
+    store_variants: bool,
     limits: ServerConfig,
 }
 
@@ -135,6 +137,10 @@ enum Handler<'g> {
         name: ObjectName,
         variant: Option<(Variant, String)>,
     },
+    /// Drop the image's rendered variants.
+    PurgeVariants {
+        name: ObjectName,
+    },
     Upload,
     Process {
         operation: Operation,
@@ -152,6 +158,7 @@ impl Handler<'_> {
                 variant: variant.as_ref().map(|(_, key)| key.as_str()),
                 query,
             },
+            Handler::PurgeVariants { .. } => Need::PurgeVariants,
             Handler::Upload => Need::Upload,
             Handler::Process { .. } => Need::Process,
         }
@@ -195,6 +202,7 @@ impl Gateway {
             intake: Intake::new(&config.upload),
             publisher: Publisher::new(storage.clone(), links, metrics.clone()),
             renders: Renders::new(config.variants.cache_max_bytes.0),
+            store_variants: config.variants.store,
             openapi: served_openapi(&variant_rules),
             variant_rules,
             jobs: config
@@ -283,7 +291,8 @@ impl Gateway {
                 }
                 Err(e) => return Gate::refused(e),
             },
-            Route::Download(Err(e)) => return Gate::refused(ApiError::InvalidObjectName(e)),
+            Route::Download(Err(e)) | Route::Variants(Err(e)) => return Gate::refused(ApiError::InvalidObjectName(e)),
+            Route::Variants(Ok(name)) => Handler::PurgeVariants { name },
             Route::Upload => Handler::Upload,
             Route::Process(operation) => match &self.jobs {
                 Some(jobs) => Handler::Process { operation, jobs },
@@ -348,6 +357,7 @@ impl Gateway {
                         let renderer = Renderer {
                             jobs: self.jobs.as_ref(),
                             renders: &self.renders,
+                            store: self.store_variants,
                             metrics: &self.metrics,
                         };
                         download::handle_variant(
@@ -362,6 +372,9 @@ impl Gateway {
                         .await
                     }
                 }
+            }
+            Handler::PurgeVariants { name } => {
+                download::purge_variants(self.storage.as_ref(), &self.renders, &name).await
             }
             Handler::Upload => upload::handle(&self.intake, &self.publisher, request).await,
             Handler::Process { operation, jobs } => {

@@ -11,12 +11,18 @@ use crate::{
 
 pub const UPLOAD_PATH: &str = "/v1/image/upload";
 
+/// What follows a download path to name the image's variants.
+const VARIANTS_SUFFIX: &str = "/variants";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `GET|HEAD /v1/image/download/{object_name}`, the name percent-decoded and validated;
     /// a bad one is kept as its error (400 after the method check), so the request still
     /// counts and logs as a download.
     Download(Result<ObjectName, NameError>),
+    /// `DELETE /v1/image/download/{object_name}/variants`: the image's rendered variants
+    /// dropped (from storage and this server's memory).
+    Variants(Result<ObjectName, NameError>),
     /// `POST /v1/image/upload`
     Upload,
     /// `POST /v1/image/{operation}` (`resize`, `crop`, `filter/blur`, …)
@@ -35,6 +41,9 @@ impl Route {
     /// Matches a path, once per request; `None` is a 404.
     pub fn parse(path: &str) -> Option<Self> {
         if let Some(encoded_name) = path.strip_prefix(DOWNLOAD_PREFIX) {
+            if let Some(encoded_name) = encoded_name.strip_suffix(VARIANTS_SUFFIX) {
+                return Some(Self::Variants(ObjectName::parse_encoded(encoded_name)));
+            }
             return Some(Self::Download(ObjectName::parse_encoded(encoded_name)));
         }
         match path {
@@ -54,6 +63,7 @@ impl Route {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Download(_) => "download",
+            Self::Variants(_) => "variants",
             Self::Upload => "upload",
             Self::Process(operation) => operation.name(),
             Self::Livez => "livez",
@@ -67,6 +77,7 @@ impl Route {
     pub fn template(&self) -> &'static str {
         match self {
             Self::Download(_) => "/v1/image/download/{object_name}",
+            Self::Variants(_) => "/v1/image/download/{object_name}/variants",
             Self::Upload => UPLOAD_PATH,
             Self::Process(_) => "/v1/image/{operation}",
             Self::Livez => "/livez",
@@ -90,6 +101,7 @@ impl Route {
     pub fn allow(&self) -> &'static str {
         match self {
             Self::Upload | Self::Process(_) => "POST",
+            Self::Variants(_) => "DELETE",
             _ => "GET, HEAD",
         }
     }
@@ -98,6 +110,7 @@ impl Route {
     pub fn check_method(&self, method: &Method) -> Result<(), ApiError> {
         let allowed = match self {
             Self::Upload | Self::Process(_) => method == Method::POST,
+            Self::Variants(_) => method == Method::DELETE,
             _ => method == Method::GET || method == Method::HEAD,
         };
         if allowed {
@@ -132,6 +145,14 @@ mod tests {
             Route::parse("/v1/image/download/"),
             Some(Route::Download(Err(NameError::Empty)))
         );
+        assert_eq!(
+            Route::parse(&format!("/v1/image/download/{name}/variants")),
+            Some(Route::Variants(Ok(ObjectName::parse(name).unwrap())))
+        );
+        assert_eq!(
+            Route::parse("/v1/image/download/abc.png/variants"),
+            Some(Route::Variants(Err(NameError::BadId)))
+        );
         assert_eq!(Route::parse("/v1/image/upload"), Some(Route::Upload));
         assert_eq!(Route::parse("/v1/image/upload/"), None);
         assert_eq!(Route::parse("/v1/image/download"), None);
@@ -144,5 +165,8 @@ mod tests {
         assert!(download.check_method(&Method::HEAD).is_ok());
         assert!(download.check_method(&Method::DELETE).is_err());
         assert!(Route::Upload.check_method(&Method::GET).is_err());
+        let variants = Route::Variants(Err(NameError::Empty));
+        assert!(variants.check_method(&Method::DELETE).is_ok());
+        assert!(variants.check_method(&Method::GET).is_err());
     }
 }

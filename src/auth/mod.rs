@@ -37,6 +37,8 @@ pub(crate) enum Need<'a> {
     },
     /// Store an image: the write scope.
     Upload,
+    /// Drop an image's rendered variants: the write scope.
+    PurgeVariants,
     /// Run an operation (`POST /v1/image/{operation}`): the write scope, as its result may be
     /// stored and its source may be any stored object.
     Process,
@@ -149,7 +151,7 @@ impl AccessControl {
         let holder = self.keys.current().find(key.trim()).ok_or(AuthError::UnknownKey)?;
         let needed = match need {
             Need::Download { .. } => Scope::Read,
-            Need::Upload | Need::Process => Scope::Write,
+            Need::Upload | Need::Process | Need::PurgeVariants => Scope::Write,
         };
         if holder.scope < needed {
             return Err(AuthError::Scope {

@@ -8,12 +8,24 @@
 //! started again, are safe. Age is the object's last-modified time (the file's mtime for `fs`).
 //! A run also removes what writes interrupted by a crash left behind more than
 //! [`STALE_WRITE`] ago (the fs backend's hidden temporary files).
+//!
+//! An expired image's stored variants (`variants.store`) are deleted first, then the image: a
+//! run interrupted between the two leaves the image, and the next run finishes the job, so no
+//! variant outlives its source. It costs one listing of the image's variants per expired image
+//! ([`VARIANT_PURGES`] at once), whether the store is on or not: variants stored while it was
+//! on go with their source after it is turned off.
 
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
-use crate::{object_name::ObjectName, storage::Storage};
+use crate::{
+    object_name::ObjectName,
+    storage::{Storage, StorageError},
+};
+
+/// Expired images whose variants are deleted at once.
+pub const VARIANT_PURGES: usize = 16;
 
 /// S3 DeleteObjects takes at most this many keys.
 pub const PAGE_SIZE: usize = 1000;
@@ -35,6 +47,8 @@ pub struct Report {
     pub deleted: u64,
     /// Bytes of the deleted objects.
     pub bytes_freed: u64,
+    /// Stored variants of the expired images, deleted with them (0 in a dry run).
+    pub variants: u64,
     /// Failed listings or deletions.
     pub errors: u64,
     /// Leftovers of interrupted writes removed (0 in a dry run).
@@ -46,8 +60,15 @@ impl Report {
     pub fn summary(&self, dry_run: bool) -> String {
         format!(
             "retention: scanned={} foreign={} expired={} deleted={} bytes_freed={} errors={} incomplete={} \
-             dry_run={dry_run}",
-            self.scanned, self.foreign, self.expired, self.deleted, self.bytes_freed, self.errors, self.incomplete
+             variants={} dry_run={dry_run}",
+            self.scanned,
+            self.foreign,
+            self.expired,
+            self.deleted,
+            self.bytes_freed,
+            self.errors,
+            self.incomplete,
+            self.variants
         )
     }
 }
@@ -77,6 +98,9 @@ pub async fn run(storage: &dyn Storage, max_age: Duration, now: SystemTime, dry_
                 report.expired += 1;
                 batch.push((name, object.len));
             }
+        }
+        if !dry_run && !batch.is_empty() {
+            batch = purge_variants(storage, batch, &mut report).await;
         }
         if !dry_run && !batch.is_empty() {
             let names: Vec<ObjectName> = batch.iter().map(|(n, _)| n.clone()).collect();
@@ -114,6 +138,37 @@ pub async fn run(storage: &dyn Storage, max_age: Duration, now: SystemTime, dry_
     report
 }
 
+/// Deletes the stored variants of each expired image in `batch` and answers the images whose
+/// variants are gone (an image whose variants could not be deleted stays, for the next run).
+async fn purge_variants(
+    storage: &dyn Storage,
+    batch: Vec<(ObjectName, u64)>,
+    report: &mut Report,
+) -> Vec<(ObjectName, u64)> {
+    let purged: Vec<((ObjectName, u64), Result<u64, StorageError>)> = futures_util::stream::iter(batch)
+        .map(|(name, len)| async move {
+            let result = storage.delete_variants(&name).await;
+            ((name, len), result)
+        })
+        .buffer_unordered(VARIANT_PURGES)
+        .collect()
+        .await;
+    let mut left = Vec::new();
+    for (object, result) in purged {
+        match result {
+            Ok(count) => {
+                report.variants += count;
+                left.push(object);
+            }
+            Err(e) => {
+                tracing::warn!(object = %object.0, error = %e, "deleting its variants failed; kept for the next run");
+                report.errors += 1;
+            }
+        }
+    }
+    left
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -123,10 +178,12 @@ mod tests {
     use super::*;
     use crate::storage::{ByteRange, GetResult, ListPage, ListedObject, ObjectMeta, StorageError};
 
-    /// Lists fixed keys; refuses to delete one of them.
+    /// Lists fixed keys; refuses to delete one of them, and the variants of another; each
+    /// other image has one variant.
     struct Fixed {
         keys: Vec<(String, SystemTime)>,
         refuse: String,
+        refuse_variants: String,
         deleted: Mutex<Vec<String>>,
     }
 
@@ -150,6 +207,12 @@ mod tests {
             }
             self.deleted.lock().unwrap().push(name.to_string());
             Ok(())
+        }
+        async fn delete_variants(&self, name: &ObjectName) -> Result<u64, StorageError> {
+            if name.as_str() == self.refuse_variants {
+                return Err(StorageError::Unavailable("refused".into()));
+            }
+            Ok(1)
         }
         async fn list(&self, after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
             let rest: Vec<_> = self
@@ -177,6 +240,8 @@ mod tests {
         }
     }
 
+    /// An image whose variants could not be deleted stays for the next run (so no variant
+    /// outlives its source); one that could not be deleted has lost its variants already.
     #[tokio::test]
     async fn failures_are_counted_and_the_rest_proceeds() {
         let now = SystemTime::now();
@@ -185,30 +250,37 @@ mod tests {
             ("0000000000000000000000000000000a.png".to_string(), old),
             ("0000000000000000000000000000000b.png".to_string(), old),
             ("0000000000000000000000000000000c.png".to_string(), now),
+            ("0000000000000000000000000000000d.png".to_string(), old),
             ("zz-not-ours.png".to_string(), old),
         ];
         let storage = Fixed {
             keys,
             refuse: "0000000000000000000000000000000a.png".into(),
+            refuse_variants: "0000000000000000000000000000000d.png".into(),
             deleted: Mutex::default(),
         };
         let report = run(&storage, Duration::from_secs(10), now, false, 1).await;
         assert_eq!(
             report,
             Report {
-                scanned: 4,
+                scanned: 5,
                 foreign: 1,
-                expired: 2,
+                expired: 3,
                 deleted: 1,
                 bytes_freed: 10,
-                errors: 1,
+                errors: 2,
                 incomplete: 0,
+                variants: 2,
             }
         );
         assert_eq!(
             *storage.deleted.lock().unwrap(),
             ["0000000000000000000000000000000b.png"]
         );
-        assert!(report.summary(false).ends_with("errors=1 incomplete=0 dry_run=false"));
+        assert!(
+            report
+                .summary(false)
+                .ends_with("errors=2 incomplete=0 variants=2 dry_run=false")
+        );
     }
 }

@@ -91,6 +91,9 @@ pub struct VariantsConfig {
     /// The sides (pixels) a variant's width and height snap up to, ascending; the largest is
     /// the largest side served. `srcset` widths are picked from these.
     pub sides: Vec<u32>,
+    /// Keep rendered variants in storage too (`variants/NAME/…` beside the objects, deleted
+    /// with their source): a new pod or a restart serves them without rendering again.
+    pub store: bool,
 }
 
 /// `variants.sides` by default: the steps `srcset` widths are picked from, up to 4K.
@@ -106,6 +109,7 @@ impl Default for VariantsConfig {
             presets: BTreeMap::new(),
             allow: VariantsAllowed::Any,
             sides: DEFAULT_VARIANT_SIDES.to_vec(),
+            store: false,
         }
     }
 }

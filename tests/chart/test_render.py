@@ -97,7 +97,7 @@ def test_rendered_variants_count_in_the_memory_limit_of_pods_that_process(helm_e
     assert config_of(docs)["variants"]["cache_max_bytes"] == "512MiB"
 
 
-def test_variant_presets_reach_the_configuration_and_presets_only_needs_one(helm_env):
+def test_variant_settings_reach_the_configuration_and_presets_only_needs_one(helm_env):
     assert config_of(template(helm_env))["variants"]["allow"] == "any"
     docs = template(helm_env, "--set-string", "variants.presets.card=w=400&h=300&fit=cover&format=auto",
                     "--set", "variants.allow=presets")
@@ -111,6 +111,8 @@ def test_variant_presets_reach_the_configuration_and_presets_only_needs_one(helm
     assert "sides" not in config_of(template(helm_env))["variants"], "the server's default"
     docs = template(helm_env, "--set", "variants.sides={100,300,600}")
     assert config_of(docs)["variants"]["sides"] == [100, 300, 600]
+    assert config_of(template(helm_env))["variants"]["store"] is False
+    assert config_of(template(helm_env, "--set", "variants.store=true"))["variants"]["store"] is True
 
 
 def test_download_only_replicas_leave_processing_out_of_the_memory_check(helm_env):

@@ -1,11 +1,13 @@
-//! Retention on both backends, with objects of controlled ages: the expired object names go;
-//! fresh objects and every other key stay; a dry run deletes nothing; runs can overlap.
+//! Retention on both backends, with objects of controlled ages: the expired object names go,
+//! with their stored variants; fresh objects, their variants and every other key stay; a dry
+//! run deletes nothing; runs can overlap.
 
 use std::time::{Duration, SystemTime};
 
 use image_gateway::{
     commands::retention,
     object_name::{ImageFormat, ObjectName},
+    storage::{StorageError, VariantKey},
 };
 
 use crate::support::{Backend, Fixture, pattern, within};
@@ -108,19 +110,47 @@ async fn expired_names_go_and_everything_else_stays(backend: Backend) {
         fx.put(ImageFormat::Gif, pattern(20)).await,
     ];
     let max_age = Duration::from_secs(1);
+    let variant = |source: &ObjectName, id: &str| VariantKey::new(source.clone(), id.to_owned()).unwrap();
+    let doomed = [variant(&old[0], "00aa.w400.webp"), variant(&old[0], "00bb.w800.png")];
+    let kept = variant(&fresh[0], "00aa.w400.webp");
+    for key in doomed.iter().chain([&kept]) {
+        within("put_variant", fx.storage.put_variant(key, pattern(50).into()))
+            .await
+            .unwrap();
+    }
+    let stored = |key: &VariantKey| {
+        let storage = fx.storage.clone();
+        let key = key.clone();
+        async move { !matches!(storage.get_variant(&key).await, Err(StorageError::NotFound)) }
+    };
 
     let dry = retention::run(fx.storage.as_ref(), max_age, SystemTime::now(), true, 2).await;
-    assert_eq!((dry.expired, dry.deleted, dry.errors), (3, 0, 0), "{dry:?}");
+    assert_eq!(
+        (dry.expired, dry.deleted, dry.errors, dry.variants),
+        (3, 0, 0, 0),
+        "{dry:?}"
+    );
+    assert!(stored(&doomed[0]).await, "a dry run deletes no variant");
     for name in old.iter().chain(&fresh) {
         assert!(exists(&fx, name).await, "a dry run deletes nothing");
     }
 
     let report = retention::run(fx.storage.as_ref(), max_age, SystemTime::now(), false, 2).await;
     assert_eq!(
-        (report.expired, report.deleted, report.bytes_freed, report.errors),
-        (3, 3, 6000, 0),
+        (
+            report.expired,
+            report.deleted,
+            report.bytes_freed,
+            report.errors,
+            report.variants
+        ),
+        (3, 3, 6000, 0, 2),
         "{report:?}"
     );
+    for key in &doomed {
+        assert!(!stored(key).await, "{key:?} went with its source");
+    }
+    assert!(stored(&kept).await, "a fresh image's variant stays");
     // fs lists the stray file and the uppercase name (not the nested folder); S3 lists all
     // three under our prefix, and never the key outside it.
     let seen_foreign = if backend.is_s3() { 3 } else { 2 };

@@ -322,7 +322,99 @@ async fn a_herd_of_first_requests_makes_one_render(backend: Backend) {
     );
 }
 
+/// `variants.store`: a variant rendered once is served by a new server (a restart, another pod,
+/// a pod that does not process) from storage without a render, the same bytes under the same `ETag`; `DELETE
+/// …/variants` (write scope) drops it from storage and memory, and the next request renders it
+/// again.
+async fn stored_variants_outlive_a_restart_and_are_purged_on_request(backend: Backend) {
+    const READER: &str = "reader-0123456789abcdef";
+    const WRITER: &str = "writer-0123456789abcdef";
+    let fx = Fixture::with(backend, |c| {
+        c.variants.store = true;
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys = vec![Secret::new(READER), Secret::new(format!("write:{WRITER}"))];
+    })
+    .await;
+    let name = fx.put(ImageFormat::Jpeg, JPEG.to_vec()).await;
+    let target = format!("/v1/image/download/{name}?w=16&format=webp");
+    let read = [("X-API-Key", READER)];
+    let renders = |text: &str| {
+        sample(
+            text,
+            "image_processing_jobs_total",
+            &[("operation", "variant"), ("outcome", "ok")],
+        )
+        .unwrap_or(0.0)
+    };
+    let served = |text: &str, tier| {
+        sample(
+            text,
+            "image_variants_served_total",
+            &[("tier", tier), ("format", "WebP")],
+        )
+        .unwrap_or(0.0)
+    };
+    let (first_body, first_etag) = {
+        let server = TestServer::start(&fx).await;
+        let first = raw_request(server.addr, "GET", &target, &read).await;
+        assert_eq!(first.status, 200);
+        assert_eq!(renders(&metrics_text(&server).await), 1.0);
+        (first.body.clone(), first.header("etag").unwrap().to_owned())
+    };
+    {
+        // A server that does not process (the chart's serving pods) serves what is stored.
+        let mut config = fx.config.clone();
+        config.processing.enabled = false;
+        let serving = TestServer::start_run(config, image_gateway::Overrides::default()).await;
+        let stored = raw_request(serving.addr, "GET", &target, &read).await;
+        assert_eq!((stored.status, &stored.body), (200, &first_body));
+        let other = format!("/v1/image/download/{name}?w=32&format=webp");
+        let unrendered = raw_request(serving.addr, "GET", &other, &read).await;
+        assert_eq!(unrendered.status, 503, "not stored, and this server does not render");
+    }
+
+    let server = TestServer::start(&fx).await;
+    let again = raw_request(server.addr, "GET", &target, &read).await;
+    assert_eq!((again.status, &again.body), (200, &first_body));
+    assert_eq!(again.header("etag"), Some(first_etag.as_str()));
+    let text = metrics_text(&server).await;
+    assert_eq!(
+        (renders(&text), served(&text, "stored")),
+        (0.0, 1.0),
+        "served from storage, not rendered"
+    );
+
+    let purge = format!("/v1/image/download/{name}/variants");
+    assert_eq!(raw_request(server.addr, "DELETE", &purge, &read).await.status, 403);
+    assert_eq!(raw_request(server.addr, "GET", &purge, &read).await.status, 405);
+    let purged = raw_request(server.addr, "DELETE", &purge, &[("X-API-Key", WRITER)]).await;
+    assert_eq!(purged.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&purged.body).unwrap();
+    assert_eq!(json, serde_json::json!({"object_name": name.as_str(), "deleted": 1}));
+    let rendered = raw_request(server.addr, "GET", &target, &read).await;
+    assert_eq!((rendered.status, &rendered.body), (200, &first_body));
+    assert_eq!(
+        renders(&metrics_text(&server).await),
+        1.0,
+        "rendered again: gone from storage and from memory"
+    );
+    let bad = raw_request(
+        server.addr,
+        "DELETE",
+        "/v1/image/download/abc.png/variants",
+        &[("X-API-Key", WRITER)],
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        detail(&bad.body).contains("invalid object name"),
+        "{}",
+        detail(&bad.body)
+    );
+}
+
 crate::on_every_backend!(
+    stored_variants_outlive_a_restart_and_are_purged_on_request,
     a_herd_of_first_requests_makes_one_render,
     a_variant_is_rendered_with_validators_and_ranges_of_its_own,
     wrong_variant_options_are_refused_clearly,

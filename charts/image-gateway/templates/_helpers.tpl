@@ -290,7 +290,7 @@ made every pod exit). */}}
 {{- end }}
 {{- $cache := dict "enabled" (eq (include "image-gateway.cacheEnabled" .) "true") "max_bytes" $v.cache.maxBytes "max_object_bytes" $v.cache.maxObjectBytes "ttl" $v.cache.ttl "negative_ttl" $v.cache.negativeTtl }}
 {{- $_ := set $config "cache" $cache }}
-{{- $_ := set $config "variants" (dict "cache_max_bytes" $v.variants.cacheMaxBytes "allow" $v.variants.allow "presets" $v.variants.presets) }}
+{{- $_ := set $config "variants" (dict "cache_max_bytes" $v.variants.cacheMaxBytes "allow" $v.variants.allow "presets" $v.variants.presets "store" $v.variants.store) }}
 {{- with $v.variants.sides }}
 {{- /* Numbers from values are floats to Helm: each side goes to the TOML as an integer. */}}
 {{- $sides := list }}{{ range . }}{{ $sides = append $sides (int64 .) }}{{ end }}

@@ -21,11 +21,11 @@ use crate::{
     metrics::{GIT_SHA, Metrics},
     object_name::{ImageFormat, ObjectName},
     processing::ProcessError,
-    storage::{ByteRange, ObjectMeta, Storage},
+    storage::{ByteRange, ObjectMeta, Storage, StorageError, VariantKey},
 };
 use conditional::Outcome;
 use range::RangeRequest;
-use renders::{RenderKey, Renders};
+use renders::{RenderError, RenderKey, Renders, Tier};
 use variant::Variant;
 
 /// SECURITY: an SVG renders inline but can never run script, load anything or submit forms
@@ -76,17 +76,20 @@ pub(crate) async fn handle(
 }
 
 /// What variants are made with: the job service (`None`: this server does not process), the
-/// rendered variants kept in memory, and the counters.
+/// rendered variants kept in memory, whether they are kept in storage too (`variants.store`),
+/// and the counters.
 #[derive(Clone, Copy)]
 pub(crate) struct Renderer<'a> {
     pub jobs: Option<&'a Jobs>,
     pub renders: &'a Renders,
+    pub store: bool,
     pub metrics: &'a Metrics,
 }
 
 /// Answers a GET or HEAD of the `variant` of `name` (`format=auto` settled from `Accept`, and
-/// `Vary: Accept` on the answer): from memory, or rendered by the job
-/// service (one render for simultaneous requests; 503 on a server that does not process), with
+/// `Vary: Accept` on the answer): from memory, from storage (`variants.store`), or rendered by
+/// the job service (one making for simultaneous requests; 503 when it must be rendered on a
+/// server that does not process), with
 /// a strong `ETag` of its own (the source's, the variant's canonical form, its format and this
 /// build: a new release may encode differently), the source's `Last-Modified`, and ranges over
 /// the rendered bytes. A revalidation that matches (`If-None-Match`) is answered 304 without
@@ -100,7 +103,6 @@ pub(crate) async fn handle_variant(
     variant: Variant,
     cache_control: HeaderValue,
 ) -> Result<Response<Body>, ApiError> {
-    let jobs = renderer.jobs.ok_or(ApiError::ProcessingDisabled)?;
     let validators = Validators {
         cache_control,
         vary_accept: variant.varies(),
@@ -123,9 +125,10 @@ pub(crate) async fn handle_variant(
         digest.update(part.as_bytes());
         digest.update([0]);
     }
+    let rendering = hex::encode(digest.finalize())[..32].to_owned();
     let mut meta = ObjectMeta {
         len: 0,
-        etag: format!("\"{}\"", &hex::encode(digest.finalize())[..32]),
+        etag: format!("\"{rendering}\""),
         last_modified: source.last_modified,
     };
     let honour_range = match conditional::evaluate(headers, &meta) {
@@ -144,17 +147,36 @@ pub(crate) async fn handle_variant(
         source_etag: source.etag.clone(),
         variant: variant_key.clone(),
     };
-    let render = async {
+    // Stored under the rendering's digest, as its `ETag`: one id is always the same bytes.
+    let stored = renderer
+        .store
+        .then(|| VariantKey::new(name.clone(), format!("{rendering}.{variant_key}")))
+        .flatten();
+    let make = async {
+        if let Some(stored) = &stored {
+            match storage.get_variant(stored).await {
+                Ok(bytes) => return Ok((bytes, Tier::Stored)),
+                Err(StorageError::NotFound) => {}
+                Err(e) => tracing::warn!(error = %e, "a stored variant could not be read; rendering it"),
+            }
+        }
+        let jobs = renderer.jobs.ok_or(RenderError::NoProcessing)?;
         let encoded = jobs
             .transform(name.format(), Source::Stored(name.clone()), transform)
             .await?;
-        Ok(Bytes::from(encoded.bytes))
+        let bytes = Bytes::from(encoded.bytes);
+        if let Some(stored) = &stored
+            && let Err(e) = storage.put_variant(stored, bytes.clone()).await
+        {
+            // Served all the same; the next pod renders it again.
+            tracing::warn!(error = %e, "a rendered variant could not be stored");
+        }
+        Ok((bytes, Tier::Rendered))
     };
-    let (bytes, tier) = renderer
-        .renders
-        .get_or_render(key, render)
-        .await
-        .map_err(unrenderable)?;
+    let (bytes, tier) = renderer.renders.get_or_make(key, make).await.map_err(|e| match e {
+        RenderError::Job(e) => unrenderable(e),
+        RenderError::NoProcessing => ApiError::ProcessingDisabled,
+    })?;
     meta.len = bytes.len() as u64;
     renderer
         .metrics
@@ -175,6 +197,24 @@ pub(crate) async fn handle_variant(
         filename: &filename,
     };
     Ok(validators.object_response(file, &meta, range, body))
+}
+
+/// `DELETE /v1/image/download/{name}/variants`: drops the image's rendered variants from
+/// storage and from this server's memory (other pods keep theirs in memory until evicted:
+/// they are still right, as the source is unchanged) and answers how many were stored.
+pub(crate) async fn purge_variants(
+    storage: &dyn Storage,
+    renders: &Renders,
+    name: &ObjectName,
+) -> Result<Response<Body>, ApiError> {
+    renders.forget(name);
+    let deleted = storage.delete_variants(name).await?;
+    let json = serde_json::json!({ "object_name": name.as_str(), "deleted": deleted });
+    let mut response = Response::new(body::full(json.to_string()));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// The answer to a variant that could not be made: a stored image that is not what its name

@@ -1,9 +1,9 @@
 //! Rendered variants kept in memory, by bytes (`variants.cache_max_bytes`): the source's name
 //! and `ETag` are in the key, so a replaced source is a new variant and a stale render is never
 //! served. Single flight: any number of simultaneous first requests for one variant wait for
-//! one render.
+//! one making of it (read from the stored tier, or rendered).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 use moka::future::Cache;
@@ -25,8 +25,25 @@ pub(crate) struct RenderKey {
 pub(crate) enum Tier {
     /// Rendered for this request (the one render of a herd).
     Rendered,
-    /// From memory, or from the render another request of the herd started.
+    /// Read from storage (`variants.store`) for this request: rendered before, by any pod.
+    Stored,
+    /// From memory, or from the making another request of the herd started.
     Memory,
+}
+
+/// Why a variant could not be made.
+#[derive(Debug, Clone)]
+pub(crate) enum RenderError {
+    /// The job failed.
+    Job(JobError),
+    /// It must be rendered, and this server does not process.
+    NoProcessing,
+}
+
+impl From<JobError> for RenderError {
+    fn from(e: JobError) -> RenderError {
+        RenderError::Job(e)
+    }
 }
 
 impl Tier {
@@ -34,6 +51,7 @@ impl Tier {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Tier::Rendered => "rendered",
+            Tier::Stored => "stored",
             Tier::Memory => "memory",
         }
     }
@@ -51,32 +69,37 @@ impl Renders {
             cache: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|_, bytes: &Bytes| u32::try_from(bytes.len()).unwrap_or(u32::MAX))
+                .support_invalidation_closures()
                 .build(),
         }
     }
 
-    /// The bytes of `key` from memory, or made by `render` (once for all who ask meanwhile);
-    /// a failed render is not kept.
-    pub(crate) async fn get_or_render(
+    /// The bytes of `key` from memory, or made by `make` (once for all who ask meanwhile),
+    /// with the tier they came from; what failed is not kept.
+    pub(crate) async fn get_or_make(
         &self,
         key: RenderKey,
-        render: impl Future<Output = Result<Bytes, JobError>>,
-    ) -> Result<(Bytes, Tier), JobError> {
-        let rendered = AtomicBool::new(false);
+        make: impl Future<Output = Result<(Bytes, Tier), RenderError>>,
+    ) -> Result<(Bytes, Tier), RenderError> {
+        let made = Mutex::new(None);
         let init = async {
-            rendered.store(true, Ordering::Relaxed);
-            render.await
+            let (bytes, tier) = make.await?;
+            *made.lock().unwrap_or_else(PoisonError::into_inner) = Some(tier);
+            Ok(bytes)
         };
         let bytes = self
             .cache
             .try_get_with(key, init)
             .await
-            .map_err(|shared| (*shared).clone())?;
-        let tier = if rendered.load(Ordering::Relaxed) {
-            Tier::Rendered
-        } else {
-            Tier::Memory
-        };
-        Ok((bytes, tier))
+            .map_err(|shared: std::sync::Arc<RenderError>| (*shared).clone())?;
+        let tier = made.into_inner().unwrap_or_else(PoisonError::into_inner);
+        Ok((bytes, tier.unwrap_or(Tier::Memory)))
+    }
+
+    /// Forgets every rendered variant of `name` (their purge).
+    pub(crate) fn forget(&self, name: &ObjectName) {
+        let name = name.clone();
+        // Only fails when closures are not enabled on the builder, and they are.
+        let _ = self.cache.invalidate_entries_if(move |key, _| key.name == name);
     }
 }
