@@ -56,6 +56,8 @@ impl FsStorage {
 
     /// Writes `data` to `path` atomically: into a dot-file in the root first (listings skip
     /// it; `sweep_incomplete` removes it after a crash), then renamed, and the folder synced.
+    /// `path`'s folders below the root are made when missing; the root never is (a vanished
+    /// root is an unmounted volume: an outage, not an empty store).
     /// The whole write is one task on the blocking pool: a caller that goes away (a client
     /// hanging up, a storage timeout) cannot drop it half-way and leave the temporary file
     /// behind; it ends, and removes the file itself when something failed.
@@ -64,12 +66,19 @@ impl FsStorage {
             "{TMP_PREFIX}{tag}.{}{TMP_SUFFIX}",
             uuid::Uuid::new_v4().simple()
         ));
+        let root = self.root.clone();
         let write = move || {
             let written = (|| {
                 let folder = path
                     .parent()
                     .ok_or_else(|| io::Error::other("a path without a folder"))?;
-                std::fs::create_dir_all(folder)?;
+                let below: Vec<&Path> = folder.ancestors().take_while(|f| *f != root).collect();
+                for made in below.into_iter().rev() {
+                    match std::fs::create_dir(made) {
+                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                        _ => {}
+                    }
+                }
                 let mut file = File::create(&tmp)?;
                 io::Write::write_all(&mut file, &data)?;
                 file.sync_all()?;
