@@ -323,7 +323,7 @@ async fn a_herd_of_first_requests_makes_one_render(backend: Backend) {
 }
 
 /// `variants.store`: a variant rendered once is served by a new server (a restart, another pod,
-/// a pod that does not process) from storage without a render, the same bytes under the same `ETag`; `DELETE
+/// a pod that does not process) from storage without a render (one read for a herd), the same bytes under the same `ETag`; `DELETE
 /// …/variants` (write scope) drops it from storage and memory, and the next request renders it
 /// again.
 async fn stored_variants_outlive_a_restart_and_are_purged_on_request(backend: Backend) {
@@ -362,12 +362,29 @@ async fn stored_variants_outlive_a_restart_and_are_purged_on_request(backend: Ba
         (first.body.clone(), first.header("etag").unwrap().to_owned())
     };
     {
-        // A server that does not process (the chart's serving pods) serves what is stored.
+        // A server that does not process (the chart's serving pods) serves what is stored: a
+        // herd of first requests there makes one storage read.
         let mut config = fx.config.clone();
         config.processing.enabled = false;
         let serving = TestServer::start_run(config, image_gateway::Overrides::default()).await;
-        let stored = raw_request(serving.addr, "GET", &target, &read).await;
-        assert_eq!((stored.status, &stored.body), (200, &first_body));
+        let herd: Vec<_> = (0..64)
+            .map(|_| {
+                let (addr, target) = (serving.addr, target.clone());
+                tokio::spawn(async move { raw_request(addr, "GET", &target, &[("X-API-Key", READER)]).await })
+            })
+            .collect();
+        for request in herd {
+            let stored = request.await.unwrap();
+            assert_eq!((stored.status, &stored.body), (200, &first_body));
+        }
+        let text = metrics_text(&serving).await;
+        let reads = sample(
+            &text,
+            "storage_operation_duration_seconds_count",
+            &[("operation", "get_variant"), ("outcome", "ok")],
+        );
+        assert_eq!(reads, Some(1.0), "one storage read for the herd");
+        assert_eq!((served(&text, "stored"), served(&text, "memory")), (1.0, 63.0));
         let other = format!("/v1/image/download/{name}?w=32&format=webp");
         let unrendered = raw_request(serving.addr, "GET", &other, &read).await;
         assert_eq!(unrendered.status, 503, "not stored, and this server does not render");
