@@ -107,7 +107,6 @@ async fn probe(url: &str, expect: u16, timeout: std::time::Duration) -> ExitCode
     }
 }
 
-/// Prints a signed download URL for `object_name`, or for its `variant` (`w=400&format=webp`).
 /// The variants `[variants]` allows (its presets checked, as `serve` checks them), or exit 64.
 fn variant_rules(settings: &Settings) -> Result<variant::Rules, ExitCode> {
     variant::Rules::new(&settings.config.variants).map_err(|e| {
@@ -116,6 +115,7 @@ fn variant_rules(settings: &Settings) -> Result<variant::Rules, ExitCode> {
     })
 }
 
+/// Prints a signed download URL for `object_name`, or for its `variant` (`w=400&format=webp`).
 fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, options: Option<&str>) -> ExitCode {
     let config = &settings.config;
     let name = match ObjectName::parse(object_name) {

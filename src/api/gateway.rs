@@ -544,11 +544,8 @@ fn openapi(document: Bytes) -> Response<Body> {
 
 fn status_json(status: StatusCode, state: &str) -> Response<Body> {
     let key = if status.is_success() { "status" } else { "detail" };
-    let mut response = Response::new(body::full(serde_json::json!({ key: state }).to_string()));
+    let mut response = body::json(&serde_json::json!({ key: state }));
     *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

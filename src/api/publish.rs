@@ -77,13 +77,10 @@ impl Publisher {
         if let Some(object) = json.as_object_mut() {
             object.extend(extra);
         }
-        let mut response = Response::new(body::full(json.to_string()));
+        let mut response = body::json(&json);
         *response.status_mut() = StatusCode::CREATED;
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(location) = HeaderValue::try_from(url) {
-            h.insert(header::LOCATION, location);
+            response.headers_mut().insert(header::LOCATION, location);
         }
         Ok(response)
     }

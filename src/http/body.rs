@@ -25,6 +25,18 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
+/// A JSON answer (200; callers set another status) that caches nowhere.
+pub fn json(value: &serde_json::Value) -> http::Response<Body> {
+    let mut response = http::Response::new(full(value.to_string()));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    response
+}
+
 /// Streams an object's bytes from storage, chunk by chunk, and fails (which aborts the
 /// response) if storage errors or delivers more or fewer bytes than announced: a client
 /// never sees a short body that looks complete.

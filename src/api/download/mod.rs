@@ -209,12 +209,9 @@ pub(crate) async fn purge_variants(
 ) -> Result<Response<Body>, ApiError> {
     renders.forget(name);
     let deleted = storage.delete_variants(name).await?;
-    let json = serde_json::json!({ "object_name": name.as_str(), "deleted": deleted });
-    let mut response = Response::new(body::full(json.to_string()));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(body::json(
+        &serde_json::json!({ "object_name": name.as_str(), "deleted": deleted }),
+    ))
 }
 
 /// The answer to a variant that could not be made: a stored image that is not what its name

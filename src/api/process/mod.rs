@@ -75,12 +75,12 @@ pub(crate) async fn handle(
     };
     if operation == Operation::ExtractMetadata {
         let json = jobs.describe(operation.name(), format, source).await?;
-        return Ok(json_response(json));
+        return Ok(body::json(&json));
     }
     if operation == Operation::ExtractColors {
         let count = params.whole("count", 1, 16)?.unwrap_or(5) as usize;
         let json = jobs.colors(operation.name(), format, source, count).await?;
-        return Ok(json_response(json));
+        return Ok(body::json(&json));
     }
     let output = Output {
         format: params.format()?.unwrap_or_else(|| OutputFormat::like(format)),
@@ -136,7 +136,7 @@ async fn answer(
         "image".into(),
         base64::engine::general_purpose::STANDARD.encode(&encoded.bytes).into(),
     );
-    Ok(json_response(serde_json::Value::Object(extra)))
+    Ok(body::json(&serde_json::Value::Object(extra)))
 }
 
 /// Whether the body is declared JSON.
@@ -157,13 +157,4 @@ fn wants_bytes(headers: &HeaderMap, format: ImageFormat) -> bool {
         .flat_map(|v| v.split(','))
         .map(|v| v.split(';').next().unwrap_or_default().trim())
         .any(|media| media == "image/*" || media == format.content_type())
-}
-
-/// A JSON answer (200) that caches nowhere.
-fn json_response(json: serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(body::full(json.to_string()));
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

@@ -137,6 +137,43 @@ impl S3Storage {
         format!("{}{}", self.prefix, name)
     }
 
+    /// One PutObject of `data` under the full `key` (atomic for readers, as S3 writes are).
+    async fn put_key(&self, key: String, content_type: Option<&str>, data: Bytes) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(content_type.map(str::to_owned))
+            .body(aws_sdk_s3::primitives::ByteStream::from(data))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// One DeleteObjects call (quiet: only failures are answered) for up to 1000 full keys.
+    async fn delete_keys<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k str>,
+    ) -> Result<aws_sdk_s3::operation::delete_objects::DeleteObjectsOutput, StorageError> {
+        let objects = keys
+            .map(|key| ObjectIdentifier::builder().key(key).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        self.client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(classify)
+    }
+
     /// A stored variant's key: prefix + `variants/NAME/ID`.
     fn variant_key(&self, key: &VariantKey) -> String {
         format!("{}{}", self.prefix, key.path())
@@ -238,16 +275,8 @@ impl Storage for S3Storage {
     }
 
     async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(name))
-            .content_type(name.format().content_type())
-            .body(aws_sdk_s3::primitives::ByteStream::from(data))
-            .send()
+        self.put_key(self.key(name), Some(name.format().content_type()), data)
             .await
-            .map_err(classify)?;
-        Ok(())
     }
 
     async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
@@ -265,25 +294,10 @@ impl Storage for S3Storage {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let objects = names
-            .iter()
-            .map(|n| ObjectIdentifier::builder().key(self.key(n)).build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StorageError::Other(e.to_string()))?;
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .map_err(|e| StorageError::Other(e.to_string()))?;
-        let out = self
-            .client
-            .delete_objects()
-            .bucket(&self.bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(classify)?;
-        let failed = out
+        let keys: Vec<String> = names.iter().map(|n| self.key(n)).collect();
+        let failed = self
+            .delete_keys(keys.iter().map(String::as_str))
+            .await?
             .errors()
             .iter()
             .filter_map(|e| {
@@ -297,15 +311,7 @@ impl Storage for S3Storage {
     }
 
     async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.variant_key(key))
-            .body(aws_sdk_s3::primitives::ByteStream::from(data))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+        self.put_key(self.variant_key(key), None, data).await
     }
 
     async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
@@ -327,30 +333,12 @@ impl Storage for S3Storage {
         let mut deleted = 0;
         while let Some(page) = pages.next().await {
             let page = page.map_err(classify)?;
-            let objects = page
-                .contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .map(|key| ObjectIdentifier::builder().key(key).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StorageError::Other(e.to_string()))?;
-            if objects.is_empty() {
+            let keys: Vec<&str> = page.contents().iter().filter_map(|o| o.key()).collect();
+            if keys.is_empty() {
                 continue;
             }
-            let count = objects.len() as u64;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| StorageError::Other(e.to_string()))?;
-            let out = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(classify)?;
+            let count = keys.len() as u64;
+            let out = self.delete_keys(keys.into_iter()).await?;
             if let Some(e) = out.errors().first() {
                 let why = format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or_default());
                 return Err(StorageError::Other(format!("cannot delete variants: {why}")));
