@@ -71,6 +71,9 @@ pub struct Metrics {
     variants_bytes: IntCounterVec,
     processing_queued: IntGauge,
     processing_pixels: IntCounterVec,
+    processing_memory_budget: IntGauge,
+    processing_memory_reserved: IntGauge,
+    processing_memory_waits: IntCounter,
     cache_lookups: IntCounterVec,
     cache_evictions: IntCounterVec,
     cache_bytes: IntGauge,
@@ -326,6 +329,27 @@ impl Metrics {
                     &["operation"],
                 ),
             ),
+            processing_memory_budget: register(
+                r,
+                IntGauge::new(
+                    "image_processing_memory_budget_bytes",
+                    "Memory the processing jobs may hold at once (processing.memory_budget)",
+                ),
+            ),
+            processing_memory_reserved: register(
+                r,
+                IntGauge::new(
+                    "image_processing_memory_reserved_bytes",
+                    "Memory the running processing jobs hold, as estimated from their inputs' headers",
+                ),
+            ),
+            processing_memory_waits: register(
+                r,
+                IntCounter::new(
+                    "image_processing_memory_waits_total",
+                    "Processing jobs that waited for memory before decoding",
+                ),
+            ),
             cache_lookups: register(
                 r,
                 IntCounterVec::new(
@@ -513,6 +537,29 @@ impl Metrics {
     }
 
     /// Input pixels a job decoded.
+    /// The processing memory budget, set once at start.
+    pub(crate) fn processing_memory_budget(&self, bytes: u64) {
+        self.processing_memory_budget
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A processing job reserved `bytes` of the budget.
+    pub(crate) fn processing_memory_reserved(&self, bytes: u64) {
+        self.processing_memory_reserved
+            .add(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A processing job gave back its `bytes`.
+    pub(crate) fn processing_memory_released(&self, bytes: u64) {
+        self.processing_memory_reserved
+            .sub(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A processing job had to wait for memory.
+    pub(crate) fn processing_memory_wait(&self) {
+        self.processing_memory_waits.inc();
+    }
+
     pub(crate) fn processing_pixels(&self, operation: &str, pixels: u64) {
         self.processing_pixels.with_label_values(&[operation]).inc_by(pixels);
     }

@@ -149,6 +149,11 @@ pub struct ProcessingConfig {
     /// Which JPEG decoder: `auto` (libjpeg-turbo when the binary was built with it, as the
     /// container image is; else the pure-Rust one) or `rust` (always the pure-Rust one).
     pub jpeg_decoder: JpegDecoder,
+    /// Memory the running jobs may hold together, as estimated from each input's header before
+    /// it is decoded: a job that does not fit waits for others to finish, one larger than the
+    /// whole budget is refused (413). 0 means half the container's memory limit (its cgroup),
+    /// or half the machine's memory where there is none.
+    pub memory_budget: ByteSize,
 }
 
 /// `processing.jpeg_decoder`.
@@ -173,6 +178,7 @@ impl Default for ProcessingConfig {
             max_output_pixels: 25_000_000,
             job_timeout: HumanDuration(Duration::from_secs(30)),
             jpeg_decoder: JpegDecoder::Auto,
+            memory_budget: ByteSize(0),
         }
     }
 }

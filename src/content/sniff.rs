@@ -19,10 +19,13 @@ pub enum Rejection {
     Truncated(String),
 }
 
-/// `Ok` when `bytes` is a plausible `format` image of at most `max_pixels` pixels.
-pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<(), Rejection> {
+/// `Ok` when `bytes` is a plausible `format` image of at most `max_pixels` pixels, with the
+/// width and height of its largest frame (`None` for SVG, which has no pixels of its own).
+pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<Option<(u64, u64)>, Rejection> {
     if format == ImageFormat::Svg {
-        return svg::check(bytes).map_err(|e| Rejection::NotThatFormat(e.to_string()));
+        return svg::check(bytes)
+            .map(|()| None)
+            .map_err(|e| Rejection::NotThatFormat(e.to_string()));
     }
     if !signature_matches(format, bytes) {
         return Err(Rejection::NotThatFormat(format!(
@@ -52,7 +55,7 @@ pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<(), R
             format.name()
         )));
     }
-    Ok(())
+    Ok(Some((width, height)))
 }
 
 /// Whether the bytes reach the format's end: a cut-off upload must not be stored as an image.
@@ -117,7 +120,7 @@ mod tests {
             if matches!(format, ImageFormat::Svg | ImageFormat::Tiff) {
                 continue;
             }
-            assert_eq!(check(format, bytes, u64::MAX), Ok(()), "{format:?} whole");
+            assert_eq!(check(format, bytes, u64::MAX), Ok(Some((24, 16))), "{format:?} whole");
             let cut = &bytes[..bytes.len() - 8];
             assert!(
                 matches!(check(format, cut, u64::MAX), Err(Rejection::Truncated(_))),
@@ -140,7 +143,8 @@ mod tests {
     #[test]
     fn each_sample_is_its_own_format_only() {
         for (format, bytes) in SAMPLES {
-            assert_eq!(check(format, bytes, 1000), Ok(()), "{format:?}");
+            let dims = (format != ImageFormat::Svg).then_some((24, 16));
+            assert_eq!(check(format, bytes, 1000), Ok(dims), "{format:?}");
             for other in ImageFormat::ALL.into_iter().filter(|f| *f != format) {
                 assert!(check(other, bytes, 1000).is_err(), "{format:?} accepted as {other:?}");
             }
@@ -151,7 +155,7 @@ mod tests {
     fn dimensions_come_from_the_header() {
         // The samples are 24×16 = 384 pixels.
         for (format, bytes) in SAMPLES.into_iter().filter(|(f, _)| *f != ImageFormat::Svg) {
-            assert_eq!(check(format, bytes, 384), Ok(()), "{format:?}");
+            assert_eq!(check(format, bytes, 384), Ok(Some((24, 16))), "{format:?}");
             assert!(
                 matches!(check(format, bytes, 383), Err(Rejection::TooManyPixels(ref m)) if m.contains("24×16")),
                 "{format:?}"

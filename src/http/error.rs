@@ -131,6 +131,8 @@ impl From<JobError> for ApiError {
             JobError::SourceTooLarge { limit } => Self::PayloadTooLarge { limit, what: "image" },
             JobError::Rejected(rejection) => rejection.into(),
             e @ JobError::Animated(_) => Self::Unprocessable(e.to_string()),
+            e @ JobError::OverMemoryBudget { .. } => Self::ImageTooLarge(e.to_string()),
+            e @ JobError::NoMemory { .. } => Self::Busy(e.to_string()),
             JobError::Process(e) => e.into(),
         }
     }

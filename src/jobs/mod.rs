@@ -5,11 +5,14 @@
 //! the download URL: neither knows the pool, the check or the counters, and nothing here knows
 //! HTTP (the API renders [`JobError`]).
 
+mod memory;
+
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
 
+use self::memory::{MemoryBudget, Refused};
 use crate::{
     config::{ProcessingConfig, UploadConfig},
     content::{
@@ -55,6 +58,21 @@ pub(crate) enum JobError {
     /// The input is not the format it claims, declares too many pixels, or is truncated.
     #[error("the image failed its content check: {0:?}")]
     Rejected(Rejection),
+    /// Decoding and processing the input would take more memory than the whole processing
+    /// budget (`processing.memory_budget`), estimated from its header.
+    #[error(
+        "processing this image would take an estimated {} MiB, over this server's processing memory budget of {} MiB",
+        needed.div_ceil(1 << 20),
+        budget >> 20
+    )]
+    OverMemoryBudget { needed: u64, budget: u64 },
+    /// The job's deadline passed while it waited for the running jobs to give memory back.
+    #[error(
+        "the server's processing memory is taken by other jobs: this one waited {} s for {} MiB; retry later",
+        waited.as_secs(),
+        needed.div_ceil(1 << 20)
+    )]
+    NoMemory { needed: u64, waited: std::time::Duration },
     /// The input is animated: a job would see its first frame only, which is never done
     /// silently.
     #[error("the image is animated ({0} frames); animated images are not processed yet")]
@@ -70,9 +88,12 @@ impl JobError {
     fn label(&self) -> &'static str {
         match self {
             JobError::Process(e) => e.label(),
-            JobError::Storage(_) | JobError::SourceTooLarge { .. } | JobError::Rejected(_) | JobError::Animated(_) => {
-                "refused"
-            }
+            JobError::Storage(_)
+            | JobError::SourceTooLarge { .. }
+            | JobError::Rejected(_)
+            | JobError::Animated(_)
+            | JobError::OverMemoryBudget { .. } => "refused",
+            JobError::NoMemory { .. } => "busy",
         }
     }
 }
@@ -81,6 +102,8 @@ impl JobError {
 /// inputs), the storage stored sources are read from, and the job counters.
 pub(crate) struct Jobs {
     pool: Pool,
+    /// What the running jobs may hold together (`processing.memory_budget`).
+    memory: Arc<MemoryBudget>,
     limits: Arc<ProcessingConfig>,
     storage: Arc<dyn Storage>,
     metrics: Arc<Metrics>,
@@ -103,8 +126,19 @@ impl Jobs {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
         };
+        let memory = match limits.memory_budget.0 {
+            0 => memory::automatic(),
+            bytes => bytes,
+        };
+        tracing::info!(
+            workers,
+            memory_budget_mib = memory >> 20,
+            "processing jobs run on {workers} workers within {} MiB",
+            memory >> 20
+        );
         Jobs {
             pool: Pool::new(workers, limits.queue, limits.job_timeout.0, metrics.clone()),
+            memory: MemoryBudget::new(memory, metrics.clone()),
             limits: Arc::new(limits.clone()),
             storage,
             metrics,
@@ -140,11 +174,14 @@ impl Jobs {
                 format,
                 source,
                 Some(self.max_input_pixels),
-                move |input, budget| {
+                move |input, budget, memory| {
                     if let Some(kept) = processing::lossless(strip, &steps, input, format, &output) {
                         return Ok(kept);
                     }
-                    processing::run(operation, &steps, input, format, output, &limits, &metrics, budget)
+                    let _held = memory.reserve(&steps, budget)?;
+                    Ok(processing::run(
+                        operation, &steps, input, format, output, &limits, &metrics, budget,
+                    )?)
                 },
             )
             .await?;
@@ -167,8 +204,12 @@ impl Jobs {
         format: ImageFormat,
         source: Source,
     ) -> Result<serde_json::Value, JobError> {
-        self.run(operation, format, source, None, move |input, _| {
-            processing::describe(input, format, frames::animation_frames(format, input))
+        self.run(operation, format, source, None, move |input, _, _| {
+            Ok(processing::describe(
+                input,
+                format,
+                frames::animation_frames(format, input),
+            )?)
         })
         .await
     }
@@ -187,25 +228,29 @@ impl Jobs {
             format,
             source,
             Some(self.max_input_pixels),
-            move |input, budget| processing::dominant_colors(input, format, count, &limits, budget),
+            move |input, budget, memory| {
+                let _held = memory.reserve(&[], budget)?;
+                Ok(processing::dominant_colors(input, format, count, &limits, budget)?)
+            },
         )
         .await
     }
 
     /// Runs `job` on the pool once its input is read and has passed the content check; with a
-    /// pixel limit (`max_pixels`, for jobs that decode), animated inputs are refused. Every
-    /// outcome is counted in `image_processing_jobs_total`, a job whose caller went away as
-    /// `abandoned`.
+    /// pixel limit (`max_pixels`, for jobs that decode), animated inputs are refused. A job
+    /// reserves its memory ([`Memory::reserve`]) before it decodes. Every outcome is counted in
+    /// `image_processing_jobs_total`, a job whose caller went away as `abandoned`.
     async fn run<T: Send + 'static>(
         &self,
         operation: &'static str,
         format: ImageFormat,
         source: Source,
         max_pixels: Option<u64>,
-        job: impl FnOnce(&[u8], &Budget) -> Result<T, ProcessError> + Send + 'static,
+        job: impl FnOnce(&[u8], &Budget, Memory<'_>) -> Result<T, JobError> + Send + 'static,
     ) -> Result<T, JobError> {
         let runtime = tokio::runtime::Handle::current();
-        let (storage, max_bytes) = (self.storage.clone(), self.max_source_bytes);
+        let (storage, max_bytes, memory) = (self.storage.clone(), self.max_source_bytes, self.memory.clone());
+        let max_output_pixels = self.limits.max_output_pixels;
         let unfinished = Unfinished(Some((self.metrics.clone(), operation)));
         let ran = self
             .pool
@@ -215,12 +260,20 @@ impl Jobs {
                         Source::Bytes(bytes) => bytes,
                         Source::Stored(name) => runtime.block_on(read_whole(storage.as_ref(), &name, max_bytes))?,
                     };
-                    sniff::check(format, &bytes, max_pixels.unwrap_or(u64::MAX)).map_err(JobError::Rejected)?;
+                    let dims =
+                        sniff::check(format, &bytes, max_pixels.unwrap_or(u64::MAX)).map_err(JobError::Rejected)?;
                     let frames = frames::animation_frames(format, &bytes);
                     if frames > 1 && max_pixels.is_some() {
                         return Err(JobError::Animated(frames));
                     }
-                    Ok(job(&bytes, budget)?)
+                    let memory = Memory {
+                        budget: &memory,
+                        format,
+                        input: &bytes,
+                        dims,
+                        max_output_pixels,
+                    };
+                    job(&bytes, budget, memory)
                 };
                 Ok(checked())
             })
@@ -230,6 +283,35 @@ impl Jobs {
         let outcome = result.as_ref().map_or_else(JobError::label, |_| "ok");
         self.metrics.processing_job(operation, outcome);
         result
+    }
+}
+
+/// A job's access to the memory budget, with what its estimate is made from: the input and
+/// the size of its largest frame, as the content check read it.
+struct Memory<'a> {
+    budget: &'a Arc<MemoryBudget>,
+    format: ImageFormat,
+    input: &'a [u8],
+    dims: Option<(u64, u64)>,
+    max_output_pixels: u64,
+}
+
+impl Memory<'_> {
+    /// Reserves what decoding the input and applying `steps` will hold at its peak, waiting
+    /// for it while the job's `budget` allows; held until the reservation is dropped.
+    fn reserve(&self, steps: &[Op], budget: &Budget) -> Result<memory::Reservation, JobError> {
+        let needed = processing::estimated_memory(self.format, self.input, self.dims, steps, self.max_output_pixels);
+        Ok(self.budget.reserve(needed, budget)?)
+    }
+}
+
+impl From<Refused> for JobError {
+    fn from(refused: Refused) -> JobError {
+        match refused {
+            Refused::OverBudget { needed, budget } => JobError::OverMemoryBudget { needed, budget },
+            Refused::Waited { needed, waited } => JobError::NoMemory { needed, waited },
+            Refused::Stopped(stopped) => JobError::Process(stopped),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod geometry;
 mod jpeg;
 mod jpeg_markers;
 mod lossless;
+mod memory;
 mod metadata;
 mod operations;
 mod pool;
@@ -27,6 +28,7 @@ pub use budget::Budget;
 pub use codec::{Encoded, OutputFormat};
 pub use error::ProcessError;
 pub use geometry::{Background, Crop, Fit, Padding, Resize};
+pub use memory::estimate as estimated_memory;
 pub use operations::{Flip, Op, Rotation};
 pub use pool::Pool;
 

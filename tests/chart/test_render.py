@@ -60,6 +60,7 @@ def test_the_default_memory_limit_holds_every_concurrent_upload_and_job(helm_env
     processing = config["processing"]
     assert processing["workers"] >= 1, "the chart sizes memory for a known number of workers"
     jobs = processing["workers"] * 12 * (processing["max_input_pixels"] + processing["max_output_pixels"])
+    assert processing["memory_budget"] == jobs, "the server admits jobs within what the check reserved"
     cache = config["cache"]
     assert cache["enabled"] is True, "on by default with the s3 backend"
     cached = size(cache["max_bytes"]) + 16 * size(cache["max_object_bytes"])
@@ -78,6 +79,19 @@ def test_a_memory_limit_that_cannot_hold_the_uploads_fails_the_render(helm_env):
     template(helm_env, "--set", "upload.maxConcurrent=2", "--set", "processing.maxInputPixels=4000000",
              "--set", "processing.maxOutputPixels=1000000", "--set", "cache.enabled=false",
              "--set-string", "variants.cacheMaxBytes=0", "--set", "resources.limits.memory=256Mi")
+
+
+def test_a_memory_budget_replaces_the_per_worker_reservation_in_the_check(helm_env):
+    # Eight workers at 12 bytes per pixel of 16 + 8 MP would need 2.1 GiB more than one.
+    err = failed_render(helm_env, "--set", "processing.workers=8")
+    assert "processing.workers (8) jobs of 12 bytes per pixel" in err and "2198Mi)" in err, err
+    # Sharing a budget that fits, they render, and the server gets the budget.
+    docs = template(helm_env, "--set", "processing.workers=8", "--set", "processing.memoryBudget=256MiB")
+    assert config_of(docs)["processing"]["memory_budget"] == 256 * MIB
+    err = failed_render(helm_env, "--set", "processing.memoryBudget=1GiB")
+    assert "plus the processing jobs' memory budget" in err and "1024Mi)" in err, err
+    err = failed_render(helm_env, "--set", "processing.memoryBudget=lots")
+    assert "memoryBudget" in err, err
 
 
 def test_the_hot_object_cache_counts_in_the_memory_limit(helm_env):

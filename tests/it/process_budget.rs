@@ -253,8 +253,11 @@ async fn a_blur_of_a_16_bit_image_takes_one_strip_beyond_a_conversion() {
         "/v1/image/convert?format=jpeg",
         "/v1/image/filter/blur?sigma=9&format=jpeg",
     ] {
-        let server =
-            crate::cli::Spawned::start(&[("IMAGE_GATEWAY_LOG__LEVEL", "warn")], std::process::Stdio::inherit()).await;
+        let env = [
+            ("IMAGE_GATEWAY_LOG__LEVEL", "warn"),
+            ("IMAGE_GATEWAY_PROCESSING__JOB_TIMEOUT", "10m"),
+        ];
+        let server = crate::cli::Spawned::start(&env, std::process::Stdio::inherit()).await;
         let pid = server.child.id();
         let before = memory_bytes("VmRSS", pid);
         let request = client()
@@ -274,5 +277,178 @@ async fn a_blur_of_a_16_bit_image_takes_one_strip_beyond_a_conversion() {
     assert!(
         blur <= convert + 6,
         "the blur took {blur} MiB, converting the same image {convert} MiB (the image is 12 MiB)"
+    );
+}
+
+/// The side of [`large_png`].
+const SIDE: u32 = 1536;
+
+/// A 1536×1536 RGBA8 PNG (9 MiB of pixels) with detail in every row.
+fn large_png() -> Vec<u8> {
+    let pixels = image::ImageBuffer::from_fn(SIDE, SIDE, |x, y| image::Rgba([x as u8, y as u8, (x ^ y) as u8, 255]));
+    encoded(&DynamicImage::ImageRgba8(pixels), image::ImageFormat::Png)
+}
+
+/// What `requests` simultaneous conversions of `png` (stored, so that the jobs read it
+/// themselves and the requests hold nothing) to JPEG did to a fresh server of 8 workers whose
+/// memory budget is `budget`: the most the process was resident above what it was before,
+/// each answer's status and `detail`, and the server's metrics afterwards.
+async fn converted_at_once(png: &[u8], requests: usize, budget: &str) -> (u64, Vec<(u16, String)>, String) {
+    let server = crate::cli::Spawned::start(
+        &[
+            ("IMAGE_GATEWAY_LOG__LEVEL", "warn"),
+            ("IMAGE_GATEWAY_PROCESSING__WORKERS", "8"),
+            ("IMAGE_GATEWAY_UPLOAD__MAX_CONCURRENT_PER_CLIENT", "16"),
+            // Jobs that wait for memory wait within their deadline: a slow machine must not
+            // turn a wait into a refusal here.
+            ("IMAGE_GATEWAY_PROCESSING__JOB_TIMEOUT", "10m"),
+            // As the container image sets it (Dockerfile).
+            ("GLIBC_TUNABLES", GLIBC_TUNABLES),
+            ("IMAGE_GATEWAY_PROCESSING__MEMORY_BUDGET", budget),
+        ],
+        std::process::Stdio::inherit(),
+    )
+    .await;
+    let name = "0123456789abcdef0123456789abcdef.png";
+    std::fs::write(server.data().join(name), png).unwrap();
+    let pid = server.child.id();
+    let before = memory_bytes("VmRSS", pid);
+    let conversions = (0..requests).map(|_| async {
+        let response = client()
+            .post(format!("http://{}/v1/image/pipeline", server.addr))
+            .header("content-type", "application/json")
+            .header("accept", "image/jpeg")
+            .body(format!(
+                r#"{{"source": "{name}", "format": "jpeg", "steps": [{{"op": "flip", "direction": "vertical"}}]}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap();
+        (status, if status == 200 { String::new() } else { detail(&body) })
+    });
+    // Eight debug-build jobs one after another on a loaded machine: a generous bound of its own.
+    let answers = tokio::time::timeout(Duration::from_secs(600), futures_util::future::join_all(conversions))
+        .await
+        .expect("the jobs finished within 10 minutes");
+    let grown = memory_bytes("VmHWM", pid).saturating_sub(before);
+    let metrics = client()
+        .get(format!("http://{}/metrics", server.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    eprintln!(
+        "{}-byte PNG: {requests} at once with a budget of {budget}: grew {grown} bytes",
+        png.len()
+    );
+    (grown, answers, metrics)
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The container image's allocator setting, read from the Dockerfile.
+const GLIBC_TUNABLES: &str = "glibc.malloc.mmap_threshold=4194304";
+
+#[test]
+fn the_allocator_setting_is_the_container_images() {
+    let dockerfile = include_str!("../../Dockerfile");
+    assert!(dockerfile.contains(&format!("GLIBC_TUNABLES={GLIBC_TUNABLES}")));
+}
+
+/// [`large_png`] and the memory the jobs of [`converted_at_once`] (a vertical flip) reserve for it.
+fn large_png_and_estimate() -> (Vec<u8>, u64) {
+    use image_gateway::processing::{Flip, Op, estimated_memory};
+    let png = large_png();
+    let side = u64::from(SIDE);
+    let flip = [Op::Flip(Flip::Vertical)];
+    let estimate = estimated_memory(ImageFormat::Png, &png, Some((side, side)), &flip, u64::MAX);
+    (png, estimate)
+}
+
+/// The estimate admission goes by is an upper bound of what a job really holds: measured on
+/// the real binary, the most it was resident during the job above what it was before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_holds_no_more_memory_than_its_estimate() {
+    let (png, estimate) = large_png_and_estimate();
+    let (grown, answers, _) = converted_at_once(&png, 1, "4GiB").await;
+    assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+    eprintln!(
+        "{SIDE}×{SIDE} RGBA8 PNG flipped to JPEG: estimated {} MiB, grew {} MiB",
+        estimate / MIB,
+        grown / MIB
+    );
+    assert!(
+        grown <= estimate,
+        "the job grew the process by {grown} bytes, its estimate was {estimate}"
+    );
+    assert!(
+        grown >= estimate / 4,
+        "the estimate ({estimate}) is over four times what the job took ({grown})"
+    );
+}
+
+/// Eight large conversions at once on eight workers: with room for one at a time, the others
+/// wait for memory instead of decoding together, and the process stays within its budget; with
+/// room for all, the same requests take several times as much.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_jobs_wait_for_memory_and_the_process_stays_within_its_budget() {
+    let (png, estimate) = large_png_and_estimate();
+    // One job fits, two do not.
+    let budget = estimate * 3 / 2;
+    let (bounded, answers, metrics) = converted_at_once(&png, 8, &budget.to_string()).await;
+    for (status, detail) in &answers {
+        assert_eq!(*status, 200, "{detail}");
+    }
+    let waited = sample(&metrics, "image_processing_memory_waits_total", &[]).unwrap_or(0.0);
+    assert!(waited >= 1.0, "no job waited for memory: {waited}");
+    assert_eq!(
+        sample(&metrics, "image_processing_memory_reserved_bytes", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&metrics, "image_processing_memory_budget_bytes", &[]),
+        Some(budget as f64)
+    );
+    let (free, answers, _) = converted_at_once(&png, 8, "4GiB").await;
+    assert!(answers.iter().all(|(status, _)| *status == 200));
+    eprintln!(
+        "8 conversions at once: {} MiB with a budget of {} MiB, {} MiB without ({waited} waited)",
+        bounded / MIB,
+        budget / MIB,
+        free / MIB
+    );
+    assert!(
+        bounded <= budget,
+        "the process grew by {bounded} bytes, over its budget of {budget}"
+    );
+    assert!(
+        free > 2 * budget,
+        "without a budget the same jobs took only {free} bytes"
+    );
+}
+
+/// A job that could never fit is refused before anything is decoded, with the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_larger_than_the_whole_budget_is_refused_before_decoding() {
+    let png = large_png();
+    let (grown, answers, metrics) = converted_at_once(&png, 1, "16MiB").await;
+    let (status, detail) = &answers[0];
+    assert_eq!(*status, 413, "{detail}");
+    assert!(
+        detail.contains("estimated") && detail.contains("memory budget of 16 MiB"),
+        "{detail}"
+    );
+    assert!(grown < 8 * MIB, "the process grew by {} MiB", grown / MIB);
+    assert_eq!(
+        sample(
+            &metrics,
+            "image_processing_jobs_total",
+            &[("operation", "pipeline"), ("outcome", "refused")]
+        ),
+        Some(1.0)
     );
 }

@@ -413,6 +413,29 @@ async fn stored_variants_outlive_a_restart_and_are_purged_on_request(backend: Ba
     assert!(bad.detail().contains("invalid object name"), "{}", bad.detail());
 }
 
+/// A variant whose render would not fit in the whole processing memory budget is 422 (the
+/// stored image cannot be rendered here), the figures given; the original is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_over_the_memory_budget_is_refused_and_the_original_served() {
+    let fx = Fixture::with(Backend::Fs, |c| {
+        c.processing.memory_budget = image_gateway::config::units::ByteSize(1 << 20);
+    })
+    .await;
+    let server = TestServer::start(&fx).await;
+    let name = fx.put(ImageFormat::Png, PNG.to_vec()).await;
+    let refused = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}?w=16"), &[]).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused
+            .detail()
+            .contains("over this server's processing memory budget of 1 MiB"),
+        "{}",
+        refused.detail()
+    );
+    let original = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[]).await;
+    assert_eq!((original.status, original.body.as_slice()), (200, PNG));
+}
+
 crate::on_every_backend!(
     stored_variants_outlive_a_restart_and_are_purged_on_request,
     a_herd_of_first_requests_makes_one_render,

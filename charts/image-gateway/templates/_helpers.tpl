@@ -172,7 +172,7 @@ app.kubernetes.io/component: {{ .role | default "server" }}
 {{- $uploads := mulf (include "image-gateway.bytes" $.Values.upload.maxBytes) 2 $.Values.upload.maxConcurrent }}
 {{- $workers := ternary ($.Values.processing.workers | int) 0 $.Values.processing.enabled }}
 {{- if and $.Values.processing.enabled (eq $workers 0) }}{{ fail "processing.workers must be set (not 0) when resources.limits.memory is: the chart cannot know the node's cores to size memory for them" }}{{ end }}
-{{- $jobs := mulf $workers 12 (addf $.Values.processing.maxInputPixels $.Values.processing.maxOutputPixels) }}
+{{- $jobs := ternary (include "image-gateway.memoryBudget" $ | float64) 0.0 $.Values.processing.enabled }}
 {{- $cache := 0.0 }}
 {{- if include "image-gateway.cacheEnabled" $ }}
 {{- $cache = addf (include "image-gateway.bytes" $.Values.cache.maxBytes) (mulf 16 (include "image-gateway.bytes" $.Values.cache.maxObjectBytes)) }}
@@ -180,8 +180,20 @@ app.kubernetes.io/component: {{ .role | default "server" }}
 {{- $variants := ternary (include "image-gateway.bytes" $.Values.variants.cacheMaxBytes | float64) 0.0 $.Values.processing.enabled }}
 {{- $needed := addf $uploads $jobs $cache $variants 100663296 }}
 {{- if lt $limit $needed }}
-{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus processing.workers (%d) jobs of 12 bytes per pixel of processing.maxInputPixels (%d) and processing.maxOutputPixels (%d), plus the hot-object cache (cache.maxBytes and 16 loads of cache.maxObjectBytes: %dMi), plus rendered variants (variants.cacheMaxBytes: %dMi), plus 96Mi for the server: %dMi are needed. Raise the limit or lower those values." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes $workers (int64 $.Values.processing.maxInputPixels) (int64 $.Values.processing.maxOutputPixels) (divf $cache 1048576 | ceil | int) (divf $variants 1048576 | ceil | int) (divf $needed 1048576 | ceil | int)) }}
+{{- fail (printf "resources.limits.memory (%s) cannot hold upload.maxConcurrent (%d) uploads of upload.maxBytes (%s), twice each while checked, plus the processing jobs' memory budget (processing.memoryBudget, or processing.workers (%d) jobs of 12 bytes per pixel of processing.maxInputPixels (%d) and processing.maxOutputPixels (%d): %dMi), plus the hot-object cache (cache.maxBytes and 16 loads of cache.maxObjectBytes: %dMi), plus rendered variants (variants.cacheMaxBytes: %dMi), plus 96Mi for the server: %dMi are needed. Raise the limit or lower those values." . (int $.Values.upload.maxConcurrent) $.Values.upload.maxBytes $workers (int64 $.Values.processing.maxInputPixels) (int64 $.Values.processing.maxOutputPixels) (divf $jobs 1048576 | ceil | int) (divf $cache 1048576 | ceil | int) (divf $variants 1048576 | ceil | int) (divf $needed 1048576 | ceil | int)) }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The processing jobs' memory budget in bytes: processing.memoryBudget, or what the memory
+     limit check reserves for processing.workers jobs at 12 bytes per input and output pixel.
+     The server admits jobs within it (processing.memory_budget), so the check and the server
+     count the same memory. */}}
+{{- define "image-gateway.memoryBudget" -}}
+{{- with .Values.processing.memoryBudget }}
+{{- include "image-gateway.bytes" . | float64 | int64 }}
+{{- else }}
+{{- mulf (.Values.processing.workers | int) 12 (addf .Values.processing.maxInputPixels .Values.processing.maxOutputPixels) | int64 }}
 {{- end }}
 {{- end }}
 
@@ -278,7 +290,7 @@ made every pod exit). */}}
   "cors" (dict "allowed_origins" $v.cors.allowedOrigins)
   "log" (dict "format" $v.log.format "level" $v.log.level)
   "retention" (dict "max_age" $v.retention.maxAge)
-  "processing" (dict "enabled" $v.processing.enabled "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels) "job_timeout" $v.processing.jobTimeout "jpeg_decoder" $v.processing.jpegDecoder)
+  "processing" (dict "enabled" $v.processing.enabled "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels) "job_timeout" $v.processing.jobTimeout "jpeg_decoder" $v.processing.jpegDecoder "memory_budget" (include "image-gateway.memoryBudget" . | int64))
 }}
 {{- $redis := $v.rateLimit.redis }}
 {{- if eq $v.rateLimit.backend "redis" }}

@@ -215,13 +215,14 @@ pub(crate) async fn purge_variants(
 }
 
 /// The answer to a variant that could not be made: a stored image that is not what its name
-/// says, is over the pixel or size limits or cannot be decoded is 422 (a download has no body
+/// says, is over the pixel, size or memory limits or cannot be decoded is 422 (a download has no body
 /// to blame: 413 and 415 would point at the request); the rest as for any job (404, 503, …).
 fn unrenderable(e: JobError) -> ApiError {
     match e {
         JobError::Rejected(_)
         | JobError::SourceTooLarge { .. }
         | JobError::Animated(_)
+        | JobError::OverMemoryBudget { .. }
         | JobError::Process(ProcessError::TooLarge(_)) => ApiError::Unprocessable(format!(
             "the stored image cannot be rendered as a variant: {}",
             ApiError::from(e)
