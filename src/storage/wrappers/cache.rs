@@ -6,7 +6,8 @@
 //! one storage read; the others wait for it and are served from it (moka coalesces them, like
 //! nginx's `proxy_cache_lock`). Objects over `cache.max_object_bytes` stream as before, never
 //! buffered, but their metadata is kept, so HEAD and conditional requests skip storage for them
-//! too. A 404 is remembered for `cache.negative_ttl`; a put or delete through this replica
+//! too. A HEAD of a small object keeps its metadata alone until a GET loads the object whole
+//! (variants read their source's `ETag` on every request). A 404 is remembered for `cache.negative_ttl`; a put or delete through this replica
 //! forgets the name at once. Errors are never cached.
 
 use std::{
@@ -33,6 +34,8 @@ enum Entry {
     Object { meta: ObjectMeta, bytes: Bytes },
     /// The metadata of an object too large to keep.
     Large(ObjectMeta),
+    /// The metadata of a small object a HEAD found; a GET loads it whole in its place.
+    Meta(ObjectMeta),
     /// The object did not exist.
     Missing,
 }
@@ -42,7 +45,7 @@ impl Entry {
     fn weight(&self) -> u32 {
         let body = match self {
             Entry::Object { bytes, .. } => bytes.len(),
-            Entry::Large(_) | Entry::Missing => 0,
+            Entry::Large(_) | Entry::Meta(_) | Entry::Missing => 0,
         };
         u32::try_from(body + 256).unwrap_or(u32::MAX)
     }
@@ -66,7 +69,7 @@ impl moka::Expiry<ObjectName, Arc<Entry>> for Lifetimes {
     fn expire_after_create(&self, _: &ObjectName, entry: &Arc<Entry>, _: Instant) -> Option<Duration> {
         Some(match **entry {
             Entry::Missing => self.negative_ttl,
-            Entry::Object { .. } | Entry::Large(_) => self.ttl,
+            Entry::Object { .. } | Entry::Large(_) | Entry::Meta(_) => self.ttl,
         })
     }
 }
@@ -114,8 +117,12 @@ impl CachedStorage {
     /// left in `unkept` for the caller to stream.
     async fn lookup(&self, name: &ObjectName, unkept: &Mutex<Option<GetResult>>) -> Result<Arc<Entry>, Skipped> {
         if let Some(entry) = self.cache.get(name).await {
-            self.metrics.cache_lookup("hit");
-            return Ok(entry);
+            if !matches!(*entry, Entry::Meta(_)) {
+                self.metrics.cache_lookup("hit");
+                return Ok(entry);
+            }
+            // Only the metadata is known: the object is loaded in its place.
+            self.cache.invalidate(name).await;
         }
         let mut loaded = false;
         let load = async {
@@ -228,14 +235,14 @@ impl Storage for CachedStorage {
         if let Some(entry) = self.cache.get(name).await {
             self.metrics.cache_lookup("hit");
             return match &*entry {
-                Entry::Object { meta, .. } | Entry::Large(meta) => Ok(meta.clone()),
+                Entry::Object { meta, .. } | Entry::Large(meta) | Entry::Meta(meta) => Ok(meta.clone()),
                 Entry::Missing => Err(StorageError::NotFound),
             };
         }
-        // A small object's metadata alone is not kept: the next GET loads it whole.
         self.metrics.cache_lookup("miss");
         let entry = match self.inner.head(name).await {
             Ok(meta) if meta.len > self.max_object_bytes => Entry::Large(meta),
+            Ok(meta) => Entry::Meta(meta),
             Err(StorageError::NotFound) if self.remember_missing => Entry::Missing,
             other => return other,
         };
@@ -243,7 +250,7 @@ impl Storage for CachedStorage {
         self.metrics.cache_added(u64::from(entry.weight()));
         self.cache.insert(name.clone(), entry.clone()).await;
         match &*entry {
-            Entry::Large(meta) => Ok(meta.clone()),
+            Entry::Large(meta) | Entry::Meta(meta) => Ok(meta.clone()),
             _ => Err(StorageError::NotFound),
         }
     }
@@ -258,7 +265,8 @@ impl Storage for CachedStorage {
         let served = match entry.as_deref() {
             Some(Entry::Object { meta, bytes }) => from_bytes(meta, bytes, range),
             Some(Entry::Missing) => return Err(StorageError::NotFound),
-            Some(Entry::Large(_)) | None => None,
+            // (`Meta` never comes back from a lookup: it loads the object in its place.)
+            Some(Entry::Large(_) | Entry::Meta(_)) | None => None,
         };
         if let Some(served) = served {
             return Ok(served);
@@ -472,6 +480,25 @@ mod tests {
 
     /// A large object streams from storage every time (one read per request, the first one's
     /// body reused); its metadata alone is kept, so HEAD skips storage.
+    /// A HEAD of a small object keeps its metadata: the next HEADs skip storage, and the next
+    /// GET loads the object whole, after which GETs skip storage too.
+    #[tokio::test]
+    async fn a_head_keeps_a_small_objects_metadata_until_a_get_loads_it() {
+        let s = setup(1 << 16, Duration::from_secs(60), Duration::ZERO);
+        let n = name(7);
+        s.storage.put(&n, Bytes::from_static(b"small")).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(s.cached.head(&n).await.unwrap().len, 5);
+        }
+        assert_eq!(s.storage.heads.load(Ordering::SeqCst), 1);
+        for _ in 0..3 {
+            assert_eq!(read(s.cached.as_ref(), &n, None).await.unwrap(), b"small");
+        }
+        assert_eq!(s.storage.gets.load(Ordering::SeqCst), 1);
+        assert_eq!(s.cached.head(&n).await.unwrap().len, 5);
+        assert_eq!(s.storage.heads.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn large_objects_stream_and_keep_only_metadata() {
         let s = setup(100, Duration::from_secs(60), Duration::ZERO);
