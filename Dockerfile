@@ -35,15 +35,13 @@ RUN touch src/main.rs src/lib.rs \
 FROM ${RUNTIME_IMAGE}
 COPY --from=build /src/target/release/image-gateway /usr/local/bin/image-gateway
 USER 65532:65532
-# GLIBC_TUNABLES: allocations of 4 MiB and more (decoded images) are mapped on their own and
-# given back to the system when freed. Without it, glibc's dynamic threshold rises to the size
-# of the first image freed, and each processing worker's arena keeps its largest image after the
-# job: memory admission (processing.memory_budget) would bound the jobs but not the process
-# (docs/benchmarks.md, "Memory admission").
+# GLIBC_TUNABLES: two malloc arenas for all threads. By default glibc gives each processing worker
+# an arena of its own, which keeps the largest image that worker ever freed: memory admission
+# (processing.memory_budget) would bound the jobs but not the process (docs/processing.md).
 ENV IMAGE_GATEWAY_LISTEN=0.0.0.0:8080 \
     IMAGE_GATEWAY_ADMIN_LISTEN=0.0.0.0:9090 \
     IMAGE_GATEWAY_STORAGE__FS__ROOT=/data \
-    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304
+    GLIBC_TUNABLES=glibc.malloc.arena_max=2
 EXPOSE 8080 9090
 # For Docker and podman (Kubernetes ignores it and probes /livez, /readyz itself): the binary's own
 # `probe` command (the image has no shell or curl), on the admin port set above.
