@@ -48,83 +48,13 @@ import urllib.error
 import urllib.request
 
 from s3_gateway import NginxS3Gateway
-from servers import (API_KEY, CHILDREN, Garage, Gateway, Minio, Nginx, cpu_seconds, free_port, peak_rss_kib,
-                     reset_peak_rss, stop_children)
+from servers import (API_KEY, CHILDREN, Garage, Gateway, Minio, Nginx, cpu_seconds, free_port, lua_file, metric,
+                     peak_rss_kib, reset_peak_rss, stop_children, wrk)
 
 SIZES = {"10KB": 10_000, "50KB": 50_000, "1MB": 1_000_000, "10MB": 10_000_000}
 STORE_CONFIGS = ["gateway", "gateway-cache", "direct", "nginx-proxy", "s3-gateway", "s3-gateway-cache"]
 FS_CONFIGS = ["gateway", "nginx-static"]
 HERD_CONFIGS = ["gateway-cache", "gateway", "s3-gateway-cache", "s3-gateway", "direct"]
-
-WRK_DONE = r"""
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_JSON {"requests":%d,"bytes":%d,"duration_us":%d,"errors":%d,"non2xx":%d,' ..
-    '"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.bytes, summary.duration,
-    e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
-"""
-
-# Each wrk thread draws its paths from a Zipf(s) distribution over the table (rank 1 the most
-# popular), by binary search in the cumulative weights.
-WRK_ZIPF = r"""
-local paths = {%(paths)s}
-local cdf = {%(cdf)s}
-local counter = 0
-setup = function(thread)
-  counter = counter + 1
-  thread:set("seed", counter)
-end
-init = function(args)
-  math.randomseed(seed * 7919 + os.time())
-end
-request = function()
-  local u = math.random()
-  local lo, hi = 1, #cdf
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if cdf[mid] < u then lo = mid + 1 else hi = mid end
-  end
-  return wrk.format("GET", paths[lo])
-end
-"""
-
-
-def lua_file(workdir, name, paths=None, zipf_s=1.0):
-    """A wrk script: the result line, and with `paths` the Zipf picker over them."""
-    path = os.path.join(workdir, f"{name}.lua")
-    text = WRK_DONE
-    if paths:
-        weights = [1 / (rank ** zipf_s) for rank in range(1, len(paths) + 1)]
-        total, running, cdf = sum(weights), 0.0, []
-        for w in weights:
-            running += w
-            cdf.append(running / total)
-        cdf[-1] = 1.0
-        text += WRK_ZIPF % {"paths": ",".join(json.dumps(p) for p in paths),
-                            "cdf": ",".join(f"{c:.9f}" for c in cdf)}
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
-def wrk(url, headers, concurrency, duration, lua):
-    threads = 1 if concurrency == 1 else 2
-    command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--timeout", "60s", "-s", lua]
-    for h in headers:
-        command += ["-H", h]
-    command.append(url)
-    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
-    for line in out.stdout.splitlines():
-        if line.startswith("WRK_JSON "):
-            return json.loads(line[len("WRK_JSON "):])
-    raise SystemExit(f"wrk printed no result: {out.stdout}\n{out.stderr}")
-
-
-
 
 def start_to_ready(binary, workdir, runs):
     """Milliseconds from spawning the process to the first 200 from /readyz (fs backend)."""
@@ -216,14 +146,6 @@ def herd(row, name, clients=256):
         t.join()
     errors = sum(1 for status, length, _ in results if status != 200 or length != 1_000_000)
     return errors, max(at for _, _, at in results) - released
-
-
-def metric(admin_port, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def main():

@@ -2,13 +2,17 @@
 """Processing benchmark: the workload of imgproxy's published image-server benchmark.
 
 Real photographs (the JPEGs of Debian's mate-backgrounds, 1-4K px wide) shrunk to fit 512x512
-and encoded as JPEG quality 80, served on loopback by:
+and encoded as JPEG quality 80 (or, with --format webp, WebP quality 75: the published
+benchmark's two settings), served on loopback by:
   imgproxy  imgproxy v3 (Go + libvips), built by scripts/install-imgproxy.sh; its defaults except
             IMGPROXY_BIND and IMGPROXY_LOCAL_FILESYSTEM_ROOT (no key/salt: signatures unchecked)
   thumbor   thumbor (Python, Pillow), scripts/install-thumbor.sh; file loader, no storage nor
             result storage, QUALITY=80, 2 processes (one per core; see class Thumbor for how)
   vips      bench/vips_server.py: pyvips over the same Debian libvips, the floor for libvips
-  gateway   this repo's release binary on its fs backend, POST /v1/image/resize?source=…
+  gateway   this repo's release binary on its fs backend, POST /v1/image/resize?source=…, or with
+            --gateway-route variant the variant at the download URL,
+            GET /v1/image/download/…?w=512&h=512&fit=inside&q=…&format=…, with the variant
+            cache off (variants.cache_max_bytes = 0) so that every request renders
 and one client for all, wrk (see the note at WRK_LUA). For each server and each concurrency,
 a fresh server process gets a warm-up run, then a measured run cycling over every image; the
 server's process tree is sampled from /proc for CPU time and peak RSS. Before any load each
@@ -37,7 +41,6 @@ import resource
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -48,14 +51,14 @@ import urllib.request
 from PIL import Image
 
 SERVERS = ["imgproxy", "thumbor", "vips", "gateway"]
-from servers import cpu_seconds, free_port  # bench/servers.py: process CPU time, a free loopback port
+from servers import cpu_seconds, free_port, jpeg_size  # bench/servers.py: CPU time, a free port, a JPEG's size
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import image_quality  # noqa: E402  scripts/image_quality.py: the tests' SSIM and PSNR
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BOX = 512
-QUALITY = 80
+QUALITY = {"jpeg": 80, "webp": 75}  # imgproxy's published benchmark: JPEG q80, WebP q75
 MATE_DIR = "/usr/share/backgrounds/mate"
 PACE_MS = 8  # 16 connections × 125/s = 2,000 downloads/s
 DOWNLOAD_BYTES = 50_000
@@ -129,28 +132,15 @@ def log(*args):
 # --- images --------------------------------------------------------------------------------
 
 
-def jpeg_size(data):
-    """(width, height) from a JPEG's SOF segment, or None if data is no JPEG."""
-    if data[:2] != b"\xff\xd8":
+def answer_size(data, fmt):
+    """(width, height) of an answer that is a `fmt` image, or None."""
+    if fmt == "jpeg":
+        return jpeg_size(data)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size if image.format.lower() == fmt else None
+    except OSError:
         return None
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        length = struct.unpack(">H", data[i + 2:i + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
-            return width, height
-        i += 2 + length
-    return None
 
 
 def prepare_images(workdir, min_width, max_width):
@@ -322,7 +312,17 @@ class Server:
         self.procs = []
 
     def paths(self):
-        return [self.path(image) for image in self.images]
+        """The load's paths: every image at each quality of the spread in turn."""
+        spread = range(self.quality - self.args.quality_spread, self.quality + self.args.quality_spread + 1)
+        return [self.path(image, q) for q in spread for image in self.images]
+
+    @property
+    def format(self):
+        return self.args.format
+
+    @property
+    def quality(self):
+        return QUALITY[self.args.format]
 
 
 class Imgproxy(Server):
@@ -334,9 +334,11 @@ class Imgproxy(Server):
                    IMGPROXY_LOCAL_FILESYSTEM_ROOT=os.path.join(self.workdir, "images"))
         self.spawn([self.args.imgproxy], env, "/health")
 
-    def path(self, image):
+    def path(self, image, quality=None):
+        q = quality or self.quality
         # No IMGPROXY_KEY/SALT: the signature part is not checked ("insecure" by convention).
-        return f"/insecure/rs:fit:{BOX}:{BOX}/q:{QUALITY}/plain/local:///{image['name']}"
+        extension = "" if self.format == "jpeg" else f"@{self.format}"
+        return f"/insecure/rs:fit:{BOX}:{BOX}/q:{q}/plain/local:///{image['name']}{extension}"
 
     def version(self):
         return subprocess.run([self.args.imgproxy, "version"], capture_output=True, text=True).stdout.strip()
@@ -363,7 +365,7 @@ class Thumbor(Server):
                 f"FILE_LOADER_ROOT_PATH = {os.path.join(self.workdir, 'images')!r}\n"
                 "STORAGE = 'thumbor.storages.no_storage'\n"
                 "RESULT_STORAGE = None\n"
-                f"QUALITY = {QUALITY}\n"
+                f"QUALITY = {self.quality}\n"
                 "ALLOW_UNSAFE_URL = True\n"
                 "NON_BLOCKING_SOCKETS = True\n"  # for --fd
             )
@@ -386,8 +388,10 @@ class Thumbor(Server):
             for proc in self.procs:
                 wait_http(self.port, "/healthcheck", proc, logfile=self.logfile)
 
-    def path(self, image):
-        return f"/unsafe/fit-in/{BOX}x{BOX}/filters:quality({QUALITY})/{image['name']}"
+    def path(self, image, quality=None):
+        q = quality or self.quality
+        webp = ":format(webp)" if self.format == "webp" else ""
+        return f"/unsafe/fit-in/{BOX}x{BOX}/filters:quality({q}){webp}/{image['name']}"
 
     def version(self):
         return subprocess.run([self.args.thumbor, "--version"], capture_output=True, text=True).stdout.strip()
@@ -402,8 +406,9 @@ class Vips(Server):
         self.spawn([self.args.vips_python, script, "--root", os.path.join(self.workdir, "images"),
                     "--port", str(self.port)], ready_path=self.path(self.images[0]))
 
-    def path(self, image):
-        return f"/{image['name']}?w={BOX}&h={BOX}&q={QUALITY}"
+    def path(self, image, quality=None):
+        q = quality or self.quality
+        return f"/{image['name']}?w={BOX}&h={BOX}&q={q}"
 
     def version(self):
         code = ("import pyvips; print(f'pyvips {pyvips.__version__} '"
@@ -414,8 +419,14 @@ class Vips(Server):
 
 class Gateway(Server):
     name = "gateway"
-    method = "POST"
-    headers = {"Accept": "image/jpeg"}
+
+    @property
+    def method(self):
+        return "GET" if self.args.gateway_route == "variant" else "POST"
+
+    @property
+    def headers(self):
+        return {"Accept": f"image/{self.format}"}
 
     def start(self):
         self.port, admin = free_port(), free_port()
@@ -430,6 +441,11 @@ class Gateway(Server):
             IMAGE_GATEWAY_UPLOAD__MAX_CONCURRENT_PER_CLIENT="0",
             IMAGE_GATEWAY_LOG__FORMAT="json",
         )
+        if self.args.gateway_route == "variant":
+            # Every request renders (no variant kept in memory, none stored), and 512 is a side
+            # variants are served at (the default sides step from 480 to 560).
+            env.update(IMAGE_GATEWAY_VARIANTS__CACHE_MAX_BYTES="0", IMAGE_GATEWAY_VARIANTS__STORE="false",
+                       IMAGE_GATEWAY_VARIANTS__SIDES=f"[{BOX}, 4096]")
         env.pop("RUST_LOG", None)
         env.pop("IMAGE_GATEWAY_CONFIG", None)
         for item in self.args.gateway_env:  # KEY=VALUE sets, a bare KEY unsets
@@ -440,9 +456,13 @@ class Gateway(Server):
                 env.pop(key, None)
         self.spawn([self.args.gateway, "serve"], env, "/readyz")
 
-    def path(self, image):
+    def path(self, image, quality=None):
+        q = quality or self.quality
+        if self.args.gateway_route == "variant":
+            return (f"/v1/image/download/{image['hex_name']}?w={BOX}&h={BOX}&fit=inside&q={q}"
+                    f"&format={self.format}")
         return (f"/v1/image/resize?source={image['hex_name']}&width={BOX}&height={BOX}"
-                f"&fit=inside&quality={QUALITY}")
+                f"&fit=inside&quality={q}&format={self.format}")
 
     def version(self):
         return subprocess.run([self.args.gateway, "--version"], capture_output=True, text=True).stdout.strip()
@@ -496,11 +516,12 @@ def wrk(port, concurrency, duration, lua):
 
 
 def check_answers(server, references):
-    """Every image once: 200, a JPEG fitting BOXxBOX with its long side BOX, scored against a
+    """Every image once: 200, an image of the asked format fitting BOXxBOX with its long side BOX, scored against a
     full decode resampled by Lanczos3 to its size (`references` keeps those, by image and size,
     for the next server). Returns details."""
     answers = []
-    for image, path in zip(server.images, server.paths()):
+    for image in server.images:
+        path = server.path(image)
         # http.client, not urllib: a POST without a body and without Content-Type, as wrk sends it.
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         started = time.monotonic()
@@ -511,9 +532,9 @@ def check_answers(server, references):
         if response.status != 200:
             raise SystemExit(f"{server.name} {image['name']}: {response.status} {body[:300]!r}")
         elapsed_ms = (time.monotonic() - started) * 1000
-        size = jpeg_size(body)
+        size = answer_size(body, server.format)
         if size is None:
-            raise SystemExit(f"{server.name} {image['name']}: not a JPEG ({content_type}, {body[:16]!r})")
+            raise SystemExit(f"{server.name} {image['name']}: not {server.format} ({content_type}, {body[:16]!r})")
         if max(size) != BOX or min(size) > BOX:
             raise SystemExit(f"{server.name} {image['name']}: {size[0]}x{size[1]} does not fit {BOX}x{BOX}")
         key = (image["name"], size)
@@ -610,7 +631,7 @@ def markdown(report):
         f"{len(meta['images'])} JPEGs of Debian's mate-backgrounds "
         f"({min(i['width'] for i in meta['images'])}-{max(i['width'] for i in meta['images'])} px wide, "
         f"{sum(i['bytes'] for i in meta['images']) / len(meta['images']) / 1e6:.2f} MB mean) "
-        f"shrunk to fit {BOX}x{BOX}, JPEG quality {QUALITY}; client wrk -t1, "
+        f"shrunk to fit {BOX}x{BOX}, {meta['format'].upper()} quality {QUALITY[meta['format']]}; client wrk -t1, "
         f"{meta['warmup_s']} s warm-up then {meta['duration_s']} s measured per row, a fresh server per row.",
         "",
     ]
@@ -685,6 +706,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated, of " + ",".join(SERVERS))
     parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument("--format", choices=sorted(QUALITY), default="jpeg",
+                        help="the answers' format, at the published benchmark's quality for it")
+    parser.add_argument("--quality-spread", type=int, default=0, metavar="N",
+                        help="load each image at qualities q-N..q+N in turn: with N >= 1 no two requests in "
+                        "flight are one variant, which the gateway's single flight would serve from one render")
+    parser.add_argument("--gateway-route", choices=["process", "variant"], default="process",
+                        help="the gateway's endpoint: POST /v1/image/resize, or a variant at the download URL")
     parser.add_argument("--duration", type=int, default=20, help="measured seconds per row")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per row")
     parser.add_argument("--min-width", type=int, default=1000)
@@ -718,6 +746,8 @@ def main():
         option = {"vips": "vips_python"}.get(name, name)
         if not getattr(args, option):
             parser.error(f"--{option.replace('_', '-')} is needed for {name}")
+    if args.format != "jpeg" and "vips" in names:
+        parser.error("bench/vips_server.py answers JPEG only")
     levels = [int(c) for c in args.concurrency.split(",")]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
@@ -734,16 +764,20 @@ def main():
             "thumbor": (f"{args.thumbor_processes} processes on SO_REUSEPORT sockets (thumbor --fd)"
                         if args.thumbor_mode == "reuseport" else f"thumbor --processes {args.thumbor_processes}")
                        + ", file loader, no storage nor result storage, "
-                       "QUALITY = 80, other settings default (PIL engine, progressive JPEG)",
+                       f"QUALITY = {QUALITY[args.format]}, other settings default (PIL engine, progressive JPEG)",
             "vips": "bench/vips_server.py: thumbnail(size=down) + jpegsave Q=80 strip, a thread per "
                     "connection, libvips concurrency 1, operation cache off",
-            "gateway": "fs backend, upload.max_concurrent_per_client = 0, other settings default "
-                       "(processing.workers = one per core)" + "".join(f", {e}" for e in args.gateway_env),
+            "gateway": "fs backend, upload.max_concurrent_per_client = 0, "
+                       + ("variants at the download URL, variants.cache_max_bytes = 0, variants.store = false, "
+                          f"variants.sides = [{BOX}, 4096], " if args.gateway_route == "variant" else "POST /v1/image/resize, ")
+                       + "other settings default (processing.workers = one per core)"
+                       + "".join(f", {e}" for e in args.gateway_env),
         }
         report = {"meta": {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release(),
             "duration_s": args.duration, "warmup_s": args.warmup, "concurrency": levels,
+            "format": args.format, "gateway_route": args.gateway_route, "quality_spread": args.quality_spread,
             "client": "wrk -t1 (" + subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
             .splitlines()[0].strip() + ")",
             "images": images, "versions": {}, "configs": {n: configs[n] for n in names}, "answers": {},

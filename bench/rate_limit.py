@@ -30,7 +30,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import lua_file, metric, wrk  # noqa: E402
+from servers import lua_file, metric, wrk  # noqa: E402
 from servers import API_KEY, CHILDREN, Gateway, cpu_seconds, free_port, stop_children  # noqa: E402
 
 OBJECT = "0123456789abcdef0123456789abcdef.png"

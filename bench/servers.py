@@ -1,5 +1,6 @@
-"""The servers the benchmarks start: S3 stores (Garage, MinIO), the gateway, nginx, and the
-/proc readings (CPU time, peak RSS) taken of them. Every process started here ends with the
+"""The servers the benchmarks start: S3 stores (Garage, MinIO), the gateway, nginx, the
+/proc readings (CPU time, peak RSS) taken of them, the wrk runner (a result line, a Zipf picker)
+and the gateway's metrics. Every process started here ends with the
 benchmark (stop_children), also on errors and Ctrl-C. Python standard library only.
 """
 
@@ -11,6 +12,7 @@ import os
 import re
 import secrets
 import socket
+import struct
 import subprocess
 import time
 import urllib.parse
@@ -302,3 +304,106 @@ class Nginx:
         self.proc.wait()
 
 
+# --- images ------------------------------------------------------------------------------------
+
+
+def jpeg_size(data):
+    """(width, height) from a JPEG's SOF segment, or None if data is no JPEG."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+# --- wrk and metrics -------------------------------------------------------------------------
+
+WRK_DONE = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"bytes":%d,"duration_us":%d,"errors":%d,"non2xx":%d,' ..
+    '"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.bytes, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+# Each wrk thread draws its paths from a Zipf(s) distribution over the table (rank 1 the most
+# popular), by binary search in the cumulative weights.
+WRK_ZIPF = r"""
+local paths = {%(paths)s}
+local cdf = {%(cdf)s}
+local counter = 0
+setup = function(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+end
+init = function(args)
+  math.randomseed(seed * 7919 + os.time())
+end
+request = function()
+  local u = math.random()
+  local lo, hi = 1, #cdf
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cdf[mid] < u then lo = mid + 1 else hi = mid end
+  end
+  return wrk.format("GET", paths[lo])
+end
+"""
+
+
+def lua_file(workdir, name, paths=None, zipf_s=1.0):
+    """A wrk script: the result line, and with `paths` the Zipf picker over them."""
+    path = os.path.join(workdir, f"{name}.lua")
+    text = WRK_DONE
+    if paths:
+        weights = [1 / (rank ** zipf_s) for rank in range(1, len(paths) + 1)]
+        total, running, cdf = sum(weights), 0.0, []
+        for w in weights:
+            running += w
+            cdf.append(running / total)
+        cdf[-1] = 1.0
+        text += WRK_ZIPF % {"paths": ",".join(json.dumps(p) for p in paths),
+                            "cdf": ",".join(f"{c:.9f}" for c in cdf)}
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def wrk(url, headers, concurrency, duration, lua):
+    threads = 1 if concurrency == 1 else 2
+    command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--timeout", "60s", "-s", lua]
+    for h in headers:
+        command += ["-H", h]
+    command.append(url)
+    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
+    for line in out.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            return json.loads(line[len("WRK_JSON "):])
+    raise SystemExit(f"wrk printed no result: {out.stdout}\n{out.stderr}")
+
+
+def metric(admin_port, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+    return None
