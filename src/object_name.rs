@@ -35,11 +35,13 @@ pub enum ImageFormat {
     Tiff,
     /// SVG (`.svg`, `image/svg+xml`).
     Svg,
+    /// AVIF (`.avif`, `image/avif`): stored, served and made; not decoded as an input.
+    Avif,
 }
 
 impl ImageFormat {
     /// Every format, in declaration order.
-    pub const ALL: [ImageFormat; 7] = [
+    pub const ALL: [ImageFormat; 8] = [
         Self::Png,
         Self::Jpeg,
         Self::Webp,
@@ -47,6 +49,7 @@ impl ImageFormat {
         Self::Bmp,
         Self::Tiff,
         Self::Svg,
+        Self::Avif,
     ];
 
     /// The format an extension (lowercase, without the dot) stands for.
@@ -59,6 +62,7 @@ impl ImageFormat {
             "bmp" => Self::Bmp,
             "tiff" | "tif" => Self::Tiff,
             "svg" => Self::Svg,
+            "avif" => Self::Avif,
             _ => return None,
         })
     }
@@ -75,6 +79,7 @@ impl ImageFormat {
             "image/bmp" | "image/x-bmp" | "image/x-ms-bmp" => Self::Bmp,
             "image/tiff" => Self::Tiff,
             "image/svg+xml" => Self::Svg,
+            "image/avif" => Self::Avif,
             _ => return None,
         })
     }
@@ -89,6 +94,7 @@ impl ImageFormat {
             Self::Bmp => "image/bmp",
             Self::Tiff => "image/tiff",
             Self::Svg => "image/svg+xml",
+            Self::Avif => "image/avif",
         }
     }
 
@@ -102,6 +108,7 @@ impl ImageFormat {
             Self::Bmp => "bmp",
             Self::Tiff => "tiff",
             Self::Svg => "svg",
+            Self::Avif => "avif",
         }
     }
 
@@ -115,6 +122,7 @@ impl ImageFormat {
             Self::Bmp => "BMP",
             Self::Tiff => "TIFF",
             Self::Svg => "SVG",
+            Self::Avif => "AVIF",
         }
     }
 }
@@ -281,7 +289,7 @@ mod tests {
     #[test]
     fn format_names_for_messages() {
         let names: Vec<_> = ImageFormat::ALL.iter().map(|f| f.name()).collect();
-        assert_eq!(names, ["PNG", "JPEG", "WebP", "GIF", "BMP", "TIFF", "SVG"]);
+        assert_eq!(names, ["PNG", "JPEG", "WebP", "GIF", "BMP", "TIFF", "SVG", "AVIF"]);
     }
 
     #[test]

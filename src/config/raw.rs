@@ -154,6 +154,9 @@ pub struct ProcessingConfig {
     /// whole budget is refused (413). 0 means half the container's memory limit (its cgroup),
     /// or half the machine's memory where there is none.
     pub memory_budget: ByteSize,
+    /// rav1e's speed for AVIF results, 1 (slowest, smallest) to 10 (fastest); imgproxy's
+    /// `AVIF_SPEED` default is 9.
+    pub avif_speed: u8,
 }
 
 /// `processing.jpeg_decoder`.
@@ -179,6 +182,7 @@ impl Default for ProcessingConfig {
             job_timeout: HumanDuration(Duration::from_secs(30)),
             jpeg_decoder: JpegDecoder::Auto,
             memory_budget: ByteSize(0),
+            avif_speed: 9,
         }
     }
 }

@@ -78,6 +78,9 @@ impl Settings {
                 return Err(ConfigError::key(key, "must be greater than zero"));
             }
         }
+        if !(1..=10).contains(&config.processing.avif_speed) {
+            return Err(ConfigError::key("processing.avif_speed", "must be from 1 to 10"));
+        }
         for (key, value) in [
             ("server.first_byte_timeout", config.server.first_byte_timeout),
             ("upload.body_idle_timeout", config.upload.body_idle_timeout),

@@ -33,6 +33,7 @@ fn walk(format: ImageFormat, bytes: &[u8]) -> Result<(Option<Dims>, usize), &'st
         ImageFormat::Webp => webp(bytes.get(12..).unwrap_or_default(), &mut largest),
         ImageFormat::Bmp => bmp(bytes, &mut largest),
         ImageFormat::Tiff => tiff(bytes, &mut largest),
+        ImageFormat::Avif => avif(bytes, &mut largest),
         ImageFormat::Svg => {}
     }
     Ok((largest.0, largest.1))
@@ -71,6 +72,57 @@ fn le24(b: &[u8], at: usize) -> Option<u64> {
 fn le32(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at + 4)
         .map(|s| u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]])))
+}
+
+/// The top-level boxes of an ISO-BMFF file (AVIF): each box's type and content, in order; the
+/// walk ends at the first box that runs past the end (its type and the bytes there are still
+/// given: the caller judges truncation), or at a size that cannot be.
+pub(crate) fn isobmff_boxes(b: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], bool)> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let (size, kind) = (be32(b, at)?, b.get(at + 4..at + 8)?);
+        let (header, size) = match size {
+            // To the end of the file.
+            0 => (8, (b.len() - at) as u64),
+            // A 64-bit size follows the type.
+            1 => (16, be32(b, at + 8)? << 32 | be32(b, at + 12)?),
+            n => (8, n),
+        };
+        if size < header {
+            return None;
+        }
+        let end = at.checked_add(usize::try_from(size).ok()?)?;
+        let whole = end <= b.len();
+        let content = b.get(at + header as usize..end.min(b.len()))?;
+        at = if whole { end } else { b.len() };
+        Some((kind, content, whole))
+    })
+}
+
+/// AVIF: every image spatial extent (`ispe`) property of the `meta` box: the image, its grid
+/// tiles, its alpha plane and thumbnails. An image sequence (brand `avis`) counts as animated.
+fn avif(b: &[u8], out: &mut Largest) {
+    for (kind, content, _) in isobmff_boxes(b) {
+        match kind {
+            b"ftyp" if content.starts_with(b"avis") => out.1 = out.1.max(2),
+            // A full box: version and flags, then the item boxes, among them `iprp/ipco` with
+            // the properties. A 20-byte box typed `ispe` is looked for anywhere inside.
+            b"meta" => {
+                let mut from = 0;
+                while let Some(found) = content[from..].windows(4).position(|w| w == b"ispe") {
+                    let at = from + found;
+                    if at >= 4
+                        && be32(content, at - 4) == Some(20)
+                        && let (Some(w), Some(h)) = (be32(content, at + 8), be32(content, at + 12))
+                    {
+                        out.saw(w, h);
+                    }
+                    from = at + 4;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// PNG: IHDR, and every APNG frame control (`fcTL`).
@@ -314,7 +366,7 @@ fn tiff(b: &[u8], out: &mut Largest) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const PNG: &[u8] = include_bytes!("../../tests/fixtures/sample.png");
@@ -324,6 +376,46 @@ mod tests {
 
     fn largest_of(format: ImageFormat, bytes: &[u8]) -> Option<Dims> {
         largest(format, bytes).unwrap()
+    }
+
+    /// An ISO-BMFF box.
+    fn boxed(kind: &[u8; 4], content: &[u8]) -> Vec<u8> {
+        let mut b = u32::try_from(8 + content.len()).unwrap().to_be_bytes().to_vec();
+        b.extend(kind);
+        b.extend(content);
+        b
+    }
+
+    /// An AVIF's structure: `ftyp` of `brand`, a `meta` box with an `ispe` of each size, an
+    /// `mdat` of 100 bytes.
+    pub(crate) fn avif(brand: &[u8; 4], sizes: &[(u32, u32)]) -> Vec<u8> {
+        let mut ftyp = brand.to_vec();
+        ftyp.extend([0, 0, 0, 0]);
+        ftyp.extend(b"mif1miaf");
+        let mut properties = Vec::new();
+        for (w, h) in sizes {
+            let mut ispe = vec![0, 0, 0, 0];
+            ispe.extend(w.to_be_bytes());
+            ispe.extend(h.to_be_bytes());
+            properties.extend(boxed(b"ispe", &ispe));
+        }
+        let mut meta = vec![0, 0, 0, 0];
+        meta.extend(boxed(b"iprp", &boxed(b"ipco", &properties)));
+        [boxed(b"ftyp", &ftyp), boxed(b"meta", &meta), boxed(b"mdat", &[7; 100])].concat()
+    }
+
+    #[test]
+    fn an_avif_is_as_large_as_its_largest_spatial_extent_and_a_sequence_is_animated() {
+        let still = avif(b"avif", &[(640, 480), (32, 24), (4000, 10)]);
+        assert_eq!(largest_of(ImageFormat::Avif, &still), Some((640, 480)));
+        assert_eq!(animation_frames(ImageFormat::Avif, &still), 1);
+        let sequence = avif(b"avis", &[(64, 64)]);
+        assert_eq!(animation_frames(ImageFormat::Avif, &sequence), 2);
+        // A box claiming more than the file holds ends the walk; `ispe` bytes in the media
+        // data are never read as a size.
+        let mut data_only = avif(b"avif", &[]);
+        data_only.extend(boxed(b"mdat", b"\0\0\0\x14ispe\0\0\0\0\0\x01\0\0\0\x01\0\0"));
+        assert_eq!(largest_of(ImageFormat::Avif, &data_only), None);
     }
 
     #[test]

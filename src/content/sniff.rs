@@ -28,8 +28,9 @@ pub fn check(format: ImageFormat, bytes: &[u8], max_pixels: u64) -> Result<Optio
             .map_err(|e| Rejection::NotThatFormat(e.to_string()));
     }
     if !signature_matches(format, bytes) {
+        let article = if format == ImageFormat::Avif { "an" } else { "a" };
         return Err(Rejection::NotThatFormat(format!(
-            "the body is not a {} image although Content-Type says {}",
+            "the body is not {article} {} image although Content-Type says {}",
             format.name(),
             format.content_type()
         )));
@@ -81,6 +82,8 @@ fn ends_whole(format: ImageFormat, bytes: &[u8]) -> bool {
         ImageFormat::Webp => le32(4).is_some_and(|size| size + 8 <= len),
         // The file size field, when the writer filled it in.
         ImageFormat::Bmp => le32(2).is_some_and(|size| size <= len),
+        // Every top-level box ends within the file (the media data last, usually).
+        ImageFormat::Avif => frames::isobmff_boxes(bytes).all(|(_, _, whole)| whole),
         ImageFormat::Tiff | ImageFormat::Svg => true,
     }
 }
@@ -106,6 +109,16 @@ fn signature_matches(format: ImageFormat, bytes: &[u8]) -> bool {
         ImageFormat::Tiff => [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
             .iter()
             .any(|sig| bytes.starts_with(*sig)),
+        ImageFormat::Avif => {
+            // An ISO-BMFF `ftyp` box first, naming AVIF as its major or a compatible brand.
+            bytes.get(4..8) == Some(b"ftyp")
+                && frames::isobmff_boxes(bytes).next().is_some_and(|(_, ftyp, _)| {
+                    ftyp.chunks_exact(4)
+                        .enumerate()
+                        // The minor version (second field) is no brand.
+                        .any(|(n, brand)| n != 1 && matches!(brand, b"avif" | b"avis"))
+                })
+        }
         ImageFormat::Svg => false,
     }
 }
@@ -130,7 +143,7 @@ mod tests {
         }
     }
 
-    const SAMPLES: [(ImageFormat, &[u8]); 7] = [
+    const SAMPLES: [(ImageFormat, &[u8]); 8] = [
         (ImageFormat::Png, include_bytes!("../../tests/fixtures/sample.png")),
         (ImageFormat::Jpeg, include_bytes!("../../tests/fixtures/sample.jpg")),
         (ImageFormat::Webp, include_bytes!("../../tests/fixtures/sample.webp")),
@@ -138,6 +151,8 @@ mod tests {
         (ImageFormat::Bmp, include_bytes!("../../tests/fixtures/sample.bmp")),
         (ImageFormat::Tiff, include_bytes!("../../tests/fixtures/sample.tiff")),
         (ImageFormat::Svg, include_bytes!("../../tests/fixtures/sample.svg")),
+        // Made by Pillow (libavif).
+        (ImageFormat::Avif, include_bytes!("../../tests/fixtures/sample.avif")),
     ];
 
     #[test]
@@ -149,6 +164,32 @@ mod tests {
                 assert!(check(other, bytes, 1000).is_err(), "{format:?} accepted as {other:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_avif_is_recognised_by_its_brand_and_refused_when_cut() {
+        let avif = crate::content::frames::tests::avif(b"avif", &[(640, 480)]);
+        assert_eq!(check(ImageFormat::Avif, &avif, 1 << 20), Ok(Some((640, 480))));
+        assert!(matches!(
+            check(ImageFormat::Avif, &avif, 1000),
+            Err(Rejection::TooManyPixels(_))
+        ));
+        assert!(matches!(
+            check(ImageFormat::Avif, &avif[..avif.len() - 1], 1 << 20),
+            Err(Rejection::Truncated(_))
+        ));
+        // HEIC is ISO-BMFF too, but no AVIF.
+        let mut heic = avif.clone();
+        heic[8..12].copy_from_slice(b"heic");
+        heic[16..24].copy_from_slice(b"mif1heic");
+        assert!(matches!(
+            check(ImageFormat::Avif, &heic, 1 << 20),
+            Err(Rejection::NotThatFormat(_))
+        ));
+        assert!(matches!(
+            check(ImageFormat::Png, &avif, 1 << 20),
+            Err(Rejection::NotThatFormat(_))
+        ));
     }
 
     #[test]

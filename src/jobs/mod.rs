@@ -178,7 +178,7 @@ impl Jobs {
                     if let Some(kept) = processing::lossless(strip, &steps, input, format, &output) {
                         return Ok(kept);
                     }
-                    let _held = memory.reserve(&steps, budget)?;
+                    let _held = memory.reserve(&steps, output.format.format(), budget)?;
                     Ok(processing::run(
                         operation, &steps, input, format, output, &limits, &metrics, budget,
                     )?)
@@ -229,7 +229,7 @@ impl Jobs {
             source,
             Some(self.max_input_pixels),
             move |input, budget, memory| {
-                let _held = memory.reserve(&[], budget)?;
+                let _held = memory.reserve(&[], ImageFormat::Png, budget)?;
                 Ok(processing::dominant_colors(input, format, count, &limits, budget)?)
             },
         )
@@ -299,8 +299,15 @@ struct Memory<'a> {
 impl Memory<'_> {
     /// Reserves what decoding the input and applying `steps` will hold at its peak, waiting
     /// for it while the job's `budget` allows; held until the reservation is dropped.
-    fn reserve(&self, steps: &[Op], budget: &Budget) -> Result<memory::Reservation, JobError> {
-        let needed = processing::estimated_memory(self.format, self.input, self.dims, steps, self.max_output_pixels);
+    fn reserve(&self, steps: &[Op], output: ImageFormat, budget: &Budget) -> Result<memory::Reservation, JobError> {
+        let needed = processing::estimated_memory(
+            self.format,
+            self.input,
+            self.dims,
+            steps,
+            self.max_output_pixels,
+            output,
+        );
         Ok(self.budget.reserve(needed, budget)?)
     }
 }

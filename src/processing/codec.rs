@@ -1,6 +1,6 @@
 //! Decoding (header limits first, SVG rasterized, shrink-on-load for JPEG, EXIF orientation applied, ICC
-//! profiles converted to sRGB) and encoding (jpeg-encoder for JPEG, libwebp for lossy WebP, the
-//! `image` crate for the rest).
+//! profiles converted to sRGB) and encoding (jpeg-encoder for JPEG, libwebp for lossy WebP,
+//! ravif (rav1e) for AVIF, the `image` crate for the rest). AVIF is made, never decoded.
 
 use std::io::Cursor;
 
@@ -20,11 +20,11 @@ use crate::object_name::ImageFormat;
 pub struct OutputFormat(ImageFormat);
 
 impl OutputFormat {
-    /// `png`, `jpeg` (or `jpg`), `webp`, `gif`, `bmp`, `tiff`.
+    /// `png`, `jpeg` (or `jpg`), `webp`, `avif`, `gif`, `bmp`, `tiff`.
     pub fn parse(text: &str) -> Result<OutputFormat, ProcessError> {
         match ImageFormat::from_extension(&text.to_ascii_lowercase()) {
             Some(ImageFormat::Svg) | None => Err(ProcessError::BadParameter(format!(
-                "`format`: `{text}` is not one of png, jpeg, webp, gif, bmp, tiff"
+                "`format`: `{text}` is not one of png, jpeg, webp, avif, gif, bmp, tiff"
             ))),
             Some(format) => Ok(OutputFormat(format)),
         }
@@ -43,9 +43,9 @@ impl OutputFormat {
         self.0
     }
 
-    /// Whether `quality` changes the result (JPEG and WebP are lossy).
+    /// Whether `quality` changes the result (JPEG, WebP and AVIF are lossy).
     pub fn is_lossy(self) -> bool {
-        matches!(self.0, ImageFormat::Jpeg | ImageFormat::Webp)
+        matches!(self.0, ImageFormat::Jpeg | ImageFormat::Webp | ImageFormat::Avif)
     }
 
     /// Whether the format keeps an alpha channel.
@@ -140,6 +140,8 @@ pub(crate) struct Encoding<'a> {
     pub background: [u8; 3],
     /// The EXIF block to keep (`keep_metadata=true`).
     pub exif: Option<&'a [u8]>,
+    /// rav1e's speed for AVIF, 1 (slowest, smallest) to 10 (`processing.avif_speed`).
+    pub avif_speed: u8,
 }
 
 /// Encodes `image`.
@@ -184,6 +186,25 @@ pub(crate) fn encode(image: &DynamicImage, how: &Encoding<'_>) -> Result<Encoded
                 ),
                 None => bytes.extend_from_slice(&memory),
             }
+        }
+        ImageFormat::Avif => {
+            if how.exif.is_some() {
+                return Err(ProcessError::Unsupported(
+                    "keep_metadata=true: AVIF results are made without metadata here; ask for another format".into(),
+                ));
+            }
+            // 8-bit, one thread (the pool runs jobs side by side), alpha only where there is one.
+            let encoder =
+                image::codecs::avif::AvifEncoder::new_with_speed_quality(&mut bytes, how.avif_speed, how.quality)
+                    .with_num_threads(Some(1));
+            if image.color().has_alpha() {
+                let rgba = image.to_rgba8();
+                encoder.write_image(rgba.as_raw(), width, height, image::ExtendedColorType::Rgba8)
+            } else {
+                let rgb = image.to_rgb8();
+                encoder.write_image(rgb.as_raw(), width, height, image::ExtendedColorType::Rgb8)
+            }
+            .map_err(|e| failed(&e))?;
         }
         ImageFormat::Png => {
             let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
@@ -301,6 +322,13 @@ pub(crate) fn codec_of(format: ImageFormat) -> Result<image::ImageFormat, Proces
         ImageFormat::Svg => {
             return Err(ProcessError::Unsupported("SVG is rasterized, not decoded".into()));
         }
+        ImageFormat::Avif => {
+            return Err(ProcessError::Unsupported(
+                "AVIF images are stored and served, and made from other formats, but not decoded: \
+                 process the image this one was made from"
+                    .into(),
+            ));
+        }
     })
 }
 
@@ -342,6 +370,7 @@ mod tests {
             quality: 80,
             background: [255; 3],
             exif: None,
+            avif_speed: 9,
         };
         let encoded = encode(&photo, &how).unwrap();
         assert!(encoded.bytes.len() < 786_432 / 4, "{} bytes", encoded.bytes.len());
@@ -361,5 +390,37 @@ mod tests {
             let encoded = encode(&deep, &how).unwrap();
             assert_eq!(image::load_from_memory(&encoded.bytes).unwrap(), deep);
         }
+    }
+
+    #[test]
+    fn avif_is_made_at_the_speed_asked_never_decoded_and_never_given_metadata() {
+        let photo = DynamicImage::ImageRgb8(image::RgbImage::from_fn(96, 64, |x, y| {
+            image::Rgb([(x * 2) as u8, (y * 3) as u8, ((x * y) % 251) as u8])
+        }));
+        let how = |speed, exif| Encoding {
+            output: OutputFormat::parse("avif").unwrap(),
+            quality: 63,
+            background: [255; 3],
+            exif,
+            avif_speed: speed,
+        };
+        let fast = encode(&photo, &how(10, None)).unwrap();
+        assert_eq!((fast.format, fast.width, fast.height), (ImageFormat::Avif, 96, 64));
+        assert_eq!(&fast.bytes[4..12], b"ftypavif");
+        let slow = encode(&photo, &how(1, None)).unwrap();
+        assert_ne!(fast.bytes, slow.bytes, "the speed reaches the encoder");
+        assert!(matches!(
+            encode(&photo, &how(9, Some(b"Exif\0\0MM"))),
+            Err(ProcessError::Unsupported(why)) if why.contains("keep_metadata")
+        ));
+        let budget = Budget::detached(std::time::Duration::from_secs(60));
+        let decoding = Decoding {
+            max_pixels: 1 << 20,
+            jpeg: crate::config::JpegDecoder::Auto,
+        };
+        assert!(matches!(
+            decode(&fast.bytes, ImageFormat::Avif, decoding, &|_, _| None, &budget),
+            Err(ProcessError::Unsupported(why)) if why.contains("not decoded")
+        ));
     }
 }

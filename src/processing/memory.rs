@@ -23,6 +23,11 @@ const WORKING_BYTES_PER_PIXEL: u64 = 4;
 /// Working copies counted: a step's result, the encoder's copy, and the allocator's slack.
 const WORKING_COPIES: u64 = 3;
 
+/// What rav1e holds per pixel of an AVIF result beyond the image it is given (its planes,
+/// reconstruction and analysis buffers): measured 16.4 (a 1536×1536 result took the process
+/// 37 MiB higher than the same job encoding JPEG), counted with half again as margin.
+const AVIF_ENCODER_BYTES_PER_PIXEL: u64 = 24;
+
 /// Allocator and decoder overhead on top of the images themselves (row buffers, tables,
 /// the encoder's output), per job.
 const OVERHEAD: u64 = 4 << 20;
@@ -30,13 +35,14 @@ const OVERHEAD: u64 = 4 << 20;
 /// The estimated peak in bytes of decoding `bytes`, a `format` image whose largest frame the
 /// content check read as `dims` (`None` for SVG, whose size is its document's), and applying
 /// `steps`, whose results are held to `max_output_pixels` (a step refuses a larger result
-/// before making it).
+/// before making it), and encoding the result as `output`.
 pub fn estimate(
     format: ImageFormat,
     bytes: &[u8],
     dims: Option<(u64, u64)>,
     steps: &[Op],
     max_output_pixels: u64,
+    output: ImageFormat,
 ) -> u64 {
     let Some((width, height)) = dims.or_else(|| svg_size(format, bytes, steps)) else {
         return bytes.len() as u64 + OVERHEAD;
@@ -44,11 +50,16 @@ pub fn estimate(
     let decoded = width
         .saturating_mul(height)
         .saturating_mul(decoded_bytes_per_pixel(format, bytes));
-    let working = largest_result(width, height, steps, max_output_pixels)
-        .saturating_mul(working_bytes_per_pixel(format, bytes, steps));
+    let largest = largest_result(width, height, steps, max_output_pixels);
+    let working = largest.saturating_mul(working_bytes_per_pixel(format, bytes, steps));
+    let encoder = match output {
+        ImageFormat::Avif => largest.saturating_mul(AVIF_ENCODER_BYTES_PER_PIXEL),
+        _ => 0,
+    };
     (bytes.len() as u64)
         .saturating_add(decoded)
         .saturating_add(working.saturating_mul(WORKING_COPIES))
+        .saturating_add(encoder)
         .saturating_add(OVERHEAD)
 }
 
@@ -140,6 +151,11 @@ mod tests {
     const MIB: u64 = 1 << 20;
     const NO_LIMIT: u64 = u64::MAX;
 
+    /// The estimate for a `width`×`height` input with no output limit, encoded as PNG.
+    fn of(format: ImageFormat, bytes: &[u8], (width, height): (u64, u64), steps: &[Op]) -> u64 {
+        estimate(format, bytes, Some((width, height)), steps, NO_LIMIT, ImageFormat::Png)
+    }
+
     fn resize(width: u32) -> Op {
         resize_in(width, false)
     }
@@ -163,16 +179,16 @@ mod tests {
     #[test]
     fn a_plain_conversion_counts_the_decoded_image_and_three_working_copies() {
         let bytes = png(8);
-        let estimate = estimate(ImageFormat::Png, &bytes, Some((4096, 4096)), &[Op::Keep], NO_LIMIT);
+        let estimate = of(ImageFormat::Png, &bytes, (4096, 4096), &[Op::Keep]);
         assert_eq!(estimate, bytes.len() as u64 + 4 * 64 * MIB + OVERHEAD);
     }
 
     #[test]
     fn sixteen_bit_pngs_and_tiffs_count_twice_the_bytes_per_pixel() {
-        let eight = estimate(ImageFormat::Png, &png(8), Some((1000, 1000)), &[], NO_LIMIT);
-        let sixteen = estimate(ImageFormat::Png, &png(16), Some((1000, 1000)), &[], NO_LIMIT);
+        let eight = of(ImageFormat::Png, &png(8), (1000, 1000), &[]);
+        let sixteen = of(ImageFormat::Png, &png(16), (1000, 1000), &[]);
         assert_eq!(sixteen - eight, 1_000_000 * (4 + 3 * 4));
-        let tiff = estimate(ImageFormat::Tiff, b"II*\0", Some((1000, 1000)), &[], NO_LIMIT);
+        let tiff = of(ImageFormat::Tiff, b"II*\0", (1000, 1000), &[]);
         assert_eq!(tiff, 4 + 1_000_000 * (8 + 3 * 8) + OVERHEAD);
     }
 
@@ -180,23 +196,17 @@ mod tests {
     fn a_progressive_jpeg_counts_its_coefficients() {
         // SOI, then a frame header of each kind.
         let frame = |marker: u8| [0xFF, 0xD8, 0xFF, marker, 0, 8, 8, 0, 16, 0, 16, 3].to_vec();
-        let baseline = estimate(ImageFormat::Jpeg, &frame(0xC0), Some((1000, 1000)), &[], NO_LIMIT);
-        let progressive = estimate(ImageFormat::Jpeg, &frame(0xC2), Some((1000, 1000)), &[], NO_LIMIT);
+        let baseline = of(ImageFormat::Jpeg, &frame(0xC0), (1000, 1000), &[]);
+        let progressive = of(ImageFormat::Jpeg, &frame(0xC2), (1000, 1000), &[]);
         assert_eq!(progressive - baseline, 6 * 1_000_000);
     }
 
     #[test]
     fn steps_that_grow_the_image_count_at_their_largest_result() {
         let bytes = png(8);
-        let plain = estimate(ImageFormat::Png, &bytes, Some((1000, 1000)), &[], NO_LIMIT);
+        let plain = of(ImageFormat::Png, &bytes, (1000, 1000), &[]);
         // Up to 4000 wide, then back down: the 4000×4000 result is held.
-        let up = estimate(
-            ImageFormat::Png,
-            &bytes,
-            Some((1000, 1000)),
-            &[resize(4000), resize(100)],
-            NO_LIMIT,
-        );
+        let up = of(ImageFormat::Png, &bytes, (1000, 1000), &[resize(4000), resize(100)]);
         assert_eq!(up - plain, 3 * 4 * (16_000_000 - 1_000_000));
         let padding = Padding {
             top: 500,
@@ -204,20 +214,18 @@ mod tests {
             bottom: 500,
             left: 500,
         };
-        let padded = estimate(
+        let padded = of(
             ImageFormat::Png,
             &bytes,
-            Some((1000, 1000)),
+            (1000, 1000),
             &[Op::Pad(padding, Background::default())],
-            NO_LIMIT,
         );
         assert_eq!(padded - plain, 3 * 4 * (4_000_000 - 1_000_000));
-        let turned = estimate(
+        let turned = of(
             ImageFormat::Png,
             &bytes,
-            Some((1000, 10)),
+            (1000, 10),
             &[Op::RotateBy(45.0, Background::default())],
-            NO_LIMIT,
         );
         assert_eq!(turned, bytes.len() as u64 + 4 * 10_000 + 3 * 4 * 1010 * 1010 + OVERHEAD);
     }
@@ -225,45 +233,54 @@ mod tests {
     #[test]
     fn no_result_counts_over_the_output_limit_which_is_refused_before_it_is_made() {
         let bytes = png(8);
-        let plain = estimate(ImageFormat::Png, &bytes, Some((1000, 1000)), &[], NO_LIMIT);
+        let plain = of(ImageFormat::Png, &bytes, (1000, 1000), &[]);
         let huge = estimate(
             ImageFormat::Png,
             &bytes,
             Some((1000, 1000)),
             &[resize(60_000)],
             2_000_000,
+            ImageFormat::Png,
         );
         assert_eq!(huge - plain, 3 * 4 * (2_000_000 - 1_000_000));
     }
 
     #[test]
-    fn a_resize_in_linear_light_counts_16_bit_copies() {
+    fn an_avif_result_counts_its_encoder() {
         let bytes = png(8);
-        let plain = estimate(ImageFormat::Png, &bytes, Some((1000, 1000)), &[resize(1000)], NO_LIMIT);
-        let deep = estimate(
+        let png_out = of(ImageFormat::Png, &bytes, (1000, 1000), &[resize(500)]);
+        let avif_out = estimate(
             ImageFormat::Png,
             &bytes,
             Some((1000, 1000)),
-            &[resize_in(1000, true)],
+            &[resize(500)],
             NO_LIMIT,
+            ImageFormat::Avif,
         );
+        // The largest image of the job is the input: the encoder is counted at its size.
+        assert_eq!(avif_out - png_out, 24 * 1_000_000);
+    }
+
+    #[test]
+    fn a_resize_in_linear_light_counts_16_bit_copies() {
+        let bytes = png(8);
+        let plain = of(ImageFormat::Png, &bytes, (1000, 1000), &[resize(1000)]);
+        let deep = of(ImageFormat::Png, &bytes, (1000, 1000), &[resize_in(1000, true)]);
         assert_eq!(deep - plain, 3 * 4 * 1_000_000);
     }
 
     #[test]
     fn a_shrinking_resize_is_not_credited() {
         let bytes = png(8);
-        let plain = estimate(ImageFormat::Png, &bytes, Some((4000, 3000)), &[], NO_LIMIT);
-        assert_eq!(
-            estimate(ImageFormat::Png, &bytes, Some((4000, 3000)), &[resize(512)], NO_LIMIT),
-            plain
-        );
+        let plain = of(ImageFormat::Png, &bytes, (4000, 3000), &[]);
+        assert_eq!(of(ImageFormat::Png, &bytes, (4000, 3000), &[resize(512)]), plain);
     }
 
     #[test]
     fn an_svg_counts_the_size_it_renders_at_and_an_unreadable_one_its_bytes() {
         let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="1000" height="500"/>"#;
-        let estimate_of = |bytes: &[u8], steps: &[Op]| estimate(ImageFormat::Svg, bytes, None, steps, NO_LIMIT);
+        let estimate_of =
+            |bytes: &[u8], steps: &[Op]| estimate(ImageFormat::Svg, bytes, None, steps, NO_LIMIT, ImageFormat::Png);
         assert_eq!(estimate_of(svg, &[]), svg.len() as u64 + 500_000 * 16 + OVERHEAD);
         // Rendered for a resize to 100 wide: 100×50.
         let small = Op::Resize(Resize {

@@ -98,10 +98,14 @@ pub fn run(
             from_jpeg
                 .then(|| jpeg::estimated_quality(bytes))
                 .flatten()
-                .unwrap_or(DEFAULT_QUALITY)
+                .unwrap_or(match output.format.format() {
+                    crate::object_name::ImageFormat::Avif => DEFAULT_AVIF_QUALITY,
+                    _ => DEFAULT_QUALITY,
+                })
         }),
         background: output.background.rgb(),
         exif: kept.as_deref(),
+        avif_speed: limits.avif_speed,
     };
     let encoded = span.in_scope(|| match output.max_bytes {
         Some(target) => within(&image, how, target, budget),
@@ -135,6 +139,10 @@ fn decoding(limits: &crate::config::ProcessingConfig) -> codec::Decoding {
 
 /// The quality of a lossy result when neither the request nor a JPEG source says.
 pub const DEFAULT_QUALITY: u8 = 80;
+
+/// The quality of an AVIF result when the request does not say: imgproxy's default for AVIF
+/// (its quality scale, like ravif's, makes 63 look as 80 does in JPEG).
+pub const DEFAULT_AVIF_QUALITY: u8 = 63;
 
 /// What a job keeps of its source without decoding it, when every pixel can be kept: for
 /// `strip-exif` (`strip`), the source without its metadata segments (JPEG, PNG, WebP); for

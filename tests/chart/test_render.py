@@ -61,6 +61,7 @@ def test_the_default_memory_limit_holds_every_concurrent_upload_and_job(helm_env
     assert processing["workers"] >= 1, "the chart sizes memory for a known number of workers"
     jobs = processing["workers"] * 12 * (processing["max_input_pixels"] + processing["max_output_pixels"])
     assert processing["memory_budget"] == jobs, "the server admits jobs within what the check reserved"
+    assert processing["avif_speed"] == 9, "imgproxy's AVIF_SPEED default"
     cache = config["cache"]
     assert cache["enabled"] is True, "on by default with the s3 backend"
     cached = size(cache["max_bytes"]) + 16 * size(cache["max_object_bytes"])

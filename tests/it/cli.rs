@@ -148,6 +148,8 @@ fn a_bad_redis_url_is_named_without_its_password() {
             "0",
             "rate_limit.redis.fallback_divisor",
         ),
+        ("IMAGE_GATEWAY_PROCESSING__AVIF_SPEED", "0", "processing.avif_speed"),
+        ("IMAGE_GATEWAY_PROCESSING__AVIF_SPEED", "11", "processing.avif_speed"),
     ] {
         let out = gateway()
             .arg("check-config")

@@ -5,6 +5,7 @@ mod s3_servers;
 mod support;
 
 mod access;
+mod avif;
 mod cache;
 mod cli;
 mod conformance;

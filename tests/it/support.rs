@@ -303,6 +303,12 @@ pub fn samples() -> Vec<(ImageFormat, &'static str, &'static [u8])> {
             "image/svg+xml",
             include_bytes!("../fixtures/sample.svg"),
         ),
+        // Made by Pillow (libavif): another encoder than the gateway's.
+        (
+            ImageFormat::Avif,
+            "image/avif",
+            include_bytes!("../fixtures/sample.avif"),
+        ),
     ]
 }
 

@@ -290,7 +290,7 @@ made every pod exit). */}}
   "cors" (dict "allowed_origins" $v.cors.allowedOrigins)
   "log" (dict "format" $v.log.format "level" $v.log.level)
   "retention" (dict "max_age" $v.retention.maxAge)
-  "processing" (dict "enabled" $v.processing.enabled "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels) "job_timeout" $v.processing.jobTimeout "jpeg_decoder" $v.processing.jpegDecoder "memory_budget" (include "image-gateway.memoryBudget" . | int64))
+  "processing" (dict "enabled" $v.processing.enabled "store_results" $v.processing.storeResults "workers" (int64 $v.processing.workers) "queue" (int64 $v.processing.queue) "max_input_pixels" (int64 $v.processing.maxInputPixels) "max_output_pixels" (int64 $v.processing.maxOutputPixels) "job_timeout" $v.processing.jobTimeout "jpeg_decoder" $v.processing.jpegDecoder "avif_speed" (int64 $v.processing.avifSpeed) "memory_budget" (include "image-gateway.memoryBudget" . | int64))
 }}
 {{- $redis := $v.rateLimit.redis }}
 {{- if eq $v.rateLimit.backend "redis" }}

@@ -120,7 +120,7 @@ impl Given {
             Some(v) if v.eq_ignore_ascii_case("auto") => Format::Auto,
             Some(v) => Format::Fixed(OutputFormat::parse(v).map_err(|_| {
                 ApiError::BadRequest(format!(
-                    "`format`: `{v}` is not one of auto, png, jpeg, webp, gif, bmp, tiff"
+                    "`format`: `{v}` is not one of auto, png, jpeg, webp, avif, gif, bmp, tiff"
                 ))
             })?),
         };
@@ -283,11 +283,16 @@ impl Variant {
         given.parse(&rules.sides).map(Some)
     }
 
-    /// The variant as rendered for a request that accepts `accept`: `format=auto` becomes WebP
-    /// when the client names `image/webp`, the source's format otherwise (so the answer
-    /// varies with `Accept`, [`Variant::varies`]); any other variant is itself.
+    /// The variant as rendered for a request that accepts `accept`: `format=auto` becomes AVIF
+    /// when the client names `image/avif`, else WebP when it names `image/webp`, else the
+    /// source's format (so the answer varies with `Accept`, [`Variant::varies`]); any other
+    /// variant is itself.
     pub(crate) fn negotiate(self, accept: Option<&str>) -> Variant {
         match self.format {
+            Format::Auto if accepts(accept, "image/avif") => Variant {
+                format: Format::Fixed(OutputFormat::like(ImageFormat::Avif)),
+                ..self
+            },
             Format::Auto if accepts(accept, "image/webp") => Variant {
                 format: Format::Fixed(OutputFormat::like(ImageFormat::Webp)),
                 ..self
@@ -527,13 +532,18 @@ mod tests {
     }
 
     #[test]
-    fn auto_becomes_webp_only_for_clients_that_name_it() {
+    fn auto_becomes_avif_or_webp_only_for_clients_that_name_them() {
         let auto = variant("w=400&format=auto");
         assert!(auto.varies());
         assert!(!variant("w=400&format=webp").varies());
         let webp = Format::Fixed(OutputFormat::like(ImageFormat::Webp));
+        let avif = Format::Fixed(OutputFormat::like(ImageFormat::Avif));
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
-        assert_eq!(auto.negotiate(Some(chrome)).format, webp);
+        assert_eq!(auto.negotiate(Some(chrome)).format, avif);
+        assert_eq!(auto.negotiate(Some("image/avif;q=0, image/webp")).format, webp);
+        // Safari 14-15: WebP, no AVIF.
+        let safari = "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5";
+        assert_eq!(auto.negotiate(Some(safari)).format, webp);
         assert_eq!(auto.negotiate(Some("image/WebP;q=0.5")).format, webp);
         for accept in [
             None,
