@@ -154,8 +154,8 @@ pub struct ProcessingConfig {
     /// whole budget is refused (413). 0 means half the container's memory limit (its cgroup),
     /// or half the machine's memory where there is none.
     pub memory_budget: ByteSize,
-    /// rav1e's speed for AVIF results, 1 (slowest, smallest) to 10 (fastest); imgproxy's
-    /// `AVIF_SPEED` default is 9.
+    /// rav1e's speed for AVIF results, 1 (slowest, smallest) to 10 (fastest); 9 as in imgproxy's
+    /// published benchmark (imgproxy's own `AVIF_SPEED`, on libaom's 0–9 scale, defaults to 8).
     pub avif_speed: u8,
 }
 
