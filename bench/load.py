@@ -32,7 +32,6 @@ the tools and builds the gateway.
 
 import argparse
 import datetime
-import http.client
 import json
 import os
 import platform
@@ -42,14 +41,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 
 from s3_gateway import NginxS3Gateway
-from servers import (API_KEY, CHILDREN, Garage, Gateway, Minio, Nginx, cpu_seconds, free_port, lua_file, metric,
-                     peak_rss_kib, reset_peak_rss, stop_children, wrk)
+from servers import (API_KEY, CHILDREN, Garage, Gateway, Minio, Nginx, cpu_seconds, free_port, herd, lua_file,
+                     metric, peak_rss_kib, reset_peak_rss, stop_children, wrk)
 
 SIZES = {"10KB": 10_000, "50KB": 50_000, "1MB": 1_000_000, "10MB": 10_000_000}
 STORE_CONFIGS = ["gateway", "gateway-cache", "direct", "nginx-proxy", "s3-gateway", "s3-gateway-cache"]
@@ -112,40 +110,6 @@ def fetch(row, name, want):
 
 def random_object(size):
     return secrets.token_hex(16) + ".png", b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(size - 8)
-
-
-def herd(row, name, clients=256):
-    """`clients` connections, opened first, each sending one GET of `name` at the same instant.
-    Answers (errors, seconds from the release to the last byte of the last answer)."""
-    connections = []
-    for _ in range(clients):
-        conn = http.client.HTTPConnection("127.0.0.1", row.port, timeout=60)
-        conn.connect()
-        connections.append(conn)
-    start = threading.Barrier(clients + 1)
-    results = []
-
-    def one(conn):
-        start.wait()
-        try:
-            conn.request("GET", row.path(name), headers=dict(h.split(": ", 1) for h in row.headers))
-            response = conn.getresponse()
-            body = response.read()
-            results.append((response.status, len(body), time.monotonic()))
-        except OSError as e:
-            results.append((str(e), 0, time.monotonic()))
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=one, args=(c,)) for c in connections]
-    for t in threads:
-        t.start()
-    start.wait()
-    released = time.monotonic()
-    for t in threads:
-        t.join()
-    errors = sum(1 for status, length, _ in results if status != 200 or length != 1_000_000)
-    return errors, max(at for _, _, at in results) - released
 
 
 def main():
@@ -315,7 +279,9 @@ def main():
             name, data = random_object(1_000_000)
             minio.put(name, data)
             before = minio.get_requests()
-            errors, seconds = herd(row, name)
+            results, released = herd(row.port, row.path(name), row.headers)
+            errors = sum(1 for status, body, _ in results if status != 200 or len(body) != 1_000_000)
+            seconds = max(at for _, _, at in results) - released
             reads = minio.get_requests() - before
             herds.append({"config": row.name, "clients": 256, "errors": errors, "last_byte_s": round(seconds, 4),
                           "storage_reads": reads})

@@ -7,6 +7,7 @@ benchmark (stop_children), also on errors and Ctrl-C. Python standard library on
 import datetime
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import secrets
 import socket
 import struct
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -407,3 +409,35 @@ def metric(admin_port, name):
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def herd(port, path, headers=(), clients=256, timeout=60):
+    """`clients` connections, opened first, each sending one GET of `path` at the same instant.
+    Answers each one's (status or error, body, arrival time) and the release time."""
+    connections = []
+    for _ in range(clients):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        conn.connect()
+        connections.append(conn)
+    start = threading.Barrier(clients + 1)
+    results = []
+
+    def one(conn):
+        start.wait()
+        try:
+            conn.request("GET", path, headers=dict(h.split(": ", 1) for h in headers))
+            response = conn.getresponse()
+            results.append((response.status, response.read(), time.monotonic()))
+        except OSError as e:
+            results.append((str(e), b"", time.monotonic()))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one, args=(c,)) for c in connections]
+    for t in threads:
+        t.start()
+    start.wait()
+    released = time.monotonic()
+    for t in threads:
+        t.join()
+    return results, released

@@ -34,12 +34,11 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
 from s3_gateway import NginxS3Gateway
-from servers import API_KEY, Gateway, Minio, cpu_seconds, jpeg_size, lua_file, stop_children, wrk
+from servers import API_KEY, Gateway, Minio, cpu_seconds, herd, jpeg_size, lua_file, stop_children, wrk
 
 MATE_DIR = "/usr/share/backgrounds/mate"
 # The gateway's default variants.sides, from the smallest: the widths of the hot set.
@@ -96,40 +95,6 @@ def served(gateway):
             tier = line.split('tier="', 1)[1].split('"', 1)[0]
             tiers[tier] = tiers.get(tier, 0) + int(float(line.rsplit(" ", 1)[1]))
     return tiers
-
-
-def herd(gateway, path, clients=256):
-    """`clients` connections, opened first, each sending one GET of `path` at the same instant:
-    (errors, seconds from the release to the last byte of the last answer)."""
-    connections = []
-    for _ in range(clients):
-        conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=120)
-        conn.connect()
-        connections.append(conn)
-    start = threading.Barrier(clients + 1)
-    results = []
-
-    def one(conn):
-        start.wait()
-        try:
-            conn.request("GET", path, headers=dict(h.split(": ", 1) for h in HEADERS))
-            response = conn.getresponse()
-            results.append((response.status, response.read(), time.monotonic()))
-        except OSError as e:
-            results.append((str(e), b"", time.monotonic()))
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=one, args=(c,)) for c in connections]
-    for t in threads:
-        t.start()
-    start.wait()
-    released = time.monotonic()
-    for t in threads:
-        t.join()
-    bodies = {body for status, body, _ in results if status == 200}
-    errors = sum(1 for status, _, _ in results if status != 200) + (len(bodies) != 1)
-    return errors, max(at for _, _, at in results) - released
 
 
 def main():
@@ -208,7 +173,10 @@ def main():
 
         # herd: one variant nobody has asked for.
         before = served(gateway)
-        errors, seconds = herd(gateway, variant_path(names[0], 1920))
+        results, released = herd(gateway.port, variant_path(names[0], 1920), HEADERS, timeout=120)
+        bodies = {body for status, body, _ in results if status == 200}
+        errors = sum(1 for status, _, _ in results if status != 200) + (len(bodies) != 1)
+        seconds = max(at for _, _, at in results) - released
         after = served(gateway)
         herd_result = {"clients": 256, "errors": errors, "last_byte_s": round(seconds, 3),
                        "tiers": {t: after.get(t, 0) - before.get(t, 0) for t in after}}
