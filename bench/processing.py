@@ -53,7 +53,7 @@ import urllib.request
 from PIL import Image
 
 SERVERS = ["imgproxy", "thumbor", "vips", "gateway"]
-from servers import cpu_seconds, free_port, jpeg_size  # bench/servers.py: CPU time, a free port, a JPEG's size
+from servers import MATE_DIR, cpu_seconds, free_port, jpeg_size, mate_photos  # bench/servers.py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import image_quality  # noqa: E402  scripts/image_quality.py: the tests' SSIM and PSNR
@@ -64,7 +64,6 @@ BOX = 512
 # and the benchmark's speed (AVIF_SPEED), below.
 QUALITY = {"jpeg": 80, "webp": 75, "avif": 63}
 AVIF_SPEED = 9
-MATE_DIR = "/usr/share/backgrounds/mate"
 PACE_MS = 8  # 16 connections × 125/s = 2,000 downloads/s
 DOWNLOAD_BYTES = 50_000
 SPOILED_CORES = 0.1  # a row during which the rest of the machine used more is measured again
@@ -160,23 +159,13 @@ def prepare_images(workdir, min_width, max_width):
     os.makedirs(images_dir)
     os.makedirs(data_dir)
     images = []
-    for dirpath, _, files in sorted(os.walk(MATE_DIR)):
-        for file in sorted(files):
-            if not file.lower().endswith(".jpg"):
-                continue
-            with open(os.path.join(dirpath, file), "rb") as f:
-                data = f.read()
-            size = jpeg_size(data)
-            if size is None or not min_width <= size[0] <= max_width:
-                continue
-            if os.path.exists(os.path.join(images_dir, file)):
-                continue  # same name in two folders: keep the first
-            hex_name = hashlib.md5(data).hexdigest() + ".jpg"
-            for path in (os.path.join(images_dir, file), os.path.join(data_dir, hex_name)):
-                with open(path, "wb") as f:
-                    f.write(data)
-            images.append({"name": file, "hex_name": hex_name, "bytes": len(data),
-                           "width": size[0], "height": size[1]})
+    for file, data, size in mate_photos(min_width, max_width):
+        hex_name = hashlib.md5(data).hexdigest() + ".jpg"
+        for path in (os.path.join(images_dir, file), os.path.join(data_dir, hex_name)):
+            with open(path, "wb") as f:
+                f.write(data)
+        images.append({"name": file, "hex_name": hex_name, "bytes": len(data),
+                       "width": size[0], "height": size[1]})
     if not images:
         raise SystemExit(f"no JPEG {min_width}-{max_width} px wide under {MATE_DIR}")
     return images

@@ -333,6 +333,26 @@ def jpeg_size(data):
     return None
 
 
+MATE_DIR = "/usr/share/backgrounds/mate"
+
+
+def mate_photos(min_width, max_width):
+    """The JPEGs of Debian's mate-backgrounds min..max px wide, in a stable order, a file name
+    met again in another folder skipped: (file name, bytes, (width, height))."""
+    seen = set()
+    for dirpath, _, files in sorted(os.walk(MATE_DIR)):
+        for file in sorted(files):
+            if not file.lower().endswith(".jpg") or file in seen:
+                continue
+            with open(os.path.join(dirpath, file), "rb") as f:
+                data = f.read()
+            size = jpeg_size(data)
+            if size is None or not min_width <= size[0] <= max_width:
+                continue
+            seen.add(file)
+            yield file, data, size
+
+
 # --- wrk and metrics -------------------------------------------------------------------------
 
 WRK_DONE = r"""

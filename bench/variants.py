@@ -38,9 +38,8 @@ import time
 import urllib.request
 
 from s3_gateway import NginxS3Gateway
-from servers import API_KEY, Gateway, Minio, cpu_seconds, herd, jpeg_size, lua_file, stop_children, wrk
+from servers import API_KEY, MATE_DIR, Gateway, Minio, cpu_seconds, herd, lua_file, mate_photos, stop_children, wrk
 
-MATE_DIR = "/usr/share/backgrounds/mate"
 # The gateway's default variants.sides, from the smallest: the widths of the hot set.
 SIDES = [16, 32, 48, 64, 96, 128, 160, 200, 240, 320, 400, 480, 560, 640, 720, 800, 960, 1080, 1200, 1440]
 QUALITY = 75
@@ -54,17 +53,11 @@ def log(*args):
 def sources(minio, min_width=1000, max_width=4096):
     """Puts the mate-backgrounds JPEGs of min..max px wide into the bucket; their names."""
     names = []
-    for dirpath, _, files in sorted(os.walk(MATE_DIR)):
-        for file in sorted(files):
-            if not file.lower().endswith(".jpg"):
-                continue
-            with open(os.path.join(dirpath, file), "rb") as f:
-                data = f.read()
-            size = jpeg_size(data)
-            name = hashlib.md5(data).hexdigest() + ".jpg"
-            if size and min_width <= size[0] <= max_width and name not in names:
-                minio.put(name, data)
-                names.append(name)
+    for _, data, _ in mate_photos(min_width, max_width):
+        name = hashlib.md5(data).hexdigest() + ".jpg"
+        if name not in names:
+            minio.put(name, data)
+            names.append(name)
     if not names:
         raise SystemExit(f"no JPEG {min_width}-{max_width} px wide under {MATE_DIR}")
     return names
