@@ -8,7 +8,8 @@ ARG BUILDER_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${BUILDER_IMAGE} AS build
-# cmake and NASM build libjpeg-turbo (the libjpeg-turbo feature: 22 % faster JPEG decoding).
+# cmake and NASM build libjpeg-turbo and libaom (the native-codecs feature: 22 % faster JPEG
+# decoding, AVIF encoding about twice as fast as rav1e).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake nasm \
@@ -21,14 +22,14 @@ COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir -p src tests/it \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs tests/it/main.rs \
-    && cargo build --release --locked --features libjpeg-turbo \
+    && cargo build --release --locked --features native-codecs \
     && rm -rf src
 COPY src ./src
 COPY docs/openapi.yaml ./docs/openapi.yaml
 ARG IG_GIT_SHA=unknown
 ENV IG_GIT_SHA=${IG_GIT_SHA}
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --features libjpeg-turbo \
+    && cargo build --release --locked --features native-codecs \
     && strip target/release/image-gateway
 
 # A minimal runtime: glibc and CA certificates, no shell, non-root.

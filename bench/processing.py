@@ -452,6 +452,12 @@ class Gateway(Server):
                 env.pop(key, None)
         self.spawn([self.args.gateway, "serve"], env, "/readyz")
 
+    @property
+    def quality(self):
+        # Encoders' quality scales differ (rav1e's against libaom's): --gateway-quality sets the
+        # gateway's own, so that rows can be compared at equal SSIM rather than at equal numbers.
+        return self.args.gateway_quality or QUALITY[self.args.format]
+
     def path(self, image, quality=None):
         q = quality or self.quality
         if self.args.gateway_route == "variant":
@@ -709,6 +715,8 @@ def main():
                         "flight are one variant, which the gateway's single flight would serve from one render")
     parser.add_argument("--gateway-route", choices=["process", "variant"], default="process",
                         help="the gateway's endpoint: POST /v1/image/resize, or a variant at the download URL")
+    parser.add_argument("--gateway-quality", type=int, metavar="Q",
+                        help="the gateway's quality instead of the format's published one (equal-SSIM rows)")
     parser.add_argument("--duration", type=int, default=20, help="measured seconds per row")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per row")
     parser.add_argument("--min-width", type=int, default=1000)
@@ -768,6 +776,7 @@ def main():
             "gateway": "fs backend, upload.max_concurrent_per_client = 0, "
                        + ("variants at the download URL, variants.cache_max_bytes = 0, variants.store = false, "
                           f"variants.sides = [{BOX}, 4096], " if args.gateway_route == "variant" else "POST /v1/image/resize, ")
+                       + (f"quality {args.gateway_quality}, " if args.gateway_quality else "")
                        + "other settings default (processing.workers = one per core)"
                        + "".join(f", {e}" for e in args.gateway_env),
         }

@@ -28,9 +28,9 @@ case ",$servers," in *,thumbor,*) args+=(--thumbor "$(bash scripts/install-thumb
 case ",$servers," in *,vips,*) args+=(--vips-python "$(bash scripts/install-pyvips.sh)") ;; esac
 case ",$servers," in
   *,gateway,*)
-    # libjpeg-turbo is built from source (turbojpeg-sys): cmake and NASM, as in the Dockerfile.
+    # libjpeg-turbo and libaom are built from source: cmake and NASM, as in the Dockerfile.
     command -v nasm >/dev/null && command -v cmake >/dev/null || apt-get install -y --no-install-recommends nasm cmake >/dev/null
-    cargo build --release --locked --features libjpeg-turbo --bin image-gateway
+    cargo build --release --locked --features native-codecs --bin image-gateway
     args+=(--gateway "$CARGO_TARGET_DIR/release/image-gateway")
     ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the debug server the way the test command's cargo tests build it (libjpeg-turbo on,
+# Builds the debug server the way the test command's cargo tests build it (native-codecs on,
 # with the lib, bins and tests: `cargo test --no-run`) and prints the binary's path. One debug
 # build for schemathesis, the chart checks and the tests: a plain `cargo build` resolves tokio
 # without the features the dev-dependencies add (process, test-util), so it compiled tokio and
@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
 bash scripts/apt-ensure.sh nasm cmake
-cargo test --locked --quiet --features libjpeg-turbo --lib --bins --tests --no-run >&2
+cargo test --locked --quiet --features native-codecs --lib --bins --tests --no-run >&2
 echo "$CARGO_TARGET_DIR/debug/image-gateway"

@@ -68,8 +68,8 @@ if [ "${IG_LINT:-0}" = 1 ]; then
   bash scripts/apt-ensure.sh nasm cmake
   phase "clippy"
   low cargo clippy --locked --all-targets -- -D warnings
-  phase "clippy --features libjpeg-turbo"
-  low cargo clippy --locked --all-targets --features libjpeg-turbo -- -D warnings
+  phase "clippy --features native-codecs"
+  low cargo clippy --locked --all-targets --features native-codecs -- -D warnings
   phase "cargo doc"
   RUSTDOCFLAGS="-D warnings" low cargo doc --locked --no-deps --lib --quiet
 fi
@@ -97,7 +97,7 @@ bash scripts/check-architecture.sh
 # Licences, bans and sources of every dependency (cargo-deny, crates.io, cached; deny.toml).
 phase "dependencies (cargo-deny)"
 bash scripts/check-deps.sh
-# One debug build of the server and the tests (libjpeg-turbo), for all that follows.
+# One debug build of the server and the tests (native-codecs), for all that follows.
 phase "the tests' debug build"
 low bash scripts/build-debug.sh >/dev/null
 # The API description against the running server (schemathesis, from PyPI, cached).
@@ -138,15 +138,15 @@ phase "chart tests (pytest)"
 # build, which compiles in half the time of the optimised one).
 phase "fuzzing"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" low bash scripts/fuzz-smoke.sh
-# One build of the tests, with the libjpeg-turbo feature (what the container image runs; cmake
-# and NASM build it, from Debian, once), made by schemathesis.sh (scripts/build-debug.sh). That
+# One build of the tests, with the native-codecs feature (libjpeg-turbo and libaom, what the
+# container image runs; cmake and NASM build them, from Debian, once), made by schemathesis.sh (scripts/build-debug.sh). That
 # build also has the pure-Rust JPEG decoder (what `cargo run` uses): the processing tests run a
 # second time with it, from the same binaries.
 phase "processing tests with the pure-Rust JPEG decoder"
-IG_JPEG_DECODER=rust cargo test --locked --features libjpeg-turbo --lib --bins --tests -- processing:: process
-# Unit tests and the integration test binary (libjpeg-turbo); their summary lines close the run.
+IG_JPEG_DECODER=rust cargo test --locked --features native-codecs --lib --bins --tests -- processing:: process
+# Unit tests and the integration test binary (native-codecs); their summary lines close the run.
 phase "unit and integration tests"
-cargo test --locked --features libjpeg-turbo --lib --bins --tests "$@"
+cargo test --locked --features native-codecs --lib --bins --tests "$@"
 phase "wait for the container image and the node tests"
 node_status=0
 await node-tests || node_status=$?

@@ -154,8 +154,9 @@ pub struct ProcessingConfig {
     /// whole budget is refused (413). 0 means half the container's memory limit (its cgroup),
     /// or half the machine's memory where there is none.
     pub memory_budget: ByteSize,
-    /// rav1e's speed for AVIF results, 1 (slowest, smallest) to 10 (fastest); 9 as in imgproxy's
-    /// published benchmark (imgproxy's own `AVIF_SPEED`, on libaom's 0–9 scale, defaults to 8).
+    /// The AVIF encoder's speed (libaom in the container image, rav1e in a pure-Rust build), 1
+    /// (slowest, smallest) to 10 (fastest); 9 as in imgproxy's published benchmark (imgproxy's
+    /// own `AVIF_SPEED`, on libaom's 0–9 scale, defaults to 8).
     pub avif_speed: u8,
 }
 

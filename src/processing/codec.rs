@@ -1,12 +1,13 @@
 //! Decoding (header limits first, SVG rasterized, shrink-on-load for JPEG, EXIF orientation applied, ICC
 //! profiles converted to sRGB) and encoding (jpeg-encoder for JPEG, libwebp for lossy WebP,
-//! ravif (rav1e) for AVIF, the `image` crate for the rest). AVIF is made, never decoded.
+//! libaom or rav1e for AVIF (`avif.rs`), the `image` crate for the rest). AVIF is made, never decoded.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader};
 
 use super::{
+    avif,
     budget::Budget,
     color,
     decoded::{Decoded, ShrinkHint, upright},
@@ -140,7 +141,7 @@ pub(crate) struct Encoding<'a> {
     pub background: [u8; 3],
     /// The EXIF block to keep (`keep_metadata=true`).
     pub exif: Option<&'a [u8]>,
-    /// rav1e's speed for AVIF, 1 (slowest, smallest) to 10 (`processing.avif_speed`).
+    /// The AVIF encoder's speed, 1 (slowest, smallest) to 10 (`processing.avif_speed`).
     pub avif_speed: u8,
 }
 
@@ -193,18 +194,7 @@ pub(crate) fn encode(image: &DynamicImage, how: &Encoding<'_>) -> Result<Encoded
                     "keep_metadata=true: AVIF results are made without metadata here; ask for another format".into(),
                 ));
             }
-            // 8-bit, one thread (the pool runs jobs side by side), alpha only where there is one.
-            let encoder =
-                image::codecs::avif::AvifEncoder::new_with_speed_quality(&mut bytes, how.avif_speed, how.quality)
-                    .with_num_threads(Some(1));
-            if image.color().has_alpha() {
-                let rgba = image.to_rgba8();
-                encoder.write_image(rgba.as_raw(), width, height, image::ExtendedColorType::Rgba8)
-            } else {
-                let rgb = image.to_rgb8();
-                encoder.write_image(rgb.as_raw(), width, height, image::ExtendedColorType::Rgb8)
-            }
-            .map_err(|e| failed(&e))?;
+            bytes = avif::encode(image, how.avif_speed, how.quality).map_err(|e| failed(&e))?;
         }
         ImageFormat::Png => {
             let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);

@@ -23,9 +23,10 @@ const WORKING_BYTES_PER_PIXEL: u64 = 4;
 /// Working copies counted: a step's result, the encoder's copy, and the allocator's slack.
 const WORKING_COPIES: u64 = 3;
 
-/// What rav1e holds per pixel of an AVIF result beyond the image it is given (its planes,
-/// reconstruction and analysis buffers): measured 16.4 (a 1536×1536 result took the process
-/// 37 MiB higher than the same job encoding JPEG), counted with half again as margin.
+/// What an AVIF encoder holds per pixel of its result beyond the image it is given (its planes,
+/// reconstruction and analysis buffers): rav1e's measured 16 (a 1536×1536 result took the
+/// process 36 MiB higher than the same job encoding JPEG; libaom 24 MiB, about 10), counted
+/// with half again as margin.
 const AVIF_ENCODER_BYTES_PER_PIXEL: u64 = 24;
 
 /// Allocator and decoder overhead on top of the images themselves (row buffers, tables,

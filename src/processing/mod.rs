@@ -2,6 +2,7 @@
 //! they run on (never on the I/O threads). It knows nothing of HTTP or storage: `jobs` runs it
 //! for the endpoint (`api/process/`).
 
+mod avif;
 mod blur;
 mod budget;
 mod codec;
