@@ -9,10 +9,11 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${BUILDER_IMAGE} AS build
 # cmake and NASM build libjpeg-turbo and libaom (the native-codecs feature: 22 % faster JPEG
-# decoding, AVIF encoding about twice as fast as rav1e).
+# decoding, AVIF encoding about twice as fast as rav1e); libaom's cmake project wants a C++
+# compiler too (the rust image has one; a minimal builder base may not).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake nasm \
+    && apt-get install -y --no-install-recommends cmake nasm g++ \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The binary is stripped: the release profile's line tables would only cost build time here.

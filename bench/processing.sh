@@ -29,7 +29,7 @@ case ",$servers," in *,vips,*) args+=(--vips-python "$(bash scripts/install-pyvi
 case ",$servers," in
   *,gateway,*)
     # libjpeg-turbo and libaom are built from source: cmake and NASM, as in the Dockerfile.
-    command -v nasm >/dev/null && command -v cmake >/dev/null || apt-get install -y --no-install-recommends nasm cmake >/dev/null
+    command -v nasm >/dev/null && command -v cmake >/dev/null && command -v g++ >/dev/null || apt-get install -y --no-install-recommends nasm cmake g++ >/dev/null
     cargo build --release --locked --features native-codecs --bin image-gateway
     args+=(--gateway "$CARGO_TARGET_DIR/release/image-gateway")
     ;;

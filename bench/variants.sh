@@ -12,7 +12,7 @@ bash scripts/apt-ensure.sh wrk nginx mate-backgrounds
 minio="$(bash scripts/install-minio.sh)"
 s3_gateway="$(bash scripts/install-nginx-s3-gateway.sh)"
 # libjpeg-turbo and libaom are built from source: cmake and NASM, as in the Dockerfile.
-bash scripts/apt-ensure.sh nasm cmake
+bash scripts/apt-ensure.sh nasm cmake g++
 cargo build --release --locked --features native-codecs --bin image-gateway
 python3 bench/variants.py --gateway "$CARGO_TARGET_DIR/release/image-gateway" --minio "$minio" \
   --s3-gateway "$s3_gateway" "$@"

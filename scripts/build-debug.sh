@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IG_CACHE/target}"
-bash scripts/apt-ensure.sh nasm cmake
+bash scripts/apt-ensure.sh nasm cmake g++
 cargo test --locked --quiet --features native-codecs --lib --bins --tests --no-run >&2
 echo "$CARGO_TARGET_DIR/debug/image-gateway"

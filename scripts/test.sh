@@ -65,7 +65,7 @@ low() { nice -n 10 "$@"; }
 if [ "${IG_LINT:-0}" = 1 ]; then
   phase "cargo fmt"
   cargo fmt --check
-  bash scripts/apt-ensure.sh nasm cmake
+  bash scripts/apt-ensure.sh nasm cmake g++
   phase "clippy"
   low cargo clippy --locked --all-targets -- -D warnings
   phase "clippy --features native-codecs"
