@@ -258,7 +258,8 @@ async fn serve_uses_the_local_folder_and_drains_on_sigterm() {
     assert!(log.contains("drained"), "{log}");
 }
 
-/// `log.format` picks JSON lines or text; `log.level` filters.
+/// `log.format` picks JSON lines or text; `log.level` filters: at `warn` the warning a storage
+/// failure logs is there and no info line is.
 #[test]
 fn log_format_and_level() {
     for (format, level) in [("text", "info"), ("json", "info"), ("json", "warn")] {
@@ -269,6 +270,8 @@ fn log_format_and_level() {
             .env("IMAGE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
             .env("IMAGE_GATEWAY_LOG__FORMAT", format)
             .env("IMAGE_GATEWAY_LOG__LEVEL", level)
+            .env("IMAGE_GATEWAY_STORAGE__FS__ROOT", dir.path().join("data"))
+            .env("IMAGE_GATEWAY_AUTH__MODE", "none")
             .env_remove("RUST_LOG")
             .stderr(Stdio::piped())
             .spawn()
@@ -278,6 +281,10 @@ fn log_format_and_level() {
             assert!(Instant::now() < deadline, "the server did not come up");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The storage folder goes away (an unmounted volume): an outage, logged at warn.
+        std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+        let failed = blocking_get(port, &format!("/v1/image/download/{}", "0123456789abcdef0123456789abcdef.png"));
+        assert_eq!(failed.map(|r| r.0), Some(503), "storage is unavailable");
         assert!(
             Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -288,6 +295,10 @@ fn log_format_and_level() {
         let out = child.wait_with_output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = log.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.contains("request failed")),
+            "{level}: the warning: {log}"
+        );
         if level == "warn" {
             assert!(
                 lines.iter().all(|l| !l.contains("\"INFO\"")),

@@ -209,33 +209,40 @@ async fn attribute_bombs_neither_stall_the_server_nor_get_stored() {
 }
 
 /// Connections that send nothing are closed after `server.first_byte_timeout`, so 20 silent
-/// sockets cannot hold a 20-connection server: another client is served within moments.
+/// sockets hold a 20-connection server only that long: while they are open another client is
+/// refused (503, the connection cap), once the timeout has closed them it is served.
 /// Before: they stayed open 70 s+ and everyone else got 503 for minutes.
 #[tokio::test]
-async fn silent_connections_are_closed_and_others_served() {
+async fn silent_connections_are_closed_at_their_timeout_and_others_served_then() {
+    const FIRST_BYTE: Duration = Duration::from_secs(2);
     let fx = Fixture::with(crate::support::Backend::Fs, |c| {
         c.server.max_connections = 20;
-        c.server.first_byte_timeout = image_gateway::config::units::HumanDuration(Duration::from_millis(500));
+        c.server.first_byte_timeout = image_gateway::config::units::HumanDuration(FIRST_BYTE);
     })
     .await;
     let server = TestServer::start(&fx).await;
+    let opened = std::time::Instant::now();
     let mut silent = Vec::new();
     for _ in 0..20 {
         silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
     }
-    let started = std::time::Instant::now();
-    until_live(
-        server.addr,
-        "a client is served while the silent sockets are still open",
-    )
-    .await;
-    eprintln!("served {:?} after 20 silent connections", started.elapsed());
+    // Accepted after the 20 (the listen queue is first come, first served), so over the cap.
+    let meanwhile = raw_request(server.addr, "GET", "/livez", &[]).await.status;
+    let asked_within = opened.elapsed();
+    assert!(
+        meanwhile == 503 || asked_within >= FIRST_BYTE,
+        "while the silent sockets were open ({asked_within:?} after): {meanwhile}"
+    );
     for mut socket in silent {
         use tokio::io::AsyncReadExt;
         let mut byte = [0u8; 1];
         let read = within("the silent socket is closed", socket.read(&mut byte)).await;
         assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        // Closed by the timeout, counted from its accept, which came after `opened`.
+        assert!(opened.elapsed() >= FIRST_BYTE, "closed after {:?}", opened.elapsed());
     }
+    until_live(server.addr, "a client is served once the silent sockets are closed").await;
+    eprintln!("served {:?} after 20 silent connections", opened.elapsed());
 }
 
 /// One peer address may hold `server.max_connections_per_client` connections; another address
