@@ -44,9 +44,6 @@ use crate::{
 
 pub use config::Config;
 
-/// Exit status for a bad configuration (EX_USAGE).
-pub const EXIT_CONFIG: i32 = 64;
-
 /// How long `retention` waits for credentials from a Kubernetes Secret.
 const RETENTION_CREDENTIALS_WAIT: Duration = Duration::from_secs(30);
 
@@ -94,7 +91,8 @@ pub struct Listeners {
 /// Parts that a caller supplies instead of having them built from the settings (tests, embedders).
 #[derive(Default)]
 pub struct Overrides {
-    /// Storage to serve from, instead of the configured backend.
+    /// A backend to serve from instead of the configured one; it gets the same stack
+    /// ([`storage::build`]: timeout, metrics, cache).
     pub storage: Option<Arc<dyn Storage>>,
     /// The Kubernetes client for the configured Secrets, instead of the default one.
     pub kube: Option<kube::Client>,
@@ -122,10 +120,12 @@ pub async fn run_with(
     let variant_rules = api::download::variant::Rules::new(&settings.config.variants)?;
     let metrics = Arc::new(Metrics::new());
     let sources = CredentialSources::start(&settings, overrides.kube, overrides.storage_credentials, &metrics).await?;
-    let storage = match overrides.storage {
+    let backend = match overrides.storage {
         Some(storage) => storage,
-        None => storage::build(&settings.config.storage, sources.storage.clone()).await?,
+        None => storage::backend(&settings.config.storage, sources.storage.clone()).await?,
     };
+    let config = &settings.config;
+    let storage = storage::build(backend, &config.storage, Some(&config.cache), metrics.clone());
     let limiter = Limiter::start(
         &settings.config.rate_limit,
         sources.redis_password.clone(),
@@ -182,7 +182,8 @@ pub async fn retention(settings: &Settings, max_age: Duration, dry_run: bool) ->
             .and_then(Result::ok)
             .ok_or(StartError::CredentialsTimeout(RETENTION_CREDENTIALS_WAIT))?;
     }
-    let storage = storage::build(&settings.config.storage, sources.storage).await?;
+    let backend = storage::backend(&settings.config.storage, sources.storage).await?;
+    let storage = storage::build(backend, &settings.config.storage, None, metrics);
     let now = std::time::SystemTime::now();
     Ok(retention::run(storage.as_ref(), max_age, now, dry_run, retention::PAGE_SIZE).await)
 }

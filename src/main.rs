@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use image_gateway::{
-    EXIT_CONFIG, Listeners,
+    Listeners,
     api::download::variant,
     auth::signing::UrlSigner,
     commands::{
+        Exit,
         cli::{Cli, Command},
         probe,
     },
@@ -18,7 +19,10 @@ use image_gateway::{
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    run(Cli::parse()).await.into()
+}
+
+async fn run(cli: Cli) -> Exit {
     // Before the configuration: a probe runs where none is mounted (a Helm test pod).
     if let Some(Command::Probe { url, expect, timeout }) = &cli.command {
         return probe(url, *expect, timeout.0).await;
@@ -27,7 +31,7 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(EXIT_CONFIG as u8);
+            return Exit::Config;
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
@@ -36,7 +40,7 @@ async fn main() -> ExitCode {
                 return code;
             }
             print!("{}", settings.config.to_redacted_toml());
-            ExitCode::SUCCESS
+            Exit::Success
         }
         Command::Serve => {
             let telemetry = image_gateway::telemetry::init(&settings.config.log);
@@ -53,81 +57,63 @@ async fn main() -> ExitCode {
         Command::Retention { max_age, dry_run } => {
             let telemetry = image_gateway::telemetry::init(&settings.config.log);
             let max_age = max_age.unwrap_or(settings.config.retention.max_age).0;
-            let code = match image_gateway::retention(&settings, max_age, dry_run).await {
-                Ok(report) => {
-                    let summary = report.summary(dry_run);
-                    tracing::info!(
-                        scanned = report.scanned,
-                        foreign = report.foreign,
-                        expired = report.expired,
-                        deleted = report.deleted,
-                        bytes_freed = report.bytes_freed,
-                        errors = report.errors,
-                        dry_run,
-                        "retention finished"
-                    );
-                    println!("{summary}");
-                    if report.errors == 0 {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
+            let exit = match image_gateway::retention(&settings, max_age, dry_run).await {
+                Ok(report) => report.finish(dry_run),
                 Err(e) => {
                     eprintln!("retention cannot start: {e}");
-                    ExitCode::from(69)
+                    Exit::Unavailable
                 }
             };
             telemetry.shutdown();
-            code
+            exit
         }
     }
 }
 
 /// `probe`: 0 when `url` answers `expect`, 1 when it answers otherwise or not at all, 64 for a
 /// URL or status it cannot ask for.
-async fn probe(url: &str, expect: u16, timeout: std::time::Duration) -> ExitCode {
+async fn probe(url: &str, expect: u16, timeout: std::time::Duration) -> Exit {
     let Ok(expected) = http::StatusCode::from_u16(expect) else {
         eprintln!("--expect {expect} is not an HTTP status");
-        return ExitCode::from(EXIT_CONFIG as u8);
+        return Exit::Config;
     };
     match probe::probe(url, expected, timeout).await {
         Ok(status) => {
             println!("{url}: {status}");
-            ExitCode::SUCCESS
+            Exit::Success
         }
         Err(e @ probe::ProbeError::Url(_)) => {
             eprintln!("{e}");
-            ExitCode::from(EXIT_CONFIG as u8)
+            Exit::Config
         }
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::FAILURE
+            Exit::Failure
         }
     }
 }
 
 /// The variants `[variants]` allows (its presets checked, as `serve` checks them), or exit 64.
-fn variant_rules(settings: &Settings) -> Result<variant::Rules, ExitCode> {
+fn variant_rules(settings: &Settings) -> Result<variant::Rules, Exit> {
     variant::Rules::new(&settings.config.variants).map_err(|e| {
         eprintln!("invalid configuration: {e}");
-        ExitCode::from(EXIT_CONFIG as u8)
+        Exit::Config
     })
 }
 
 /// Prints a signed download URL for `object_name`, or for its `variant` (`w=400&format=webp`).
-fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, options: Option<&str>) -> ExitCode {
+fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, options: Option<&str>) -> Exit {
     let config = &settings.config;
     let name = match ObjectName::parse(object_name) {
         Ok(name) => name,
         Err(e) => {
             eprintln!("invalid object name: {e}; a valid name is {NAME_FORMAT}");
-            return ExitCode::from(EXIT_CONFIG as u8);
+            return Exit::Config;
         }
     };
     let Some(signer) = UrlSigner::new(&config.auth.url_signing_key) else {
         eprintln!("invalid configuration: `auth.url_signing_key` is not set; signing needs it");
-        return ExitCode::from(EXIT_CONFIG as u8);
+        return Exit::Config;
     };
     let rules = match variant_rules(settings) {
         Ok(rules) => rules,
@@ -137,7 +123,7 @@ fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, opti
         Ok(key) => key.flatten(),
         Err(e) => {
             eprintln!("invalid --variant: {e}");
-            return ExitCode::from(EXIT_CONFIG as u8);
+            return Exit::Config;
         }
     };
     let ttl = ttl.unwrap_or(config.auth.signed_url_ttl).0;
@@ -147,10 +133,10 @@ fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, opti
         Some(options) => println!("{base}{DOWNLOAD_PREFIX}{name}?{options}&{signed}"),
         None => println!("{base}{DOWNLOAD_PREFIX}{name}?{signed}"),
     }
-    ExitCode::SUCCESS
+    Exit::Success
 }
 
-async fn serve(settings: Settings) -> ExitCode {
+async fn serve(settings: Settings) -> Exit {
     let config = &settings.config;
     let bind = |address, key: &'static str| async move {
         tokio::net::TcpListener::bind(address)
@@ -164,18 +150,18 @@ async fn serve(settings: Settings) -> ExitCode {
         (Ok(public), Ok(admin)) => Listeners { public, admin },
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("cannot start: {e}");
-            return ExitCode::from(69);
+            return Exit::Unavailable;
         }
     };
     match image_gateway::run(settings, listeners, image_gateway::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Success,
         Err(e) if e.is_config() => {
             eprintln!("{e}");
-            ExitCode::from(EXIT_CONFIG as u8)
+            Exit::Config
         }
         Err(e) => {
             eprintln!("cannot start: {e}");
-            ExitCode::from(69)
+            Exit::Unavailable
         }
     }
 }

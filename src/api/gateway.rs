@@ -45,7 +45,7 @@ use crate::{
     metrics::Metrics,
     object_name::ObjectName,
     rate_limit::{Attempt, Decision, Limiter, RateStatus},
-    storage::{CachedStorage, InstrumentedStorage, Storage},
+    storage::Storage,
     telemetry,
 };
 
@@ -61,6 +61,7 @@ const RATE_LIMIT_SWEEP: Duration = Duration::from_secs(60);
 /// What the gateway is built from.
 pub struct Components {
     pub settings: Settings,
+    /// The whole storage stack (`storage::build`).
     pub storage: Arc<dyn Storage>,
     /// Rate limits, when any budget is configured.
     pub limiter: Option<Limiter>,
@@ -180,11 +181,6 @@ impl Gateway {
             variant_rules,
         } = components;
         let config = &settings.config;
-        let mut storage: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(storage, metrics.clone()));
-        if config.cache.enabled == Some(true) {
-            // Outside the instrumentation: storage metrics count only what reaches storage.
-            storage = Arc::new(CachedStorage::new(storage, &config.cache, metrics.clone()));
-        }
         let (access, key_sources) = AccessControl::new(&settings)?;
         let links = Links {
             public_url: settings.public_url().to_owned(),

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
+use super::Exit;
 use crate::{
     object_name::ObjectName,
     storage::{Storage, StorageError},
@@ -56,6 +57,25 @@ pub struct Report {
 }
 
 impl Report {
+    /// Ends the command: the run logged, its summary printed; success only without errors.
+    pub fn finish(&self, dry_run: bool) -> Exit {
+        tracing::info!(
+            scanned = self.scanned,
+            foreign = self.foreign,
+            expired = self.expired,
+            deleted = self.deleted,
+            bytes_freed = self.bytes_freed,
+            errors = self.errors,
+            dry_run,
+            "retention finished"
+        );
+        println!("{}", self.summary(dry_run));
+        match self.errors {
+            0 => Exit::Success,
+            _ => Exit::Failure,
+        }
+    }
+
     /// The one-line summary printed at the end of a run.
     pub fn summary(&self, dry_run: bool) -> String {
         format!(

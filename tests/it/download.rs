@@ -239,7 +239,7 @@ async fn conditionals_and_precedence(backend: Backend) {
 
 async fn bad_names_are_refused_without_touching_storage(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let counting = Counting::new(fx.storage.clone());
+    let counting = Counting::new(fx.backend());
     let server = TestServer::start_with(fx.config.clone(), counting.clone()).await;
     let id = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6";
     // Long, but within `server.max_url_bytes` (longer targets are 414, see the hostile table).
@@ -343,7 +343,7 @@ async fn large_objects_stream_without_buffering(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let data = pattern(SIZE);
     let name = fx.put(ImageFormat::Tiff, data.clone()).await;
-    let counting = Counting::new(fx.storage.clone());
+    let counting = Counting::new(fx.backend());
     let server = TestServer::start_with(fx.config.clone(), counting.clone()).await;
     // A raw client with a fixed 256 KiB receive buffer: the kernel's autotuning would otherwise
     // let the socket hold up to net.ipv4.tcp_rmem's maximum (32 MiB on these machines), which

@@ -546,7 +546,7 @@ async fn three_hundred_hostile_requests() {
     })
     .await;
     let stored = fixture.put(ImageFormat::Png, PNG).await;
-    let counting = Counting::new(fixture.storage.clone());
+    let counting = Counting::new(fixture.backend());
     let server = TestServer::start_with(fixture.config.clone(), counting.clone() as Arc<_>).await;
     let before = storage_calls_in_metrics(&metrics_text(&server).await);
 

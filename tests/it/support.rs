@@ -20,10 +20,7 @@ use image_gateway::{
     config::{Settings, units::HumanDuration},
     metrics::Metrics,
     object_name::{ImageFormat, ObjectName},
-    storage::{
-        self, ByteRange, CachedStorage, GetResult, InstrumentedStorage, ListPage, MemoryStorage, ObjectMeta, Storage,
-        StorageError, TimeoutStorage,
-    },
+    storage::{self, ByteRange, GetResult, ListPage, MemoryStorage, ObjectMeta, Storage, StorageError},
 };
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -190,11 +187,12 @@ impl Backend {
 /// product's `storage.timeout`, so a slow machine slows a test down but does not fail it.
 pub const SETUP_STORAGE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A storage for a test's own calls: the backend of `config`, with [`SETUP_STORAGE_TIMEOUT`].
+/// A storage for a test's own calls: the backend of `config` alone (an S3 client's timeouts at
+/// [`SETUP_STORAGE_TIMEOUT`]).
 pub async fn setup_storage(config: &Config) -> Arc<dyn Storage> {
     let mut config = config.storage.clone();
     config.timeout = HumanDuration(SETUP_STORAGE_TIMEOUT);
-    within("build setup storage", storage::build(&config, None))
+    within("build setup storage", storage::backend(&config, None))
         .await
         .unwrap()
 }
@@ -242,21 +240,13 @@ impl Fixture {
             Backend::Memory | Backend::WrappedMemory => memory.clone(),
             _ => setup_storage(&config).await,
         };
+        // The stack the service builds (`storage::build`) around the backend.
         let storage: Arc<dyn Storage> = match backend {
             Backend::Memory => memory,
-            Backend::WrappedMemory => Arc::new(InstrumentedStorage::new(
-                Arc::new(TimeoutStorage::new(memory, config.storage.timeout.0)),
-                metrics,
-            )),
-            // As the service builds it (`Timeout(backend)`), then instrumented and cached as
-            // the service does.
+            Backend::WrappedMemory => storage::build(memory, &config.storage, Some(&config.cache), metrics),
             _ => {
-                let built = within("build storage", storage::build(&config.storage, None)).await;
-                let storage = Arc::new(InstrumentedStorage::new(built.unwrap(), metrics.clone()));
-                match config.cache.enabled {
-                    Some(true) => Arc::new(CachedStorage::new(storage, &config.cache, metrics)),
-                    _ => storage,
-                }
+                let bare = within("build storage", storage::backend(&config.storage, None)).await;
+                storage::build(bare.unwrap(), &config.storage, Some(&config.cache), metrics)
             }
         };
         Fixture {
@@ -266,6 +256,13 @@ impl Fixture {
             setup,
             _dir: dir,
         }
+    }
+
+    /// The bare backend (no timeout, metrics or cache): what a test wraps (to count or to inject
+    /// faults) before handing it to [`TestServer::start_with`], which builds the service's stack
+    /// around it.
+    pub fn backend(&self) -> Arc<dyn Storage> {
+        self.setup.clone()
     }
 
     /// Stores `data` directly (not through HTTP, nor through the product's storage timeout)
@@ -341,7 +338,8 @@ impl TestServer {
     /// The service on the fixture's configuration, its storage built by the service itself.
     pub async fn start(fixture: &Fixture) -> TestServer {
         if !fixture.backend.is_configurable() {
-            return Self::start_with(fixture.config.clone(), fixture.storage.clone()).await;
+            // The bare backend: the service builds its stack around it, as around any.
+            return Self::start_with(fixture.config.clone(), fixture.setup.clone()).await;
         }
         Self::start_run(fixture.config.clone(), Overrides::default()).await
     }

@@ -68,7 +68,7 @@ async fn rejections_store_nothing(backend: Backend) {
         c.upload.max_bytes = image_gateway::config::units::ByteSize(4096)
     })
     .await;
-    let counting = Counting::new(fx.storage.clone());
+    let counting = Counting::new(fx.backend());
     let server = TestServer::start_with(fx.config.clone(), counting.clone()).await;
     let png = include_bytes!("../fixtures/sample.png").to_vec();
     let big_png = {
