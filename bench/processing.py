@@ -53,7 +53,7 @@ import urllib.request
 from PIL import Image
 
 SERVERS = ["imgproxy", "thumbor", "vips", "gateway"]
-from servers import MATE_DIR, cpu_seconds, free_port, jpeg_size, mate_photos  # bench/servers.py
+from servers import MATE_DIR, cpu_seconds, free_port, jpeg_size, mate_photos, shipped_env  # bench/servers.py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import image_quality  # noqa: E402  scripts/image_quality.py: the tests' SSIM and PSNR
@@ -427,6 +427,7 @@ class Gateway(Server):
         self.port, admin = free_port(), free_port()
         env = dict(
             os.environ,
+            **shipped_env(),  # as the container image runs it; --gateway-env GLIBC_TUNABLES unsets
             IMAGE_GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
             IMAGE_GATEWAY_ADMIN_LISTEN=f"127.0.0.1:{admin}",
             IMAGE_GATEWAY_STORAGE__BACKEND="fs",
@@ -777,7 +778,8 @@ def main():
                        + ("variants at the download URL, variants.cache_max_bytes = 0, variants.store = false, "
                           f"variants.sides = [{BOX}, 4096], " if args.gateway_route == "variant" else "POST /v1/image/resize, ")
                        + (f"quality {args.gateway_quality}, " if args.gateway_quality else "")
-                       + "other settings default (processing.workers = one per core)"
+                       + "other settings default (processing.workers = one per core), "
+                       + ", ".join(f"{k}={v}" for k, v in shipped_env().items()) + " as the container image"
                        + "".join(f", {e}" for e in args.gateway_env),
         }
         report = {"meta": {

@@ -27,6 +27,19 @@ API_KEY = "bench-" + secrets.token_hex(16)
 CHILDREN = []
 
 
+
+def shipped_env():
+    """What the container image sets in the gateway's environment (the Dockerfile's
+    GLIBC_TUNABLES, two malloc arenas): benchmarks run the gateway as it ships. Under glibc's
+    default arenas the cached-variant load ran at 41-54k req/s instead of 62-65k."""
+    dockerfile = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Dockerfile")
+    with open(dockerfile) as f:
+        found = re.search(r"GLIBC_TUNABLES=(\S+)", f.read())
+    if not found:
+        raise SystemExit("the Dockerfile sets no GLIBC_TUNABLES any more: update bench/servers.py")
+    return {"GLIBC_TUNABLES": found.group(1)}
+
+
 def stop_children():
     """Every server this run started ends with it, also on errors and Ctrl-C."""
     for proc in CHILDREN:

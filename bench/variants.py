@@ -11,7 +11,8 @@ square of that side: --widths x sources variants (300 by default).
              gateway           GET /v1/image/download/<id>?w=…&h=…&fit=inside&format=webp&q=75,
                                variants.cache_max_bytes at its default (64 MiB)
              s3-gateway-cache  nginx-s3-gateway with upstream's proxy_cache as shipped (bench/
-                               s3_gateway.py), serving the same variants' bytes, put in the
+                               s3_gateway.py) and its access_log on (the gateway logs every
+                               request too), serving the same variants' bytes, put in the
                                bucket as objects of their own (what an operator of a plain
                                S3 front would have to render and store beforehand)
   herd     a variant nobody asked for yet, 256 connections opened first and sending their GET
@@ -38,7 +39,8 @@ import time
 import urllib.request
 
 from s3_gateway import NginxS3Gateway
-from servers import API_KEY, MATE_DIR, Gateway, Minio, cpu_seconds, herd, lua_file, mate_photos, stop_children, wrk
+from servers import (API_KEY, MATE_DIR, Gateway, Minio, cpu_seconds, herd, lua_file, mate_photos, shipped_env,
+                     stop_children, wrk)
 
 # The gateway's default variants.sides, from the smallest: the widths of the hot set.
 SIDES = [16, 32, 48, 64, 96, 128, 160, 200, 240, 320, 400, 480, 560, 640, 720, 800, 960, 1080, 1200, 1440]
@@ -112,7 +114,7 @@ def main():
         names = sources(minio)
         hot = [(name, side) for side in SIDES[:args.widths] for name in names]
         log(f"{len(names)} sources, {len(hot)} variants")
-        env = {**minio.gateway_env(), "IMAGE_GATEWAY_VARIANTS__STORE": "true", **extra}
+        env = {**shipped_env(), **minio.gateway_env(), "IMAGE_GATEWAY_VARIANTS__STORE": "true", **extra}
 
         # restart: render and store every variant in one process, serve them from another.
         first = Gateway(args.gateway, workdir, "gateway-first", env)
@@ -135,8 +137,10 @@ def main():
         # hotset: the same bytes as objects behind nginx-s3-gateway's cache.
         for (name, side), body in bodies.items():
             minio.put(f"copies/{name[:-4]}_w{side}.webp", body)
+        # Each logs every request, as deployed and as bench/load.py runs them: the gateway its JSON
+        # access line, nginx its access_log (off, a logging server would be compared with a silent one).
         nginx = NginxS3Gateway(args.s3_gateway, workdir, minio.s3_port, minio.bucket, minio.access_key,
-                               minio.secret_key, cache=True)
+                               minio.secret_key, cache=True, access_log=True)
         rows = {
             "gateway": (gateway.port, HEADERS, [variant_path(n, s) for n, s in hot], gateway.pids),
             "s3-gateway-cache": (nginx.port, [], [f"/copies/{n[:-4]}_w{s}.webp" for n, s in hot], nginx.pids),
