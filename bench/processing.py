@@ -8,6 +8,8 @@ IMGPROXY_AVIF_SPEED, libaom's scale, and the gateway's processing.avif_speed, ra
 on loopback by:
   imgproxy  imgproxy v3 (Go + libvips), built by scripts/install-imgproxy.sh; its defaults except
             IMGPROXY_BIND and IMGPROXY_LOCAL_FILESYSTEM_ROOT (no key/salt: signatures unchecked)
+  imgproxy4 the same for imgproxy v4 (IMGPROXY_VERSION=v4.0.12 scripts/install-imgproxy.sh):
+            same URLs, same settings
   thumbor   thumbor (Python, Pillow), scripts/install-thumbor.sh; file loader, no storage nor
             result storage, QUALITY=80, 2 processes (one per core; see class Thumbor for how)
   vips      bench/vips_server.py: pyvips over the same Debian libvips, the floor for libvips
@@ -52,7 +54,7 @@ import urllib.request
 
 from PIL import Image
 
-SERVERS = ["imgproxy", "thumbor", "vips", "gateway"]
+SERVERS = ["imgproxy", "imgproxy4", "thumbor", "vips", "gateway"]
 from servers import MATE_DIR, cpu_seconds, free_port, jpeg_size, mate_photos, shipped_env  # bench/servers.py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
@@ -322,12 +324,16 @@ class Server:
 class Imgproxy(Server):
     name = "imgproxy"
 
+    @property
+    def binary(self):
+        return self.args.imgproxy
+
     def start(self):
         self.port = free_port()
         env = dict(os.environ, IMGPROXY_BIND=f"127.0.0.1:{self.port}",
                    IMGPROXY_LOCAL_FILESYSTEM_ROOT=os.path.join(self.workdir, "images"),
                    IMGPROXY_AVIF_SPEED=str(AVIF_SPEED))
-        self.spawn([self.args.imgproxy], env, "/health")
+        self.spawn([self.binary], env, "/health")
 
     def path(self, image, quality=None):
         q = quality or self.quality
@@ -336,7 +342,16 @@ class Imgproxy(Server):
         return f"/insecure/rs:fit:{BOX}:{BOX}/q:{q}/plain/local:///{image['name']}{extension}"
 
     def version(self):
-        return subprocess.run([self.args.imgproxy, "version"], capture_output=True, text=True).stdout.strip()
+        return subprocess.run([self.binary, "version"], capture_output=True, text=True).stdout.strip()
+
+
+class Imgproxy4(Imgproxy):
+    """imgproxy v4: the same URLs and settings, its own binary."""
+    name = "imgproxy4"
+
+    @property
+    def binary(self):
+        return self.args.imgproxy4
 
 
 class Thumbor(Server):
@@ -471,7 +486,7 @@ class Gateway(Server):
         return subprocess.run([self.args.gateway, "--version"], capture_output=True, text=True).stdout.strip()
 
 
-CLASSES = {"imgproxy": Imgproxy, "thumbor": Thumbor, "vips": Vips, "gateway": Gateway}
+CLASSES = {"imgproxy": Imgproxy, "imgproxy4": Imgproxy4, "thumbor": Thumbor, "vips": Vips, "gateway": Gateway}
 
 
 # --- load ----------------------------------------------------------------------------------
@@ -723,6 +738,7 @@ def main():
     parser.add_argument("--min-width", type=int, default=1000)
     parser.add_argument("--max-width", type=int, default=4096)
     parser.add_argument("--imgproxy", help="imgproxy binary (scripts/install-imgproxy.sh)")
+    parser.add_argument("--imgproxy4", help="imgproxy v4 binary (IMGPROXY_VERSION=v4.0.12 scripts/install-imgproxy.sh)")
     parser.add_argument("--thumbor", help="thumbor executable (scripts/install-thumbor.sh)")
     parser.add_argument("--thumbor-processes", type=int, default=THUMBOR_PROCESSES)
     parser.add_argument("--thumbor-mode", choices=["reuseport", "processes"], default="reuseport",
@@ -768,6 +784,7 @@ def main():
             "imgproxy": "defaults (IMGPROXY_WORKERS = 2 x cores, libvips concurrency 1 per image, "
                         "metadata stripped) plus IMGPROXY_BIND and IMGPROXY_LOCAL_FILESYSTEM_ROOT; "
                         "no key/salt, so signatures are not checked",
+            "imgproxy4": "as imgproxy",
             "thumbor": (f"{args.thumbor_processes} processes on SO_REUSEPORT sockets (thumbor --fd)"
                         if args.thumbor_mode == "reuseport" else f"thumbor --processes {args.thumbor_processes}")
                        + ", file loader, no storage nor result storage, "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The processing benchmark (bench/processing.py): JPEG photographs shrunk to fit 512x512 at
 # quality 80 by imgproxy, thumbor, plain libvips (pyvips) and the gateway, all loaded by wrk.
-# Installs wrk (Debian), the anchors (scripts/install-imgproxy.sh, install-thumbor.sh,
+# Installs wrk (Debian), the anchors (scripts/install-imgproxy.sh, for imgproxy4 with
+# IMGPROXY_VERSION=v4.0.12, install-thumbor.sh,
 # install-pyvips.sh, cached in $IG_CACHE) and builds the gateway in release, only for the servers
 # selected; arguments go to processing.py, e.g. --duration 5 --servers imgproxy,thumbor.
 # Every answer is also scored (SSIM, PSNR) against a full decode resampled by Lanczos3.
@@ -24,6 +25,7 @@ fi
 [ -d /usr/share/backgrounds/mate ] || apt-get install -y --no-install-recommends mate-backgrounds >/dev/null
 args=()
 case ",$servers," in *,imgproxy,*) args+=(--imgproxy "$(bash scripts/install-imgproxy.sh)") ;; esac
+case ",$servers," in *,imgproxy4,*) args+=(--imgproxy4 "$(IMGPROXY_VERSION=v4.0.12 bash scripts/install-imgproxy.sh)") ;; esac
 case ",$servers," in *,thumbor,*) args+=(--thumbor "$(bash scripts/install-thumbor.sh)") ;; esac
 case ",$servers," in *,vips,*) args+=(--vips-python "$(bash scripts/install-pyvips.sh)") ;; esac
 case ",$servers," in

@@ -2,9 +2,10 @@
 # Builds imgproxy (cgo, against Debian's libvips 8.14) into $IG_CACHE/imgproxy/<version>, once;
 # prints the binary's path. Used as an anchor by bench/processing.sh.
 #
-# Version: v3.31.4, the newest v3 release (v4.x is the next major, with another module path and
-# options). It compiles against libvips 8.14: imgproxy has no libvips version gate, only
-# `#if` branches for 8.15+ behaviour (vips/vips.c, VIPS_SCRGB_ALPHA_FIXED).
+# Version: $IMGPROXY_VERSION, v3.31.4 by default (the newest v3 release); v4.0.12, the current
+# v4 release (module github.com/imgproxy/imgproxy/v4, tag commit ed78652c4a5d), builds the same
+# way. Both compile against libvips 8.14: imgproxy has no libvips version gate, only `#if`
+# branches for 8.15+ behaviour (vips/vips.c).
 #
 # Source: the Go module proxy refuses this module (`go list -m -versions
 # github.com/imgproxy/imgproxy/v3` and every `@vX.Y.Z` answer "403 Forbidden: This module version
@@ -19,8 +20,9 @@ set -euo pipefail
 # shellcheck source=scripts/go-env.sh
 source "$(dirname "$0")/go-env.sh"
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
-VERSION=v3.31.4
-MODULE=github.com/imgproxy/imgproxy/v3
+VERSION="${IMGPROXY_VERSION:-v3.31.4}"
+major="${VERSION#v}" && major="${major%%.*}"
+MODULE="github.com/imgproxy/imgproxy/v$major"
 OUT="$CACHE/imgproxy/$VERSION"
 BIN="$OUT/imgproxy"
 
@@ -60,7 +62,10 @@ grep -q "\"${VERSION#v}\"" "$work/src/version/version.go" \
 
 echo "building imgproxy $VERSION against libvips $(pkg-config --modversion vips) into $OUT" \
   "(once; about 4 minutes on 2 cores with an empty Go cache)" >&2
-(cd "$work/src" && go build -ldflags "-s -w" -o "$BIN.tmp" .) >&2
+# The main package: the tree's root in v3, ./cli in v4.
+main=.
+[ -f "$work/src/cli/main.go" ] && main=./cli
+(cd "$work/src" && go build -ldflags "-s -w" -o "$BIN.tmp" "$main") >&2
 mv "$BIN.tmp" "$BIN"
 "$BIN" version >/dev/null
 echo "$BIN"
