@@ -283,7 +283,7 @@ fn log_format_and_level() {
         }
         // The storage folder goes away (an unmounted volume): an outage, logged at warn.
         std::fs::remove_dir_all(dir.path().join("data")).unwrap();
-        let failed = blocking_get(port, &format!("/v1/image/download/{}", "0123456789abcdef0123456789abcdef.png"));
+        let failed = blocking_get(port, "/v1/image/download/0123456789abcdef0123456789abcdef.png");
         assert_eq!(failed.map(|r| r.0), Some(503), "storage is unavailable");
         assert!(
             Command::new("kill")
