@@ -46,8 +46,23 @@ import urllib.error
 import urllib.request
 
 from s3_gateway import NginxS3Gateway
-from servers import (API_KEY, CHILDREN, Garage, Gateway, Minio, Nginx, cpu_seconds, free_port, herd, lua_file,
-                     metric, peak_rss_kib, reset_peak_rss, stop_children, wrk)
+from servers import (
+    API_KEY,
+    CHILDREN,
+    Garage,
+    Gateway,
+    Minio,
+    Nginx,
+    cpu_seconds,
+    free_port,
+    herd,
+    lua_file,
+    metric,
+    peak_rss_kib,
+    reset_peak_rss,
+    stop_children,
+    wrk,
+)
 
 SIZES = {"10KB": 10_000, "50KB": 50_000, "1MB": 1_000_000, "10MB": 10_000_000}
 STORE_CONFIGS = ["gateway", "gateway-cache", "direct", "nginx-proxy", "s3-gateway", "s3-gateway-cache"]
@@ -103,7 +118,7 @@ def fetch(row, name, want):
         with urllib.request.urlopen(request, timeout=30) as r:
             body = r.read()
     except urllib.error.HTTPError as e:
-        raise SystemExit(f"{row.name} {name}: {e.code} {e.read()[:300]!r}")
+        raise SystemExit(f"{row.name} {name}: {e.code} {e.read()[:300]!r}") from None
     if body != want:
         raise SystemExit(f"{row.name} {name}: {len(body)} bytes that differ from the {len(want)} stored")
 
@@ -316,9 +331,10 @@ def main():
     report = {
         "machine": {
             "cpus": os.cpu_count(),
-            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+            "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                         if line.startswith("model name")), "?"),
             "kernel": platform.release(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
         "versions": {
             "gateway": version([args.gateway, "--version"]),

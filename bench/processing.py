@@ -53,12 +53,12 @@ import time
 import urllib.request
 
 from PIL import Image
-
-SERVERS = ["imgproxy", "imgproxy4", "thumbor", "vips", "gateway"]
 from servers import MATE_DIR, cpu_seconds, free_port, jpeg_size, mate_photos, shipped_env  # bench/servers.py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import image_quality  # noqa: E402  scripts/image_quality.py: the tests' SSIM and PSNR
+
+SERVERS = ["imgproxy", "imgproxy4", "thumbor", "vips", "gateway"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BOX = 512
@@ -800,7 +800,7 @@ def main():
                        + "".join(f", {e}" for e in args.gateway_env),
         }
         report = {"meta": {
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release(),
             "duration_s": args.duration, "warmup_s": args.warmup, "concurrency": levels,
             "format": args.format, "gateway_route": args.gateway_route, "quality_spread": args.quality_spread,

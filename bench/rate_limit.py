@@ -30,8 +30,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from servers import lua_file, metric, wrk  # noqa: E402
-from servers import API_KEY, CHILDREN, Gateway, cpu_seconds, free_port, stop_children  # noqa: E402
+from servers import API_KEY, CHILDREN, Gateway, cpu_seconds, free_port, lua_file, metric, stop_children, wrk  # noqa: E402  # noqa: E402
 
 OBJECT = "0123456789abcdef0123456789abcdef.png"
 ROWS = ("off", "memory", "redis")
@@ -159,7 +158,7 @@ def main():
                                             for q in ("p50_us", "p99_us")}
                     for base in ("memory", "off")} for mode in MODES}
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "concurrency": args.concurrency, "duration_s": args.duration, "rounds": args.rounds,
         "pace_ms": args.pace_ms, "object_bytes": 1024, "runs": runs, "median": median, "added": added,

@@ -25,8 +25,8 @@ def summarize(runs):
     for key, rs in cells.items():
         seconds = [r["duration_us"] / 1e6 for r in rs]
         out[key] = {
-            "rps": statistics.median(r["requests"] / s for r, s in zip(rs, seconds)),
-            "mbps": statistics.median(r["bytes"] / s / 1e6 for r, s in zip(rs, seconds)),
+            "rps": statistics.median(r["requests"] / s for r, s in zip(rs, seconds, strict=True)),
+            "mbps": statistics.median(r["bytes"] / s / 1e6 for r, s in zip(rs, seconds, strict=True)),
             "p50_ms": statistics.median(r["p50_us"] / 1000 for r in rs),
             "p99_ms": statistics.median(r["p99_us"] / 1000 for r in rs),
             "max_ms": max(r["max_us"] / 1000 for r in rs),
@@ -116,7 +116,7 @@ def chart(summary, report, path):
     labels = report["settings"]["sizes"] + (["hotset"] if report["settings"].get("hotset") else [])
     shown = [p for p in pairs(report) if any(k[0] == p[0] for k in summary) and any(k[0] == p[1] for k in summary)]
     fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 4), sharey=True, squeeze=False)
-    for ax, (a, b) in zip(axes[0], shown):
+    for ax, (a, b) in zip(axes[0], shown, strict=False):
         levels = sorted({k[2] for k in summary if k[0] == a})
         width = 0.8 / len(levels)
         for i, c in enumerate(levels):

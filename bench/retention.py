@@ -136,7 +136,7 @@ def main():
         "machine": {
             "cpus": os.cpu_count(),
             "kernel": platform.release(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
         "gateway": subprocess.run([args.gateway, "--version"], capture_output=True, text=True).stdout.strip(),
         "objects": args.objects,

@@ -56,7 +56,6 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -215,7 +214,7 @@ class NginxS3Gateway:
                     if name.endswith(".template"):
                         rel = os.path.relpath(os.path.join(dirpath, name), root)
                         templates[rel] = os.path.join(dirpath, name)
-        shell_format = " ".join("${%s}" % k for k in sorted(self.env))
+        shell_format = " ".join(f"${{{k}}}" for k in sorted(self.env))
         render_env = dict(self.env, PATH=os.environ.get("PATH", "/usr/bin:/bin"))
         for rel, path in sorted(templates.items()):
             with open(path) as f:

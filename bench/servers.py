@@ -112,7 +112,7 @@ def children(pid):
 def presign(endpoint_port, bucket, access_key, secret_key, method, key, expires=86400):
     """A SigV4 presigned path (path style, us-east-1) for `method` on `key`."""
     host = f"127.0.0.1:{endpoint_port}"
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     scope = f"{day}/us-east-1/s3/aws4_request"
     query = {

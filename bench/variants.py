@@ -39,8 +39,7 @@ import time
 import urllib.request
 
 from s3_gateway import NginxS3Gateway
-from servers import (API_KEY, MATE_DIR, Gateway, Minio, cpu_seconds, herd, lua_file, mate_photos, shipped_env,
-                     stop_children, wrk)
+from servers import API_KEY, MATE_DIR, Gateway, Minio, cpu_seconds, herd, lua_file, mate_photos, shipped_env, stop_children, wrk
 
 # The gateway's default variants.sides, from the smallest: the widths of the hot set.
 SIDES = [16, 32, 48, 64, 96, 128, 160, 200, 240, 320, 400, 480, 560, 640, 720, 800, 960, 1080, 1200, 1440]
@@ -145,7 +144,7 @@ def main():
             "gateway": (gateway.port, HEADERS, [variant_path(n, s) for n, s in hot], gateway.pids),
             "s3-gateway-cache": (nginx.port, [], [f"/copies/{n[:-4]}_w{s}.webp" for n, s in hot], nginx.pids),
         }
-        for row, (port, headers, paths, _) in rows.items():
+        for port, headers, paths, _ in rows.values():
             for path in paths:  # every variant once: both caches hold the hot set
                 get(port, path, headers)
         luas = {row: lua_file(workdir, f"zipf-{row}", paths) for row, (_, _, paths, _) in rows.items()}
@@ -181,7 +180,7 @@ def main():
         nginx.stop()
 
         report = {
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "cores": os.cpu_count(), "kernel": platform.release(), "sources": len(names), "variants": len(hot),
             "concurrency": args.concurrency, "duration_s": args.duration, "rounds": args.rounds,
             "gateway_env": extra, "restart": restart, "hotset": hotset, "herd": herd_result,

@@ -14,7 +14,6 @@
 # Builds use the host's network namespace: no container address is ever allocated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 IMAGE="${IG_IMAGE:-localhost/image-gateway:dev}"
 bash scripts/apt-ensure.sh buildah podman mmdebstrap uidmap
 # shellcheck source=scripts/containers-env.sh

@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from module_graph import Crate  # noqa: E402
+
 CRATE = "image_gateway"
 
 # Layer -> the layers it may import from (besides itself). lib.rs (the crate root) wires them all.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that run buildah, podman or read their images: one containers-storage of
 # the project's own under $IG_CACHE/containers (overlay), its run state under /run, so nothing of
 # the machine's own storage is used or changed.

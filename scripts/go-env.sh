@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the installers that build Go programs: `go_env NAME` checks that Go is there (the
 # machine's /usr/local/go; NAME names the installer in the error) and exports one environment for
 # them all: module, build and path caches under $IG_CACHE/go (a second build, or a version bump,

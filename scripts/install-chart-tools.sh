@@ -32,7 +32,7 @@ for pair in "helm3 $HELM3" "helm4 $HELM4"; do
       minor="$(sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")"
       ldflags="$ldflags -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
     fi
-    (go_env install-chart-tools && rm -rf "$TOOLS/$1" && GOBIN="$TOOLS/$1" go install -ldflags "$ldflags" "${2%@*}/cmd/helm@${2#*@}" >&2)
+    (go_env install-chart-tools && rm -rf "${TOOLS:?}/$1" && GOBIN="$TOOLS/$1" go install -ldflags "$ldflags" "${2%@*}/cmd/helm@${2#*@}" >&2)
     echo "$2 release-ldflags" > "$TOOLS/$1/VERSION"
   fi
 done

@@ -4,11 +4,12 @@
 # references: Pillow (LittleCMS inside), pyvips with the pyvips-binary wheel (its own libvips,
 # no Debian packages), numpy (scripts/image_quality.py's SSIM and PSNR) and scikit-image, whose
 # wheel carries the sample photographs (installed without its dependencies: only its files are
-# read, it is never imported).
+# read, it is never imported); and ruff, the lint of the Python in bench/, scripts/ and
+# tests/chart/ (ruff.toml).
 set -euo pipefail
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
 VENV="$CACHE/venv"
-PINS="schemathesis==4.32.5 rotel==0.0.1a15 pillow==12.0.0 numpy==2.4.6 pyvips==3.2.0 pyvips-binary==8.18.7"
+PINS="schemathesis==4.32.5 rotel==0.0.1a15 pillow==12.0.0 numpy==2.4.6 pyvips==3.2.0 pyvips-binary==8.18.7 ruff==0.17.6"
 SAMPLES="scikit-image==0.26.0"
 # pyvips must run on the wheel's libvips. On a machine with Debian's libvips-dev (installed by
 # bench/processing.sh for imgproxy), pip builds pyvips's own `_libvips` against the system's

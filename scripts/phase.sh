@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by .ci/run and scripts/test.sh: `phase NAME` prints the wall-clock time, the seconds
 # since the run began, the machine's busy CPU-seconds since then (all cores, every process:
 # /proc/stat) and the phase that starts now, so a slow cold run shows which phase took the time

@@ -78,6 +78,13 @@ IG_GARAGE_BIN="$(low bash scripts/install-garage.sh)"
 export IG_GARAGE_BIN
 phase "install the Python tools"
 venv="$(low bash scripts/install-python-tools.sh)"
+if [ "${IG_LINT:-0}" = 1 ]; then
+  # bench/ is code too: its Python and every shell script, linted (ruff.toml; warnings and up).
+  phase "ruff and shellcheck"
+  "$venv/bin/ruff" check --quiet bench scripts tests/chart
+  bash scripts/apt-ensure.sh shellcheck
+  shellcheck -S warning bench/*.sh scripts/*.sh tests/node/*.sh .ci/run
+fi
 IG_ROTEL_BIN="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 export IG_ROTEL_BIN
 export IG_PYTHON="$venv/bin/python"

@@ -7,7 +7,6 @@ import tempfile
 
 import pytest
 import yaml
-
 from cluster import CHART, HELMS, Cluster, helm_env_in, run
 
 

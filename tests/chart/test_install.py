@@ -10,9 +10,7 @@ import urllib.request
 
 import pytest
 import yaml
-
-from cluster import (ALL_ON, CACHE, CHART, HELMS, REPO, apply_crds, free_port, gateway_bin,
-                     restricted_namespace, run, wait_until)
+from cluster import ALL_ON, CACHE, CHART, HELMS, REPO, apply_crds, free_port, gateway_bin, restricted_namespace, run, wait_until
 
 # What the chart may create; `helm uninstall` must leave none of it behind.
 KINDS = ("deployments,replicasets,pods,services,configmaps,serviceaccounts,roles,rolebindings,"
@@ -171,11 +169,13 @@ def test_the_gateway_watches_its_secrets_as_the_charts_service_account(cluster, 
                      IMAGE_GATEWAY_LISTEN=f"127.0.0.1:{api}", IMAGE_GATEWAY_ADMIN_LISTEN=f"127.0.0.1:{admin}",
                      IMAGE_GATEWAY_STORAGE__S3__ENDPOINT=f"http://127.0.0.1:{s3_port}"),
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gateway.log", "w"))
-        ready = lambda: http("GET", f"http://127.0.0.1:{admin}/readyz")[0] == 200
+        def ready():
+            return http("GET", f"http://127.0.0.1:{admin}/readyz")[0] == 200
+
         try:
             wait_until("the gateway ready (both Secrets read, MinIO reached)", ready, timeout=30)
         except AssertionError:
-            raise AssertionError((tmp_path / "gateway.log").read_text()[-4000:])
+            raise AssertionError((tmp_path / "gateway.log").read_text()[-4000:]) from None
 
         png = (REPO / "tests" / "fixtures" / "sample.png").read_bytes()
         upload = f"http://127.0.0.1:{api}/v1/image/upload"

@@ -9,7 +9,6 @@ import tomllib
 
 import pytest
 import yaml
-
 from cluster import ALL_ON, HELMS, REPO, gateway_bin, run
 from conftest import kind, template
 
