@@ -6,11 +6,13 @@ module, and an edge to each module whose items it names in a `use` or a `crate::
 1. No cycle between modules.
 2. Each layer (a top-level module) imports only from the layers listed for it below, so every
    import points down (README "Layout").
+3. The layer order src/lib.rs's doc states is the one this table makes (`--write` rewrites it):
+   the table is the one source of truth, the doc is generated from it.
 
 Before the library, the checker checks itself on a small crate made for it, with a cycle through
 a re-export, an upward import and paths in comments and strings that name nothing.
 
-Usage: check-architecture.py [SRC]   (default: src/ of this repository)
+Usage: check-architecture.py [--write] [SRC]   (default: src/ of this repository)
 """
 import sys
 import tempfile
@@ -114,14 +116,66 @@ def self_test() -> None:
         assert any("`image_gateway::low::inner` imports from `image_gateway::high`" in p for p in problems), problems
 
 
-def main(src: Path) -> int:
+# The paragraph of lib.rs's doc that states the layer order: from its first line to its last.
+DOC_FIRST = "//! Layers, each importing only from the ones to its left"
+DOC_LAST = "holds the exact table and checks it)."
+
+
+def layer_order(allowed: dict[str, set[str]]) -> list[list[str]]:
+    """The layers by rank: a layer's rank is one more than the highest of those it imports."""
+    rank: dict[str, int] = {}
+
+    def of(name: str) -> int:
+        if name not in rank:
+            rank[name] = 1 + max((of(d) for d in allowed[name]), default=-1)
+        return rank[name]
+
+    for name in allowed:
+        of(name)
+    return [sorted(n for n in allowed if rank[n] == r) for r in range(max(rank.values()) + 1)]
+
+
+def layer_doc(allowed: dict[str, set[str]], width: int = 100) -> list[str]:
+    """lib.rs's layer paragraph, wrapped at `width`."""
+    ranks = " → ".join(", ".join(f"`{n}`" for n in names) for names in layer_order(allowed))
+    text = (f"{DOC_FIRST[4:]}: {ranks}; [`run`] wires them (`scripts/check-architecture.py` "
+            f"{DOC_LAST}")
+    lines, line = [], "//!"
+    for word in text.split(" "):
+        if len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = "//!"
+        line += " " + word
+    return lines + [line]
+
+
+def check_doc(src: Path, write: bool) -> list[str]:
+    """Problems with lib.rs's layer paragraph (none after `write`)."""
+    lib = src / "lib.rs"
+    lines = lib.read_text().split("\n")
+    first = next((i for i, line in enumerate(lines) if line.startswith(DOC_FIRST)), None)
+    last = next((i for i, line in enumerate(lines) if first is not None and i >= first and line.endswith(DOC_LAST)),
+                None)
+    if first is None or last is None:
+        return [f"{lib}: no paragraph from {DOC_FIRST!r} to {DOC_LAST!r}"]
+    wanted = layer_doc(ALLOWED)
+    if lines[first:last + 1] == wanted:
+        return []
+    if write:
+        lib.write_text("\n".join(lines[:first] + wanted + lines[last + 1:]))
+        return []
+    return [f"{lib}: the layer order differs from the table; run scripts/check-architecture.py --write, "
+            "or write:\n" + "\n".join(wanted)]
+
+
+def main(src: Path, write: bool = False) -> int:
     self_test()
     crate = Crate(src)
     count = sum(len(v) for v in crate.edges().values())
     if count == 0:
         print(f"architecture: no import edge found in {src}", file=sys.stderr)
         return 1
-    problems = problems_of(crate, ALLOWED)
+    problems = problems_of(crate, ALLOWED) + check_doc(src, write)
     for p in problems:
         print(f"architecture: {p}", file=sys.stderr)
     if problems:
@@ -131,4 +185,5 @@ def main(src: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "src"))
+    args = [a for a in sys.argv[1:] if a != "--write"]
+    sys.exit(main(Path(args[0]) if args else Path(__file__).resolve().parent.parent / "src", "--write" in sys.argv))

@@ -1,10 +1,10 @@
 //! image-gateway: streams stored images at `GET /v1/image/download/{object_name}` from
 //! S3/MinIO or a local folder, over a raw hyper 1.x server.
 //!
-//! Layers, each importing only from the ones listed before it:
-//! `clock`, `object_name`, `metrics` (leaves) → `config`, `content` → `telemetry`, `storage`,
-//! `auth`, `rate_limit`, `processing` → `jobs`, `kubernetes` → `http` → `api` → `commands`;
-//! [`run`] wires them (`scripts/check-architecture.py` holds the exact table and checks it).
+//! Layers, each importing only from the ones to its left: `clock`, `config`, `metrics`,
+//! `object_name` → `auth`, `content`, `processing`, `rate_limit`, `storage`, `telemetry` →
+//! `commands`, `jobs`, `kubernetes` → `http` → `api`; [`run`] wires them
+//! (`scripts/check-architecture.py` holds the exact table and checks it).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,5 +1,6 @@
 //! The HTTP layer: listeners and connections, the error enum and its rendering, response
-//! bodies, the access log, CORS, client addresses, rate limits and the readiness state.
+//! bodies, the access log, CORS, client addresses, per-client connection caps and the
+//! readiness state.
 //! It knows nothing of the API's routes or handlers (those are in [`crate::api`]).
 
 pub mod access_log;

@@ -9,10 +9,9 @@ use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader};
 use super::{
     avif,
     budget::Budget,
-    color,
     decoded::{Decoded, ShrinkHint, upright},
     error::ProcessError,
-    jpeg, svg, tiff_exif,
+    icc, jpeg, svg, tiff_exif,
 };
 use crate::object_name::ImageFormat;
 
@@ -97,7 +96,7 @@ pub(crate) fn decode(
     {
         return Ok(decoded);
     }
-    color::check_profile_size(bytes, format)?;
+    icc::check_profile_size(bytes, format)?;
     let codec = codec_of(format)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), codec);
     let mut limits = image::Limits::default();
@@ -121,7 +120,7 @@ pub(crate) fn decode(
     }
     let icc = decoder.icc_profile().ok().flatten();
     if let Some(icc) = &icc {
-        color::check_profile(icc)?;
+        icc::check_profile(icc)?;
     }
     let exif = decoder.exif_metadata().ok().flatten();
     let orientation = decoder.orientation().map_err(undecodable)?;

@@ -3,7 +3,7 @@
 
 use image::{DynamicImage, metadata::Orientation};
 
-use super::color;
+use super::icc;
 
 /// A decoded image, upright and in sRGB, with what the encoder may need to keep.
 pub(crate) struct Decoded {
@@ -60,7 +60,7 @@ pub(super) fn upright(
         let _ = Orientation::remove_from_exif_chunk(exif);
     }
     let image = match icc {
-        Some(profile) => color::to_srgb(image, profile),
+        Some(profile) => icc::to_srgb(image, profile),
         None => image,
     };
     Decoded {

@@ -29,10 +29,9 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, metadata::Orientation};
 
 use super::{
-    color,
     decoded::{Decoded, Extent, ShrinkHint, upright, whole},
     error::ProcessError,
-    jpeg_markers,
+    icc, jpeg_markers,
     turn::Turn,
 };
 use crate::config::JpegDecoder;
@@ -69,7 +68,7 @@ pub(super) fn decode(
     let wanted = hint(upright_w, upright_h).map(|(w, h)| if turned { (h, w) } else { (w, h) });
     let icc = header.icc_profile().ok().flatten();
     if let Some(icc) = &icc {
-        color::check_profile(icc)?;
+        icc::check_profile(icc)?;
     }
     // Upright, in sRGB (by `rgb_profile`, if any), planned from the file's full size.
     let mut finish = |image: DynamicImage, rgb_profile: Option<&[u8]>| {
@@ -82,7 +81,7 @@ pub(super) fn decode(
         };
         decoded
     };
-    if let Some(profile) = icc.as_deref().filter(|p| color::is_cmyk(p))
+    if let Some(profile) = icc.as_deref().filter(|p| icc::is_cmyk(p))
         && let Some(image) = cmyk(bytes, (width, height), wanted, max_pixels, profile)?
     {
         return Ok(Some(finish(image, None)));
@@ -160,7 +159,7 @@ fn cmyk(
     if !has_adobe_marker(bytes) {
         ink.iter_mut().for_each(|v| *v = 255 - *v);
     }
-    let Some(rgb) = color::cmyk_to_srgb(&ink, profile) else {
+    let Some(rgb) = icc::cmyk_to_srgb(&ink, profile) else {
         return Ok(None);
     };
     let image = image::RgbImage::from_raw(u32::from(w), u32::from(h), rgb)

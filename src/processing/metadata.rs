@@ -16,7 +16,7 @@ use image::{ImageDecoder, ImageReader};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 
-use super::{codec, color, error::ProcessError, exif::ByteOrder, svg};
+use super::{codec, error::ProcessError, exif::ByteOrder, icc, svg};
 use crate::object_name::ImageFormat;
 
 /// SECURITY: the largest EXIF block summarised (a JPEG's APP1 segment cannot be larger; a PNG
@@ -35,7 +35,7 @@ pub(crate) fn describe(bytes: &[u8], format: ImageFormat, frames: usize) -> Resu
         let (width, height) = svg::size(bytes)?;
         (width, height, true, None)
     } else {
-        color::check_profile_size(bytes, format)?;
+        icc::check_profile_size(bytes, format)?;
         let codec = codec::codec_of(format)?;
         let mut decoder = ImageReader::with_format(Cursor::new(bytes), codec)
             .into_decoder()

@@ -6,18 +6,18 @@ mod avif;
 mod blur;
 mod budget;
 mod codec;
-mod color;
-mod colors;
 mod decoded;
 mod error;
 mod exif;
 mod geometry;
+mod icc;
 mod jpeg;
 mod jpeg_markers;
 mod lossless;
 mod memory;
 mod metadata;
 mod operations;
+mod palette;
 mod pool;
 mod smart_crop;
 mod strip;
@@ -247,5 +247,5 @@ pub(crate) fn dominant_colors(
     budget: &Budget,
 ) -> Result<serde_json::Value, ProcessError> {
     let decoded = codec::decode(bytes, format, decoding(limits), &|_, _| Some((64, 64)), budget)?;
-    Ok(serde_json::json!({ "colors": colors::dominant(&decoded.image, count) }))
+    Ok(serde_json::json!({ "colors": palette::dominant(&decoded.image, count) }))
 }
