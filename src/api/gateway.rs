@@ -538,9 +538,13 @@ fn openapi(document: Bytes) -> Response<Body> {
     response
 }
 
+/// A probe's answer: `{"status": …}`, or as an error (`code` `not_ready`).
 fn status_json(status: StatusCode, state: &str) -> Response<Body> {
-    let key = if status.is_success() { "status" } else { "detail" };
-    let mut response = body::json(&serde_json::json!({ key: state }));
+    let json = match status.is_success() {
+        true => serde_json::json!({ "status": state }),
+        false => serde_json::json!({ "detail": state, "code": "not_ready" }),
+    };
+    let mut response = body::json(&json);
     *response.status_mut() = status;
     response
 }

@@ -1,5 +1,7 @@
 //! The HTTP layer's one error enum: every client-visible failure, and the single place where
-//! each one is given its status code, headers and JSON `{"detail": "..."}` body.
+//! each one is given its status code, headers and JSON `{"detail": "...", "code": "..."}` body:
+//! `detail` is for people and may be reworded; `code` is stable, for clients to branch on (the
+//! OpenAPI document's `Error.code` lists them all, and a test holds the two together).
 
 use http::{HeaderValue, Response, StatusCode, header};
 
@@ -160,6 +162,41 @@ impl ApiError {
         }
     }
 
+    /// The stable, machine-readable name of the error (`code` in the body).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidObjectName(_) => "invalid_object_name",
+            Self::ObjectNotFound => "not_found",
+            Self::RouteNotFound => "no_such_route",
+            Self::ProcessingDisabled => "processing_disabled",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::EmptyBody => "empty_body",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::ImageTooLarge(_) => "image_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::BadRequest(_) => "bad_request",
+            Self::UriTooLong { .. } => "uri_too_long",
+            Self::HeadersTooLarge(_) => "headers_too_large",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::BodyStalled(_) => "body_stalled",
+            Self::BodyTooSlow { .. } => "body_too_slow",
+            Self::Unprocessable(_) => "unprocessable",
+            Self::Busy(_) => "busy",
+            Self::StorageUnavailable(_) => "storage_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body: `detail` for people, `code` for programs.
+    fn body_json(&self) -> String {
+        serde_json::json!({ "detail": self.to_string(), "code": self.code() }).to_string()
+    }
+
     /// The full response. 412 has an empty body (it answers a conditional request, like 304).
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
@@ -172,7 +209,7 @@ impl ApiError {
         let mut response = if matches!(self, Self::PreconditionFailed) {
             Response::new(body::empty())
         } else {
-            let json = serde_json::json!({ "detail": self.to_string() }).to_string();
+            let json = self.body_json();
             let mut r = Response::new(body::full(json));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -242,6 +279,80 @@ mod tests {
         assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
         assert_eq!(ApiError::from(StorageError::NotFound).status(), 404);
         assert_eq!(ApiError::from(StorageError::Other("x".into())).status(), 500);
+    }
+
+    /// Every error, once: what the code test walks.
+    fn one_of_each() -> Vec<ApiError> {
+        use std::time::Duration;
+        let s = || String::from("why");
+        vec![
+            ApiError::InvalidObjectName(NameError::Empty),
+            ApiError::ObjectNotFound,
+            ApiError::RouteNotFound,
+            ApiError::ProcessingDisabled,
+            ApiError::MethodNotAllowed { allow: "GET" },
+            ApiError::RangeNotSatisfiable { len: 1 },
+            ApiError::PreconditionFailed,
+            ApiError::EmptyBody,
+            ApiError::PayloadTooLarge {
+                limit: 1,
+                what: "image",
+            },
+            ApiError::UnsupportedMediaType(s()),
+            ApiError::ImageTooLarge(s()),
+            ApiError::Unauthorized,
+            ApiError::Forbidden(s()),
+            ApiError::RateLimited,
+            ApiError::BadRequest(s()),
+            ApiError::UriTooLong { limit: 1 },
+            ApiError::HeadersTooLarge(s()),
+            ApiError::RequestTimeout(Duration::from_secs(1)),
+            ApiError::BodyStalled(Duration::from_secs(1)),
+            ApiError::BodyTooSlow {
+                received: 1,
+                elapsed: Duration::from_secs(1),
+                rate: 1,
+            },
+            ApiError::Unprocessable(s()),
+            ApiError::Busy(s()),
+            ApiError::StorageUnavailable(s()),
+            ApiError::Internal(s()),
+        ]
+    }
+
+    #[test]
+    fn every_code_is_distinct_in_the_body_and_listed_in_the_openapi_document() {
+        let openapi = include_str!("../../docs/openapi.yaml");
+        let listed = openapi
+            .split_once("code:")
+            .and_then(|(_, rest)| rest.split_once("enum: ["))
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(list, _)| list.split(',').map(str::trim).collect::<Vec<_>>())
+            .expect("docs/openapi.yaml lists Error.code's values");
+        let errors = one_of_each();
+        let mut codes: Vec<&str> = errors.iter().map(ApiError::code).collect();
+        for error in &errors {
+            let code = error.code();
+            assert!(
+                listed.contains(&code),
+                "{code} is not in docs/openapi.yaml's Error.code"
+            );
+            if matches!(error, ApiError::PreconditionFailed) {
+                continue; // answered without a body
+            }
+            let body: serde_json::Value = serde_json::from_str(&error.body_json()).unwrap();
+            assert_eq!(body["code"], code);
+            assert_eq!(body["detail"], error.to_string());
+        }
+        codes.push("connection_limit"); // the listener's own 503
+        codes.push("not_ready"); // /readyz's 503
+        codes.sort_unstable();
+        let count = codes.len();
+        codes.dedup();
+        assert_eq!(codes.len(), count, "codes are distinct");
+        let mut documented = listed.clone();
+        documented.sort_unstable();
+        assert_eq!(documented, codes, "the document lists exactly the codes answered");
     }
 
     #[test]

@@ -207,7 +207,8 @@ fn builder(server: &ServerConfig) -> Builder {
 
 /// Answers a connection over `server.max_connections` with a 503 and closes it.
 async fn refuse(mut stream: TcpStream) {
-    const BODY: &str = r#"{"detail": "the server is at its connection limit; retry later"}"#;
+    const BODY: &str =
+        r#"{"detail": "the server is at its connection limit; retry later", "code": "connection_limit"}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
          connection: close\r\ncontent-length: {}\r\n\r\n{BODY}",

@@ -298,6 +298,7 @@ async fn missing_object_is_404(backend: Backend) {
     assert_eq!(response.status, 404);
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(response.detail(), "image not found");
+    assert_eq!(response.code(), "not_found");
 }
 
 async fn methods_and_unknown_paths(backend: Backend) {

@@ -405,6 +405,7 @@ async fn connections_beyond_the_limit_are_refused_cleanly() {
     assert_eq!(refused.status, 503);
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert!(refused.detail().contains("connection limit"), "{}", refused.detail());
+    assert_eq!(refused.code(), "connection_limit");
     // The held connections still work.
     held[0]
         .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -39,6 +39,7 @@ async fn public_readiness_names_checks_without_internal_details() {
     let public = raw_request(server.addr, "GET", "/readyz", &[]).await;
     assert_eq!(public.status, 503);
     assert_eq!(public.detail(), "not ready: storage");
+    assert_eq!(public.code(), "not_ready");
     assert!(!String::from_utf8_lossy(&public.body).contains("127.0.0.1"));
 }
 

@@ -543,9 +543,21 @@ impl RawResponse {
     }
 
     pub fn detail(&self) -> String {
+        self.json_field("detail")
+    }
+
+    /// The error's stable `code`.
+    pub fn code(&self) -> String {
+        self.json_field("code")
+    }
+
+    fn json_field(&self, name: &str) -> String {
         let json: serde_json::Value = serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)));
-        json["detail"].as_str().expect("a string `detail`").to_owned()
+        json[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("a string `{name}`"))
+            .to_owned()
     }
 }
 
