@@ -223,14 +223,14 @@ mod tests {
         }
         async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
             if name.as_str() == self.refuse {
-                return Err(StorageError::Unavailable("refused".into()));
+                return Err(StorageError::unavailable("refused"));
             }
             self.deleted.lock().unwrap().push(name.to_string());
             Ok(())
         }
         async fn delete_variants(&self, name: &ObjectName) -> Result<u64, StorageError> {
             if name.as_str() == self.refuse_variants {
-                return Err(StorageError::Unavailable("refused".into()));
+                return Err(StorageError::unavailable("refused"));
             }
             Ok(1)
         }

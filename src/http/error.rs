@@ -82,9 +82,9 @@ pub enum ApiError {
     /// Too much of one kind of work at once (e.g. uploads); answered with `Retry-After`.
     #[error("{0}")]
     Busy(String),
-    /// The reason is logged, never sent: it may name internal hosts.
+    /// The cause is logged, never sent: it may name internal hosts.
     #[error("storage is temporarily unavailable; retry later")]
-    StorageUnavailable(String),
+    StorageUnavailable(StorageError),
     #[error("internal error")]
     Internal(String),
 }
@@ -93,8 +93,8 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotFound => Self::ObjectNotFound,
-            StorageError::Unavailable(reason) => Self::StorageUnavailable(reason),
-            StorageError::Other(reason) => Self::Internal(reason),
+            e @ StorageError::Unavailable(_) => Self::StorageUnavailable(e),
+            e @ StorageError::Other(_) => Self::Internal(e.to_string()),
         }
     }
 }
@@ -201,7 +201,10 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         match &self {
-            Self::StorageUnavailable(reason) | Self::Internal(reason) => {
+            Self::StorageUnavailable(cause) => {
+                tracing::warn!(status = status.as_u16(), reason = %cause, "request failed");
+            }
+            Self::Internal(reason) => {
                 tracing::warn!(status = status.as_u16(), reason = %reason, "request failed");
             }
             other => tracing::debug!(status = status.as_u16(), error = %other, "request refused"),
@@ -270,7 +273,7 @@ mod tests {
 
     #[test]
     fn statuses_and_headers() {
-        let r = ApiError::StorageUnavailable("db down at 10.0.0.1".into()).into_response();
+        let r = ApiError::StorageUnavailable(StorageError::unavailable("db down at 10.0.0.1")).into_response();
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[header::RETRY_AFTER], "5");
         let r = ApiError::RangeNotSatisfiable { len: 42 }.into_response();
@@ -278,7 +281,7 @@ mod tests {
         let r = ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
         assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
         assert_eq!(ApiError::from(StorageError::NotFound).status(), 404);
-        assert_eq!(ApiError::from(StorageError::Other("x".into())).status(), 500);
+        assert_eq!(ApiError::from(StorageError::other("x")).status(), 500);
     }
 
     /// Every error, once: what the code test walks.
@@ -315,7 +318,7 @@ mod tests {
             },
             ApiError::Unprocessable(s()),
             ApiError::Busy(s()),
-            ApiError::StorageUnavailable(s()),
+            ApiError::StorageUnavailable(StorageError::unavailable("why")),
             ApiError::Internal(s()),
         ]
     }
@@ -357,7 +360,7 @@ mod tests {
 
     #[test]
     fn internal_reasons_are_not_sent() {
-        let text = ApiError::StorageUnavailable("db down at 10.0.0.1".into()).to_string();
+        let text = ApiError::StorageUnavailable(StorageError::unavailable("db down at 10.0.0.1")).to_string();
         assert!(!text.contains("10.0.0.1"));
     }
 }

@@ -151,7 +151,7 @@ mod tests {
         let health = Health::new(vec![Latch::loaded("credentials", source)]);
         credentials.send_replace(Some(()));
         let not_ready = |health: &Health| health.readiness().unwrap_err().to_string();
-        let refused = StorageError::Unavailable("connection refused".into());
+        let refused = StorageError::unavailable("connection refused");
         assert_eq!(not_ready(&health), "storage: no successful check yet");
         health.record_storage_check(Err(&refused));
         assert_eq!(not_ready(&health), "storage: storage unavailable: connection refused");

@@ -124,7 +124,9 @@ impl VariantKey {
     }
 }
 
-/// Storage failures, in the three kinds the HTTP layer treats differently.
+/// Storage failures, in the three kinds the HTTP layer treats differently. The two failures
+/// keep what caused them, as object_store's errors do: a sentence of context and the error
+/// underneath ([`Failure`], its `source()`), never flattened into a string.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The object does not exist (404).
@@ -132,13 +134,82 @@ pub enum StorageError {
     NotFound,
     /// Storage cannot be reached, is too slow, refuses our credentials or fails on its side (503).
     #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Failure),
     /// Anything else (500).
     #[error("storage error: {0}")]
-    Other(String),
+    Other(#[source] Failure),
+}
+
+/// What failed, and the error that made it fail when there is one. Shown as the context and
+/// then every error of the chain (`cannot delete variants: …: …`), so a log line says it all;
+/// shared, because a failure reaches every waiter of a single flight.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    context: std::borrow::Cow<'static, str>,
+    cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.context)?;
+        let mut next: Option<&(dyn std::error::Error + 'static)> = self.cause.as_deref().map(|e| e as _);
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|e| e as _)
+    }
 }
 
 impl StorageError {
+    /// Storage is unavailable; `context` says what failed ([`because`](Self::because) adds why).
+    pub fn unavailable(context: impl Into<std::borrow::Cow<'static, str>>) -> StorageError {
+        StorageError::Unavailable(Failure {
+            context: context.into(),
+            cause: None,
+        })
+    }
+
+    /// Any other failure; `context` says what failed ([`because`](Self::because) adds why).
+    pub fn other(context: impl Into<std::borrow::Cow<'static, str>>) -> StorageError {
+        StorageError::Other(Failure {
+            context: context.into(),
+            cause: None,
+        })
+    }
+
+    /// The failure, its context prefixed with `what` (`bucket images at http://…: …`).
+    pub fn context(self, what: impl std::fmt::Display) -> StorageError {
+        let prefix = |failure: Failure| Failure {
+            context: format!("{what}: {}", failure.context).into(),
+            ..failure
+        };
+        match self {
+            StorageError::Unavailable(failure) => StorageError::Unavailable(prefix(failure)),
+            StorageError::Other(failure) => StorageError::Other(prefix(failure)),
+            not_found => not_found,
+        }
+    }
+
+    /// The failure, with `cause` kept as its source.
+    pub fn because(self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
+        let keep = |failure: Failure| Failure {
+            cause: Some(std::sync::Arc::from(cause.into())),
+            ..failure
+        };
+        match self {
+            StorageError::Unavailable(failure) => StorageError::Unavailable(keep(failure)),
+            StorageError::Other(failure) => StorageError::Other(keep(failure)),
+            not_found => not_found,
+        }
+    }
+
     /// Deleting what is already gone succeeds: maps `NotFound` to `Ok`.
     pub fn ignore_not_found(result: Result<(), StorageError>) -> Result<(), StorageError> {
         match result {
@@ -240,4 +311,40 @@ pub trait Storage: Send + Sync + 'static {
 
     /// A cheap check that storage is reachable and ours to use (for readiness).
     async fn check(&self) -> Result<(), StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    #[test]
+    fn a_failure_keeps_its_cause_and_says_the_whole_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = StorageError::unavailable("the storage request failed").because(io);
+        assert_eq!(
+            e.to_string(),
+            "storage unavailable: the storage request failed: connection refused"
+        );
+        let failure = e.source().expect("the failure is the error's source");
+        let cause = failure.source().expect("the cause is kept");
+        let io = cause.downcast_ref::<std::io::Error>().expect("as the io::Error it was");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(e.clone().to_string(), e.to_string(), "a clone shares the cause");
+        let e = e.context("bucket images at http://127.0.0.1:9000");
+        assert_eq!(
+            e.to_string(),
+            "storage unavailable: bucket images at http://127.0.0.1:9000: the storage request failed: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_failure_without_a_cause_is_its_context_and_not_found_takes_none() {
+        let e = StorageError::other("unexpected Content-Range bytes 1-2/3");
+        assert_eq!(e.to_string(), "storage error: unexpected Content-Range bytes 1-2/3");
+        assert!(e.source().and_then(Error::source).is_none());
+        let io = std::io::Error::other("ignored");
+        assert!(matches!(StorageError::NotFound.because(io), StorageError::NotFound));
+    }
 }

@@ -71,9 +71,9 @@ pub(super) fn all(root: std::path::PathBuf, page_size: usize) -> ListStream<'sta
     let (pages, mut receiver) = mpsc::channel(PAGES_AHEAD);
     tokio::task::spawn_blocking(move || {
         if let Err(e) = walk(&root, page_size, &pages) {
-            let _ = pages.blocking_send(Err(StorageError::Unavailable(format!(
-                "cannot list storage folder: {e}"
-            ))));
+            let _ = pages.blocking_send(Err(
+                StorageError::unavailable("cannot list the storage folder").because(e)
+            ));
         }
     });
     Box::pin(futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx)))

@@ -32,7 +32,7 @@ impl FsStorage {
     pub async fn new(root: &Path) -> Result<Self, StorageError> {
         tokio::fs::create_dir_all(root)
             .await
-            .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", root.display())))?;
+            .map_err(|e| StorageError::unavailable(format!("cannot create {}", root.display())).because(e))?;
         Ok(Self {
             root: root.to_owned(),
             inline_reads: true,
@@ -93,7 +93,7 @@ impl FsStorage {
         };
         blocking(write)
             .await?
-            .map_err(|e| StorageError::Unavailable(format!("write failed: {e}")))
+            .map_err(|e| StorageError::unavailable("write failed").because(e))
     }
 
     /// A missing file is NotFound only while the root itself is there; a vanished root
@@ -102,10 +102,10 @@ impl FsStorage {
         if e.kind() == io::ErrorKind::NotFound {
             match tokio::fs::metadata(&self.root).await {
                 Ok(m) if m.is_dir() => StorageError::NotFound,
-                _ => StorageError::Unavailable(format!("storage folder {} is not available", self.root.display())),
+                _ => StorageError::unavailable(format!("storage folder {} is not available", self.root.display())),
             }
         } else {
-            StorageError::Unavailable(format!("file system error: {e}"))
+            StorageError::unavailable("file system error").because(e)
         }
     }
 }
@@ -114,7 +114,7 @@ impl FsStorage {
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| StorageError::Other(format!("file task failed: {e}")))
+        .map_err(|e| StorageError::other("file task failed").because(e))
 }
 
 enum Opened {
@@ -219,7 +219,7 @@ fn read_exact_at(mut file: &File, offset: u64, len: usize) -> io::Result<Bytes> 
 /// The next chunk at `offset`: from the page cache right here when `inline` allows it (a
 /// short read is fine, the stream goes on from where it stopped), else on the blocking pool.
 async fn read_next(file: &Arc<File>, offset: u64, remaining: u64, inline: bool) -> Result<Bytes, StorageError> {
-    let failed = |e: io::Error| StorageError::Unavailable(format!("read failed: {e}"));
+    let failed = |e: io::Error| StorageError::unavailable("read failed").because(e);
     let len = chunk_len(remaining);
     if inline {
         match page_cache::read(file, offset, len).map_err(failed)? {
@@ -346,14 +346,14 @@ impl Storage for FsStorage {
             Ok(removed)
         })
         .await?;
-        removed.map_err(|e| StorageError::Unavailable(format!("cannot delete variants: {e}")))
+        removed.map_err(|e| StorageError::unavailable("cannot delete variants").because(e))
     }
 
     async fn sweep_incomplete(&self, older_than: std::time::Duration) -> Result<u64, StorageError> {
         let root = self.root.clone();
         blocking(move || listing::sweep_temporary(&root, older_than))
             .await?
-            .map_err(|e| StorageError::Unavailable(format!("cannot sweep storage folder: {e}")))
+            .map_err(|e| StorageError::unavailable("cannot sweep storage folder").because(e))
     }
 
     async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
@@ -367,7 +367,7 @@ impl Storage for FsStorage {
     async fn check(&self) -> Result<(), StorageError> {
         match tokio::fs::metadata(&self.root).await {
             Ok(m) if m.is_dir() => Ok(()),
-            _ => Err(StorageError::Unavailable(format!(
+            _ => Err(StorageError::unavailable(format!(
                 "storage folder {} is not available",
                 self.root.display()
             ))),
@@ -379,8 +379,8 @@ impl Storage for FsStorage {
         let start_after = start_after.map(str::to_owned);
         tokio::task::spawn_blocking(move || listing::page(&root, start_after.as_deref(), limit.max(1)))
             .await
-            .map_err(|e| StorageError::Other(e.to_string()))?
-            .map_err(|e| StorageError::Unavailable(format!("cannot list {}: {e}", "storage folder")))
+            .map_err(|e| StorageError::other("the listing task failed").because(e))?
+            .map_err(|e| StorageError::unavailable("cannot list the storage folder").because(e))
     }
 
     /// One walk of the folder (a page per `page_size` files, in directory order) instead of

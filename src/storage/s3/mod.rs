@@ -10,7 +10,7 @@ use aws_sdk_s3::config::IdentityCache;
 use aws_sdk_s3::{
     Client,
     config::{BehaviorVersion, Credentials, Region, http::HttpResponse, retry::RetryConfig, timeout::TimeoutConfig},
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    error::{ProvideErrorMetadata, SdkError},
     types::{Delete, ObjectIdentifier},
 };
 use bytes::Bytes;
@@ -38,6 +38,8 @@ pub struct S3Storage {
     reader: Result<reader::Reader, String>,
     bucket: String,
     prefix: String,
+    /// Where the bucket is, for the readiness check's explanation (the admin listener's).
+    endpoint: String,
 }
 
 /// Credentials that follow a watched Kubernetes Secret: every request signs with the latest
@@ -126,11 +128,12 @@ impl S3Storage {
             reader,
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
+            endpoint: config.endpoint.clone().unwrap_or_else(|| "AWS S3".into()),
         }
     }
 
     fn reader(&self) -> Result<&reader::Reader, StorageError> {
-        self.reader.as_ref().map_err(|e| StorageError::Other(e.clone()))
+        self.reader.as_ref().map_err(|e| StorageError::other(e.clone()))
     }
 
     fn key(&self, name: &ObjectName) -> String {
@@ -159,12 +162,12 @@ impl S3Storage {
         let objects = keys
             .map(|key| ObjectIdentifier::builder().key(key).build())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StorageError::Other(e.to_string()))?;
+            .map_err(|e| StorageError::other("cannot build the delete request").because(e))?;
         let delete = Delete::builder()
             .set_objects(Some(objects))
             .quiet(true)
             .build()
-            .map_err(|e| StorageError::Other(e.to_string()))?;
+            .map_err(|e| StorageError::other("cannot build the delete request").because(e))?;
         self.client
             .delete_objects()
             .bucket(&self.bucket)
@@ -220,29 +223,30 @@ where
 {
     let status = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            return StorageError::Unavailable(DisplayErrorContext(&err).to_string());
+            return StorageError::unavailable("the storage request failed").because(err);
         }
         SdkError::ServiceError(service) => service.raw().status().as_u16(),
         // Our inputs are validated, so this is a request that could not be signed: no credentials yet.
         SdkError::ConstructionFailure(_) => {
-            return StorageError::Unavailable(format!("cannot sign the request: {}", DisplayErrorContext(&err)));
+            return StorageError::unavailable("cannot sign the request").because(err);
         }
-        _ => return StorageError::Other(DisplayErrorContext(&err).to_string()),
+        _ => return StorageError::other("the storage request failed").because(err),
     };
-    status_error(status, err.code(), || {
-        format!("storage answered {status}: {}", DisplayErrorContext(&err))
+    let code = err.code().map(str::to_owned);
+    status_error(status, code.as_deref(), || {
+        StorageError::other(format!("storage answered {status}")).because(err)
     })
 }
 
 /// The storage error for an S3 error answer (both read paths classify alike); `other`
-/// describes an unexpected one.
-fn status_error(status: u16, code: Option<&str>, other: impl FnOnce() -> String) -> StorageError {
+/// makes the error for an unexpected one.
+fn status_error(status: u16, code: Option<&str>, other: impl FnOnce() -> StorageError) -> StorageError {
     match (status, code) {
-        (_, Some("NoSuchBucket")) => StorageError::Unavailable("the configured bucket does not exist".into()),
+        (_, Some("NoSuchBucket")) => StorageError::unavailable("the configured bucket does not exist"),
         (404, _) => StorageError::NotFound,
-        (401 | 403, _) => StorageError::Unavailable(format!("storage refused our credentials ({status})")),
-        (500.., _) | (429, _) => StorageError::Unavailable(format!("storage answered {status}")),
-        _ => StorageError::Other(other()),
+        (401 | 403, _) => StorageError::unavailable(format!("storage refused our credentials ({status})")),
+        (500.., _) | (429, _) => StorageError::unavailable(format!("storage answered {status}")),
+        _ => other(),
     }
 }
 
@@ -304,7 +308,7 @@ impl Storage for S3Storage {
                 let key = e.key()?.strip_prefix(&self.prefix)?;
                 let name = names.iter().find(|n| n.as_str() == key)?.clone();
                 let why = format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or_default());
-                Some((name, StorageError::Other(why)))
+                Some((name, StorageError::other(why)))
             })
             .collect();
         Ok(failed)
@@ -341,7 +345,7 @@ impl Storage for S3Storage {
             let out = self.delete_keys(keys.into_iter()).await?;
             if let Some(e) = out.errors().first() {
                 let why = format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or_default());
-                return Err(StorageError::Other(format!("cannot delete variants: {why}")));
+                return Err(StorageError::other("cannot delete variants").because(why));
             }
             deleted += count;
         }
@@ -354,7 +358,7 @@ impl Storage for S3Storage {
             .bucket(&self.bucket)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(e).context(format!("bucket {} at {}", self.bucket, self.endpoint)))?;
         Ok(())
     }
 

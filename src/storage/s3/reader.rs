@@ -142,7 +142,7 @@ impl Reader {
             response
                 .into_body()
                 .into_data_stream()
-                .map_err(|e| StorageError::Unavailable(format!("storage body failed: {e}"))),
+                .map_err(|e| StorageError::unavailable("storage body failed").because(e)),
         );
         Ok(GetResult { meta, range, body })
     }
@@ -163,7 +163,7 @@ impl Reader {
                 Ok(response) if attempts > 0 && response.status().is_server_error() => {}
                 Ok(response) => return Ok(response),
                 Err(_) if attempts > 0 => {}
-                Err(e) => return Err(StorageError::Unavailable(format!("storage request failed: {e:?}"))),
+                Err(e) => return Err(StorageError::unavailable("storage request failed").because(e)),
             }
         }
     }
@@ -214,12 +214,12 @@ impl Reader {
         builder
             .header(header::AUTHORIZATION, authorization)
             .body(SdkBody::empty())
-            .map_err(|e| StorageError::Other(format!("cannot build the storage request: {e}")))
+            .map_err(|e| StorageError::other("cannot build the storage request").because(e))
     }
 
     /// The key pair to sign with now.
     async fn credentials(&self) -> Result<Credentials, StorageError> {
-        let unavailable = |why: String| StorageError::Unavailable(format!("cannot sign the request: {why}"));
+        let unavailable = |why: String| StorageError::unavailable("cannot sign the request").because(why);
         let provider = self
             .credentials
             .as_ref()
@@ -312,7 +312,7 @@ async fn check(response: Response<Incoming>) -> Result<Response<Incoming>, Stora
         None
     };
     Err(status_error(status.as_u16(), code.as_deref(), || {
-        format!("storage answered {status}")
+        StorageError::other(format!("storage answered {status}"))
     }))
 }
 
@@ -332,7 +332,7 @@ fn meta(headers: &HeaderMap) -> Result<(ObjectMeta, ByteRange), StorageError> {
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let (range, len) = match text(header::CONTENT_RANGE) {
         Some(value) => {
-            content_range(value).ok_or_else(|| StorageError::Other(format!("unexpected Content-Range {value}")))?
+            content_range(value).ok_or_else(|| StorageError::other(format!("unexpected Content-Range {value}")))?
         }
         None => {
             let len: u64 = text(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()).unwrap_or(0);

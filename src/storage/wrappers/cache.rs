@@ -176,8 +176,8 @@ impl CachedStorage {
             whole.extend_from_slice(&chunk);
         }
         if whole.len() as u64 != len {
-            return Err(Skipped::Failed(StorageError::Unavailable(
-                "the object changed while it was read".into(),
+            return Err(Skipped::Failed(StorageError::unavailable(
+                "the object changed while it was read",
             )));
         }
         Ok(Arc::new(Entry::Object {

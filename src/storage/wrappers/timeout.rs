@@ -31,7 +31,7 @@ impl TimeoutStorage {
 
     async fn bounded<T>(&self, call: impl Future<Output = Result<T, StorageError>>) -> Result<T, StorageError> {
         tokio::time::timeout(self.timeout, call).await.unwrap_or_else(|_| {
-            Err(StorageError::Unavailable(format!(
+            Err(StorageError::unavailable(format!(
                 "storage did not answer within {:?}",
                 self.timeout
             )))
@@ -153,7 +153,7 @@ impl Stream for IdleTimeout {
                 }
                 Poll::Ready(()) => {
                     self.done = true;
-                    Poll::Ready(Some(Err(StorageError::Unavailable(format!(
+                    Poll::Ready(Some(Err(StorageError::unavailable(format!(
                         "storage stalled for {:?} mid-body",
                         self.limit
                     )))))
