@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use contract::{
-    ByteRange, ByteStream, GetResult, ListPage, ListStream, ListedObject, ObjectMeta, Storage, StorageError,
+    ByteRange, ByteStream, Failure, GetResult, ListPage, ListStream, ListedObject, ObjectMeta, Storage, StorageError,
     VARIANTS_DIR, VariantKey,
 };
 pub use fs::FsStorage;
