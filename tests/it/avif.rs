@@ -6,8 +6,8 @@
 use image::{DynamicImage, RgbaImage};
 
 use crate::{
-    process_ops::{card, detail, encoded, post},
-    support::{Backend, Fixture, TestServer, client, raw_request, within},
+    process_ops::{card, encoded},
+    support::{Backend, Fixture, TestServer, client, detail, post, raw_request, within},
 };
 use image_gateway::object_name::ImageFormat;
 

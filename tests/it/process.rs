@@ -3,40 +3,17 @@
 
 use reqwest::header;
 
-use crate::support::{Backend, Fixture, TestServer, client, within};
+use crate::support::{Backend, Fixture, TestServer, client, dimensions, post_response, within};
 
 const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
 const JPEG: &[u8] = include_bytes!("../fixtures/sample.jpg");
-
-async fn post(
-    server: &TestServer,
-    target: &str,
-    content_type: &str,
-    body: &[u8],
-    accept: Option<&str>,
-) -> reqwest::Response {
-    let mut request = client()
-        .post(server.url(target))
-        .header(header::CONTENT_TYPE, content_type)
-        .body(body.to_vec());
-    if let Some(accept) = accept {
-        request = request.header(header::ACCEPT, accept);
-    }
-    within("process", request.send()).await.unwrap()
-}
-
-fn dimensions(bytes: &[u8]) -> (u32, u32, image::ImageFormat) {
-    let format = image::guess_format(bytes).unwrap();
-    let decoded = image::load_from_memory(bytes).unwrap();
-    (decoded.width(), decoded.height(), format)
-}
 
 async fn resize_answers_in_three_forms(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let server = TestServer::start(&fx).await;
 
     // Stored: 201 with the page's fields, and the result downloads at its upload_url.
-    let response = post(&server, "/v1/image/resize?width=12", "image/png", PNG, None).await;
+    let response = post_response(&server, "/v1/image/resize?width=12", "image/png", PNG, None).await;
     assert_eq!(response.status(), 201);
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!((json["width"].as_u64(), json["height"].as_u64()), (Some(12), Some(8)));
@@ -50,7 +27,7 @@ async fn resize_answers_in_three_forms(backend: Backend) {
     assert_eq!(dimensions(&bytes), (12, 8, image::ImageFormat::Png));
 
     // The bytes themselves for `Accept: image/*`, converted to JPEG at a quality.
-    let response = post(
+    let response = post_response(
         &server,
         "/v1/image/resize?height=8&format=jpeg&quality=60",
         "image/png",
@@ -67,7 +44,7 @@ async fn resize_answers_in_three_forms(backend: Backend) {
     );
 
     // Chained: a stored object as the source, no body sent again.
-    let response = post(
+    let response = post_response(
         &server,
         &format!("/v1/image/resize?source={name}&width=6&fit=fill&height=6"),
         "image/png",
@@ -82,7 +59,7 @@ async fn resize_answers_in_three_forms(backend: Backend) {
     );
 
     // A JPEG input stays JPEG; cover crops to the box.
-    let response = post(
+    let response = post_response(
         &server,
         "/v1/image/resize?width=10&height=10&fit=cover",
         "image/jpeg",
@@ -135,7 +112,7 @@ async fn bad_input_is_refused_clearly(backend: Backend) {
         ),
     ];
     for (target, content_type, body, status, detail) in cases {
-        let response = post(&server, target, content_type, body, None).await;
+        let response = post_response(&server, target, content_type, body, None).await;
         assert_eq!(response.status().as_u16(), status, "{target}");
         let json: serde_json::Value = response.json().await.unwrap();
         let text = json["detail"].as_str().unwrap();
@@ -145,14 +122,14 @@ async fn bad_input_is_refused_clearly(backend: Backend) {
     let mut corrupt = PNG.to_vec();
     let middle = corrupt.len() / 2;
     corrupt[middle..middle + 16].fill(0xAB);
-    let response = post(&server, "/v1/image/resize?width=10", "image/png", &corrupt, None).await;
+    let response = post_response(&server, "/v1/image/resize?width=10", "image/png", &corrupt, None).await;
     assert_eq!(response.status(), 422, "{}", response.text().await.unwrap());
     let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
     bomb.extend(100_000u32.to_be_bytes());
     bomb.extend(100_000u32.to_be_bytes());
     bomb.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
     bomb.extend([0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]);
-    let response = post(&server, "/v1/image/resize?width=10", "image/png", &bomb, None).await;
+    let response = post_response(&server, "/v1/image/resize?width=10", "image/png", &bomb, None).await;
     assert_eq!(response.status(), 413);
     // Nothing was stored by any of them.
     let listed = within("list", fx.setup.list(None, 100)).await.unwrap();
@@ -173,7 +150,7 @@ crate::on_every_backend!(
 async fn results_inline_when_not_stored() {
     let fx = Fixture::with(Backend::Fs, |c| c.processing.store_results = false).await;
     let server = TestServer::start(&fx).await;
-    let response = post(&server, "/v1/image/resize?width=12&format=webp", "image/png", PNG, None).await;
+    let response = post_response(&server, "/v1/image/resize?width=12&format=webp", "image/png", PNG, None).await;
     assert_eq!(response.status(), 200);
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(json["content_type"], "image/webp");
@@ -231,7 +208,7 @@ async fn exif_orientation_is_applied() {
         (8, green, white, true),
     ];
     for (orientation, top_left, top_right, swapped) in expected {
-        let response = post(
+        let response = post_response(
             &server,
             "/v1/image/resize?format=png",
             "image/jpeg",
@@ -270,7 +247,7 @@ async fn metadata_is_stripped() {
     let server = TestServer::start(&fx).await;
     let input = oriented_jpeg(6);
     assert!(input.windows(4).any(|w| w == b"Exif"));
-    let response = post(
+    let response = post_response(
         &server,
         "/v1/image/resize?width=16",
         "image/jpeg",
@@ -296,13 +273,13 @@ async fn processing_is_measured() {
     let fx = Fixture::new(Backend::Fs).await;
     let server = TestServer::start(&fx).await;
     assert_eq!(
-        post(&server, "/v1/image/resize?width=12", "image/png", PNG, None)
+        post_response(&server, "/v1/image/resize?width=12", "image/png", PNG, None)
             .await
             .status(),
         201
     );
     assert_eq!(
-        post(&server, "/v1/image/resize?width=12", "image/png", b"nope", None)
+        post_response(&server, "/v1/image/resize?width=12", "image/png", b"nope", None)
             .await
             .status(),
         415
@@ -351,7 +328,7 @@ async fn every_operation_does_what_it_says(backend: Backend) {
         let server = &server;
         let quadrants = quadrants.clone();
         async move {
-            let response = post(server, &target, "image/jpeg", &quadrants, Some(accept)).await;
+            let response = post_response(server, &target, "image/jpeg", &quadrants, Some(accept)).await;
             assert_eq!(response.status(), 200, "{target}");
             response.bytes().await.unwrap().to_vec()
         }
@@ -418,7 +395,7 @@ async fn every_operation_does_what_it_says(backend: Backend) {
         ("/v1/image/rotate?angle=90&sigma=1", 400, "sigma"),
         ("/v1/image/sharpen-ish", 404, "no such endpoint"),
     ] {
-        let response = post(&server, target, "image/jpeg", &quadrants, None).await;
+        let response = post_response(&server, target, "image/jpeg", &quadrants, None).await;
         assert_eq!(response.status().as_u16(), status, "{target}");
         let json: serde_json::Value = response.json().await.unwrap();
         assert!(json["detail"].as_str().unwrap().contains(detail), "{target}: {json}");
@@ -442,7 +419,7 @@ async fn animated_images_are_refused_not_cut_to_one_frame() {
     image::codecs::gif::GifEncoder::new(&mut gif)
         .encode_frames(frames)
         .unwrap();
-    let response = post(&server, "/v1/image/resize?width=2", "image/gif", &gif, None).await;
+    let response = post_response(&server, "/v1/image/resize?width=2", "image/gif", &gif, None).await;
     assert_eq!(response.status(), 422);
     let json: serde_json::Value = response.json().await.unwrap();
     assert!(
@@ -466,7 +443,7 @@ async fn filters_and_adjustments(backend: Backend) {
     let run = |target: &'static str| {
         let (server, png) = (&server, png.clone());
         async move {
-            let response = post(server, target, "image/png", &png, Some("image/png")).await;
+            let response = post_response(server, target, "image/png", &png, Some("image/png")).await;
             assert_eq!(response.status(), 200, "{target}");
             image::load_from_memory(&response.bytes().await.unwrap())
                 .unwrap()
@@ -504,7 +481,7 @@ async fn filters_and_adjustments(backend: Backend) {
         ("/v1/image/adjust/saturation?value=-1", "`value`"),
         ("/v1/image/filter/sharpen?sigma=99", "`sigma`"),
     ] {
-        let response = post(&server, target, "image/png", &png, None).await;
+        let response = post_response(&server, target, "image/png", &png, None).await;
         assert_eq!(response.status(), 400, "{target}");
         let json: serde_json::Value = response.json().await.unwrap();
         assert!(json["detail"].as_str().unwrap().contains(detail), "{target}: {json}");
@@ -528,7 +505,7 @@ async fn metadata_is_extracted_and_gps_flagged(backend: Backend) {
     app1.extend(b"Exif\0\0");
     app1.extend(tiff);
     jpeg.splice(2..app1_end, app1);
-    let response = post(&server, "/v1/image/extract/metadata", "image/jpeg", &jpeg, None).await;
+    let response = post_response(&server, "/v1/image/extract/metadata", "image/jpeg", &jpeg, None).await;
     assert_eq!(response.status(), 200);
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(json["format"], "jpeg");
@@ -549,7 +526,7 @@ async fn metadata_is_extracted_and_gps_flagged(backend: Backend) {
     assert_eq!(json["exif"]["gps"], true, "{json}");
     assert!(json["exif"]["warning"].as_str().unwrap().contains("GPS"));
     // A PNG without EXIF: exif is null; nothing is stored either way.
-    let response = post(&server, "/v1/image/extract/metadata", "image/png", PNG, None).await;
+    let response = post_response(&server, "/v1/image/extract/metadata", "image/png", PNG, None).await;
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(
         (json["width"].as_u64(), json["exif"].is_null()),
@@ -576,7 +553,7 @@ async fn dominant_colors_with_their_shares(backend: Backend) {
     image::DynamicImage::ImageRgb8(source)
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
-    let response = post(&server, "/v1/image/extract/colors?count=2", "image/png", &png, None).await;
+    let response = post_response(&server, "/v1/image/extract/colors?count=2", "image/png", &png, None).await;
     assert_eq!(response.status(), 200);
     let json: serde_json::Value = response.json().await.unwrap();
     let colors = json["colors"].as_array().unwrap();
@@ -589,7 +566,7 @@ async fn dominant_colors_with_their_shares(backend: Backend) {
     );
     let share = colors[0]["share"].as_f64().unwrap();
     assert!((0.6..=0.85).contains(&share), "about three quarters: {json}");
-    let response = post(&server, "/v1/image/extract/colors?count=40", "image/png", &png, None).await;
+    let response = post_response(&server, "/v1/image/extract/colors?count=40", "image/png", &png, None).await;
     assert_eq!(response.status(), 400);
 }
 

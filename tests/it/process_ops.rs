@@ -8,25 +8,7 @@ use std::io::Cursor;
 use image::{DynamicImage, GenericImageView, ImageEncoder, RgbImage, RgbaImage};
 use reqwest::header;
 
-use crate::support::{Backend, Fixture, TestServer, client, within};
-
-/// POSTs `body` (or nothing, for `?source=`) and returns the status and the body.
-pub(crate) async fn post(
-    server: &TestServer,
-    target: &str,
-    content_type: &str,
-    body: &[u8],
-    accept: &str,
-) -> (u16, Vec<u8>) {
-    let request = client()
-        .post(server.url(target))
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::ACCEPT, accept)
-        .body(body.to_vec());
-    let response = within("process", request.send()).await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.bytes().await.unwrap().to_vec())
-}
+use crate::support::{Backend, Fixture, TestServer, client, detail, post, within};
 
 /// `image` encoded as `format`.
 pub(crate) fn encoded(image: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
@@ -46,11 +28,6 @@ pub(crate) fn card(w: u32, h: u32) -> RgbImage {
             channel(((x + y) * 127 / (w + h)) as i32 + 64),
         ])
     })
-}
-
-pub(crate) fn detail(body: &[u8]) -> String {
-    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    json["detail"].as_str().unwrap_or_default().to_owned()
 }
 
 async fn geometry_operations_do_what_they_say(backend: Backend) {

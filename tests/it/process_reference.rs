@@ -12,10 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{
-    process_ops::{detail, post},
-    support::{Backend, Fixture, TestServer, python, scratch_dir},
-};
+use crate::support::{Backend, Fixture, TestServer, detail, post, python, scratch_dir};
 
 /// Where Debian's `mate-backgrounds` puts its photographs (the test command installs it).
 const MATE: &str = "/usr/share/backgrounds/mate";

@@ -748,3 +748,41 @@ pub fn certificate(dir: &Path, name: &str) -> Certificate {
     }
     Certificate { ca, cert, key }
 }
+
+/// POSTs `body` to `target` as `content_type`, asking for `accept` when given; the response.
+pub async fn post_response(
+    server: &TestServer,
+    target: &str,
+    content_type: &str,
+    body: &[u8],
+    accept: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client()
+        .post(server.url(target))
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(body.to_vec());
+    if let Some(accept) = accept {
+        request = request.header(reqwest::header::ACCEPT, accept);
+    }
+    within("post", request.send()).await.unwrap()
+}
+
+/// POSTs `body` (or nothing, for `?source=`) asking for `accept`; the status and the body.
+pub async fn post(server: &TestServer, target: &str, content_type: &str, body: &[u8], accept: &str) -> (u16, Vec<u8>) {
+    let response = post_response(server, target, content_type, body, Some(accept)).await;
+    let status = response.status().as_u16();
+    (status, within("post body", response.bytes()).await.unwrap().to_vec())
+}
+
+/// The `detail` of an error body; empty when there is none.
+pub fn detail(body: &[u8]) -> String {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    json["detail"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Width, height and format of an encoded image.
+pub fn dimensions(bytes: &[u8]) -> (u32, u32, image::ImageFormat) {
+    let format = image::guess_format(bytes).unwrap();
+    let decoded = image::load_from_memory(bytes).unwrap();
+    (decoded.width(), decoded.height(), format)
+}

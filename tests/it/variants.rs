@@ -11,17 +11,10 @@ use image_gateway::{
     object_name::ImageFormat,
 };
 
-use crate::support::{Backend, Fixture, MISSING_OBJECT, TestServer, metrics_text, raw_request, sample};
+use crate::support::{Backend, Fixture, MISSING_OBJECT, TestServer, dimensions, metrics_text, raw_request, sample};
 
 const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
 const JPEG: &[u8] = include_bytes!("../fixtures/sample.jpg");
-
-/// Width, height and format of an encoded image.
-fn decoded(bytes: &[u8]) -> (u32, u32, image::ImageFormat) {
-    let format = image::guess_format(bytes).unwrap();
-    let image = image::load_from_memory(bytes).unwrap();
-    (image.width(), image.height(), format)
-}
 
 async fn a_variant_is_rendered_with_validators_and_ranges_of_its_own(backend: Backend) {
     let fx = Fixture::new(backend).await;
@@ -33,7 +26,7 @@ async fn a_variant_is_rendered_with_validators_and_ranges_of_its_own(backend: Ba
     let target = format!("/v1/image/download/{name}?w=16&format=webp");
     let variant = raw_request(server.addr, "GET", &target, &[]).await;
     assert_eq!(variant.status, 200);
-    assert_eq!(decoded(&variant.body), (16, 11, image::ImageFormat::WebP));
+    assert_eq!(dimensions(&variant.body), (16, 11, image::ImageFormat::WebP));
     assert_eq!(variant.header("content-type"), Some("image/webp"));
     let stem = name.as_str().trim_end_matches(".png");
     assert_eq!(
@@ -85,7 +78,7 @@ async fn a_variant_is_rendered_with_validators_and_ranges_of_its_own(backend: Ba
 
     // Never enlarged; a re-encode only keeps the size; the stored image is unchanged.
     let wide = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}?w=400"), &[]).await;
-    assert_eq!(decoded(&wide.body), (24, 16, image::ImageFormat::Png));
+    assert_eq!(dimensions(&wide.body), (24, 16, image::ImageFormat::Png));
     let jpeg = fx.put(ImageFormat::Jpeg, JPEG.to_vec()).await;
     let png = raw_request(
         server.addr,
@@ -94,7 +87,7 @@ async fn a_variant_is_rendered_with_validators_and_ranges_of_its_own(backend: Ba
         &[],
     )
     .await;
-    assert_eq!(decoded(&png.body), (24, 16, image::ImageFormat::Png));
+    assert_eq!(dimensions(&png.body), (24, 16, image::ImageFormat::Png));
     let after = raw_request(server.addr, "GET", &format!("/v1/image/download/{name}"), &[]).await;
     assert_eq!(after.body, PNG);
 }
@@ -146,7 +139,7 @@ async fn a_signed_url_authorizes_exactly_one_variant(backend: Backend) {
     };
     let ok = get(format!("w=16&format=webp&{}", signed(Some("w16.webp")))).await;
     assert_eq!(ok.status, 200);
-    assert_eq!(decoded(&ok.body).0, 16);
+    assert_eq!(dimensions(&ok.body).0, 16);
     // Equal options in another spelling are the same variant.
     assert_eq!(
         get(format!("width=15&f=webp&{}", signed(Some("w16.webp"))))
@@ -189,7 +182,7 @@ async fn format_auto_follows_accept_and_says_so_in_vary(backend: Backend) {
     let browser = [("Accept", "image/webp,image/*,*/*;q=0.8")];
     let webp = raw_request(server.addr, "GET", &target, &browser).await;
     assert_eq!(webp.status, 200);
-    assert_eq!(decoded(&webp.body), (16, 11, image::ImageFormat::WebP));
+    assert_eq!(dimensions(&webp.body), (16, 11, image::ImageFormat::WebP));
     assert_eq!(webp.header("vary"), Some("Accept"));
     let stem = name.as_str().trim_end_matches(".png");
     assert_eq!(
@@ -198,7 +191,7 @@ async fn format_auto_follows_accept_and_says_so_in_vary(backend: Backend) {
     );
     for accept in [&[][..], &[("Accept", "image/*,*/*")][..]] {
         let png = raw_request(server.addr, "GET", &target, accept).await;
-        assert_eq!(decoded(&png.body), (16, 11, image::ImageFormat::Png), "{accept:?}");
+        assert_eq!(dimensions(&png.body), (16, 11, image::ImageFormat::Png), "{accept:?}");
         assert_eq!(png.header("vary"), Some("Accept"));
         assert_ne!(png.header("etag"), webp.header("etag"), "one ETag per format");
     }
@@ -241,7 +234,7 @@ async fn presets_only_serves_the_named_variants(backend: Backend) {
     };
     let card = get("preset=card").await;
     assert_eq!(card.status, 200);
-    assert_eq!(decoded(&card.body), (16, 11, image::ImageFormat::WebP));
+    assert_eq!(dimensions(&card.body), (16, 11, image::ImageFormat::WebP));
     for (query, named) in [
         ("w=16&format=webp", "presets only"),
         ("preset=card&w=32", "`w`"),
@@ -277,7 +270,7 @@ async fn a_herd_of_first_requests_makes_one_render(backend: Backend) {
         bodies.push(response.body);
     }
     assert!(bodies.iter().all(|b| *b == bodies[0]), "every answer the same bytes");
-    assert_eq!(decoded(&bodies[0]).0, 16);
+    assert_eq!(dimensions(&bodies[0]).0, 16);
     let after = raw_request(server.addr, "GET", &target, &[]).await;
     assert_eq!(after.body, bodies[0]);
     let text = metrics_text(&server).await;
