@@ -126,6 +126,8 @@ class Resizes:
 
     def __init__(self, base, source, headers, clients, width=1600, timeout=180):
         self.answers = collections.Counter()
+        # Why a request got no answer at all (status None): the client's error, kept for the report.
+        self.errors = []
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._url = f"{base}/v1/image/resize?width={width}&source={source}"
         self._headers, self._timeout = {**headers, "Accept": "image/png"}, timeout
@@ -143,9 +145,11 @@ class Resizes:
 
     def _run(self):
         while not self._stop.is_set():
-            status, headers, _ = conftest.http("POST", self._url, None, self._headers, timeout=self._timeout)
+            status, headers, body = conftest.http("POST", self._url, None, self._headers, timeout=self._timeout)
             with self._lock:
                 self.answers[status] += 1
+                if status is None:
+                    self.errors.append(f"{time.strftime('%H:%M:%S')} {body.decode(errors='replace')}")
             if status != 200:
                 assert status != 503 or headers["Retry-After"], "a 503 without Retry-After"
                 time.sleep(0.2)

@@ -75,7 +75,7 @@ def test_the_hpa_scales_out_under_processing_load_and_back_in_losing_no_download
         hpa = json.loads(node.kubectl("get", "hpa", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
         print(f"HPA: 1 → 2 pods {scaled_out:.0f} s after the processing load started, 2 → 1 {scaled_in:.0f} s after it "
               f"stopped; processing answers {dict(answers)}; downloads meanwhile: {tally.summary()}")
-        assert set(answers) <= {200, 503} and answers.get(200), answers
+        assert set(answers) <= {200, 503} and answers.get(200), (answers, resizes.errors[:5])
         assert not tally.failures and tally.resets == 0, f"{tally.summary()}: {tally.failures[:10]}"
         assert hpa["status"]["currentReplicas"] == 1
 
