@@ -186,26 +186,25 @@ impl StorageError {
 
     /// The failure, its context prefixed with `what` (`bucket images at http://…: …`).
     pub fn context(self, what: impl std::fmt::Display) -> StorageError {
-        let prefix = |failure: Failure| Failure {
+        self.map_failure(|failure| Failure {
             context: format!("{what}: {}", failure.context).into(),
             ..failure
-        };
-        match self {
-            StorageError::Unavailable(failure) => StorageError::Unavailable(prefix(failure)),
-            StorageError::Other(failure) => StorageError::Other(prefix(failure)),
-            not_found => not_found,
-        }
+        })
     }
 
     /// The failure, with `cause` kept as its source.
     pub fn because(self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
-        let keep = |failure: Failure| Failure {
+        self.map_failure(|failure| Failure {
             cause: Some(std::sync::Arc::from(cause.into())),
             ..failure
-        };
+        })
+    }
+
+    /// The same kind of error with its failure changed by `change` (`NotFound` has none).
+    fn map_failure(self, change: impl FnOnce(Failure) -> Failure) -> StorageError {
         match self {
-            StorageError::Unavailable(failure) => StorageError::Unavailable(keep(failure)),
-            StorageError::Other(failure) => StorageError::Other(keep(failure)),
+            StorageError::Unavailable(failure) => StorageError::Unavailable(change(failure)),
+            StorageError::Other(failure) => StorageError::Other(change(failure)),
             not_found => not_found,
         }
     }

@@ -335,11 +335,7 @@ async fn converted_to_at_once(
     let before = memory_bytes("VmRSS", pid);
     // Debug-build jobs (libaom is built by cmake without optimisation there) that wait for one
     // another on a loaded machine: each request has the whole bound below, not the usual 60 s.
-    let patient = reqwest::Client::builder()
-        .timeout(JOBS_BOUND)
-        .no_proxy()
-        .build()
-        .unwrap();
+    let patient = crate::support::client_waiting(JOBS_BOUND);
     let conversions = (0..requests).map(|_| async {
         let response = patient
             .post(format!("http://{}/v1/image/pipeline", server.addr))

@@ -432,11 +432,12 @@ impl Drop for TestServer {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(AWAIT_LIMIT)
-        .no_proxy()
-        .build()
-        .unwrap()
+    client_waiting(AWAIT_LIMIT)
+}
+
+/// [`client`], each request bounded by `timeout` instead.
+pub fn client_waiting(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder().timeout(timeout).no_proxy().build().unwrap()
 }
 
 /// The value of one sample in Prometheus text format, matched by name and labels.
