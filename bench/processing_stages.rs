@@ -7,7 +7,7 @@ use std::{hint::black_box, io::Cursor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use image::{DynamicImage, RgbImage};
 use image_gateway::{
-    config::ProcessingConfig,
+    config::ProcessingSettings,
     metrics::Metrics,
     object_name::ImageFormat,
     processing::{self, Background, Fit, Op, Output, OutputFormat, Resize},
@@ -37,7 +37,7 @@ fn resize(width: u32, linear: bool) -> Op {
 }
 
 fn stages(c: &mut Criterion) {
-    let limits = ProcessingConfig::default();
+    let limits = ProcessingSettings::default();
     let metrics = Metrics::new();
     let budget = processing::Budget::detached(std::time::Duration::from_secs(3600));
     let output = |format| Output {

@@ -32,7 +32,7 @@ use crate::{
     api::gateway::{Components, Gateway},
     auth::{KeyFileError, keys::KeySet},
     commands::retention,
-    config::{Backend, CredentialsSource, RateLimitBackend, Settings},
+    config::{BackendSettings, CounterStore, S3KeySource, S3Settings, Settings},
     http::{
         health::Latch,
         server::{self, ServeOptions},
@@ -117,21 +117,15 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     // Checked before anything starts: a bad preset is a configuration error, exit 64.
-    let variant_rules = api::download::variant::Rules::new(&settings.config.variants)?;
+    let variant_rules = api::download::variant::Rules::new(&settings.variants)?;
     let metrics = Arc::new(Metrics::new());
     let sources = CredentialSources::start(&settings, overrides.kube, overrides.storage_credentials, &metrics).await?;
     let backend = match overrides.storage {
         Some(storage) => storage,
-        None => storage::backend(&settings.config.storage, sources.storage.clone()).await?,
+        None => storage::backend(&settings.storage, sources.storage.clone()).await?,
     };
-    let config = &settings.config;
-    let storage = storage::build(backend, &config.storage, Some(&config.cache), metrics.clone());
-    let limiter = Limiter::start(
-        &settings.config.rate_limit,
-        sources.redis_password.clone(),
-        metrics.clone(),
-    )
-    .await?;
+    let storage = storage::build(backend, &settings.storage, settings.cache.as_ref(), metrics.clone());
+    let limiter = Limiter::start(&settings.rate_limit, sources.redis_password.clone(), metrics.clone()).await?;
     tracing::info!(
         listen = %listeners.public.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -139,8 +133,8 @@ pub async fn run_with(
         "image-gateway serving"
     );
     let options = ServeOptions {
-        server: settings.config.server.clone(),
-        grace: settings.config.shutdown.grace.0,
+        server: settings.server.clone(),
+        grace: settings.shutdown.grace,
     };
     let mut latches = Vec::new();
     if let Some(source) = &sources.storage {
@@ -182,8 +176,8 @@ pub async fn retention(settings: &Settings, max_age: Duration, dry_run: bool) ->
             .and_then(Result::ok)
             .ok_or(StartError::CredentialsTimeout(RETENTION_CREDENTIALS_WAIT))?;
     }
-    let backend = storage::backend(&settings.config.storage, sources.storage).await?;
-    let storage = storage::build(backend, &settings.config.storage, None, metrics);
+    let backend = storage::backend(&settings.storage, sources.storage).await?;
+    let storage = storage::build(backend, &settings.storage, None, metrics);
     let now = std::time::SystemTime::now();
     Ok(retention::run(storage.as_ref(), max_age, now, dry_run, retention::PAGE_SIZE).await)
 }
@@ -204,13 +198,19 @@ impl CredentialSources {
         storage: Option<watch::Receiver<Option<S3Credentials>>>,
         metrics: &Arc<Metrics>,
     ) -> Result<CredentialSources, StartError> {
-        let config = &settings.config;
-        let s3 = &config.storage.s3;
-        let storage_secret = config.storage.backend == Backend::S3 && s3.credentials == CredentialsSource::Kubernetes;
-        let watch_storage = storage_secret && storage.is_none();
-        let key_secret = config.auth.api_keys_secret.as_ref();
-        let redis_secret = config.rate_limit.redis.password_secret.as_ref();
-        let redis_secret = redis_secret.filter(|_| config.rate_limit.backend == RateLimitBackend::Redis);
+        let storage_secret = match &settings.storage.backend {
+            BackendSettings::S3(S3Settings {
+                keys: S3KeySource::Kubernetes(secret),
+                ..
+            }) => Some(secret),
+            _ => None,
+        };
+        let watch_storage = storage_secret.is_some() && storage.is_none();
+        let key_secret = settings.auth.api_keys_secret.as_ref();
+        let redis_secret = match &settings.rate_limit.store {
+            CounterStore::Redis(redis) => redis.password_secret.as_ref(),
+            CounterStore::Memory => None,
+        };
         let client = match (kube, watch_storage || key_secret.is_some() || redis_secret.is_some()) {
             (_, false) => None,
             (Some(client), true) => Some(client),
@@ -218,19 +218,19 @@ impl CredentialSources {
         };
         let Some(client) = client else {
             return Ok(CredentialSources {
-                storage: storage.filter(|_| storage_secret),
+                storage: storage.filter(|_| storage_secret.is_some()),
                 api_keys: None,
                 redis_password: None,
             });
         };
-        let storage = match storage {
-            Some(supplied) => Some(supplied).filter(|_| storage_secret),
-            None if watch_storage => Some(kubernetes::watch_storage_credentials(
+        let storage = match (storage, storage_secret) {
+            (Some(supplied), Some(_)) => Some(supplied),
+            (None, Some(secret)) => Some(kubernetes::watch_storage_credentials(
                 client.clone(),
-                s3,
+                secret,
                 metrics.clone(),
             )),
-            None => None,
+            (_, None) => None,
         };
         Ok(CredentialSources {
             storage,

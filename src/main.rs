@@ -13,7 +13,7 @@ use image_gateway::{
         cli::{Cli, Command},
         probe,
     },
-    config::{Settings, units::HumanDuration},
+    config::Settings,
     object_name::{DOWNLOAD_PREFIX, NAME_FORMAT, ObjectName},
 };
 
@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Exit {
     // Before the configuration: a probe runs where none is mounted (a Helm test pod).
     if let Some(Command::Probe { url, expect, timeout }) = &cli.command {
-        return probe(url, *expect, timeout.0).await;
+        return probe(url, *expect, *timeout).await;
     }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
@@ -39,11 +39,11 @@ async fn run(cli: Cli) -> Exit {
             if let Err(code) = variant_rules(&settings) {
                 return code;
             }
-            print!("{}", settings.config.to_redacted_toml());
+            print!("{}", settings.to_redacted_toml());
             Exit::Success
         }
         Command::Serve => {
-            let telemetry = image_gateway::telemetry::init(&settings.config.log);
+            let telemetry = image_gateway::telemetry::init(&settings.log);
             let code = serve(settings).await;
             telemetry.shutdown();
             code
@@ -55,8 +55,8 @@ async fn run(cli: Cli) -> Exit {
         } => sign(&settings, &object_name, ttl, variant.as_deref()),
         Command::Probe { .. } => unreachable!("answered before the configuration is loaded"),
         Command::Retention { max_age, dry_run } => {
-            let telemetry = image_gateway::telemetry::init(&settings.config.log);
-            let max_age = max_age.unwrap_or(settings.config.retention.max_age).0;
+            let telemetry = image_gateway::telemetry::init(&settings.log);
+            let max_age = max_age.unwrap_or(settings.retention.max_age);
             let exit = match image_gateway::retention(&settings, max_age, dry_run).await {
                 Ok(report) => report.finish(dry_run),
                 Err(e) => {
@@ -95,15 +95,14 @@ async fn probe(url: &str, expect: u16, timeout: std::time::Duration) -> Exit {
 
 /// The variants `[variants]` allows (its presets checked, as `serve` checks them), or exit 64.
 fn variant_rules(settings: &Settings) -> Result<variant::Rules, Exit> {
-    variant::Rules::new(&settings.config.variants).map_err(|e| {
+    variant::Rules::new(&settings.variants).map_err(|e| {
         eprintln!("invalid configuration: {e}");
         Exit::Config
     })
 }
 
 /// Prints a signed download URL for `object_name`, or for its `variant` (`w=400&format=webp`).
-fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, options: Option<&str>) -> Exit {
-    let config = &settings.config;
+fn sign(settings: &Settings, object_name: &str, ttl: Option<std::time::Duration>, options: Option<&str>) -> Exit {
     let name = match ObjectName::parse(object_name) {
         Ok(name) => name,
         Err(e) => {
@@ -111,7 +110,7 @@ fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, opti
             return Exit::Config;
         }
     };
-    let Some(signer) = UrlSigner::new(&config.auth.url_signing_key) else {
+    let Some(signer) = UrlSigner::new(&settings.auth.url_signing_keys) else {
         eprintln!("invalid configuration: `auth.url_signing_key` is not set; signing needs it");
         return Exit::Config;
     };
@@ -126,8 +125,8 @@ fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, opti
             return Exit::Config;
         }
     };
-    let ttl = ttl.unwrap_or(config.auth.signed_url_ttl).0;
-    let base = settings.public_url();
+    let ttl = ttl.unwrap_or(settings.auth.signed_url_ttl);
+    let base = &settings.public_url;
     let signed = signer.query_for(&name, key.as_deref(), ttl);
     match options.filter(|_| key.is_some()) {
         Some(options) => println!("{base}{DOWNLOAD_PREFIX}{name}?{options}&{signed}"),
@@ -137,15 +136,14 @@ fn sign(settings: &Settings, object_name: &str, ttl: Option<HumanDuration>, opti
 }
 
 async fn serve(settings: Settings) -> Exit {
-    let config = &settings.config;
     let bind = |address, key: &'static str| async move {
         tokio::net::TcpListener::bind(address)
             .await
             .map_err(|e| format!("cannot listen on {address}{key}: {e}"))
     };
     let listeners = match (
-        bind(config.listen, "").await,
-        bind(config.admin_listen, " (admin_listen)").await,
+        bind(settings.listen, "").await,
+        bind(settings.admin_listen, " (admin_listen)").await,
     ) {
         (Ok(public), Ok(admin)) => Listeners { public, admin },
         (Err(e), _) | (_, Err(e)) => {

@@ -22,7 +22,7 @@ use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuar
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::config::{LogConfig, LogFormat};
+use crate::config::{LogFormat, LogSettings};
 
 /// Keeps the trace pipeline alive; [`Telemetry::shutdown`] flushes the spans still queued.
 pub struct Telemetry {
@@ -84,7 +84,7 @@ where
 }
 
 /// Installs the global subscriber. A second call (as in tests) keeps the first one.
-pub fn init(config: &LogConfig) -> Telemetry {
+pub fn init(config: &LogSettings) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(config.level.as_deref().unwrap_or("info")))
         .unwrap_or_else(|_| EnvFilter::new("info"));

@@ -5,7 +5,7 @@
 
 use image_gateway::{
     content::sniff,
-    config::ProcessingConfig,
+    config::ProcessingSettings,
     metrics::Metrics,
     object_name::ImageFormat,
     processing::{self, Background, Fit, Op, Output, OutputFormat, Resize},
@@ -17,12 +17,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let format = ImageFormat::ALL[usize::from(selector & 0x0F) % ImageFormat::ALL.len()];
-    let limits = ProcessingConfig {
-        max_input_pixels: 1_000_000,
-        max_output_pixels: 1_000_000,
-        ..ProcessingConfig::default()
+    let pixels = std::num::NonZeroU64::new(1_000_000).expect("not zero");
+    let limits = ProcessingSettings {
+        max_input_pixels: pixels,
+        max_output_pixels: pixels,
+        ..ProcessingSettings::default()
     };
-    if sniff::check(format, bytes, limits.max_input_pixels).is_err() {
+    if sniff::check(format, bytes, pixels.get()).is_err() {
         return;
     }
     // The high bits pick the step: none, a thumbnail (shrink-on-load), or a trim.

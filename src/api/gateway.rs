@@ -31,7 +31,7 @@ use crate::{
     },
     auth::{self, AccessControl, Caller, KeyFileError, Need, keys::KeySet},
     clock::unix_now,
-    config::{ServerConfig, Settings},
+    config::{ServerSettings, Settings},
     http::{
         access_log::{InFlight, Pending, RequestInfo},
         body::{self, Body},
@@ -96,7 +96,7 @@ pub struct Gateway {
     renders: Renders,
     /// Rendered variants kept in storage too (`variants.store`).
     store_variants: bool,
-    limits: ServerConfig,
+    limits: ServerSettings,
 }
 
 /// What the gate decided, and the caller's rate status, which the answer carries whatever the
@@ -180,39 +180,38 @@ impl Gateway {
             key_secret,
             variant_rules,
         } = components;
-        let config = &settings.config;
         let (access, key_sources) = AccessControl::new(&settings)?;
         let links = Links {
-            public_url: settings.public_url().to_owned(),
+            public_url: settings.public_url.clone(),
             signer: access.signer().cloned(),
-            signed_url_ttl: config.auth.signed_url_ttl.0,
+            signed_url_ttl: settings.auth.signed_url_ttl,
         };
         let gateway = Arc::new(Gateway {
             limiter,
-            cors: Cors::new(&config.cors.allowed_origins),
+            cors: Cors::new(&settings.cors.allowed_origins),
             proxies: TrustedProxies::new(
-                settings.trusted_proxies.clone(),
-                settings.config.server.client_ipv6_prefix,
+                settings.server.trusted_proxies.clone(),
+                settings.server.client_ipv6_prefix,
             ),
-            cache: CachePolicy::new(settings.cache_control.clone()),
-            intake: Intake::new(&config.upload),
+            cache: CachePolicy::new(settings.http.cache_control.clone()),
+            intake: Intake::new(&settings.upload),
             publisher: Publisher::new(storage.clone(), links, metrics.clone()),
-            renders: Renders::new(config.variants.cache_max_bytes.0),
-            store_variants: config.variants.store,
+            renders: Renders::new(settings.variants.cache_max_bytes),
+            store_variants: settings.variants.store,
             openapi: served_openapi(&variant_rules),
             variant_rules,
-            jobs: config
+            jobs: settings
                 .processing
                 .enabled
-                .then(|| Jobs::new(&config.processing, &config.upload, storage.clone(), metrics.clone())),
-            limits: config.server.clone(),
+                .then(|| Jobs::new(&settings.processing, &settings.upload, storage.clone(), metrics.clone())),
+            limits: settings.server.clone(),
             access,
             storage,
             metrics,
             health: Health::new(latches),
         });
         tokio::spawn(check_storage(Arc::downgrade(&gateway)));
-        if let Some(path) = config.auth.api_keys_file.clone() {
+        if let Some(path) = settings.auth.api_keys_file.clone() {
             tokio::spawn(auth::watch_key_file(path, key_sources.clone()));
         }
         if let Some(secret) = key_secret {
@@ -250,7 +249,7 @@ impl Gateway {
                 limit: limits.max_url_bytes,
             });
         }
-        if parts.headers.len() > limits.max_headers {
+        if parts.headers.len() > limits.max_headers.get() {
             return Err(ApiError::HeadersTooLarge(format!(
                 "{} header fields; the limit is {}",
                 parts.headers.len(),
@@ -258,10 +257,10 @@ impl Gateway {
             )));
         }
         let bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
-        if bytes as u64 > limits.max_header_bytes.0 {
+        if bytes > limits.max_header_bytes {
             return Err(ApiError::HeadersTooLarge(format!(
                 "the header fields take {bytes} bytes; the limit is {}",
-                limits.max_header_bytes.0
+                limits.max_header_bytes
             )));
         }
         Ok(())
@@ -423,7 +422,7 @@ impl Service for Gateway {
         let result = match decision {
             Err(e) => Err(e),
             Ok(admitted) => {
-                let timeout = self.limits.request_timeout.0;
+                let timeout = self.limits.request_timeout;
                 let request = ApiRequest {
                     parts: &parts,
                     body,
@@ -552,7 +551,7 @@ fn status_json(status: StatusCode, state: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::VariantsConfig;
+    use crate::config::VariantsSettings;
 
     #[test]
     fn the_served_description_lists_the_configured_presets() {
@@ -561,13 +560,13 @@ mod tests {
             1,
             "the generic property is in the document"
         );
-        let none = variant::Rules::new(&VariantsConfig::default()).unwrap();
+        let none = variant::Rules::new(&VariantsSettings::default()).unwrap();
         assert_eq!(served_openapi(&none), OPENAPI.as_bytes());
-        let config = VariantsConfig {
+        let config = VariantsSettings {
             presets: [("thumb", "w=64"), ("card", "w=400")]
                 .map(|(n, o)| (n.to_owned(), o.to_owned()))
                 .into(),
-            ..VariantsConfig::default()
+            ..VariantsSettings::default()
         };
         let served = served_openapi(&variant::Rules::new(&config).unwrap());
         let served = std::str::from_utf8(&served).unwrap();

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    config::UploadConfig,
+    config::UploadSettings,
     http::{
         error::ApiError,
         per_client::{ClientSlot, PerClient},
@@ -41,18 +41,18 @@ pub(crate) type Slot = (ClientSlot, OwnedSemaphorePermit);
 
 impl Intake {
     /// Bodies under `limits` (`upload.*`).
-    pub(crate) fn new(limits: &UploadConfig) -> Intake {
+    pub(crate) fn new(limits: &UploadSettings) -> Intake {
         Intake {
-            slots: Arc::new(Semaphore::new(limits.max_concurrent)),
-            max_concurrent: limits.max_concurrent,
+            slots: Arc::new(Semaphore::new(limits.max_concurrent.get())),
+            max_concurrent: limits.max_concurrent.get(),
             per_client: PerClient::new(limits.max_concurrent_per_client),
             max_per_client: limits.max_concurrent_per_client,
             pace: Pace {
-                idle: limits.body_idle_timeout.0,
-                min_rate: limits.min_body_rate.0,
+                idle: limits.body_idle_timeout,
+                min_rate: limits.min_body_rate,
             },
-            max_bytes: limits.max_bytes.0,
-            max_pixels: limits.max_pixels,
+            max_bytes: limits.max_bytes.get(),
+            max_pixels: limits.max_pixels.get(),
         }
     }
 

@@ -95,8 +95,8 @@ impl AccessControl {
     /// Builds access control from configuration, reading the key file once; the returned
     /// [`KeySources`] (fed by [`watch_key_file`] and the Secret watcher) swaps in new keys later.
     pub(crate) fn new(settings: &Settings) -> Result<(AccessControl, Arc<KeySources>), KeyFileError> {
-        let config = &settings.config.auth;
-        let inline = KeySet::from_entries(&settings.api_keys);
+        let config = &settings.auth;
+        let inline = KeySet::from_entries(&config.api_keys);
         let file = match &config.api_keys_file {
             Some(path) => read_key_file(path)?,
             None => KeySet::default(),
@@ -111,7 +111,7 @@ impl AccessControl {
         let access = AccessControl {
             mode: config.mode,
             keys,
-            signer: UrlSigner::new(&config.url_signing_key),
+            signer: UrlSigner::new(&config.url_signing_keys),
         };
         Ok((access, sources))
     }

@@ -1,10 +1,8 @@
 //! Command line: `serve` (the default), `check-config`, `retention`, `probe`, `sign`.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
-
-use crate::config::units::HumanDuration;
 
 /// The command line: the global `--config` and an optional subcommand.
 #[derive(Debug, Parser)]
@@ -33,8 +31,8 @@ pub enum Command {
     /// Delete stored images older than `retention.max_age` (run it from a CronJob).
     Retention {
         /// Override `retention.max_age`, e.g. "7d".
-        #[arg(long, value_parser = parse_ttl)]
-        max_age: Option<HumanDuration>,
+        #[arg(long, value_parser = parse_duration)]
+        max_age: Option<Duration>,
         /// Count what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
@@ -49,16 +47,16 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         expect: u16,
         /// How long the whole probe may take, connecting included.
-        #[arg(long, value_parser = parse_ttl, default_value = "10s")]
-        timeout: HumanDuration,
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        timeout: Duration,
     },
     /// Print a signed, expiring download URL (needs `auth.url_signing_key`).
     Sign {
         /// The object name, e.g. a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6.png
         object_name: String,
         /// How long the URL stays valid (default: `auth.signed_url_ttl`), e.g. "1h".
-        #[arg(long, value_parser = parse_ttl)]
-        ttl: Option<HumanDuration>,
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
         /// Variant options the URL is signed for, e.g. "w=400&format=webp": the signature
         /// covers exactly that variant.
         #[arg(long)]
@@ -66,19 +64,17 @@ pub enum Command {
     },
 }
 
-/// A `--ttl` that is not a duration.
+/// A `--ttl`, `--max-age` or `--timeout` that is not a duration.
 #[derive(Debug, thiserror::Error)]
 #[error("`{text}` is not a duration ({source}); use e.g. \"1h\"")]
-pub struct TtlError {
+pub struct DurationError {
     text: String,
     source: humantime::DurationError,
 }
 
-fn parse_ttl(text: &str) -> Result<HumanDuration, TtlError> {
-    humantime::parse_duration(text)
-        .map(HumanDuration)
-        .map_err(|source| TtlError {
-            text: text.to_owned(),
-            source,
-        })
+fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(text).map_err(|source| DurationError {
+        text: text.to_owned(),
+        source,
+    })
 }

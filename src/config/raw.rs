@@ -768,22 +768,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
+    use crate::config::{BackendSettings, S3KeySource, S3Settings, Settings};
     use figment::providers::Serialized;
 
-    fn load(toml: &str) -> Result<Config, ConfigError> {
-        Settings::new(Config::from_figment(Figment::new().merge(Toml::string(toml)))?).map(|s| s.config)
+    fn load(toml: &str) -> Result<Settings, ConfigError> {
+        Settings::new(Config::from_figment(Figment::new().merge(Toml::string(toml)))?)
     }
 
     #[test]
     fn defaults_are_usable() {
-        let config = load("").unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.public_url.as_deref(), Some("http://127.0.0.1:8080"));
-        assert_eq!(config.storage.backend, Backend::Fs);
-        assert_eq!(config.storage.timeout.0, Duration::from_secs(10));
-        assert_eq!(config.upload.max_bytes.0, 25 << 20);
-        assert!(config.storage.s3.force_path_style);
+        let settings = load("").unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert!(matches!(settings.storage.backend, BackendSettings::Fs(_)));
+        assert_eq!(settings.storage.timeout, Duration::from_secs(10));
+        assert_eq!(settings.upload.max_bytes.get(), 25 << 20);
+        assert!(Config::default().storage.s3.force_path_style);
     }
 
     #[test]
@@ -839,17 +839,17 @@ mod tests {
                 "gw.toml",
                 "[storage]\ntimeout = \"3s\"\n[storage.s3]\nbucket = \"file\"",
             )?;
-            let config = Settings::load(Some(Path::new("gw.toml")))
-                .map_err(|e| e.to_string())?
-                .config;
-            assert_eq!(config.storage.s3.bucket, "images");
-            assert_eq!(config.storage.backend, Backend::S3);
-            assert_eq!(config.storage.timeout.0, Duration::from_secs(3));
-            assert_eq!(config.upload.max_bytes.0, 1 << 20);
-            assert_eq!(
-                config.storage.s3.secret_access_key.as_ref().map(Secret::expose),
-                Some("s3cr3t")
-            );
+            let settings = Settings::load(Some(Path::new("gw.toml"))).map_err(|e| e.to_string())?;
+            let BackendSettings::S3(s3) = &settings.storage.backend else {
+                panic!("the environment chose s3")
+            };
+            assert_eq!(s3.bucket, "images");
+            assert_eq!(settings.storage.timeout, Duration::from_secs(3));
+            assert_eq!(settings.upload.max_bytes.get(), 1 << 20);
+            let S3KeySource::Static { secret_access_key, .. } = &s3.keys else {
+                panic!("static keys")
+            };
+            assert_eq!(secret_access_key.expose(), "s3cr3t");
             Ok(())
         });
     }
@@ -876,9 +876,9 @@ mod tests {
             }
             jail.set_env("IMAGE_GATEWAY_LISTEN", "0.0.0.0:8080");
             jail.set_env("IMAGE_GATEWAY_UPLOAD__MAX_BYTES", "1MiB");
-            let config = Settings::load(None).map_err(|e| e.to_string())?.config;
-            assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
-            assert_eq!(config.upload.max_bytes.0, 1 << 20);
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
+            assert_eq!(settings.upload.max_bytes.get(), 1 << 20);
             // A mistake inside a section is still refused.
             jail.set_env("IMAGE_GATEWAY_STORAGE__BAKEND", "s3");
             let err = Settings::load(None).unwrap_err().to_string();
@@ -909,20 +909,23 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let config = Config::from_figment(
+        let settings = Config::from_figment(
             Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(
                 "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"GKid\"\nsecret_access_key = \"hunter2\"",
             )),
         )
         .and_then(Settings::new)
-        .unwrap()
-        .config;
-        assert_eq!(
-            config.storage.s3.secret_access_key.as_ref().unwrap().expose(),
-            "hunter2"
-        );
-        assert!(!format!("{config:?}").contains("hunter2"));
-        assert!(!config.to_redacted_toml().contains("hunter2"));
-        assert!(config.to_redacted_toml().contains("[redacted]"));
+        .unwrap();
+        let BackendSettings::S3(S3Settings {
+            keys: S3KeySource::Static { secret_access_key, .. },
+            ..
+        }) = &settings.storage.backend
+        else {
+            panic!("static S3 keys")
+        };
+        assert_eq!(secret_access_key.expose(), "hunter2");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert!(!settings.to_redacted_toml().contains("hunter2"));
+        assert!(settings.to_redacted_toml().contains("[redacted]"));
     }
 }

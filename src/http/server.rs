@@ -36,7 +36,7 @@ use tokio::{
 
 use super::connection::{self, Activity, Timeouts};
 use crate::{
-    config::ServerConfig,
+    config::ServerSettings,
     http::{body::Body, per_client::PerClient},
     metrics::Metrics,
 };
@@ -54,7 +54,7 @@ pub trait Service: Send + Sync + 'static {
 /// How the listeners behave: limits and timeouts, the shutdown grace period.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    pub server: ServerConfig,
+    pub server: ServerSettings,
     /// After shutdown begins, the public listener stays open this long (`shutdown.grace`).
     pub grace: Duration,
 }
@@ -80,12 +80,12 @@ pub async fn serve<S: Service>(
 ) {
     let ServeOptions { server, grace } = options;
     let builder = builder(&server);
-    let connections = Arc::new(Semaphore::new(server.max_connections));
+    let connections = Arc::new(Semaphore::new(server.max_connections.get()));
     let per_client = PerClient::new(server.max_connections_per_client);
-    let first_byte = server.first_byte_timeout.0;
+    let first_byte = server.first_byte_timeout;
     let timeouts = Timeouts {
-        idle: server.idle_timeout.0,
-        send: server.send_timeout.0,
+        idle: server.idle_timeout,
+        send: server.send_timeout,
     };
     let admin_connections = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
     // Shutdown asks every connection to close gracefully; the drain waits for the last `Live`.
@@ -157,7 +157,7 @@ pub async fn serve<S: Service>(
     }
 
     drop(listener);
-    let drain = server.drain_timeout.0;
+    let drain = server.drain_timeout;
     tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
     // Public connections close gracefully; the admin listener keeps answering probes (its
     // connections are not counted in the drain) until the drain ends.
@@ -180,11 +180,11 @@ pub async fn serve<S: Service>(
     }
 }
 
-fn builder(server: &ServerConfig) -> Builder {
+fn builder(server: &ServerSettings) -> Builder {
     // hyper's own limits are only the backstop, set above ours so that requests near the
     // configured limits get our JSON 414/431; beyond the backstop hyper answers 431 itself.
-    let head_bytes = usize::try_from(server.max_header_bytes.0).unwrap_or(usize::MAX);
-    let backstop = head_bytes
+    let backstop = server
+        .max_header_bytes
         .saturating_add(server.max_url_bytes)
         .saturating_mul(2)
         .max(16 << 10);
@@ -192,10 +192,10 @@ fn builder(server: &ServerConfig) -> Builder {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout.0)
+        .header_read_timeout(server.header_read_timeout)
         .keep_alive(true)
         .max_buf_size(backstop)
-        .max_headers(server.max_headers.saturating_mul(2).max(100));
+        .max_headers(server.max_headers.get().saturating_mul(2).max(100));
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 
 use self::memory::{MemoryBudget, Refused};
 use crate::{
-    config::{ProcessingConfig, UploadConfig},
+    config::{ProcessingSettings, UploadSettings},
     content::{
         frames,
         sniff::{self, Rejection},
@@ -104,7 +104,7 @@ pub(crate) struct Jobs {
     pool: Pool,
     /// What the running jobs may hold together (`processing.memory_budget`).
     memory: Arc<MemoryBudget>,
-    limits: Arc<ProcessingConfig>,
+    limits: Arc<ProcessingSettings>,
     storage: Arc<dyn Storage>,
     metrics: Arc<Metrics>,
     /// The largest stored source read (`upload.max_bytes`).
@@ -117,19 +117,16 @@ pub(crate) struct Jobs {
 impl Jobs {
     /// The pool of `processing.workers` (0: one per core) and `processing.queue`.
     pub(crate) fn new(
-        limits: &ProcessingConfig,
-        upload: &UploadConfig,
+        limits: &ProcessingSettings,
+        upload: &UploadSettings,
         storage: Arc<dyn Storage>,
         metrics: Arc<Metrics>,
     ) -> Jobs {
-        let workers = match limits.workers {
-            0 => std::thread::available_parallelism().map_or(2, usize::from),
-            n => n,
-        };
-        let memory = match limits.memory_budget.0 {
-            0 => memory::automatic(),
-            bytes => bytes,
-        };
+        let workers = limits.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(2, usize::from),
+            usize::from,
+        );
+        let memory = limits.memory_budget.map_or_else(memory::automatic, u64::from);
         tracing::info!(
             workers,
             memory_budget_mib = memory >> 20,
@@ -137,13 +134,13 @@ impl Jobs {
             memory >> 20
         );
         Jobs {
-            pool: Pool::new(workers, limits.queue, limits.job_timeout.0, metrics.clone()),
+            pool: Pool::new(workers, limits.queue, limits.job_timeout, metrics.clone()),
             memory: MemoryBudget::new(memory, metrics.clone()),
             limits: Arc::new(limits.clone()),
             storage,
             metrics,
-            max_source_bytes: upload.max_bytes.0,
-            max_input_pixels: limits.max_input_pixels.min(upload.max_pixels),
+            max_source_bytes: upload.max_bytes.get(),
+            max_input_pixels: limits.max_input_pixels.min(upload.max_pixels).get(),
         }
     }
 
@@ -250,7 +247,7 @@ impl Jobs {
     ) -> Result<T, JobError> {
         let runtime = tokio::runtime::Handle::current();
         let (storage, max_bytes, memory) = (self.storage.clone(), self.max_source_bytes, self.memory.clone());
-        let max_output_pixels = self.limits.max_output_pixels;
+        let max_output_pixels = self.limits.max_output_pixels.get();
         let unfinished = Unfinished(Some((self.metrics.clone(), operation)));
         let ran = self
             .pool

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::{
     auth::keys::KeySet,
-    config::{self, RedisPasswordSecret, S3Config, SecretName},
+    config::{self, RedisPasswordSecret, SecretName, StorageSecretConfig},
     metrics::Metrics,
     storage::S3Credentials,
 };
@@ -46,14 +46,14 @@ pub(crate) fn default_namespace(client: &kube::Client) -> String {
 /// Starts watching the storage Secret; the receiver always holds the last good credentials.
 pub(crate) fn watch_storage_credentials(
     client: kube::Client,
-    s3: &S3Config,
+    source: &StorageSecretConfig,
     metrics: Arc<Metrics>,
 ) -> watch::Receiver<Option<S3Credentials>> {
     let secret = SecretName {
-        name: s3.secret.name.clone(),
-        namespace: s3.secret.namespace.clone(),
+        name: source.name.clone(),
+        namespace: source.namespace.clone(),
     };
-    let keys = s3.secret.keys.clone();
+    let keys = source.keys.clone();
     // A deleted credentials Secret keeps the last good pair: storage goes on working until a
     // new version arrives (rotation deletes and recreates Secrets).
     let on_deleted = None;

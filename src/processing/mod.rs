@@ -60,7 +60,7 @@ pub fn run(
     bytes: &[u8],
     format: crate::object_name::ImageFormat,
     output: Output,
-    limits: &crate::config::ProcessingConfig,
+    limits: &crate::config::ProcessingSettings,
     metrics: &crate::metrics::Metrics,
     budget: &Budget,
 ) -> Result<Encoded, ProcessError> {
@@ -81,9 +81,9 @@ pub fn run(
     let (mut image, mut extent) = (decoded.image, decoded.extent);
     for (n, step) in steps.iter().enumerate() {
         budget.check()?;
-        image = span.in_scope(|| step.apply(image, extent, limits.max_output_pixels, budget))?;
+        image = span.in_scope(|| step.apply(image, extent, limits.max_output_pixels.get(), budget))?;
         extent = decoded::Extent::of(&image);
-        within_output_limit(n, extent.full, limits.max_output_pixels)?;
+        within_output_limit(n, extent.full, limits.max_output_pixels.get())?;
     }
     budget.check()?;
     timed("process", start);
@@ -131,9 +131,9 @@ fn within_output_limit(n: usize, (width, height): (u32, u32), max_pixels: u64) -
 }
 
 /// How `processing.*` says to decode.
-fn decoding(limits: &crate::config::ProcessingConfig) -> codec::Decoding {
+fn decoding(limits: &crate::config::ProcessingSettings) -> codec::Decoding {
     codec::Decoding {
-        max_pixels: limits.max_input_pixels,
+        max_pixels: limits.max_input_pixels.get(),
         jpeg: limits.jpeg_decoder,
     }
 }
@@ -243,7 +243,7 @@ pub(crate) fn dominant_colors(
     bytes: &[u8],
     format: crate::object_name::ImageFormat,
     count: usize,
-    limits: &crate::config::ProcessingConfig,
+    limits: &crate::config::ProcessingSettings,
     budget: &Budget,
 ) -> Result<serde_json::Value, ProcessError> {
     let decoded = codec::decode(bytes, format, decoding(limits), &|_, _| Some((64, 64)), budget)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::RateLimitConfig;
+use crate::config::RateLimitSettings;
 
 /// The bucket size.
 pub const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -108,7 +108,7 @@ pub struct Quotas {
 
 impl Quotas {
     /// The budgets of `[rate_limit]` (0 per minute: none).
-    pub fn new(config: &RateLimitConfig) -> Quotas {
+    pub fn new(config: &RateLimitSettings) -> Quotas {
         let failures = config.auth_failures_per_minute;
         Quotas {
             requests: Quota::new(config.requests_per_minute, config.burst),

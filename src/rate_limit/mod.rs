@@ -17,7 +17,7 @@ use std::{net::IpAddr, sync::Arc};
 use tokio::sync::watch;
 
 use crate::{
-    config::{RateLimitBackend, RateLimitConfig, Secret},
+    config::{CounterStore, RateLimitSettings, Secret},
     metrics::Metrics,
 };
 
@@ -41,7 +41,7 @@ impl Limiter {
     /// task that follows the server's health (it ends when the limiter is dropped).
     /// `password`, when given, is the Redis password as a watched Secret publishes it.
     pub async fn start(
-        config: &RateLimitConfig,
+        config: &RateLimitSettings,
         password: Option<watch::Receiver<Option<Secret>>>,
         metrics: Arc<Metrics>,
     ) -> Result<Option<Limiter>, RedisSetupError> {
@@ -49,11 +49,9 @@ impl Limiter {
         if !quotas.any() {
             return Ok(None);
         }
-        Ok(Some(match config.backend {
-            RateLimitBackend::Memory => Limiter::Local(LocalLimits::new(quotas)),
-            RateLimitBackend::Redis => {
-                Limiter::Redis(RedisLimits::start(quotas, &config.redis, password, metrics).await?)
-            }
+        Ok(Some(match &config.store {
+            CounterStore::Memory => Limiter::Local(LocalLimits::new(quotas)),
+            CounterStore::Redis(redis) => Limiter::Redis(RedisLimits::start(quotas, redis, password, metrics).await?),
         }))
     }
 

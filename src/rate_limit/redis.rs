@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     clock::unix_now,
-    config::{RedisConfig, Secret},
+    config::{RedisSettings, Secret},
     metrics::Metrics,
 };
 
@@ -93,14 +93,14 @@ impl RedisLimits {
     /// replica starts on its own counters) and starts the probe.
     pub async fn start(
         quotas: Quotas,
-        config: &RedisConfig,
+        config: &RedisSettings,
         password: Option<watch::Receiver<Option<Secret>>>,
         metrics: Arc<Metrics>,
     ) -> Result<RedisLimits, RedisSetupError> {
         let client = client(config)?;
         let mut manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(config.timeout.0))
+            .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(PROBE_INTERVAL);
         if let Some(password) = password {
@@ -112,7 +112,7 @@ impl RedisLimits {
                 .to_owned();
             manager_config = manager_config.set_credentials_provider(WatchedPassword { username, password });
         }
-        let connections = (0..config.connections.max(1))
+        let connections = (0..config.connections.get())
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(RedisSetupError::Url)?;
@@ -120,7 +120,7 @@ impl RedisLimits {
             connections,
             next: AtomicUsize::new(0),
             script: Script::new(include_str!("gcra.lua")),
-            timeout: config.timeout.0,
+            timeout: config.timeout,
             prefix: config.key_prefix.clone(),
             up: AtomicBool::new(false),
             went_down: Arc::new(Notify::new()),
@@ -137,7 +137,7 @@ impl RedisLimits {
         tokio::spawn(probe(Arc::downgrade(&shared)));
         Ok(RedisLimits {
             quotas,
-            fallback: LocalLimits::new(quotas.divided(config.fallback_divisor)),
+            fallback: LocalLimits::new(quotas.divided(config.fallback_divisor.get())),
             shared,
         })
     }
@@ -319,10 +319,12 @@ impl StreamingCredentialsProvider for WatchedPassword {
 }
 
 /// The client for `rate_limit.redis.url`, with the password and CA of the configuration.
-fn client(config: &RedisConfig) -> Result<Client, RedisSetupError> {
-    // Settings checked that the URL is there.
-    let url = config.url.as_ref().map_or("", |url| url.expose());
-    let mut info = url.into_connection_info().map_err(RedisSetupError::Url)?;
+fn client(config: &RedisSettings) -> Result<Client, RedisSetupError> {
+    let mut info = config
+        .url
+        .expose()
+        .into_connection_info()
+        .map_err(RedisSetupError::Url)?;
     if let Some(password) = &config.password {
         let settings = info.redis_settings().clone().set_password(password.expose());
         info = info.set_redis_settings(settings);

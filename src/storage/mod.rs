@@ -23,7 +23,7 @@ pub use s3::{S3Credentials, S3Storage};
 pub use wrappers::{CachedStorage, InstrumentedStorage, TimeoutStorage};
 
 use crate::{
-    config::{Backend, CacheConfig, StorageConfig},
+    config::{BackendSettings, CacheSettings, StorageSettings},
     metrics::Metrics,
 };
 
@@ -31,38 +31,31 @@ use crate::{
 /// when given (a channel that a Kubernetes Secret watch publishes on), else with the configured
 /// keys or the AWS default chain.
 pub async fn backend(
-    config: &StorageConfig,
+    config: &StorageSettings,
     credentials: Option<watch::Receiver<Option<S3Credentials>>>,
 ) -> Result<Arc<dyn Storage>, StorageError> {
-    Ok(match (config.backend, credentials) {
-        (Backend::Fs, _) => Arc::new(
-            FsStorage::new(&config.fs.root)
-                .await?
-                .with_inline_reads(config.fs.inline_reads),
-        ),
-        (Backend::S3, None) => Arc::new(S3Storage::new(&config.s3, config.timeout.0).await),
-        (Backend::S3, Some(credentials)) => Arc::new(S3Storage::with_watched_credentials(
-            &config.s3,
-            config.timeout.0,
-            credentials,
-        )),
+    Ok(match (&config.backend, credentials) {
+        (BackendSettings::Fs(fs), _) => Arc::new(FsStorage::new(&fs.root).await?.with_inline_reads(fs.inline_reads)),
+        (BackendSettings::S3(s3), None) => Arc::new(S3Storage::new(s3, config.timeout).await),
+        (BackendSettings::S3(s3), Some(credentials)) => {
+            Arc::new(S3Storage::with_watched_credentials(s3, config.timeout, credentials))
+        }
     })
 }
 
 /// The storage stack around `backend` (the configured one, or one a caller supplies), from the
 /// inside out: `storage.timeout` on every call, then metrics and spans (so they count what
-/// reaches storage), then the hot-object cache when `cache` is given and enabled (its hits
-/// reach nothing).
+/// reaches storage), then the hot-object cache when `cache` is given (its hits reach nothing).
 pub fn build(
     backend: Arc<dyn Storage>,
-    config: &StorageConfig,
-    cache: Option<&CacheConfig>,
+    config: &StorageSettings,
+    cache: Option<&CacheSettings>,
     metrics: Arc<Metrics>,
 ) -> Arc<dyn Storage> {
-    let timed = Arc::new(TimeoutStorage::new(backend, config.timeout.0));
+    let timed = Arc::new(TimeoutStorage::new(backend, config.timeout));
     let instrumented: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(timed, metrics.clone()));
     match cache {
-        Some(cache) if cache.enabled == Some(true) => Arc::new(CachedStorage::new(instrumented, cache, metrics)),
-        _ => instrumented,
+        Some(cache) => Arc::new(CachedStorage::new(instrumented, cache, metrics)),
+        None => instrumented,
     }
 }

@@ -101,7 +101,7 @@ async fn garage_outage_under_load_and_recovery() {
     let garage = Arc::new(tokio::task::spawn_blocking(Garage::start).await.unwrap());
     let mut config = garage.config();
     config.storage.timeout = HumanDuration(Duration::from_secs(1));
-    let storage = image_gateway::storage::backend(&config.storage, None).await.unwrap();
+    let storage = crate::support::backend(&config).await;
     let data = Arc::new(pattern(2 << 20));
     let name = ObjectName::generate(ImageFormat::Png);
     let setup = crate::support::setup_storage(&config).await;
@@ -259,7 +259,7 @@ async fn stalled_storage_times_out_and_frees_the_request() {
     let mut config = direct;
     config.storage.s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
     config.storage.timeout = HumanDuration(Duration::from_millis(800));
-    let storage = image_gateway::storage::backend(&config.storage, None).await.unwrap();
+    let storage = crate::support::backend(&config).await;
     let server = TestServer::start_with(config, storage).await;
 
     proxy.frozen.store(true, Ordering::SeqCst);

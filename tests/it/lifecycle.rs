@@ -266,7 +266,7 @@ async fn garage_killed_mid_download() {
         .await
         .unwrap();
     config.storage.timeout = image_gateway::config::units::HumanDuration(Duration::from_secs(2));
-    let storage = image_gateway::storage::backend(&config.storage, None).await.unwrap();
+    let storage = crate::support::backend(&config).await;
     let server = TestServer::start_with(config, storage).await;
 
     let response = within("get", client().get(server.download_url(&name)).send())

@@ -295,7 +295,7 @@ async fn readiness_latches_and_storage_outages_show_in_a_gauge() {
     let garage = std::sync::Arc::new(tokio::task::spawn_blocking(Garage::start).await.unwrap());
     let mut config = garage.config();
     config.storage.timeout = image_gateway::config::units::HumanDuration(Duration::from_secs(1));
-    let storage = image_gateway::storage::backend(&config.storage, None).await.unwrap();
+    let storage = crate::support::backend(&config).await;
     let g = garage.clone();
     tokio::task::spawn_blocking(move || g.kill()).await.unwrap();
     let server = TestServer::start_with(config, storage).await;

@@ -190,9 +190,22 @@ pub const SETUP_STORAGE_TIMEOUT: Duration = Duration::from_secs(600);
 /// A storage for a test's own calls: the backend of `config` alone (an S3 client's timeouts at
 /// [`SETUP_STORAGE_TIMEOUT`]).
 pub async fn setup_storage(config: &Config) -> Arc<dyn Storage> {
-    let mut config = config.storage.clone();
-    config.timeout = HumanDuration(SETUP_STORAGE_TIMEOUT);
-    within("build setup storage", storage::backend(&config, None))
+    let mut config = config.clone();
+    config.storage.timeout = HumanDuration(SETUP_STORAGE_TIMEOUT);
+    within("build setup storage", storage::backend(&settings(config).storage, None))
+        .await
+        .unwrap()
+}
+
+/// `config` validated, as the service validates its own.
+pub fn settings(config: Config) -> Settings {
+    Settings::new(config).expect("a valid configuration")
+}
+
+/// The bare configured backend of `config` (`storage.timeout` its own).
+pub async fn backend(config: &Config) -> Arc<dyn Storage> {
+    let settings = settings(config.clone());
+    within("build storage", storage::backend(&settings.storage, None))
         .await
         .unwrap()
 }
@@ -241,12 +254,13 @@ impl Fixture {
             _ => setup_storage(&config).await,
         };
         // The stack the service builds (`storage::build`) around the backend.
+        let valid = settings(config.clone());
         let storage: Arc<dyn Storage> = match backend {
             Backend::Memory => memory,
-            Backend::WrappedMemory => storage::build(memory, &config.storage, Some(&config.cache), metrics),
+            Backend::WrappedMemory => storage::build(memory, &valid.storage, valid.cache.as_ref(), metrics),
             _ => {
-                let bare = within("build storage", storage::backend(&config.storage, None)).await;
-                storage::build(bare.unwrap(), &config.storage, Some(&config.cache), metrics)
+                let bare = self::backend(&config).await;
+                storage::build(bare, &valid.storage, valid.cache.as_ref(), metrics)
             }
         };
         Fixture {
@@ -361,7 +375,7 @@ impl TestServer {
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = admin_listener.local_addr().unwrap();
         config.public_url = Some(format!("http://{addr}"));
-        let settings = Settings::new(config).expect("a valid configuration");
+        let settings = settings(config);
         let listeners = Listeners {
             public,
             admin: admin_listener,

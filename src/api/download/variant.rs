@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    config::{DEFAULT_VARIANT_SIDES, VariantsAllowed, VariantsConfig},
+    config::{DEFAULT_VARIANT_SIDES, VariantsAllowed, VariantsSettings},
     http::error::ApiError,
     object_name::ImageFormat,
     processing::{Background, Fit, Op, Output, OutputFormat, Resize},
@@ -168,7 +168,7 @@ impl Rules {
     /// The rules `[variants]` sets: the sides ascending within 1–8192, each preset a valid
     /// variant on its own (only variant options, each valid), and `allow = "presets"` with at
     /// least one preset.
-    pub fn new(config: &VariantsConfig) -> Result<Rules, RulesError> {
+    pub fn new(config: &VariantsSettings) -> Result<Rules, RulesError> {
         let sides = config.sides.clone();
         let ascending = sides.windows(2).all(|pair| pair[0] < pair[1]);
         if sides.is_empty() || !ascending || sides[0] == 0 || sides[sides.len() - 1] > MAX_SIDE {
@@ -440,10 +440,10 @@ mod tests {
     }
 
     fn rules(presets: &[(&str, &str)], allow: VariantsAllowed) -> Result<Rules, RulesError> {
-        Rules::new(&VariantsConfig {
+        Rules::new(&VariantsSettings {
             presets: presets.iter().map(|(n, o)| (n.to_string(), o.to_string())).collect(),
             allow,
-            ..VariantsConfig::default()
+            ..VariantsSettings::default()
         })
     }
 
@@ -592,9 +592,9 @@ mod tests {
 
     #[test]
     fn sides_are_configurable_and_checked() {
-        let config = |sides: &[u32]| VariantsConfig {
+        let config = |sides: &[u32]| VariantsSettings {
             sides: sides.to_vec(),
-            ..VariantsConfig::default()
+            ..VariantsSettings::default()
         };
         let rules = Rules::new(&config(&[100, 300, 600])).unwrap();
         let from = |query| Variant::from_query(Some(query), &rules).unwrap().unwrap().width;

@@ -27,15 +27,15 @@ use crate::storage::{
     VariantKey,
 };
 use crate::{
-    config::{CredentialsSource, S3Config},
+    config::{S3KeySource, S3Settings},
     object_name::ObjectName,
 };
 
 /// The `s3` backend: each object stored under the key `prefix` + name in one bucket.
 pub struct S3Storage {
     client: Client,
-    /// GET and HEAD, without the SDK (`reader.rs`); an invalid endpoint fails each read.
-    reader: Result<reader::Reader, String>,
+    /// GET and HEAD, without the SDK (`reader.rs`).
+    reader: reader::Reader,
     bucket: String,
     prefix: String,
     /// Where the bucket is, for the readiness check's explanation (the admin listener's).
@@ -71,26 +71,28 @@ impl ProvideCredentials for WatchedCredentials {
 impl S3Storage {
     /// Builds the client with the configured static keys, or the AWS default chain
     /// (`credentials = "default"`); nothing is sent until the first request.
-    pub async fn new(config: &S3Config, timeout: Duration) -> Self {
-        if config.credentials == CredentialsSource::Default {
-            return Self::build(config, timeout, Some(default_chain(config, timeout).await));
-        }
-        let provider = match (&config.access_key_id, &config.secret_access_key) {
-            (Some(id), Some(secret)) => Some(SharedCredentialsProvider::new(Credentials::new(
-                id,
-                secret.expose(),
+    pub async fn new(config: &S3Settings, timeout: Duration) -> Self {
+        let provider = match &config.keys {
+            S3KeySource::Default => Some(default_chain(config, timeout).await),
+            S3KeySource::Static {
+                access_key_id,
+                secret_access_key,
+            } => Some(SharedCredentialsProvider::new(Credentials::new(
+                access_key_id,
+                secret_access_key.expose(),
                 None,
                 None,
                 "image-gateway-config",
             ))),
-            _ => None,
+            // Signed with the Secret's keys once a watch publishes them (`with_watched_credentials`).
+            S3KeySource::Kubernetes(_) => None,
         };
         Self::build(config, timeout, provider)
     }
 
     /// Builds the client with credentials that follow `credentials` (a watched Secret).
     pub fn with_watched_credentials(
-        config: &S3Config,
+        config: &S3Settings,
         timeout: Duration,
         credentials: watch::Receiver<Option<S3Credentials>>,
     ) -> Self {
@@ -98,9 +100,9 @@ impl S3Storage {
         Self::build(config, timeout, Some(provider))
     }
 
-    fn build(config: &S3Config, timeout: Duration, provider: Option<SharedCredentialsProvider>) -> Self {
-        let client = http::client(config.pool_idle_timeout.0, timeout);
-        let cache_credentials = config.credentials == CredentialsSource::Default;
+    fn build(config: &S3Settings, timeout: Duration, provider: Option<SharedCredentialsProvider>) -> Self {
+        let client = http::client(config.pool_idle_timeout, timeout);
+        let cache_credentials = matches!(config.keys, S3KeySource::Default);
         let reader = reader::Reader::new(client.clone(), config, provider.clone(), cache_credentials);
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -111,11 +113,11 @@ impl S3Storage {
             .retry_config(RetryConfig::standard().with_max_attempts(2))
             .http_client(http::for_sdk(client.clone()));
         if let Some(endpoint) = &config.endpoint {
-            builder = builder.endpoint_url(endpoint);
+            builder = builder.endpoint_url(&endpoint.url);
         }
         if let Some(provider) = provider {
             builder = builder.credentials_provider(provider);
-            if config.credentials != CredentialsSource::Default {
+            if !cache_credentials {
                 // No identity cache: static and watched keys are read for every request, so
                 // rotation is immediate. The default chain keeps the SDK's cache: its sources
                 // (STS, the instance metadata service) are network calls with expiring keys,
@@ -128,12 +130,11 @@ impl S3Storage {
             reader,
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
-            endpoint: config.endpoint.clone().unwrap_or_else(|| "AWS S3".into()),
+            endpoint: config
+                .endpoint
+                .as_ref()
+                .map_or_else(|| "AWS S3".into(), |e| e.url.clone()),
         }
-    }
-
-    fn reader(&self) -> Result<&reader::Reader, StorageError> {
-        self.reader.as_ref().map_err(|e| StorageError::other(e.clone()))
     }
 
     fn key(&self, name: &ObjectName) -> String {
@@ -205,10 +206,10 @@ impl S3Storage {
 /// The AWS SDK's default credential chain (environment, profile, web identity/IRSA, EKS Pod
 /// Identity and ECS, instance profile), talking to STS and the metadata services over our
 /// HTTP client, in the configured region.
-async fn default_chain(config: &S3Config, timeout: Duration) -> SharedCredentialsProvider {
+async fn default_chain(config: &S3Settings, timeout: Duration) -> SharedCredentialsProvider {
     let provider_config = aws_config::provider_config::ProviderConfig::without_region()
         .with_region(Some(Region::new(config.region.clone())))
-        .with_http_client(http::for_sdk(http::client(config.pool_idle_timeout.0, timeout)));
+        .with_http_client(http::for_sdk(http::client(config.pool_idle_timeout, timeout)));
     let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
         .configure(provider_config)
         .build()
@@ -271,11 +272,11 @@ impl Storage for S3Storage {
     }
 
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
-        self.reader()?.head(&self.key(name)).await
+        self.reader.head(&self.key(name)).await
     }
 
     async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
-        self.reader()?.get(&self.key(name), range).await
+        self.reader.get(&self.key(name), range).await
     }
 
     async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
@@ -319,7 +320,7 @@ impl Storage for S3Storage {
     }
 
     async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
-        let got = self.reader()?.get(&self.variant_key(key), None).await?;
+        let got = self.reader.get(&self.variant_key(key), None).await?;
         let chunks: Vec<Bytes> = futures_util::TryStreamExt::try_collect(got.body).await?;
         Ok(Bytes::from(chunks.concat()))
     }

@@ -21,14 +21,14 @@ use aws_credential_types::{
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, header};
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
 use super::{http::HyperClient, quoted, status_error};
-use crate::config::S3Config;
+use crate::config::S3Settings;
 use crate::storage::{ByteRange, ByteStream, GetResult, ObjectMeta, StorageError};
 
 /// SHA-256 of an empty payload: GET and HEAD send none.
@@ -57,22 +57,13 @@ struct Target {
 }
 
 impl Target {
-    fn new(config: &S3Config) -> Result<Target, String> {
+    fn new(config: &S3Settings) -> Target {
         let (scheme, authority, base) = match &config.endpoint {
-            Some(endpoint) => {
-                let uri: Uri = endpoint.parse().map_err(|e| format!("storage.s3.endpoint: {e}"))?;
-                let scheme = match uri.scheme_str() {
-                    Some("http") => "http",
-                    Some("https") => "https",
-                    _ => return Err("storage.s3.endpoint must start with http:// or https://".into()),
-                };
-                let authority = uri.authority().ok_or("storage.s3.endpoint has no host")?.to_string();
-                (scheme, authority, uri.path().trim_end_matches('/').to_owned())
-            }
+            Some(endpoint) => (endpoint.scheme, endpoint.authority.clone(), endpoint.path.clone()),
             None => ("https", format!("s3.{}.amazonaws.com", config.region), String::new()),
         };
         let bucket = &config.bucket;
-        Ok(if config.force_path_style {
+        if config.force_path_style {
             Target {
                 scheme,
                 authority,
@@ -84,7 +75,7 @@ impl Target {
                 authority: format!("{bucket}.{authority}"),
                 path_prefix: base,
             }
-        })
+        }
     }
 }
 
@@ -112,18 +103,18 @@ impl Reader {
     /// shortly before it expires (for the AWS default chain, whose sources are network calls).
     pub(super) fn new(
         client: HyperClient,
-        config: &S3Config,
+        config: &S3Settings,
         credentials: Option<SharedCredentialsProvider>,
         cache_credentials: bool,
-    ) -> Result<Reader, String> {
-        Ok(Reader {
+    ) -> Reader {
+        Reader {
             client,
-            target: Target::new(config)?,
+            target: Target::new(config),
             region: config.region.clone(),
             credentials,
             cached_credentials: cache_credentials.then(|| Mutex::new(None)),
             signing_key: Mutex::new(None),
-        })
+        }
     }
 
     /// `HEAD` of the object at `key` (the prefixed name: `S3Storage::key`).
@@ -373,15 +364,18 @@ mod tests {
     use aws_smithy_runtime_api::client::identity::Identity;
 
     use super::*;
+    use crate::config::{ConfigError, CredentialsSource, S3Config};
 
-    fn config(endpoint: Option<&str>, path_style: bool) -> S3Config {
-        S3Config {
+    /// `[storage.s3]` with `endpoint`, as the settings validate it.
+    fn settings(endpoint: Option<&str>, path_style: bool) -> Result<S3Settings, ConfigError> {
+        S3Settings::try_from(&S3Config {
             endpoint: endpoint.map(str::to_owned),
             bucket: "images".into(),
             region: "eu-west-3".into(),
             force_path_style: path_style,
+            credentials: CredentialsSource::Default,
             ..S3Config::default()
-        }
+        })
     }
 
     /// Our signature equals aws-sigv4's own `sign` for the same request, with and without a
@@ -403,11 +397,10 @@ mod tests {
             let provider = SharedCredentialsProvider::new(credentials.clone());
             let reader = Reader::new(
                 client.clone(),
-                &config(Some("http://127.0.0.1:9000"), true),
+                &settings(Some("http://127.0.0.1:9000"), true).unwrap(),
                 Some(provider),
                 false,
-            )
-            .unwrap();
+            );
             let request = reader
                 .signed(
                     Method::GET,
@@ -483,22 +476,23 @@ mod tests {
 
     #[test]
     fn targets_in_both_styles_and_on_aws() {
-        let path = Target::new(&config(Some("https://minio.example:9000/base/"), true)).unwrap();
+        let path = Target::new(&settings(Some("https://minio.example:9000/base/"), true).unwrap());
         assert_eq!(
             (path.scheme, path.authority.as_str(), path.path_prefix.as_str()),
             ("https", "minio.example:9000", "/base/images")
         );
-        let virtual_host = Target::new(&config(Some("http://s3.example"), false)).unwrap();
+        let virtual_host = Target::new(&settings(Some("http://s3.example"), false).unwrap());
         assert_eq!(
             (virtual_host.authority.as_str(), virtual_host.path_prefix.as_str()),
             ("images.s3.example", "")
         );
-        let aws = Target::new(&config(None, false)).unwrap();
+        let aws = Target::new(&settings(None, false).unwrap());
         assert_eq!(
             (aws.scheme, aws.authority.as_str()),
             ("https", "images.s3.eu-west-3.amazonaws.com")
         );
-        assert!(Target::new(&config(Some("ftp://x"), true)).is_err());
+        // An endpoint the reader could not use never reaches it: the settings refuse it.
+        assert!(settings(Some("ftp://x"), true).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use moka::{future::Cache, notification::RemovalCause};
 use tokio::sync::Semaphore;
 
 use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError, VariantKey};
-use crate::{config::CacheConfig, metrics::Metrics, object_name::ObjectName};
+use crate::{config::CacheSettings, metrics::Metrics, object_name::ObjectName};
 
 /// Objects loading into the cache at once hold at most this many times `max_object_bytes`;
 /// further misses stream past the cache, so a burst of distinct misses cannot grow memory
@@ -87,15 +87,15 @@ pub struct CachedStorage {
 
 impl CachedStorage {
     /// Wraps `inner` with a cache sized by `config`, recording into `metrics`.
-    pub fn new(inner: Arc<dyn Storage>, config: &CacheConfig, metrics: Arc<Metrics>) -> CachedStorage {
-        let max_object_bytes = config.max_object_bytes.0;
+    pub fn new(inner: Arc<dyn Storage>, config: &CacheSettings, metrics: Arc<Metrics>) -> CachedStorage {
+        let max_object_bytes = config.max_object_bytes.get();
         let evicted = metrics.clone();
         let cache = Cache::builder()
-            .max_capacity(config.max_bytes.0)
+            .max_capacity(config.max_bytes.get())
             .weigher(|_, entry: &Arc<Entry>| entry.weight())
             .expire_after(Lifetimes {
-                ttl: config.ttl.0,
-                negative_ttl: config.negative_ttl.0,
+                ttl: config.ttl,
+                negative_ttl: config.negative_ttl.unwrap_or_default(),
             })
             .eviction_listener(move |_, entry: Arc<Entry>, cause| {
                 evicted.cache_removed(u64::from(entry.weight()), eviction_label(cause));
@@ -106,7 +106,7 @@ impl CachedStorage {
             inner,
             cache,
             max_object_bytes,
-            remember_missing: !config.negative_ttl.0.is_zero(),
+            remember_missing: config.negative_ttl.is_some(),
             loading: Semaphore::new(usize::try_from(budget).unwrap_or(Semaphore::MAX_PERMITS)),
             metrics,
         }
@@ -332,13 +332,13 @@ impl Storage for CachedStorage {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::{
+        num::NonZeroU64,
+        sync::atomic::{AtomicU64, Ordering},
+    };
 
     use super::*;
-    use crate::{
-        config::units::{ByteSize, HumanDuration},
-        storage::{MemoryStorage, TimeoutStorage},
-    };
+    use crate::storage::{MemoryStorage, TimeoutStorage};
 
     /// Counts the reads that reach storage; each `get` takes `delay` to answer, so that
     /// concurrent misses overlap.
@@ -390,12 +390,11 @@ mod tests {
             heads: AtomicU64::new(0),
             delay,
         });
-        let config = CacheConfig {
-            enabled: Some(true),
-            max_bytes: ByteSize(1 << 20),
-            max_object_bytes: ByteSize(max_object_bytes),
-            ttl: HumanDuration(ttl),
-            negative_ttl: HumanDuration(Duration::from_secs(60)),
+        let config = CacheSettings {
+            max_bytes: NonZeroU64::new(1 << 20).unwrap(),
+            max_object_bytes: NonZeroU64::new(max_object_bytes).unwrap(),
+            ttl,
+            negative_ttl: Some(Duration::from_secs(60)),
         };
         let metrics = Arc::new(Metrics::new());
         let cached = Arc::new(CachedStorage::new(storage.clone(), &config, metrics.clone()));
@@ -572,7 +571,7 @@ mod tests {
             }),
             Duration::from_millis(20),
         ));
-        let cached = CachedStorage::new(failing.clone(), &CacheConfig::default(), s.metrics.clone());
+        let cached = CachedStorage::new(failing.clone(), &CacheSettings::default(), s.metrics.clone());
         for _ in 0..2 {
             assert!(matches!(
                 cached.get(&name(6), None).await,
