@@ -53,6 +53,7 @@ from servers import (
     Gateway,
     Minio,
     Nginx,
+    cpu_model,
     cpu_seconds,
     free_port,
     herd,
@@ -331,8 +332,7 @@ def main():
     report = {
         "machine": {
             "cpus": os.cpu_count(),
-            "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                         if line.startswith("model name")), "?"),
+            "cpu": cpu_model(),
             "kernel": platform.release(),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },

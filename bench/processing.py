@@ -36,31 +36,46 @@ with the test tools' Python (Pillow and numpy, for the scores):
 import argparse
 import datetime
 import hashlib
-import http.client
 import io
 import json
 import os
 import platform
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 
 from PIL import Image
-from servers import MATE_DIR, cpu_seconds, free_port, jpeg_size, mate_photos, shipped_env  # bench/servers.py
+from servers import (  # bench/servers.py
+    CHILDREN,
+    CLK_TCK,
+    MATE_DIR,
+    RssSampler,
+    cpu_model,
+    cpu_seconds,
+    free_port,
+    http_get,
+    jpeg_size,
+    lua_pace,
+    mate_photos,
+    shipped_env,
+    stop_children,
+    tree,
+    wait_http,
+    wrk_command,
+    wrk_result,
+)
+from servers import Gateway as GatewayProcess
+from servers import wrk as run_wrk
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import image_quality  # noqa: E402  scripts/image_quality.py: the tests' SSIM and PSNR
 
 SERVERS = ["imgproxy", "imgproxy4", "thumbor", "vips", "gateway"]
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 BOX = 512
 # imgproxy's published benchmark: JPEG q80, WebP q75; AVIF at imgproxy's default quality (63)
 # and the benchmark's speed (AVIF_SPEED), below.
@@ -128,8 +143,6 @@ done = function(summary, latency, requests)
 end
 """
 
-CHILDREN = []
-
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
@@ -176,50 +189,6 @@ def prepare_images(workdir, min_width, max_width):
 # --- processes -----------------------------------------------------------------------------
 
 
-def wait_http(port, path, proc, deadline_s=60.0, logfile=None):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}; see {logfile}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"nothing answered 200 on 127.0.0.1:{port}{path} within {deadline_s}s; see {logfile}")
-
-
-def tree(pid):
-    """pid and all its descendants (thumbor forks one worker per process)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo.extend(int(c) for c in f.read().split())
-        except OSError:
-            pass
-    return out
-
-
-def rss_kib(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total
-
-
 def machine_busy_seconds():
     """CPU seconds spent outside idle and iowait by the whole machine, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -251,27 +220,6 @@ def wait_idle(max_wait_s, threshold=0.1):
             said = True
 
 
-class RssSampler:
-    """Sums VmRSS over the process tree every 100 ms; .peak_kib is the largest sum seen."""
-
-    def __init__(self, pids):
-        self.pids, self.peak_kib, self.samples = pids, 0, 0
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop_event.is_set():
-            self.peak_kib = max(self.peak_kib, rss_kib(self.pids()))
-            self.samples += 1
-            self.stop_event.wait(0.1)
-
-    def stop(self):
-        self.stop_event.set()
-        self.thread.join()
-        return self.peak_kib
-
-
 class Server:
     """Server processes (and their children), each in its own process group, logging to a file."""
 
@@ -292,19 +240,13 @@ class Server:
         CHILDREN.append(proc)
         self.procs.append(proc)
         if wait:
-            wait_http(self.port, ready_path, proc, logfile=self.logfile)
+            wait_http(self.port, ready_path, 60.0, proc=proc, logfile=self.logfile)
 
     def pids(self):
         return [pid for proc in self.procs for pid in tree(proc.pid)]
 
     def stop(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # its own group: thumbor's forks too
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+        stop_children(self.procs)  # each in its own group: thumbor's forks too
         self.procs = []
 
     def paths(self):
@@ -396,7 +338,7 @@ class Thumbor(Server):
             sock.close()
         for _ in range(4 * n):  # new connections land on either socket: ask until all answered
             for proc in self.procs:
-                wait_http(self.port, "/healthcheck", proc, logfile=self.logfile)
+                wait_http(self.port, "/healthcheck", 60.0, proc=proc, logfile=self.logfile)
 
     def path(self, image, quality=None):
         q = quality or self.quality
@@ -439,18 +381,13 @@ class Gateway(Server):
         return {"Accept": f"image/{self.format}"}
 
     def start(self):
-        self.port, admin = free_port(), free_port()
         env = dict(
-            os.environ,
-            **shipped_env(),  # as the container image runs it; --gateway-env GLIBC_TUNABLES unsets
-            IMAGE_GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
-            IMAGE_GATEWAY_ADMIN_LISTEN=f"127.0.0.1:{admin}",
+            shipped_env(),  # as the container image runs it; --gateway-env GLIBC_TUNABLES unsets
             IMAGE_GATEWAY_STORAGE__BACKEND="fs",
             IMAGE_GATEWAY_STORAGE__FS__ROOT=os.path.join(self.workdir, "gateway-data"),
             # Every request comes from 127.0.0.1, and a processing job holds an upload slot:
             # the default of 4 per client would answer 503 past c=4.
             IMAGE_GATEWAY_UPLOAD__MAX_CONCURRENT_PER_CLIENT="0",
-            IMAGE_GATEWAY_LOG__FORMAT="json",
         )
         if self.args.gateway_route == "variant":
             # Every request renders (no variant kept in memory, none stored), and 512 is a side
@@ -458,15 +395,11 @@ class Gateway(Server):
             env.update(IMAGE_GATEWAY_PROCESSING__AVIF_SPEED=str(AVIF_SPEED),
                        IMAGE_GATEWAY_VARIANTS__CACHE_MAX_BYTES="0", IMAGE_GATEWAY_VARIANTS__STORE="false",
                        IMAGE_GATEWAY_VARIANTS__SIDES=f"[{BOX}, 4096]")
-        env.pop("RUST_LOG", None)
-        env.pop("IMAGE_GATEWAY_CONFIG", None)
-        for item in self.args.gateway_env:  # KEY=VALUE sets, a bare KEY unsets
-            key, eq, value = item.partition("=")
-            if eq:
-                env[key] = value
-            else:
-                env.pop(key, None)
-        self.spawn([self.args.gateway, "serve"], env, "/readyz")
+        # No API key (the other servers ask for none); a session of its own, stopped as they are.
+        gateway = GatewayProcess(self.args.gateway, self.workdir, self.name, env, auth=False,
+                                 env_items=self.args.gateway_env, new_group=True)
+        self.port = gateway.port
+        self.procs.append(gateway.proc)
 
     @property
     def quality(self):
@@ -498,7 +431,7 @@ def lua_string(s):
 
 def write_lua(workdir, label, method, paths, headers, pace_ms=None):
     """A wrk script cycling over `paths`; with `pace_ms`, each connection waits that long before
-    each request (wrk's delay()), an open-ish load of connections × 1000/pace_ms requests/s."""
+    each request (servers.lua_pace)."""
     path = os.path.join(workdir, f"{label}.lua")
     with open(path, "w") as f:
         f.write(WRK_LUA.replace("{PATHS}", "{" + ", ".join(lua_string(p) for p in paths) + "}")
@@ -506,31 +439,22 @@ def write_lua(workdir, label, method, paths, headers, pace_ms=None):
                 .replace("{HEADERS}", "{" + ", ".join(f"[{lua_string(k)}] = {lua_string(v)}"
                                                       for k, v in headers.items()) + "}"))
         if pace_ms:
-            f.write(f"\nfunction delay()\n  return {pace_ms}\nend\n")
+            f.write(lua_pace(pace_ms))
     return path
 
 
-def wrk_command(port, concurrency, duration, lua):
-    return ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "60s", "-s", lua,
-            f"http://127.0.0.1:{port}"]
-
-
-def wrk_result(out):
-    for line in out.splitlines():
-        if line.startswith("WRK_JSON "):
-            run = json.loads(line[len("WRK_JSON "):])
-            seconds = run["duration_us"] / 1e6
-            run["rps"] = run["requests"] / seconds if seconds else 0.0
-            run["ok_rps"] = run["ok"] / seconds if seconds else 0.0  # 200s only: a fast 503 is no image
-            run["errors"] = run["non200"] + run["socket_errors"] + run["timeouts"]
-            return run
-    raise SystemExit(f"wrk printed no result:\n{out}")
+def counted(run):
+    """WRK_LUA's counts on top of servers.wrk_result: answers 200 per second (a fast 503 is no
+    image) and every kind of error."""
+    seconds = run["duration_us"] / 1e6
+    run["ok_rps"] = run["ok"] / seconds if seconds else 0.0
+    run["errors"] = run["non200"] + run["socket_errors"] + run["timeouts"]
+    return run
 
 
 def wrk(port, concurrency, duration, lua):
-    out = subprocess.run(wrk_command(port, concurrency, duration, lua), capture_output=True, text=True,
-                         timeout=duration + 180)
-    return wrk_result(out.stdout + out.stderr)
+    """One wrk thread (-t1, see WRK_LUA); the method, paths and headers are in the script."""
+    return counted(run_wrk(f"http://127.0.0.1:{port}", [], concurrency, duration, lua, threads=1))
 
 
 def check_answers(server, references):
@@ -539,16 +463,12 @@ def check_answers(server, references):
     for the next server). Returns details."""
     answers = []
     for image in server.images:
-        path = server.path(image)
-        # http.client, not urllib: a POST without a body and without Content-Type, as wrk sends it.
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         started = time.monotonic()
-        conn.request(server.method, path, headers=server.headers)
-        response = conn.getresponse()
-        body, content_type = response.read(), response.getheader("Content-Type")
-        conn.close()
-        if response.status != 200:
-            raise SystemExit(f"{server.name} {image['name']}: {response.status} {body[:300]!r}")
+        # A POST without a body and without Content-Type, as wrk sends it (servers.http_get).
+        status, body, headers = http_get(server.port, server.path(image), server.method, server.headers, timeout=120)
+        content_type = headers.get("Content-Type")
+        if status != 200:
+            raise SystemExit(f"{server.name} {image['name']}: {status} {body[:300]!r}")
         elapsed_ms = (time.monotonic() - started) * 1000
         size = answer_size(body, server.format)
         if size is None:
@@ -622,11 +542,12 @@ def download_under_load(server, args, workdir):
             wrk(server.port, c_dl, 2, dl_lua)  # warm-up
             idle = wrk(server.port, c_dl, seconds, dl_lua)
             # The processing load starts first and outlasts the download run on both sides.
-            load = subprocess.Popen(wrk_command(server.port, c_proc, seconds + args.warmup + 2, proc_lua),
+            load = subprocess.Popen(wrk_command(f"http://127.0.0.1:{server.port}", [], c_proc,
+                                                seconds + args.warmup + 2, proc_lua, threads=1),
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             time.sleep(args.warmup)
             loaded = wrk(server.port, c_dl, seconds, dl_lua)
-            processing = wrk_result(load.communicate(timeout=seconds + 300)[0])
+            processing = counted(wrk_result(load.communicate(timeout=seconds + 300)[0]))
         finally:
             server.stop()
         result[mode] = {
@@ -707,17 +628,6 @@ def markdown(report):
                              f"{r['p99_us'] / 1000:.2f} | {r['errors']} | {images} |")
             lines.append(f"| {mode} | ratio | | {m['p50_ratio']}x | {m['p99_ratio']}x | | |")
     return "\n".join(lines) + "\n"
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():
@@ -856,13 +766,7 @@ def main():
             f.write(markdown(report))
         log(f"wrote {args.out} and {args.markdown}")
     finally:
-        for proc in CHILDREN:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+        stop_children()
         if args.keep_workdir:
             log(f"kept {workdir}")
         else:

@@ -30,7 +30,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from servers import API_KEY, CHILDREN, Gateway, cpu_seconds, free_port, lua_file, metric, stop_children, wrk  # noqa: E402  # noqa: E402
+from servers import API_KEY, CHILDREN, Gateway, cpu_seconds, free_port, lua_file, metric, stop_children, wrk  # noqa: E402
 
 OBJECT = "0123456789abcdef0123456789abcdef.png"
 ROWS = ("off", "memory", "redis")
@@ -83,14 +83,6 @@ def histogram_quantiles(admin_port, name, quantiles=(0.5, 0.99)):
     return out
 
 
-def paced_lua(lua, workdir, pace_ms):
-    """`lua` with a wait of `pace_ms` before each request (wrk's delay())."""
-    path = os.path.join(workdir, "paced.lua")
-    with open(lua) as f, open(path, "w") as out:
-        out.write(f.read() + f"\nfunction delay()\n  return {pace_ms}\nend\n")
-    return path
-
-
 def measure(gateway, redis_proc, url, args, lua):
     header = [f"X-API-Key: {API_KEY}"]
     wrk(url, header, args.concurrency, args.warmup, lua)
@@ -100,7 +92,7 @@ def measure(gateway, redis_proc, url, args, lua):
     cpu1, redis1 = cpu_seconds(pids), cpu_seconds([redis_proc.pid])
     requests = max(result["requests"], 1)
     return {
-        "rps": result["requests"] / (result["duration_us"] / 1e6),
+        "rps": result["rps"],
         "p50_us": result["p50_us"],
         "p99_us": result["p99_us"],
         "errors": result["errors"] + result["non2xx"],
@@ -127,8 +119,7 @@ def main():
     os.makedirs(root)
     with open(os.path.join(root, OBJECT), "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + os.urandom(1016))
-    luas = {"closed": lua_file(workdir, "done")}
-    luas["paced"] = paced_lua(luas["closed"], workdir, args.pace_ms)
+    luas = {"closed": lua_file(workdir, "done"), "paced": lua_file(workdir, "paced", pace_ms=args.pace_ms)}
     runs = {mode: {row: [] for row in ROWS} for mode in MODES}
     limiter = {mode: [] for mode in MODES}
     try:

@@ -50,7 +50,6 @@ Self-test (MinIO from scripts/install-minio.sh; needs no cargo build):
 """
 
 import argparse
-import http.client
 import os
 import pwd
 import re
@@ -62,7 +61,7 @@ import tempfile
 import time
 import urllib.parse
 
-from servers import Minio, children, free_port
+from servers import Minio, children, free_port, http_get
 
 NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
 XSLT_MODULE = "/usr/lib/nginx/modules/ngx_http_xslt_filter_module.so"
@@ -111,16 +110,6 @@ def replace_once(text, old, new, what):
     if text.count(old) != 1:
         raise RuntimeError(f"{what}: expected one {old!r}, found {text.count(old)}; upstream changed?")
     return text.replace(old, new)
-
-
-def http_get(port, path, method="GET", headers=None, timeout=30):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read(), dict(resp.getheaders())
-    finally:
-        conn.close()
 
 
 class NginxS3Gateway:

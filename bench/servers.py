@@ -1,7 +1,10 @@
-"""The servers the benchmarks start: S3 stores (Garage, MinIO), the gateway, nginx, the
-/proc readings (CPU time, peak RSS) taken of them, the wrk runner (a result line, a Zipf picker)
-and the gateway's metrics. Every process started here ends with the
-benchmark (stop_children), also on errors and Ctrl-C. Python standard library only.
+"""The one harness of bench/: the servers the benchmarks start (S3 stores: Garage, MinIO; the
+gateway, nginx), the /proc readings taken of them (CPU time, RSS and peak RSS, process trees),
+the wrk runner (its command, its result line, a Zipf picker, a pace) and the gateway's metrics.
+Every benchmark takes these from here and from nowhere else, so that a fix (a readiness wait
+that notices a crashed server, a process group killed whole) reaches all of them. Every
+process started here ends with the benchmark (stop_children), also on errors and Ctrl-C.
+Python standard library only.
 """
 
 import datetime
@@ -10,8 +13,10 @@ import hmac
 import http.client
 import json
 import os
+import platform
 import re
 import secrets
+import signal
 import socket
 import struct
 import subprocess
@@ -27,7 +32,6 @@ API_KEY = "bench-" + secrets.token_hex(16)
 CHILDREN = []
 
 
-
 def shipped_env():
     """What the container image sets in the gateway's environment (the Dockerfile's
     GLIBC_TUNABLES, two malloc arenas): benchmarks run the gateway as it ships. Under glibc's
@@ -40,11 +44,19 @@ def shipped_env():
     return {"GLIBC_TUNABLES": found.group(1)}
 
 
-def stop_children():
-    """Every server this run started ends with it, also on errors and Ctrl-C."""
-    for proc in CHILDREN:
+def stop_children(procs=None):
+    """Every server this run started (or those of `procs`) ends with it, also on errors and
+    Ctrl-C. A server started in a session of its own (start_new_session) loses its whole group:
+    thumbor's forks too."""
+    for proc in CHILDREN if procs is None else procs:
         if proc.poll() is None:
-            proc.kill()
+            try:
+                if os.getpgid(proc.pid) == proc.pid:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.kill()
+            except ProcessLookupError:
+                pass
             proc.wait()
 
 
@@ -54,17 +66,35 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_http(port, path, deadline_s=30.0, expect=200):
+def http_get(port, path, method="GET", headers=None, timeout=30):
+    """(status, body, headers: case-insensitive) of one request on a connection of its own.
+    http.client, not urllib: a POST without a body goes out without Content-Type, as wrk sends
+    it, and an error status is an answer, not an exception."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read(), resp.headers
+    finally:
+        conn.close()
+
+
+def wait_http(port, path, deadline_s=30.0, expect=200, proc=None, logfile=None):
+    """Until 127.0.0.1:port answers `expect` on path. With `proc`, a server that exits fails at
+    once (naming its log) instead of at the deadline."""
     deadline = time.monotonic() + deadline_s
+    see = f"; see {logfile}" if logfile else ""
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}{see}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
                 if r.status == expect:
                     return
         except Exception:
             pass
         time.sleep(0.05)
-    raise SystemExit(f"nothing answered {expect} on 127.0.0.1:{port}{path} within {deadline_s}s")
+    raise SystemExit(f"nothing answered {expect} on 127.0.0.1:{port}{path} within {deadline_s}s{see}")
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -92,20 +122,83 @@ def reset_peak_rss(pid):
         return False
 
 
+def status_kib(pids, field):
+    """The sum of a /proc/<pid>/status field in KiB (VmRSS, VmHWM) over pids; a process that
+    has gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
 def peak_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    return status_kib([pid], "VmHWM")
+
+
+def rss_kib(pids):
+    return status_kib(pids, "VmRSS")
 
 
 def children(pid):
+    """The processes pid started, from any of its threads."""
+    found = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.extend(int(p) for p in f.read().split())
     except OSError:
-        return []
+        pass
+    return found
+
+
+def tree(pid):
+    """pid and all its descendants (thumbor forks one worker per process)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children(p))
+    return out
+
+
+class RssSampler:
+    """Sums VmRSS over a process tree (`pids()`, asked anew each time: workers come and go)
+    every 100 ms; .peak_kib is the largest sum seen."""
+
+    def __init__(self, pids):
+        self.pids, self.peak_kib, self.samples = pids, 0, 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            self.peak_kib = max(self.peak_kib, rss_kib(self.pids()))
+            self.samples += 1
+            self.stop_event.wait(0.1)
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join()
+        return self.peak_kib
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
 
 
 
@@ -239,30 +332,57 @@ class Minio(S3Store):
             time.sleep(0.3)
 
 
+def apply_env(env, items):
+    """--gateway-env items onto env: KEY=VALUE sets, a bare KEY unsets."""
+    for item in items:
+        key, eq, value = item.partition("=")
+        if eq:
+            env[key] = value
+        else:
+            env.pop(key, None)
+    return env
+
+
 class Gateway:
-    def __init__(self, binary, workdir, name, storage_env):
+    """The gateway's `serve`, ready when its admin port's /readyz answers 200. `env` holds the
+    storage settings and whatever else the benchmark sets; `env_items` (--gateway-env) come
+    last. auth=False leaves the default (no key asked); new_group starts it in a session of its
+    own, like the servers it is compared with in processing.py."""
+
+    def __init__(self, binary, workdir, name, env, auth=True, env_items=(), new_group=False):
         self.port, self.admin_port = free_port(), free_port()
+        auth_env = {"IMAGE_GATEWAY_AUTH__MODE": "api_key",
+                    "IMAGE_GATEWAY_AUTH__API_KEYS": f'["read:{API_KEY}"]'} if auth else {}
         self.env = dict(
             os.environ,
             IMAGE_GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
             IMAGE_GATEWAY_ADMIN_LISTEN=f"127.0.0.1:{self.admin_port}",
-            IMAGE_GATEWAY_AUTH__MODE="api_key",
-            IMAGE_GATEWAY_AUTH__API_KEYS=f'["read:{API_KEY}"]',
             IMAGE_GATEWAY_LOG__FORMAT="json",
-            **storage_env,
+            **auth_env,
+            **env,
         )
+        # The benchmark's settings only: not the caller's log level nor a config file of theirs.
         self.env.pop("RUST_LOG", None)
+        self.env.pop("IMAGE_GATEWAY_CONFIG", None)
+        apply_env(self.env, env_items)
         self.binary = binary
-        self.log = open(os.path.join(workdir, f"{name}.log"), "w")
-        self.proc = subprocess.Popen([binary, "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.logfile = os.path.join(workdir, f"{name}.log")
+        with open(self.logfile, "a") as log:  # a server restarted under one name keeps one log
+            self.proc = subprocess.Popen([binary, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=new_group)
         CHILDREN.append(self.proc)
-        wait_http(self.admin_port, "/readyz")
+        wait_http(self.admin_port, "/readyz", proc=self.proc, logfile=self.logfile)
 
     def pids(self):
         return [self.proc.pid]
 
-    def stop(self):
-        self.proc.terminate()
+    def stop(self, graceful=True):
+        """graceful: SIGTERM, which waits out shutdown.grace (5 s by default) with /readyz at
+        503; otherwise SIGKILL, for a benchmark done with it."""
+        if graceful:
+            self.proc.terminate()
+        else:
+            self.proc.kill()
         self.proc.wait()
 
 
@@ -405,8 +525,15 @@ end
 """
 
 
-def lua_file(workdir, name, paths=None, zipf_s=1.0):
-    """A wrk script: the result line, and with `paths` the Zipf picker over them."""
+def lua_pace(pace_ms):
+    """Lua that makes each wrk connection wait pace_ms before each request (wrk's delay()): an
+    open-ish load of connections x 1000/pace_ms requests/s."""
+    return f"\nfunction delay()\n  return {pace_ms}\nend\n"
+
+
+def lua_file(workdir, name, paths=None, zipf_s=1.0, pace_ms=None):
+    """A wrk script: the result line, with `paths` the Zipf picker over them, with `pace_ms` a
+    pace."""
     path = os.path.join(workdir, f"{name}.lua")
     text = WRK_DONE
     if paths:
@@ -418,22 +545,39 @@ def lua_file(workdir, name, paths=None, zipf_s=1.0):
         cdf[-1] = 1.0
         text += WRK_ZIPF % {"paths": ",".join(json.dumps(p) for p in paths),
                             "cdf": ",".join(f"{c:.9f}" for c in cdf)}
+    if pace_ms:
+        text += lua_pace(pace_ms)
     with open(path, "w") as f:
         f.write(text)
     return path
 
 
-def wrk(url, headers, concurrency, duration, lua):
-    threads = 1 if concurrency == 1 else 2
+def wrk_command(url, headers, concurrency, duration, lua, threads=None):
+    """threads: one per core of the 2-core benchmark machine unless told (one connection needs
+    one thread)."""
+    threads = threads or (1 if concurrency == 1 else 2)
     command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--timeout", "60s", "-s", lua]
     for h in headers:
         command += ["-H", h]
     command.append(url)
-    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
-    for line in out.stdout.splitlines():
+    return command
+
+
+def wrk_result(out):
+    """The JSON line a script's done() printed, with requests per second added (rps)."""
+    for line in out.splitlines():
         if line.startswith("WRK_JSON "):
-            return json.loads(line[len("WRK_JSON "):])
-    raise SystemExit(f"wrk printed no result: {out.stdout}\n{out.stderr}")
+            run = json.loads(line[len("WRK_JSON "):])
+            seconds = run["duration_us"] / 1e6
+            run["rps"] = run["requests"] / seconds if seconds else 0.0
+            return run
+    raise SystemExit(f"wrk printed no result:\n{out}")
+
+
+def wrk(url, headers, concurrency, duration, lua, threads=None):
+    out = subprocess.run(wrk_command(url, headers, concurrency, duration, lua, threads),
+                         capture_output=True, text=True, timeout=duration + 180)
+    return wrk_result(out.stdout + out.stderr)
 
 
 def metric(admin_port, name):

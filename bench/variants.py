@@ -27,7 +27,6 @@ Run through bench/variants.sh (installs MinIO, nginx-s3-gateway and wrk, builds 
 import argparse
 import datetime
 import hashlib
-import http.client
 import json
 import os
 import platform
@@ -39,7 +38,20 @@ import time
 import urllib.request
 
 from s3_gateway import NginxS3Gateway
-from servers import API_KEY, MATE_DIR, Gateway, Minio, cpu_seconds, herd, lua_file, mate_photos, shipped_env, stop_children, wrk
+from servers import (
+    API_KEY,
+    MATE_DIR,
+    Gateway,
+    Minio,
+    cpu_seconds,
+    herd,
+    http_get,
+    lua_file,
+    mate_photos,
+    shipped_env,
+    stop_children,
+    wrk,
+)
 
 # The gateway's default variants.sides, from the smallest: the widths of the hot set.
 SIDES = [16, 32, 48, 64, 96, 128, 160, 200, 240, 320, 400, 480, 560, 640, 720, 800, 960, 1080, 1200, 1440]
@@ -69,13 +81,9 @@ def variant_path(name, side):
 
 
 def get(port, path, headers=()):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request("GET", path, headers=dict(h.split(": ", 1) for h in headers))
-    response = conn.getresponse()
-    body = response.read()
-    conn.close()
-    if response.status != 200:
-        raise SystemExit(f"GET {path}: {response.status} {body[:300]!r}")
+    status, body, _ = http_get(port, path, headers=dict(h.split(": ", 1) for h in headers), timeout=120)
+    if status != 200:
+        raise SystemExit(f"GET {path}: {status} {body[:300]!r}")
     return body
 
 
@@ -153,7 +161,6 @@ def main():
             for row, (port, headers, _, pids) in rows.items():
                 cpu_before = cpu_seconds(pids())
                 run = wrk(f"http://127.0.0.1:{port}", headers, args.concurrency, args.duration, luas[row])
-                run["rps"] = run["requests"] / (run["duration_us"] / 1e6)
                 run["cpu_us_per_request"] = (cpu_seconds(pids()) - cpu_before) * 1e6 / max(run["requests"], 1)
                 runs[row].append(run)
                 log(f"hotset {row:<17} {run['rps']:9.0f} req/s  p50 {run['p50_us'] / 1000:6.2f} ms  "
