@@ -295,9 +295,9 @@ def main():
             name, data = random_object(1_000_000)
             minio.put(name, data)
             before = minio.get_requests()
-            results, released = herd(row.port, row.path(name), row.headers)
-            errors = sum(1 for status, body, _ in results if status != 200 or len(body) != 1_000_000)
-            seconds = max(at for _, _, at in results) - released
+            answers, released = herd(row.port, row.path(name), row.headers)
+            errors = sum(1 for status, body, _ in answers if status != 200 or len(body) != 1_000_000)
+            seconds = max(at for _, _, at in answers) - released
             reads = minio.get_requests() - before
             herds.append({"config": row.name, "clients": 256, "errors": errors, "last_byte_s": round(seconds, 4),
                           "storage_reads": reads})
