@@ -165,10 +165,9 @@ def answer_size(data, fmt):
 def prepare_images(workdir, min_width, max_width):
     """Copies mate-backgrounds' JPEGs of min..max px wide into workdir/images (own names) and
     workdir/gateway-data (<md5>.jpg). Returns [{name, hex_name, bytes, width, height}]."""
-    if not os.path.isdir(MATE_DIR):
-        log("installing mate-backgrounds (Debian)")
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "mate-backgrounds"],
-                       check=True, stdout=subprocess.DEVNULL)
+    if not os.path.isdir(MATE_DIR):  # run without processing.sh: the same installer
+        subprocess.run(["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts",
+                                             "apt-ensure.sh"), "mate-backgrounds"], check=True)
     images_dir = os.path.join(workdir, "images")
     data_dir = os.path.join(workdir, "gateway-data")
     os.makedirs(images_dir)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The processing benchmark (bench/processing.py): JPEG photographs shrunk to fit 512x512 at
 # quality 80 by imgproxy, thumbor, plain libvips (pyvips) and the gateway, all loaded by wrk.
-# Installs wrk (Debian), the anchors (scripts/install-imgproxy.sh, for imgproxy4 with
-# IMGPROXY_VERSION=v4.0.12, install-thumbor.sh,
+# Installs wrk and mate-backgrounds (Debian, through scripts/apt-ensure.sh like the other
+# benchmarks: only what is missing, apt-get update only when needed), the anchors
+# (scripts/install-imgproxy.sh, for imgproxy4 with IMGPROXY_VERSION=v4.0.12, install-thumbor.sh,
 # install-pyvips.sh, cached in $IG_CACHE) and builds the gateway in release, only for the servers
 # selected; arguments go to processing.py, e.g. --duration 5 --servers imgproxy,thumbor.
 # Every answer is also scored (SSIM, PSNR) against a full decode resampled by Lanczos3.
@@ -19,10 +20,7 @@ for arg in "$@"; do
   [ "$prev" = --servers ] && servers="$arg"
   prev="$arg"
 done
-if ! command -v wrk >/dev/null; then
-  apt-get install -y --no-install-recommends wrk >/dev/null
-fi
-[ -d /usr/share/backgrounds/mate ] || apt-get install -y --no-install-recommends mate-backgrounds >/dev/null
+bash scripts/apt-ensure.sh wrk mate-backgrounds
 args=()
 case ",$servers," in *,imgproxy,*) args+=(--imgproxy "$(bash scripts/install-imgproxy.sh)") ;; esac
 case ",$servers," in *,imgproxy4,*) args+=(--imgproxy4 "$(IMGPROXY_VERSION=v4.0.12 bash scripts/install-imgproxy.sh)") ;; esac
@@ -31,7 +29,7 @@ case ",$servers," in *,vips,*) args+=(--vips-python "$(bash scripts/install-pyvi
 case ",$servers," in
   *,gateway,*)
     # libjpeg-turbo and libaom are built from source: cmake and NASM, as in the Dockerfile.
-    command -v nasm >/dev/null && command -v cmake >/dev/null && command -v g++ >/dev/null || apt-get install -y --no-install-recommends nasm cmake g++ >/dev/null
+    bash scripts/apt-ensure.sh nasm cmake g++
     cargo build --release --locked --features native-codecs --bin image-gateway
     args+=(--gateway "$CARGO_TARGET_DIR/release/image-gateway")
     ;;
