@@ -220,7 +220,6 @@ def main():
             elif config in ("s3-gateway", "s3-gateway-cache"):
                 n = NginxS3Gateway(args.s3_gateway, workdir, store.s3_port, store.bucket, store.access_key,
                                    store.secret_key, cache=config == "s3-gateway-cache", access_log=True)
-                CHILDREN.append(n.proc)
                 rows[row_name] = Row(row_name, n.port, lambda name: f"/{name}", n.pids, store=store)
             else:
                 raise SystemExit(f"unknown configuration {config}")

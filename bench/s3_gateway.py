@@ -61,7 +61,7 @@ import tempfile
 import time
 import urllib.parse
 
-from servers import Minio, children, free_port, http_get
+from servers import CHILDREN, Minio, children, free_port, http_get
 
 NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
 XSLT_MODULE = "/usr/lib/nginx/modules/ngx_http_xslt_filter_module.so"
@@ -274,7 +274,10 @@ class NginxS3Gateway:
         self._log = open(os.path.join(self.dir, "nginx.out"), "w")
         self.proc = subprocess.Popen(
             ["nginx", "-e", self.error_log, "-p", self.dir, "-c", self.conf, "-g", "daemon off;"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            # A group of its own: servers.stop_children's SIGKILL takes the workers with the master.
+            start_new_session=True)
+        CHILDREN.append(self.proc)  # ends with the benchmark, also on errors
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

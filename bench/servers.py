@@ -422,8 +422,10 @@ class Nginx:
         with open(conf, "w") as f:
             f.write(NGINX_CONF.format(dir=workdir, s3=s3_port, proxy=self.proxy_port,
                                       static=self.static_port, root=root))
+        # A group of its own: stop_children's SIGKILL then takes the workers with the master
+        # (killed alone, it left them running, orphaned, after every load.py run).
         self.proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
         CHILDREN.append(self.proc)
         deadline = time.monotonic() + 10
         while not os.path.exists(os.path.join(workdir, "nginx.pid")) or not children(self.proc.pid):
