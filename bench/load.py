@@ -134,10 +134,13 @@ def main():
     parser.add_argument("--gateway-before", help="an earlier release binary, for the gateway-before rows")
     parser.add_argument("--minio", help="the minio binary (mc beside it)")
     parser.add_argument("--garage", help="the garage binary")
-    parser.add_argument("--s3-gateway", required=True, help="the nginx-s3-gateway tree")
+    parser.add_argument("--s3-gateway", help="the nginx-s3-gateway tree (for the s3-gateway rows)")
     parser.add_argument("--stores", default="minio", help="minio and/or garage; fs rows always run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=2, help="seconds per run (10 MB at c>=64: x3)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="seconds of the discarded run per row before any measured one (0: none; the hot set's: 1)")
+    parser.add_argument("--ready-runs", type=int, default=15, help="starts timed to /readyz")
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--concurrency", default="1,16,64,256")
     parser.add_argument("--configs", default=",".join(STORE_CONFIGS),
@@ -154,6 +157,8 @@ def main():
     hot_levels = [int(c) for c in args.hotset_concurrency.split(",") if c]
     configs = [c for c in args.configs.split(",") if c]
     fs_configs = [c for c in args.fs.split(",") if c]
+    if not args.s3_gateway and any(c.startswith("s3-gateway") for c in configs):
+        parser.error("the s3-gateway rows need --s3-gateway")
 
     workdir = tempfile.mkdtemp(prefix="ig-bench-")
     os.chmod(workdir, 0o755)  # nginx workers (another user when started as root) read fs-root
@@ -260,9 +265,9 @@ def main():
     hot_lua = {row.name: lua_file(workdir, f"hot-{i}", [row.path(n) for n in hot]) for i, row in enumerate(rows.values())}
     # A discarded warm-up run per row: nginx-s3-gateway's cache stalls some requests for its
     # 500 ms lock-wait step during its first seconds, and pools and page caches fill too.
-    for row in rows.values():
+    for row in rows.values() if args.warmup > 0 else ():
         wrk(row.url(names[sizes[0]]) if sizes else f"http://127.0.0.1:{row.port}",
-            row.headers, 16, 2, done_lua if sizes else hot_lua[row.name])
+            row.headers, 16, args.warmup, done_lua if sizes else hot_lua[row.name])
         if hot:
             wrk(f"http://127.0.0.1:{row.port}", row.headers, 16, 1, hot_lua[row.name])
     cells = [(label, c) for label in sizes for c in levels] + [("hotset", c) for c in hot_levels if hot]
@@ -318,7 +323,7 @@ def main():
         print(f"memory: cache holds {cache_bytes / 2**20:.1f} MiB; 256 x 10 MB downloads: peak RSS "
               f"{run['peak_rss_kib'] / 1024:.1f} MiB, errors {memory['errors']}", flush=True)
 
-    ready = start_to_ready(args.gateway, workdir, 15)
+    ready = start_to_ready(args.gateway, workdir, args.ready_runs)
     stop_children()
 
     def version(command, stream="stdout"):

@@ -203,7 +203,10 @@ def client_cpu_seconds():
 
 def wait_idle(max_wait_s, threshold=0.1):
     """Waits until the machine spends under `threshold` cores for 3 s running (on a shared machine
-    a build elsewhere halves every figure). False if it never was within max_wait_s."""
+    a build elsewhere halves every figure). False if it never was within max_wait_s; max_wait_s
+    0 does not look (a tiny run that measures nothing)."""
+    if max_wait_s <= 0:
+        return True
     deadline, said = time.monotonic() + max_wait_s, False
     while True:
         before = machine_busy_seconds()
@@ -538,7 +541,8 @@ def download_under_load(server, args, workdir):
         dl_lua = write_lua(workdir, f"download-{mode}", "GET", [f"/v1/image/download/{name}"], {}, pace)
         server.start()
         try:
-            wrk(server.port, c_dl, 2, dl_lua)  # warm-up
+            if args.download_warmup > 0:
+                wrk(server.port, c_dl, args.download_warmup, dl_lua)
             idle = wrk(server.port, c_dl, seconds, dl_lua)
             # The processing load starts first and outlasts the download run on both sides.
             load = subprocess.Popen(wrk_command(f"http://127.0.0.1:{server.port}", [], c_proc,
@@ -646,6 +650,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per row")
     parser.add_argument("--min-width", type=int, default=1000)
     parser.add_argument("--max-width", type=int, default=4096)
+    parser.add_argument("--images", type=int, help="the first N of those images only (default: all)")
     parser.add_argument("--imgproxy", help="imgproxy binary (scripts/install-imgproxy.sh)")
     parser.add_argument("--imgproxy4", help="imgproxy v4 binary (IMGPROXY_VERSION=v4.0.12 scripts/install-imgproxy.sh)")
     parser.add_argument("--thumbor", help="thumbor executable (scripts/install-thumbor.sh)")
@@ -658,11 +663,12 @@ def main():
                         help="environment for the gateway, e.g. IMAGE_GATEWAY_PROCESSING__WORKERS=2; a bare KEY "
                         "unsets one this script sets")
     parser.add_argument("--download-duration", type=int, default=10)
+    parser.add_argument("--download-warmup", type=int, default=2, help="seconds of downloads before the idle run")
     parser.add_argument("--download-concurrency", type=int, default=16)
     parser.add_argument("--download-load-concurrency", type=int, default=8)
     parser.add_argument("--no-download", action="store_true", help="skip the download-under-load run")
     parser.add_argument("--wait-idle", type=int, default=900,
-                        help="seconds to wait at most, before each row, for other processes to go idle")
+                        help="seconds to wait at most, before each row, for other processes to go idle (0: no check)")
     parser.add_argument("--retries", type=int, default=3,
                         help="runs of a row again when other processes used CPU during it")
     parser.add_argument("--out", default="bench/results/processing.json")
@@ -686,7 +692,7 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="ig-processing-")
     try:
-        images = prepare_images(workdir, args.min_width, args.max_width)
+        images = prepare_images(workdir, args.min_width, args.max_width)[:args.images]
         log(f"{len(images)} images in {workdir}")
         servers = {name: CLASSES[name](args, workdir, images) for name in names}
         configs = {

@@ -123,7 +123,7 @@ def s3_runs(binary, minio_bin, workdir, count):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway", required=True, help="the release binary")
-    parser.add_argument("--minio", required=True, help="the minio binary, mc beside it")
+    parser.add_argument("--minio", help="the minio binary, mc beside it (for the s3 backend)")
     parser.add_argument("--objects", type=int, default=1_000_000)
     parser.add_argument("--before", help="an earlier release binary to compare on fs")
     parser.add_argument("--before-objects", type=int, default=100_000)
@@ -131,6 +131,8 @@ def main():
     parser.add_argument("--out", required=True, help="JSON results file")
     args = parser.parse_args()
     backends = args.backends.split(",")
+    if "s3" in backends and not args.minio:
+        parser.error("the s3 backend needs --minio")
     workdir = tempfile.mkdtemp(prefix="ig-retention-", dir=os.environ.get("IG_BENCH_DIR", "/var/tmp"))
     report = {
         "machine": {

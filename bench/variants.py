@@ -103,8 +103,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway", required=True, help="the release binary")
     parser.add_argument("--minio", required=True, help="the minio binary (mc beside it)")
-    parser.add_argument("--s3-gateway", required=True, help="the nginx-s3-gateway tree")
+    parser.add_argument("--s3-gateway", help="the nginx-s3-gateway tree (without it, no s3-gateway-cache row)")
     parser.add_argument("--widths", type=int, default=20, help="sides per source (of the 20 smallest)")
+    parser.add_argument("--sources", type=int, help="the first N sources only (default: all)")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
@@ -118,7 +119,7 @@ def main():
     extra = dict(item.split("=", 1) for item in args.gateway_env)
     try:
         minio = Minio(args.minio, workdir)
-        names = sources(minio)
+        names = sources(minio)[:args.sources]
         hot = [(name, side) for side in SIDES[:args.widths] for name in names]
         log(f"{len(names)} sources, {len(hot)} variants")
         env = {**shipped_env(), **minio.gateway_env(), "IMAGE_GATEWAY_VARIANTS__STORE": "true", **extra}
@@ -142,16 +143,16 @@ def main():
         log(f"restart: {restart}")
 
         # hotset: the same bytes as objects behind nginx-s3-gateway's cache.
-        for (name, side), body in bodies.items():
+        for (name, side), body in bodies.items() if args.s3_gateway else ():
             minio.put(f"copies/{name[:-4]}_w{side}.webp", body)
         # Each logs every request, as deployed and as bench/load.py runs them: the gateway its JSON
         # access line, nginx its access_log (off, a logging server would be compared with a silent one).
-        nginx = NginxS3Gateway(args.s3_gateway, workdir, minio.s3_port, minio.bucket, minio.access_key,
-                               minio.secret_key, cache=True, access_log=True)
-        rows = {
-            "gateway": (gateway.port, HEADERS, [variant_path(n, s) for n, s in hot], gateway.pids),
-            "s3-gateway-cache": (nginx.port, [], [f"/copies/{n[:-4]}_w{s}.webp" for n, s in hot], nginx.pids),
-        }
+        rows = {"gateway": (gateway.port, HEADERS, [variant_path(n, s) for n, s in hot], gateway.pids)}
+        nginx = None
+        if args.s3_gateway:
+            nginx = NginxS3Gateway(args.s3_gateway, workdir, minio.s3_port, minio.bucket, minio.access_key,
+                                   minio.secret_key, cache=True, access_log=True)
+            rows["s3-gateway-cache"] = (nginx.port, [], [f"/copies/{n[:-4]}_w{s}.webp" for n, s in hot], nginx.pids)
         for port, headers, paths, _ in rows.values():
             for path in paths:  # every variant once: both caches hold the hot set
                 get(port, path, headers)
@@ -172,7 +173,8 @@ def main():
             "cpu_us_per_request": round(statistics.median(r["cpu_us_per_request"] for r in rs), 1),
             "errors": sum(r["errors"] + r["non2xx"] for r in rs),
         } for row, rs in runs.items()}
-        hotset["ratio_rps"] = round(hotset["gateway"]["rps"] / hotset["s3-gateway-cache"]["rps"], 2)
+        if nginx:
+            hotset["ratio_rps"] = round(hotset["gateway"]["rps"] / hotset["s3-gateway-cache"]["rps"], 2)
 
         # herd: one variant nobody has asked for.
         before = served(gateway)
@@ -184,7 +186,8 @@ def main():
         herd_result = {"clients": 256, "errors": errors, "last_byte_s": round(seconds, 3),
                        "tiers": {t: after.get(t, 0) - before.get(t, 0) for t in after}}
         log(f"herd: {herd_result}")
-        nginx.stop()
+        if nginx:
+            nginx.stop()
 
         report = {
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
