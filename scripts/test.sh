@@ -2,8 +2,8 @@
 # The whole test suite, as the README gives it: installs what the tests need (Garage,
 # MinIO, schemathesis, rotel, Prometheus, the Kubernetes control plane and node with etcd,
 # containerd, runc, CoreDNS, Traefik, metrics-server, KEDA, Redis, cargo-fuzz, cargo-deny,
-# Chromium, Pillow, pyvips, cmake and NASM; once, into a cache outside the clone), then runs
-# every test.
+# Chromium, Pillow, pyvips, cmake and NASM, wrk and nginx; once, into a cache outside the clone),
+# then runs every test and a tiny run of every benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export IG_CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -134,6 +134,13 @@ echo "rotel: $("$IG_ROTEL_BIN" --version)"
 echo "minio: $(cat "$(dirname "$IG_MINIO_BIN")/VERSION")"
 echo "redis: $("$IG_REDIS_BIN" --version)"
 echo "kube-apiserver: $("$IG_KUBE_BIN_DIR/kube-apiserver" --version), etcd: $("$IG_KUBE_BIN_DIR/etcd" --version | head -1)"
+# Every benchmark (bench/) in a tiny run against the tests' debug build, so that none rots
+# between its rare full runs: each must exit 0 and write every part of its JSON, answered
+# without errors (bench/smoke.sh; ~50 s). Here, after the Go builds: MinIO is the main store of
+# load.py and the only one of variants.py and retention.py. References: MinIO, Redis and
+# Debian's nginx only, no imgproxy, thumbor nor pyvips (source builds of many minutes).
+phase "benchmark smoke runs"
+bash bench/smoke.sh "$CARGO_TARGET_DIR/debug/image-gateway"
 phase "chart tools"
 IG_CHART_TOOLS="$(bash scripts/install-chart-tools.sh)"
 export IG_CHART_TOOLS
