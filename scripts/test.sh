@@ -81,7 +81,7 @@ venv="$(low bash scripts/install-python-tools.sh)"
 if [ "${IG_LINT:-0}" = 1 ]; then
   # bench/ is code too: its Python and every shell script, linted (ruff.toml; warnings and up).
   phase "ruff and shellcheck"
-  "$venv/bin/ruff" check --quiet bench scripts tests/chart
+  "$venv/bin/ruff" check --quiet bench scripts tests/chart tests/node
   bash scripts/apt-ensure.sh shellcheck
   shellcheck -S warning bench/*.sh scripts/*.sh tests/node/*.sh .ci/run
 fi

@@ -30,8 +30,21 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "chart"))
-from cluster import (CACHE, CHART, HELMS, KUBE, REPO, Cluster, apply_crds, cached, free_port, helm_env_in,  # noqa: E402
-                     restricted_namespace, run, wait_until)
+from cluster import (  # noqa: E402
+    CACHE,
+    CHART,
+    HELMS,
+    KUBE,
+    REPO,
+    Cluster,
+    apply_crds,
+    cached,
+    free_port,
+    helm_env_in,
+    restricted_namespace,  # noqa: F401 - unused here: re-exported for test_install.py, which takes its helpers from conftest
+    run,
+    wait_until,
+)
 
 NODE = cached("IG_NODE_DIR", "node", "install-node.sh")
 KEDA = cached("IG_KEDA_DIR", "keda", "install-keda.sh")
@@ -496,11 +509,11 @@ def module_leaves_the_node_empty(request):
         return {ns: names for ns, names in pods_by_namespace(node).items() if ns not in infrastructure_namespaces}
     try:
         wait_until("the test file's pods gone", lambda: not left(), timeout=180)
-    except AssertionError:
+    except AssertionError as e:
         leaked = left()
         for namespace in leaked:
             node.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=180s", check=False)
-        raise AssertionError(f"pods left on the node after the test file: {leaked}")
+        raise AssertionError(f"pods left on the node after the test file: {leaked}") from e
 
 
 @pytest.fixture(scope="session")

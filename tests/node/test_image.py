@@ -7,8 +7,8 @@ import pathlib
 import subprocess
 
 import pytest
-
 from conftest import CONTAINERS_ENV, IMAGE, free_port, http, proc_status, root_mount_options, run, wait_until
+
 
 def podman(*args, check=True):
     return run("podman", *args, env=CONTAINERS_ENV, check=check)

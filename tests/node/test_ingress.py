@@ -7,7 +7,6 @@ import json
 import struct
 
 import pytest
-
 from conftest import http
 from test_install import API_KEY, RELEASE, installed
 from test_memory import noise_png

@@ -10,9 +10,22 @@ import time
 import urllib.request
 
 import pytest
-
-from conftest import (CHART, HELMS, IMAGE, MINIO_PASSWORD, MINIO_USER, NODE_IP, REPO, helm, http, proc_status,
-                      restricted_namespace, root_mount_options, run, wait_until)
+from conftest import (
+    CHART,
+    HELMS,
+    IMAGE,
+    MINIO_PASSWORD,
+    MINIO_USER,
+    NODE_IP,
+    REPO,
+    helm,
+    http,
+    proc_status,
+    restricted_namespace,
+    root_mount_options,
+    run,
+    wait_until,
+)
 
 RELEASE = "image-gateway"  # the README's release name: its Service injects IMAGE_GATEWAY_* variables
 API_KEY = "key-0123456789abcdef"
@@ -36,10 +49,10 @@ def install(node, helm_env, which, namespace, *args, chart=CHART):
     try:
         helm(node, helm_env, which, "install", RELEASE, chart, "-n", namespace, *image_values(),
              "--set", "storage.s3.endpoint=http://minio.minio.svc:9000", *args, "--wait", "--timeout", "5m")
-    except AssertionError:
+    except AssertionError as e:
         pods = node.kubectl("get", "pods", "-n", namespace, "-o", "wide", check=False).stdout
         events = node.kubectl("get", "events", "-n", namespace, check=False).stdout
-        raise AssertionError(f"{pods}\n{events}\n{node.logs(['kubelet', 'containerd'])}")
+        raise AssertionError(f"{pods}\n{events}\n{node.logs(['kubelet', 'containerd'])}") from e
     return time.monotonic() - started
 
 

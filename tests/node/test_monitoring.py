@@ -12,7 +12,6 @@ import json
 import time
 
 import pytest
-
 from cluster import apply_crds
 from conftest import REPO, Prometheus, http, scrape_config, wait_until
 from test_install import API_KEY, RELEASE, installed, node_port, pods
@@ -30,7 +29,9 @@ def monitored(node, helm_env, tmp_path_factory):
     with installed(node, helm_env, "helm4", NAMESPACE, "--set", "service.type=NodePort",
                    "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.interval=2s",
                    "--set", "metrics.prometheusRule.enabled=true"):
-        get = lambda kind: json.loads(node.kubectl("get", kind, RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+        def get(kind):
+            return json.loads(node.kubectl("get", kind, RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+
         monitor, rule = get("servicemonitor"), get("prometheusrule")
         config = {"global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
                   "scrape_configs": [scrape_config(monitor, node.cluster.url, node.cluster.ADMIN_TOKEN)]}

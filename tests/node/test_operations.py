@@ -5,7 +5,6 @@ import json
 import time
 
 import pytest
-
 from conftest import CHART, MINIO_PASSWORD, REPO, helm, http, wait_until
 from load import Load
 from test_install import API_KEY, RELEASE, installed, node_port, pods, ready_pods
@@ -116,7 +115,8 @@ def test_storage_credentials_rotate_under_load_without_a_restart(node, release):
         for step, (user, old) in enumerate((("gateway-one", None), ("gateway-two", "gateway-one"))):
             password = f"{user}-secret-0123456789"
 
-            def rotate():
+            # Called within this iteration (phase runs it at once); the defaults bind this step's values.
+            def rotate(user=user, password=password, old=old):
                 node.mc("admin", "user", "add", "local", user, password)
                 node.mc("admin", "policy", "attach", "local", "readwrite", "--user", user)
                 before = storage_secret_applied(node)
@@ -150,7 +150,9 @@ def test_retention_job_deletes_exactly_the_objects_past_max_age(node, helm_env, 
 
     time.sleep(41)  # everything stored so far (by the other tests too) is now past maxAge
     fresh = [upload() for _ in range(3)]
-    stored = lambda: {line.split()[-1] for line in node.mc("ls", "local/images/").stdout.splitlines()}
+    def stored():
+        return {line.split()[-1] for line in node.mc("ls", "local/images/").stdout.splitlines()}
+
     old = stored() - set(fresh)
     assert old, "objects older than maxAge exist"
 

@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-
 from conftest import http, wait_until
 from load import Load, Resizes
 from test_install import API_KEY, RELEASE, installed, ready_pods
