@@ -29,7 +29,7 @@ use crate::{
         routes::Route,
         upload,
     },
-    auth::{self, AccessControl, Caller, KeyFileError, Need, keys::KeySet},
+    auth::{self, AccessControl, AuthError, Caller, KeyFileError, Need, keys::KeySet, signing::SignatureError},
     clock::unix_now,
     config::{ServerSettings, Settings},
     http::{
@@ -42,7 +42,7 @@ use crate::{
         server::Service,
     },
     jobs::Jobs,
-    metrics::Metrics,
+    metrics::{AuthFailure, Metrics},
     object_name::ObjectName,
     rate_limit::{Attempt, Decision, Limiter, RateStatus},
     storage::Storage,
@@ -315,7 +315,7 @@ impl Gateway {
         };
         let rate = match rate {
             Decision::Blocked(status) => {
-                self.metrics.rate_limited();
+                self.metrics.rate_limit.rejected();
                 return Gate {
                     decision: Err(ApiError::RateLimited),
                     rate: Some(status),
@@ -324,10 +324,10 @@ impl Gateway {
             Decision::Counted(rate) => rate,
         };
         if let Err(e) = &authorized {
-            self.metrics.auth_failed(e.metric_label());
+            self.metrics.auth.failed(failure_label(e));
         }
         let decision = if rate.as_ref().is_some_and(RateStatus::refused) {
-            self.metrics.rate_limited();
+            self.metrics.rate_limit.rejected();
             Err(ApiError::RateLimited)
         } else {
             authorized
@@ -498,7 +498,8 @@ async fn check_storage(gateway: Weak<Gateway>) {
         strong.health.record_storage_check(result.as_ref().map(|_| ()));
         strong
             .metrics
-            .storage_checked(start.elapsed(), strong.health.storage_reachable());
+            .storage
+            .checked(start.elapsed(), strong.health.storage_reachable());
         drop(strong);
         tokio::time::sleep(CHECK_INTERVAL).await;
     }
@@ -546,6 +547,18 @@ fn status_json(status: StatusCode, state: &str) -> Response<Body> {
     let mut response = body::json(&json);
     *response.status_mut() = status;
     response
+}
+
+/// The `reason` label of `auth_failures_total` for a refusal.
+fn failure_label(e: &AuthError) -> AuthFailure {
+    match e {
+        AuthError::MissingKey => AuthFailure::MissingKey,
+        AuthError::UnknownKey => AuthFailure::UnknownKey,
+        AuthError::Scope { .. } => AuthFailure::InsufficientScope,
+        AuthError::Signature(SignatureError::Expired) => AuthFailure::SignatureExpired,
+        AuthError::Signature(SignatureError::Invalid) => AuthFailure::SignatureInvalid,
+        AuthError::Signature(SignatureError::Malformed) => AuthFailure::SignatureMalformed,
+    }
 }
 
 #[cfg(test)]

@@ -57,8 +57,8 @@ impl Publisher {
         let size = bytes.len();
         self.storage.put(&name, bytes).await?;
         match by {
-            StoredBy::Upload => self.metrics.upload_stored(format.name()),
-            StoredBy::Operation(operation) => self.metrics.processing_result_stored(operation, format.name()),
+            StoredBy::Upload => self.metrics.http.upload_stored(format.name()),
+            StoredBy::Operation(operation) => self.metrics.processing.result_stored(operation, format.name()),
         }
         tracing::info!(object = %name, format = format.name(), size, "stored an image");
 

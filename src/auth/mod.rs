@@ -60,18 +60,6 @@ impl AuthError {
     pub(crate) fn is_wrong_credential(&self) -> bool {
         matches!(self, AuthError::UnknownKey | AuthError::Signature(_))
     }
-
-    /// The `reason` label of `auth_failures_total`.
-    pub(crate) fn metric_label(&self) -> &'static str {
-        match self {
-            AuthError::MissingKey => "missing_key",
-            AuthError::UnknownKey => "unknown_key",
-            AuthError::Scope { .. } => "insufficient_scope",
-            AuthError::Signature(SignatureError::Expired) => "signature_expired",
-            AuthError::Signature(SignatureError::Invalid) => "signature_invalid",
-            AuthError::Signature(SignatureError::Malformed) => "signature_malformed",
-        }
-    }
 }
 
 /// Who is asking, once allowed.

@@ -30,7 +30,7 @@ pub struct InFlight {
 impl InFlight {
     pub fn new(metrics: &Arc<Metrics>) -> InFlight {
         InFlight {
-            _counted: metrics.request_in_flight(),
+            _counted: metrics.http.request_in_flight(),
             metrics: metrics.clone(),
         }
     }
@@ -129,15 +129,17 @@ impl Drop for Entry {
         let info = &self.info;
         let elapsed = info.start.elapsed();
         let metrics = &self.in_flight.metrics;
-        metrics.request_done(info.route, method_label(&info.method), info.status, elapsed, self.bytes);
+        metrics
+            .http
+            .request_done(info.route, method_label(&info.method), info.status, elapsed, self.bytes);
         let outcome = match self.outcome {
             Outcome::Complete => "complete",
             Outcome::Aborted => {
-                metrics.response_aborted(Aborted::ClientGone);
+                metrics.http.response_aborted(Aborted::ClientGone);
                 "aborted"
             }
             Outcome::Failed => {
-                metrics.response_aborted(Aborted::StorageFailed);
+                metrics.http.response_aborted(Aborted::StorageFailed);
                 "failed"
             }
             Outcome::Abandoned => "abandoned",

@@ -110,11 +110,11 @@ pub async fn serve<S: Service>(
             accepted = listener.accept() => {
                 let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
                 let (Ok(permit), Some(slot)) = (connections.clone().try_acquire_owned(), per_client.admit(peer.ip())) else {
-                    metrics.connection_rejected();
+                    metrics.http.connection_rejected();
                     tokio::spawn(refuse(stream));
                     continue;
                 };
-                let open = metrics.connection_opened();
+                let open = metrics.http.connection_opened();
                 let app = app.clone();
                 let activity = Activity::new();
                 let watched = activity.clone();

@@ -57,14 +57,14 @@ pub(crate) struct Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.budget.lock().free += self.bytes;
-        self.budget.metrics.processing_memory_released(self.bytes);
+        self.budget.metrics.processing.memory_released(self.bytes);
         self.budget.freed.notify_all();
     }
 }
 
 impl MemoryBudget {
     pub(crate) fn new(total: u64, metrics: Arc<Metrics>) -> Arc<MemoryBudget> {
-        metrics.processing_memory_budget(total);
+        metrics.processing.memory_budget(total);
         Arc::new(MemoryBudget {
             total,
             state: Mutex::new(State {
@@ -95,7 +95,7 @@ impl MemoryBudget {
         if state.waiting.is_empty() && state.free >= bytes {
             return Ok(self.take(&mut state, bytes));
         }
-        self.metrics.processing_memory_wait();
+        self.metrics.processing.memory_wait();
         let waiting_since = std::time::Instant::now();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
@@ -128,7 +128,7 @@ impl MemoryBudget {
 
     fn take(self: &Arc<Self>, state: &mut State, bytes: u64) -> Reservation {
         state.free -= bytes;
-        self.metrics.processing_memory_reserved(bytes);
+        self.metrics.processing.memory_reserved(bytes);
         Reservation {
             budget: self.clone(),
             bytes,

@@ -278,7 +278,7 @@ impl Jobs {
         let result = ran.map_err(JobError::Process).and_then(|checked| checked);
         unfinished.finished();
         let outcome = result.as_ref().map_or_else(JobError::label, |_| "ok");
-        self.metrics.processing_job(operation, outcome);
+        self.metrics.processing.job(operation, outcome);
         result
     }
 }
@@ -350,7 +350,7 @@ impl Unfinished {
 impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some((metrics, operation)) = self.0.take() {
-            metrics.processing_job(operation, "abandoned");
+            metrics.processing.job(operation, "abandoned");
         }
     }
 }

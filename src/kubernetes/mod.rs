@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use crate::{
     auth::keys::KeySet,
     config::{self, RedisPasswordSecret, SecretName, StorageSecretConfig},
-    metrics::Metrics,
+    metrics::{Metrics, SecretPurpose},
     storage::S3Credentials,
 };
 
@@ -57,9 +57,14 @@ pub(crate) fn watch_storage_credentials(
     // A deleted credentials Secret keeps the last good pair: storage goes on working until a
     // new version arrives (rotation deletes and recreates Secrets).
     let on_deleted = None;
-    publish(client, &secret, "storage", metrics, on_deleted, move |secret| {
-        decode_s3_credentials(secret, keys.as_ref())
-    })
+    publish(
+        client,
+        &secret,
+        SecretPurpose::Storage,
+        metrics,
+        on_deleted,
+        move |secret| decode_s3_credentials(secret, keys.as_ref()),
+    )
 }
 
 /// Starts watching the API-key Secret. It fails closed: invalid entries are skipped, and a
@@ -70,7 +75,7 @@ pub(crate) fn watch_api_keys(
     metrics: Arc<Metrics>,
 ) -> watch::Receiver<Option<KeySet>> {
     let on_deleted = Some(KeySet::default());
-    publish(client, secret, "api_keys", metrics, on_deleted, |secret| {
+    publish(client, secret, SecretPurpose::ApiKeys, metrics, on_deleted, |secret| {
         Ok::<_, std::convert::Infallible>(decode_key_secret(secret))
     })
 }
@@ -87,9 +92,14 @@ pub(crate) fn watch_redis_password(
         namespace: secret.namespace.clone(),
     };
     let key = secret.key.clone();
-    publish(client, &name, "redis_password", metrics, None, move |secret| {
-        decode_redis_password(secret, &key)
-    })
+    publish(
+        client,
+        &name,
+        SecretPurpose::RedisPassword,
+        metrics,
+        None,
+        move |secret| decode_redis_password(secret, &key),
+    )
 }
 
 /// Watches `secret` and publishes each good version, decoded, until every receiver is gone;
@@ -97,7 +107,7 @@ pub(crate) fn watch_redis_password(
 fn publish<T, E>(
     client: kube::Client,
     secret: &SecretName,
-    purpose: &'static str,
+    purpose: SecretPurpose,
     metrics: Arc<Metrics>,
     on_deleted: Option<T>,
     decode: impl Fn(&Secret) -> Result<T, E> + Send + 'static,

@@ -12,37 +12,13 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 
-use crate::{clock::unix_now, metrics::Metrics};
+use crate::{
+    clock::unix_now,
+    metrics::{Metrics, SecretPurpose},
+};
 
-/// What one watch event did, also the `outcome` label of `k8s_secret_events_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretEvent {
-    /// A new version was decoded and published.
-    Applied,
-    /// The Secret is gone; the last good value stays.
-    Deleted,
-    /// The Secret could not be decoded; the last good value stays.
-    Malformed,
-    /// The API refused or failed (e.g. 403, connection lost); retried with backoff.
-    Error,
-}
-
-impl SecretEvent {
-    pub fn label(self) -> &'static str {
-        match self {
-            SecretEvent::Applied => "applied",
-            SecretEvent::Deleted => "deleted",
-            SecretEvent::Malformed => "malformed",
-            SecretEvent::Error => "error",
-        }
-    }
-}
-
-impl fmt::Display for SecretEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+/// What one watch event did (also the `outcome` label of `k8s_secret_events_total`).
+pub use crate::metrics::SecretEvent;
 
 /// One Secret to watch: where it is, what it is for (`storage`, `api_keys`: the `secret`
 /// label of the metrics), and where its events are counted.
@@ -50,7 +26,7 @@ pub struct SecretWatch {
     pub client: Client,
     pub namespace: String,
     pub name: String,
-    pub purpose: &'static str,
+    pub purpose: SecretPurpose,
     pub metrics: Arc<Metrics>,
 }
 
@@ -77,25 +53,25 @@ pub async fn watch_secret<T, E: fmt::Display>(
             Ok(Some(secret)) => match decode(&secret) {
                 Ok(value) => {
                     publish(value);
-                    metrics.secret_applied(purpose, unix_now() as i64);
-                    tracing::info!(secret = %format!("{namespace}/{name}"), purpose, "applied a new version of the Secret");
+                    metrics.kubernetes.secret_applied(purpose, unix_now() as i64);
+                    tracing::info!(secret = %format!("{namespace}/{name}"), purpose = purpose.label(), "applied a new version of the Secret");
                     SecretEvent::Applied
                 }
                 Err(why) => {
-                    tracing::warn!(secret = %format!("{namespace}/{name}"), purpose, problem = %why, "cannot use the Secret; keeping the last good value");
+                    tracing::warn!(secret = %format!("{namespace}/{name}"), purpose = purpose.label(), problem = %why, "cannot use the Secret; keeping the last good value");
                     SecretEvent::Malformed
                 }
             },
             Ok(None) => {
-                tracing::warn!(secret = %format!("{namespace}/{name}"), purpose, "the Secret does not exist (deleted or not created yet); keeping the last good value");
+                tracing::warn!(secret = %format!("{namespace}/{name}"), purpose = purpose.label(), "the Secret does not exist (deleted or not created yet); keeping the last good value");
                 SecretEvent::Deleted
             }
             Err(e) => {
-                tracing::warn!(secret = %format!("{namespace}/{name}"), purpose, error = %e, "watching the Secret failed; retrying with backoff");
+                tracing::warn!(secret = %format!("{namespace}/{name}"), purpose = purpose.label(), error = %e, "watching the Secret failed; retrying with backoff");
                 SecretEvent::Error
             }
         };
-        metrics.secret_event(purpose, outcome.label());
+        metrics.kubernetes.secret_event(purpose, outcome);
         on_event(outcome);
     }
 }
@@ -186,7 +162,7 @@ mod tests {
             client: Client::new(service, "ns"),
             namespace: "ns".into(),
             name: "creds".into(),
-            purpose: "storage",
+            purpose: SecretPurpose::Storage,
             metrics: metrics.clone(),
         };
         let decode = |secret: &Secret| -> Result<String, String> {
@@ -244,13 +220,13 @@ mod tests {
         ]));
         assert_eq!(next(&mut published).await, "fourth");
 
-        let counted = |outcome| metrics.secret_events("storage", outcome);
+        let counted = |outcome| metrics.kubernetes.secret_events(SecretPurpose::Storage, outcome);
         assert_eq!(
             (
-                counted("applied"),
-                counted("malformed"),
-                counted("deleted"),
-                counted("error")
+                counted(SecretEvent::Applied),
+                counted(SecretEvent::Malformed),
+                counted(SecretEvent::Deleted),
+                counted(SecretEvent::Error)
             ),
             (4, 1, 1, 2)
         );

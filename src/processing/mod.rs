@@ -33,6 +33,8 @@ pub use memory::estimate as estimated_memory;
 pub use operations::{Flip, Op, Rotation};
 pub use pool::Pool;
 
+use crate::metrics::{Metrics, Stage};
+
 /// How a job's result is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Output {
@@ -55,13 +57,13 @@ pub struct Output {
 /// whatever the step, is refused over `processing.max_output_pixels`.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
-    operation: &str,
+    operation: &'static str,
     steps: &[Op],
     bytes: &[u8],
     format: crate::object_name::ImageFormat,
     output: Output,
     limits: &crate::config::ProcessingSettings,
-    metrics: &crate::metrics::Metrics,
+    metrics: &Metrics,
     budget: &Budget,
 ) -> Result<Encoded, ProcessError> {
     // Each stage is a span (`image decode`, `image process`, `image encode`) and a histogram sample.
@@ -69,14 +71,16 @@ pub fn run(
         let span = tracing::info_span!("image stage", otel.name = name, operation);
         (span, std::time::Instant::now())
     };
-    let timed = |stage: &str, start: std::time::Instant| metrics.processing_stage(operation, stage, start.elapsed());
+    let timed = |stage: Stage, start: std::time::Instant| metrics.processing.stage(operation, stage, start.elapsed());
     let (span, start) = stage("image decode");
     let first = steps.first().copied().unwrap_or(Op::Keep);
     let decoded =
         span.in_scope(|| codec::decode(bytes, format, decoding(limits), &|w, h| first.needs(w, h), budget))?;
-    timed("decode", start);
+    timed(Stage::Decode, start);
     let (width, height) = decoded.extent.full;
-    metrics.processing_pixels(operation, u64::from(width) * u64::from(height));
+    metrics
+        .processing
+        .pixels(operation, u64::from(width) * u64::from(height));
     let (span, start) = stage("image process");
     let (mut image, mut extent) = (decoded.image, decoded.extent);
     for (n, step) in steps.iter().enumerate() {
@@ -86,7 +90,7 @@ pub fn run(
         within_output_limit(n, extent.full, limits.max_output_pixels.get())?;
     }
     budget.check()?;
-    timed("process", start);
+    timed(Stage::Process, start);
     let (span, start) = stage("image encode");
     let kept = decoded
         .exif
@@ -112,7 +116,7 @@ pub fn run(
         Some(target) => within(&image, how, target, budget),
         None => codec::encode(&image, &how),
     })?;
-    timed("encode", start);
+    timed(Stage::Encode, start);
     Ok(encoded)
 }
 

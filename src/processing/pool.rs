@@ -103,7 +103,7 @@ impl Pool {
             .clone()
             .try_acquire_owned()
             .map_err(|_| ProcessError::Busy(self.capacity))?;
-        let queued = self.metrics.processing_queued();
+        let queued = self.metrics.processing.queued();
         let (done, result) = oneshot::channel();
         // The job's stage spans are children of the request's, though they run on another thread.
         let span = tracing::Span::current();

@@ -33,7 +33,7 @@ use super::{
 use crate::{
     clock::unix_now,
     config::{RedisSettings, Secret},
-    metrics::Metrics,
+    metrics::{Metrics, RedisFailure},
 };
 
 /// How often an unreachable Redis is asked again.
@@ -133,7 +133,7 @@ impl RedisLimits {
                 "rate-limit Redis failed at start; this replica counts alone until it answers"
             ),
         }
-        shared.metrics.ratelimit_redis_up(shared.up.load(Ordering::Acquire));
+        shared.metrics.rate_limit.redis_up(shared.up.load(Ordering::Acquire));
         tokio::spawn(probe(Arc::downgrade(&shared)));
         Ok(RedisLimits {
             quotas,
@@ -170,7 +170,7 @@ impl RedisLimits {
         };
         let shared = &self.shared;
         if !shared.up.load(Ordering::Acquire) {
-            shared.metrics.ratelimit_fallback();
+            shared.metrics.rate_limit.fallback();
             return self.fallback.decide(client, attempt);
         }
         let block = format!("{}block:{client}", shared.prefix);
@@ -187,7 +187,7 @@ impl RedisLimits {
         let start = Instant::now();
         match within(shared.timeout, invocation.invoke_async::<[i64; 4]>(&mut connection)).await {
             Ok(reply) => {
-                shared.metrics.ratelimit_redis_call(start.elapsed());
+                shared.metrics.rate_limit.redis_call(start.elapsed());
                 self.status(reply, quota)
             }
             Err(failure) => {
@@ -226,14 +226,13 @@ impl Shared {
     fn failed(&self, failure: Failure) {
         let reason = match &failure {
             // The client's own response timeout (the same) may fire first.
-            Failure::Timeout => "timeout",
-            Failure::Error(e) if e.is_timeout() => "timeout",
-            Failure::Error(_) => "error",
+            Failure::Timeout => RedisFailure::Timeout,
+            Failure::Error(e) if e.is_timeout() => RedisFailure::Timeout,
+            Failure::Error(_) => RedisFailure::Error,
         };
-        self.metrics.ratelimit_redis_error(reason);
-        self.metrics.ratelimit_fallback();
+        self.metrics.rate_limit.redis_failed(reason);
         if self.up.swap(false, Ordering::AcqRel) {
-            self.metrics.ratelimit_redis_up(false);
+            self.metrics.rate_limit.redis_up(false);
             tracing::warn!(
                 error = %failure,
                 timeout_ms = self.timeout.as_millis() as u64,
@@ -281,7 +280,7 @@ async fn probe(shared: Weak<Shared>) {
         let Some(strong) = shared.upgrade() else { return };
         if strong.answers().await.is_ok() {
             strong.up.store(true, Ordering::Release);
-            strong.metrics.ratelimit_redis_up(true);
+            strong.metrics.rate_limit.redis_up(true);
             tracing::info!("rate-limit Redis answers again; limits are shared across replicas");
         }
     }

@@ -7,7 +7,7 @@ use std::{pin::Pin, time::SystemTime};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::object_name::ObjectName;
+use crate::{metrics::StorageFailure, object_name::ObjectName};
 
 /// A stream of body chunks from storage.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
@@ -217,12 +217,12 @@ impl StorageError {
         }
     }
 
-    /// A short label for logs and metrics.
-    pub fn kind(&self) -> &'static str {
+    /// Which kind of failure, for logs, spans and metrics (`kind().label()`).
+    pub fn kind(&self) -> StorageFailure {
         match self {
-            Self::NotFound => "not_found",
-            Self::Unavailable(_) => "unavailable",
-            Self::Other(_) => "other",
+            Self::NotFound => StorageFailure::NotFound,
+            Self::Unavailable(_) => StorageFailure::Unavailable,
+            Self::Other(_) => StorageFailure::Other,
         }
     }
 }

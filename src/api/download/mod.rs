@@ -180,7 +180,8 @@ pub(crate) async fn handle_variant(
     meta.len = bytes.len() as u64;
     renderer
         .metrics
-        .variant_served(tier.label(), format.name(), meta.len, source.len);
+        .processing
+        .variant_served(tier, format.name(), meta.len, source.len);
     let range = asked_range(headers, honour_range, meta.len)?;
     let body = match (method == Method::HEAD, range) {
         (true, _) => body::empty(),

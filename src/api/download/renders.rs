@@ -20,16 +20,10 @@ pub(crate) struct RenderKey {
     pub variant: String,
 }
 
-/// Where an answer's bytes came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tier {
-    /// Rendered for this request (the one render of a herd).
-    Rendered,
-    /// Read from storage (`variants.store`) for this request: rendered before, by any pod.
-    Stored,
-    /// From memory, or from the making another request of the herd started.
-    Memory,
-}
+/// Where an answer's bytes came from: rendered for this request (the one render of a herd),
+/// read from storage (`variants.store`; rendered before, by any pod), or from memory (or from
+/// the making another request of the herd started). Also the metrics' `tier` label.
+pub(crate) use crate::metrics::VariantTier as Tier;
 
 /// Why a variant could not be made.
 #[derive(Debug, Clone)]
@@ -43,17 +37,6 @@ pub(crate) enum RenderError {
 impl From<JobError> for RenderError {
     fn from(e: JobError) -> RenderError {
         RenderError::Job(e)
-    }
-}
-
-impl Tier {
-    /// The `tier` label of `image_variants_served_total`.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Tier::Rendered => "rendered",
-            Tier::Stored => "stored",
-            Tier::Memory => "memory",
-        }
     }
 }
 

@@ -21,7 +21,11 @@ use moka::{future::Cache, notification::RemovalCause};
 use tokio::sync::Semaphore;
 
 use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError, VariantKey};
-use crate::{config::CacheSettings, metrics::Metrics, object_name::ObjectName};
+use crate::{
+    config::CacheSettings,
+    metrics::{CacheLookup, Eviction, Metrics},
+    object_name::ObjectName,
+};
 
 /// Objects loading into the cache at once hold at most this many times `max_object_bytes`;
 /// further misses stream past the cache, so a burst of distinct misses cannot grow memory
@@ -98,7 +102,7 @@ impl CachedStorage {
                 negative_ttl: config.negative_ttl.unwrap_or_default(),
             })
             .eviction_listener(move |_, entry: Arc<Entry>, cause| {
-                evicted.cache_removed(u64::from(entry.weight()), eviction_label(cause));
+                evicted.cache.removed(u64::from(entry.weight()), eviction(cause));
             })
             .build();
         let budget = (LOADING_OBJECTS * max_object_bytes).min(Semaphore::MAX_PERMITS as u64);
@@ -118,7 +122,7 @@ impl CachedStorage {
     async fn lookup(&self, name: &ObjectName, unkept: &Mutex<Option<GetResult>>) -> Result<Arc<Entry>, Skipped> {
         if let Some(entry) = self.cache.get(name).await {
             if !matches!(*entry, Entry::Meta(_)) {
-                self.metrics.cache_lookup("hit");
+                self.metrics.cache.lookup(CacheLookup::Hit);
                 return Ok(entry);
             }
             // Only the metadata is known: the object is loaded in its place.
@@ -130,11 +134,15 @@ impl CachedStorage {
             self.load(name, unkept).await
         };
         let result = self.cache.entry_by_ref(name).or_try_insert_with(load).await;
-        self.metrics.cache_lookup(if loaded { "miss" } else { "coalesced" });
+        self.metrics.cache.lookup(if loaded {
+            CacheLookup::Miss
+        } else {
+            CacheLookup::Coalesced
+        });
         match result {
             Ok(entry) => {
                 if entry.is_fresh() {
-                    self.metrics.cache_added(u64::from(entry.value().weight()));
+                    self.metrics.cache.added(u64::from(entry.value().weight()));
                     // moka evicts in its maintenance, which otherwise runs only every so many
                     // operations: a burst of misses held 83 MiB in a 64 MiB cache (bench/load.py's
                     // memory check). Evicting now bounds the cache by max_bytes; only misses pay.
@@ -192,11 +200,11 @@ impl CachedStorage {
     }
 }
 
-/// The label of a removal in `cache_evictions_total`; `None` for removals we asked for.
-fn eviction_label(cause: RemovalCause) -> Option<&'static str> {
+/// A removal's cause in `cache_evictions_total`; `None` for removals we asked for.
+fn eviction(cause: RemovalCause) -> Option<Eviction> {
     match cause {
-        RemovalCause::Size => Some("size"),
-        RemovalCause::Expired => Some("expired"),
+        RemovalCause::Size => Some(Eviction::Size),
+        RemovalCause::Expired => Some(Eviction::Expired),
         RemovalCause::Explicit | RemovalCause::Replaced => None,
     }
 }
@@ -233,13 +241,13 @@ impl Storage for CachedStorage {
 
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
         if let Some(entry) = self.cache.get(name).await {
-            self.metrics.cache_lookup("hit");
+            self.metrics.cache.lookup(CacheLookup::Hit);
             return match &*entry {
                 Entry::Object { meta, .. } | Entry::Large(meta) | Entry::Meta(meta) => Ok(meta.clone()),
                 Entry::Missing => Err(StorageError::NotFound),
             };
         }
-        self.metrics.cache_lookup("miss");
+        self.metrics.cache.lookup(CacheLookup::Miss);
         let entry = match self.inner.head(name).await {
             Ok(meta) if meta.len > self.max_object_bytes => Entry::Large(meta),
             Ok(meta) => Entry::Meta(meta),
@@ -247,7 +255,7 @@ impl Storage for CachedStorage {
             other => return other,
         };
         let entry = Arc::new(entry);
-        self.metrics.cache_added(u64::from(entry.weight()));
+        self.metrics.cache.added(u64::from(entry.weight()));
         self.cache.insert(name.clone(), entry.clone()).await;
         match &*entry {
             Entry::Large(meta) | Entry::Meta(meta) => Ok(meta.clone()),

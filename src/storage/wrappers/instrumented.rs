@@ -10,7 +10,10 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError, VariantKey};
-use crate::{metrics::Metrics, object_name::ObjectName};
+use crate::{
+    metrics::{Metrics, StorageFailure, StorageOperation},
+    object_name::ObjectName,
+};
 
 /// Wraps a backend to record metrics and a trace span for every call.
 pub struct InstrumentedStorage {
@@ -26,34 +29,31 @@ impl InstrumentedStorage {
 
     async fn observe<T>(
         &self,
-        operation: &'static str,
+        operation: StorageOperation,
         call: impl Future<Output = Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
         let backend = self.inner.backend();
         // The readiness check runs every few seconds outside any request: metrics, no trace.
-        let span = if operation == "check" {
+        let span = if operation == StorageOperation::Check {
             tracing::Span::none()
         } else {
             tracing::info_span!(
             "storage",
-            otel.name = format!("storage {operation}"),
+            otel.name = format!("storage {}", operation.label()),
             otel.kind = "client",
             storage.backend = backend,
-            storage.operation = operation,
+            storage.operation = operation.label(),
             otel.status_code = tracing::field::Empty,
             error.type = tracing::field::Empty,
             )
         };
         let start = Instant::now();
         let result = call.instrument(span.clone()).await;
-        let outcome = result.as_ref().map(|_| ()).map_err(StorageError::kind);
-        self.metrics.storage_call(backend, operation, outcome, start.elapsed());
-        if let Err(e) = &result
-            && !matches!(e, StorageError::NotFound)
-        {
-            self.metrics.storage_error(backend, e.kind());
+        let failure = result.as_ref().err().map(StorageError::kind);
+        self.metrics.storage.call(backend, operation, failure, start.elapsed());
+        if let Some(failure) = failure.filter(|f| *f != StorageFailure::NotFound) {
             span.record("otel.status_code", "ERROR");
-            span.record("error.type", e.kind());
+            span.record("error.type", failure.label());
         }
         result
     }
@@ -66,27 +66,29 @@ impl Storage for InstrumentedStorage {
     }
 
     async fn head(&self, name: &ObjectName) -> Result<ObjectMeta, StorageError> {
-        self.observe("head", self.inner.head(name)).await
+        self.observe(StorageOperation::Head, self.inner.head(name)).await
     }
 
     async fn get(&self, name: &ObjectName, range: Option<ByteRange>) -> Result<GetResult, StorageError> {
-        self.observe("get", self.inner.get(name, range)).await
+        self.observe(StorageOperation::Get, self.inner.get(name, range)).await
     }
 
     async fn put(&self, name: &ObjectName, data: Bytes) -> Result<(), StorageError> {
-        self.observe("put", self.inner.put(name, data)).await
+        self.observe(StorageOperation::Put, self.inner.put(name, data)).await
     }
 
     async fn delete(&self, name: &ObjectName) -> Result<(), StorageError> {
-        self.observe("delete", self.inner.delete(name)).await
+        self.observe(StorageOperation::Delete, self.inner.delete(name)).await
     }
 
     async fn delete_many(&self, names: &[ObjectName]) -> Result<Vec<(ObjectName, StorageError)>, StorageError> {
-        self.observe("delete_many", self.inner.delete_many(names)).await
+        self.observe(StorageOperation::DeleteMany, self.inner.delete_many(names))
+            .await
     }
 
     async fn list(&self, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
-        self.observe("list", self.inner.list(start_after, limit)).await
+        self.observe(StorageOperation::List, self.inner.list(start_after, limit))
+            .await
     }
 
     fn list_all(&self, page_size: usize) -> ListStream<'_> {
@@ -94,24 +96,29 @@ impl Storage for InstrumentedStorage {
     }
 
     async fn put_variant(&self, key: &VariantKey, data: Bytes) -> Result<(), StorageError> {
-        self.observe("put_variant", self.inner.put_variant(key, data)).await
+        self.observe(StorageOperation::PutVariant, self.inner.put_variant(key, data))
+            .await
     }
 
     async fn get_variant(&self, key: &VariantKey) -> Result<Bytes, StorageError> {
-        self.observe("get_variant", self.inner.get_variant(key)).await
+        self.observe(StorageOperation::GetVariant, self.inner.get_variant(key))
+            .await
     }
 
     async fn delete_variants(&self, source: &ObjectName) -> Result<u64, StorageError> {
-        self.observe("delete_variants", self.inner.delete_variants(source))
+        self.observe(StorageOperation::DeleteVariants, self.inner.delete_variants(source))
             .await
     }
 
     async fn sweep_incomplete(&self, older_than: Duration) -> Result<u64, StorageError> {
-        self.observe("sweep_incomplete", self.inner.sweep_incomplete(older_than))
-            .await
+        self.observe(
+            StorageOperation::SweepIncomplete,
+            self.inner.sweep_incomplete(older_than),
+        )
+        .await
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        self.observe("check", self.inner.check()).await
+        self.observe(StorageOperation::Check, self.inner.check()).await
     }
 }
