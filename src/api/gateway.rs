@@ -37,7 +37,7 @@ use crate::{
         body::{self, Body},
         client_ip::TrustedProxies,
         cors::Cors,
-        error::ApiError,
+        error::{ApiError, HeaderLimit},
         health::{CHECK_INTERVAL, Health, Latch},
         server::Service,
     },
@@ -250,18 +250,17 @@ impl Gateway {
             });
         }
         if parts.headers.len() > limits.max_headers.get() {
-            return Err(ApiError::HeadersTooLarge(format!(
-                "{} header fields; the limit is {}",
-                parts.headers.len(),
-                limits.max_headers
-            )));
+            return Err(ApiError::HeadersTooLarge(HeaderLimit::Fields {
+                count: parts.headers.len(),
+                limit: limits.max_headers.get(),
+            }));
         }
         let bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
         if bytes > limits.max_header_bytes {
-            return Err(ApiError::HeadersTooLarge(format!(
-                "the header fields take {bytes} bytes; the limit is {}",
-                limits.max_header_bytes
-            )));
+            return Err(ApiError::HeadersTooLarge(HeaderLimit::Bytes {
+                bytes,
+                limit: limits.max_header_bytes,
+            }));
         }
         Ok(())
     }

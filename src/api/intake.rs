@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::{
     config::UploadSettings,
     http::{
-        error::ApiError,
+        error::{ApiError, BadRequest, Busy, MediaTypeError},
         per_client::{ClientSlot, PerClient},
     },
     object_name::ImageFormat,
@@ -60,16 +60,14 @@ impl Intake {
     /// `upload.max_concurrent_per_client` in progress or everyone `upload.max_concurrent`.
     pub(crate) fn slot(&self, client: IpAddr) -> Result<Slot, ApiError> {
         let mine = self.per_client.admit(client).ok_or_else(|| {
-            ApiError::Busy(format!(
-                "this client already has {} uploads in progress; retry later",
-                self.max_per_client
-            ))
+            ApiError::Busy(Busy::ClientUploads {
+                limit: self.max_per_client,
+            })
         })?;
         let shared = self.slots.clone().try_acquire_owned().map_err(|_| {
-            ApiError::Busy(format!(
-                "{} uploads are already in progress; retry later",
-                self.max_concurrent
-            ))
+            ApiError::Busy(Busy::Uploads {
+                limit: self.max_concurrent,
+            })
         })?;
         Ok((mine, shared))
     }
@@ -99,11 +97,14 @@ impl Intake {
 pub(crate) fn declared_format(headers: &HeaderMap) -> Result<ImageFormat, ApiError> {
     let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match declared {
-        None => Err(ApiError::UnsupportedMediaType(format!(
-            "a Content-Type header is required; supported: {SUPPORTED}"
-        ))),
-        Some(value) => ImageFormat::from_content_type(value)
-            .ok_or_else(|| ApiError::UnsupportedMediaType(format!("unsupported Content-Type; supported: {SUPPORTED}"))),
+        None => Err(ApiError::UnsupportedMediaType(MediaTypeError::Missing {
+            supported: SUPPORTED,
+        })),
+        Some(value) => {
+            ImageFormat::from_content_type(value).ok_or(ApiError::UnsupportedMediaType(MediaTypeError::Unsupported {
+                supported: SUPPORTED,
+            }))
+        }
     }
 }
 
@@ -169,7 +170,7 @@ async fn read_capped(
             return Err(pace.missed(started, received));
         };
         let Some(frame) = next else { break };
-        let frame = frame.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        let frame = frame.map_err(|e| ApiError::BadRequest(BadRequest::Body(e)))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };

@@ -9,7 +9,10 @@ use super::{
 };
 use crate::{
     content::sniff,
-    http::{body::Body, error::ApiError},
+    http::{
+        body::Body,
+        error::{ApiError, Internal},
+    },
 };
 
 /// Checks the body as an image of its declared type, stores it under a new name and answers
@@ -31,7 +34,12 @@ pub(crate) async fn handle(
     let (checked, max_pixels) = (bytes.clone(), intake.max_pixels());
     let verdict = tokio::task::spawn_blocking(move || sniff::check(format, &checked, max_pixels))
         .await
-        .map_err(|e| ApiError::Internal(format!("the content check failed: {e}")))?;
+        .map_err(|source| {
+            ApiError::Internal(Internal::Task {
+                what: "content check",
+                source,
+            })
+        })?;
     verdict?;
     publisher
         .store(format, bytes, serde_json::Map::new(), StoredBy::Upload)

@@ -45,11 +45,15 @@ pub(crate) enum Need<'a> {
 }
 
 /// Why access was refused; each has a metric label and maps to one HTTP error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum AuthError {
+    #[error("no API key")]
     MissingKey,
+    #[error("unknown API key")]
     UnknownKey,
+    #[error("this API key has the {} scope; this request needs {}", has.as_str(), needs.as_str())]
     Scope { has: Scope, needs: Scope },
+    #[error(transparent)]
     Signature(SignatureError),
 }
 

@@ -9,13 +9,16 @@ use super::{frames, svg};
 use crate::object_name::ImageFormat;
 
 /// Why an upload's bytes were refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// The bytes are not the declared format (415).
+    #[error("{0}")]
     NotThatFormat(String),
     /// Width × height is over the limit (413).
+    #[error("{0}")]
     TooManyPixels(String),
     /// The right format, but the bytes end before the image does (400).
+    #[error("{0}")]
     Truncated(String),
 }
 

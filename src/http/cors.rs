@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
 use crate::http::{
     body::{self, Body},
-    error::ApiError,
+    error::{ApiError, Forbidden},
 };
 
 const EXPOSE: &str = "Content-Length, Content-Range, Content-Type, Content-Disposition, ETag, Last-Modified, \
@@ -56,7 +56,7 @@ impl Cors {
             return None;
         }
         let Some(origin) = self.allow_origin(request).filter(|_| self.enabled()) else {
-            return Some(ApiError::Forbidden("this origin is not allowed to call the API".into()).into_response());
+            return Some(ApiError::Forbidden(Forbidden::Origin).into_response());
         };
         let mut response = Response::new(body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;

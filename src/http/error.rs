@@ -46,22 +46,22 @@ pub enum ApiError {
     #[error("the {what} is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64, what: &'static str },
     #[error("{0}")]
-    UnsupportedMediaType(String),
+    UnsupportedMediaType(MediaTypeError),
     #[error("{0}")]
-    ImageTooLarge(String),
+    ImageTooLarge(TooLarge),
     #[error("Invalid or missing API key")]
     Unauthorized,
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Forbidden),
     /// The `X-RateLimit-*` and `Retry-After` headers are added by the dispatcher.
     #[error("Rate limit exceeded. Please try again later.")]
     RateLimited,
     #[error("{0}")]
-    BadRequest(String),
+    BadRequest(BadRequest),
     #[error("the request target is longer than the limit of {limit} bytes")]
     UriTooLong { limit: usize },
     #[error("{0}")]
-    HeadersTooLarge(String),
+    HeadersTooLarge(HeaderLimit),
     #[error("the request was not completed within {0:?}")]
     RequestTimeout(std::time::Duration),
     /// The upload body sent nothing for `upload.body_idle_timeout` (408).
@@ -78,15 +78,144 @@ pub enum ApiError {
     },
     /// The request is understood but its image cannot be processed (422).
     #[error("{0}")]
-    Unprocessable(String),
+    Unprocessable(Unprocessable),
     /// Too much of one kind of work at once (e.g. uploads); answered with `Retry-After`.
     #[error("{0}")]
-    Busy(String),
+    Busy(Busy),
     /// The cause is logged, never sent: it may name internal hosts.
     #[error("storage is temporarily unavailable; retry later")]
     StorageUnavailable(StorageError),
+    /// The cause is logged, never sent.
     #[error("internal error")]
-    Internal(String),
+    Internal(Internal),
+}
+
+/// Why a request is malformed (400).
+#[derive(Debug, thiserror::Error)]
+pub enum BadRequest {
+    /// A parameter (of the query, a pipeline's JSON or a variant) the API refused; the message
+    /// names it and says what is accepted.
+    #[error("{0}")]
+    Parameter(String),
+    /// The image ends before it should (the content check).
+    #[error(transparent)]
+    Content(Rejection),
+    /// A parameter the processing refused.
+    #[error(transparent)]
+    Process(ProcessError),
+    /// The body could not be read.
+    #[error("could not read the request body: {0}")]
+    Body(#[source] hyper::Error),
+}
+
+/// Why a body is not an image type we take (415).
+#[derive(Debug, thiserror::Error)]
+pub enum MediaTypeError {
+    /// No `Content-Type`; `supported` lists the types.
+    #[error("a Content-Type header is required; supported: {supported}")]
+    Missing { supported: &'static str },
+    /// A `Content-Type` that is not an image type we take.
+    #[error("unsupported Content-Type; supported: {supported}")]
+    Unsupported { supported: &'static str },
+    /// A pipeline whose body is not declared JSON.
+    #[error("a pipeline is a JSON body (Content-Type: application/json)")]
+    NotJson,
+    /// The bytes are not the declared format (the content check).
+    #[error(transparent)]
+    Content(Rejection),
+}
+
+/// Why an image is over a limit (413).
+#[derive(Debug, thiserror::Error)]
+pub enum TooLarge {
+    /// More pixels than `upload.max_pixels` (the content check).
+    #[error(transparent)]
+    Content(Rejection),
+    /// More pixels than `processing.max_input_pixels`.
+    #[error(transparent)]
+    Process(ProcessError),
+    /// More memory than the whole processing budget.
+    #[error(transparent)]
+    Job(JobError),
+}
+
+/// Why an authenticated request is refused (403).
+#[derive(Debug, thiserror::Error)]
+pub enum Forbidden {
+    /// The API key's scope is too small, or the signed URL is bad.
+    #[error(transparent)]
+    Auth(AuthError),
+    /// A browser's `Origin` that `cors.allowed_origins` does not list.
+    #[error("this origin is not allowed to call the API")]
+    Origin,
+}
+
+/// Which request-head limit was passed (431).
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderLimit {
+    /// `server.max_headers`.
+    #[error("{count} header fields; the limit is {limit}")]
+    Fields { count: usize, limit: usize },
+    /// `server.max_header_bytes`.
+    #[error("the header fields take {bytes} bytes; the limit is {limit}")]
+    Bytes { bytes: usize, limit: usize },
+}
+
+/// Why an understood request's image cannot be processed (422).
+#[derive(Debug, thiserror::Error)]
+pub enum Unprocessable {
+    /// It cannot be decoded, the conversion is not supported, or the job ran out of time.
+    #[error(transparent)]
+    Process(ProcessError),
+    /// It is animated.
+    #[error(transparent)]
+    Job(JobError),
+    /// A stored image that cannot be rendered as a variant, for the reason a request would
+    /// have been refused with (a download has no body to blame: 413 and 415 would point at
+    /// the request).
+    #[error("the stored image cannot be rendered as a variant: {0}")]
+    Variant(Box<ApiError>),
+}
+
+/// Too much of one kind of work at once (503 with `Retry-After`).
+#[derive(Debug, thiserror::Error)]
+pub enum Busy {
+    /// `upload.max_concurrent_per_client` bodies of this client in progress.
+    #[error("this client already has {limit} uploads in progress; retry later")]
+    ClientUploads { limit: usize },
+    /// `upload.max_concurrent` bodies in progress.
+    #[error("{limit} uploads are already in progress; retry later")]
+    Uploads { limit: usize },
+    /// The processing queue is full.
+    #[error(transparent)]
+    Process(ProcessError),
+    /// Not enough of the processing memory budget is free.
+    #[error(transparent)]
+    Job(JobError),
+}
+
+/// A failure that is ours, not the client's (500); logged with its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    /// Storage failed in a way that is not an outage.
+    #[error(transparent)]
+    Storage(StorageError),
+    /// An image operation failed.
+    #[error(transparent)]
+    Process(ProcessError),
+    /// A blocking task panicked or was cancelled.
+    #[error("the {what} failed: {source}")]
+    Task {
+        what: &'static str,
+        source: tokio::task::JoinError,
+    },
+}
+
+impl ApiError {
+    /// A parameter the API refused (400); `why` names it.
+    pub(crate) fn parameter(why: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(BadRequest::Parameter(why.into()))
+    }
 }
 
 impl From<StorageError> for ApiError {
@@ -94,7 +223,7 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::NotFound => Self::ObjectNotFound,
             e @ StorageError::Unavailable(_) => Self::StorageUnavailable(e),
-            e @ StorageError::Other(_) => Self::Internal(e.to_string()),
+            e @ StorageError::Other(_) => Self::Internal(Internal::Storage(e)),
         }
     }
 }
@@ -104,9 +233,9 @@ impl From<StorageError> for ApiError {
 impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> Self {
         match rejection {
-            Rejection::NotThatFormat(why) => Self::UnsupportedMediaType(why),
-            Rejection::TooManyPixels(why) => Self::ImageTooLarge(why),
-            Rejection::Truncated(why) => Self::BadRequest(why),
+            Rejection::NotThatFormat(_) => Self::UnsupportedMediaType(MediaTypeError::Content(rejection)),
+            Rejection::TooManyPixels(_) => Self::ImageTooLarge(TooLarge::Content(rejection)),
+            Rejection::Truncated(_) => Self::BadRequest(BadRequest::Content(rejection)),
         }
     }
 }
@@ -114,14 +243,14 @@ impl From<Rejection> for ApiError {
 impl From<ProcessError> for ApiError {
     fn from(e: ProcessError) -> Self {
         match e {
-            ProcessError::BadParameter(why) => Self::BadRequest(why),
+            ProcessError::BadParameter(_) => Self::BadRequest(BadRequest::Process(e)),
             ProcessError::Undecodable(_)
             | ProcessError::Unsupported(_)
             | ProcessError::TimedOut(_)
-            | ProcessError::Abandoned => Self::Unprocessable(e.to_string()),
-            ProcessError::TooLarge(why) => Self::ImageTooLarge(why),
-            ProcessError::Busy(_) => Self::Busy(e.to_string()),
-            ProcessError::Failed(why) => Self::Internal(why),
+            | ProcessError::Abandoned => Self::Unprocessable(Unprocessable::Process(e)),
+            ProcessError::TooLarge(_) => Self::ImageTooLarge(TooLarge::Process(e)),
+            ProcessError::Busy(_) => Self::Busy(Busy::Process(e)),
+            ProcessError::Failed(_) => Self::Internal(Internal::Process(e)),
         }
     }
 }
@@ -132,9 +261,9 @@ impl From<JobError> for ApiError {
             JobError::Storage(e) => e.into(),
             JobError::SourceTooLarge { limit } => Self::PayloadTooLarge { limit, what: "image" },
             JobError::Rejected(rejection) => rejection.into(),
-            e @ JobError::Animated(_) => Self::Unprocessable(e.to_string()),
-            e @ JobError::OverMemoryBudget { .. } => Self::ImageTooLarge(e.to_string()),
-            e @ JobError::NoMemory { .. } => Self::Busy(e.to_string()),
+            e @ JobError::Animated(_) => Self::Unprocessable(Unprocessable::Job(e)),
+            e @ JobError::OverMemoryBudget { .. } => Self::ImageTooLarge(TooLarge::Job(e)),
+            e @ JobError::NoMemory { .. } => Self::Busy(Busy::Job(e)),
             JobError::Process(e) => e.into(),
         }
     }
@@ -257,12 +386,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         match e {
             AuthError::MissingKey | AuthError::UnknownKey => ApiError::Unauthorized,
-            AuthError::Scope { has, needs } => ApiError::Forbidden(format!(
-                "this API key has the {} scope; this request needs {}",
-                has.as_str(),
-                needs.as_str()
-            )),
-            AuthError::Signature(e) => ApiError::Forbidden(e.to_string()),
+            e @ (AuthError::Scope { .. } | AuthError::Signature(_)) => ApiError::Forbidden(Forbidden::Auth(e)),
         }
     }
 }
@@ -301,14 +425,14 @@ mod tests {
                 limit: 1,
                 what: "image",
             },
-            ApiError::UnsupportedMediaType(s()),
-            ApiError::ImageTooLarge(s()),
+            ApiError::UnsupportedMediaType(MediaTypeError::NotJson),
+            ApiError::ImageTooLarge(TooLarge::Content(Rejection::TooManyPixels(s()))),
             ApiError::Unauthorized,
-            ApiError::Forbidden(s()),
+            ApiError::Forbidden(Forbidden::Origin),
             ApiError::RateLimited,
-            ApiError::BadRequest(s()),
+            ApiError::parameter(s()),
             ApiError::UriTooLong { limit: 1 },
-            ApiError::HeadersTooLarge(s()),
+            ApiError::HeadersTooLarge(HeaderLimit::Fields { count: 2, limit: 1 }),
             ApiError::RequestTimeout(Duration::from_secs(1)),
             ApiError::BodyStalled(Duration::from_secs(1)),
             ApiError::BodyTooSlow {
@@ -316,10 +440,10 @@ mod tests {
                 elapsed: Duration::from_secs(1),
                 rate: 1,
             },
-            ApiError::Unprocessable(s()),
-            ApiError::Busy(s()),
+            ApiError::Unprocessable(Unprocessable::Job(JobError::Animated(2))),
+            ApiError::Busy(Busy::Uploads { limit: 1 }),
             ApiError::StorageUnavailable(StorageError::unavailable("why")),
-            ApiError::Internal(s()),
+            ApiError::Internal(Internal::Process(ProcessError::Failed(s()))),
         ]
     }
 

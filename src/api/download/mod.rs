@@ -15,7 +15,7 @@ pub mod variant;
 use crate::{
     http::{
         body::{self, Body, ObjectBody},
-        error::ApiError,
+        error::{ApiError, Unprocessable},
     },
     jobs::{JobError, Jobs, Source, Transform},
     metrics::{GIT_SHA, Metrics},
@@ -224,10 +224,9 @@ fn unrenderable(e: JobError) -> ApiError {
         | JobError::SourceTooLarge { .. }
         | JobError::Animated(_)
         | JobError::OverMemoryBudget { .. }
-        | JobError::Process(ProcessError::TooLarge(_)) => ApiError::Unprocessable(format!(
-            "the stored image cannot be rendered as a variant: {}",
-            ApiError::from(e)
-        )),
+        | JobError::Process(ProcessError::TooLarge(_)) => {
+            ApiError::Unprocessable(Unprocessable::Variant(Box::new(ApiError::from(e))))
+        }
         e => e.into(),
     }
 }

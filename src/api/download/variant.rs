@@ -57,7 +57,7 @@ impl Given {
             };
             if !seen.insert(slot) {
                 let name = slot.map_or(PRESET, |slot| OPTIONS[slot].0);
-                return Err(ApiError::BadRequest(format!("`{name}` is given twice")));
+                return Err(ApiError::parameter(format!("`{name}` is given twice")));
             }
             match slot {
                 Some(slot) => given.0[slot] = Some(value.into_owned()),
@@ -94,14 +94,14 @@ impl Given {
                 .parse::<f64>()
                 .ok()
                 .filter(|d| (1.0..=4.0).contains(d))
-                .ok_or_else(|| ApiError::BadRequest(format!("`dpr`: `{v}` is not a number from 1 to 4")))?,
+                .ok_or_else(|| ApiError::parameter(format!("`dpr`: `{v}` is not a number from 1 to 4")))?,
         };
         let side = |name: &str, value: Option<String>| -> Result<Option<u32>, ApiError> {
             value
                 .map(|v| {
                     let wanted = v.parse::<u32>().ok().filter(|n| (1..=largest).contains(n));
                     let wanted = wanted.ok_or_else(|| {
-                        ApiError::BadRequest(format!("`{name}`: `{v}` is not a whole number from 1 to {largest}"))
+                        ApiError::parameter(format!("`{name}`: `{v}` is not a whole number from 1 to {largest}"))
                     })?;
                     Ok(snap(sides, (f64::from(wanted) * dpr).ceil()))
                 })
@@ -112,14 +112,14 @@ impl Given {
                 v.parse::<u8>()
                     .ok()
                     .filter(|q| (1..=100).contains(q))
-                    .ok_or_else(|| ApiError::BadRequest(format!("`q`: `{v}` is not a whole number from 1 to 100")))
+                    .ok_or_else(|| ApiError::parameter(format!("`q`: `{v}` is not a whole number from 1 to 100")))
             })
             .transpose()?;
         let format = match format.as_deref() {
             None => Format::Source,
             Some(v) if v.eq_ignore_ascii_case("auto") => Format::Auto,
             Some(v) => Format::Fixed(OutputFormat::parse(v).map_err(|_| {
-                ApiError::BadRequest(format!(
+                ApiError::parameter(format!(
                     "`format`: `{v}` is not one of auto, png, jpeg, webp, avif, gif, bmp, tiff"
                 ))
             })?),
@@ -259,7 +259,7 @@ impl Variant {
         let Some(query) = query else { return Ok(None) };
         let (given, preset) = Given::from_query(query)?;
         let only_presets = |option: &str| {
-            ApiError::BadRequest(format!(
+            ApiError::parameter(format!(
                 "`{option}`: this server serves named presets only (`{PRESET}=NAME`), with no other option"
             ))
         };
@@ -273,7 +273,7 @@ impl Variant {
                 let base = rules
                     .presets
                     .get(&name)
-                    .ok_or_else(|| ApiError::BadRequest(format!("`{PRESET}`: no preset is named `{name}`")))?;
+                    .ok_or_else(|| ApiError::parameter(format!("`{PRESET}`: no preset is named `{name}`")))?;
                 if let Some(option) = given.first().filter(|_| rules.presets_only) {
                     return Err(only_presets(option));
                 }
@@ -434,7 +434,7 @@ mod tests {
 
     fn refused_by(query: &str, rules: &Rules) -> String {
         match Variant::from_query(Some(query), rules) {
-            Err(ApiError::BadRequest(why)) => why,
+            Err(ApiError::BadRequest(why)) => why.to_string(),
             other => panic!("{query}: expected a 400, got {other:?}"),
         }
     }

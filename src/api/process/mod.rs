@@ -21,7 +21,7 @@ use super::{
 use crate::{
     http::{
         body::{self, Body},
-        error::ApiError,
+        error::{ApiError, MediaTypeError},
     },
     jobs::{Jobs, Source, Transform},
     object_name::{ImageFormat, ObjectName},
@@ -43,14 +43,10 @@ pub(crate) async fn handle(
     let (params, steps, _slot, body) = if operation == Operation::Pipeline {
         let params = Params::from_query(operation, query)?;
         if !params.0.is_empty() {
-            return Err(ApiError::BadRequest(
-                "a pipeline takes its parameters in its JSON body".into(),
-            ));
+            return Err(ApiError::parameter("a pipeline takes its parameters in its JSON body"));
         }
         if !is_json(headers) {
-            return Err(ApiError::UnsupportedMediaType(
-                "a pipeline is a JSON body (Content-Type: application/json)".into(),
-            ));
+            return Err(ApiError::UnsupportedMediaType(MediaTypeError::NotJson));
         }
         let slot = intake.slot(client)?;
         let json = intake.receive_small(headers, body, pipeline::MAX_BODY).await?;
@@ -71,7 +67,7 @@ pub(crate) async fn handle(
             intake::declared_format(headers)?,
             Source::Bytes(intake.receive(headers, body).await?),
         ),
-        (None, None) => return Err(ApiError::BadRequest("`source` is required".into())),
+        (None, None) => return Err(ApiError::parameter("`source` is required")),
     };
     if operation == Operation::ExtractMetadata {
         let json = jobs.describe(operation.name(), format, source).await?;
@@ -90,7 +86,7 @@ pub(crate) async fn handle(
         max_bytes: params.whole("max_bytes", 1, u64::MAX)?,
     };
     if output.max_bytes.is_some() && !output.format.is_lossy() {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::parameter(format!(
             "`max_bytes` needs a lossy output (jpeg or webp), not {}; add format=jpeg or format=webp",
             output.format.format().name()
         )));

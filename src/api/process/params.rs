@@ -144,7 +144,7 @@ impl Params {
         if !unknown.is_empty() {
             unknown.sort_unstable();
             let known: Vec<&str> = operation.parameters().iter().chain(common).copied().collect();
-            return Err(ApiError::BadRequest(format!(
+            return Err(ApiError::parameter(format!(
                 "{context}unknown parameter(s) for {}: {}; it takes {}",
                 operation.name(),
                 unknown.join(", "),
@@ -170,7 +170,7 @@ impl Params {
                     .ok()
                     .filter(|n| (min..=max).contains(n))
                     .ok_or_else(|| {
-                        ApiError::BadRequest(format!("`{key}`: `{v}` is not a whole number from {min} to {max}"))
+                        ApiError::parameter(format!("`{key}`: `{v}` is not a whole number from {min} to {max}"))
                     })
             })
             .transpose()
@@ -190,12 +190,12 @@ impl Params {
     fn decimal(&self, key: &str, min: f64, max: f64, default: Option<f64>) -> Result<f64, ApiError> {
         match (self.get(key), default) {
             (None, Some(default)) => Ok(default),
-            (None, None) => Err(ApiError::BadRequest(format!("`{key}` is required"))),
+            (None, None) => Err(ApiError::parameter(format!("`{key}` is required"))),
             (Some(v), _) => v
                 .parse::<f64>()
                 .ok()
                 .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| ApiError::BadRequest(format!("`{key}`: `{v}` is not a number from {min} to {max}"))),
+                .ok_or_else(|| ApiError::parameter(format!("`{key}`: `{v}` is not a number from {min} to {max}"))),
         }
     }
 
@@ -205,7 +205,7 @@ impl Params {
             None => Ok(default),
             Some("true" | "1") => Ok(true),
             Some("false" | "0") => Ok(false),
-            Some(other) => Err(ApiError::BadRequest(format!("`{key}`: `{other}` is not true or false"))),
+            Some(other) => Err(ApiError::parameter(format!("`{key}`: `{other}` is not true or false"))),
         }
     }
 
@@ -236,7 +236,7 @@ impl Params {
             Operation::Thumbnail => {
                 let (width, height) = (self.side("width")?, self.side("height")?);
                 if width.is_none() && height.is_none() {
-                    return Err(ApiError::BadRequest("`width` or `height` is required".into()));
+                    return Err(ApiError::parameter("`width` or `height` is required"));
                 }
                 Op::Resize(Resize {
                     width,
@@ -248,7 +248,7 @@ impl Params {
             }
             Operation::Convert => {
                 if self.format()?.is_none() {
-                    return Err(ApiError::BadRequest("`to_format` is required".into()));
+                    return Err(ApiError::parameter("`to_format` is required"));
                 }
                 Op::Keep
             }
@@ -274,8 +274,8 @@ impl Params {
                     left: side("left")?,
                 };
                 if sides == Padding::default() {
-                    return Err(ApiError::BadRequest(
-                        "`all` or one of `top`, `right`, `bottom`, `left` is required".into(),
+                    return Err(ApiError::parameter(
+                        "`all` or one of `top`, `right`, `bottom`, `left` is required",
                     ));
                 }
                 Op::Pad(sides, self.background()?)
@@ -324,20 +324,19 @@ impl Params {
                 y: self.offset("y")?,
                 width: self
                     .side("width")?
-                    .ok_or_else(|| ApiError::BadRequest("`width` is required".into()))?,
+                    .ok_or_else(|| ApiError::parameter("`width` is required"))?,
                 height: self
                     .side("height")?
-                    .ok_or_else(|| ApiError::BadRequest("`height` is required".into()))?,
+                    .ok_or_else(|| ApiError::parameter("`height` is required"))?,
             },
             "square" | "smart" if self.get("x").is_some() || self.get("y").is_some() => {
-                return Err(ApiError::BadRequest(format!(
+                return Err(ApiError::parameter(format!(
                     "`x` and `y` apply to mode=coordinates, not `{mode}`"
                 )));
             }
             "square" if self.get("width").is_some() || self.get("height").is_some() => {
-                return Err(ApiError::BadRequest(
-                    "`width` and `height` do not apply to mode=square (the largest centred square); use mode=smart"
-                        .into(),
+                return Err(ApiError::parameter(
+                    "`width` and `height` do not apply to mode=square (the largest centred square); use mode=smart",
                 ));
             }
             "square" => Crop::Square,
@@ -346,7 +345,7 @@ impl Params {
                 height: self.side("height")?,
             },
             other => {
-                return Err(ApiError::BadRequest(format!(
+                return Err(ApiError::parameter(format!(
                     "`mode`: `{other}` is not one of coordinates, square, smart"
                 )));
             }

@@ -27,7 +27,7 @@ pub(crate) struct Pipeline {
 
 /// Parses a pipeline body; every mistake is a 400 naming where it is.
 pub(crate) fn parse(body: &[u8]) -> Result<Pipeline, ApiError> {
-    let bad = |why: String| ApiError::BadRequest(why);
+    let bad = |why: String| ApiError::parameter(why);
     let json: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
     let Value::Object(mut top) = json else {
         return Err(bad("the body must be a JSON object with `source` and `steps`".into()));
@@ -110,7 +110,7 @@ fn strings(object: serde_json::Map<String, Value>, at: &str) -> Result<HashMap<S
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 _ => {
-                    return Err(ApiError::BadRequest(format!(
+                    return Err(ApiError::parameter(format!(
                         "{at}`{key}` must be a string, a number or a boolean"
                     )));
                 }
@@ -126,7 +126,7 @@ mod tests {
 
     fn error(body: &str) -> String {
         match parse(body.as_bytes()) {
-            Err(ApiError::BadRequest(why)) => why,
+            Err(ApiError::BadRequest(why)) => why.to_string(),
             Err(other) => panic!("{body}: not a 400: {other:?}"),
             Ok(_) => panic!("{body}: accepted"),
         }
