@@ -477,6 +477,23 @@ pub async fn metrics_text(server: &TestServer) -> String {
     String::from_utf8(response.body).unwrap()
 }
 
+/// The storage calls the server has made, from its `storage_operation_duration_seconds_count`
+/// (every backend and outcome): of `operation` (`"get"`, `"head"`, …), or of every operation
+/// when `None`. Readiness checks (`operation="check"`) are never counted, as [`Counting`]
+/// does not count them. The other way to count: wrap the backend in a [`Counting`].
+pub async fn storage_calls(server: &TestServer, operation: Option<&str>) -> f64 {
+    let text = metrics_text(server).await;
+    text.lines()
+        .filter_map(|line| line.strip_prefix("storage_operation_duration_seconds_count{"))
+        .filter_map(|rest| rest.rsplit_once("} "))
+        .filter(|(labels, _)| match operation {
+            Some(operation) => labels.contains(&format!("operation=\"{operation}\"")),
+            None => !labels.contains("operation=\"check\""),
+        })
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .sum()
+}
+
 /// Waits until the gateway's `storage_reachable` gauge reads `value` (0 or 1).
 pub async fn until_storage_reachable(server: &TestServer, value: f64) {
     within(&format!("storage_reachable = {value}"), async {
@@ -604,7 +621,8 @@ pub async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> Option<RawResponse> {
 // ---------------------------------------------------------------------------------------------
 // Storage instrumentation
 
-/// Counts calls and body bytes pulled from the wrapped storage.
+/// Counts calls and body bytes pulled from the wrapped storage: what reaches the backend, under
+/// the stack the service builds around it. The service's own count is [`storage_calls`].
 pub struct Counting {
     inner: Arc<dyn Storage>,
     calls: AtomicU64,
