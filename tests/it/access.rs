@@ -14,34 +14,14 @@ use image_gateway::{
 use reqwest::{StatusCode, header};
 
 use crate::support::{
-    Backend, Fixture, MISSING_OBJECT, TestServer, client, metrics_text, pattern, raw_request, sample, within,
+    Backend, Fixture, MISSING_OBJECT, PNG, READER, SIGNING_KEY, TestServer, WRITER, client, metrics_text, pattern,
+    raw_request, response_detail, sample, upload, within,
 };
-
-const READER: &str = "reader-0123456789abcdef";
-const WRITER: &str = "writer-0123456789abcdef";
-const SIGNING_KEY: &str = "signing-key-0123456789abcdef";
-const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
 
 fn with_keys(config: &mut Config) {
     config.auth.mode = AuthMode::ApiKey;
     config.auth.api_keys = vec![Secret::new(READER), Secret::new(format!("write:{WRITER}"))];
     config.auth.url_signing_key = vec![Secret::new(SIGNING_KEY)];
-}
-
-async fn upload(server: &TestServer, key: Option<&str>, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    let mut request = client()
-        .post(server.url("/v1/image/upload"))
-        .header(header::CONTENT_TYPE, content_type)
-        .body(body);
-    if let Some(key) = key {
-        request = request.header("X-API-Key", key);
-    }
-    within("upload", request.send()).await.unwrap()
-}
-
-async fn detail(response: reqwest::Response) -> String {
-    let json: serde_json::Value = within("json", response.json()).await.unwrap();
-    json["detail"].as_str().expect("a detail").to_owned()
 }
 
 async fn api_keys_and_scopes(backend: Backend) {
@@ -70,7 +50,7 @@ async fn api_keys_and_scopes(backend: Backend) {
     }
     let refused = upload(&server, Some(READER), "image/png", PNG.to_vec()).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    assert!(detail(refused).await.contains("read scope"));
+    assert!(response_detail(refused).await.contains("read scope"));
     assert_eq!(upload(&server, None, "image/png", PNG.to_vec()).await.status(), 401);
     let stored = upload(&server, Some(WRITER), "image/png", PNG.to_vec()).await;
     assert_eq!(stored.status(), 201);
@@ -296,7 +276,7 @@ async fn safer_uploads(backend: Backend) {
     // The 24×16 sample is 384 pixels: one too many.
     let response = upload(&server, None, "image/png", PNG.to_vec()).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(detail(response).await.contains("24×16"));
+    assert!(response_detail(response).await.contains("24×16"));
     let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
     bomb.extend(65_535u32.to_be_bytes());
     bomb.extend(65_535u32.to_be_bytes());
@@ -305,7 +285,7 @@ async fn safer_uploads(backend: Backend) {
     let script = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(document.cookie)</script></svg>";
     let response = upload(&server, None, "image/svg+xml", script.to_vec()).await;
     assert_eq!(response.status(), 415);
-    assert!(detail(response).await.contains("<script>"));
+    assert!(response_detail(response).await.contains("<script>"));
     let handler = b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>";
     assert_eq!(
         upload(&server, None, "image/svg+xml", handler.to_vec()).await.status(),

@@ -446,10 +446,7 @@ async fn sigterm_under_load_fails_no_request() {
         atomic::{AtomicBool, Ordering},
     };
 
-    use crate::{
-        faults::{Tally, load},
-        support::{pattern, raw_request, within},
-    };
+    use crate::support::{Tally, load, pattern, raw_request, within};
     let env = [
         ("IMAGE_GATEWAY_SHUTDOWN__GRACE", "1s"),
         ("IMAGE_GATEWAY_LOG__LEVEL", "warn"),

@@ -22,72 +22,6 @@ use tokio::{
 
 use crate::support::*;
 
-const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
-
-/// What happened to one download under faults.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub complete: AtomicU64,
-    pub unavailable: AtomicU64,
-    pub aborted: AtomicU64,
-    /// A 200 whose body ended short but cleanly: must stay zero.
-    pub short: AtomicU64,
-    pub other: AtomicU64,
-}
-
-impl Tally {
-    pub fn get(&self, counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::SeqCst)
-    }
-
-    /// Everything but a complete download: aborted, 503, short or anything else.
-    pub fn failed(&self) -> u64 {
-        [&self.aborted, &self.unavailable, &self.short, &self.other]
-            .iter()
-            .map(|counter| self.get(counter))
-            .sum()
-    }
-}
-
-/// Downloads `url` in a loop on `clients` tasks until `stop`, classifying every outcome.
-pub fn load(
-    url: String,
-    api_key: Option<&'static str>,
-    expected: Arc<Vec<u8>>,
-    clients: usize,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Tally>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..clients)
-        .map(|_| {
-            let (url, expected, stop, tally) = (url.clone(), expected.clone(), stop.clone(), tally.clone());
-            tokio::spawn(async move {
-                let client = client();
-                while !stop.load(Ordering::SeqCst) {
-                    let mut request = client.get(&url);
-                    if let Some(key) = api_key {
-                        request = request.header("X-API-Key", key);
-                    }
-                    let counter = match request.send().await {
-                        Ok(r) if r.status() == 200 => match r.bytes().await {
-                            Ok(body) if body[..] == expected[..] => &tally.complete,
-                            Ok(_) => &tally.short,
-                            Err(_) => &tally.aborted,
-                        },
-                        Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => &tally.unavailable,
-                        Ok(_) => &tally.other,
-                        Err(_) => &tally.aborted,
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    if std::ptr::eq(counter, &tally.unavailable) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            })
-        })
-        .collect()
-}
-
 async fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
     raw_request(addr, "GET", path, &[]).await.status
 }
@@ -444,7 +378,7 @@ async fn upload_concurrency_and_request_timeout() {
     slow.write_all(&PNG[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let second = upload_png(&server).await;
+    let second = upload(&server, None, "image/png", PNG.to_vec()).await;
     assert_eq!(second.status(), 503);
     assert!(second.headers().contains_key("retry-after"));
     let json: serde_json::Value = second.json().await.unwrap();
@@ -459,15 +393,7 @@ async fn upload_concurrency_and_request_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3));
 
     // The slot is free again, and a normal upload works.
-    let ok = upload_png(&server).await;
+    let ok = upload(&server, None, "image/png", PNG.to_vec()).await;
     assert_eq!(ok.status(), 201);
     assert_eq!(fx.setup.list(None, 10).await.unwrap().objects.len(), 1);
-}
-
-async fn upload_png(server: &TestServer) -> reqwest::Response {
-    let request = client()
-        .post(server.url("/v1/image/upload"))
-        .header("content-type", "image/png")
-        .body(PNG.to_vec());
-    within("upload", request.send()).await.unwrap()
 }

@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use image_gateway::config::{AuthMode, Backend as BackendKind, Config, CredentialsSource, Secret};
 
-use crate::support::{Fixture, MISSING_OBJECT, TestServer, free_port, raw_request, within};
-
-const READER: &str = "reader-0123456789abcdef";
-const SIGNING_KEY: &str = "signing-key-0123456789abcdef";
+use crate::support::{Fixture, MISSING_OBJECT, READER, SIGNING_KEY, TestServer, free_port, raw_request, within};
 
 /// `/readyz` on the public listener names the failed checks without their reasons (which can
 /// carry internal hosts, ports and paths); the admin listener keeps the reasons.

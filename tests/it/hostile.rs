@@ -11,10 +11,6 @@ use image_gateway::{
 
 use crate::support::*;
 
-const READER: &str = "reader-0123456789abcdef";
-const WRITER: &str = "writer-0123456789abcdef";
-const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
-
 /// What a case may answer.
 #[derive(Clone, Copy)]
 enum Expect {

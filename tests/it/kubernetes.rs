@@ -33,11 +33,10 @@ use kube::{
 };
 use serde::Deserialize;
 
-use crate::faults::{Tally, load};
 use crate::s3_servers::run;
 use crate::support::{
-    Backend, BodyReader, Garage, MISSING_OBJECT, S3Server, TestServer, client, free_port, metrics_text, pattern,
-    raw_request, sample, within,
+    Backend, BodyReader, Garage, MISSING_OBJECT, S3Server, Tally, TestServer, client, free_port, load, metrics_text,
+    pattern, raw_request, sample, within,
 };
 
 // The chart's defaults, so the chart's own RBAC objects (manifests/) can be applied as they are.

@@ -3,10 +3,7 @@
 
 use reqwest::header;
 
-use crate::support::{Backend, Fixture, TestServer, client, dimensions, post_response, within};
-
-const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
-const JPEG: &[u8] = include_bytes!("../fixtures/sample.jpg");
+use crate::support::{Backend, Fixture, JPEG, PNG, TestServer, client, dimensions, post_response, within};
 
 async fn resize_answers_in_three_forms(backend: Backend) {
     let fx = Fixture::new(backend).await;

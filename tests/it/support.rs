@@ -1,5 +1,7 @@
-//! Test support: the storage backends, the real gateway on an ephemeral port, clients,
-//! and a storage wrapper that counts what the gateway asks of storage.
+//! Test support, for every test file: the storage backends, the real gateway on an ephemeral
+//! port, clients and raw requests, the keys and samples tests share, a download load with its
+//! tally, and two counts of what the gateway asks of storage (a wrapper at the backend, and
+//! the gateway's own metrics). A helper two test files need lives here, once.
 
 use std::{
     io::{Read, Write},
@@ -7,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, OnceLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -76,6 +78,16 @@ pub fn memory_bytes(field: &str, pid: u32) -> u64 {
 
 /// The download path of a valid object name that no fixture ever stores.
 pub const MISSING_OBJECT: &str = "/v1/image/download/0123456789abcdef0123456789abcdef.png";
+
+/// The API keys and the URL-signing key the access tests configure: one key of each scope (read;
+/// `write:` also uploads and processes) and a signing key.
+pub const READER: &str = "reader-0123456789abcdef";
+pub const WRITER: &str = "writer-0123456789abcdef";
+pub const SIGNING_KEY: &str = "signing-key-0123456789abcdef";
+
+/// The sample PNG (24×16) and JPEG, as in [`samples`].
+pub const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
+pub const JPEG: &[u8] = include_bytes!("../fixtures/sample.jpg");
 
 /// Every await in a test is bounded by this.
 pub const AWAIT_LIMIT: Duration = Duration::from_secs(60);
@@ -504,6 +516,73 @@ pub async fn until_storage_reachable(server: &TestServer, value: f64) {
     .await;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Load
+
+/// What happened to the downloads of [`load`]: each outcome counted.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub complete: AtomicU64,
+    pub unavailable: AtomicU64,
+    pub aborted: AtomicU64,
+    /// A 200 whose body ended short but cleanly: must stay zero.
+    pub short: AtomicU64,
+    pub other: AtomicU64,
+}
+
+impl Tally {
+    pub fn get(&self, counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::SeqCst)
+    }
+
+    /// Everything but a complete download: aborted, 503, short or anything else.
+    pub fn failed(&self) -> u64 {
+        [&self.aborted, &self.unavailable, &self.short, &self.other]
+            .iter()
+            .map(|counter| self.get(counter))
+            .sum()
+    }
+}
+
+/// Downloads `url` in a loop on `clients` tasks until `stop`, classifying every outcome.
+pub fn load(
+    url: String,
+    api_key: Option<&'static str>,
+    expected: Arc<Vec<u8>>,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|_| {
+            let (url, expected, stop, tally) = (url.clone(), expected.clone(), stop.clone(), tally.clone());
+            tokio::spawn(async move {
+                let client = client();
+                while !stop.load(Ordering::SeqCst) {
+                    let mut request = client.get(&url);
+                    if let Some(key) = api_key {
+                        request = request.header("X-API-Key", key);
+                    }
+                    let counter = match request.send().await {
+                        Ok(r) if r.status() == 200 => match r.bytes().await {
+                            Ok(body) if body[..] == expected[..] => &tally.complete,
+                            Ok(_) => &tally.short,
+                            Err(_) => &tally.aborted,
+                        },
+                        Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => &tally.unavailable,
+                        Ok(_) => &tally.other,
+                        Err(_) => &tally.aborted,
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    if std::ptr::eq(counter, &tally.unavailable) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 /// A response body read the way a client that pauses and resumes reads it.
 pub struct BodyReader {
     stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
@@ -782,6 +861,18 @@ pub fn certificate(dir: &Path, name: &str) -> Certificate {
     Certificate { ca, cert, key }
 }
 
+/// Uploads `body` as `content_type`, with the API key `key` when given; the response.
+pub async fn upload(server: &TestServer, key: Option<&str>, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    let mut request = client()
+        .post(server.url("/v1/image/upload"))
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(body);
+    if let Some(key) = key {
+        request = request.header("X-API-Key", key);
+    }
+    within("upload", request.send()).await.unwrap()
+}
+
 /// POSTs `body` to `target` as `content_type`, asking for `accept` when given; the response.
 pub async fn post_response(
     server: &TestServer,
@@ -811,6 +902,14 @@ pub async fn post(server: &TestServer, target: &str, content_type: &str, body: &
 pub fn detail(body: &[u8]) -> String {
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     json["detail"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The `detail` of an error response, its body read; there must be one.
+pub async fn response_detail(response: reqwest::Response) -> String {
+    let body = within("body", response.bytes()).await.unwrap();
+    let detail = detail(&body);
+    assert!(!detail.is_empty(), "a detail: {:?}", String::from_utf8_lossy(&body));
+    detail
 }
 
 /// Width, height and format of an encoded image.

@@ -11,10 +11,9 @@ use image_gateway::{
     object_name::ImageFormat,
 };
 
-use crate::support::{Backend, Fixture, MISSING_OBJECT, TestServer, dimensions, metrics_text, raw_request, sample};
-
-const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
-const JPEG: &[u8] = include_bytes!("../fixtures/sample.jpg");
+use crate::support::{
+    Backend, Fixture, JPEG, MISSING_OBJECT, PNG, TestServer, dimensions, metrics_text, raw_request, sample,
+};
 
 async fn a_variant_is_rendered_with_validators_and_ranges_of_its_own(backend: Backend) {
     let fx = Fixture::new(backend).await;
