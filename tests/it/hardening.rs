@@ -164,48 +164,6 @@ async fn forged_signatures_are_rate_limited_per_client() {
     );
 }
 
-/// SVGs with 100,000 attributes on one element (1.1 MB; the XML parser's duplicate check is
-/// quadratic: 13 s each in a release build before) are refused at once, and `/livez` keeps
-/// answering while four clients send them. The content check runs off the I/O threads.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attribute_bombs_neither_stall_the_server_nor_get_stored() {
-    let fx = Fixture::new(crate::support::Backend::Fs).await;
-    let server = TestServer::start(&fx).await;
-    let attributes: String = (0..100_000).map(|i| format!(" a{i}=\"{i}\"")).collect();
-    let bomb = format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><g{attributes}/></svg>");
-    let uploads: Vec<_> = (0..4)
-        .map(|_| {
-            let (url, body) = (server.url("/v1/image/upload"), bomb.clone());
-            tokio::spawn(async move {
-                let response = crate::support::client()
-                    .post(url)
-                    .header("content-type", "image/svg+xml")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                (response.status().as_u16(), response.text().await.unwrap())
-            })
-        })
-        .collect();
-    let mut slowest = Duration::ZERO;
-    while !uploads.iter().all(tokio::task::JoinHandle::is_finished) {
-        let start = std::time::Instant::now();
-        assert_eq!(raw_request(server.addr, "GET", "/livez", &[]).await.status, 200);
-        slowest = slowest.max(start.elapsed());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    for upload in uploads {
-        let (status, body) = within("upload", upload).await.unwrap();
-        assert_eq!(status, 415, "{body}");
-        assert!(body.contains("more than 256 attributes"), "{body}");
-    }
-    eprintln!("slowest /livez during four attribute-bomb uploads: {slowest:?}");
-    assert!(slowest < Duration::from_secs(1), "/livez waited {slowest:?}");
-    let stored = std::fs::read_dir(&fx.config.storage.fs.root).unwrap().count();
-    assert_eq!(stored, 0, "nothing was stored");
-}
-
 /// Connections that send nothing are closed after `server.first_byte_timeout`, so 20 silent
 /// sockets hold a 20-connection server only that long: while they are open another client is
 /// refused (503, the connection cap), once the timeout has closed them it is served.
@@ -451,31 +409,6 @@ async fn the_pixel_limit_applies_to_every_frame() {
     bmp[22..26].copy_from_slice(&(-16i32).to_le_bytes());
     let (status, body) = upload("image/bmp", bmp).await;
     assert_eq!(status, 201, "{body}");
-}
-
-/// A 1.2 KB `<use>` fan-out (6 levels × 10: a million elements for the renderer; it hung
-/// Chromium for over a minute) is refused with 415; before, it was accepted and stored.
-#[tokio::test]
-async fn use_fan_out_svgs_are_refused() {
-    let fx = Fixture::new(crate::support::Backend::Fs).await;
-    let server = TestServer::start(&fx).await;
-    let mut defs = String::from("<rect id=\"l0\" width=\"1\" height=\"1\"/>");
-    for level in 1..=6 {
-        let uses: String = (0..10).map(|_| format!("<use href=\"#l{}\"/>", level - 1)).collect();
-        defs.push_str(&format!("<g id=\"l{level}\">{uses}</g>"));
-    }
-    let bomb = format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><defs>{defs}</defs><use href=\"#l6\"/></svg>");
-    let response = crate::support::client()
-        .post(server.url("/v1/image/upload"))
-        .header("content-type", "image/svg+xml")
-        .body(bomb)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 415);
-    let body = response.text().await.unwrap();
-    assert!(body.contains("<use> references copy more than"), "{body}");
-    assert_eq!(std::fs::read_dir(&fx.config.storage.fs.root).unwrap().count(), 0);
 }
 
 /// Connections held for nothing are closed: an HTTP/2 connection that answers every PING but

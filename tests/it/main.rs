@@ -23,6 +23,6 @@ mod process_reference;
 mod ranges;
 mod retention;
 mod shared_limits;
-mod svg_inertness;
+mod svg;
 mod upload;
 mod variants;

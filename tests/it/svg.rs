@@ -1,16 +1,26 @@
-//! Stored SVGs are inert from any origin, checked by a real browser. Every SVG of a corpus —
-//! known attack vectors and a few drawings — is uploaded to the gateway; each one it accepts is
-//! downloaded and served again from a plain server, *without* the gateway's headers (as a
-//! bucket, a presigned URL or a CDN would serve it), and rendered by headless Chromium as a
-//! document and as an `<img>`. A beacon server on loopback counts every request a rendering
-//! makes: zero for every accepted SVG. A control SVG that does load the beacon, rendered the
-//! same way, shows the count works.
+//! SVG safety. An SVG is a document that can act (scripts, external loads, markup made to keep a
+//! parser or a renderer busy), and a stored one may later be served without the gateway's
+//! headers, so what the gateway accepts must be inert wherever it is served, and what is built
+//! to exhaust it must be refused before storage without stalling the server.
+//!
+//! Inert from any origin, checked by a real browser: every SVG of a corpus (known attack
+//! vectors and a few drawings) is uploaded to the gateway; each one it accepts is downloaded and
+//! served again from a plain server, *without* the gateway's headers (as a bucket, a presigned
+//! URL or a CDN would serve it), and rendered by headless Chromium as a document and as an
+//! `<img>`. A beacon server on loopback counts every request a rendering makes: zero for every
+//! accepted SVG. A control SVG that does load the beacon, rendered the same way, shows the count
+//! works. Exhaustion: attribute bombs (the XML parser) and `<use>` fan-outs (the renderer).
+//!
+//! Elsewhere: the allowlist's unit tests in `src/content/svg.rs`; malformed SVGs refused in
+//! `upload.rs`; SVG filters costed before processing in `process_budget.rs`; the CSP an SVG is
+//! served with in `download.rs`.
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use tokio::{
@@ -18,7 +28,7 @@ use tokio::{
     net::TcpListener,
 };
 
-use crate::support::{Fixture, TestServer, client, within};
+use crate::support::{Fixture, TestServer, client, raw_request, within};
 
 /// Path → (Content-Type, body).
 type Files = Arc<Mutex<HashMap<String, (&'static str, Vec<u8>)>>>;
@@ -369,4 +379,71 @@ async fn accepted_svgs_load_nothing_when_rendered_without_our_headers() {
         names.contains(&"drawing") && names.contains(&"sample") && names.contains(&"inline png"),
         "plain drawings are accepted: {names:?}"
     );
+}
+
+/// SVGs with 100,000 attributes on one element (1.1 MB; the XML parser's duplicate check is
+/// quadratic: 13 s each in a release build before) are refused at once, and `/livez` keeps
+/// answering while four clients send them. The content check runs off the I/O threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attribute_bombs_neither_stall_the_server_nor_get_stored() {
+    let fx = Fixture::new(crate::support::Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let attributes: String = (0..100_000).map(|i| format!(" a{i}=\"{i}\"")).collect();
+    let bomb = format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><g{attributes}/></svg>");
+    let uploads: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, body) = (server.url("/v1/image/upload"), bomb.clone());
+            tokio::spawn(async move {
+                let response = crate::support::client()
+                    .post(url)
+                    .header("content-type", "image/svg+xml")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    while !uploads.iter().all(tokio::task::JoinHandle::is_finished) {
+        let start = std::time::Instant::now();
+        assert_eq!(raw_request(server.addr, "GET", "/livez", &[]).await.status, 200);
+        slowest = slowest.max(start.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for upload in uploads {
+        let (status, body) = within("upload", upload).await.unwrap();
+        assert_eq!(status, 415, "{body}");
+        assert!(body.contains("more than 256 attributes"), "{body}");
+    }
+    eprintln!("slowest /livez during four attribute-bomb uploads: {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "/livez waited {slowest:?}");
+    let stored = std::fs::read_dir(&fx.config.storage.fs.root).unwrap().count();
+    assert_eq!(stored, 0, "nothing was stored");
+}
+
+/// A 1.2 KB `<use>` fan-out (6 levels × 10: a million elements for the renderer; it hung
+/// Chromium for over a minute) is refused with 415; before, it was accepted and stored.
+#[tokio::test]
+async fn use_fan_out_svgs_are_refused() {
+    let fx = Fixture::new(crate::support::Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let mut defs = String::from("<rect id=\"l0\" width=\"1\" height=\"1\"/>");
+    for level in 1..=6 {
+        let uses: String = (0..10).map(|_| format!("<use href=\"#l{}\"/>", level - 1)).collect();
+        defs.push_str(&format!("<g id=\"l{level}\">{uses}</g>"));
+    }
+    let bomb = format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><defs>{defs}</defs><use href=\"#l6\"/></svg>");
+    let response = crate::support::client()
+        .post(server.url("/v1/image/upload"))
+        .header("content-type", "image/svg+xml")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("<use> references copy more than"), "{body}");
+    assert_eq!(std::fs::read_dir(&fx.config.storage.fs.root).unwrap().count(), 0);
 }
