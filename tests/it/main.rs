@@ -6,13 +6,13 @@ mod support;
 
 mod access;
 mod avif;
+mod bad_requests;
 mod cache;
 mod cli;
 mod conformance;
 mod download;
 mod faults;
 mod hardening;
-mod hostile;
 mod kubernetes;
 mod lifecycle;
 mod observability;
