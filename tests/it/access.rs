@@ -1,11 +1,11 @@
 //! Access control against the real server, on both backends: API keys and scopes (downloads,
-//! uploads, operations), the key file's reload, signed URLs, rate limits, CORS, and the
-//! safer-upload checks.
+//! uploads, operations), the key file's reload, signed URLs, CORS, the Cache-Control an
+//! answer gets for how it was authorized, and the safer-upload checks. Rate limits:
+//! `rate_limits.rs`.
 
 use std::time::Duration;
 
 use image_gateway::{
-    Config,
     auth::signing::UrlSigner,
     clock::unix_now,
     config::{AuthMode, Secret},
@@ -14,15 +14,9 @@ use image_gateway::{
 use reqwest::{StatusCode, header};
 
 use crate::support::{
-    Backend, Fixture, MISSING_OBJECT, PNG, READER, SIGNING_KEY, TestServer, WRITER, client, metrics_text, pattern,
-    raw_request, response_detail, sample, upload, within,
+    Backend, Fixture, PNG, READER, SIGNING_KEY, TestServer, WRITER, client, pattern, raw_request, response_detail,
+    upload, with_keys, within,
 };
-
-fn with_keys(config: &mut Config) {
-    config.auth.mode = AuthMode::ApiKey;
-    config.auth.api_keys = vec![Secret::new(READER), Secret::new(format!("write:{WRITER}"))];
-    config.auth.url_signing_key = vec![Secret::new(SIGNING_KEY)];
-}
 
 async fn api_keys_and_scopes(backend: Backend) {
     let fx = Fixture::with(backend, with_keys).await;
@@ -133,64 +127,6 @@ async fn signed_urls(backend: Backend) {
             response.detail().contains("signature") || response.detail().contains("signed URL"),
             "{target}"
         );
-    }
-}
-
-async fn rate_limits_per_key_and_client(backend: Backend) {
-    let fx = Fixture::with(backend, |c| {
-        with_keys(c);
-        c.rate_limit.requests_per_minute = 60;
-        c.rate_limit.burst = 3;
-    })
-    .await;
-    let server = TestServer::start(&fx).await;
-    let name = fx.put(ImageFormat::Gif, pattern(100)).await;
-    let target = format!("/v1/image/download/{name}");
-    let before = unix_now();
-    let mut remaining = Vec::new();
-    for _ in 0..3 {
-        let response = raw_request(server.addr, "GET", &target, &[("X-API-Key", READER)]).await;
-        assert_eq!(response.status, 200);
-        assert_eq!(response.header("x-ratelimit-limit"), Some("3"));
-        let reset: u64 = response.header("x-ratelimit-reset").unwrap().parse().unwrap();
-        assert!(reset >= before && reset <= unix_now() + 4, "Unix time: {reset}");
-        remaining.push(response.header("x-ratelimit-remaining").unwrap().to_owned());
-    }
-    assert_eq!(remaining, ["2", "1", "0"]);
-    let refused = raw_request(server.addr, "GET", &target, &[("X-API-Key", READER)]).await;
-    assert_eq!(refused.status, 429);
-    assert_eq!(refused.detail(), "Rate limit exceeded. Please try again later.");
-    assert_eq!(refused.header("retry-after"), Some("1"));
-    assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
-    assert!(refused.header("x-ratelimit-reset").is_some());
-    let text = metrics_text(&server).await;
-    assert_eq!(
-        sample(&text, "ratelimit_rejections_total", &[]),
-        Some(1.0),
-        "the 429 is counted"
-    );
-    // Another key has its own budget; errors inside the budget carry the headers too.
-    let other = raw_request(server.addr, "GET", MISSING_OBJECT, &[("X-API-Key", WRITER)]).await;
-    assert_eq!(other.status, 404);
-    assert_eq!(other.header("x-ratelimit-remaining"), Some("2"));
-}
-
-#[tokio::test]
-async fn rate_limits_per_client_address_trust_only_configured_proxies() {
-    for (trusted, separate_buckets) in [(vec![], false), (vec!["127.0.0.0/8".to_string()], true)] {
-        let fx = Fixture::with(Backend::Fs, |c| {
-            c.rate_limit.requests_per_minute = 1;
-            c.rate_limit.burst = 1;
-            c.server.trusted_proxies = trusted.clone();
-        })
-        .await;
-        let server = TestServer::start(&fx).await;
-        let name = fx.put(ImageFormat::Png, pattern(10)).await;
-        let target = format!("/v1/image/download/{name}");
-        let first = raw_request(server.addr, "GET", &target, &[("X-Forwarded-For", "198.51.100.1")]).await;
-        assert_eq!(first.status, 200);
-        let second = raw_request(server.addr, "GET", &target, &[("X-Forwarded-For", "198.51.100.2")]).await;
-        assert_eq!(second.status == 200, separate_buckets, "trusted proxies {trusted:?}");
     }
 }
 
@@ -362,7 +298,6 @@ crate::on_every_backend!(
     cache_control_follows_the_access,
     api_keys_and_scopes,
     signed_urls,
-    rate_limits_per_key_and_client,
     cors,
     safer_uploads
 );

@@ -21,6 +21,7 @@ mod process_budget;
 mod process_ops;
 mod process_reference;
 mod ranges;
+mod rate_limits;
 mod retention;
 mod shared_limits;
 mod svg;

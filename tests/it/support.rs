@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use image_gateway::{
     Config, Listeners, Overrides,
-    config::{Settings, units::HumanDuration},
+    config::{AuthMode, Secret, Settings, units::HumanDuration},
     metrics::Metrics,
     object_name::{ImageFormat, ObjectName},
     storage::{self, ByteRange, GetResult, ListPage, MemoryStorage, ObjectMeta, Storage, StorageError},
@@ -88,6 +88,14 @@ pub const SIGNING_KEY: &str = "signing-key-0123456789abcdef";
 /// The sample PNG (24×16) and JPEG, as in [`samples`].
 pub const PNG: &[u8] = include_bytes!("../fixtures/sample.png");
 pub const JPEG: &[u8] = include_bytes!("../fixtures/sample.jpg");
+
+/// Requires an API key ([`READER`], or [`WRITER`] with the write scope) and signs URLs with
+/// [`SIGNING_KEY`].
+pub fn with_keys(config: &mut Config) {
+    config.auth.mode = AuthMode::ApiKey;
+    config.auth.api_keys = vec![Secret::new(READER), Secret::new(format!("write:{WRITER}"))];
+    config.auth.url_signing_key = vec![Secret::new(SIGNING_KEY)];
+}
 
 /// Every await in a test is bounded by this.
 pub const AWAIT_LIMIT: Duration = Duration::from_secs(60);
