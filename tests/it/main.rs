@@ -10,6 +10,7 @@ mod bad_requests;
 mod cache;
 mod cli;
 mod conformance;
+mod connections;
 mod download;
 mod faults;
 mod hardening;
