@@ -388,37 +388,6 @@ async fn large_objects_stream_without_buffering(backend: Backend) {
     assert!(received[head_end..] == data[..], "the 64 MiB body is byte-exact");
 }
 
-async fn storage_outage_is_503(backend: Backend) {
-    let fx = Fixture::with(backend, |config| {
-        if backend.is_s3() {
-            // Nothing listens here: connection refused.
-            config.storage.s3.endpoint = Some(format!("http://127.0.0.1:{}", crate::support::free_port()));
-        }
-    })
-    .await;
-    let server = TestServer::start(&fx).await;
-    if !backend.is_s3() {
-        // The volume disappears (e.g. an unmounted disk).
-        std::fs::remove_dir_all(&fx.config.storage.fs.root).unwrap();
-    }
-    let response = raw_request(server.addr, "GET", MISSING_OBJECT, &[]).await;
-    assert_eq!(response.status, 503);
-    assert_eq!(response.header("retry-after"), Some("5"));
-    assert!(response.detail().contains("unavailable"));
-    let upload = within(
-        "upload",
-        client()
-            .post(server.url("/v1/image/upload"))
-            .header(header::CONTENT_TYPE, "image/png")
-            .body(include_bytes!("../fixtures/sample.png").to_vec())
-            .send(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(upload.status(), 503);
-    assert_eq!(upload.headers()[header::RETRY_AFTER], "5");
-}
-
 /// The download tests, run on every backend and again with the hot-object cache on.
 macro_rules! download_tests {
     ($($on:tt)*) => {
@@ -433,7 +402,6 @@ macro_rules! download_tests {
             missing_object_is_404,
             methods_and_unknown_paths,
             large_objects_stream_without_buffering,
-            storage_outage_is_503,
         );
     };
 }
