@@ -1,4 +1,10 @@
-//! `GET|HEAD /v1/image/download/{object_name}` against the real server, on both backends.
+//! Downloads (`GET|HEAD /v1/image/download/{object_name}`) answer as HTTP caches and clients
+//! expect, on every backend and with the hot-object cache on: every format byte-exact with its
+//! headers, ranges, conditionals and their precedence, invalid names refused without asking
+//! storage, large objects streamed, not buffered; and over h2c.
+//!
+//! Variants at the same URL: `variants.rs`; ranges at random: `ranges.rs`; storage down:
+//! `storage_outages.rs`.
 
 use image_gateway::object_name::ImageFormat;
 use reqwest::{StatusCode, header};
@@ -386,6 +392,30 @@ async fn large_objects_stream_without_buffering(backend: Backend) {
     );
     assert_eq!(received.len() - head_end, SIZE);
     assert!(received[head_end..] == data[..], "the 64 MiB body is byte-exact");
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let fx = Fixture::new(Backend::Fs).await;
+    let server = TestServer::start(&fx).await;
+    let data = pattern(100_000);
+    let name = fx.put(ImageFormat::Png, data.clone()).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let response = within(
+        "h2 get",
+        h2.get(server.download_url(&name))
+            .header(header::RANGE, "bytes=10-19")
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 206);
+    assert_eq!(&within("body", response.bytes()).await.unwrap()[..], &data[10..20]);
 }
 
 /// The download tests, run on every backend and again with the hot-object cache on.

@@ -1,6 +1,7 @@
 //! Metrics, probes and traces, checked by the real tools: promtool, a real Prometheus scraping
 //! the admin listener, a real OTLP collector (rotel) receiving the spans, and readiness
-//! following a real Garage that stops and comes back.
+//! following a real Garage that stops and comes back; the public listener's `/readyz` names
+//! what is not ready without the internal details the admin listener gives.
 
 use std::{
     net::SocketAddr,
@@ -10,7 +11,7 @@ use std::{
 };
 
 use image_gateway::{
-    config::{AuthMode, Secret},
+    config::{AuthMode, Backend as BackendKind, Config, CredentialsSource, Secret},
     object_name::ImageFormat,
 };
 use reqwest::header;
@@ -342,6 +343,39 @@ async fn readiness_latches_and_storage_outages_show_in_a_gauge() {
     let g = garage.clone();
     tokio::task::spawn_blocking(move || g.restart()).await.unwrap();
     until_storage_reachable(&server, 1.0).await;
+}
+
+/// `/readyz` on the public listener names the failed checks without their reasons (which can
+/// carry internal hosts, ports and paths); the admin listener keeps the reasons.
+#[tokio::test]
+async fn public_readiness_names_checks_without_internal_details() {
+    let port = free_port(); // nothing listens there: storage is never reached
+    let mut config = Config::default();
+    config.storage.backend = BackendKind::S3;
+    config.storage.timeout = image_gateway::config::units::HumanDuration(Duration::from_secs(1));
+    let s3 = &mut config.storage.s3;
+    s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    s3.bucket = "images".into();
+    s3.credentials = CredentialsSource::Static;
+    s3.access_key_id = Some("GK0123456789".into());
+    s3.secret_access_key = Some(Secret::new("0123456789abcdef"));
+    let server = TestServer::start_run(config, Default::default()).await;
+    let admin = within("the admin listener explains", async {
+        loop {
+            let r = raw_request(server.admin, "GET", "/readyz", &[]).await;
+            if r.detail().contains(&port.to_string()) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(admin.status, 503);
+    let public = raw_request(server.addr, "GET", "/readyz", &[]).await;
+    assert_eq!(public.status, 503);
+    assert_eq!(public.detail(), "not ready: storage");
+    assert_eq!(public.code(), "not_ready");
+    assert!(!String::from_utf8_lossy(&public.body).contains("127.0.0.1"));
 }
 
 /// A real OTLP collector (rotel) printing the spans it receives to a file.
