@@ -1,4 +1,8 @@
-//! The binary itself: `check-config` and start-up failures.
+//! The binary itself, as an operator runs it: a configuration it cannot use stops it with exit
+//! 64 and one line naming the key (secrets never printed); `check-config`, `sign` and `probe`
+//! do what they say; `serve` logs as configured, reads AWS credentials from the SDK's default
+//! chain, and on SIGTERM drains without failing a request, under load too. Processes started
+//! here (`Spawned`) serve the tests that need the real binary elsewhere.
 
 use std::{
     process::{Command, Stdio},
