@@ -2,7 +2,7 @@
 # Runs schemathesis (PyPI, installed once into the cache) against the real server, started
 # here with the fs backend and API keys on, to keep docs/openapi.yaml true. The failed-auth
 # budget is off here: schemathesis sends random keys from one address, and the budget would
-# then answer its valid requests 429 (tests/it/hardening.rs covers the budget). Two variant
+# then answer its valid requests 429 (tests/it/rate_limits.rs covers the budget). Two variant
 # presets are configured: the document the server serves lists them (`preset`'s enum), so the
 # generated downloads ask for presets that exist.
 set -euo pipefail

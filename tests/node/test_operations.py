@@ -15,7 +15,7 @@ CONNECTIONS = 8  # the load's keep-alive connections
 SERVER = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=server"
 # What these tests change from the chart's defaults, and why:
 # - upload.maxConcurrent equals the load's connection count: the intake limit's deliberate 503
-#   (tested in tests/it/faults.rs) cannot answer an upload here, however slow the machine; maxBytes
+#   (tested in tests/it/upload.rs) cannot answer an upload here, however slow the machine; maxBytes
 #   comes down so the memory the render checks still fits the default limit.
 # - shutdown.grace (how long a terminating pod still accepts connections) covers the time the
 #   endpoint's removal takes to reach kube-proxy on a loaded 2-core node (seen above 5 s, the
