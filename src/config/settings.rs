@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::Path};
 
 use super::{
-    raw::{Config, ConfigError},
+    raw::{CacheConfig, Config, ConfigError},
     sections::{
         AuthSettings, BackendSettings, CacheSettings, CorsSettings, HttpSettings, LogSettings, ProcessingSettings,
         RateLimitSettings, RetentionSettings, ServerSettings, ShutdownSettings, StorageSettings, UploadSettings,
@@ -60,7 +60,7 @@ impl Settings {
     }
 
     /// Validates `config` once, into typed values; every error names its key.
-    pub fn new(mut config: Config) -> Result<Settings, ConfigError> {
+    pub fn new(config: Config) -> Result<Settings, ConfigError> {
         let public_url = match &config.public_url {
             Some(url) => {
                 let url = url.trim().trim_end_matches('/').to_owned();
@@ -72,9 +72,17 @@ impl Settings {
         let storage = StorageSettings::try_from(&config.storage)?;
         let is_s3 = matches!(storage.backend, BackendSettings::S3(_));
         let cache = CacheSettings::new(&config.cache, is_s3)?;
-        let settings = Settings {
+        let effective = Config {
+            public_url: Some(public_url.clone()),
+            cache: CacheConfig {
+                enabled: Some(cache.is_some()),
+                ..config.cache.clone()
+            },
+            ..config.clone()
+        };
+        Ok(Settings {
             listen: config.listen,
-            public_url: public_url.clone(),
+            public_url,
             admin_listen: config.admin_listen,
             storage,
             upload: UploadSettings::try_from(&config.upload)?,
@@ -89,13 +97,7 @@ impl Settings {
             processing: ProcessingSettings::try_from(&config.processing)?,
             cache,
             variants: VariantsSettings::from(&config.variants),
-            effective: Config::default(),
-        };
-        config.public_url = Some(public_url);
-        config.cache.enabled = Some(settings.cache.is_some());
-        Ok(Settings {
-            effective: config,
-            ..settings
+            effective,
         })
     }
 
