@@ -10,7 +10,8 @@ Garage (a second column). For each store, all on loopback, loaded by the same cl
   nginx-proxy       Debian's nginx as a reverse proxy in front of the store (same presigned URLs)
   s3-gateway        NGINX's nginx-s3-gateway (nginx + njs SigV4, bench/s3_gateway.py), proxy_cache off
   s3-gateway-cache  the same with upstream's proxy_cache as shipped (on disk, proxy_cache_lock)
-and on the fs backend: gateway (its folder) and nginx-static (nginx serving the same files).
+and on the fs backend: gateway (its folder), gateway-before (with --gateway-before) and nginx-static
+(nginx serving the same files).
 Rows are named config/store, e.g. gateway-cache/minio.
 
 Workloads:
@@ -230,10 +231,13 @@ def main():
                 raise SystemExit(f"unknown configuration {config}")
     if fs_configs:
         for config in fs_configs:
-            if config == "gateway":
-                g = Gateway(args.gateway, workdir, "gateway-fs",
+            if config in ("gateway", "gateway-before"):
+                binary = args.gateway_before if config == "gateway-before" else args.gateway
+                if not binary:
+                    raise SystemExit("gateway-before needs --gateway-before")
+                g = Gateway(binary, workdir, f"{config}-fs",
                             {"IMAGE_GATEWAY_STORAGE__BACKEND": "fs", "IMAGE_GATEWAY_STORAGE__FS__ROOT": root})
-                rows["gateway/fs"] = Row("gateway/fs", g.port, download, g.pids, gateway_header, gateway=g)
+                rows[f"{config}/fs"] = Row(f"{config}/fs", g.port, download, g.pids, gateway_header, gateway=g)
             elif config == "nginx-static":
                 n = Nginx(folder("nginx-fs"), 9, root)
                 rows["nginx-static/fs"] = Row("nginx-static/fs", n.static_port, download, n.pids)
