@@ -245,4 +245,17 @@ mod tests {
         drop(copy);
         assert!(publisher.is_closed());
     }
+
+    #[tokio::test]
+    async fn closed_resolves_only_once_no_store_reads_the_keys() {
+        let (store, publisher) = KeyStore::new(KeySet::default());
+        let early = tokio::time::timeout(std::time::Duration::from_millis(50), publisher.closed()).await;
+        assert!(early.is_err(), "resolved while a store still reads the keys");
+        assert!(!publisher.is_closed());
+        drop(store);
+        tokio::time::timeout(std::time::Duration::from_secs(60), publisher.closed())
+            .await
+            .expect("resolves once the store is dropped");
+        assert!(publisher.is_closed());
+    }
 }

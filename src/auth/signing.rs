@@ -118,19 +118,18 @@ impl UrlSigner {
 
     /// The query string (`expires=…&signature=…`) of a URL valid for `ttl` from now.
     pub fn query(&self, name: &ObjectName, ttl: Duration) -> String {
-        self.query_at(name, ttl, unix_now())
+        self.query_for(name, None, ttl)
     }
 
     /// [`UrlSigner::query`] for `name`'s `variant` (its key, `w400.webp`), or `name` itself.
     pub fn query_for(&self, name: &ObjectName, variant: Option<&str>, ttl: Duration) -> String {
-        let expires = unix_now().saturating_add(ttl.as_secs().max(1));
-        format!("expires={expires}&signature={}", self.sign_for(name, variant, expires))
+        self.query_at(name, variant, ttl, unix_now())
     }
 
-    /// [`UrlSigner::query`] with the clock given: valid until `now + ttl` (at least a second).
-    fn query_at(&self, name: &ObjectName, ttl: Duration, now: u64) -> String {
+    /// [`UrlSigner::query_for`] with the clock given: valid until `now + ttl` (at least a second).
+    fn query_at(&self, name: &ObjectName, variant: Option<&str>, ttl: Duration, now: u64) -> String {
         let expires = now.saturating_add(ttl.as_secs().max(1));
-        format!("expires={expires}&signature={}", self.sign(name, expires))
+        format!("expires={expires}&signature={}", self.sign_for(name, variant, expires))
     }
 
     /// Checks the signature first (in constant time, against every key), then the expiry,
@@ -219,13 +218,21 @@ mod tests {
             "the original's signature must not authorize a variant"
         );
         assert_eq!(signer.sign(&name(), expires), signer.sign_for(&name(), None, expires));
+        // The query the `sign --variant` command prints carries that variant's signature.
+        let query = params(&signer.query_for(&name(), w400, Duration::from_secs(60)));
+        assert!(query.expires >= now + 59);
+        assert_eq!(signer.verify_for(&name(), w400, &query, now), Ok(()));
+        assert_eq!(
+            signer.verify_for(&name(), None, &query, now),
+            Err(SignatureError::Invalid)
+        );
     }
 
     /// The clock is the test's: exact expiry times, and the last valid second.
     #[test]
     fn expiry_follows_the_given_clock_to_the_second() {
         let signer = UrlSigner::new(&[Secret::new("k1-0123456789abcdef")]).unwrap();
-        let p = params(&signer.query_at(&name(), Duration::from_secs(3600), 1_000));
+        let p = params(&signer.query_at(&name(), None, Duration::from_secs(3600), 1_000));
         assert_eq!(p.expires, 4_600);
         assert_eq!(
             signer.verify(&name(), &p, 4_600),
@@ -235,13 +242,13 @@ mod tests {
         assert_eq!(signer.verify(&name(), &p, 4_601), Err(SignatureError::Expired));
         assert_eq!(signer.verify(&name(), &p, 0), Ok(()));
         // A zero TTL still gives a URL for the current second and the next.
-        let p = params(&signer.query_at(&name(), Duration::ZERO, 1_000));
+        let p = params(&signer.query_at(&name(), None, Duration::ZERO, 1_000));
         assert_eq!(p.expires, 1_001);
         // Sub-second TTLs round down, then up to one second.
-        let p = params(&signer.query_at(&name(), Duration::from_millis(2_900), 1_000));
+        let p = params(&signer.query_at(&name(), None, Duration::from_millis(2_900), 1_000));
         assert_eq!(p.expires, 1_002);
         // No overflow at the end of time.
-        let p = signer.query_at(&name(), Duration::from_secs(10), u64::MAX);
+        let p = signer.query_at(&name(), None, Duration::from_secs(10), u64::MAX);
         assert!(p.starts_with(&format!("expires={}&", u64::MAX)), "{p}");
         // unix_now is the real clock.
         let now = std::time::SystemTime::now()
