@@ -578,4 +578,16 @@ pub(crate) mod tests {
         top_down[22..26].copy_from_slice(&(-16i32).to_le_bytes());
         assert_eq!(largest_of(ImageFormat::Bmp, &top_down), Some((24, 16)));
     }
+
+    /// Frames of equal area but another shape: the first one seen is the image's size (the
+    /// main image before its thumbnails and pages); a later one only wins with more pixels.
+    #[test]
+    fn of_frames_with_equal_pixels_the_first_is_kept() {
+        let mut largest = Largest(None, 0);
+        largest.saw(100, 200);
+        largest.saw(200, 100);
+        assert_eq!(largest.0, Some((100, 200)));
+        largest.saw(201, 100);
+        assert_eq!(largest.0, Some((201, 100)));
+    }
 }
