@@ -572,6 +572,36 @@ pub(crate) mod tests {
         assert_eq!(largest_of(ImageFormat::Webp, &webp), Some((16_384, 16_384)));
     }
 
+    /// The canvas and every animation frame's size are 24-bit little-endian fields, stored
+    /// minus one: all three bytes count.
+    #[test]
+    fn webp_canvas_and_frame_sizes_are_read_in_all_their_bytes() {
+        let riff = |chunks: &[u8]| {
+            let mut webp = b"RIFF".to_vec();
+            webp.extend((4 + chunks.len() as u32).to_le_bytes());
+            webp.extend(b"WEBP");
+            webp.extend(chunks);
+            webp
+        };
+        let le24 = |n: u32| n.to_le_bytes()[..3].to_vec();
+        let mut canvas = b"VP8X".to_vec();
+        canvas.extend(10u32.to_le_bytes());
+        canvas.extend([0x02, 0, 0, 0]); // flags (animation), reserved
+        canvas.extend(le24(69_999)); // 70,000 wide: 0x01116F
+        canvas.extend(le24(299));
+        assert_eq!(largest_of(ImageFormat::Webp, &riff(&canvas)), Some((70_000, 300)));
+        let mut frame = b"ANMF".to_vec();
+        frame.extend(16u32.to_le_bytes());
+        frame.extend(le24(0)); // x offset
+        frame.extend(le24(0)); // y offset
+        frame.extend(le24(70_000)); // 70,001 wide
+        frame.extend(le24(299));
+        frame.extend([0; 4]); // duration, flags
+        let animated = riff(&[canvas, frame].concat());
+        assert_eq!(largest_of(ImageFormat::Webp, &animated), Some((70_001, 300)));
+        assert_eq!(animation_frames(ImageFormat::Webp, &animated), 1);
+    }
+
     #[test]
     fn a_top_down_bmp_has_its_height_not_two_to_the_32() {
         let mut top_down = BMP.to_vec();
