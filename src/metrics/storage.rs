@@ -47,6 +47,13 @@ label_set! {
     }
 }
 
+impl StorageFailure {
+    /// Whether the call failed, rather than answered "no such object".
+    pub fn is_error(self) -> bool {
+        self != StorageFailure::NotFound
+    }
+}
+
 /// `storage_*` and the readiness check's.
 pub struct StorageMetrics {
     duration: HistogramVec,
@@ -106,7 +113,7 @@ impl StorageMetrics {
         self.duration
             .with_label_values(&[backend, operation.label(), outcome])
             .observe(elapsed.as_secs_f64());
-        if let Some(failure) = failure.filter(|f| *f != StorageFailure::NotFound) {
+        if let Some(failure) = failure.filter(|f| f.is_error()) {
             self.errors.with_label_values(&[backend, failure.label()]).inc();
         }
     }

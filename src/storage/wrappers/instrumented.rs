@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::storage::{ByteRange, GetResult, ListPage, ListStream, ObjectMeta, Storage, StorageError, VariantKey};
 use crate::{
-    metrics::{Metrics, StorageFailure, StorageOperation},
+    metrics::{Metrics, StorageOperation},
     object_name::ObjectName,
 };
 
@@ -51,7 +51,7 @@ impl InstrumentedStorage {
         let result = call.instrument(span.clone()).await;
         let failure = result.as_ref().err().map(StorageError::kind);
         self.metrics.storage.call(backend, operation, failure, start.elapsed());
-        if let Some(failure) = failure.filter(|f| *f != StorageFailure::NotFound) {
+        if let Some(failure) = failure.filter(|f| f.is_error()) {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", failure.label());
         }
