@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Mutation testing of the pure modules' unit tests (cargo-mutants from crates.io, installed into
 # the cache once): every viable mutant of these files must be caught by `cargo test --lib`, at
-# least MIN_CAUGHT percent of them (95 by default). About 11 s per mutant after a 2-3 minute
-# baseline build on 2 cores: ~2 h 15 min for all ~735 (frames.rs alone has 271), so it is a
-# script of its own, not part of the test command. `bash scripts/mutants.sh src/config/units.rs`
-# runs one file; MUTANTS_SHARD=0/3 runs every third mutant (round robin: a sample of every file).
+# least MIN_CAUGHT percent of them (95 by default). It takes long (~735 mutants, frames.rs alone
+# has 271), so it is a script of its own, not part of the test command.
+# `bash scripts/mutants.sh src/config/units.rs` runs one file; MUTANTS_SHARD=1/4 runs the second
+# quarter of the list in cargo-mutants' order (consecutive, so a quarter is a few whole files);
+# MUTANTS_JOBS (2 by default) mutants are built and tested at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -27,7 +28,7 @@ for f in "${files[@]}"; do args+=(-f "$f"); done
 # cargo call (-C): without it each mutant's build also compiled the integration tests, the
 # binary and the benchmarks (40 s a mutant instead of about 11).
 [ -z "${MUTANTS_SHARD:-}" ] || args+=(--shard "$MUTANTS_SHARD")
-env -u CARGO_TARGET_DIR "$BIN" mutants "${args[@]}" --timeout 120 --output "$out" -C --lib || true
+env -u CARGO_TARGET_DIR "$BIN" mutants "${args[@]}" --jobs "${MUTANTS_JOBS:-2}" --timeout 120 --output "$out" -C --lib || true
 m="$out/mutants.out"
 caught=$(wc -l < "$m/caught.txt"); missed=$(wc -l < "$m/missed.txt"); timeouts=$(wc -l < "$m/timeout.txt")
 viable=$((caught + missed + timeouts))
