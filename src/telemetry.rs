@@ -33,16 +33,20 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Exports the spans still buffered and writes the queued log lines; call once, before the
-    /// process exits.
+    /// process exits. The flush may take as long as one export may (the SDK's own default, 5 s,
+    /// cut exports that the client would still have waited for).
     pub fn shutdown(self) {
         if let Some(provider) = self.provider
-            && let Err(e) = provider.shutdown()
+            && let Err(e) = provider.shutdown_with_timeout(EXPORT_TIMEOUT)
         {
             tracing::warn!(error = %e, "could not flush traces");
         }
         drop(self.log_writer);
     }
 }
+
+/// How long one export to the collector may take, the flush at exit included.
+const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Queued log lines before loggers wait (none is ever dropped).
 const LOG_QUEUE: usize = 128 * 1024;
@@ -209,7 +213,7 @@ fn otlp_http_client() -> Result<reqwest_otlp::blocking::Client, ExporterError> {
         .with_no_client_auth();
     reqwest_otlp::blocking::Client::builder()
         .use_preconfigured_tls(tls)
-        .timeout(std::time::Duration::from_secs(10))
+        .timeout(EXPORT_TIMEOUT)
         .build()
         .map_err(|e| ExporterError::Client(e.to_string()))
 }

@@ -35,8 +35,8 @@ use serde::Deserialize;
 
 use crate::s3_servers::run;
 use crate::support::{
-    Backend, BodyReader, Garage, MISSING_OBJECT, S3Server, Tally, TestServer, client, free_port, load, metrics_text,
-    pattern, raw_request, sample, within,
+    Backend, BodyReader, Garage, MISSING_OBJECT, RawResponse, S3Server, Tally, TestServer, client, free_port, load,
+    metrics_text, pattern, raw_request, sample, within,
 };
 
 // The chart's defaults, so the chart's own RBAC objects (manifests/) can be applied as they are.
@@ -280,7 +280,7 @@ async fn until_applied(server: &TestServer, purpose: &str, count: f64) {
     .await;
 }
 
-async fn status(server: &TestServer, name: &ObjectName, key: &str) -> u16 {
+async fn download(server: &TestServer, name: &ObjectName, key: &str) -> RawResponse {
     raw_request(
         server.addr,
         "GET",
@@ -288,7 +288,10 @@ async fn status(server: &TestServer, name: &ObjectName, key: &str) -> u16 {
         &[("X-API-Key", key)],
     )
     .await
-    .status
+}
+
+async fn status(server: &TestServer, name: &ObjectName, key: &str) -> u16 {
+    download(server, name, key).await.status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,6 +376,8 @@ async fn secrets_rotate_without_restart(backend: Backend) {
         namespace: Some(NAMESPACE.into()),
     });
     config.shutdown.grace = image_gateway::config::units::HumanDuration(Duration::from_millis(100));
+    // Not a test of timeouts: a loaded machine must not turn a slow storage answer into a 503.
+    config.storage.timeout = image_gateway::config::units::HumanDuration(Duration::from_secs(120));
     // Objects go in with the static key, under the gateway's prefix.
     let mut seed_config = s3.config();
     seed_config.storage.s3.prefix = config.storage.s3.prefix.clone();
@@ -388,7 +393,8 @@ async fn secrets_rotate_without_restart(backend: Backend) {
     };
     let server = TestServer::start_run(config, overrides).await;
     server.wait_for("/readyz").await;
-    assert_eq!(status(&server, &name, reader).await, 200);
+    let first = download(&server, &name, reader).await;
+    assert_eq!(first.status, 200, "{}", first.detail());
     assert_eq!(status(&server, &name, "unknown-key-0123456789").await, 401);
 
     // Rotation: a new key in the S3 server and in the Secret; then the old key is deleted there.

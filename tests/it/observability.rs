@@ -476,12 +476,15 @@ const TRACED_OBJECT: &str = "0123456789abcdef0123456789abcdef.webp";
 const PROCESSED_OBJECT: &str = "0123456789abcdef0123456789abcdef.png";
 
 /// A processing job's three stages are spans, children of the request's server span though
-/// they run on the processing pool's threads.
+/// they run on the processing pool's threads. The spans are exported while the gateway runs
+/// (every 100 ms): this test is about their parents, not the flush at exit, so a slow machine
+/// cannot make it depend on how long that flush may take.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processing_stages_are_spans_of_the_request() {
     let dir = crate::support::scratch_dir();
     let collector = Collector::start(dir.path()).await;
-    let (mut gateway, addr) = traced_gateway(dir.path(), &format!("http://127.0.0.1:{}", collector.http), &[]).await;
+    let endpoint = format!("http://127.0.0.1:{}", collector.http);
+    let (mut gateway, addr) = traced_gateway(dir.path(), &endpoint, &[("OTEL_BSP_SCHEDULE_DELAY", "100")]).await;
     let target = format!("/v1/image/resize?source={PROCESSED_OBJECT}&width=4");
     let response = raw_request(
         addr,
@@ -491,7 +494,6 @@ async fn processing_stages_are_spans_of_the_request() {
     )
     .await;
     assert_eq!(response.status, 200, "{}", response.detail());
-    stop(&mut gateway);
     let spans = within("spans arrive", async {
         loop {
             let text = collector.spans();
@@ -502,6 +504,7 @@ async fn processing_stages_are_spans_of_the_request() {
         }
     })
     .await;
+    stop(&mut gateway);
     let blocks: Vec<&str> = spans.split("Span #").skip(1).collect();
     let server_id = blocks
         .iter()
