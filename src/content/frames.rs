@@ -60,6 +60,10 @@ fn be32(b: &[u8], at: usize) -> Option<u64> {
         .map(|s| u64::from(u32::from_be_bytes([s[0], s[1], s[2], s[3]])))
 }
 
+fn be64(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..)?.first_chunk().map(|s| u64::from_be_bytes(*s))
+}
+
 fn le16(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at + 2).map(|s| u64::from(u16::from_le_bytes([s[0], s[1]])))
 }
@@ -85,7 +89,7 @@ pub(crate) fn isobmff_boxes(b: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], boo
             // To the end of the file.
             0 => (8, (b.len() - at) as u64),
             // A 64-bit size follows the type.
-            1 => (16, be32(b, at + 8)? << 32 | be32(b, at + 12)?),
+            1 => (16, be64(b, at + 8)?),
             n => (8, n),
         };
         if size < header {
@@ -607,6 +611,40 @@ pub(crate) mod tests {
         let mut top_down = BMP.to_vec();
         top_down[22..26].copy_from_slice(&(-16i32).to_le_bytes());
         assert_eq!(largest_of(ImageFormat::Bmp, &top_down), Some((24, 16)));
+    }
+
+    /// A box whose size is 1 has its true size in the 64 bits after its type; one whose size is
+    /// 0 runs to the end of the file.
+    #[test]
+    fn a_box_of_64_bit_size_is_read_in_all_its_bytes() {
+        let mut big = 1u32.to_be_bytes().to_vec();
+        big.extend(b"mdat");
+        big.extend(24u64.to_be_bytes());
+        big.extend(b"12345678");
+        let mut file = boxed(b"ftyp", b"avif");
+        file.extend(&big);
+        file.extend(boxed(b"free", b"end"));
+        let boxes: Vec<_> = isobmff_boxes(&file).collect();
+        assert_eq!(
+            boxes,
+            [
+                (&b"ftyp"[..], &b"avif"[..], true),
+                (b"mdat", b"12345678", true),
+                (b"free", b"end", true)
+            ]
+        );
+        // 4 GiB + 24 bytes: its high word counts; the file ends inside it.
+        big[8..16].copy_from_slice(&((1u64 << 32) + 24).to_be_bytes());
+        assert_eq!(
+            isobmff_boxes(&big).collect::<Vec<_>>(),
+            [(&b"mdat"[..], &b"12345678"[..], false)]
+        );
+
+        let mut file = boxed(b"ftyp", b"avif");
+        file.extend(0u32.to_be_bytes());
+        file.extend(b"mdat12345678");
+        let last = isobmff_boxes(&file).last();
+        assert_eq!(last, Some((&b"mdat"[..], &b"12345678"[..], true)));
     }
 
     /// Frames of equal area but another shape: the first one seen is the image's size (the
