@@ -614,15 +614,16 @@ pub(crate) mod tests {
     }
 
     /// A box whose size is 1 has its true size in the 64 bits after its type; one whose size is
-    /// 0 runs to the end of the file.
+    /// 0 runs to the end of the file; an empty box is one too.
     #[test]
-    fn a_box_of_64_bit_size_is_read_in_all_its_bytes() {
+    fn every_form_of_box_size_is_walked() {
         let mut big = 1u32.to_be_bytes().to_vec();
         big.extend(b"mdat");
         big.extend(24u64.to_be_bytes());
         big.extend(b"12345678");
         let mut file = boxed(b"ftyp", b"avif");
         file.extend(&big);
+        file.extend(boxed(b"skip", b""));
         file.extend(boxed(b"free", b"end"));
         let boxes: Vec<_> = isobmff_boxes(&file).collect();
         assert_eq!(
@@ -630,6 +631,7 @@ pub(crate) mod tests {
             [
                 (&b"ftyp"[..], &b"avif"[..], true),
                 (b"mdat", b"12345678", true),
+                (b"skip", b"", true),
                 (b"free", b"end", true)
             ]
         );
