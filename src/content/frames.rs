@@ -471,6 +471,39 @@ pub(crate) mod tests {
         assert_eq!(largest_of(ImageFormat::Png, &apng), Some((60_000, 60_000)));
     }
 
+    /// Each frame control is a frame; what follows `IEND` is not read by decoders, so not here.
+    #[test]
+    fn an_apng_counts_its_frame_controls_and_nothing_after_iend() {
+        let fctl = |w: u32, h: u32| {
+            let mut c = 26u32.to_be_bytes().to_vec();
+            c.extend(b"fcTL");
+            c.extend(0u32.to_be_bytes());
+            c.extend(w.to_be_bytes());
+            c.extend(h.to_be_bytes());
+            c.extend([0; 14 + 4]);
+            c
+        };
+        let (w, h) = largest_of(ImageFormat::Png, PNG).unwrap();
+        let mut apng = PNG[..33].to_vec(); // signature + IHDR
+        apng.extend(fctl(1, 1));
+        apng.extend(fctl(2, 2));
+        apng.extend(&PNG[33..]);
+        assert_eq!(&apng[apng.len() - 8..apng.len() - 4], b"IEND");
+        apng.extend(fctl(60_000, 60_000));
+        assert_eq!(animation_frames(ImageFormat::Png, &apng), 2);
+        assert_eq!(largest_of(ImageFormat::Png, &apng), Some((w, h)));
+    }
+
+    /// A file cut just after a marker's 0xFF is read up to there, and never past its end.
+    #[test]
+    fn a_jpeg_cut_after_a_marker_byte() {
+        let mut cut = JPEG[..JPEG.len() - 1].to_vec();
+        assert_eq!(cut.last(), Some(&0xFF));
+        assert_eq!(largest_of(ImageFormat::Jpeg, &cut), largest_of(ImageFormat::Jpeg, JPEG));
+        cut.truncate(2);
+        assert_eq!(largest_of(ImageFormat::Jpeg, &cut), None);
+    }
+
     #[test]
     fn a_second_jpeg_frame_and_a_deferred_height() {
         let end = JPEG.len() - 2;
