@@ -5,7 +5,10 @@
 # has 271), so it is a script of its own, not part of the test command.
 # `bash scripts/mutants.sh src/config/units.rs` runs one file; MUTANTS_SHARD=1/4 runs the second
 # quarter of the list in cargo-mutants' order (consecutive, so a quarter is a few whole files);
-# MUTANTS_JOBS (2 by default) mutants are built and tested at once.
+# MUTANTS_JOBS (2 by default) mutants are built and tested at once. MUTANTS_SKIP="processing::
+# storage::" leaves out the unit tests whose names hold one of those words (faster; it can only
+# lower the score, so a score measured with it holds); MUTANTS_EXCLUDE_RE leaves out the mutants
+# whose names match (to finish a run that was stopped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -28,7 +31,12 @@ for f in "${files[@]}"; do args+=(-f "$f"); done
 # cargo call (-C): without it each mutant's build also compiled the integration tests, the
 # binary and the benchmarks (40 s a mutant instead of about 11).
 [ -z "${MUTANTS_SHARD:-}" ] || args+=(--shard "$MUTANTS_SHARD")
-env -u CARGO_TARGET_DIR "$BIN" mutants "${args[@]}" --jobs "${MUTANTS_JOBS:-2}" --timeout 120 --output "$out" -C --lib || true
+[ -z "${MUTANTS_EXCLUDE_RE:-}" ] || args+=(--exclude-re "$MUTANTS_EXCLUDE_RE")
+skip=()
+for s in ${MUTANTS_SKIP:-}; do skip+=(--skip "$s"); done
+echo "output: $out"
+env -u CARGO_TARGET_DIR "$BIN" mutants "${args[@]}" --jobs "${MUTANTS_JOBS:-2}" --timeout 120 --output "$out" -C --lib \
+  -- -- "${skip[@]}" || true
 m="$out/mutants.out"
 caught=$(wc -l < "$m/caught.txt"); missed=$(wc -l < "$m/missed.txt"); timeouts=$(wc -l < "$m/timeout.txt")
 viable=$((caught + missed + timeouts))
