@@ -458,6 +458,20 @@ pub(crate) mod tests {
         assert_eq!(largest_of(ImageFormat::Gif, &gif), Some((65535, 65535)));
     }
 
+    /// The global and a local colour table (12 bytes each here) are stepped over to the frames.
+    #[test]
+    fn gif_frames_after_colour_tables() {
+        let mut gif = b"GIF89a\x01\x00\x01\x00\x81\x00\x00".to_vec();
+        gif.extend([0; 12]);
+        gif.extend([0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0x81]);
+        gif.extend([0; 12]);
+        gif.extend([2, 1, 0, 0]);
+        gif.extend([0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0]);
+        gif.extend([2, 1, 0, 0, 0x3B]);
+        assert_eq!(largest_of(ImageFormat::Gif, &gif), Some((65535, 65535)));
+        assert_eq!(animation_frames(ImageFormat::Gif, &gif), 2);
+    }
+
     #[test]
     fn an_apng_frame_larger_than_its_header() {
         let mut apng = PNG[..33].to_vec(); // signature + IHDR
@@ -502,6 +516,25 @@ pub(crate) mod tests {
         assert_eq!(largest_of(ImageFormat::Jpeg, &cut), largest_of(ImageFormat::Jpeg, JPEG));
         cut.truncate(2);
         assert_eq!(largest_of(ImageFormat::Jpeg, &cut), None);
+    }
+
+    /// Fill bytes (0xFF runs) may come before any marker; nothing after the end-of-image marker
+    /// is part of the image.
+    #[test]
+    fn jpeg_fill_bytes_and_the_end_of_image() {
+        let end = JPEG.len() - 2;
+        let sof = [0xFF, 0xC0, 0, 11, 8, 0xFF, 0xFF, 0xFF, 0xFF, 1, 1, 0x11, 0];
+        let mut filled = JPEG[..end].to_vec();
+        filled.extend([0xFF, 0xFF, 0xFF]);
+        filled.extend(sof);
+        filled.extend([0xFF, 0xD9]);
+        assert_eq!(largest_of(ImageFormat::Jpeg, &filled), Some((65535, 65535)));
+        let mut trailing = JPEG.to_vec();
+        trailing.extend(sof);
+        assert_eq!(
+            largest_of(ImageFormat::Jpeg, &trailing),
+            largest_of(ImageFormat::Jpeg, JPEG)
+        );
     }
 
     #[test]
