@@ -8,7 +8,8 @@
 # MUTANTS_JOBS (2 by default) mutants are built and tested at once. MUTANTS_SKIP="processing::
 # storage::" leaves out the unit tests whose names hold one of those words (faster; it can only
 # lower the score, so a score measured with it holds); MUTANTS_EXCLUDE_RE leaves out the mutants
-# whose names match (to finish a run that was stopped).
+# whose names match (to finish a run that was stopped), MUTANTS_RE keeps only those that match
+# (to re-run the functions a pin was written for).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${IG_CACHE:-$HOME/.cache/image-gateway}"
@@ -32,6 +33,7 @@ for f in "${files[@]}"; do args+=(-f "$f"); done
 # binary and the benchmarks (40 s a mutant instead of about 11).
 [ -z "${MUTANTS_SHARD:-}" ] || args+=(--shard "$MUTANTS_SHARD")
 [ -z "${MUTANTS_EXCLUDE_RE:-}" ] || args+=(--exclude-re "$MUTANTS_EXCLUDE_RE")
+[ -z "${MUTANTS_RE:-}" ] || args+=(--re "$MUTANTS_RE")
 skip=()
 for s in ${MUTANTS_SKIP:-}; do skip+=(--skip "$s"); done
 echo "output: $out"

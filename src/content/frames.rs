@@ -458,14 +458,17 @@ pub(crate) mod tests {
         assert_eq!(largest_of(ImageFormat::Gif, &gif), Some((65535, 65535)));
     }
 
-    /// The global and a local colour table (12 bytes each here) are stepped over to the frames.
+    /// The global and a local colour table (12 bytes each here) and the LZW code size byte are
+    /// stepped over to the frames.
     #[test]
     fn gif_frames_after_colour_tables() {
         let mut gif = b"GIF89a\x01\x00\x01\x00\x81\x00\x00".to_vec();
         gif.extend([0; 12]);
         gif.extend([0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0x81]);
         gif.extend([0; 12]);
-        gif.extend([2, 1, 0, 0]);
+        // LZW code size 2, a sub-block of three bytes, the terminator: read as a length, the
+        // code size would end the frame in the sub-block's zeros.
+        gif.extend([2, 3, 0, 0, 0, 0]);
         gif.extend([0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0]);
         gif.extend([2, 1, 0, 0, 0x3B]);
         assert_eq!(largest_of(ImageFormat::Gif, &gif), Some((65535, 65535)));
@@ -529,7 +532,10 @@ pub(crate) mod tests {
         filled.extend(sof);
         filled.extend([0xFF, 0xD9]);
         assert_eq!(largest_of(ImageFormat::Jpeg, &filled), Some((65535, 65535)));
+        // After the end of image, bytes that read as a 2-byte segment and then a larger frame:
+        // only a scan that goes on past 0xFFD9 would see it.
         let mut trailing = JPEG.to_vec();
+        trailing.extend([0, 2]);
         trailing.extend(sof);
         assert_eq!(
             largest_of(ImageFormat::Jpeg, &trailing),
@@ -598,6 +604,142 @@ pub(crate) mod tests {
         tiff
     }
 
+    /// A TIFF written here: classic or BigTIFF, in either byte order, its directories one
+    /// after another from the header on, then `tail`. An entry is `(tag, type, count, value)`,
+    /// the value in the entry's field; a directory ends with the offset of the next (0: none).
+    struct TiffFile {
+        little: bool,
+        big: bool,
+    }
+
+    type TiffEntry = (u16, u16, u64, u64);
+
+    impl TiffFile {
+        fn put(&self, b: &mut Vec<u8>, value: u64, len: usize) {
+            if self.little {
+                b.extend(&value.to_le_bytes()[..len]);
+            } else {
+                b.extend(&value.to_be_bytes()[8 - len..]);
+            }
+        }
+
+        /// Where each directory of the given entry counts starts, and then where the tail does.
+        fn offsets(&self, entry_counts: &[usize]) -> Vec<u64> {
+            let (mut at, count_len, entry_len) = if self.big { (16, 8, 20) } else { (8, 2, 12) };
+            let mut offsets = Vec::new();
+            for n in entry_counts {
+                offsets.push(at as u64);
+                at += count_len + n * entry_len + count_len.max(4);
+            }
+            offsets.push(at as u64);
+            offsets
+        }
+
+        fn write(&self, directories: &[(&[TiffEntry], u64)], tail: &[u8]) -> Vec<u8> {
+            let word = if self.big { 8 } else { 4 };
+            let mut b = if self.little { b"II".to_vec() } else { b"MM".to_vec() };
+            if self.big {
+                self.put(&mut b, 43, 2);
+                self.put(&mut b, 8, 2);
+                self.put(&mut b, 0, 2);
+            } else {
+                self.put(&mut b, 42, 2);
+            }
+            self.put(&mut b, self.offsets(&[])[0], word);
+            for (entries, next) in directories {
+                self.put(&mut b, entries.len() as u64, if self.big { 8 } else { 2 });
+                for &(tag, kind, count, value) in *entries {
+                    self.put(&mut b, tag.into(), 2);
+                    self.put(&mut b, kind.into(), 2);
+                    self.put(&mut b, count, word);
+                    let len = match kind {
+                        1 => 1,
+                        3 => 2,
+                        16 | 18 => 8,
+                        _ => 4,
+                    };
+                    self.put(&mut b, value, len);
+                    b.resize(b.len() + word - len, 0);
+                }
+                self.put(&mut b, *next, word);
+            }
+            b.extend(tail);
+            b
+        }
+    }
+
+    /// BigTIFF: 8-byte counts, offsets and LONG8 values, in either byte order, along the page
+    /// chain (the second page is the larger, its width above 32 bits).
+    #[test]
+    fn bigtiff_pages_in_either_byte_order() {
+        let wide = (1u64 << 32) + 7;
+        for little in [true, false] {
+            let file = TiffFile { little, big: true };
+            let at = file.offsets(&[2, 2]);
+            let small: &[TiffEntry] = &[(256, 3, 1, 2), (257, 3, 1, 3)];
+            let large: &[TiffEntry] = &[(256, 16, 1, wide), (257, 4, 1, 2)];
+            let tiff = file.write(&[(small, at[1]), (large, 0)], &[]);
+            assert_eq!(
+                largest_of(ImageFormat::Tiff, &tiff),
+                Some((wide, 2)),
+                "little: {little}"
+            );
+        }
+    }
+
+    /// SubIFDs (tag 330) are walked, off the page chain: one offset in the field, or an array
+    /// of offsets elsewhere (4 or 8 bytes each, as their type says).
+    #[test]
+    fn tiff_subifds_one_inline_or_an_array() {
+        for (little, big) in [(true, false), (false, false), (true, true), (false, true)] {
+            let file = TiffFile { little, big };
+            let at = file.offsets(&[3, 2, 2]);
+            let kind = if big { 18 } else { 13 };
+            let sub = |width| [(256, 4, 1, width), (257, 4, 1, 1)];
+            let (fifty, sixty) = (sub(50), sub(60));
+            let page = |count, value| [(256, 4, 1, 1), (257, 4, 1, 1), (330, kind, count, value)];
+            let one = page(1, at[1]);
+            let tiff = file.write(&[(&one, 0), (&fifty, 0), (&sixty, 0)], &[]);
+            let case = format!("little: {little}, big: {big}");
+            assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((50, 1)), "{case}");
+            let mut array = Vec::new();
+            file.put(&mut array, at[1], if big { 8 } else { 4 });
+            file.put(&mut array, at[2], if big { 8 } else { 4 });
+            let two = page(2, at[3]);
+            let tiff = file.write(&[(&two, 0), (&fifty, 0), (&sixty, 0)], &array);
+            assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((60, 1)), "{case}");
+        }
+    }
+
+    /// A page chain is followed for MAX_TIFF_DIRECTORIES directories: the last of them counts,
+    /// the one after it is not read.
+    #[test]
+    fn a_tiff_page_chain_is_followed_to_its_limit() {
+        const LIMIT: usize = MAX_TIFF_DIRECTORIES;
+        let file = TiffFile {
+            little: true,
+            big: false,
+        };
+        let at = file.offsets(&[2; LIMIT + 1]);
+        let pages: Vec<[TiffEntry; 2]> = (1..=LIMIT + 1)
+            .map(|page| {
+                let width = match page {
+                    LIMIT => 1_000,
+                    page if page > LIMIT => 2_000,
+                    _ => 1,
+                };
+                [(256, 4, 1, width), (257, 4, 1, 1)]
+            })
+            .collect();
+        let chain: Vec<(&[TiffEntry], u64)> = pages
+            .iter()
+            .enumerate()
+            .map(|(i, page)| (&page[..], if i == LIMIT { 0 } else { at[i + 1] }))
+            .collect();
+        let tiff = file.write(&chain, &[]);
+        assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((1_000, 1)));
+    }
+
     #[test]
     fn tiff_dimensions_in_every_type_the_decoder_reads() {
         // IFD (13) was the bypass: a 21,000² page declared through it counted as no page at all.
@@ -624,22 +766,28 @@ pub(crate) mod tests {
         }
     }
 
+    /// A lossless bitstream's size is two 14-bit fields (stored minus one) under the alpha and
+    /// version bits.
     #[test]
     fn a_webp_bitstream_larger_than_its_canvas() {
-        let mut chunks = Vec::new();
-        chunks.extend(b"VP8X");
-        chunks.extend(10u32.to_le_bytes());
-        chunks.extend([0; 10]); // flags, reserved, canvas 1×1 (stored minus one)
-        chunks.extend(b"VP8L");
-        chunks.extend(5u32.to_le_bytes());
-        chunks.push(0x2F);
-        chunks.extend((16_383u32 | 16_383 << 14).to_le_bytes());
-        chunks.push(0); // padding to an even size
-        let mut webp = b"RIFF".to_vec();
-        webp.extend((4 + chunks.len() as u32).to_le_bytes());
-        webp.extend(b"WEBP");
-        webp.extend(chunks);
-        assert_eq!(largest_of(ImageFormat::Webp, &webp), Some((16_384, 16_384)));
+        let webp = |size_bits: u32| {
+            let mut chunks = Vec::new();
+            chunks.extend(b"VP8X");
+            chunks.extend(10u32.to_le_bytes());
+            chunks.extend([0; 10]); // flags, reserved, canvas 1×1 (stored minus one)
+            chunks.extend(b"VP8L");
+            chunks.extend(5u32.to_le_bytes());
+            chunks.push(0x2F);
+            chunks.extend(size_bits.to_le_bytes());
+            chunks.push(0); // padding to an even size
+            let mut webp = b"RIFF".to_vec();
+            webp.extend((4 + chunks.len() as u32).to_le_bytes());
+            webp.extend(b"WEBP");
+            webp.extend(chunks);
+            largest_of(ImageFormat::Webp, &webp)
+        };
+        assert_eq!(webp(16_383 | 16_383 << 14), Some((16_384, 16_384)));
+        assert_eq!(webp(999 | 1_999 << 14 | 0xF << 28), Some((1_000, 2_000)));
     }
 
     /// The canvas and every animation frame's size are 24-bit little-endian fields, stored
@@ -667,9 +815,11 @@ pub(crate) mod tests {
         frame.extend(le24(70_000)); // 70,001 wide
         frame.extend(le24(299));
         frame.extend([0; 4]); // duration, flags
-        let animated = riff(&[canvas, frame].concat());
+        let animated = riff(&[canvas, frame.clone()].concat());
         assert_eq!(largest_of(ImageFormat::Webp, &animated), Some((70_001, 300)));
         assert_eq!(animation_frames(ImageFormat::Webp, &animated), 1);
+        let two = riff(&[animated[12..].to_vec(), frame].concat());
+        assert_eq!(animation_frames(ImageFormat::Webp, &two), 2);
     }
 
     #[test]
