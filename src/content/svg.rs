@@ -512,9 +512,8 @@ fn count_attributes(text: &str) -> Result<(), SvgError> {
             at = skip_to(">");
             continue;
         }
-        // A start tag: count `=` outside quoted values until its `>`.
+        // A start tag: count `=` outside quoted values until its `>` (from its `<`, neither).
         let (mut in_element, mut quote) = (0usize, None::<u8>);
-        at += 1;
         while at < bytes.len() {
             let b = bytes[at];
             at += 1;
@@ -933,6 +932,29 @@ mod tests {
         let groups = format!("<g{group}/>").repeat(MAX_ATTRIBUTES / 200 + 1);
         let many = format!("<svg xmlns=\"http://www.w3.org/2000/svg\">{groups}</svg>");
         assert_eq!(check(many.as_bytes()), Err(SvgError::TooManyAttributes));
+    }
+
+    /// The scan for attributes resumes after a comment's end (three bytes early, a `<'` in the
+    /// comment would open a tag and a quote running on into the text), and skips processing
+    /// instructions and declarations whole.
+    #[test]
+    fn comments_instructions_and_declarations_hold_no_attributes() {
+        let text = "= ".repeat(MAX_ATTRIBUTES_PER_ELEMENT + 1);
+        assert_eq!(check(svg(&format!("<!--<'x-->'{text}")).as_bytes()), Ok(()));
+        assert_eq!(check(svg(&format!("<?note {text}?>")).as_bytes()), Ok(()));
+        let doctype = format!("<!DOCTYPE svg {text}>{}", svg(""));
+        assert_eq!(check(doctype.as_bytes()), Err(SvgError::NotInert(Active::ExternalDtd)));
+    }
+
+    /// Exactly `MAX_USE_COPIES` elements copied by `<use>` are accepted, one more is not.
+    #[test]
+    fn the_use_copy_limit_is_inclusive() {
+        let copies = |n: u64| svg(&format!("<rect id=\"r\"/>{}", "<use href=\"#r\"/>".repeat(n as usize)));
+        assert_eq!(check(copies(MAX_USE_COPIES).as_bytes()), Ok(()));
+        assert_eq!(
+            check(copies(MAX_USE_COPIES + 1).as_bytes()),
+            Err(SvgError::TooLargeWhenRendered)
+        );
     }
 
     #[test]
