@@ -944,6 +944,8 @@ mod tests {
         assert_eq!(check(svg(&format!("<?note {text}?>")).as_bytes()), Ok(()));
         let doctype = format!("<!DOCTYPE svg {text}>{}", svg(""));
         assert_eq!(check(doctype.as_bytes()), Err(SvgError::NotInert(Active::ExternalDtd)));
+        // A start tag the text ends in is scanned to the last byte, then refused by the parser.
+        assert!(matches!(check(b"<svg a='1'"), Err(SvgError::NotXml(_))));
     }
 
     /// Exactly `MAX_USE_COPIES` elements copied by `<use>` are accepted, one more is not.
