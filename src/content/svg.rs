@@ -812,6 +812,16 @@ mod tests {
             let err = check(svg(inner).as_bytes()).unwrap_err().to_string();
             assert!(err.contains("not inert"), "{inner}: {err}");
         }
+        // An `on…` attribute is named an event handler; an XLink attribute outside the seven
+        // XLink defines is refused by name.
+        assert_eq!(
+            check(svg("<rect onload=\"alert(1)\"/>").as_bytes()),
+            Err(SvgError::NotInert(Active::EventHandler("onload".into())))
+        );
+        assert_eq!(
+            check(svg("<a xlink:onset=\"x\"/>").as_bytes()),
+            Err(SvgError::NotInert(Active::Attribute("onset".into(), "a".into())))
+        );
         let pi = "<?xml-stylesheet href=\"https://evil.example/x.css\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>";
         assert!(check(pi.as_bytes()).is_err());
         let root = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
@@ -944,6 +954,15 @@ mod tests {
         assert_eq!(check(svg(&format!("<?note {text}?>")).as_bytes()), Ok(()));
         let doctype = format!("<!DOCTYPE svg {text}>{}", svg(""));
         assert_eq!(check(doctype.as_bytes()), Err(SvgError::NotInert(Active::ExternalDtd)));
+        // The limits are inclusive, per element and in all.
+        let tag = |n: usize| format!("<g {}>", "= ".repeat(n));
+        assert_eq!(count_attributes(&tag(MAX_ATTRIBUTES_PER_ELEMENT)), Ok(()));
+        let all = tag(200).repeat(MAX_ATTRIBUTES / 200);
+        assert_eq!(count_attributes(&all), Ok(()));
+        assert_eq!(
+            count_attributes(&format!("{all}<g =>")),
+            Err(SvgError::TooManyAttributes)
+        );
         // A start tag the text ends in is scanned to the last byte, then refused by the parser.
         assert!(matches!(check(b"<svg a='1'"), Err(SvgError::NotXml(_))));
     }
