@@ -801,6 +801,8 @@ mod tests {
             "<style>@import url(#x); rect { fill: red }</style>",
             // A style attribute is CSS even without url(: @import there is refused too.
             "<rect style=\"@import 'https://evil.example/a.css'\"/>",
+            // A slash that opens no comment hides nothing after it.
+            "<rect style=\"font: 12px/1.5 serif; fill: url(https://evil.example/x)\"/>",
             "<style>rect { background: url(//evil.example/x) }</style>",
             "<set attributeName=\"href\" to=\"javascript:alert(1)\"/>",
             "<animate attributeName=\"xlink:href\" values=\"x\"/>",
