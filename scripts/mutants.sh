@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of the pure modules' unit tests (cargo-mutants from crates.io, installed into
 # the cache once): every viable mutant of these files must be caught by `cargo test --lib`, at
-# least MIN_CAUGHT percent of them (95 by default). It takes long (~735 mutants, frames.rs alone
-# has 271), so it is a script of its own, not part of the test command.
+# least MIN_CAUGHT percent of them (95 by default). It takes long (733 mutants, frames.rs alone
+# has 269), so it is a script of its own, not part of the test command.
 # `bash scripts/mutants.sh src/config/units.rs` runs one file; MUTANTS_SHARD=1/4 runs the second
 # quarter of the list in cargo-mutants' order (consecutive, so a quarter is a few whole files);
 # MUTANTS_JOBS (2 by default) mutants are built and tested at once. MUTANTS_SKIP="processing::

@@ -859,6 +859,8 @@ mod tests {
             "<style>rect { fill: ur<!---->l(https://evil.example/x) }</style>".to_owned(),
             "<style>@imp/**/ort 'https://evil.example/a.css';</style>".to_owned(),
             "<rect style=\"background: image-set('https://evil.example/x' 1x)\"/>".to_owned(),
+            // An escape ends after six hex digits, even before another (`e` here).
+            "<rect style=\"background: ima\\000067e-set('https://evil.example/x' 1x)\"/>".to_owned(),
             "<style>@font-face { font-family: x; src: local(x) }</style>".to_owned(),
             xhtml("img src=\"https://evil.example/x\""),
             xhtml("frame src=\"https://evil.example/x\""),
@@ -967,6 +969,13 @@ mod tests {
         );
         // A start tag the text ends in is scanned to the last byte, then refused by the parser.
         assert!(matches!(check(b"<svg a='1'"), Err(SvgError::NotXml(_))));
+    }
+
+    /// A CSS comment ends at `*/`, not at its first `*` or `/`.
+    #[test]
+    fn a_css_comment_ends_at_its_closing_star_slash() {
+        let sheet = "<style>/* 2*3, a/b: url(https://evil.example/x) */ rect { fill: red }</style>";
+        assert_eq!(check(svg(sheet).as_bytes()), Ok(()));
     }
 
     /// Exactly `MAX_USE_COPIES` elements copied by `<use>` are accepted, one more is not.
