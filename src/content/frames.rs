@@ -677,7 +677,7 @@ pub(crate) mod tests {
             let file = TiffFile { little, big: true };
             let at = file.offsets(&[2, 2]);
             let small: &[TiffEntry] = &[(256, 3, 1, 2), (257, 3, 1, 3)];
-            let large: &[TiffEntry] = &[(256, 16, 1, wide), (257, 4, 1, 2)];
+            let large: &[TiffEntry] = &[(256, 16, 1, wide), (257, 3, 1, 2)];
             let tiff = file.write(&[(small, at[1]), (large, 0)], &[]);
             assert_eq!(
                 largest_of(ImageFormat::Tiff, &tiff),
@@ -703,8 +703,8 @@ pub(crate) mod tests {
             let case = format!("little: {little}, big: {big}");
             assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((50, 1)), "{case}");
             let mut array = Vec::new();
-            file.put(&mut array, at[1], if big { 8 } else { 4 });
             file.put(&mut array, at[2], if big { 8 } else { 4 });
+            file.put(&mut array, at[1], if big { 8 } else { 4 });
             let two = page(2, at[3]);
             let tiff = file.write(&[(&two, 0), (&fifty, 0), (&sixty, 0)], &array);
             assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((60, 1)), "{case}");

@@ -439,6 +439,24 @@ mod tests {
         }
     }
 
+    /// One side given is a resize (with its fit in the key); `sign --variant` prints that key;
+    /// an `Accept` parameter other than `q` does not refuse its type.
+    #[test]
+    fn one_side_resizes_and_its_key_is_what_sign_prints() {
+        for query in ["w=400", "h=300"] {
+            assert!(matches!(variant(query).step(), Op::Resize(_)), "{query}");
+        }
+        assert_eq!(variant("w=400&fit=cover").key(ImageFormat::Png), "w400-cover.png");
+        let name = crate::object_name::ObjectName::parse("0123456789abcdef0123456789abcdef.png").unwrap();
+        assert_eq!(
+            key_of(&name, "w=400&format=webp", &Rules::default()),
+            Ok(Some("w400.webp".to_owned()))
+        );
+        assert_eq!(key_of(&name, "", &Rules::default()), Ok(None));
+        assert!(accepts(Some("image/webp;level=0"), "image/webp"));
+        assert!(!accepts(Some("image/webp;q=0"), "image/webp"));
+    }
+
     fn rules(presets: &[(&str, &str)], allow: VariantsAllowed) -> Result<Rules, RulesError> {
         Rules::new(&VariantsSettings {
             presets: presets.iter().map(|(n, o)| (n.to_string(), o.to_string())).collect(),
