@@ -615,6 +615,11 @@ pub(crate) mod tests {
     type TiffEntry = (u16, u16, u64, u64);
 
     impl TiffFile {
+        /// The width of counts in entries, of offsets and of a value field: 4 bytes, 8 in BigTIFF.
+        fn word(&self) -> usize {
+            if self.big { 8 } else { 4 }
+        }
+
         fn put(&self, b: &mut Vec<u8>, value: u64, len: usize) {
             if self.little {
                 b.extend(&value.to_le_bytes()[..len]);
@@ -629,14 +634,14 @@ pub(crate) mod tests {
             let mut offsets = Vec::new();
             for n in entry_counts {
                 offsets.push(at as u64);
-                at += count_len + n * entry_len + count_len.max(4);
+                at += count_len + n * entry_len + self.word();
             }
             offsets.push(at as u64);
             offsets
         }
 
         fn write(&self, directories: &[(&[TiffEntry], u64)], tail: &[u8]) -> Vec<u8> {
-            let word = if self.big { 8 } else { 4 };
+            let word = self.word();
             let mut b = if self.little { b"II".to_vec() } else { b"MM".to_vec() };
             if self.big {
                 self.put(&mut b, 43, 2);
@@ -703,8 +708,8 @@ pub(crate) mod tests {
             let case = format!("little: {little}, big: {big}");
             assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((50, 1)), "{case}");
             let mut array = Vec::new();
-            file.put(&mut array, at[2], if big { 8 } else { 4 });
-            file.put(&mut array, at[1], if big { 8 } else { 4 });
+            file.put(&mut array, at[2], file.word());
+            file.put(&mut array, at[1], file.word());
             let two = page(2, at[3]);
             let tiff = file.write(&[(&two, 0), (&fifty, 0), (&sixty, 0)], &array);
             assert_eq!(largest_of(ImageFormat::Tiff, &tiff), Some((60, 1)), "{case}");
